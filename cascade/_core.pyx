@@ -1,0 +1,262 @@
+# cython: language_level=3
+"""Cascade kernels over compiled arrays (see cascade/compiled.py for the layout).
+
+The static cascade of FORMAT.md, run in rounds until nothing changes:
+
+* round 0: the initial failures;
+* round r: a working node fails by *dependency* when one of its supplier groups had no
+  working supplier after round r-1; then each layer whose set of candidates changed
+  re-applies its rule (``source`` reachability or ``giant`` component) and the working
+  nodes that no longer satisfy it fail as *disconnected*.
+
+Only what changed is revisited: each group keeps a count of its working suppliers that the
+previous round's failures decrement, and a layer's rule is re-applied only when one of its
+nodes failed by dependency in this round (the rules are idempotent, so an untouched layer
+cannot lose more).  The loop is the flood-fill shape of scikit-image's
+``morphology/_flood_fill_cy.pyx``: explicit queues, uint8 state, no recursion, no Python
+objects, all inside ``nogil``.  Buffers are passed in so that callers reuse them.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+import numpy as np
+
+cimport cython
+
+
+cdef inline index_t _fail(index_t v, int32_t rnd, uint8_t why, index_t group,
+                          uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause,
+                          index_t[::1] via_group, index_t[::1] changed,
+                          index_t n_changed) noexcept nogil:
+    working[v] = 0
+    fail_round[v] = rnd
+    cause[v] = why
+    via_group[v] = group
+    changed[n_changed] = v
+    return n_changed + 1
+
+
+cdef index_t _apply_source_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        const uint8_t[::1] is_source, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] mark) noexcept nogil:
+    """Fail the working nodes of ``layer`` not reachable from one of its working sources."""
+    cdef index_t i, j, u, v, head = 0, tail = 0
+    cdef index_t start = layer_ptr[layer], stop = layer_ptr[layer + 1]
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        mark[v] = 0
+        if working[v] and is_source[v]:
+            mark[v] = 1
+            queue[tail] = v
+            tail += 1
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(adj_ptr[u], adj_ptr[u + 1]):
+            if adj_fwd[j] and not edge_failed[adj_edge[j]]:
+                v = adj_nbr[j]
+                if working[v] and not mark[v]:
+                    mark[v] = 1
+                    queue[tail] = v
+                    tail += 1
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if working[v] and not mark[v]:
+            n_changed = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
+                              via_group, changed, n_changed)
+    return n_changed
+
+
+cdef index_t _apply_giant_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp) noexcept nogil:
+    """Fail the working nodes of ``layer`` outside its largest component (edges undirected).
+
+    Components are labelled in node order, so on a tie in size the first labelled one, the
+    one holding the node listed first, wins (FORMAT.md).
+    """
+    cdef index_t i, j, u, v, head, tail
+    cdef index_t start = layer_ptr[layer], stop = layer_ptr[layer + 1]
+    cdef index_t label = 0, best = -1, best_size = 0
+    for i in range(start, stop):
+        comp[layer_nodes[i]] = -1
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if not working[v] or comp[v] != -1:
+            continue
+        comp[v] = label
+        queue[0] = v
+        head = 0
+        tail = 1
+        while head < tail:
+            u = queue[head]
+            head += 1
+            for j in range(adj_ptr[u], adj_ptr[u + 1]):
+                if not edge_failed[adj_edge[j]]:
+                    v = adj_nbr[j]
+                    if working[v] and comp[v] == -1:
+                        comp[v] = label
+                        queue[tail] = v
+                        tail += 1
+        if tail > best_size:
+            best_size = tail
+            best = label
+        label += 1
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if working[v] and comp[v] != best:
+            n_changed = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
+                              via_group, changed, n_changed)
+    return n_changed
+
+
+cdef index_t _cascade(
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
+        const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+        const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
+        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const index_t[::1] edge_src,
+        const index_t[::1] init_nodes, const index_t[::1] init_edges, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+        uint8_t[::1] layer_dirty, bint incremental) noexcept nogil:
+    """Run one cascade; return how many nodes stopped working (listed in ``changed``).
+
+    ``changed[:returned]`` lists those nodes in the order they failed, so round by round.
+    With ``incremental`` the state arrays already hold a fixpoint (for example the intact
+    system's) and only the layers touched by ``init_nodes`` / ``init_edges`` are revisited;
+    otherwise every node starts working and every layer is checked in round 1.
+    ``edge_failed`` must already mark ``init_edges``.
+    """
+    cdef Py_ssize_t n = working.shape[0]
+    cdef Py_ssize_t n_groups = group_owner.shape[0]
+    cdef Py_ssize_t n_layers = layer_rule.shape[0]
+    cdef Py_ssize_t layer
+    cdef index_t i, j, u, v, g, owner
+    cdef index_t n_changed = 0, frontier_start = 0, frontier_end
+    cdef int32_t rnd = 0
+
+    if incremental:
+        for layer in range(n_layers):
+            layer_dirty[layer] = 0
+    else:
+        for v in range(n):
+            working[v] = 1
+            fail_round[v] = -1
+            cause[v] = CAUSE_NONE
+            via_group[v] = -1
+        for g in range(n_groups):
+            alive[g] = sup_ptr[g + 1] - sup_ptr[g]
+        for layer in range(n_layers):
+            layer_dirty[layer] = 1
+
+    for i in range(init_nodes.shape[0]):
+        v = init_nodes[i]
+        if working[v]:
+            n_changed = _fail(v, 0, CAUSE_INITIAL, -1, working, fail_round, cause, via_group,
+                              changed, n_changed)
+            layer_dirty[node_layer[v]] = 1
+    for i in range(init_edges.shape[0]):
+        layer_dirty[node_layer[edge_src[init_edges[i]]]] = 1
+    frontier_end = n_changed
+
+    while True:
+        rnd += 1
+        # Dependency step: the groups that last round's failures emptied.
+        for i in range(frontier_start, frontier_end):
+            u = changed[i]
+            for j in range(rdep_ptr[u], rdep_ptr[u + 1]):
+                g = rdep_grp[j]
+                alive[g] -= 1
+                owner = group_owner[g]
+                if alive[g] == 0 and working[owner]:
+                    n_changed = _fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
+                                      cause, via_group, changed, n_changed)
+                    layer_dirty[node_layer[owner]] = 1
+        # Report the first emptied group of each (groups are numbered in table order).
+        for i in range(frontier_end, n_changed):
+            v = changed[i]
+            for g in range(grp_ptr[v], grp_ptr[v + 1]):
+                if alive[g] == 0:
+                    via_group[v] = g
+                    break
+        # Connectivity step, on the layers whose candidates changed.
+        for layer in range(n_layers):
+            if not layer_dirty[layer]:
+                continue
+            layer_dirty[layer] = 0
+            if layer_rule[layer] == RULE_SOURCE:
+                n_changed = _apply_source_rule(
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                    is_source, edge_failed, working, fail_round, cause, via_group, changed,
+                    n_changed, queue, comp)
+            elif layer_rule[layer] == RULE_GIANT:
+                n_changed = _apply_giant_rule(
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes, edge_failed,
+                    working, fail_round, cause, via_group, changed, n_changed, queue, comp)
+        frontier_start = frontier_end
+        frontier_end = n_changed
+        if frontier_start == frontier_end:
+            break
+    return n_changed
+
+
+cdef void _undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
+                uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause,
+                index_t[::1] via_group, index_t[::1] alive, const index_t[::1] changed,
+                index_t n_changed) noexcept nogil:
+    """Bring the nodes an incremental cascade failed back to working, counts included."""
+    cdef index_t i, j, v
+    for i in range(n_changed):
+        v = changed[i]
+        working[v] = 1
+        fail_round[v] = -1
+        cause[v] = CAUSE_NONE
+        via_group[v] = -1
+        for j in range(rdep_ptr[v], rdep_ptr[v + 1]):
+            alive[rdep_grp[j]] += 1
+
+
+def cascade(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+            const uint8_t[::1] adj_fwd,
+            const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+            const int32_t[::1] node_layer, const uint8_t[::1] layer_rule,
+            const uint8_t[::1] is_source,
+            const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
+            const index_t[::1] rdep_grp, const index_t[::1] group_owner,
+            const index_t[::1] edge_src, const index_t[::1] init_nodes,
+            const index_t[::1] init_edges,
+            const uint8_t[::1] edge_failed,
+            uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause,
+            index_t[::1] via_group, index_t[::1] alive, index_t[::1] changed,
+            index_t[::1] queue, index_t[::1] comp, uint8_t[::1] layer_dirty,
+            bint incremental=False):
+    """Python entry to ``_cascade``; releases the GIL for the whole fixpoint.
+
+    Callers go through :class:`cascade.compiled.Workspace`, which owns the buffers.
+    """
+    cdef index_t n_changed
+    with nogil:
+        n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                             node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr, rdep_grp,
+                             group_owner, edge_src, init_nodes, init_edges, edge_failed,
+                             working, fail_round, cause, via_group, alive, changed, queue, comp,
+                             layer_dirty, incremental)
+    return n_changed
+
+
+def undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
+         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause,
+         index_t[::1] via_group, index_t[::1] alive, const index_t[::1] changed,
+         index_t n_changed):
+    """Python entry to ``_undo`` (restores the state an incremental cascade started from)."""
+    with nogil:
+        _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive, changed,
+              n_changed)

@@ -1,0 +1,286 @@
+"""The name-to-index boundary: an :class:`InfrastructureSystem` compiled to CSR arrays.
+
+This is the only module that turns node, edge, layer and group names into integers (after
+WNTR, which maps names to ids once and then flips masks, ``wntr/sim/network_isolation``).
+Kernels in :mod:`cascade._core` see only the arrays of :class:`CompiledSystem`; results map
+back to names through ``node_ids`` / ``edge_ids``.
+
+Layout
+------
+* Adjacency: one CSR over all nodes (``adj_ptr``, ``adj_nbr``, ``adj_edge``).  An undirected
+  edge u-v appears at u and at v with ``adj_fwd = 1``; a directed edge u->v appears at u with
+  ``adj_fwd = 1`` and at v with ``adj_fwd = 0``, so ``source`` reachability follows
+  ``adj_fwd`` entries while ``giant`` components use every entry.
+* Layers: ``layer_nodes[layer_ptr[l]:layer_ptr[l+1]]`` lists layer l's nodes in file order.
+* Dependencies: groups are numbered by dependent, then by first appearance in the table;
+  ``grp_ptr[v]:grp_ptr[v+1]`` are the groups of node v; ``sup_idx[sup_ptr[g]:sup_ptr[g+1]]``
+  are the suppliers of group g in table order; ``rdep_grp[rdep_ptr[s]:rdep_ptr[s+1]]`` are
+  the groups that node s supplies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from .errors import InputError
+from .system import InfrastructureSystem
+
+RULE_CODES = {"none": 0, "source": 1, "giant": 2}
+CAUSES = ("", "initial", "dependency", "disconnected")
+
+
+def _csr(keys: np.ndarray, n: int, index_dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Stable CSR grouping of positions by ``keys`` (0 <= key < n): (indptr, order)."""
+    order = np.argsort(keys, kind="stable")
+    indptr = np.zeros(n + 1, dtype=index_dtype)
+    np.cumsum(np.bincount(keys, minlength=n), out=indptr[1:])
+    return indptr, order.astype(index_dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledSystem:
+    """Immutable arrays of a system; cheap to share between threads and to ship to workers.
+
+    Index arrays share one dtype, ``index_dtype`` (int32 or int64).
+    """
+
+    name: str
+    index_dtype: np.dtype
+    node_ids: np.ndarray          # (n,) object: node names in file order
+    edge_ids: np.ndarray          # (m,) object
+    layer_names: list
+    layer_rule: np.ndarray        # (L,) uint8, RULE_CODES
+    node_layer: np.ndarray        # (n,) int32
+    is_source: np.ndarray         # (n,) uint8
+    demand: np.ndarray            # (n,) float64
+    layer_ptr: np.ndarray         # (L+1,) index
+    layer_nodes: np.ndarray       # (n,) index
+    edge_src: np.ndarray          # (m,) index
+    edge_dst: np.ndarray          # (m,) index
+    edge_directed: np.ndarray     # (m,) uint8
+    adj_ptr: np.ndarray           # (n+1,) index
+    adj_nbr: np.ndarray           # (2m,) index
+    adj_edge: np.ndarray          # (2m,) index
+    adj_fwd: np.ndarray           # (2m,) uint8
+    grp_ptr: np.ndarray           # (n+1,) index
+    group_owner: np.ndarray       # (G,) index
+    group_name: np.ndarray        # (G,) object: the group's label, '' for a row of its own
+    group_delay: np.ndarray       # (G,) float64: hours of backup (largest delay of its rows)
+    sup_ptr: np.ndarray           # (G+1,) index
+    sup_idx: np.ndarray           # (S,) index
+    rdep_ptr: np.ndarray          # (n+1,) index
+    rdep_grp: np.ndarray          # (S,) index
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_ids)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_ids)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_owner)
+
+    def node_index(self, ids) -> np.ndarray:
+        """Indices of node names; unknown names raise :class:`InputError`."""
+        return self._lookup(ids, self._node_map, "node")
+
+    def edge_index(self, ids) -> np.ndarray:
+        """Indices of edge names; unknown names raise :class:`InputError`."""
+        return self._lookup(ids, self._edge_map, "edge")
+
+    def split_ids(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """Split element names into (node indices, edge indices).
+
+        A name that is a node is taken as the node.  Unknown names raise :class:`InputError`.
+        """
+        nodes, edges = [], []
+        for name in ids:
+            name = str(name)
+            if name in self._node_map:
+                nodes.append(self._node_map[name])
+            elif name in self._edge_map:
+                edges.append(self._edge_map[name])
+            else:
+                raise InputError(f"unknown node or edge id '{name}'")
+        return (np.unique(np.asarray(nodes, dtype=self.index_dtype)),
+                np.unique(np.asarray(edges, dtype=self.index_dtype)))
+
+    @staticmethod
+    def _lookup(ids, mapping, what) -> np.ndarray:
+        out = []
+        for name in ids:
+            try:
+                out.append(mapping[str(name)])
+            except KeyError:
+                raise InputError(f"unknown {what} id '{name}'") from None
+        return np.asarray(out, dtype=np.int64)
+
+    @property
+    def _node_map(self) -> dict:
+        cache = self.__dict__.get("_node_map_cache")
+        if cache is None:
+            cache = {name: i for i, name in enumerate(self.node_ids)}
+            object.__setattr__(self, "_node_map_cache", cache)
+        return cache
+
+    @property
+    def _edge_map(self) -> dict:
+        cache = self.__dict__.get("_edge_map_cache")
+        if cache is None:
+            cache = {name: i for i, name in enumerate(self.edge_ids)}
+            object.__setattr__(self, "_edge_map_cache", cache)
+        return cache
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_node_map_cache", None)
+        state.pop("_edge_map_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSystem:
+    """Compile a validated system to arrays.
+
+    Parameters
+    ----------
+    system : InfrastructureSystem
+    index_dtype : numpy dtype, optional
+        ``np.int32`` or ``np.int64``; by default int32 when every index fits.
+
+    Returns
+    -------
+    CompiledSystem
+    """
+    nodes, edges, deps = system.nodes, system.edges, system.dependencies
+    n, m = len(nodes), len(edges)
+    if index_dtype is None:
+        index_dtype = np.int32 if 2 * m + n + len(deps) < 2**31 - 1 else np.int64
+    index_dtype = np.dtype(index_dtype)
+    if index_dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        raise ValueError("index_dtype must be int32 or int64")
+    idx = index_dtype.type
+
+    node_ids = nodes["id"].to_numpy(dtype=object)
+    node_pos = {name: i for i, name in enumerate(node_ids)}
+    rules = system.layer_rules()
+    layer_names = list(rules)
+    layer_pos = {name: i for i, name in enumerate(layer_names)}
+    node_layer = nodes["layer"].map(layer_pos).to_numpy(np.int32)
+    layer_ptr, layer_nodes = _csr(node_layer, len(layer_names), index_dtype)
+
+    src = edges["source"].map(node_pos).to_numpy(np.int64)
+    dst = edges["target"].map(node_pos).to_numpy(np.int64)
+    directed = edges["directed"].to_numpy(bool)
+    ends = np.concatenate([src, dst])
+    adj_ptr, order = _csr(ends, n, index_dtype)
+    edge_of = np.concatenate([np.arange(m), np.arange(m)])
+    other = np.concatenate([dst, src])
+    fwd = np.concatenate([np.ones(m, bool), ~directed])
+
+    # Dependencies: one group per (dependent, group label), or per row when the label is empty.
+    owners = deps["dependent"].map(node_pos).to_numpy(np.int64)
+    suppliers = deps["supplier"].map(node_pos).to_numpy(np.int64)
+    labels = deps["group"].to_numpy(dtype=object)
+    key = np.array([f"{o}\x00{g}" if g != "" else f"{o}\x01{r}" for r, (o, g) in
+                    enumerate(zip(owners, labels))], dtype=object)
+    _, first_row, group_of_row = np.unique(key, return_index=True, return_inverse=True) if len(key) \
+        else (None, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    # Number groups by (owner, first appearance).
+    group_order = np.lexsort((first_row, owners[first_row])) if len(first_row) else np.zeros(0, np.int64)
+    renumber = np.empty(len(group_order), np.int64)
+    renumber[group_order] = np.arange(len(group_order))
+    group_of_row = renumber[group_of_row]
+    n_groups = len(group_order)
+    group_owner = owners[first_row[group_order]]
+    group_name = labels[first_row[group_order]] if n_groups else np.zeros(0, object)
+    group_delay = np.zeros(n_groups)
+    if n_groups:
+        np.maximum.at(group_delay, group_of_row, deps["delay"].to_numpy(float))
+    # Suppliers of each group in table order, without repeats.
+    pair = group_of_row * max(n, 1) + suppliers
+    _, keep = np.unique(pair, return_index=True)
+    keep = np.sort(keep)
+    sup_ptr, sup_order = _csr(group_of_row[keep], n_groups, index_dtype)
+    sup_idx = suppliers[keep][sup_order]
+    grp_ptr = np.zeros(n + 1, dtype=index_dtype)
+    np.cumsum(np.bincount(group_owner, minlength=n), out=grp_ptr[1:])
+    rdep_ptr, rdep_order = _csr(sup_idx, n, index_dtype)
+    sup_group = np.repeat(np.arange(n_groups), np.diff(sup_ptr))
+    rdep_grp = sup_group[rdep_order]
+
+    def arr(values, dtype=index_dtype):
+        return np.ascontiguousarray(values, dtype=dtype)
+
+    return CompiledSystem(
+        name=system.name, index_dtype=index_dtype, node_ids=node_ids,
+        edge_ids=edges["id"].to_numpy(dtype=object), layer_names=layer_names,
+        layer_rule=arr([RULE_CODES[rules[name]] for name in layer_names], np.uint8),
+        node_layer=node_layer, is_source=arr(nodes["kind"].to_numpy() == "source", np.uint8),
+        demand=arr(nodes["demand"].to_numpy(float), np.float64),
+        layer_ptr=layer_ptr, layer_nodes=arr(layer_nodes), edge_src=arr(src), edge_dst=arr(dst),
+        edge_directed=arr(directed, np.uint8), adj_ptr=adj_ptr, adj_nbr=arr(other[order.astype(np.int64)]),
+        adj_edge=arr(edge_of[order.astype(np.int64)]), adj_fwd=arr(fwd[order.astype(np.int64)], np.uint8),
+        grp_ptr=grp_ptr, group_owner=arr(group_owner), group_name=group_name, group_delay=group_delay,
+        sup_ptr=sup_ptr, sup_idx=arr(sup_idx), rdep_ptr=rdep_ptr, rdep_grp=arr(rdep_grp))
+
+
+class Workspace:
+    """Buffers for running cascades on one compiled system, allocated once and reused.
+
+    One workspace per thread: kernels write into it.  After :meth:`run`, ``working``,
+    ``fail_round``, ``cause`` and ``via_group`` hold the final state, and
+    ``changed[:n_changed]`` the nodes that failed in this run, round by round.
+    """
+
+    def __init__(self, compiled: CompiledSystem):
+        c = compiled
+        self.compiled = c
+        n, idx = c.n_nodes, c.index_dtype
+        self.working = np.ones(n, np.uint8)
+        self.fail_round = np.full(n, -1, np.int32)
+        self.cause = np.zeros(n, np.uint8)
+        self.via_group = np.full(n, -1, idx)
+        self.alive = np.diff(c.sup_ptr).astype(idx)
+        self.changed = np.zeros(n, idx)
+        self.queue = np.zeros(n, idx)
+        self.comp = np.zeros(n, idx)
+        self.layer_dirty = np.zeros(len(c.layer_names), np.uint8)
+        self.edge_failed = np.zeros(c.n_edges, np.uint8)
+        self.n_changed = 0
+
+    def run(self, init_nodes=(), init_edges=(), incremental: bool = False) -> int:
+        """Run the static cascade from failed node and edge indices; return how many nodes failed.
+
+        With ``incremental=True`` the state arrays must already hold a fixpoint (as left by a
+        previous run) and the new failures are applied on top of it; :meth:`undo` takes them
+        back.  Edges failed by this call stay failed until the next non-incremental run.
+        """
+        c = self.compiled
+        init_nodes = np.ascontiguousarray(init_nodes, dtype=c.index_dtype)
+        init_edges = np.ascontiguousarray(init_edges, dtype=c.index_dtype)
+        if not incremental:
+            self.edge_failed[:] = 0
+        self.edge_failed[init_edges] = 1
+        self.n_changed = _core.cascade(
+            c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes, c.node_layer,
+            c.layer_rule, c.is_source, c.grp_ptr, c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner, c.edge_src,
+            init_nodes, init_edges, self.edge_failed, self.working, self.fail_round, self.cause,
+            self.via_group, self.alive, self.changed, self.queue, self.comp, self.layer_dirty,
+            incremental)
+        return self.n_changed
+
+    def undo(self, init_edges=()) -> None:
+        """Take back the last incremental run (nodes and ``init_edges``)."""
+        c = self.compiled
+        _core.undo(c.rdep_ptr, c.rdep_grp, self.working, self.fail_round, self.cause,
+                   self.via_group, self.alive, self.changed, self.n_changed)
+        self.edge_failed[np.asarray(init_edges, dtype=np.int64)] = 0
+        self.n_changed = 0

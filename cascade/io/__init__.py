@@ -1,0 +1,4 @@
+"""Readers and writers of outside formats; names stay strings here."""
+from .csv_dir import read_system, write_atomic, write_system
+
+__all__ = ["read_system", "write_system", "write_atomic"]

@@ -1,0 +1,148 @@
+"""Read and write a system directory (FORMAT.md): nodes.csv, edges.csv, dependencies.csv, system.toml."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..system import InfrastructureSystem
+
+SYSTEM_KEYS = {"name", "crs"}
+LAYER_KEYS = {"rule"}
+
+
+def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
+    if not path.exists():
+        if required:
+            raise InputError("missing file", str(path))
+        return None
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                           encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise InputError("empty file (it needs at least a header line)", str(path)) from None
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        detail = str(exc).strip().splitlines()[-1]
+        raise InputError(f"malformed CSV: {detail}", str(path),
+                         int(match.group(1)) if match else None) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a CSV file", str(path)) from None
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            config = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"malformed TOML: {exc}", str(path)) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", str(path)) from None
+    unknown = set(config) - {"system", "layers"}
+    if unknown:
+        raise InputError(f"unknown table '{sorted(unknown)[0]}' (expected [system] and [layers.NAME])",
+                         str(path))
+    if not isinstance(config.get("system", {}), dict) or not isinstance(config.get("layers", {}), dict):
+        raise InputError("[system] and [layers] must be tables", str(path))
+    unknown = set(config.get("system", {})) - SYSTEM_KEYS
+    if unknown:
+        raise InputError(f"unknown key '{sorted(unknown)[0]}' in [system] (expected name, crs)", str(path))
+    for layer, table in config.get("layers", {}).items():
+        if not isinstance(table, dict):
+            raise InputError(f"[layers.{layer}] must be a table", str(path))
+        unknown = set(table) - LAYER_KEYS
+        if unknown:
+            raise InputError(f"unknown key '{sorted(unknown)[0]}' in [layers.{layer}] (expected rule)",
+                             str(path))
+    return config
+
+
+def read_system(path: str | os.PathLike) -> InfrastructureSystem:
+    """Read a system directory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A directory holding ``nodes.csv`` and ``edges.csv``, and optionally
+        ``dependencies.csv`` and ``system.toml``.
+
+    Returns
+    -------
+    InfrastructureSystem
+
+    Raises
+    ------
+    InputError
+        On every bad input of FORMAT.md, naming the file and the line.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError("not a system directory" if root.exists() else "no such directory", str(root))
+    nodes = _read_csv(root / "nodes.csv", required=True)
+    edges = _read_csv(root / "edges.csv", required=True)
+    deps = _read_csv(root / "dependencies.csv", required=False)
+    config = _read_toml(root / "system.toml")
+    system = config.get("system", {})
+    rules = {layer: table.get("rule") for layer, table in config.get("layers", {}).items()
+             if "rule" in table}
+    for layer, rule in rules.items():
+        if not isinstance(rule, str):
+            raise InputError(f"layer '{layer}': rule must be a string", str(root / "system.toml"))
+    return InfrastructureSystem.from_tables(
+        nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
+        crs=system.get("crs"), rules=rules,
+        files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
+               "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
+
+
+def _toml_string(value: str) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
+    """Write a system directory that :func:`read_system` reads back to the same tables.
+
+    Each file is written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    edges = system.edges.copy()
+    edges["directed"] = np.where(edges["directed"].astype(bool), "true", "false")
+    lines = ["[system]", f"name = {_toml_string(system.name)}"]
+    if system.crs:
+        lines.append(f"crs = {_toml_string(system.crs)}")
+    for layer, rule in sorted(system.rules.items()):
+        lines += ["", f"[layers.{_toml_string(layer)}]", f"rule = {_toml_string(rule)}"]
+    texts = {
+        "nodes.csv": system.nodes.to_csv(index=False, lineterminator="\n"),
+        "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
+        "dependencies.csv": system.dependencies.to_csv(index=False, lineterminator="\n"),
+        "system.toml": "\n".join(lines) + "\n",
+    }
+    for name, text in texts.items():
+        write_atomic(root / name, text)
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,216 @@
+"""One static cascade with its trace: :func:`simulate` and :class:`CascadeResult`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .compiled import CAUSES, CompiledSystem, Workspace, compile_system
+from .errors import InputError
+from .system import InfrastructureSystem
+
+ENGINES = ("core", "reference")
+
+
+def layer_service(compiled: CompiledSystem, working: np.ndarray) -> pd.DataFrame:
+    """Per-layer service of a working mask (FORMAT.md, "Service").
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by layer name, columns ``nodes``, ``functioning``, ``demand``,
+        ``demand_served``, ``service``.  ``service`` is served / demand, or the fraction of
+        working nodes in a layer without demand (NaN in a layer without nodes).
+    """
+    L = len(compiled.layer_names)
+    working = np.asarray(working, bool)
+    nodes = np.bincount(compiled.node_layer, minlength=L)
+    functioning = np.bincount(compiled.node_layer, weights=working, minlength=L).astype(int)
+    demand = np.bincount(compiled.node_layer, weights=compiled.demand, minlength=L)
+    served = np.bincount(compiled.node_layer, weights=compiled.demand * working, minlength=L)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        service = np.where(demand > 0, served / np.where(demand > 0, demand, 1),
+                           functioning / np.where(nodes > 0, nodes, 1))
+    service = np.where(nodes > 0, service, np.nan)
+    return pd.DataFrame({"nodes": nodes, "functioning": functioning, "demand": demand,
+                         "demand_served": served, "service": service},
+                        index=pd.Index(compiled.layer_names, name="layer"))
+
+
+@dataclass
+class CascadeResult:
+    """The outcome of one cascade, as arrays over the compiled system's nodes.
+
+    Attributes
+    ----------
+    compiled : CompiledSystem
+    working : ndarray of bool, shape (n,)
+        Final state.
+    fail_round : ndarray of int32, shape (n,)
+        Round in which each node stopped working, -1 for working nodes.
+    cause : ndarray of uint8, shape (n,)
+        Index into ``("", "initial", "dependency", "disconnected")``.
+    via_group : ndarray of int64, shape (n,)
+        For ``dependency`` failures, the emptied group (first one on a tie), else -1.
+    initial_nodes, initial_edges : ndarray of int64
+        Indices of the initial failures.
+    baseline_working : ndarray of bool, shape (n,)
+        State of the intact system (no initial failure), for "before" figures.
+    engine : str
+    """
+
+    compiled: CompiledSystem
+    working: np.ndarray
+    fail_round: np.ndarray
+    cause: np.ndarray
+    via_group: np.ndarray
+    initial_nodes: np.ndarray
+    initial_edges: np.ndarray
+    baseline_working: np.ndarray
+    engine: str = "core"
+    _via: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def rounds(self) -> int:
+        """The last round in which a node stopped working (0 when none cascaded)."""
+        return int(self.fail_round.max(initial=0))
+
+    @property
+    def via_supplier(self) -> np.ndarray:
+        """For each dependency failure the supplier of the emptied group that failed last
+        (the first listed among those that failed in the previous round); -1 otherwise."""
+        if self._via is None:
+            c = self.compiled
+            via = np.full(c.n_nodes, -1, np.int64)
+            for v in np.flatnonzero(self.via_group >= 0):
+                g = self.via_group[v]
+                members = c.sup_idx[c.sup_ptr[g]:c.sup_ptr[g + 1]]
+                last = members[self.fail_round[members] == self.fail_round[v] - 1]
+                via[v] = last[0]
+            self._via = via
+        return self._via
+
+    def failed(self) -> pd.DataFrame:
+        """Nodes that stopped working, in round order then file order.
+
+        Columns: ``id``, ``layer``, ``round``, ``cause``, ``via`` (supplier id or None),
+        ``group`` (the emptied group's label or None).
+        """
+        c = self.compiled
+        idx = np.flatnonzero(~self.working)
+        idx = idx[np.lexsort((idx, self.fail_round[idx]))]
+        via = self.via_supplier[idx]
+        groups = self.via_group[idx]
+        return pd.DataFrame({
+            "id": c.node_ids[idx],
+            "layer": [c.layer_names[i] for i in c.node_layer[idx]],
+            "round": self.fail_round[idx].astype(int),
+            "cause": [CAUSES[k] for k in self.cause[idx]],
+            "via": [c.node_ids[s] if s >= 0 else None for s in via],
+            "group": [(c.group_name[g] or None) if g >= 0 else None for g in groups],
+        })
+
+    def layers(self, before: bool = False) -> pd.DataFrame:
+        """Per-layer service after the cascade, or of the intact system with ``before=True``."""
+        return layer_service(self.compiled, self.baseline_working if before else self.working)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of ``cascade simulate --format json``."""
+        c = self.compiled
+        layers = self.layers()
+        before = self.layers(before=True)
+
+        def num(x):
+            return None if pd.isna(x) else float(x)
+
+        return {
+            "system": c.name,
+            "engine": self.engine,
+            "rounds": self.rounds,
+            "initial_failures": {"nodes": [str(c.node_ids[i]) for i in self.initial_nodes],
+                                 "edges": [str(c.edge_ids[i]) for i in self.initial_edges]},
+            "layers": {name: {"nodes": int(row.nodes), "functioning": int(row.functioning),
+                              "demand": float(row.demand), "demand_served": float(row.demand_served),
+                              "service": num(row.service),
+                              "service_before": num(before.loc[name, "service"])}
+                       for name, row in layers.iterrows()},
+            "failed": [{"id": str(r.id), "layer": r.layer, "round": int(r.round), "cause": r.cause,
+                        "via": r.via, "group": r.group}
+                       for r in self.failed().itertuples(index=False)],
+        }
+
+
+def _run_core(compiled: CompiledSystem, nodes, edges, workspace: Workspace | None = None):
+    ws = workspace or Workspace(compiled)
+    ws.run(nodes, edges)
+    return (ws.working.astype(bool), ws.fail_round.copy(), ws.cause.copy(),
+            ws.via_group.astype(np.int64))
+
+
+def _run_reference(system: InfrastructureSystem, compiled: CompiledSystem, nodes, edges):
+    from .reference import run_cascade
+
+    failures = run_cascade(system, compiled.node_ids[nodes], compiled.edge_ids[edges])
+    n = compiled.n_nodes
+    working = np.ones(n, bool)
+    fail_round = np.full(n, -1, np.int32)
+    cause = np.zeros(n, np.uint8)
+    via_group = np.full(n, -1, np.int64)
+    for name, failure in failures.items():
+        v = compiled.node_index([name])[0]
+        working[v] = False
+        fail_round[v] = failure.round
+        cause[v] = CAUSES.index(failure.cause)
+        if failure.group is not None:
+            via_group[v] = compiled.grp_ptr[v] + failure.group
+    return working, fail_round, cause, via_group
+
+
+def simulate(system: InfrastructureSystem, fail=(), *, engine: str = "core",
+             compiled: CompiledSystem | None = None) -> CascadeResult:
+    """Run the static cascade of FORMAT.md from the failure of some nodes and edges.
+
+    Parameters
+    ----------
+    system : InfrastructureSystem
+    fail : iterable of str
+        Ids of the initially failed nodes and edges (a name that is both is the node).
+    engine : {"core", "reference"}
+        The Cython core, or the networkx reference engine (slow; for checking).
+    compiled : CompiledSystem, optional
+        The compiled ``system``, to save compiling it again.
+
+    Returns
+    -------
+    CascadeResult
+
+    Raises
+    ------
+    InputError
+        When an id is neither a node nor an edge.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from cascade import InfrastructureSystem, simulate
+    >>> power = nx.Graph([("plant", "sub")]); power.nodes["plant"]["kind"] = "source"
+    >>> water = nx.Graph([("pump", "tap")]); water.nodes["pump"]["kind"] = "source"
+    >>> s = InfrastructureSystem.from_networkx({"power": power, "water": water}, [("pump", "sub")])
+    >>> sorted(simulate(s, ["plant"]).failed()["id"])
+    ['plant', 'pump', 'sub', 'tap']
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine '{engine}' (use core or reference)")
+    compiled = compiled if compiled is not None else compile_system(system)
+    nodes, edges = compiled.split_ids(fail)
+    if engine == "core":
+        ws = Workspace(compiled)
+        baseline = _run_core(compiled, (), (), ws)[0]
+        arrays = _run_core(compiled, nodes, edges, ws)
+    else:
+        baseline = _run_reference(system, compiled, [], [])[0]
+        arrays = _run_reference(system, compiled, nodes, edges)
+    return CascadeResult(compiled, *arrays, initial_nodes=nodes.astype(np.int64),
+                         initial_edges=edges.astype(np.int64), baseline_working=baseline,
+                         engine=engine)

@@ -1,0 +1,303 @@
+"""The system as pandas tables: nodes, edges, dependencies and layer rules (FORMAT.md).
+
+Names stay strings here; :func:`cascade.compiled.compile_system` is the one place where they
+become integer indices.  Every check that FORMAT.md lists for bad input happens in
+:meth:`InfrastructureSystem.from_tables`, so a system built in Python gets the same checks as
+one read from files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+RULES = ("source", "giant", "none")
+LIFELINES = ("power", "water", "gas", "transport", "communication")
+
+NODE_NUMBERS = {"demand": 0.0, "x": None, "y": None, "repair_time": None, "repair_cost": None}
+EDGE_NUMBERS = {"repair_time": None, "repair_cost": None, "capacity": None, "length": None}
+DEPENDENCY_NUMBERS = {"delay": 0.0}
+# Coordinates may be negative; every other number of the format is a duration, cost or size.
+SIGNED = {"x", "y"}
+TRUE = {"true", "1", "yes", "y", "t"}
+FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+def _line(row: int) -> int:
+    """File line of a table row (the CSV header is line 1)."""
+    return int(row) + 2
+
+
+def _strings(table: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as a stripped string, missing cells as ''."""
+    out = {}
+    for col in table.columns:
+        values = table[col]
+        missing = values.isna().to_numpy()
+        values = values.astype(str).str.strip()
+        if missing.any():
+            values = values.where(~missing, "")
+        out[str(col).strip()] = values.to_numpy(dtype=object)
+    return pd.DataFrame(out, columns=list(out) if out else [str(c).strip() for c in table.columns])
+
+
+def _require(table: pd.DataFrame, columns: Iterable[str], file: str) -> None:
+    for col in columns:
+        if col not in table.columns:
+            raise InputError(f"missing required column '{col}'", file)
+    for col in columns:
+        empty = np.flatnonzero(table[col].to_numpy() == "")
+        if empty.size:
+            raise InputError(f"empty '{col}'", file, _line(empty[0]))
+
+
+def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -> None:
+    """Turn the format's numeric columns into floats in place; reject bad values by line."""
+    for col, default in spec.items():
+        if col not in table.columns:
+            table[col] = np.nan if default is None else default
+            continue
+        raw = table[col].to_numpy()
+        values = pd.to_numeric(pd.Series(raw).replace("", np.nan), errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(np.isnan(values) & (raw != "") | np.isinf(values))
+        if bad.size:
+            raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0]))
+        if col not in SIGNED:
+            neg = np.flatnonzero(values < 0)
+            if neg.size:
+                raise InputError(f"'{col}' is negative: '{raw[neg[0]]}'", file, _line(neg[0]))
+        if default is not None:
+            values = np.where(np.isnan(values), default, values)
+        table[col] = values
+
+
+def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
+    """Other columns are kept; a column whose filled cells are all numbers becomes float."""
+    for col in table.columns:
+        if col in known:
+            continue
+        raw = table[col]
+        values = pd.to_numeric(raw.replace("", np.nan), errors="coerce")
+        if (raw != "").any() and not (values.isna() & (raw != "")).any():
+            table[col] = values.astype(float)
+
+
+def _duplicates(ids: pd.Series, what: str, file: str) -> None:
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        rows = np.flatnonzero(dup.to_numpy())
+        first, second = rows[0], rows[1:][ids.iloc[rows[1:]].to_numpy() == ids.iloc[rows[0]]][0]
+        raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first)})",
+                         file, _line(second))
+
+
+@dataclass
+class InfrastructureSystem:
+    """A coupled lifeline system: nodes, edges and dependencies as pandas tables.
+
+    Build one with :func:`cascade.read_system` (a directory in the format of FORMAT.md),
+    :meth:`from_tables` or :meth:`from_networkx`; those validate.  Construct the dataclass
+    directly only from tables that went through them.
+
+    Attributes
+    ----------
+    nodes : pandas.DataFrame
+        One row per node: ``id``, ``layer``, ``kind``, ``demand``, ``x``, ``y``,
+        ``repair_time``, ``repair_cost`` and any other attribute columns.
+    edges : pandas.DataFrame
+        One row per edge: ``id``, ``source``, ``target``, ``directed`` (bool) and attributes.
+    dependencies : pandas.DataFrame
+        One row per (dependent, supplier): ``dependent``, ``supplier``, ``group`` (``''`` when
+        the row is a group of its own), ``delay`` (hours) and attributes.
+    name : str
+    crs : str or None
+        Coordinate reference system of ``x`` and ``y``, for example ``"EPSG:32650"``.
+    rules : dict of str to str
+        Rules set explicitly in ``system.toml``; see :meth:`layer_rules` for all layers.
+    """
+
+    nodes: pd.DataFrame
+    edges: pd.DataFrame
+    dependencies: pd.DataFrame
+    name: str = "system"
+    crs: str | None = None
+    rules: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_tables(cls, nodes: pd.DataFrame, edges: pd.DataFrame | None = None,
+                    dependencies: pd.DataFrame | None = None, *, name: str = "system",
+                    crs: str | None = None, rules: Mapping[str, str] | None = None,
+                    files: Mapping[str, str] | None = None) -> "InfrastructureSystem":
+        """Validate raw tables (any cell types) and build a system.
+
+        Parameters
+        ----------
+        nodes, edges, dependencies : pandas.DataFrame
+            Columns as in FORMAT.md; ``edges`` and ``dependencies`` may be omitted.
+        name, crs, rules
+            As in ``system.toml``.
+        files : dict, optional
+            Names to use in error messages for ``nodes``, ``edges``, ``dependencies`` and
+            ``system`` (defaults: ``nodes.csv`` and so on).
+
+        Raises
+        ------
+        InputError
+            On any of the bad inputs of FORMAT.md, naming the file and line.
+        """
+        files = {"nodes": "nodes.csv", "edges": "edges.csv", "dependencies": "dependencies.csv",
+                 "system": "system.toml", **(files or {})}
+        if edges is None:
+            edges = pd.DataFrame(columns=["source", "target"])
+        if dependencies is None:
+            dependencies = pd.DataFrame(columns=["dependent", "supplier"])
+
+        nodes = _strings(nodes)
+        f = files["nodes"]
+        _require(nodes, ["id", "layer"], f)
+        _duplicates(nodes["id"], "node id", f)
+        if "kind" not in nodes.columns:
+            nodes["kind"] = ""
+        _numbers(nodes, NODE_NUMBERS, f)
+        _attributes(nodes, {"id", "layer", "kind", *NODE_NUMBERS})
+        layer_of = dict(zip(nodes["id"], nodes["layer"]))
+
+        edges = _strings(edges)
+        f = files["edges"]
+        _require(edges, ["source", "target"], f)
+        if "id" not in edges.columns:
+            edges["id"] = ""
+        blank = edges["id"] == ""
+        edges.loc[blank, "id"] = edges.loc[blank, "source"] + "->" + edges.loc[blank, "target"]
+        for end in ("source", "target"):
+            unknown = np.flatnonzero(~edges[end].isin(layer_of).to_numpy())
+            if unknown.size:
+                row = unknown[0]
+                raise InputError(f"edge '{edges['id'].iloc[row]}' names unknown node "
+                                 f"'{edges[end].iloc[row]}'", f, _line(row))
+        src_layer = edges["source"].map(layer_of)
+        dst_layer = edges["target"].map(layer_of)
+        across = np.flatnonzero((src_layer != dst_layer).to_numpy())
+        if across.size:
+            row = across[0]
+            raise InputError(f"edge '{edges['id'].iloc[row]}' joins layer '{src_layer.iloc[row]}' "
+                             f"to layer '{dst_layer.iloc[row]}'; edges stay inside one layer",
+                             f, _line(row))
+        _duplicates(edges["id"], "edge id (give parallel edges an explicit id)", f)
+        if "directed" not in edges.columns:
+            edges["directed"] = ""
+        flag = edges["directed"].str.lower()
+        bad = np.flatnonzero(~flag.isin(TRUE | FALSE).to_numpy())
+        if bad.size:
+            raise InputError(f"'directed' must be true or false, not '{edges['directed'].iloc[bad[0]]}'",
+                             f, _line(bad[0]))
+        edges["directed"] = flag.isin(TRUE).to_numpy()
+        _numbers(edges, EDGE_NUMBERS, f)
+        _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS})
+        edges = edges[["id", "source", "target", "directed"]
+                      + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]
+
+        deps = _strings(dependencies)
+        f = files["dependencies"]
+        _require(deps, ["dependent", "supplier"], f)
+        for col in ("dependent", "supplier"):
+            unknown = np.flatnonzero(~deps[col].isin(layer_of).to_numpy())
+            if unknown.size:
+                row = unknown[0]
+                raise InputError(f"{col} '{deps[col].iloc[row]}' is not a node", f, _line(row))
+        selfdep = np.flatnonzero((deps["dependent"] == deps["supplier"]).to_numpy())
+        if selfdep.size:
+            raise InputError(f"node '{deps['dependent'].iloc[selfdep[0]]}' depends on itself",
+                             f, _line(selfdep[0]))
+        if "group" not in deps.columns:
+            deps["group"] = ""
+        _numbers(deps, DEPENDENCY_NUMBERS, f)
+        _attributes(deps, {"dependent", "supplier", "group", *DEPENDENCY_NUMBERS})
+
+        rules = {str(k): str(v) for k, v in (rules or {}).items()}
+        for layer, rule in rules.items():
+            if rule not in RULES:
+                raise InputError(f"layer '{layer}': unknown rule '{rule}' (use source, giant or none)",
+                                 files["system"])
+        return cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
+                   crs=crs if crs else None, rules=rules)
+
+    @classmethod
+    def from_networkx(cls, layers: Mapping[str, "nx.Graph"], dependencies=None, *,
+                      name: str = "system", crs: str | None = None,
+                      rules: Mapping[str, str] | None = None) -> "InfrastructureSystem":
+        """Build a system from one networkx graph per layer.
+
+        Parameters
+        ----------
+        layers : dict of str to networkx.Graph
+            Layer name to graph.  Node attributes (``kind``, ``demand``, ``x``, ``y``, ...)
+            and edge attributes (``id``, ``repair_time``, ...) are carried over.  Edges of a
+            ``DiGraph`` are directed; node names must be unique across layers.
+        dependencies : iterable or pandas.DataFrame, optional
+            Rows ``(dependent, supplier)``, ``(dependent, supplier, {"group": ..., "delay": ...})``
+            or dicts with those keys, or a DataFrame with the columns of ``dependencies.csv``.
+        name, crs, rules
+            As in ``system.toml``.
+
+        Examples
+        --------
+        >>> import networkx as nx
+        >>> power = nx.path_graph(["plant", "sub"])
+        >>> nx.set_node_attributes(power, {"plant": "source"}, "kind")
+        >>> water = nx.Graph([("pump", "tap")])
+        >>> s = InfrastructureSystem.from_networkx({"power": power, "water": water},
+        ...                                        [("pump", "sub")])
+        >>> len(s.nodes), len(s.edges), len(s.dependencies)
+        (4, 2, 1)
+        """
+        node_rows, edge_rows = [], []
+        for layer, graph in layers.items():
+            for node, attrs in graph.nodes(data=True):
+                node_rows.append({**attrs, "id": node, "layer": layer})
+            for u, v, attrs in graph.edges(data=True):
+                edge_rows.append({**attrs, "source": u, "target": v,
+                                  "directed": graph.is_directed()})
+        if isinstance(dependencies, pd.DataFrame):
+            dep_table = dependencies
+        else:
+            dep_rows = []
+            for row in dependencies or []:
+                if isinstance(row, Mapping):
+                    dep_rows.append(dict(row))
+                else:
+                    dependent, supplier, *rest = row
+                    dep_rows.append({**(rest[0] if rest else {}), "dependent": dependent,
+                                     "supplier": supplier})
+            dep_table = pd.DataFrame(dep_rows, columns=None if dep_rows else ["dependent", "supplier"])
+        return cls.from_tables(
+            pd.DataFrame(node_rows, columns=None if node_rows else ["id", "layer"]),
+            pd.DataFrame(edge_rows, columns=None if edge_rows else ["source", "target"]),
+            dep_table, name=name, crs=crs, rules=rules,
+            files={"nodes": "nodes (from networkx)", "edges": "edges (from networkx)",
+                   "dependencies": "dependencies"})
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def layers(self) -> list[str]:
+        """Layer names in name order (the order of every per-layer output)."""
+        return sorted(set(self.nodes["layer"]) | set(self.rules))
+
+    def layer_rules(self) -> dict[str, str]:
+        """The rule of every layer: explicit, else ``source`` when it has a source, else ``giant``."""
+        with_source = set(self.nodes.loc[self.nodes["kind"] == "source", "layer"])
+        return {layer: self.rules.get(layer, "source" if layer in with_source else "giant")
+                for layer in self.layers}
+
+    def copy(self) -> "InfrastructureSystem":
+        return InfrastructureSystem(self.nodes.copy(), self.edges.copy(), self.dependencies.copy(),
+                                    self.name, self.crs, dict(self.rules))
+
+    def __repr__(self) -> str:
+        return (f"InfrastructureSystem({self.name!r}: {len(self.nodes)} nodes, {len(self.edges)} edges, "
+                f"{len(self.dependencies)} dependencies, layers {self.layers})")

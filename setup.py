@@ -1,0 +1,34 @@
+"""Build the Cython core.  Metadata lives in pyproject.toml.
+
+Set CASCADE_DEBUG=1 to turn bounds and wraparound checks back on (STYLE.md rule 4).
+"""
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("CASCADE_DEBUG", "") not in ("", "0")
+
+extensions = [
+    Extension(
+        "cascade._core",
+        ["cascade/_core.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": DEBUG,
+            "wraparound": DEBUG,
+            "cdivision": True,
+            "initializedcheck": DEBUG,
+        },
+    )
+)
