@@ -1,0 +1,38 @@
+# Each target sets up .venv when it is missing or out of date, so a fresh clone needs only
+# `make demo` or `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+EXTRAS ?= test,dask,plot,geo
+DEMO   := networks/demo_town
+
+.PHONY: setup build demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet "Cython>=3.0" "numpy>=1.25"
+	$(PY) -m pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Rebuilds the Cython core in place when _core.pyx or _core.pxd changed (quick when not).
+build: $(STAMP)
+	$(PY) setup.py --quiet build_ext --inplace
+
+demo: build
+	$(VENV)/bin/cascade info $(DEMO)
+	$(VENV)/bin/cascade simulate $(DEMO) --fail P-SUB-T03
+
+test: build
+	$(PY) -m pytest
+
+bench: build
+	$(PY) -m pytest benchmarks --benchmark-only
+
+clean:
+	rm -rf build cascade/_core.c cascade/*.so *.egg-info

@@ -1,0 +1,115 @@
+"""One module per CLI command; each defines ``command`` and uses the helpers here."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..compiled import CompiledSystem, compile_system
+from ..errors import InputError
+from ..io import read_system, write_atomic
+from ..system import InfrastructureSystem
+
+system_argument = click.argument("system_dir", metavar="SYSTEM",
+                                 type=click.Path(file_okay=False, path_type=Path))
+output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+                             help="Write to this file (atomically) instead of standard output.")
+engine_option = click.option("--engine", type=click.Choice(["core", "reference"]), default="core",
+                             show_default=True,
+                             help="The Cython core, or the slow networkx reference engine to check it.")
+
+
+def format_option(*choices: str, default: str = "table"):
+    return click.option("--format", "fmt", type=click.Choice(list(choices)), default=default,
+                        show_default=True, help="Output format.")
+
+
+def load(system_dir: Path) -> tuple[InfrastructureSystem, CompiledSystem]:
+    """Read and compile a system directory (errors become one line and exit 2)."""
+    system = read_system(system_dir)
+    return system, compile_system(system)
+
+
+def read_id_file(path: Path) -> list[str]:
+    """Ids, one per line; blank lines and lines starting with # are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError("no such file", str(path)) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory", str(path)) from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def failure_ids(compiled: CompiledSystem, fail, fail_file) -> list[str]:
+    """The ids of --fail and --fail-file, checked against the system (unknown id: exit 2)."""
+    ids = list(fail)
+    source = "--fail"
+    if fail_file:
+        ids += read_id_file(fail_file)
+    for name in ids:
+        if name not in compiled._node_map and name not in compiled._edge_map:
+            where = str(fail_file) if fail_file and name not in fail else source
+            raise InputError(f"unknown node or edge id '{name}'", where)
+    return ids
+
+
+def to_json(data) -> str:
+    """JSON with NaN as null and numpy scalars as numbers."""
+    def clean(x):
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if isinstance(x, (np.integer,)):
+            return int(x)
+        if isinstance(x, (float, np.floating)):
+            return None if math.isnan(x) else float(x)
+        if isinstance(x, np.bool_):
+            return bool(x)
+        return x
+    return json.dumps(clean(data), indent=2, ensure_ascii=False) + "\n"
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Print, or write the whole text atomically to ``output``."""
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        if not output.parent.exists():
+            raise InputError("directory does not exist", str(output.parent))
+        write_atomic(output, text)
+        click.echo(f"wrote {output}", err=True)
+
+
+def table(rows: list[list], headers: list[str], align: str | None = None) -> str:
+    """A plain text table; ``align`` has one 'l' or 'r' per column."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    align = align or "l" * len(headers)
+    lines = []
+    for k, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if a == "l" else c.rjust(w)
+                               for c, w, a in zip(row, widths, align)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def pct(x) -> str:
+    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:5.1f}%"
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()
