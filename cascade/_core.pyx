@@ -122,8 +122,8 @@ cdef index_t _cascade(
         const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
         const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
         const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
-        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const index_t[::1] edge_src,
-        const index_t[::1] init_nodes, const index_t[::1] init_edges, const uint8_t[::1] edge_failed,
+        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const uint8_t[::1] group_held,
+        const index_t[::1] edge_src, const index_t[::1] init_nodes, const index_t[::1] init_edges, const uint8_t[::1] edge_failed,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
         uint8_t[::1] layer_dirty, bint incremental) noexcept nogil:
@@ -133,7 +133,9 @@ cdef index_t _cascade(
     With ``incremental`` the state arrays already hold a fixpoint (for example the intact
     system's) and only the layers touched by ``init_nodes`` / ``init_edges`` are revisited;
     otherwise every node starts working and every layer is checked in round 1.
-    ``edge_failed`` must already mark ``init_edges``.
+    ``edge_failed`` must already mark ``init_edges``.  A group with ``group_held[g]`` set
+    never fails its dependent (a backup still running: generator, battery, tank); the
+    time model of cascade.recovery sets it while a group's ``delay`` lasts.
     """
     cdef Py_ssize_t n = working.shape[0]
     cdef Py_ssize_t n_groups = group_owner.shape[0]
@@ -176,7 +178,7 @@ cdef index_t _cascade(
                 g = rdep_grp[j]
                 alive[g] -= 1
                 owner = group_owner[g]
-                if alive[g] == 0 and working[owner]:
+                if alive[g] == 0 and working[owner] and not group_held[g]:
                     n_changed = _fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
                                       cause, via_group, changed, n_changed)
                     layer_dirty[node_layer[owner]] = 1
@@ -184,7 +186,7 @@ cdef index_t _cascade(
         for i in range(frontier_end, n_changed):
             v = changed[i]
             for g in range(grp_ptr[v], grp_ptr[v + 1]):
-                if alive[g] == 0:
+                if alive[g] == 0 and not group_held[g]:
                     via_group[v] = g
                     break
         # Connectivity step, on the layers whose candidates changed.
@@ -231,7 +233,8 @@ def cascade(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_
             const uint8_t[::1] is_source,
             const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
             const index_t[::1] rdep_grp, const index_t[::1] group_owner,
-            const index_t[::1] edge_src, const index_t[::1] init_nodes,
+            const uint8_t[::1] group_held, const index_t[::1] edge_src,
+            const index_t[::1] init_nodes,
             const index_t[::1] init_edges,
             const uint8_t[::1] edge_failed,
             uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause,
@@ -246,7 +249,7 @@ def cascade(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_
     with nogil:
         n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
                              node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr, rdep_grp,
-                             group_owner, edge_src, init_nodes, init_edges, edge_failed,
+                             group_owner, group_held, edge_src, init_nodes, init_edges, edge_failed,
                              working, fail_round, cause, via_group, alive, changed, queue, comp,
                              layer_dirty, incremental)
     return n_changed

@@ -254,6 +254,8 @@ class Workspace:
         self.comp = np.zeros(n, idx)
         self.layer_dirty = np.zeros(len(c.layer_names), np.uint8)
         self.edge_failed = np.zeros(c.n_edges, np.uint8)
+        # Groups whose backup still runs: they keep their dependent working (cascade.recovery).
+        self.group_held = np.zeros(c.n_groups, np.uint8)
         self.n_changed = 0
 
     def run(self, init_nodes=(), init_edges=(), incremental: bool = False) -> int:
@@ -271,7 +273,7 @@ class Workspace:
         self.edge_failed[init_edges] = 1
         self.n_changed = _core.cascade(
             c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes, c.node_layer,
-            c.layer_rule, c.is_source, c.grp_ptr, c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner, c.edge_src,
+            c.layer_rule, c.is_source, c.grp_ptr, c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner, self.group_held, c.edge_src,
             init_nodes, init_edges, self.edge_failed, self.working, self.fail_round, self.cause,
             self.via_group, self.alive, self.changed, self.queue, self.comp, self.layer_dirty,
             incremental)
