@@ -62,7 +62,7 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
             table[col] = np.nan if default is None else default
             continue
         raw = table[col].to_numpy()
-        values = pd.to_numeric(pd.Series(raw).replace("", np.nan), errors="coerce").to_numpy(float)
+        values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
         bad = np.flatnonzero(np.isnan(values) & (raw != "") | np.isinf(values))
         if bad.size:
             raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0]))
@@ -81,7 +81,7 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
         if col in known:
             continue
         raw = table[col]
-        values = pd.to_numeric(raw.replace("", np.nan), errors="coerce")
+        values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce")
         if (raw != "").any() and not (values.isna() & (raw != "")).any():
             table[col] = values.astype(float)
 

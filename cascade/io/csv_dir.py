@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..system import InfrastructureSystem
+from ..system import EDGE_NUMBERS, NODE_NUMBERS, InfrastructureSystem
 
 SYSTEM_KEYS = {"name", "crs"}
 LAYER_KEYS = {"rule"}
@@ -116,7 +116,11 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     """
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
-    edges = system.edges.copy()
+    # Optional numeric columns that are empty everywhere are left out (the reader adds them back).
+    nodes = system.nodes.drop(columns=[c for c in NODE_NUMBERS if c != "demand"
+                                       and c in system.nodes and system.nodes[c].isna().all()])
+    edges = system.edges.drop(columns=[c for c in EDGE_NUMBERS if c in system.edges
+                                       and system.edges[c].isna().all()])
     edges["directed"] = np.where(edges["directed"].astype(bool), "true", "false")
     lines = ["[system]", f"name = {_toml_string(system.name)}"]
     if system.crs:
@@ -124,7 +128,7 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     for layer, rule in sorted(system.rules.items()):
         lines += ["", f"[layers.{_toml_string(layer)}]", f"rule = {_toml_string(rule)}"]
     texts = {
-        "nodes.csv": system.nodes.to_csv(index=False, lineterminator="\n"),
+        "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
         "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
         "dependencies.csv": system.dependencies.to_csv(index=False, lineterminator="\n"),
         "system.toml": "\n".join(lines) + "\n",
@@ -141,6 +145,9 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as fh:
             fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; give the file ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
