@@ -1,0 +1,195 @@
+"""``cascade redundancy SYSTEM --candidates FILE --scenario FILE``: rank redundancy measures.
+
+Ranks backups, second feeds, new links and hardening by the expected loss they avoid under a
+hazard scenario (common random numbers), per unit cost, and with ``--budget`` plans greedily
+with re-evaluation after each pick (see :mod:`cascade.redundancy`).
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
+                          read_candidates, scenario_sampler, suggest, write_candidates)
+from . import emit, format_option, load, output_option, read_id_file, system_argument, table, to_json
+
+STRATEGIES = ("greedy", "critical", "random", "optimal")
+
+
+def parse_crews(text: str):
+    """``"2"`` -> 2; ``"power=2,water=1"`` -> {"power": 2, "water": 1}."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        value = int(text)
+        if value < 1:
+            raise InputError("--crews must be at least 1")
+        return value
+    out = {}
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*([^=\s]+)\s*=\s*(\d+)\s*", part)
+        if not m or int(m.group(2)) < 1:
+            raise InputError(f"--crews: expected a number or LAYER=N,... (N >= 1), not '{text}'")
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def read_failure_sets(path: Path, compiled) -> list[list[str]]:
+    """One sample per line: node and edge ids separated by spaces or commas."""
+    sets = []
+    for line in read_id_file(path):
+        ids = [x for x in re.split(r"[,\s]+", line) if x]
+        for name in ids:
+            if name not in compiled._node_map and name not in compiled._edge_map:
+                raise InputError(f"unknown node or edge id '{name}'", str(path))
+        sets.append(ids)
+    if not sets:
+        raise InputError("no failure sets (one sample per line)", str(path))
+    return sets
+
+
+def _benefit(x: float, metric: str) -> str:
+    if metric == "served":
+        return f"{100 * x:.3f}"
+    return f"{x:.4g}"
+
+
+def _per_cost(x: float, metric: str) -> str:
+    if math.isinf(x):
+        return "free"
+    return f"{(100 if metric == 'served' else 1) * x:.4g}"
+
+
+def render_table(result, source: str) -> str:
+    metric = result.metric
+    unit = ("percentage points of demand-weighted service (static cascade)" if metric == "served"
+            else "resilience loss, ∫(1-Q)dt")
+    out = [f"System {result.system}: {len(result.candidates)} candidate measure(s), "
+           f"{result.samples} hazard sample(s) from {source}, metric {metric}.",
+           f"Base system: expected loss {_benefit(result.base_loss, metric)} "
+           f"({'%' if metric == 'served' else unit}).",
+           f"Benefit = expected loss avoided, in {unit}; [low, high] = 95% interval of the "
+           "paired differences.", ""]
+    rows = []
+    for r in result.ranking.itertuples(index=False):
+        rows.append([r.rank, r.id, r.type, f"{r.cost:g}", _benefit(r.benefit, metric),
+                     f"[{_benefit(r.benefit_low, metric)}, {_benefit(r.benefit_high, metric)}]",
+                     _per_cost(r.benefit_per_cost, metric)])
+    out.append(table(rows, ["rank", "id", "type", "cost", "benefit", "95% interval", "per cost"],
+                     "rllrrrr"))
+    out.append("Why:")
+    for r in result.ranking.itertuples(index=False):
+        out.append(f"  {r.rank}. {r.id} ({r.summary}): {r.why}")
+    p = result.plan
+    if p is not None:
+        out.append("")
+        out.append(f"Plan under budget {p.budget:g} (greedy by benefit per cost, re-evaluated after "
+                   "each pick):")
+        if p.steps:
+            rows = [[k + 1, s.id, f"{s.cost:g}", _benefit(s.benefit.mean, metric),
+                     f"[{_benefit(s.benefit.low, metric)}, {_benefit(s.benefit.high, metric)}]",
+                     f"{s.cumulative_cost:g}"] for k, s in enumerate(p.steps)]
+            out.append(table(rows, ["step", "id", "cost", "marginal benefit", "95% interval",
+                                    "total cost"], "rlrrrr").rstrip("\n"))
+            out.append(f"  plan: cost {p.cost:g}, benefit {_benefit(p.benefit.mean, metric)} "
+                       f"[{_benefit(p.benefit.low, metric)}, {_benefit(p.benefit.high, metric)}]")
+        else:
+            out.append("  nothing to fund: no affordable measure has a positive benefit")
+        for mid, value in p.left_out.items():
+            out.append(f"  not picked: {mid} (marginal benefit {_benefit(value, metric)} on the plan "
+                       "so far)")
+        if p.best_ids is not None:
+            gap = p.gap
+            verdict = "the greedy plan is optimal" if gap <= 1e-12 else \
+                f"gap {_benefit(gap, metric)}"
+            out.append(f"  exhaustive search ({p.searched} subsets within budget): best "
+                       f"{', '.join(p.best_ids) or 'nothing'} (cost {p.best_cost:g}, benefit "
+                       f"{_benefit(p.best_benefit, metric)}); {verdict}")
+        elif p.note:
+            out.append(f"  {p.note}")
+    return "\n".join(out) + "\n"
+
+
+@click.command("redundancy")
+@system_argument
+@click.option("--candidates", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of candidate measures: id,type,cost,node,group,hours,supplier,source,target,"
+                   "directed,element,factor,description (see the README).")
+@click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path),
+              help="Hazard scenario (TOML) whose samples every measure is evaluated on.")
+@click.option("--failure-sets", type=click.Path(dir_okay=False, path_type=Path),
+              help="Instead of --scenario: one sample per line, the node and edge ids that fail.")
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Hazard samples (with --failure-sets: default the number of lines).")
+@click.option("--budget", type=click.FloatRange(min=0), help="Plan measures under this total cost.")
+@click.option("--metric", type=click.Choice(["served", "resilience"]), default="served",
+              show_default=True,
+              help="served: expected static service loss; resilience: expected ∫(1-Q)dt of the recovery.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="greedy", show_default=True,
+              help="Recovery strategy (metric resilience).")
+@click.option("--crews", default="1", show_default=True,
+              help="Repair crews (metric resilience): a number, or LAYER=N,... per layer.")
+@click.option("--suggest", "n_suggest", type=click.IntRange(min=0), default=0,
+              help="Add backup and feed candidates for the N most critical nodes (default cost model).")
+@click.option("--seed", type=int, help="Seed of the hazard samples (default: the scenario's).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Threads over samples for the static cascade.")
+@click.option("--exhaustive-limit", type=click.IntRange(min=0), default=EXHAUSTIVE_LIMIT,
+              show_default=True, help="Search every plan within budget up to this many candidates.")
+@format_option("table", "json", "csv")
+@output_option
+@click.pass_context
+def command(ctx, system_dir, candidates, scenario, failure_sets, samples, budget, metric, strategy,
+            crews, n_suggest, seed, threads, exhaustive_limit, fmt, output):
+    """Rank redundancy measures of SYSTEM by the loss they avoid per unit cost.
+
+    Every measure sees the same hazard samples (common random numbers).  The table shows the
+    ranking with a 95% interval, one line per measure on why it helps, and with --budget the
+    greedy plan; CSV gives the columns
+    rank,id,type,cost,benefit,benefit_low,benefit_high,benefit_per_cost.
+    """
+    if (scenario is None) == (failure_sets is None):
+        raise InputError("give exactly one of --scenario FILE and --failure-sets FILE")
+    if candidates is None and not n_suggest:
+        raise InputError("give --candidates FILE, --suggest N, or both")
+    crews_value = parse_crews(crews)
+    system, compiled = load(system_dir)
+    measures = read_candidates(candidates, system) if candidates is not None else []
+    if n_suggest:
+        taken = {m.id for m in measures}
+        measures += [m for m in suggest(system, n_suggest, compiled=compiled) if m.id not in taken]
+    if failure_sets is not None:
+        sets = read_failure_sets(failure_sets, compiled)
+        sampler = FixedSampler(sets)
+        source = str(failure_sets)
+        if ctx.get_parameter_source("samples").name == "DEFAULT":
+            samples = len(sets)
+    else:
+        try:
+            from ..hazards import load_scenario
+        except ImportError:
+            raise InputError("--scenario needs cascade.hazards, which is not available; "
+                             "use --failure-sets") from None
+        sampler = scenario_sampler(load_scenario(scenario), seed)
+        source = str(scenario)
+    result = analyse(system, measures, sampler, samples, metric=metric, budget=budget,
+                     strategy=strategy, crews=crews_value, seed=seed or 0, threads=threads,
+                     exhaustive_limit=exhaustive_limit, compiled=compiled)
+    if fmt == "json":
+        data = result.to_dict()
+        data["source"] = source
+        if n_suggest:
+            data["suggested_candidates_csv"] = write_candidates(measures)
+        text = to_json(data)
+    elif fmt == "csv":
+        buf = io.StringIO()
+        frame = result.ranking[RANKING_COLUMNS].copy()
+        frame.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
+        text = buf.getvalue()
+    else:
+        text = render_table(result, source)
+    emit(text, output)
