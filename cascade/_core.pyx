@@ -263,3 +263,154 @@ def undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
     with nogil:
         _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive, changed,
               n_changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# N-1 sweep (cascade.criticality): every element's cascade in one call, buffers reused.
+
+cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
+                                  const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+                                  const index_t[::1] rdep_ptr, uint8_t rule,
+                                  const uint8_t[::1] working, const uint8_t[::1] edge_failed) noexcept nogil:
+    """True when failing the working node ``x`` can stop no other node (so it loses itself only).
+
+    It supplies no dependency group, and: in a ``none`` layer nothing else is needed; in a
+    ``source`` layer no usable edge leaves ``x`` (so no supply path runs through it); in a
+    ``giant`` layer whose working nodes are connected, ``x`` touches at most one other
+    working node (removing a leaf keeps the rest connected).  Callers use it only where the
+    incremental cascade is exact.
+    """
+    cdef index_t j, w, other = -1
+    if rdep_ptr[x + 1] != rdep_ptr[x]:
+        return False
+    if rule == RULE_NONE:
+        return True
+    for j in range(adj_ptr[x], adj_ptr[x + 1]):
+        w = adj_nbr[j]
+        if w == x or not working[w] or edge_failed[adj_edge[j]]:
+            continue
+        if rule == RULE_SOURCE:
+            if adj_fwd[j]:
+                return False
+        elif other == -1:
+            other = w
+        elif w != other:
+            return False
+    return True
+
+
+def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+          const uint8_t[::1] adj_fwd,
+          const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+          const int32_t[::1] node_layer, const uint8_t[::1] layer_rule,
+          const uint8_t[::1] is_source, const double[::1] demand,
+          const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
+          const index_t[::1] rdep_grp, const index_t[::1] group_owner,
+          const uint8_t[::1] group_held, const index_t[::1] edge_src, const index_t[::1] edge_dst,
+          const index_t[::1] el_node, const index_t[::1] el_edge,
+          const index_t[::1] pre_nodes, const index_t[::1] pre_edges,
+          const uint8_t[::1] count_mask,
+          uint8_t[::1] edge_failed, uint8_t[::1] working, int32_t[::1] fail_round,
+          uint8_t[::1] cause, index_t[::1] via_group, index_t[::1] alive, index_t[::1] changed,
+          index_t[::1] queue, index_t[::1] comp, uint8_t[::1] layer_dirty,
+          index_t[::1] init_nodes, index_t[::1] init_edges, index_t[::1] no_index,
+          int64_t[::1] out_nodes, double[::1] out_demand, int64_t[:, ::1] out_layer,
+          bint incremental, bint skip):
+    """Cascade of each element ``k`` failing on top of ``pre_nodes`` / ``pre_edges``.
+
+    Element ``k`` is node ``el_node[k]`` when that is >= 0, else edge ``el_edge[k]``.  Row
+    ``k`` of the outputs gets the nodes lost, their demand and their count per layer.
+
+    * ``incremental``: the state buffers (``working``, ``fail_round``, ``cause``,
+      ``via_group``, ``alive``, ``edge_failed``) hold the fixpoint after the pre-failures;
+      each element is failed on top of it and undone (exact where the fixpoint does not
+      depend on the update order, see cascade.criticality).  A node counts as lost when it
+      stops working in that step, so losses are relative to the start fixpoint.
+    * otherwise every element runs the full cascade from scratch with the pre-failures and
+      itself (``init_nodes`` / ``init_edges`` must hold the pre-failures and have one spare
+      slot at the end); a node is lost when ``count_mask`` is set and it ends not working.
+    * ``skip`` (incremental only): elements that cannot change the start state, and nodes
+      whose failure can stop no other node, are answered without a cascade.
+    """
+    cdef Py_ssize_t n_el = el_node.shape[0], n = working.shape[0]
+    cdef Py_ssize_t n_layers = layer_rule.shape[0]
+    cdef Py_ssize_t k, i, l
+    cdef Py_ssize_t n_pre_nodes = pre_nodes.shape[0], n_pre_edges = pre_edges.shape[0]
+    cdef index_t x, e, v, n_changed
+    cdef index_t[::1] cur_nodes
+    cdef index_t[::1] cur_edges
+    cdef int64_t lost
+    cdef double lost_demand
+    with nogil:
+        for k in range(n_el):
+            x = el_node[k]
+            e = el_edge[k]
+            for l in range(n_layers):
+                out_layer[k, l] = 0
+            out_nodes[k] = 0
+            out_demand[k] = 0.0
+            if incremental:
+                if x >= 0:
+                    if skip and not working[x]:
+                        continue
+                    if skip and _isolated_effect(x, adj_ptr, adj_nbr, adj_edge, adj_fwd, rdep_ptr,
+                                                 layer_rule[node_layer[x]], working, edge_failed):
+                        out_nodes[k] = 1
+                        out_demand[k] = demand[x]
+                        out_layer[k, node_layer[x]] = 1
+                        continue
+                    init_nodes[0] = x
+                    cur_nodes = init_nodes[:1]
+                    cur_edges = no_index
+                else:
+                    if skip and (edge_failed[e] or not working[edge_src[e]] or not working[edge_dst[e]]
+                                 or layer_rule[node_layer[edge_src[e]]] == RULE_NONE):
+                        continue
+                    init_edges[0] = e
+                    edge_failed[e] = 1
+                    cur_nodes = no_index
+                    cur_edges = init_edges[:1]
+                n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                                     node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
+                                     rdep_grp, group_owner, group_held, edge_src, cur_nodes,
+                                     cur_edges, edge_failed, working, fail_round, cause, via_group,
+                                     alive, changed, queue, comp, layer_dirty, True)
+                lost_demand = 0.0
+                for i in range(n_changed):
+                    v = changed[i]
+                    lost_demand += demand[v]
+                    out_layer[k, node_layer[v]] += 1
+                out_nodes[k] = n_changed
+                out_demand[k] = lost_demand
+                _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive, changed,
+                      n_changed)
+                if x < 0:
+                    edge_failed[e] = 0
+            else:
+                for v in range(edge_failed.shape[0]):
+                    edge_failed[v] = 0
+                for i in range(n_pre_edges):
+                    edge_failed[pre_edges[i]] = 1
+                if x >= 0:
+                    init_nodes[n_pre_nodes] = x
+                    cur_nodes = init_nodes[:n_pre_nodes + 1]
+                    cur_edges = init_edges[:n_pre_edges]
+                else:
+                    init_edges[n_pre_edges] = e
+                    edge_failed[e] = 1
+                    cur_nodes = init_nodes[:n_pre_nodes]
+                    cur_edges = init_edges[:n_pre_edges + 1]
+                _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                         node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
+                         rdep_grp, group_owner, group_held, edge_src, cur_nodes,
+                         cur_edges, edge_failed, working, fail_round, cause, via_group,
+                         alive, changed, queue, comp, layer_dirty, False)
+                lost = 0
+                lost_demand = 0.0
+                for v in range(n):
+                    if count_mask[v] and not working[v]:
+                        lost += 1
+                        lost_demand += demand[v]
+                        out_layer[k, node_layer[v]] += 1
+                out_nodes[k] = lost
+                out_demand[k] = lost_demand

@@ -1,0 +1,497 @@
+"""N-1 and greedy N-k criticality of every node and edge across coupled lifelines.
+
+For each element, the full coupled cascade of FORMAT.md from its failure alone is compared
+with the intact system: a node *lost* worked before and does not after (a node that never
+worked is never lost; the failed element itself counts when it worked).  This is the
+contingency screening of pandapower's N-1 and WNTR's pipe criticality, but across every
+lifeline at once: single-layer rankings are known to misjudge coupled systems (Osat, Faqeeh,
+Radicchi, Nat. Commun. 8, 1540, 2017; Buldyrev et al., Nature 464, 1025, 2010).
+
+How the sweep is fast (all in :func:`cascade._core.sweep`, one call per chunk of elements,
+buffers allocated once per thread, threads across chunks with the GIL released):
+
+* **Incremental cascades.**  Where the final state does not depend on the update order
+  (layers with rules ``source`` and ``none`` only), the cascade of ``S + x`` equals the
+  cascade of ``x`` applied on top of the fixpoint of ``S`` (the fixpoint is the greatest one
+  below the failures, and the update is monotone), so each element starts from the intact
+  fixpoint and is undone afterwards.  ``giant`` layers are order dependent (FORMAT.md);
+  there the shortcut is exact only when every node works in the intact system (then the
+  intact fixpoint *is* the starting state of a fresh run, round for round), and the sweep
+  falls back to a full cascade per element otherwise.
+* **Skipping.**  In the incremental case, elements that do not work before lose nothing,
+  edges that are not usable or lie in a ``none`` layer lose nothing, and a node that supplies
+  nobody and that no supply path runs through (no usable edge leaves it; in a connected
+  ``giant`` layer: at most one neighbour) loses only itself.
+* ``plain=True`` turns all of this off (a full cascade per element); the tests hold the fast
+  sweep equal to it and to the networkx reference engine.
+
+The greedy worst set (N-k) adds, at each step, the element whose failure together with the
+ones already chosen loses the most demand (then most nodes, then the smallest id).
+"""
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from .compiled import RULE_CODES, CompiledSystem, Workspace, compile_system
+from .errors import InputError
+from .system import InfrastructureSystem
+
+ELEMENTS = ("nodes", "edges", "all")
+ENGINES = ("core", "reference")
+BASE_COLUMNS = ["id", "element", "layer", "nodes_lost", "demand_lost", "cross_layer_lost"]
+
+
+def _default_threads() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def element_indices(compiled: CompiledSystem, elements: str = "nodes",
+                    layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The elements of a sweep as two aligned arrays (node index or -1, edge index or -1).
+
+    Parameters
+    ----------
+    compiled : CompiledSystem
+    elements : {"nodes", "edges", "all"}
+    layer : str, optional
+        Keep only the elements of this layer (an edge's layer is its ends' layer).
+
+    Returns
+    -------
+    el_node, el_edge : ndarray of index dtype, shape (k,)
+        Nodes first (file order), then edges (file order).
+    """
+    if elements not in ELEMENTS:
+        raise InputError(f"unknown elements '{elements}' (use nodes, edges or all)")
+    c = compiled
+    nodes = np.arange(c.n_nodes) if elements in ("nodes", "all") else np.zeros(0, np.int64)
+    edges = np.arange(c.n_edges) if elements in ("edges", "all") else np.zeros(0, np.int64)
+    if layer is not None:
+        if layer not in c.layer_names:
+            raise InputError(f"unknown layer '{layer}' (layers: {', '.join(c.layer_names)})")
+        li = c.layer_names.index(layer)
+        nodes = nodes[c.node_layer[nodes] == li]
+        edges = edges[c.node_layer[c.edge_src[edges]] == li]
+    el_node = np.concatenate([nodes, np.full(len(edges), -1)]).astype(c.index_dtype)
+    el_edge = np.concatenate([np.full(len(nodes), -1), edges]).astype(c.index_dtype)
+    return el_node, el_edge
+
+
+def _has_giant(c: CompiledSystem) -> bool:
+    sizes = np.diff(c.layer_ptr)
+    return bool(np.any((c.layer_rule == RULE_CODES["giant"]) & (sizes > 0)))
+
+
+def incremental_is_exact(compiled: CompiledSystem, pre_failed: bool = False,
+                         intact_working: np.ndarray | None = None) -> bool:
+    """Whether failing each element on top of the start fixpoint gives the fresh cascade.
+
+    True without ``giant`` layers; with them only when nothing failed before (no
+    pre-failures) and every node works in the intact system.
+    """
+    if not _has_giant(compiled):
+        return True
+    if pre_failed:
+        return False
+    if intact_working is None:
+        ws = Workspace(compiled)
+        ws.run()
+        intact_working = ws.working
+    return bool(np.all(intact_working))
+
+
+def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarray,
+               pre_nodes=(), pre_edges=(), threads: int | None = None, plain: bool = False,
+               chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Losses of every element failing on top of ``pre_nodes`` / ``pre_edges`` (Cython core).
+
+    Parameters
+    ----------
+    compiled : CompiledSystem
+    el_node, el_edge : ndarray, shape (k,)
+        As returned by :func:`element_indices`.
+    pre_nodes, pre_edges : array-like of int
+        Failures present in every run (the already chosen elements of the greedy N-k).
+    threads : int, optional
+        Worker threads (default: the machine's cores).  Results do not depend on it.
+    plain : bool
+        Full cascade from scratch for every element, no shortcut (the baseline of the tests).
+    chunk : int, optional
+        Elements per kernel call (default: about 16 chunks per thread).
+
+    Returns
+    -------
+    nodes_lost : ndarray of int64, shape (k,)
+    demand_lost : ndarray of float64, shape (k,)
+    layer_lost : ndarray of int64, shape (k, L)
+        All relative to the intact system (pre-failures included).
+    """
+    c = compiled
+    idx = c.index_dtype
+    el_node = np.ascontiguousarray(el_node, dtype=idx)
+    el_edge = np.ascontiguousarray(el_edge, dtype=idx)
+    pre_nodes = np.ascontiguousarray(pre_nodes, dtype=idx)
+    pre_edges = np.ascontiguousarray(pre_edges, dtype=idx)
+    n_el, L = len(el_node), len(c.layer_names)
+    threads = max(1, int(threads or _default_threads()))
+
+    intact = Workspace(c)
+    intact.run()
+    count_mask = intact.working.copy()
+    start = Workspace(c)
+    start.run(pre_nodes, pre_edges)
+    pre_failed = len(pre_nodes) + len(pre_edges) > 0
+    incremental = not plain and incremental_is_exact(c, pre_failed, count_mask)
+
+    out_nodes = np.zeros(n_el, np.int64)
+    out_demand = np.zeros(n_el, np.float64)
+    out_layer = np.zeros((n_el, L), np.int64)
+    if n_el == 0:
+        return out_nodes, out_demand, out_layer
+    chunk = int(chunk or max(8, min(4096, -(-n_el // (16 * threads)))))
+    n_chunks = -(-n_el // chunk)
+    counter = itertools.count()
+    held = np.zeros(c.n_groups, np.uint8)
+
+    def worker() -> None:
+        # Private buffers, copied once from the start fixpoint (STYLE.md rule 6).
+        working = start.working.copy()
+        fail_round = start.fail_round.copy()
+        cause = start.cause.copy()
+        via_group = start.via_group.copy()
+        alive = start.alive.copy()
+        edge_failed = start.edge_failed.copy()
+        changed = np.zeros(c.n_nodes, idx)
+        queue = np.zeros(c.n_nodes, idx)
+        comp = np.zeros(c.n_nodes, idx)
+        layer_dirty = np.zeros(L, np.uint8)
+        init_nodes = np.concatenate([pre_nodes, np.zeros(1, idx)]).astype(idx)
+        init_edges = np.concatenate([pre_edges, np.zeros(1, idx)]).astype(idx)
+        no_index = np.zeros(0, idx)
+        while True:
+            i = next(counter)  # atomic under the GIL
+            if i >= n_chunks:
+                return
+            lo, hi = i * chunk, min(n_el, (i + 1) * chunk)
+            _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes,
+                        c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr, c.sup_ptr,
+                        c.rdep_ptr, c.rdep_grp, c.group_owner, held, c.edge_src, c.edge_dst,
+                        el_node[lo:hi], el_edge[lo:hi], pre_nodes, pre_edges, count_mask,
+                        edge_failed, working, fail_round, cause, via_group, alive, changed,
+                        queue, comp, layer_dirty, init_nodes, init_edges, no_index,
+                        out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
+                        incremental, not plain)
+
+    if threads == 1 or n_chunks == 1:
+        worker()
+    else:
+        with ThreadPoolExecutor(max_workers=min(threads, n_chunks)) as pool:
+            for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
+                future.result()
+
+    if incremental and pre_failed:
+        # The kernel counted losses relative to the start fixpoint; add the pre-failures' own.
+        before = count_mask.astype(bool) & ~start.working.astype(bool)
+        out_nodes += int(before.sum())
+        out_demand += float(c.demand[before].sum())
+        out_layer += np.bincount(c.node_layer[before], minlength=L).astype(np.int64)
+    return out_nodes, out_demand, out_layer
+
+
+def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
+                    pre_nodes=(), pre_edges=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`core_sweep` with the networkx reference engine: one fresh cascade per element."""
+    from .reference import run_cascade
+
+    c = compiled
+    names = lambda ids, idx: [str(ids[i]) for i in idx]  # noqa: E731
+    pre_n, pre_e = names(c.node_ids, pre_nodes), names(c.edge_ids, pre_edges)
+    intact_failed = run_cascade(system)
+    worked = np.array([name not in intact_failed for name in c.node_ids])
+    L = len(c.layer_names)
+    out_nodes = np.zeros(len(el_node), np.int64)
+    out_demand = np.zeros(len(el_node), np.float64)
+    out_layer = np.zeros((len(el_node), L), np.int64)
+    for k, (x, e) in enumerate(zip(el_node, el_edge)):
+        if x >= 0:
+            failed = run_cascade(system, pre_n + [str(c.node_ids[x])], pre_e)
+        else:
+            failed = run_cascade(system, pre_n, pre_e + [str(c.edge_ids[e])])
+        lost = np.array([worked[i] and c.node_ids[i] in failed for i in range(c.n_nodes)], bool)
+        out_nodes[k] = lost.sum()
+        out_demand[k] = c.demand[lost].sum()
+        out_layer[k] = np.bincount(c.node_layer[lost], minlength=L)
+    return out_nodes, out_demand, out_layer
+
+
+def _table(c: CompiledSystem, el_node, el_edge, nodes_lost, demand_lost, layer_lost) -> pd.DataFrame:
+    el_node = np.asarray(el_node, np.int64)
+    el_edge = np.asarray(el_edge, np.int64)
+    is_node = el_node >= 0
+    ids = np.where(is_node, c.node_ids[np.where(is_node, el_node, 0)] if c.n_nodes else "",
+                   c.edge_ids[np.where(is_node, 0, el_edge)] if c.n_edges else "")
+    owner = np.where(is_node, el_node, c.edge_src[np.where(is_node, 0, el_edge)] if c.n_edges else 0)
+    layer_idx = c.node_layer[owner] if len(owner) else np.zeros(0, np.int64)
+    own = layer_lost[np.arange(len(layer_idx)), layer_idx] if len(layer_idx) else np.zeros(0, np.int64)
+    data = {"id": ids.astype(str).astype(object),
+            "element": np.where(is_node, "node", "edge").astype(object),
+            "layer": np.asarray(c.layer_names, dtype=object)[layer_idx] if len(layer_idx) else
+            np.zeros(0, object),
+            "nodes_lost": nodes_lost.astype(np.int64), "demand_lost": demand_lost.astype(np.float64),
+            "cross_layer_lost": (nodes_lost - own).astype(np.int64)}
+    for li, name in enumerate(c.layer_names):
+        data[f"lost_{name}"] = layer_lost[:, li].astype(np.int64)
+    table = pd.DataFrame(data)
+    return sort_ranking(table)
+
+
+def sort_ranking(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows by demand lost, then nodes lost (both descending), then id, then element."""
+    return table.sort_values(["demand_lost", "nodes_lost", "id", "element"],
+                             ascending=[False, False, True, True], kind="mergesort").reset_index(drop=True)
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine '{engine}' (use core or reference)")
+
+
+def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | None = None,
+          engine: str = "core", compiled: CompiledSystem | None = None, *,
+          layer: str | None = None, plain: bool = False) -> pd.DataFrame:
+    """N-1 criticality: the cascade of every single element's failure, ranked.
+
+    Parameters
+    ----------
+    system : InfrastructureSystem
+    elements : {"nodes", "edges", "all"}
+    threads : int, optional
+        Worker threads for the core (default: the machine's cores).
+    engine : {"core", "reference"}
+        The Cython sweep, or one networkx reference cascade per element (slow; the oracle).
+    compiled : CompiledSystem, optional
+    layer : str, optional
+        Only the elements of this layer (losses are still counted in every layer).
+    plain : bool
+        Core only: a full cascade per element with no shortcut (for checking).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per element with columns ``id``, ``element`` ("node"/"edge"), ``layer``,
+        ``nodes_lost`` (int64), ``demand_lost`` (float64), ``cross_layer_lost`` (int64: lost
+        nodes outside the element's layer), then ``lost_<layer>`` (int64) for each layer in
+        name order; sorted by demand lost, nodes lost (descending), then id.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from cascade import InfrastructureSystem
+    >>> power = nx.Graph([("plant", "sub")]); power.nodes["plant"]["kind"] = "source"
+    >>> water = nx.Graph([("pump", "tap")]); water.nodes["pump"]["kind"] = "source"
+    >>> s = InfrastructureSystem.from_networkx({"power": power, "water": water}, [("pump", "sub")])
+    >>> sweep(s)[["id", "nodes_lost", "cross_layer_lost"]].values.tolist()[:2]
+    [['plant', 4, 2], ['sub', 3, 2]]
+    """
+    _check_engine(engine)
+    c = compiled if compiled is not None else compile_system(system)
+    el_node, el_edge = element_indices(c, elements, layer)
+    if engine == "core":
+        arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain)
+    else:
+        arrays = reference_sweep(system, c, el_node, el_edge)
+    return _table(c, el_node, el_edge, *arrays)
+
+
+def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "nodes",
+                     threads: int | None = None, engine: str = "core",
+                     compiled: CompiledSystem | None = None, *, layer: str | None = None,
+                     plain: bool = False) -> pd.DataFrame:
+    """Greedy N-k: the set of ``k`` elements whose joint failure loses the most demand, greedily.
+
+    Each step sweeps every remaining element on top of the ones already chosen and adds the
+    one that loses the most demand (then most nodes, then the smallest id).  Greedy, not
+    optimal: the worst set of ``k`` can differ (the problem is NP-hard in general).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step: ``step`` (1..k), ``id``, ``element``, ``layer``, ``demand_lost`` and
+        ``nodes_lost`` (of the whole set so far, against the intact system), and
+        ``demand_added`` (what this step added).  Fewer than ``k`` rows when the system runs
+        out of elements.
+    """
+    _check_engine(engine)
+    if k < 0:
+        raise InputError(f"k must be >= 0, got {k}")
+    c = compiled if compiled is not None else compile_system(system)
+    el_node, el_edge = element_indices(c, elements, layer)
+    chosen_nodes: list[int] = []
+    chosen_edges: list[int] = []
+    rows, previous = [], 0.0
+    remaining = np.ones(len(el_node), bool)
+    for step in range(1, k + 1):
+        cand = np.flatnonzero(remaining)
+        if not len(cand):
+            break
+        if engine == "core":
+            arrays = core_sweep(c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
+                                threads=threads, plain=plain)
+        else:
+            arrays = reference_sweep(system, c, el_node[cand], el_edge[cand], chosen_nodes,
+                                     chosen_edges)
+        table = _table(c, el_node[cand], el_edge[cand], *arrays)
+        # _table sorts like the ranking; find the winner's position among the candidates.
+        best = table.iloc[0]
+        pos = cand[_position(c, el_node[cand], el_edge[cand], best)]
+        remaining[pos] = False
+        if el_node[pos] >= 0:
+            chosen_nodes.append(int(el_node[pos]))
+        else:
+            chosen_edges.append(int(el_edge[pos]))
+        rows.append({"step": step, "id": best.id, "element": best.element, "layer": best.layer,
+                     "demand_lost": float(best.demand_lost), "nodes_lost": int(best.nodes_lost),
+                     "demand_added": float(best.demand_lost) - previous})
+        previous = float(best.demand_lost)
+    return pd.DataFrame(rows, columns=["step", "id", "element", "layer", "demand_lost",
+                                       "nodes_lost", "demand_added"])
+
+
+def _position(c: CompiledSystem, el_node, el_edge, row) -> int:
+    if row.element == "node":
+        return int(np.flatnonzero(el_node == c.node_index([row.id])[0])[0])
+    return int(np.flatnonzero(el_edge == c.edge_index([row.id])[0])[0])
+
+
+# ------------------------------------------------------------------ comparisons
+
+def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
+                      betweenness: bool = True) -> pd.DataFrame:
+    """Degree and betweenness (igraph, all layers' edges undirected) of the table's elements.
+
+    A node's degree counts its edges; an edge's degree counts the edges that share an end
+    with it.  Betweenness is node betweenness for nodes and edge betweenness for edges
+    (dependencies are not edges, so each lifeline is scored on its own: the classic
+    single-layer view).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Aligned with ``table``: columns ``degree`` and (when asked) ``betweenness``.
+    """
+    import igraph as ig
+
+    c = compiled
+    g = ig.Graph(n=c.n_nodes, edges=np.column_stack([c.edge_src, c.edge_dst]).astype(np.int64).tolist(),
+                 directed=False)
+    deg = np.asarray(g.degree(), np.float64)
+    is_node = (table["element"] == "node").to_numpy()
+    node_idx = c.node_index(table.loc[is_node, "id"]) if is_node.any() else np.zeros(0, np.int64)
+    edge_idx = c.edge_index(table.loc[~is_node, "id"]) if (~is_node).any() else np.zeros(0, np.int64)
+    out = pd.DataFrame(index=table.index)
+    degree = np.zeros(len(table))
+    degree[is_node] = deg[node_idx]
+    degree[~is_node] = deg[c.edge_src[edge_idx]] + deg[c.edge_dst[edge_idx]] - 2
+    out["degree"] = degree
+    if betweenness:
+        btw = np.zeros(len(table))
+        if is_node.any():
+            btw[is_node] = np.asarray(g.betweenness(directed=False))[node_idx]
+        if (~is_node).any():
+            btw[~is_node] = np.asarray(g.edge_betweenness(directed=False))[edge_idx]
+        out["betweenness"] = btw
+    return out
+
+
+def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 20,
+                     betweenness: bool = True) -> pd.DataFrame:
+    """How well degree and betweenness rankings agree with the cascade ranking.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`sweep` result (any order; ranked by demand lost, then nodes lost).
+    top : int
+        K of the top-K overlap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per measure (``degree``, ``betweenness``) and element kind present:
+        ``measure``, ``element``, ``top_k``, ``overlap`` (fraction of the cascade's top K also
+        in the measure's top K, ties broken by id) and ``spearman`` (rank correlation with
+        the cascade's (demand lost, nodes lost) order over all elements; NaN when constant).
+    """
+    from scipy.stats import spearmanr
+
+    table = sort_ranking(table)
+    scores = structural_scores(compiled, table, betweenness)
+    rows = []
+    for kind in ("node", "edge"):
+        sel = (table["element"] == kind).to_numpy()
+        if not sel.any():
+            continue
+        sub, sc = table[sel], scores[sel]
+        k = min(top, len(sub)) if top > 0 else len(sub)
+        # Cascade order as one number: dense rank of (demand lost, nodes lost).
+        keys = np.column_stack([sub["demand_lost"].to_numpy(), sub["nodes_lost"].to_numpy(float)])
+        _, dense = np.unique(keys, axis=0, return_inverse=True)
+        cascade_top = set(sub["id"].iloc[:k])
+        for measure in sc.columns:
+            order = pd.DataFrame({"id": sub["id"].to_numpy(), "s": sc[measure].to_numpy()}).sort_values(
+                ["s", "id"], ascending=[False, True], kind="mergesort")
+            overlap = len(cascade_top & set(order["id"].iloc[:k])) / k if k else np.nan
+            x, y = np.asarray(dense, float).ravel(), sc[measure].to_numpy()
+            rho = np.nan if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y)[0])
+            rows.append({"measure": measure, "element": kind, "top_k": k, "overlap": overlap,
+                         "spearman": rho})
+    return pd.DataFrame(rows, columns=["measure", "element", "top_k", "overlap", "spearman"])
+
+
+def decoupled(system: InfrastructureSystem) -> InfrastructureSystem:
+    """The same system without its dependency rows: each lifeline alone."""
+    return replace(system, dependencies=system.dependencies.iloc[0:0].copy())
+
+
+def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20,
+                threads: int | None = None, engine: str = "core") -> pd.DataFrame:
+    """Interdependency blind spots: critical in the coupled ranking, not when each lifeline
+    is analysed alone.
+
+    An element of the coupled top ``top`` is a blind spot when, in the sweep of the same
+    system without dependencies (the single-lifeline view of peers such as WNTR or
+    pandapower's N-1), it is not in that sweep's top ``top``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id``, ``element``, ``layer``, ``rank`` (coupled), ``alone_rank``,
+        ``demand_lost``, ``alone_demand_lost``, ``cross_layer_lost``; in coupled rank order.
+    """
+    table = sort_ranking(table)
+    k = min(top, len(table)) if top > 0 else len(table)
+    kinds = set(table["element"])
+    elements = "all" if kinds == {"node", "edge"} else ("edges" if kinds == {"edge"} else "nodes")
+    alone = sweep(decoupled(system), elements, threads=threads, engine=engine)
+    alone = alone[alone.set_index(["id", "element"]).index.isin(
+        table.set_index(["id", "element"]).index)].reset_index(drop=True)
+    alone_rank = {(r.id, r.element): i + 1 for i, r in enumerate(alone.itertuples(index=False))}
+    alone_demand = {(r.id, r.element): r.demand_lost for r in alone.itertuples(index=False)}
+    rows = []
+    for i, r in enumerate(table.iloc[:k].itertuples(index=False)):
+        a = alone_rank[(r.id, r.element)]
+        if a > k and r.demand_lost > 0:
+            rows.append({"id": r.id, "element": r.element, "layer": r.layer, "rank": i + 1,
+                         "alone_rank": a, "demand_lost": r.demand_lost,
+                         "alone_demand_lost": alone_demand[(r.id, r.element)],
+                         "cross_layer_lost": r.cross_layer_lost})
+    return pd.DataFrame(rows, columns=["id", "element", "layer", "rank", "alone_rank",
+                                       "demand_lost", "alone_demand_lost", "cross_layer_lost"])
