@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS ?= test,dask,plot,geo
+EXTRAS ?= test,dask,plot,geo,import
 DEMO   := networks/demo_town
 
 .PHONY: setup build demo test bench clean
@@ -28,8 +28,13 @@ demo: build
 	$(VENV)/bin/cascade info $(DEMO)
 	$(VENV)/bin/cascade simulate $(DEMO) --fail P-SUB-T03
 
-test: build
+test: build browser
 	$(PY) -m pytest
+
+# Headless Chromium renders the HTML report in tests (Debian's package; quiet, only when missing).
+.PHONY: browser
+browser:
+	@test -x /usr/bin/chromium || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null
 
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-only
