@@ -15,10 +15,13 @@ class InputError(ValueError):
         The line of that file, counting the CSV header as line 1.
     """
 
+    unit: str  # 'line' of a file, or 'row' of a table built in Python
+
     def __init__(self, message: str, file: str | None = None, line: int | None = None):
         self.message = message
         self.file = file
         self.line = line
+        self.unit = "line"
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -26,6 +29,6 @@ class InputError(ValueError):
         if self.file is not None:
             where = f"{self.file}"
             if self.line is not None:
-                where += f", line {self.line}"
+                where += f", {self.unit} {self.line}"
             where += ": "
         return where + self.message

@@ -86,12 +86,12 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
             table[col] = values.astype(float)
 
 
-def _duplicates(ids: pd.Series, what: str, file: str) -> None:
+def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
     dup = ids.duplicated(keep=False)
     if dup.any():
         rows = np.flatnonzero(dup.to_numpy())
         first, second = rows[0], rows[1:][ids.iloc[rows[1:]].to_numpy() == ids.iloc[rows[0]]][0]
-        raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first)})",
+        raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first)}){hint}",
                          file, _line(second))
 
 
@@ -188,7 +188,7 @@ class InfrastructureSystem:
             raise InputError(f"edge '{edges['id'].iloc[row]}' joins layer '{src_layer.iloc[row]}' "
                              f"to layer '{dst_layer.iloc[row]}'; edges stay inside one layer",
                              f, _line(row))
-        _duplicates(edges["id"], "edge id (give parallel edges an explicit id)", f)
+        _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
         if "directed" not in edges.columns:
             edges["directed"] = ""
         flag = edges["directed"].str.lower()
@@ -275,6 +275,15 @@ class InfrastructureSystem:
                     dep_rows.append({**(rest[0] if rest else {}), "dependent": dependent,
                                      "supplier": supplier})
             dep_table = pd.DataFrame(dep_rows, columns=None if dep_rows else ["dependent", "supplier"])
+        try:
+            return cls._from_rows(node_rows, edge_rows, dep_table, name, crs, rules)
+        except InputError as err:   # tables built in Python have rows, not file lines
+            if err.line is not None:
+                err.line, err.unit = err.line - 1, "row"
+            raise
+
+    @classmethod
+    def _from_rows(cls, node_rows, edge_rows, dep_table, name, crs, rules):
         return cls.from_tables(
             pd.DataFrame(node_rows, columns=None if node_rows else ["id", "layer"]),
             pd.DataFrame(edge_rows, columns=None if edge_rows else ["source", "target"]),

@@ -1,9 +1,11 @@
 """Read and write a system directory (FORMAT.md): nodes.csv, edges.csv, dependencies.csv, system.toml."""
 from __future__ import annotations
 
+import csv
 import os
 import re
 import tempfile
+import warnings
 import tomllib
 from pathlib import Path
 
@@ -23,8 +25,13 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
             raise InputError("missing file", str(path))
         return None
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                           encoding="utf-8-sig")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                                encoding="utf-8-sig", index_col=False)
+        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+            _raise_long_row(path)
+        return table
     except pd.errors.EmptyDataError:
         raise InputError("empty file (it needs at least a header line)", str(path)) from None
     except pd.errors.ParserError as exc:
@@ -36,6 +43,18 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
         raise InputError("not UTF-8 text", str(path)) from None
     except IsADirectoryError:
         raise InputError("is a directory, not a CSV file", str(path)) from None
+
+
+def _raise_long_row(path: Path) -> None:
+    """Name the first row with more fields than the header (pandas would drop them)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh)
+        width = len(next(rows))
+        for row in rows:
+            if len(row) > width:
+                raise InputError(f"malformed CSV: {len(row)} fields where the header has {width}",
+                                 str(path), rows.line_num)
+    raise InputError("malformed CSV: a row has more fields than the header", str(path))
 
 
 def _read_toml(path: Path) -> dict:
