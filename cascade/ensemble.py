@@ -1,0 +1,334 @@
+"""Monte Carlo ensembles of hazard samples and cascades, on threads or a Dask cluster.
+
+For each sample ``i`` of a :class:`cascade.hazards.Scenario`: the hazard's direct
+failures (drawn from common random numbers keyed by (seed, i) and element id), then the
+static cascade of FORMAT.md (:meth:`cascade.Workspace.run`).  Each sample yields its
+service loss per layer and overall; nodes accumulate how often they failed and how often
+the hazard failed them directly, the rest being the cascade's share.
+
+Executors
+---------
+* Local threads (default): the Cython kernel releases the GIL; one Workspace per thread.
+* ``scheduler="tcp://host:port"``: an existing Dask distributed cluster.  The compiled
+  system and the prepared scenario are scattered once to every worker; each task runs a
+  batch of consecutive samples and returns small arrays (losses of the batch, per-node
+  failure counts).  A task lost with its worker is rerun elsewhere by Dask.
+* ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded processes.
+
+Results depend only on the seed and the sample indices: batches are reassembled by index
+and counts are integer sums, so threads, processes and clusters give identical numbers.
+Dask is the optional extra ``cascade-lifelines[dask]``.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .compiled import CompiledSystem, Workspace, compile_system
+from .errors import InputError
+from .hazards import Scenario
+from .system import InfrastructureSystem
+
+PERCENTILES = (5, 50, 95)
+_local = threading.local()
+
+
+def _workspace(compiled: CompiledSystem) -> Workspace:
+    """This thread's workspace for ``compiled`` (kernels write into it)."""
+    ws = getattr(_local, "ws", None)
+    if ws is None or ws.compiled is not compiled:
+        ws = _local.ws = Workspace(compiled)
+    return ws
+
+
+def _service(compiled: CompiledSystem, working: np.ndarray, totals) -> np.ndarray:
+    """Service per layer and overall (demand-weighted) of a working mask, shape (L+1,)."""
+    nodes, demand, layer_demand = totals
+    L = len(compiled.layer_names)
+    w = working.astype(np.float64)
+    served = np.bincount(compiled.node_layer, weights=compiled.demand * w, minlength=L)
+    count = np.bincount(compiled.node_layer, weights=w, minlength=L)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_layer = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
+                             count / np.where(nodes > 0, nodes, 1))
+        overall = served.sum() / demand if demand > 0 else count.sum() / max(nodes.sum(), 1)
+    return np.append(per_layer, overall)
+
+
+def _totals(compiled: CompiledSystem):
+    L = len(compiled.layer_names)
+    layer_demand = np.bincount(compiled.node_layer, weights=compiled.demand, minlength=L)
+    return (np.bincount(compiled.node_layer, minlength=L).astype(float),
+            float(compiled.demand.sum()), layer_demand)
+
+
+def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
+              baseline: np.ndarray, baseline_service: np.ndarray, immune=(),
+              fragility_scale=None) -> tuple:
+    """Samples ``start .. stop-1``: the work unit of every executor.
+
+    Returns
+    -------
+    start : int
+    loss : ndarray of float64, shape (stop-start, L+1)
+        Service lost per layer and overall, relative to the intact system.
+    failed : ndarray of int32, shape (n,)
+        How many of these samples each node (working when intact) stopped working in.
+    direct : ndarray of int32, shape (n,)
+        How many of them the hazard failed it directly.
+    n_direct : ndarray of int32, shape (stop-start, 2)
+        Direct node and edge failures per sample.
+    """
+    ws = _workspace(compiled)
+    totals = _totals(compiled)
+    b = stop - start
+    loss = np.empty((b, len(compiled.layer_names) + 1))
+    failed = np.zeros(compiled.n_nodes, np.int32)
+    direct = np.zeros(compiled.n_nodes, np.int32)
+    n_direct = np.zeros((b, 2), np.int32)
+    for k, i in enumerate(range(start, stop)):
+        nodes, edges = scenario.sample(compiled, i, seed=seed, immune=immune,
+                                       fragility_scale=fragility_scale)
+        ws.run(nodes, edges)
+        working = ws.working.view(bool)
+        loss[k] = baseline_service - _service(compiled, working, totals)
+        failed += baseline & ~working
+        direct[nodes] += baseline[nodes]
+        n_direct[k] = len(nodes), len(edges)
+    return start, loss, failed, direct, n_direct
+
+
+@dataclass
+class EnsembleResult:
+    """The outcome of :func:`run_ensemble`.
+
+    Attributes
+    ----------
+    compiled : CompiledSystem
+    loss : ndarray of float64, shape (samples, L+1)
+        Service loss per sample: one column per layer (``compiled.layer_names`` order),
+        the last one overall (demand-weighted).  Loss = intact service - service after.
+    failed, direct : ndarray of int64, shape (n,)
+        Per node, in how many samples it stopped working / was failed by the hazard itself
+        (only nodes that work in the intact system are counted).
+    n_direct : ndarray of int64, shape (samples, 2)
+        Direct node and edge failures per sample.
+    """
+
+    compiled: CompiledSystem
+    loss: np.ndarray
+    failed: np.ndarray
+    direct: np.ndarray
+    n_direct: np.ndarray
+    seed: int
+    scenario: dict = field(default_factory=dict)
+    executor: str = "threads"
+
+    @property
+    def samples(self) -> int:
+        return len(self.loss)
+
+    def summary(self) -> pd.DataFrame:
+        """Loss distribution: columns ``layer``, ``mean``, ``p5``, ``p50``, ``p95``; one row
+        per layer and a last row ``overall``."""
+        names = list(self.compiled.layer_names) + ["overall"]
+        if self.samples == 0:
+            q = np.full((len(PERCENTILES), len(names)), np.nan)
+            mean = np.full(len(names), np.nan)
+        else:
+            q = np.percentile(self.loss, PERCENTILES, axis=0)
+            mean = self.loss.mean(axis=0)
+        return pd.DataFrame({"layer": names, "mean": mean, "p5": q[0], "p50": q[1], "p95": q[2]})
+
+    def node_probability(self) -> pd.DataFrame:
+        """Per node: ``id``, ``layer``, ``p_fail`` (stopped working), ``p_direct`` (failed by
+        the hazard), ``p_cascade`` = p_fail - p_direct (failed only through the cascade);
+        sorted by p_fail, then p_direct, descending, then file order."""
+        c = self.compiled
+        s = max(self.samples, 1)
+        p_fail, p_direct = self.failed / s, self.direct / s
+        order = np.lexsort((np.arange(c.n_nodes), -p_direct, -p_fail))
+        layers = np.asarray(c.layer_names, dtype=object)[c.node_layer]
+        return pd.DataFrame({"id": c.node_ids[order], "layer": layers[order],
+                             "p_fail": p_fail[order], "p_direct": p_direct[order],
+                             "p_cascade": (p_fail - p_direct)[order]})
+
+    def to_dict(self, top: int | None = None) -> dict:
+        """The JSON of ``cascade scenario --format json``: the scenario, the loss summary and
+        every node that failed in at least one sample (or the ``top`` most likely)."""
+        summary = self.summary()
+        nodes = self.node_probability()
+        nodes = nodes[nodes["p_fail"] > 0]
+        if top is not None:
+            nodes = nodes.head(top)
+        nd = self.n_direct.mean(axis=0) if self.samples else np.full(2, np.nan)
+        return {
+            "system": self.compiled.name, "scenario": self.scenario, "seed": self.seed,
+            "samples": self.samples, "executor": self.executor,
+            "direct_failures_mean": {"nodes": float(nd[0]), "edges": float(nd[1])},
+            "loss": {r.layer: {"mean": r.mean, "p5": r.p5, "p50": r.p50, "p95": r.p95}
+                     for r in summary.itertuples(index=False)},
+            "nodes": [{"id": str(r.id), "layer": r.layer, "p_fail": r.p_fail, "p_direct": r.p_direct,
+                       "p_cascade": r.p_cascade} for r in nodes.itertuples(index=False)],
+        }
+
+
+def _batches(samples: int, parts: int, cap: int = 256) -> list[tuple[int, int]]:
+    size = max(1, min(cap, math.ceil(samples / max(1, parts))))
+    return [(s, min(s + size, samples)) for s in range(0, samples, size)]
+
+
+def _dask():
+    try:
+        import distributed
+    except ImportError:
+        raise InputError("running on Dask needs the optional extra 'dask': "
+                         "pip install 'cascade-lifelines[dask]'") from None
+    return distributed
+
+
+def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
+                 seed: int | None = None, threads: int | None = None, scheduler: str | None = None,
+                 workers: int | None = None, compiled: CompiledSystem | None = None,
+                 progress: bool = False, immune=(), fragility_scale=None,
+                 batch_size: int | None = None) -> EnsembleResult:
+    """Run ``samples`` hazard samples, each followed by the cascade.
+
+    Parameters
+    ----------
+    system : InfrastructureSystem
+    scenario : Scenario
+    samples : int
+        Number of samples (indices 0 .. samples-1).
+    seed : int, optional
+        Overrides the scenario's seed.
+    threads : int, optional
+        Local threads (default: the usable CPUs).  Ignored with ``scheduler``/``workers``.
+    scheduler : str, optional
+        Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    workers : int, optional
+        Start a local Dask cluster of this many single-threaded worker processes.
+    compiled : CompiledSystem, optional
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    immune, fragility_scale
+        Passed to :meth:`Scenario.sample` for every sample.
+    batch_size : int, optional
+        Samples per task (default: about 8 tasks per worker, at most 256).
+
+    Returns
+    -------
+    EnsembleResult
+
+    Raises
+    ------
+    InputError
+        On bad arguments, a missing Dask, or a scheduler that cannot be reached.
+    """
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 0:
+        raise InputError(f"samples must be a non-negative integer, not {samples!r}")
+    if scheduler is not None and workers is not None:
+        raise InputError("give either a scheduler address or a number of workers, not both")
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, not {workers}")
+    if threads is not None and threads < 1:
+        raise InputError(f"threads must be at least 1, not {threads}")
+    compiled = compiled if compiled is not None else compile_system(system)
+    seed = scenario.seed if seed is None else int(seed)
+    scenario.prepare(system, compiled)
+    ws = Workspace(compiled)
+    ws.run()
+    baseline = ws.working.astype(bool)
+    baseline_service = _service(compiled, baseline, _totals(compiled))
+    n, L = compiled.n_nodes, len(compiled.layer_names)
+    loss = np.empty((samples, L + 1))
+    failed = np.zeros(n, np.int64)
+    direct = np.zeros(n, np.int64)
+    n_direct = np.zeros((samples, 2), np.int64)
+
+    def collect(part):
+        start, lb, fb, db, nb = part
+        loss[start:start + len(lb)] = lb
+        n_direct[start:start + len(lb)] = nb
+        np.add(failed, fb, out=failed)
+        np.add(direct, db, out=direct)
+        return len(lb)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=samples, unit="sample", desc=scenario.name, leave=False)
+    args = (scenario, seed)
+    kw = dict(immune=tuple(immune), fragility_scale=dict(fragility_scale) if fragility_scale else None)
+    try:
+        if scheduler is None and workers is None:
+            threads = threads or _default_threads()
+            executor = f"threads ({threads})"
+            spans = _batches(samples, threads * 8, batch_size or 256)
+            if threads == 1:
+                for a, b in spans:
+                    done = collect(run_batch(compiled, *args, a, b, baseline, baseline_service, **kw))
+                    bar and bar.update(done)
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    futures = [pool.submit(run_batch, compiled, *args, a, b, baseline,
+                                           baseline_service, **kw) for a, b in spans]
+                    for f in futures:
+                        done = collect(f.result())
+                        bar and bar.update(done)
+        else:
+            executor = _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler,
+                                 workers, batch_size, collect, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return EnsembleResult(compiled, loss, failed, direct, n_direct, seed,
+                          scenario={**scenario.describe(), "seed": seed}, executor=executor)
+
+
+def _default_threads() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
+              batch_size, collect, bar) -> str:
+    distributed = _dask()
+    cluster = None
+    try:
+        if scheduler is not None:
+            try:
+                client = distributed.Client(scheduler, timeout="10s", set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            executor = f"dask ({scheduler})"
+        else:
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=40)
+            client = distributed.Client(cluster, set_as_default=False)
+            executor = f"dask (local cluster, {workers} workers)"
+        try:
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+            # Scatter once to every worker; tasks then carry only sample ranges.
+            comp_f, scen_f, base_f, serv_f = client.scatter(
+                [compiled, args[0], baseline, baseline_service], broadcast=True)
+            spans = _batches(samples, n_workers * 8, batch_size or 256)
+            futures = [client.submit(run_batch, comp_f, scen_f, args[1], a, b, base_f, serv_f,
+                                     pure=False, **kw) for a, b in spans]
+            for f in distributed.as_completed(futures):
+                done = collect(f.result())
+                if bar is not None:
+                    bar.update(done)
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+    return executor
