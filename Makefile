@@ -36,8 +36,24 @@ test: build browser
 browser:
 	@test -x /usr/bin/chromium || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null
 
+# Benchmarks (benchmarks/conftest.py explains the conventions).  `bench`: the full suite, saved as
+# benchmarks/results/<date>-<commit>.json; `bench-check`: the quick suite against
+# benchmarks/floors.toml (CI); `bench-report`: saved runs -> table + PNGs; `bench-scaling`: 10^3..10^6.
+.PHONY: bench-check bench-report bench-scaling
+BENCH_RAW ?= build/bench-raw.json
 bench: build
-	$(PY) -m pytest benchmarks --benchmark-only
+	mkdir -p $(dir $(BENCH_RAW))
+	env -u CASCADE_BENCH_QUICK $(PY) -m pytest benchmarks --benchmark-only --benchmark-json=$(BENCH_RAW)
+	$(PY) benchmarks/check.py save $(BENCH_RAW)
+
+bench-check: build
+	$(PY) benchmarks/check.py check
+
+bench-report: $(STAMP)
+	$(PY) benchmarks/report.py
+
+bench-scaling: build
+	$(PY) benchmarks/bench_scaling.py
 
 clean:
 	rm -rf build cascade/_core.c cascade/*.so *.egg-info

@@ -47,8 +47,8 @@ P_DEMO = 0.9      # fraction of all nodes kept on the demo town
 SIZES = [f"er{n}" for n in ER_SIZES[:1]] + ["demo"] + [f"er{n}" for n in ER_SIZES[1:]]
 SIZES = SIZES[:1] if QUICK else SIZES
 # Rounds of the slow baselines (the reference at 10^5 nodes per layer takes tens of seconds).
-REFERENCE_ROUNDS = {"er1000": 5, "demo": 3, "er10000": 2, "er100000": 1}
-IGRAPH_ROUNDS = {"er1000": 10, "demo": 10, "er10000": 5, "er100000": 3}
+REFERENCE_ROUNDS = {"er1000": 10, "demo": 3, "er10000": 2, "er100000": 1}
+IGRAPH_ROUNDS = {"er1000": 30, "demo": 10, "er10000": 5, "er100000": 3}
 
 RULE_NONE, RULE_SOURCE, RULE_GIANT = 0, 1, 2
 

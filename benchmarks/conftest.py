@@ -45,9 +45,14 @@ ER_SEED = 8
 REMOVAL_SEED = 20
 
 
+# Scripts in the bench_ namespace that are not pytest-benchmark modules.
+NOT_COLLECTED = {"bench_scaling.py"}     # `make bench-scaling`: minutes long, fits exponents
+
+
 def pytest_collect_file(file_path, parent):
     # Explicit paths (``pytest benchmarks/bench_x.py``) are collected by pytest itself already.
     if (file_path.suffix == ".py" and file_path.name.startswith("bench_")
+            and file_path.name not in NOT_COLLECTED
             and not parent.session.isinitpath(file_path)):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
