@@ -497,16 +497,36 @@ class FixedSampler:
         return compiled.split_ids(ids)
 
 
-def scenario_sampler(scenario, seed: int | None = None):
-    """The sampler of a :class:`cascade.hazards.Scenario`, optionally with another seed."""
-    if seed is None or seed == getattr(scenario, "seed", None):
-        return scenario
-    import dataclasses
-    if dataclasses.is_dataclass(scenario):
-        return dataclasses.replace(scenario, seed=int(seed))
-    clone = __import__("copy").copy(scenario)
-    clone.seed = int(seed)
-    return clone
+class ScenarioSampler:
+    """The :class:`cascade.hazards.Scenario` as a :class:`FailureSampler` for one base system.
+
+    Prepares the scenario for the base system once and always samples on the base system's
+    compiled form: structural measures only append edges and dependency rows, so base
+    indices stay valid in every modified system, and new links and feeds are taken to
+    survive the hazard (they are not sampled).  ``harden`` measures reach the hazard as
+    ``immune`` and ``fragility_scale``.
+
+    Parameters
+    ----------
+    scenario : cascade.hazards.Scenario
+    system : InfrastructureSystem
+        The base system.
+    compiled : CompiledSystem, optional
+    seed : int, optional
+        Overrides the scenario's seed.
+    """
+
+    def __init__(self, scenario, system: InfrastructureSystem,
+                 compiled: CompiledSystem | None = None, seed: int | None = None):
+        self.scenario = scenario
+        self.seed = seed
+        self.compiled = compiled if compiled is not None else compile_system(system)
+        scenario.prepare(system, self.compiled)
+
+    def sample(self, compiled: CompiledSystem, sample_index: int, *, immune=(),
+               fragility_scale=None) -> tuple[np.ndarray, np.ndarray]:
+        return self.scenario.sample(self.compiled, sample_index, immune=immune,
+                                    fragility_scale=fragility_scale, seed=self.seed)
 
 
 # ---------------------------------------------------------------------------------- evaluation

@@ -15,10 +15,11 @@ import click
 
 from ..errors import InputError
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
-                          read_candidates, scenario_sampler, suggest, write_candidates)
+                          ScenarioSampler, read_candidates, suggest, write_candidates)
 from . import emit, format_option, load, output_option, read_id_file, system_argument, table, to_json
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
+DEFAULT_SAMPLES = 100
 
 
 def parse_crews(text: str):
@@ -123,8 +124,9 @@ def render_table(result, source: str) -> str:
               help="Hazard scenario (TOML) whose samples every measure is evaluated on.")
 @click.option("--failure-sets", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of --scenario: one sample per line, the node and edge ids that fail.")
-@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Hazard samples (with --failure-sets: default the number of lines).")
+@click.option("--samples", type=click.IntRange(min=1),
+              help="Hazard samples (default: the scenario's, else 100; with --failure-sets the "
+                   "number of lines).")
 @click.option("--budget", type=click.FloatRange(min=0), help="Plan measures under this total cost.")
 @click.option("--metric", type=click.Choice(["served", "resilience"]), default="served",
               show_default=True,
@@ -142,8 +144,7 @@ def render_table(result, source: str) -> str:
               show_default=True, help="Search every plan within budget up to this many candidates.")
 @format_option("table", "json", "csv")
 @output_option
-@click.pass_context
-def command(ctx, system_dir, candidates, scenario, failure_sets, samples, budget, metric, strategy,
+def command(system_dir, candidates, scenario, failure_sets, samples, budget, metric, strategy,
             crews, n_suggest, seed, threads, exhaustive_limit, fmt, output):
     """Rank redundancy measures of SYSTEM by the loss they avoid per unit cost.
 
@@ -166,7 +167,7 @@ def command(ctx, system_dir, candidates, scenario, failure_sets, samples, budget
         sets = read_failure_sets(failure_sets, compiled)
         sampler = FixedSampler(sets)
         source = str(failure_sets)
-        if ctx.get_parameter_source("samples").name == "DEFAULT":
+        if samples is None:
             samples = len(sets)
     else:
         try:
@@ -174,8 +175,11 @@ def command(ctx, system_dir, candidates, scenario, failure_sets, samples, budget
         except ImportError:
             raise InputError("--scenario needs cascade.hazards, which is not available; "
                              "use --failure-sets") from None
-        sampler = scenario_sampler(load_scenario(scenario), seed)
+        loaded = load_scenario(scenario)
+        sampler = ScenarioSampler(loaded, system, compiled, seed=seed)
         source = str(scenario)
+        if samples is None:
+            samples = loaded.samples or DEFAULT_SAMPLES
     result = analyse(system, measures, sampler, samples, metric=metric, budget=budget,
                      strategy=strategy, crews=crews_value, seed=seed or 0, threads=threads,
                      exhaustive_limit=exhaustive_limit, compiled=compiled)
