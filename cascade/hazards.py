@@ -778,7 +778,8 @@ class EarthquakeHazard(Hazard):
         user = {k: v for k, v in self.fragility.items() if k not in DEFAULT_FRAGILITY
                 or self.fragility[k] != DEFAULT_FRAGILITY[k]}
         _check_names(user, el, "hazard.fragility", self._file)
-        _check_names(self.repair_rate, el, "hazard.repair_rate", self._file, edges=True)
+        _check_names({k: v for k, v in self.repair_rate.items() if DEFAULT_REPAIR_RATE.get(k) != v},
+                     el, "hazard.repair_rate", self._file, edges=True)
         state = DAMAGE_STATES.index(self.damage_state)
         entries = _lookup(self.fragility, el.node_layer, el.node_kind)
         median = np.full(len(entries), np.inf)
