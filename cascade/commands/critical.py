@@ -1,0 +1,150 @@
+"""``cascade critical SYSTEM``: N-1 criticality of every node (and edge) across all lifelines,
+the greedy worst set of K, and how single-layer rankings (degree, betweenness) compare."""
+from __future__ import annotations
+
+import io
+import time
+
+import click
+
+from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep
+from ..errors import InputError
+from . import (default_threads, emit, engine_option, format_option, load, output_option,
+               system_argument, table, to_json)
+
+TABLE_TOP = 20                 # rows of the table when --top is not given
+BETWEENNESS_MAX_NODES = 20_000  # betweenness is O(n m): skipped above this size
+
+
+def ranking_records(ranked) -> list[dict]:
+    """The CSV/JSON records: ``rank`` then the sweep's columns."""
+    out = ranked.copy()
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
+def _layers_down(row, layer_names) -> str:
+    parts = [(int(getattr(row, f"lost_{name}")), name) for name in layer_names]
+    parts = sorted((p for p in parts if p[0] > 0), key=lambda p: (-p[0], p[1]))
+    return ", ".join(f"{name} {count}" for count, name in parts) or "-"
+
+
+def render_table(compiled, ranked, shown, worst, comparison, spots, info) -> str:
+    total = float(compiled.demand.sum())
+    share = (lambda d: f"{100 * d / total:5.1f}%") if total > 0 else (lambda d: "  n/a")
+    out = [f"System {compiled.name}: N-1 over {info['count']:,} {info['what']} "
+           f"({info['engine']} engine, {info['threads']} thread(s), {info['seconds']:.2f} s); "
+           f"total demand {total:,.0f}.",
+           "Ranked by demand lost, then nodes lost; losses count every lifeline, against the "
+           "intact system.", ""]
+    if len(shown):
+        spot_ids = set(zip(spots["id"], spots["element"])) if spots is not None else set()
+        rows = []
+        for rank, r in enumerate(shown.itertuples(index=False), 1):
+            name = r.id if r.element == "node" else f"{r.id} (edge)"
+            rows.append([rank, name, r.layer, r.nodes_lost, f"{r.demand_lost:,.0f}", share(r.demand_lost),
+                         r.cross_layer_lost, _layers_down(r, compiled.layer_names),
+                         "!" if (r.id, r.element) in spot_ids else ""])
+        out.append(table(rows, ["rank", "id", "layer", "nodes lost", "demand lost", "of total",
+                                "other lifelines", "nodes lost per layer", "blind spot"],
+                         "rllrrrrll"))
+        if len(shown) < len(ranked):
+            out.append(f"(top {len(shown)} of {len(ranked)}; --top 0 lists all)")
+    else:
+        out.append("No element to rank.")
+    if worst is not None:
+        out += ["", f"Worst set of {info['k']} (greedy: each step adds the element that loses the "
+                    "most demand together with the ones before):"]
+        rows = [[r.step, r.id if r.element == "node" else f"{r.id} (edge)", r.layer,
+                 f"{r.demand_lost:,.0f}", share(r.demand_lost), f"+{r.demand_added:,.0f}", r.nodes_lost]
+                for r in worst.itertuples(index=False)]
+        out.append(table(rows, ["step", "id", "layer", "demand lost", "of total", "added", "nodes lost"],
+                         "rllrrrr").rstrip("\n"))
+    if comparison is not None and len(comparison):
+        out += ["", "Single-layer structural rankings against this one (igraph):"]
+        for r in comparison.itertuples(index=False):
+            rho = "n/a" if r.spearman != r.spearman else f"{r.spearman:+.2f}"
+            out.append(f"  {r.measure:<12} ({r.element}s): top-{r.top_k} overlap {100 * r.overlap:3.0f}%, "
+                       f"Spearman {rho}")
+        if info.get("betweenness_skipped"):
+            out.append(f"  betweenness skipped (more than {BETWEENNESS_MAX_NODES:,} nodes)")
+    if spots is not None:
+        out += ["", f"Interdependency blind spots (!): in this top {info['spot_k']}, but not in the top "
+                    f"{info['spot_k']} when each lifeline is analysed alone (dependencies removed):"]
+        if len(spots):
+            for r in spots.itertuples(index=False):
+                out.append(f"  {r.id} ({r.layer}): rank {r.rank} coupled, rank {r.alone_rank} alone; "
+                           f"loses {r.demand_lost:,.0f} demand coupled vs {r.alone_demand_lost:,.0f} alone, "
+                           f"{r.cross_layer_lost} node(s) in other lifelines")
+        else:
+            out.append("  none")
+    return "\n".join(out) + "\n"
+
+
+@click.command("critical")
+@system_argument
+@click.option("--top", type=click.IntRange(min=0), default=None, metavar="K",
+              help=f"Rows to show, 0 for all  [default: {TABLE_TOP} for the table, all for csv/json]")
+@click.option("--elements", type=click.Choice(["nodes", "edges", "all"]), default="nodes",
+              show_default=True, help="Which elements fail one at a time.")
+@click.option("--layer", metavar="L", default=None, help="Only the elements of layer L "
+              "(losses are still counted in every layer).")
+@click.option("--k", "k", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Also find the greedy worst set of K elements (table and json).")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Table: degree/betweenness agreement and interdependency blind spots "
+                   "(one more sweep of the decoupled system).")
+@format_option("table", "json", "csv")
+@output_option
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Worker threads  [default: the machine's cores]")
+@engine_option
+def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, engine):
+    """Rank the nodes (or edges) of SYSTEM by what their failure alone takes down across
+    every lifeline (N-1).
+
+    Each element fails alone and the full coupled cascade runs; nodes that did not work
+    before are never counted as lost.  CSV columns: rank, id, element, layer, nodes_lost,
+    demand_lost, cross_layer_lost, then lost_<layer> per layer in name order; JSON is a
+    list of the same records (an object with "ranking" and "worst_set" when --k is given).
+    """
+    if k is not None and fmt == "csv":
+        raise InputError("--k has no CSV form: use --format table or json")
+    system, compiled = load(system_dir)
+    if layer is not None and layer not in compiled.layer_names:
+        raise InputError(f"unknown layer '{layer}' (layers: {', '.join(compiled.layer_names)})", "--layer")
+    threads = threads or default_threads()
+    start = time.perf_counter()
+    ranked = sweep(system, elements, threads=threads, engine=engine, compiled=compiled, layer=layer)
+    seconds = time.perf_counter() - start
+    if top is None:
+        top = TABLE_TOP if fmt == "table" else 0
+    shown = ranked if top == 0 else ranked.iloc[:top]
+    worst = (greedy_worst_set(system, k, elements, threads=threads, engine=engine, compiled=compiled,
+                              layer=layer) if k else None)
+
+    if fmt == "csv":
+        buf = io.StringIO()
+        ranking_records(shown).to_csv(buf, index=False, lineterminator="\n")
+        emit(buf.getvalue(), output)
+        return
+    if fmt == "json":
+        records = ranking_records(shown).to_dict(orient="records")
+        data = records if worst is None else {"ranking": records,
+                                              "worst_set": worst.to_dict(orient="records")}
+        emit(to_json(data), output)
+        return
+
+    comparison = spots = None
+    info = {"count": len(ranked), "what": {"nodes": "nodes", "edges": "edges",
+                                           "all": "nodes and edges"}[elements],
+            "engine": engine, "threads": threads if engine == "core" else 1,
+            "seconds": seconds, "k": k}
+    if compare and len(ranked):
+        spot_k = min(top or TABLE_TOP, len(ranked))
+        use_btw = compiled.n_nodes <= BETWEENNESS_MAX_NODES
+        info["betweenness_skipped"] = not use_btw
+        info["spot_k"] = spot_k
+        comparison = compare_rankings(compiled, ranked, top=spot_k, betweenness=use_btw)
+        spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine)
+    emit(render_table(compiled, ranked, shown, worst, comparison, spots, info), output)
