@@ -1,0 +1,37 @@
+"""``cascade map SYSTEM [--result FILE] --output map.png``: the lifelines on their coordinates."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from ..io import read_system
+from . import system_argument
+
+
+@click.command("map")
+@system_argument
+@click.option("--result", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Mark its elements: failed nodes of a `simulate --format json` run, the top of a "
+                   "`critical` ranking, or `scenario` failure probabilities.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The PNG (or SVG, PDF) file to write.")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of a ranking's most critical elements to mark and number.")
+@click.option("--title", default=None, help="Title (default: the system's name and the result).")
+@click.option("--dpi", type=click.IntRange(min=30, max=600), default=150, show_default=True)
+def command(system_dir, result, output, top, title, dpi):
+    """Draw SYSTEM's lifelines in their own colours on their coordinates, with the
+    dependencies between them, and mark failed, critical or likely-to-fail elements."""
+    from ..io.geojson import read_result
+    from ..report import draw_map
+
+    if output.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise InputError("the map is written as .png, .svg or .pdf", str(output))
+    if not output.parent.exists():
+        raise InputError("directory does not exist", str(output.parent))
+    system = read_system(system_dir)
+    props = read_result(result, system) if result is not None else None
+    draw_map(system, props, output, top=top, title=title, dpi=dpi)
+    click.echo(f"wrote {output}", err=True)

@@ -1,0 +1,40 @@
+"""``cascade report SYSTEM --scenario FILE --output DIR``: one HTML page with its figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import system_argument
+
+
+@click.command("report")
+@system_argument
+@click.option("--scenario", "scenario_file", required=True, metavar="SCENARIO.toml",
+              type=click.Path(dir_okay=False, path_type=Path), help="The hazard scenario.")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for index.html and its PNGs (created when missing).")
+@click.option("--samples", "-n", type=click.IntRange(min=1), default=None,
+              help="Monte Carlo samples (default: the scenario's 'samples', else 1000).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Rows of the critical-elements and likely-failures tables.")
+@click.option("--crews", default="1", show_default=True, metavar="N|LAYER=N,...",
+              help="Repair crews for the recovery curves: a number per lifeline, or power=2,water=1.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads (default: all usable CPUs).")
+def command(system_dir, scenario_file, output, samples, seed, top, crews, threads):
+    """Write a report a planner can open: the system and its map, the critical elements,
+    the loss distribution of a hazard SCENARIO and recovery curves of one bad sample of it."""
+    from ..report import build_report
+
+    try:
+        from ..recovery import parse_crews
+        crews = parse_crews(crews)
+    except ImportError:
+        crews = int(crews) if str(crews).isdigit() else 1
+    out = build_report(system_dir, scenario_file, output, samples=samples, seed=seed, top=top,
+                       crews=crews, threads=threads)
+    for m in out["missing"]:
+        click.echo(f"note: left out {m}", err=True)
+    click.echo(f"wrote {out['index']} ({', '.join(out['sections'])}; {len(out['figures'])} figures)", err=True)

@@ -1,0 +1,150 @@
+"""Import a pandapipes network (its ``to_json`` file) as one layer, usually gas.
+
+Mapping (Lohmeier et al. 2020, "Pandapipes: An Open-Source Piping Grid Calculation Package for
+Multi-Energy Grid Simulations", Sustainability 12(23)):
+
+- every junction is a node (``kind = junction``; ``name``, ``elevation`` from ``height_m``);
+- the junction of an in-service external grid (``ext_grid``) gets ``kind = source``;
+- in-service sinks become demand: ``mdot_kg_per_s * scaling`` summed per junction, in kg/s;
+- in-service pipes (undirected), open valves (undirected), pressure regulators
+  (``press_control``), flow controllers, compressors and pumps (directed, from_junction to
+  to_junction, the way they push gas) become edges with that ``kind``;
+- coordinates: the ``junction_geodata`` table (its CRS is not stored: give --crs), or a GeoJSON
+  ``geo`` column of the junction table (WGS 84 when the values are degrees).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .imports import ImportedLayer, empty_layer_tables, read_json, require_file
+from .pandapower import _in_service, _point, _table
+
+# component table -> (edge kind, directed)
+COMPONENTS = {"pipe": ("pipe", False), "press_control": ("regulator", True),
+              "flow_control": ("flow_control", True), "compressor": ("compressor", True),
+              "pump": ("pump", True)}
+
+
+def _load(src) -> "pandapipes.pandapipesNet":
+    path = require_file(src)
+    data = read_json(path)
+    if not (isinstance(data, dict) and str(data.get("_class", "")).startswith("pandapipes")
+            and isinstance(data.get("_object"), dict)):
+        raise InputError("not a pandapipes network (expected the JSON that pandapipes.to_json writes, "
+                         "with \"_class\": \"pandapipesNet\")", str(path))
+    try:
+        import pandapipes
+    except ImportError:
+        raise InputError("importing pandapipes networks needs the 'import' extra: "
+                         "pip install 'cascade-lifelines[import]'") from None
+    try:
+        net = pandapipes.from_json(str(path))
+    except Exception as exc:  # pandapipes raises many kinds; the user needs one line
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError(f"pandapipes cannot read it: {message}", str(path)) from None
+    if "junction" not in net or not isinstance(net.junction, pd.DataFrame):
+        raise InputError("pandapipes network without a junction table", str(path))
+    return net
+
+
+def junction_coordinates(net) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Coordinates of every junction (in the order of ``net.junction``) and their CRS when known."""
+    junction = net.junction
+    n = len(junction)
+    geodata = _table(net, "junction_geodata")
+    if len(geodata) and {"x", "y"} <= set(geodata.columns):
+        geodata = geodata.reindex(junction.index)
+        return geodata["x"].to_numpy(float), geodata["y"].to_numpy(float), None
+    if "geo" in junction.columns and junction["geo"].notna().any():
+        xy = np.array([_point(v) for v in junction["geo"]], float).reshape(n, 2)
+        ok = np.isfinite(xy).all(axis=1)
+        degrees = ok.any() and (np.abs(xy[ok, 0]) <= 180).all() and (np.abs(xy[ok, 1]) <= 90).all()
+        return xy[:, 0], xy[:, 1], "EPSG:4326" if degrees else None
+    return np.full(n, np.nan), np.full(n, np.nan), None
+
+
+def _names(table: pd.DataFrame):
+    if "name" not in table:
+        return ""
+    return table["name"].astype(object).where(table["name"].notna(), "").to_numpy()
+
+
+def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "pandapipes") -> ImportedLayer:
+    """Turn a pandapipes network into an :class:`ImportedLayer` (mapping in the module docstring).
+
+    Parameters
+    ----------
+    net : pandapipes.pandapipesNet
+    layer : str
+    prefix : str
+        Starts every id: junctions are ``<prefix>junction-<index>``, edges
+        ``<prefix><component>-<index>`` (``pipe``, ``valve``, ``press_control``, ...).
+    source : str
+        Name of the origin, for messages.
+    """
+    junction = net.junction
+    jid = pd.Series([f"{prefix}junction-{i}" for i in junction.index], index=junction.index)
+    x, y, crs = junction_coordinates(net)
+    grids = _in_service(_table(net, "ext_grid"))
+    sources = set(grids["junction"].astype(int)) if len(grids) else set()
+    sinks = _in_service(_table(net, "sink"))
+    demand = pd.Series(0.0, index=junction.index)
+    if len(sinks):
+        m = sinks["mdot_kg_per_s"].astype(float) * (sinks["scaling"].astype(float) if "scaling" in sinks else 1.0)
+        demand = demand.add(m.groupby(sinks["junction"].astype(int)).sum(), fill_value=0.0).reindex(junction.index)
+    nodes = pd.DataFrame({
+        "id": jid.to_numpy(), "layer": layer,
+        "kind": ["source" if i in sources else "junction" for i in junction.index],
+        "demand": np.clip(demand.to_numpy(float), 0.0, None), "x": x, "y": y,
+        "element": "junction", "name": _names(junction),
+        "elevation": junction["height_m"].to_numpy(float) if "height_m" in junction else np.nan,
+    })
+    rows = []
+    for table_name, (kind, directed) in COMPONENTS.items():
+        table = _in_service(_table(net, table_name))
+        if len(table) == 0 or not {"from_junction", "to_junction"} <= set(table.columns):
+            continue
+        rows.append(pd.DataFrame({
+            "id": [f"{prefix}{table_name}-{i}" for i in table.index],
+            "source": jid.reindex(table["from_junction"].astype(int)).to_numpy(),
+            "target": jid.reindex(table["to_junction"].astype(int)).to_numpy(),
+            "directed": directed, "kind": kind,
+            "length": table["length_km"].to_numpy(float) * 1000.0 if "length_km" in table else np.nan,
+            "name": _names(table)}))
+    valves = _in_service(_table(net, "valve"))
+    if len(valves):
+        if "opened" in valves:
+            valves = valves[valves["opened"].fillna(True).astype(bool)]
+        if {"from_junction", "to_junction"} <= set(valves.columns):  # pandapipes < 0.12
+            a, b = valves["from_junction"], valves["to_junction"]
+        else:  # junction-element valves; "ju" joins two junctions
+            if "et" in valves:
+                valves = valves[valves["et"].astype(str) == "ju"]
+            a, b = valves["junction"], valves["element"]
+        rows.append(pd.DataFrame({
+            "id": [f"{prefix}valve-{i}" for i in valves.index],
+            "source": jid.reindex(a.astype(int)).to_numpy(),
+            "target": jid.reindex(b.astype(int)).to_numpy(),
+            "directed": False, "kind": "valve", "length": 0.0, "name": _names(valves)}))
+    _, empty_edges = empty_layer_tables()
+    edges = pd.concat(rows, ignore_index=True) if rows else empty_edges
+    unknown = edges["source"].isna() | edges["target"].isna()
+    if unknown.any():
+        raise InputError(f"{edges.loc[unknown, 'kind'].iloc[0]} '{edges.loc[unknown, 'id'].iloc[0]}' "
+                         "connects a junction that is not in the junction table", source)
+    return ImportedLayer(nodes, edges, crs, source)
+
+
+def read_pandapipes(src: str | os.PathLike, layer: str = "gas", prefix: str = "gas-") -> ImportedLayer:
+    """Read a pandapipes JSON file (``pandapipes.to_json``) as one layer.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, is not JSON, or is not a pandapipes network.
+    """
+    return to_layer(_load(src), layer, prefix, str(src))

@@ -1,0 +1,468 @@
+"""Figures and the HTML report: a map of the lifelines and a page a planner can open.
+
+:func:`draw_map` draws each layer in its own colour on its coordinates (edges as lines, sources
+as triangles, dependencies as thin dashed lines between layers) and marks a result on top: the
+nodes a cascade failed, the most critical elements of an N-1 ranking, or the failure
+probabilities of a hazard scenario.  :func:`build_report` writes ``index.html`` with its PNGs:
+the system summary (``cascade info``), the critical elements (N-1 sweep,
+:mod:`cascade.criticality`), the scenario's loss distribution (Monte Carlo,
+:mod:`cascade.ensemble`) and recovery curves (:mod:`cascade.recovery`; the resilience triangle
+of Bruneau et al. 2003, "A framework to quantitatively assess and enhance the seismic resilience
+of communities", Earthquake Spectra 19(4)).
+
+matplotlib runs on the Agg backend: no display is needed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .system import InfrastructureSystem
+
+LAYER_COLOURS = {"power": "#e69f00", "water": "#0072b2", "gas": "#009e73", "transport": "#7f7f7f",
+                 "communication": "#8e44ad"}
+EXTRA_COLOURS = ["#56b4e9", "#cc79a7", "#8c564b", "#bcbd22", "#17becf", "#f0e442"]
+FAILED = "#d62728"
+
+
+def layer_colours(layers) -> dict[str, str]:
+    """A colour per layer: the five lifelines have fixed ones, other layers take the next free."""
+    out, k = {}, 0
+    for name in layers:
+        if name in LAYER_COLOURS:
+            out[name] = LAYER_COLOURS[name]
+        else:
+            out[name] = EXTRA_COLOURS[k % len(EXTRA_COLOURS)]
+            k += 1
+    return out
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLike | None = None, *,
+             top: int = 10, title: str | None = None, dpi: int = 150, ax=None):
+    """Draw the lifelines of ``system`` on their coordinates and mark ``result`` on them.
+
+    Parameters
+    ----------
+    system : InfrastructureSystem
+        Nodes need ``x`` and ``y``; nodes without them are left out of the picture.
+    result : cascade.io.geojson.ResultProperties, optional
+        ``simulate``: failed nodes as red crosses, initial failures circled, edges that are no
+        longer usable in red.  ``ranking``: the ``top`` most critical elements numbered.
+        ``probability``: nodes coloured by ``p_fail``.
+    output : path, optional
+        Where to save the figure (PNG, SVG or PDF by suffix).  Without it the figure is returned.
+    top : int
+        How many ranked elements to mark.
+    title : str, optional
+    dpi : int
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    InputError
+        When no node has coordinates.
+    """
+    plt = _pyplot()
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    nodes, edges = system.nodes, system.edges
+    xy = nodes[["x", "y"]].to_numpy(float)
+    has = np.isfinite(xy).all(axis=1)
+    if not has.any():
+        raise InputError("no node has coordinates (x, y): nothing to draw", system.name)
+    pos = pd.DataFrame(xy, index=nodes["id"], columns=["x", "y"])
+    colours = layer_colours(system.layers)
+    if ax is None:
+        span = np.ptp(xy[has], axis=0)
+        aspect = float(np.clip(span[1] / span[0], 0.5, 1.6)) if span[0] > 0 else 1.0
+        fig, ax = plt.subplots(figsize=(10, max(5.0, 9.0 * aspect)), constrained_layout=True)
+    else:
+        fig = ax.figure
+    a = pos.reindex(edges["source"]).to_numpy(float)
+    b = pos.reindex(edges["target"]).to_numpy(float)
+    edge_ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    edge_layer = edges["source"].map(dict(zip(nodes["id"], nodes["layer"]))).to_numpy()
+    handles = []
+    # Dependencies first, underneath: which supplier each dependent relies on.
+    deps = system.dependencies
+    if len(deps):
+        da = pos.reindex(deps["dependent"]).to_numpy(float)
+        db = pos.reindex(deps["supplier"]).to_numpy(float)
+        ok = np.isfinite(da).all(axis=1) & np.isfinite(db).all(axis=1)
+        if ok.any():
+            ax.add_collection(LineCollection(np.stack([da[ok], db[ok]], axis=1), colors="#555555",
+                                             linewidths=0.7, linestyles=(0, (2, 2)), alpha=0.6, zorder=1))
+            handles.append(Line2D([], [], color="#555555", lw=0.8, ls=(0, (2, 2)), label="dependency"))
+    for layer in system.layers:
+        colour = colours[layer]
+        sel = edge_ok & (edge_layer == layer)
+        if sel.any():
+            ax.add_collection(LineCollection(np.stack([a[sel], b[sel]], axis=1), colors=colour,
+                                             linewidths=1.0, alpha=0.85, zorder=2))
+        in_layer = has & (nodes["layer"] == layer).to_numpy()
+        src = in_layer & (nodes["kind"] == "source").to_numpy()
+        plain = in_layer & ~src
+        size = 6 if in_layer.sum() > 2000 else 12
+        ax.scatter(xy[plain, 0], xy[plain, 1], s=size, c=colour, linewidths=0, zorder=3)
+        ax.scatter(xy[src, 0], xy[src, 1], s=90, c=colour, marker="^", edgecolors="black",
+                   linewidths=0.8, zorder=5)
+        n_nodes = int((nodes["layer"] == layer).sum())
+        handles.append(Line2D([], [], color=colour, lw=2, marker="o", ms=4,
+                              label=f"{layer} ({n_nodes} nodes, {int(sel.sum())} edges)"))
+    handles.append(Line2D([], [], ls="", marker="^", mfc="white", mec="black", ms=8, label="source"))
+    subtitle = ""
+    if result is not None and result.kind == "simulate":
+        working = result.nodes["working"].reindex(nodes["id"]).fillna(True).to_numpy(bool)
+        initial = result.nodes["initial"].reindex(nodes["id"]).fillna(False).to_numpy(bool)
+        usable = result.edges["usable"].reindex(edges["id"]).fillna(True).to_numpy(bool)
+        dead = edge_ok & ~usable
+        if dead.any():
+            ax.add_collection(LineCollection(np.stack([a[dead], b[dead]], axis=1), colors=FAILED,
+                                             linewidths=1.4, alpha=0.8, zorder=4))
+        f = has & ~working
+        ax.scatter(xy[f, 0], xy[f, 1], s=28, c=FAILED, marker="x", linewidths=1.3, zorder=6)
+        i = has & initial
+        ax.scatter(xy[i, 0], xy[i, 1], s=260, facecolors="none", edgecolors=FAILED, linewidths=2.2, zorder=7)
+        handles += [Line2D([], [], ls="", marker="x", color=FAILED, ms=7, label=f"failed ({int((~working).sum())})"),
+                    Line2D([], [], ls="", marker="o", mfc="none", mec=FAILED, ms=12, mew=2,
+                           label="initial failure"),
+                    Line2D([], [], color=FAILED, lw=1.6, label="edge out of use")]
+        subtitle = f"cascade: {int((~working).sum())} of {len(nodes)} nodes failed"
+    elif result is not None and result.kind == "ranking" and top > 0:
+        ranked = []
+        for table, is_node in ((result.nodes, True), (result.edges, False)):
+            if len(table) and "rank" in table.columns:
+                ranked += [(int(r), idx, is_node) for idx, r in table["rank"].items()]
+        ranked.sort()
+        for r, ident, is_node in ranked[:top]:
+            if is_node:
+                p = pos.loc[ident].to_numpy(float)
+                if not np.isfinite(p).all():
+                    continue
+                ax.scatter([p[0]], [p[1]], s=240, facecolors="none", edgecolors="black", linewidths=2, zorder=7)
+            else:
+                row = edges.index[edges["id"] == ident][0]
+                if not edge_ok[row]:
+                    continue
+                ax.plot([a[row, 0], b[row, 0]], [a[row, 1], b[row, 1]], color="black", lw=3.5, zorder=7)
+                p = (a[row] + b[row]) / 2
+            ax.annotate(str(r), p, xytext=(7, 7), textcoords="offset points", fontsize=9, fontweight="bold",
+                        zorder=8, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "black", "lw": 0.6})
+        handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", ms=12, mew=2,
+                              label=f"most critical (top {min(top, len(ranked))}, numbered)"))
+        subtitle = "N-1 criticality: numbered by demand lost when the element fails"
+    elif result is not None and result.kind == "probability":
+        p = result.nodes["p_fail"].reindex(nodes["id"]).fillna(0.0).to_numpy(float)
+        sel = has & (p > 0)
+        if sel.any():
+            order = np.flatnonzero(sel)[np.argsort(p[sel])]
+            sc = ax.scatter(xy[order, 0], xy[order, 1], c=p[order], s=10 + 60 * p[order], cmap="Reds",
+                            vmin=0, vmax=1, edgecolors="black", linewidths=0.3, zorder=6)
+            fig.colorbar(sc, ax=ax, shrink=0.6, label="probability of failure")
+        subtitle = f"scenario: {int(sel.sum())} nodes fail in some sample"
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.autoscale_view()
+    unit = f" ({system.crs})" if system.crs else ""
+    ax.set_xlabel(f"x{unit}")
+    ax.set_ylabel(f"y{unit}")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.tick_params(labelsize=8)
+    ax.grid(True, lw=0.3, alpha=0.5)
+    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    ax.set_title(title or (system.name + (f" — {subtitle}" if subtitle else "")), fontsize=12)
+    if output is not None:
+        fig.savefig(output, dpi=dpi)
+        plt.close(fig)
+    return fig
+
+
+# ---------------------------------------------------------------------- HTML report
+def _table_html(frame: pd.DataFrame, formats: dict | None = None) -> str:
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for col, v in zip(frame.columns, row):
+            text = formats[col](v) if col in formats else (f"{v:,.4g}" if isinstance(v, float) else str(v))
+            num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            cells.append(f'<td class="{"num" if num else ""}">{html.escape(text)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f} %"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.92em}th,td{padding:.25em .7em;border-bottom:1px solid #e3e3e3}
+th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;border:1px solid #ddd;margin:.5em 0}.note{color:#666;font-size:.9em}
+.warn{background:#fff4e5;border-left:4px solid #e69f00;padding:.4em .8em}
+nav a{margin-right:1em}
+"""
+
+
+def _figure_loss(ens, path: Path) -> None:
+    plt = _pyplot()
+    names = list(ens.compiled.layer_names)
+    colours = layer_colours(names)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    overall = 100 * ens.loss[:, -1]
+    ax1.hist(overall, bins=min(40, max(10, ens.samples // 10)), color="#444444", alpha=0.85)
+    for q, ls in ((50, "-"), (95, "--")):
+        v = np.percentile(overall, q)
+        ax1.axvline(v, color=FAILED, ls=ls, lw=1.2, label=f"p{q} = {v:.1f} %")
+    ax1.set_xlabel("overall service loss (% of demand)")
+    ax1.set_ylabel("samples")
+    ax1.set_title(f"Loss over {ens.samples} samples")
+    ax1.legend(fontsize=8)
+    box = ax2.boxplot([100 * ens.loss[:, i] for i in range(len(names))], vert=True, patch_artist=True,
+                      showfliers=True, flierprops={"markersize": 2})
+    for patch, name in zip(box["boxes"], names):
+        patch.set_facecolor(colours[name])
+        patch.set_alpha(0.8)
+    ax2.set_xticks(range(1, len(names) + 1), names, rotation=20)
+    ax2.set_ylabel("service loss (%)")
+    ax2.set_title("Loss per lifeline")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _figure_recovery(results: dict, names: list[str], path: Path) -> None:
+    plt = _pyplot()
+    colours = layer_colours(names)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    styles = ["-", "--", ":", "-."]
+    for k, (strategy, rec) in enumerate(results.items()):
+        c = rec.curve
+        ax1.step(c["time"], 100 * c["service"], where="post", ls=styles[k % 4], lw=1.8,
+                 label=f"{strategy} (loss {rec.metrics['resilience_loss']:.1f} h)")
+    ax1.set_xlabel("hours after the event")
+    ax1.set_ylabel("service, all lifelines (%)")
+    ax1.set_title("Recovery by strategy")
+    ax1.legend(fontsize=8)
+    first = next(iter(results.values()))
+    for name in names:
+        if name in first.curve.columns:
+            ax2.step(first.curve["time"], 100 * first.curve[name], where="post", color=colours[name],
+                     lw=1.6, label=name)
+    ax2.set_xlabel("hours after the event")
+    ax2.set_ylabel("service (%)")
+    ax2.set_title(f"Per lifeline ({next(iter(results))})")
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(True, lw=0.3, alpha=0.5)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike, output: str | os.PathLike,
+                 *, samples: int | None = None, seed: int | None = None, top: int = 15,
+                 strategies=("greedy", "random"), crews=1, threads: int | None = None) -> dict:
+    """Write an HTML report of a system under a hazard scenario into the directory ``output``.
+
+    Sections: the system summary and map; the critical elements (N-1 sweep of nodes and edges,
+    top ``top``) and their map; the scenario's loss distribution and failure-probability map;
+    recovery curves of one bad sample (the one whose overall loss is nearest the 90th
+    percentile) under each of ``strategies``.  A section whose module is missing is left out and
+    the page says so.
+
+    Returns
+    -------
+    dict
+        ``{"index": path of index.html, "figures": [...], "sections": [...], "missing": [...],
+        "seconds": {...}}``.
+    """
+    from .commands.info import describe
+    from .compiled import compile_system
+    from .io import read_system
+    from .io.csv_dir import write_atomic
+    from .io.geojson import ResultProperties
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file; --output names a directory", str(out))
+    system = read_system(system_dir)
+    compiled = compile_system(system)
+    sections, figures, missing, seconds = [], [], [], {}
+    html_parts = []
+    pending: dict[str, object] = {}  # figure name -> callable writing it
+
+    # 1. the system
+    t0 = time.perf_counter()
+    info = describe(system, compiled)
+    rows = pd.DataFrame([{"layer": k, "rule": v["rule"], "nodes": v["nodes"], "edges": v["edges"],
+                          "sources": v["sources"], "demand": v["demand"], "never work": v["never_work"]}
+                         for k, v in info["layers"].items()])
+    part = [f'<section id="summary"><h2>The system</h2>',
+            f"<p>{info['nodes']:,} nodes, {info['edges']:,} edges, {info['dependencies']:,} dependency rows in "
+            f"{info['groups']:,} groups ({info['groups_with_alternatives']:,} with alternative suppliers, "
+            f"{info['groups_with_backup']:,} with backup hours)"
+            + (f"; coordinates in {html.escape(str(info['crs']))}" if info["crs"] else "") + ".</p>",
+            _table_html(rows, {"demand": lambda v: f"{v:,.1f}"})]
+    if info["couplings"]:
+        part.append("<p>Dependencies (dependent layer ← supplier layer): "
+                    + ", ".join(f"{html.escape(k)}: {v}" for k, v in info["couplings"].items()) + ".</p>")
+    for w in info["warnings"]:
+        part.append(f'<p class="warn">{html.escape(w)}</p>')
+    has_xy = np.isfinite(system.nodes[["x", "y"]].to_numpy(float)).all(axis=1).any()
+    if has_xy:
+        pending["map.png"] = lambda p: draw_map(system, None, p, title=f"{system.name}: the lifelines")
+        part.append('<img src="map.png" alt="map of the lifelines">')
+    part.append("</section>")
+    html_parts.append("".join(part))
+    sections.append("summary")
+    seconds["summary"] = time.perf_counter() - t0
+
+    # 2. critical elements
+    try:
+        from .criticality import sweep
+    except ImportError:
+        sweep = None
+        missing.append("critical elements (cascade.criticality is not installed)")
+    if sweep is not None:
+        t0 = time.perf_counter()
+        ranking = sweep(system, elements="all", threads=threads, compiled=compiled)
+        seconds["critical"] = time.perf_counter() - t0
+        shown = ranking.head(top)
+        cols = [c for c in ("id", "element", "layer", "nodes_lost", "demand_lost", "cross_layer_lost")
+                if c in shown.columns]
+        part = ['<section id="critical"><h2>Critical elements</h2>',
+                f"<p>Every node and edge failed alone (N-1, {len(ranking):,} cascades); the {len(shown)} whose "
+                "failure loses the most demand (share of the whole system's demand), then the most nodes. "
+                "<em>cross_layer_lost</em> counts nodes lost in other lifelines than the element's own.</p>",
+                _table_html(shown[cols].reset_index(drop=True), {"demand_lost": _pct})]
+        if has_xy:
+            ranked = shown.assign(rank=np.arange(1, len(shown) + 1))
+            nodes_r = ranked[ranked["element"] == "node"].set_index("id")[["rank", "demand_lost"]]
+            edges_r = ranked[ranked["element"] == "edge"].set_index("id")[["rank", "demand_lost"]]
+            props = ResultProperties("ranking", nodes_r, edges_r)
+            pending["critical.png"] = lambda p: draw_map(system, props, p, top=top,
+                                                         title=f"{system.name}: the {len(shown)} most critical elements")
+            part.append('<img src="critical.png" alt="map of the most critical elements">')
+        part.append("</section>")
+        html_parts.append("".join(part))
+        sections.append("critical")
+
+    # 3. the scenario
+    ens = None
+    try:
+        from .ensemble import run_ensemble
+        from .hazards import load_scenario
+    except ImportError:
+        missing.append("loss distribution (cascade.ensemble or cascade.hazards is not installed)")
+        run_ensemble = None
+    if run_ensemble is not None:
+        scenario = load_scenario(scenario_path)
+        n = samples or scenario.samples or 1000
+        t0 = time.perf_counter()
+        ens = run_ensemble(system, scenario, n, seed=seed, threads=threads, compiled=compiled)
+        seconds["scenario"] = time.perf_counter() - t0
+        summary = ens.summary()
+        probs = ens.node_probability()
+        likely = probs[probs["p_fail"] > 0].head(top)
+        hazard = getattr(scenario.hazard, "type", "")
+        part = ['<section id="loss"><h2>Loss distribution</h2>',
+                f"<p>Scenario <strong>{html.escape(str(scenario.name))}</strong>"
+                + (f" ({html.escape(str(hazard))})" if hazard else "")
+                + f": {ens.samples:,} samples, seed {ens.seed}. Service loss is the share of demand no longer "
+                "served (or of nodes, in a layer without demand), after the cascade.</p>",
+                _table_html(summary, {c: _pct for c in ("mean", "p5", "p50", "p95")})]
+        pending["loss.png"] = lambda p: _figure_loss(ens, p)
+        part.append('<img src="loss.png" alt="loss distribution">')
+        if len(likely):
+            part.append(f"<p>Most likely failures (hazard = hit directly, cascade = failed without being hit):</p>")
+            part.append(_table_html(likely.reset_index(drop=True),
+                                    {c: _pct for c in ("p_fail", "p_direct", "p_cascade")}))
+            if has_xy:
+                props_p = ResultProperties("probability", probs.set_index("id")[["p_fail"]],
+                                           pd.DataFrame(index=pd.Index([], name="id")))
+                pending["probability.png"] = lambda p: draw_map(
+                    system, props_p, p, title=f"{system.name}: probability of failure, {scenario.name}")
+                part.append('<img src="probability.png" alt="map of failure probabilities">')
+        part.append("</section>")
+        html_parts.append("".join(part))
+        sections.append("loss")
+
+    # 4. recovery
+    try:
+        from .recovery import recover
+    except ImportError:
+        recover = None
+        missing.append("recovery curves (cascade.recovery is not installed)")
+    if recover is not None and ens is not None and ens.samples:
+        overall = ens.loss[:, -1]
+        pick = int(np.argmin(np.abs(overall - np.percentile(overall, 90)) + 1e-12 * np.arange(len(overall))))
+        scenario.prepare(system, compiled)
+        node_idx, edge_idx = scenario.sample(compiled, pick)
+        failed = [str(compiled.node_ids[i]) for i in node_idx] + [str(compiled.edge_ids[i]) for i in edge_idx]
+        part = ['<section id="recovery"><h2>Recovery curves</h2>']
+        if not failed:
+            part.append("<p>The chosen sample fails nothing: there is nothing to repair.</p>")
+        else:
+            t0 = time.perf_counter()
+            results = {s: recover(system, failed, strategy=s, crews=crews, compiled=compiled) for s in strategies}
+            seconds["recovery"] = time.perf_counter() - t0
+            part.append(f"<p>Sample {pick} of the scenario (overall loss {_pct(float(overall[pick]))}, near the "
+                        f"90th percentile): {len(node_idx)} node(s) and {len(edge_idx)} edge(s) hit, repaired by "
+                        f"{crews} crew(s) per lifeline. Resilience loss is the area above the service curve "
+                        "(hours of lost service).</p>")
+            metrics = pd.DataFrame([{"strategy": s, "resilience loss (h)": r.metrics["resilience_loss"],
+                                     "restored after (h)": r.metrics["restoration_time"],
+                                     "90 % after (h)": r.metrics["time_to_90"],
+                                     "peak loss": r.metrics["peak_loss"]} for s, r in results.items()])
+            part.append(_table_html(metrics, {"peak loss": _pct}))
+            pending["recovery.png"] = lambda p: _figure_recovery(results, list(compiled.layer_names), p)
+            part.append('<img src="recovery.png" alt="recovery curves">')
+        part.append("</section>")
+        html_parts.append("".join(part))
+        sections.append("recovery")
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, write in pending.items():
+        tmp = out / f".{name}.tmp.png"
+        write(tmp)
+        os.replace(tmp, out / name)
+        figures.append(str(out / name))
+    nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in
+                  (("summary", "System"), ("critical", "Critical elements"), ("loss", "Loss distribution"),
+                   ("recovery", "Recovery")) if s in sections)
+    note = "".join(f'<p class="warn">Left out: {html.escape(m)}.</p>' for m in missing)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(system.name)}: cascade report</title><style>{CSS}</style></head><body>"
+            f"<h1>{html.escape(system.name)}: cascading failures report</h1>"
+            f"<p class=\"note\">Made by cascade on {stamp} from <code>{html.escape(str(system_dir))}</code> and "
+            f"<code>{html.escape(str(scenario_path))}</code>.</p><nav>{nav}</nav>{note}"
+            + "".join(html_parts) + "</body></html>\n")
+    index = out / "index.html"
+    write_atomic(index, page)
+    return {"index": str(index), "figures": figures, "sections": sections, "missing": missing,
+            "seconds": seconds}
