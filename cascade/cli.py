@@ -21,6 +21,11 @@ COMMANDS = {
     "critical": "critical",
     "scenario": "scenario",
     "redundancy": "redundancy",
+    "import": "importer",
+    "couple": "couple",
+    "export": "export",
+    "map": "map",
+    "report": "report",
 }
 
 
