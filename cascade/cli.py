@@ -18,6 +18,7 @@ from .errors import InputError
 COMMANDS = {
     "info": "info",
     "simulate": "simulate",
+    "recover": "recover",
     "critical": "critical",
     "scenario": "scenario",
     "redundancy": "redundancy",
