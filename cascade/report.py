@@ -244,7 +244,8 @@ def _figure_loss(ens, path: Path) -> None:
     ax1.set_title(f"Loss over {ens.samples} samples")
     ax1.legend(fontsize=8)
     box = ax2.boxplot([100 * ens.loss[:, i] for i in range(len(names))], vert=True, patch_artist=True,
-                      showfliers=True, flierprops={"markersize": 2})
+                      showfliers=True, flierprops={"markersize": 2},
+                      medianprops={"color": "black"})
     for patch, name in zip(box["boxes"], names):
         patch.set_facecolor(colours[name])
         patch.set_alpha(0.8)
@@ -352,13 +353,15 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         ranking = sweep(system, elements="all", threads=threads, compiled=compiled)
         seconds["critical"] = time.perf_counter() - t0
         shown = ranking.head(top)
-        cols = [c for c in ("id", "element", "layer", "nodes_lost", "demand_lost", "cross_layer_lost")
+        total = float(compiled.demand.sum())
+        shown = shown.assign(share=shown["demand_lost"] / total if total > 0 else np.nan)
+        cols = [c for c in ("id", "element", "layer", "nodes_lost", "demand_lost", "share", "cross_layer_lost")
                 if c in shown.columns]
         part = ['<section id="critical"><h2>Critical elements</h2>',
                 f"<p>Every node and edge failed alone (N-1, {len(ranking):,} cascades); the {len(shown)} whose "
-                "failure loses the most demand (share of the whole system's demand), then the most nodes. "
+                "failure loses the most demand (<em>share</em>: of the whole system's demand), then the most nodes. "
                 "<em>cross_layer_lost</em> counts nodes lost in other lifelines than the element's own.</p>",
-                _table_html(shown[cols].reset_index(drop=True), {"demand_lost": _pct})]
+                _table_html(shown[cols].reset_index(drop=True), {"demand_lost": lambda v: f"{v:,.1f}", "share": _pct})]
         if has_xy:
             ranked = shown.assign(rank=np.arange(1, len(shown) + 1))
             nodes_r = ranked[ranked["element"] == "node"].set_index("id")[["rank", "demand_lost"]]

@@ -308,6 +308,8 @@ def to_geojson(system: InfrastructureSystem, result: ResultProperties | None = N
                 table[col] = props[col].reindex(table["id"]).to_numpy()
     nodes.insert(1, "feature", "node")
     edges.insert(1, "feature", "edge")
+    if "layer" not in edges.columns:  # so that QGIS can filter edges by lifeline too
+        edges.insert(2, "layer", edges["source"].map(dict(zip(system.nodes["id"], system.nodes["layer"]))))
     pos = system.nodes.set_index("id")[["x", "y"]]
     features = []
     for row, (x, y) in zip(_records(nodes), nodes[["x", "y"]].to_numpy(float)):

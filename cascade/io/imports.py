@@ -101,6 +101,13 @@ def utm_for(crs, x: np.ndarray, y: np.ndarray) -> str:
     return f"{info[0].auth_name}:{info[0].code}"
 
 
+def in_metres(crs) -> bool:
+    """A projected CRS whose axes are in metres (distances in it are metres)."""
+    axes = crs.axis_info
+    return bool(crs.is_projected and axes and all(a.unit_name in ("metre", "meter") and
+                                                   a.unit_conversion_factor == 1.0 for a in axes))
+
+
 def place(layer: ImportedLayer, source_crs: str | None, system_crs: str | None,
           new_system: bool) -> tuple[ImportedLayer, str | None, str]:
     """Reproject a layer's coordinates to the system's CRS.
@@ -113,8 +120,9 @@ def place(layer: ImportedLayer, source_crs: str | None, system_crs: str | None,
     system_crs : str or None
         The CRS of the system the layer joins.
     new_system : bool
-        True when the system is created by this import: a geographic source (degrees) then
-        gets the UTM zone of its centre, so that distances (``cascade couple --radius``) are metres.
+        True when the system is created by this import: it takes the source's CRS when that is
+        projected in metres, else (degrees, feet, a local grid) the UTM zone of the data's
+        centre, so that distances (``cascade couple --radius``) are metres.
 
     Returns
     -------
@@ -144,8 +152,8 @@ def place(layer: ImportedLayer, source_crs: str | None, system_crs: str | None,
         if not new_system:
             return layer, system_crs, ("coordinates kept as they are: the system has coordinates "
                                        "but no CRS in system.toml")
-        target_name = utm_for(src, xy[has_xy, 0], xy[has_xy, 1]) if src.is_geographic else \
-            (src.to_string() if src.to_epsg() is None else f"EPSG:{src.to_epsg()}")
+        target_name = (f"EPSG:{src.to_epsg()}" if src.to_epsg() is not None else src.to_string()) \
+            if in_metres(src) else utm_for(src, xy[has_xy, 0], xy[has_xy, 1])
         target = crs_or_error(target_name, "--crs")
     else:
         target_name = system_crs
