@@ -67,6 +67,8 @@ RANKING_COLUMNS = ["rank", "id", "type", "cost", "benefit", "benefit_low", "bene
 # (2**10 = 1024 subsets, each evaluated on every sample).
 EXHAUSTIVE_LIMIT = 10
 Z95 = 1.959963984540054
+# Modified systems (with their compiled arrays) kept for reuse during one analysis.
+SYSTEM_CACHE = 64
 
 # Default cost model of --suggest (cost units; replace with real prices).
 SUGGEST_HOURS = 24.0
@@ -570,7 +572,8 @@ class Evaluator:
     strategy, crews
         Recovery strategy and crews for ``resilience`` (:func:`cascade.recovery.recover`).
     seed : int
-        Seed of the recovery (sample ``i`` uses ``seed + i``, the same for every measure set).
+        Seed of the ``random`` recovery strategy (sample ``i`` uses ``seed + i``, the same
+        for every measure set).
     threads : int, optional
         Threads over samples for the static cascade (kernels release the GIL).
     """
@@ -594,7 +597,10 @@ class Evaluator:
         self.layer_names = list(self.compiled.layer_names)
         self._failures: dict = {}
         self._cache: dict = {}
+        self._recovered: dict = {}
+        self._systems: dict = {}
         self.evaluations = 0
+        self.recoveries = 0
         if metric == "resilience":
             try:
                 from .recovery import recover  # noqa: F401
@@ -604,14 +610,31 @@ class Evaluator:
 
     # Hazard samples on the base system; harden measures change them only where they act.
     def failures(self, immune=(), scale=None) -> list[tuple[np.ndarray, np.ndarray]]:
-        key = (tuple(immune), tuple(sorted((scale or {}).items())))
+        """Failed (node, edge) indices of every sample on the base system, as int64 arrays.
+
+        Only distinct fragility scalings are sampled; ``immune`` elements are then removed
+        from those sets, which is what common random numbers guarantee an immune element
+        does (the sample differs only there).
+        """
+        scale_key = tuple(sorted((scale or {}).items()))
+        key = (tuple(immune), scale_key)
         if key not in self._failures:
-            c = self.compiled
-            out = []
-            for i in range(self.samples):
-                nodes, edges = self.sampler.sample(c, i, immune=immune, fragility_scale=scale)
-                out.append((np.unique(np.asarray(nodes, np.int64)), np.unique(np.asarray(edges, np.int64))))
-            self._failures[key] = out
+            if immune:
+                c = self.compiled
+                inode, iedge = c.split_ids(immune)
+                keep_n = np.ones(c.n_nodes, bool)
+                keep_n[inode] = False
+                keep_e = np.ones(c.n_edges, bool)
+                keep_e[iedge] = False
+                self._failures[key] = [(n[keep_n[n]], e[keep_e[e]]) for n, e in self.failures((), scale)]
+            else:
+                c = self.compiled
+                out = []
+                for i in range(self.samples):
+                    nodes, edges = self.sampler.sample(c, i, fragility_scale=scale or None)
+                    out.append((np.unique(np.asarray(nodes, np.int64)),
+                                np.unique(np.asarray(edges, np.int64))))
+                self._failures[key] = out
         return self._failures[key]
 
     def losses(self, measures: Iterable[Measure] = ()) -> tuple[np.ndarray, np.ndarray | None]:
@@ -629,13 +652,21 @@ class Evaluator:
         key = frozenset(m.id for m in measures)
         if key in self._cache:
             return self._cache[key]
-        system = apply_measures(self.system, measures)
-        compiled = compile_system(system, index_dtype=self.compiled.index_dtype)
+        structure = frozenset(m.id for m in measures if m.type != "harden")
+        if structure not in self._systems:
+            # harden acts through the hazard only: every harden subset shares one system
+            system = apply_measures(self.system, measures) if structure else self.system
+            compiled = compile_system(system, index_dtype=self.compiled.index_dtype) \
+                if structure else self.compiled
+            self._systems[structure] = (system, compiled)
+            if len(self._systems) > SYSTEM_CACHE:
+                self._systems.pop(next(iter(self._systems)))   # oldest first
+        system, compiled = self._systems[structure]
         failures = self.failures(*hazard_options(measures))
         if self.metric == "served":
             result = self._served(compiled, failures)
         else:
-            result = self._resilience(system, compiled, failures), None
+            result = self._resilience(system, compiled, failures, structure), None
         self.evaluations += 1
         self._cache[key] = result
         return result
@@ -647,13 +678,19 @@ class Evaluator:
         layer_demand = np.bincount(layer, weights=demand, minlength=L)
         layer_nodes = np.bincount(layer, minlength=L)
         total = demand.sum()
-        loss = np.zeros(len(failures))
-        per_layer = np.zeros((len(failures), L))
+        # Samples with the same failed set (frequent in floods) give the same cascade: run
+        # each distinct set once and copy the result to its samples.
+        first: dict = {}
+        inverse = np.array([first.setdefault((n.tobytes(), e.tobytes()), len(first))
+                            for n, e in failures], dtype=np.int64)
+        distinct = [failures[i] for i in np.unique(inverse, return_index=True)[1]]
+        loss = np.zeros(len(distinct))
+        per_layer = np.zeros((len(distinct), L))
 
         def run(chunk):
             ws = Workspace(compiled)
             for i in chunk:
-                nodes, edges = failures[i]
+                nodes, edges = distinct[i]
                 ws.run(nodes.astype(compiled.index_dtype), edges.astype(compiled.index_dtype))
                 w = ws.working.astype(bool)
                 served = np.bincount(layer, weights=demand * w, minlength=L)
@@ -664,23 +701,35 @@ class Evaluator:
                 per_layer[i] = 1.0 - service
                 loss[i] = 1.0 - (served.sum() / total if total > 0 else w.mean())
 
-        chunks = np.array_split(np.arange(len(failures)), self.threads)
+        chunks = np.array_split(np.arange(len(distinct)), self.threads)
         if self.threads == 1:
             run(chunks[0])
         else:
             with ThreadPoolExecutor(self.threads) as pool:
                 list(pool.map(run, chunks))
-        return loss, per_layer
+        return loss[inverse], per_layer[inverse]
 
-    def _resilience(self, system, compiled, failures) -> np.ndarray:
+    def _resilience(self, system, compiled, failures, structure: frozenset) -> np.ndarray:
         from .recovery import recover
 
         loss = np.zeros(len(failures))
         for i, (nodes, edges) in enumerate(failures):
-            ids = [str(x) for x in compiled.node_ids[nodes]] + [str(x) for x in compiled.edge_ids[edges]]
-            result = recover(system, ids, strategy=self.strategy, crews=self.crews,
-                             seed=self.seed + i, compiled=compiled)
-            loss[i] = float(result.metrics["resilience_loss"])
+            # The recovery is deterministic in (system, failed set, seed): a sample whose failed
+            # set was already recovered on the same structure (harden only changes the set;
+            # flood samples often repeat) reuses that result exactly.
+            seed = self.seed + i if self.strategy == "random" else self.seed
+            key = (structure, nodes.tobytes(), edges.tobytes(), seed)
+            if key not in self._recovered:
+                ids = [str(x) for x in compiled.node_ids[nodes]] + [str(x) for x in compiled.edge_ids[edges]]
+                result = recover(system, ids, strategy=self.strategy, crews=self.crews,
+                                 seed=seed, compiled=compiled)
+                value = float(result.metrics["resilience_loss"])
+                if not math.isfinite(value):
+                    raise InputError(f"sample {i}: service never returns to its pre-event level, "
+                                     "so the resilience loss is infinite; use --metric served")
+                self._recovered[key] = value
+                self.recoveries += 1
+            loss[i] = self._recovered[key]
         return loss
 
     def benefit(self, measures: Iterable[Measure], base: Iterable[Measure] = ()) -> Benefit:
