@@ -265,6 +265,9 @@ def main(argv=None) -> int:
     problems += check_ratios(rows, floors)
     for kernel in sorted({r["kernel"] for r in rows} - set(floors)):
         print(f"note: kernel '{kernel}' has no floor in {args.floors.name}")
+    measured = {t["kernel"] or t["group"].split("-")[0] for t in times(raw)} if raw else set()
+    for kernel in sorted(measured - {r["kernel"] for r in rows}):
+        print(f"note: kernel '{kernel}' has no baseline beside its core in this run: no ratio to check")
     if problems:
         print(f"bench-check FAILED ({len(problems)} problem(s)):", file=sys.stderr)
         for p in problems:
