@@ -35,6 +35,7 @@ from .hazards import Scenario
 from .system import InfrastructureSystem
 
 PERCENTILES = (5, 50, 95)
+CONNECT_TIMEOUT = "10s"          # reaching a Dask scheduler
 _local = threading.local()
 
 
@@ -305,7 +306,7 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
     try:
         if scheduler is not None:
             try:
-                client = distributed.Client(scheduler, timeout="10s", set_as_default=False)
+                client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
             executor = f"dask ({scheduler})"
@@ -322,7 +323,7 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
             spans = _batches(samples, n_workers * 8, batch_size or 256)
             futures = [client.submit(run_batch, comp_f, scen_f, args[1], a, b, base_f, serv_f,
                                      pure=False, **kw) for a, b in spans]
-            for f in distributed.as_completed(futures):
+            for f in futures:
                 done = collect(f.result())
                 if bar is not None:
                     bar.update(done)
