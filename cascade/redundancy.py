@@ -64,8 +64,9 @@ PARAMETER_COLUMNS = ("node", "group", "hours", "supplier", "source", "target", "
 RANKING_COLUMNS = ["rank", "id", "type", "cost", "benefit", "benefit_low", "benefit_high",
                    "benefit_per_cost"]
 # Exhaustive search over every affordable subset is offered up to this many candidates
-# (2**10 = 1024 subsets, each evaluated on every sample).
-EXHAUSTIVE_LIMIT = 10
+# (2**10 = 1024 subsets, each evaluated on every sample; a resilience evaluation runs a
+# repair schedule per distinct failed set, so its limit is lower).
+EXHAUSTIVE_LIMIT = {"served": 10, "resilience": 5}
 Z95 = 1.959963984540054
 # Modified systems (with their compiled arrays) kept for reuse during one analysis.
 SYSTEM_CACHE = 64
@@ -747,24 +748,37 @@ def _per_cost(benefit: float, cost: float) -> float:
     return math.inf if benefit > 0 else 0.0
 
 
-def why(measure: Measure, benefit: Benefit, metric: str) -> str:
-    """One line on why a measure helps (or does not)."""
+def why(measure: Measure, benefit: Benefit, metric: str, hits: int | None = None) -> str:
+    """One line on why a measure helps (or does not).
+
+    ``hits`` is, for ``harden``, the number of samples in which the hazard fails the element.
+    """
     acts = f"changes the outcome in {benefit.changed}/{benefit.samples} samples"
     if benefit.changed == 0:
         if measure.type == "backup" and metric == "served":
             return ("no static benefit: the static cascade treats backups as exhausted; "
                     "use --metric resilience")
+        if measure.type == "harden" and hits:
+            return (f"{measure.element} fails in {hits}/{benefit.samples} samples, but sparing it "
+                    "changes nothing: it still goes down with what it depends on, or what "
+                    "it serves is lost anyway")
         return "changes nothing under these hazard samples"
+    timed = metric == "resilience"
     if measure.type == "backup":
         what = (f"keeps {measure.node} running {measure.hours:g} h after its supplier fails, "
-                "often long enough for the repair")
+                "bridging all or part of the repair")
     elif measure.type == "feed":
         what = f"{measure.node} keeps working on {measure.supplier} when its other supplier fails"
     elif measure.type == "link":
-        what = f"a second path between {measure.source} and {measure.target}"
+        what = f"a second path from {measure.source} to {measure.target}"
+    elif measure.factor is None:
+        what = f"{measure.element} no longer fails in the hazard" + \
+            (" (no outage, and no crew time spent on it)" if timed else "")
     else:
-        what = (f"{measure.element} {'no longer fails' if measure.factor is None else 'fails less often'}"
-                " in the hazard")
+        what = f"{measure.element} fails less often in the hazard (threshold or median x{measure.factor:g})"
+    if benefit.mean < 0:
+        what += ("; but it makes things worse on average (in the time model the repair "
+                 "strategy may pick other work first)" if timed else "; but it makes things worse")
     tail = ""
     if benefit.layers:
         best = max(benefit.layers.items(), key=lambda kv: kv[1])
@@ -807,7 +821,7 @@ class Plan:
 
 
 def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: float, *,
-                exhaustive_limit: int = EXHAUSTIVE_LIMIT) -> Plan:
+                exhaustive_limit: int | None = None) -> Plan:
     """Pick measures under ``budget`` greedily by marginal benefit per cost.
 
     After each pick every remaining affordable measure is evaluated again on the system
@@ -819,6 +833,8 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
     """
     if budget < 0 or not math.isfinite(budget):
         raise InputError(f"--budget must be a non-negative number, not {budget:g}")
+    if exhaustive_limit is None:
+        exhaustive_limit = EXHAUSTIVE_LIMIT[evaluator.metric]
     picked: list[Measure] = []
     spent = 0.0
     steps = []
@@ -925,7 +941,7 @@ class RedundancyResult:
 def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler: FailureSampler,
             samples: int = 100, *, metric: str = "served", budget: float | None = None,
             strategy: str = "greedy", crews=1, seed: int = 0, threads: int | None = None,
-            exhaustive_limit: int = EXHAUSTIVE_LIMIT,
+            exhaustive_limit: int | None = None,
             compiled: CompiledSystem | None = None) -> RedundancyResult:
     """Rank candidate measures by benefit per cost and, with a budget, plan.
 
@@ -943,8 +959,9 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
     strategy, crews, seed
         Recovery settings for the ``resilience`` metric.
     threads : int, optional
-    exhaustive_limit : int
-        Search every subset within the budget when there are at most this many candidates.
+    exhaustive_limit : int, optional
+        Search every subset within the budget when there are at most this many candidates
+        (default :data:`EXHAUSTIVE_LIMIT` of the metric: 10 for served, 5 for resilience).
 
     Returns
     -------
@@ -953,13 +970,25 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
     ev = Evaluator(system, sampler, samples, metric=metric, strategy=strategy, crews=crews,
                    seed=seed, threads=threads, compiled=compiled)
     base_loss = float(ev.losses([])[0].mean())
+    c = ev.compiled
+    hit_nodes = np.zeros(c.n_nodes, np.int64)
+    hit_edges = np.zeros(c.n_edges, np.int64)
+    for nodes, edges in ev.failures():
+        hit_nodes[nodes] += 1
+        hit_edges[edges] += 1
     rows = []
     for order, m in enumerate(candidates):
         b = ev.benefit([m])
+        hits = None
+        if m.type == "harden":
+            if m.element in c._node_map:
+                hits = int(hit_nodes[c._node_map[m.element]])
+            else:
+                hits = int(hit_edges[c._edge_map[m.element]])
         rows.append({"id": m.id, "type": m.type, "cost": m.cost, "benefit": b.mean,
                      "benefit_low": b.low, "benefit_high": b.high,
                      "benefit_per_cost": _per_cost(b.mean, m.cost), "changed": b.changed,
-                     "summary": m.summary(), "why": why(m, b, metric), "_order": order})
+                     "summary": m.summary(), "why": why(m, b, metric, hits), "_order": order})
     ranking = pd.DataFrame(rows, columns=["id", "type", "cost", "benefit", "benefit_low", "benefit_high",
                                           "benefit_per_cost", "changed", "summary", "why", "_order"])
     ranking = ranking.sort_values(["benefit_per_cost", "benefit", "_order"],

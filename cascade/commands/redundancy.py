@@ -20,6 +20,8 @@ from . import emit, format_option, load, output_option, read_id_file, system_arg
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
+# Each resilience sample is a whole repair schedule: a smaller default keeps a run to minutes.
+RESILIENCE_SAMPLES = 100
 
 
 def parse_crews(text: str):
@@ -125,8 +127,8 @@ def render_table(result, source: str) -> str:
 @click.option("--failure-sets", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of --scenario: one sample per line, the node and edge ids that fail.")
 @click.option("--samples", type=click.IntRange(min=1),
-              help="Hazard samples (default: the scenario's, else 100; with --failure-sets the "
-                   "number of lines).")
+              help="Hazard samples (default: the scenario's, else 100, at most 100 with --metric "
+                   "resilience; with --failure-sets the number of lines).")
 @click.option("--budget", type=click.FloatRange(min=0), help="Plan measures under this total cost.")
 @click.option("--metric", type=click.Choice(["served", "resilience"]), default="served",
               show_default=True,
@@ -140,8 +142,10 @@ def render_table(result, source: str) -> str:
 @click.option("--seed", type=int, help="Seed of the hazard samples (default: the scenario's).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads over samples for the static cascade.")
-@click.option("--exhaustive-limit", type=click.IntRange(min=0), default=EXHAUSTIVE_LIMIT,
-              show_default=True, help="Search every plan within budget up to this many candidates.")
+@click.option("--exhaustive-limit", type=click.IntRange(min=0),
+              help=f"With --budget, also search every plan within budget when there are at most this "
+                   f"many candidates (default {EXHAUSTIVE_LIMIT['served']}, or "
+                   f"{EXHAUSTIVE_LIMIT['resilience']} with --metric resilience).")
 @format_option("table", "json", "csv")
 @output_option
 def command(system_dir, candidates, scenario, failure_sets, samples, budget, metric, strategy,
@@ -180,9 +184,12 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
         source = str(scenario)
         if samples is None:
             samples = loaded.samples or DEFAULT_SAMPLES
+            if metric == "resilience":
+                samples = min(samples, RESILIENCE_SAMPLES)
     result = analyse(system, measures, sampler, samples, metric=metric, budget=budget,
                      strategy=strategy, crews=crews_value, seed=seed or 0, threads=threads,
-                     exhaustive_limit=exhaustive_limit, compiled=compiled)
+                     exhaustive_limit=EXHAUSTIVE_LIMIT[metric] if exhaustive_limit is None
+                     else exhaustive_limit, compiled=compiled)
     if fmt == "json":
         data = result.to_dict()
         data["source"] = source
