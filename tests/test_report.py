@@ -1,0 +1,105 @@
+"""`cascade report`: the HTML page and its figures, opened in headless Chromium."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cascade.cli import cli
+from cascade.report import build_report, draw_map
+
+from conftest import write_dir
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def town(tmp_path):
+    """Two lifelines on a small map: a meshed power grid and a water network whose pumps need it."""
+    nodes = ["id,layer,kind,demand,x,y"]
+    edges = ["source,target"]
+    for i in range(5):
+        for j in range(5):
+            kind = "source" if (i, j) == (0, 0) else ""
+            nodes.append(f"P{i}{j},power,{kind},{1 + i},{i * 100},{j * 100}")
+            if i:
+                edges.append(f"P{i - 1}{j},P{i}{j}")
+            if j:
+                edges.append(f"P{i}{j - 1},P{i}{j}")
+    nodes += ["W0,water,source,0,50,450", "W1,water,pump,0,250,450", "W2,water,,10,450,450",
+              "W3,water,,5,450,350"]
+    edges += ["W0,W1", "W1,W2", "W2,W3"]
+    root = write_dir(tmp_path / "town", "\n".join(nodes), "\n".join(edges),
+                     "dependent,supplier\nW1,P24\nW0,P04", '[system]\nname = "town"\ncrs = "EPSG:32650"')
+    scenario = tmp_path / "random.toml"
+    scenario.write_text('[scenario]\nname = "random faults"\nsystem = "town"\nseed = 7\nsamples = 40\n\n'
+                        '[hazard]\ntype = "random"\nelements = "all"\nfraction = 0.08\n')
+    return root, scenario
+
+
+def test_build_report_writes_every_section(town, tmp_path):
+    root, scenario = town
+    out = build_report(root, scenario, tmp_path / "rep", samples=40)
+    assert out["sections"] == ["summary", "critical", "loss", "recovery"] and out["missing"] == []
+    page = (tmp_path / "rep" / "index.html").read_text()
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        data = (tmp_path / "rep" / src).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"map.png", "critical.png", "loss.png", "recovery.png"} <= set(os.listdir(tmp_path / "rep"))
+    assert "P00" in page  # the plant is the most critical node of a one-source grid
+    assert not [p for p in os.listdir(tmp_path / "rep") if p.startswith(".")]  # no temporary files
+
+
+def test_page_renders_in_headless_chromium(town, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("headless Chromium is needed for this test: `make browser` installs it")
+    root, scenario = town
+    res = run("report", root, "--scenario", scenario, "--output", tmp_path / "rep", "--samples", "30")
+    assert res.exit_code == 0, res.output
+    index = (tmp_path / "rep" / "index.html").resolve()
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(common + ["--dump-dom", index.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for section, heading in (("summary", "The system"), ("critical", "Critical elements"),
+                             ("loss", "Loss distribution"), ("recovery", "Recovery curves")):
+        assert re.search(rf'<section id="{section}"><h2>{heading}</h2>', dom.stdout), section
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(common + ["--window-size=1200,2400", f"--screenshot={shot}", index.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    import matplotlib.image as mpimg
+
+    pixels = (mpimg.imread(shot)[..., :3] * 255).astype(int)
+    # the figures were loaded and drawn: the power (orange) and water (blue) lines are on screen
+    for colour in ((0xe6, 0x9f, 0x00), (0x00, 0x72, 0xb2)):
+        near = (np.abs(pixels - np.array(colour)).max(axis=2) < 40).sum()
+        assert near > 200, colour
+
+
+def test_bad_scenario_is_exit_2_and_no_output(town, tmp_path):
+    root, _ = town
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scenario\n")
+    res = run("report", root, "--scenario", bad, "--output", tmp_path / "rep")
+    assert res.exit_code == 2 and res.stderr.startswith("error: ")
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "rep").exists()
+
+
+def test_map_without_coordinates_is_a_clear_error(tmp_path):
+    root = write_dir(tmp_path / "s", "id,layer,kind\na,power,source\nb,power,", "source,target\na,b")
+    res = run("map", root, "--output", tmp_path / "m.png")
+    assert res.exit_code == 2 and "no node has coordinates" in res.stderr
+    assert not (tmp_path / "m.png").exists()
