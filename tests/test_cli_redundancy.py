@@ -155,3 +155,40 @@ def test_real_process(case, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {bad}, line 2: 'cost' is negative: '-3'"
     assert not out.exists()
+
+
+FLOOD = ROOT / "scenarios" / "flood_heavy_rain.toml"
+DEMO_CANDIDATES = ROOT / "networks" / "demo_town_candidates.csv"
+
+
+def test_demo_town_flood_ranking_and_plan(tmp_path):
+    """The shipped example: a real process on the demo town under its flood scenario."""
+    out = tmp_path / "plan.json"
+    proc = subprocess.run([str(CASCADE), "redundancy", str(DEMO), "--candidates", str(DEMO_CANDIDATES),
+                           "--scenario", str(FLOOD), "--samples", "60", "--budget", "1500",
+                           "--exhaustive-limit", "0", "--format", "json", "--output", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    ranking = {r["id"]: r for r in data["ranking"]}
+    with open(DEMO_CANDIDATES) as fh:
+        ids = [line.split(",")[0] for line in fh if line.strip() and not line.startswith(("#", "id,"))]
+    assert sorted(ranking) == sorted(ids)
+    assert [r["rank"] for r in data["ranking"]] == list(range(1, len(ids) + 1))
+    for r in data["ranking"]:
+        assert r["benefit_low"] <= r["benefit"] <= r["benefit_high"]
+    # A backup does nothing in the static cascade; the plan stays in budget and re-evaluates.
+    assert ranking["backup-W-PS-02"]["benefit"] == 0.0
+    plan = data["plan"]
+    assert 0 < plan["cost"] <= 1500
+    assert plan["benefit"] == pytest.approx(sum(s["marginal_benefit"] for s in plan["steps"]))
+    assert plan["exhaustive"] is None
+
+
+def test_demo_town_table_and_suggestions():
+    res = run("redundancy", DEMO, "--candidates", DEMO_CANDIDATES, "--scenario", FLOOD,
+              "--samples", "40", "--suggest", "3", "--budget", "800", "--exhaustive-limit", "0")
+    assert res.exit_code == 0, res.stderr
+    out = res.stdout
+    assert "40 hazard sample(s)" in out and "Plan under budget 800" in out
+    assert "backup at" in out and "second feed" in out

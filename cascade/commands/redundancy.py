@@ -70,11 +70,13 @@ def _per_cost(x: float, metric: str) -> str:
 def render_table(result, source: str) -> str:
     metric = result.metric
     unit = ("percentage points of demand-weighted service (static cascade)" if metric == "served"
-            else "resilience loss, ∫(1-Q)dt")
+            else "hours of lost service, ∫(Q0-Q)dt")
     out = [f"System {result.system}: {len(result.candidates)} candidate measure(s), "
            f"{result.samples} hazard sample(s) from {source}, metric {metric}.",
-           f"Base system: expected loss {_benefit(result.base_loss, metric)} "
-           f"({'%' if metric == 'served' else unit}).",
+           (f"Base system: expected {_benefit(result.base_loss, metric)} % of demand unserved "
+            "after the cascade." if metric == "served" else
+            f"Base system: expected resilience loss {_benefit(result.base_loss, metric)} h "
+            f"(strategy {result.settings.get('strategy')}, crews {result.settings.get('crews')})."),
            f"Benefit = expected loss avoided, in {unit}; [low, high] = 95% interval of the "
            "paired differences.", ""]
     rows = []
@@ -102,9 +104,19 @@ def render_table(result, source: str) -> str:
                        f"[{_benefit(p.benefit.low, metric)}, {_benefit(p.benefit.high, metric)}]")
         else:
             out.append("  nothing to fund: no affordable measure has a positive benefit")
+        alone = dict(zip(result.ranking["id"], result.ranking["benefit"]))
+        cost = {m.id: m.cost for m in result.candidates}
+        left = p.budget - p.cost
         for mid, value in p.left_out.items():
-            out.append(f"  not picked: {mid} (marginal benefit {_benefit(value, metric)} on the plan "
-                       "so far)")
+            if value > 0 and cost[mid] > left + 1e-9:
+                reason = (f"over the budget left ({cost[mid]:g} > {left:g}); marginal benefit "
+                          f"{_benefit(value, metric)}")
+            elif alone[mid] > 0:
+                reason = (f"covered by the plan: marginal benefit {_benefit(value, metric)}, alone "
+                          f"{_benefit(alone[mid], metric)}")
+            else:
+                reason = f"no benefit (marginal {_benefit(value, metric)})"
+            out.append(f"  not picked: {mid}: {reason}")
         if p.best_ids is not None:
             gap = p.gap
             verdict = "the greedy plan is optimal" if gap <= 1e-12 else \
