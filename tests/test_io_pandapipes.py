@@ -93,3 +93,19 @@ def test_malformed_json_is_a_clear_error(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         read_pandapipes(path)
+
+
+def test_two_crs_land_on_the_same_streets(tmp_path):
+    """Schutterwald's low-voltage grid (pandapower, WGS 84) and its gas network (pandapipes,
+    Gauss-Krüger zone 3) follow the same streets: after reprojection every gas junction lies
+    within a street's width of a power bus (wrong CRS handling would put them kilometres apart)."""
+    pp = pytest.importorskip("pandapower")
+    ppn = pytest.importorskip("pandapower.networks")
+    from cascade.couple import couple
+
+    pp.to_json(ppn.lv_schutterwald(), str(tmp_path / "power.json"))
+    ppi.to_json(pn.schutterwald_gas(), str(tmp_path / "gas.json"))
+    import_network("pandapower", tmp_path / "power.json", "power", tmp_path / "s")
+    system, _ = import_network("pandapipes", tmp_path / "gas.json", "gas", tmp_path / "s", crs="EPSG:31467")
+    rows, _ = couple(system, "gas", "power", nearest=1)
+    assert rows["distance"].median() < 30 and rows["distance"].max() < 300
