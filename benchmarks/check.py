@@ -145,11 +145,12 @@ def check_ratios(rows: list[dict], floors: dict[str, dict]) -> list[str]:
 
 def format_ratios(rows: list[dict], floors: dict[str, dict]) -> str:
     """A plain-text table of ratios with their floors."""
-    lines = [f"{'group':<28} {'baseline':<12} {'ratio':>10} {'floor':>8}"]
+    lines = [f"{'group':<28} {'baseline':<12} {'ratio':>10} {'floor':>8} {'core ms':>10} {'base ms':>10}"]
     for r in rows:
         floor = floors.get(r["kernel"], {}).get("floors", {}).get(r["baseline"])
         lines.append(f"{r['group']:<28} {r['baseline']:<12} {r['ratio']:>9.1f}x "
-                     f"{'-' if floor is None else f'{floor:g}x':>8}")
+                     f"{'-' if floor is None else f'{floor:g}x':>8} {r['core_s'] * 1e3:>10.4g} "
+                     f"{r['baseline_s'] * 1e3:>10.4g}")
     return "\n".join(lines)
 
 
