@@ -809,6 +809,8 @@ class Plan:
     best_benefit: float | None = None
     searched: int = 0                     # subsets evaluated by the exhaustive search
     note: str = ""
+    single_id: str | None = None          # one affordable measure that beats the whole plan
+    single_benefit: float | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -860,6 +862,14 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
         steps.append(PlanStep(m.id, m.cost, b, spent))
     total = evaluator.benefit(picked)
     plan = Plan(budget, steps, spent, total, left_out)
+    # Greedy by ratio can be far from optimal on a knapsack; the best single affordable
+    # measure is the classic safeguard (Khuller, Moss, Naor 1999): report it when it wins.
+    singles = [(evaluator.benefit([m]).mean, -k, m.id) for k, m in enumerate(candidates)
+               if m.cost <= budget + 1e-9]
+    if singles:
+        value, _, mid = max(singles)
+        if value > total.mean + 1e-12:
+            plan.single_id, plan.single_benefit = mid, value
     if len(candidates) <= exhaustive_limit:
         best_ids, best_cost, best_val, searched = [], 0.0, 0.0, 0
         for r in range(1, len(candidates) + 1):
@@ -934,6 +944,8 @@ class RedundancyResult:
                 {"ids": p.best_ids, "cost": p.best_cost, "benefit": p.best_benefit,
                  "gap": p.gap, "subsets": p.searched},
                 "note": p.note,
+                "better_single": None if p.single_id is None else
+                {"id": p.single_id, "benefit": p.single_benefit},
             }
         return out
 

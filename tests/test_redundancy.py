@@ -427,3 +427,17 @@ def test_resilience_with_crews_and_the_plan_reuses_identical_samples():
     plan = greedy_plan(ev, cands, 150)
     assert plan.ids[0] in {"feed-PA", "backup-PA"}
     assert ev.benefit([m for m in cands if m.id == "link-S1-S2"]).mean == 0.0
+
+
+def test_plan_reports_a_single_measure_that_beats_the_greedy_plan():
+    """Knapsack trap: a cheap measure with the best ratio eats the budget that the one big
+    measure needed; the plan says so."""
+    town = make_town()
+    cands = measures(town, [dict(id="small", type="feed", cost="0.5", node="PB", supplier="S3"),
+                            dict(id="big", type="feed", cost="100", node="PA", supplier="S3")])
+    plan = analyse(town, cands, FixedSampler(TOWN_SETS), 6, budget=100).plan
+    assert plan.ids == ["small"]
+    assert plan.single_id == "big" and plan.single_benefit > plan.benefit.mean
+    assert plan.best_ids == ["big"] and plan.gap == pytest.approx(plan.single_benefit - plan.benefit.mean)
+    roomy = analyse(town, cands, FixedSampler(TOWN_SETS), 6, budget=100.5).plan
+    assert roomy.ids == ["small", "big"] and roomy.single_id is None

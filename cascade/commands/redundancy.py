@@ -117,6 +117,10 @@ def render_table(result, source: str) -> str:
             else:
                 reason = f"no benefit (marginal {_benefit(value, metric)})"
             out.append(f"  not picked: {mid}: {reason}")
+        if p.single_id is not None:
+            out.append(f"  note: {p.single_id} alone is worth more than the greedy plan "
+                       f"({_benefit(p.single_benefit, metric)}); greedy by ratio can miss one big "
+                       "measure")
         if p.best_ids is not None:
             gap = p.gap
             verdict = "the greedy plan is optimal" if gap <= 1e-12 else \
