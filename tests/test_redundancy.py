@@ -441,3 +441,21 @@ def test_plan_reports_a_single_measure_that_beats_the_greedy_plan():
     assert plan.best_ids == ["big"] and plan.gap == pytest.approx(plan.single_benefit - plan.benefit.mean)
     roomy = analyse(town, cands, FixedSampler(TOWN_SETS), 6, budget=100.5).plan
     assert roomy.ids == ["small", "big"] and roomy.single_id is None
+
+
+def test_base_losses_are_the_ensemble_losses(tmp_path):
+    """The base system's served-demand loss per sample is run_ensemble's, column by column."""
+    from cascade.ensemble import run_ensemble
+    from cascade.hazards import load_scenario
+    from cascade.redundancy import ScenarioSampler
+    path = tmp_path / "mixed.toml"
+    path.write_text('[scenario]\nname = "mixed"\nseed = 9\n\n[hazard]\ntype = "random"\n'
+                    'elements = "all"\n[hazard.fraction]\ndefault = 0.25\n')
+    town = make_town()
+    scenario = load_scenario(path)
+    ensemble = run_ensemble(town, scenario, 80, threads=1)
+    ev = Evaluator(town, ScenarioSampler(scenario, town), 80)
+    loss, per_layer = ev.losses([])
+    assert loss.std() > 0                                  # the samples differ
+    np.testing.assert_allclose(loss, ensemble.loss[:, -1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(per_layer, ensemble.loss[:, :-1], rtol=0, atol=1e-12)
