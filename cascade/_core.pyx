@@ -265,8 +265,342 @@ def undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
               n_changed)
 
 
+
 # ---------------------------------------------------------------------------------------------
 # N-1 sweep (cascade.criticality): every element's cascade in one call, buffers reused.
+#
+# Local `source` rule.  After the start fixpoint, a BFS forest from the working sources of each
+# `source` layer (the "supply forest") certifies every working node: its tree path from a source.
+# When nodes (or tree edges) of the layer fail, only the nodes in their subtrees can lose supply
+# (a node outside every such subtree keeps its tree path).  So the rule is re-checked only on
+# that "affected" region: affected working nodes with a usable arc from an unaffected working
+# node (or that are sources) are supplied, and a search from them inside the region finds the
+# rest of the supplied ones.  The outcome is the same set as the whole-layer search of
+# `_apply_source_rule`, in time proportional to the region (the idea of dominator-tree
+# criticality, SCIENCE.md, with the BFS tree as a cheap superset of the dominated subtree).
+
+def supply_forest(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
+                  const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+                  const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+                  const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+                  const uint8_t[::1] working, const uint8_t[::1] edge_failed,
+                  index_t[::1] parent, index_t[::1] par_edge, index_t[::1] child_ptr,
+                  index_t[::1] child_idx, index_t[::1] queue):
+    """BFS forest of each `source` layer from its working sources over usable arcs, and BFS
+    tree of each `giant` layer from its first working node over usable edges (both ways).
+
+    Fills ``parent`` (the node itself for a source, -1 outside the forest), ``par_edge``
+    (the tree edge to the parent, -1 for roots and outside) and the children as CSR
+    (``child_ptr``, shape (n+1,); ``child_idx``, shape (n,)).
+    """
+    cdef Py_ssize_t n = parent.shape[0], n_layers = layer_rule.shape[0], layer
+    cdef index_t i, j, u, v, w, head, tail, p
+    cdef bint giant
+    with nogil:
+        for v in range(n):
+            parent[v] = -1
+            par_edge[v] = -1
+        for layer in range(n_layers):
+            if layer_rule[layer] == RULE_NONE:
+                continue
+            giant = layer_rule[layer] == RULE_GIANT
+            head = 0
+            tail = 0
+            for i in range(layer_ptr[layer], layer_ptr[layer + 1]):
+                v = layer_nodes[i]
+                if working[v] and ((giant and tail == 0) or (not giant and is_source[v])):
+                    parent[v] = v
+                    queue[tail] = v
+                    tail += 1
+            while head < tail:
+                u = queue[head]
+                head += 1
+                for j in range(adj_ptr[u], adj_ptr[u + 1]):
+                    if (adj_fwd[j] or giant) and not edge_failed[adj_edge[j]]:
+                        w = adj_nbr[j]
+                        if working[w] and parent[w] == -1:
+                            parent[w] = u
+                            par_edge[w] = adj_edge[j]
+                            queue[tail] = w
+                            tail += 1
+        for v in range(n + 1):
+            child_ptr[v] = 0
+        for v in range(n):
+            p = parent[v]
+            if p >= 0 and p != v:
+                child_ptr[p + 1] += 1
+        for v in range(n):
+            child_ptr[v + 1] += child_ptr[v]
+        for v in range(n):
+            queue[v] = child_ptr[v]
+        for v in range(n):
+            p = parent[v]
+            if p >= 0 and p != v:
+                child_idx[queue[p]] = v
+                queue[p] += 1
+
+
+cdef index_t _mark_subtree(index_t root, const index_t[::1] child_ptr, const index_t[::1] child_idx,
+                           uint8_t[::1] aff, index_t[::1] aff_list, index_t n_aff,
+                           index_t[::1] stack) noexcept nogil:
+    """Add the supply-forest subtree of ``root`` to the affected region; return its new size."""
+    cdef index_t top = 0, u, j, c
+    if aff[root]:
+        return n_aff
+    aff[root] = 1
+    aff_list[n_aff] = root
+    n_aff += 1
+    stack[0] = root
+    top = 1
+    while top > 0:
+        top -= 1
+        u = stack[top]
+        for j in range(child_ptr[u], child_ptr[u + 1]):
+            c = child_idx[j]
+            if not aff[c]:  # a marked child's subtree is marked already
+                aff[c] = 1
+                aff_list[n_aff] = c
+                n_aff += 1
+                stack[top] = c
+                top += 1
+    return n_aff
+
+
+cdef index_t _local_source_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
+        const int32_t[::1] node_layer, const uint8_t[::1] is_source, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue,
+        const index_t[::1] child_ptr, const index_t[::1] child_idx,
+        uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor) noexcept nogil:
+    """``_apply_source_rule`` restricted to the affected region (see the section comment)."""
+    cdef index_t i, j, u, v, w, e, head = 0, tail = 0, n_new
+    # New failures of this layer since its last check become roots of affected subtrees.
+    for i in range(cursor[layer], n_changed):
+        v = changed[i]
+        if node_layer[v] == layer:
+            n_aff[0] = _mark_subtree(v, child_ptr, child_idx, aff, aff_list, n_aff[0], queue)
+    # Seeds: affected working nodes that are sources or have a usable arc from a supplied node.
+    for i in range(n_aff[0]):
+        v = aff_list[i]
+        if node_layer[v] != layer or not working[v]:
+            continue
+        if is_source[v]:
+            aff[v] = 2
+            queue[tail] = v
+            tail += 1
+            continue
+        for j in range(adj_ptr[v], adj_ptr[v + 1]):
+            e = adj_edge[j]
+            w = adj_nbr[j]
+            if edge_failed[e] or aff[w] or not working[w]:
+                continue
+            if not adj_fwd[j] or not edge_directed[e]:  # an arc w -> v
+                aff[v] = 2
+                queue[tail] = v
+                tail += 1
+                break
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(adj_ptr[u], adj_ptr[u + 1]):
+            if adj_fwd[j] and not edge_failed[adj_edge[j]]:
+                w = adj_nbr[j]
+                if aff[w] == 1 and working[w]:
+                    aff[w] = 2
+                    queue[tail] = w
+                    tail += 1
+    n_new = n_changed
+    for i in range(n_aff[0]):
+        v = aff_list[i]
+        if node_layer[v] != layer:
+            continue
+        if aff[v] == 2:
+            aff[v] = 1  # still affected: its tree path is broken for the rest of this cascade
+        elif working[v]:
+            n_new = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group,
+                          changed, n_new)
+    cursor[layer] = n_new
+    return n_new
+
+
+cdef index_t _local_giant_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        const int32_t[::1] node_layer, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
+        const index_t[::1] child_ptr, const index_t[::1] child_idx,
+        uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor) noexcept nogil:
+    """``_apply_giant_rule`` on a layer whose nodes were all working and connected at the start.
+
+    Nodes outside the affected subtrees of the layer's spanning tree are connected to its root
+    (the layer's first node), so they and the affected nodes reached from them form the root's
+    component; the other components lie in the affected region.  The root's component holds
+    the first node, so it wins ties; when another one is strictly larger (or the root failed)
+    the whole-layer rule runs instead.
+    """
+    cdef index_t i, j, u, v, w, head = 0, tail = 0, n_new, size, best_other = 0
+    cdef index_t n_failed = 0, n_unreached = 0, main_size
+    cdef index_t root = layer_nodes[layer_ptr[layer]]
+    cdef index_t layer_size = layer_ptr[layer + 1] - layer_ptr[layer]
+    for i in range(cursor[layer], n_changed):
+        v = changed[i]
+        if node_layer[v] == layer:
+            n_aff[0] = _mark_subtree(v, child_ptr, child_idx, aff, aff_list, n_aff[0], queue)
+    cursor[layer] = n_changed
+    if aff[root]:
+        return _apply_giant_rule(layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes,
+                                 edge_failed, working, fail_round, cause, via_group, changed,
+                                 n_changed, queue, comp)
+    for i in range(n_aff[0]):
+        v = aff_list[i]
+        if node_layer[v] != layer or not working[v]:
+            continue
+        for j in range(adj_ptr[v], adj_ptr[v + 1]):
+            w = adj_nbr[j]
+            if not edge_failed[adj_edge[j]] and not aff[w] and working[w]:
+                aff[v] = 2
+                queue[tail] = v
+                tail += 1
+                break
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(adj_ptr[u], adj_ptr[u + 1]):
+            if not edge_failed[adj_edge[j]]:
+                w = adj_nbr[j]
+                if aff[w] == 1 and working[w]:
+                    aff[w] = 2
+                    queue[tail] = w
+                    tail += 1
+    # Components of the unreached affected nodes (marked 3).
+    for i in range(n_aff[0]):
+        v = aff_list[i]
+        if node_layer[v] != layer:
+            continue
+        if not working[v]:
+            n_failed += 1
+        elif aff[v] == 1:
+            aff[v] = 3
+            queue[0] = v
+            head = 0
+            tail = 1
+            while head < tail:
+                u = queue[head]
+                head += 1
+                for j in range(adj_ptr[u], adj_ptr[u + 1]):
+                    if not edge_failed[adj_edge[j]]:
+                        w = adj_nbr[j]
+                        if aff[w] == 1 and working[w]:
+                            aff[w] = 3
+                            queue[tail] = w
+                            tail += 1
+            n_unreached += tail
+            if tail > best_other:
+                best_other = tail
+    main_size = layer_size - n_failed - n_unreached
+    n_new = n_changed
+    if best_other > main_size:
+        for i in range(n_aff[0]):
+            v = aff_list[i]
+            if aff[v] > 1:
+                aff[v] = 1
+        return _apply_giant_rule(layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes,
+                                 edge_failed, working, fail_round, cause, via_group, changed,
+                                 n_changed, queue, comp)
+    for i in range(n_aff[0]):
+        v = aff_list[i]
+        if node_layer[v] != layer:
+            continue
+        if aff[v] == 3:
+            aff[v] = 1
+            n_new = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group,
+                          changed, n_new)
+        elif aff[v] == 2:
+            aff[v] = 1
+    cursor[layer] = n_new
+    return n_new
+
+
+cdef index_t _cascade_local(
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
+        const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+        const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp, const index_t[::1] group_owner,
+        const uint8_t[::1] group_held, const index_t[::1] edge_src, const index_t[::1] edge_dst,
+        index_t x, index_t e, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+        uint8_t[::1] layer_dirty, const index_t[::1] child_ptr, const index_t[::1] child_idx,
+        const index_t[::1] par_edge, uint8_t[::1] aff, index_t[::1] aff_list,
+        index_t[::1] cursor) noexcept nogil:
+    """The incremental ``_cascade`` of node ``x`` (or, when ``x < 0``, edge ``e``, already
+    marked in ``edge_failed``) with the local rules; returns the count of
+    nodes that stopped working (listed in ``changed``).  Same rounds and same final state as
+    ``_cascade(..., incremental=True)``; ``via_group`` is not filled (the sweep counts only).
+    """
+    cdef Py_ssize_t n_layers = layer_rule.shape[0], layer
+    cdef index_t i, j, u, g, owner, n_aff = 0
+    cdef index_t n_changed = 0, frontier_start = 0, frontier_end
+    cdef int32_t rnd = 0
+    for layer in range(n_layers):
+        layer_dirty[layer] = 0
+        cursor[layer] = 0
+    if x >= 0:
+        if not working[x]:
+            return 0
+        n_changed = _fail(x, 0, CAUSE_INITIAL, -1, working, fail_round, cause, via_group,
+                          changed, n_changed)
+        layer_dirty[node_layer[x]] = 1
+    else:
+        layer = node_layer[edge_src[e]]
+        layer_dirty[layer] = 1
+        if layer_rule[layer] != RULE_NONE:
+            # A failed tree edge cuts its child's subtree off its tree path.
+            if par_edge[edge_dst[e]] == e:
+                n_aff = _mark_subtree(edge_dst[e], child_ptr, child_idx, aff, aff_list, n_aff, queue)
+            elif par_edge[edge_src[e]] == e:
+                n_aff = _mark_subtree(edge_src[e], child_ptr, child_idx, aff, aff_list, n_aff, queue)
+    frontier_end = n_changed
+    while True:
+        rnd += 1
+        for i in range(frontier_start, frontier_end):
+            u = changed[i]
+            for j in range(rdep_ptr[u], rdep_ptr[u + 1]):
+                g = rdep_grp[j]
+                alive[g] -= 1
+                owner = group_owner[g]
+                if alive[g] == 0 and working[owner] and not group_held[g]:
+                    n_changed = _fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
+                                      cause, via_group, changed, n_changed)
+                    layer_dirty[node_layer[owner]] = 1
+        for layer in range(n_layers):
+            if not layer_dirty[layer]:
+                continue
+            layer_dirty[layer] = 0
+            if layer_rule[layer] == RULE_SOURCE:
+                n_changed = _local_source_rule(
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, edge_directed, node_layer,
+                    is_source, edge_failed, working, fail_round, cause, via_group, changed,
+                    n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor)
+            elif layer_rule[layer] == RULE_GIANT:
+                n_changed = _local_giant_rule(
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes, node_layer,
+                    edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
+                    comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor)
+        frontier_start = frontier_end
+        frontier_end = n_changed
+        if frontier_start == frontier_end:
+            break
+    for i in range(n_aff):
+        aff[aff_list[i]] = 0
+    return n_changed
+
 
 cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
                                   const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
@@ -300,7 +634,7 @@ cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const i
 
 
 def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-          const uint8_t[::1] adj_fwd,
+          const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
           const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
           const int32_t[::1] node_layer, const uint8_t[::1] layer_rule,
           const uint8_t[::1] is_source, const double[::1] demand,
@@ -314,23 +648,32 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
           uint8_t[::1] cause, index_t[::1] via_group, index_t[::1] alive, index_t[::1] changed,
           index_t[::1] queue, index_t[::1] comp, uint8_t[::1] layer_dirty,
           index_t[::1] init_nodes, index_t[::1] init_edges, index_t[::1] no_index,
+          const index_t[::1] child_ptr, const index_t[::1] child_idx, const index_t[::1] par_edge,
+          uint8_t[::1] aff, index_t[::1] aff_list, index_t[::1] cursor,
           int64_t[::1] out_nodes, double[::1] out_demand, int64_t[:, ::1] out_layer,
-          bint incremental, bint skip):
+          int mode, bint skip):
     """Cascade of each element ``k`` failing on top of ``pre_nodes`` / ``pre_edges``.
 
     Element ``k`` is node ``el_node[k]`` when that is >= 0, else edge ``el_edge[k]``.  Row
     ``k`` of the outputs gets the nodes lost, their demand and their count per layer.
 
-    * ``incremental``: the state buffers (``working``, ``fail_round``, ``cause``,
-      ``via_group``, ``alive``, ``edge_failed``) hold the fixpoint after the pre-failures;
-      each element is failed on top of it and undone (exact where the fixpoint does not
-      depend on the update order, see cascade.criticality).  A node counts as lost when it
-      stops working in that step, so losses are relative to the start fixpoint.
-    * otherwise every element runs the full cascade from scratch with the pre-failures and
+    ``mode``:
+
+    * 0 (full): every element runs the full cascade from scratch with the pre-failures and
       itself (``init_nodes`` / ``init_edges`` must hold the pre-failures and have one spare
       slot at the end); a node is lost when ``count_mask`` is set and it ends not working.
-    * ``skip`` (incremental only): elements that cannot change the start state, and nodes
-      whose failure can stop no other node, are answered without a cascade.
+    * 1 (incremental): the state buffers (``working``, ``fail_round``, ``cause``,
+      ``via_group``, ``alive``, ``edge_failed``) hold the fixpoint after the pre-failures;
+      each element is failed on top of it with ``_cascade`` and undone (exact where the
+      fixpoint does not depend on the update order, see cascade.criticality).  Losses are
+      relative to the start fixpoint.
+    * 2 (local): as 1, with ``_cascade_local``: `source` layers re-checked only where the
+      supply forest (``child_ptr``, ``child_idx``, ``par_edge`` from :func:`supply_forest`
+      on the start state) is cut.  ``aff`` (uint8, zeros), ``aff_list`` (n) and ``cursor``
+      (one per layer) are its scratch buffers.
+
+    ``skip`` (modes 1 and 2): elements that cannot change the start state, and nodes whose
+    failure can stop no other node, are answered without a cascade.
     """
     cdef Py_ssize_t n_el = el_node.shape[0], n = working.shape[0]
     cdef Py_ssize_t n_layers = layer_rule.shape[0]
@@ -349,7 +692,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                 out_layer[k, l] = 0
             out_nodes[k] = 0
             out_demand[k] = 0.0
-            if incremental:
+            if mode != 0:
                 if x >= 0:
                     if skip and not working[x]:
                         continue
@@ -366,15 +709,25 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                     if skip and (edge_failed[e] or not working[edge_src[e]] or not working[edge_dst[e]]
                                  or layer_rule[node_layer[edge_src[e]]] == RULE_NONE):
                         continue
+                    if edge_failed[e]:  # already failed: nothing changes
+                        continue
                     init_edges[0] = e
                     edge_failed[e] = 1
                     cur_nodes = no_index
                     cur_edges = init_edges[:1]
-                n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
-                                     node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
-                                     rdep_grp, group_owner, group_held, edge_src, cur_nodes,
-                                     cur_edges, edge_failed, working, fail_round, cause, via_group,
-                                     alive, changed, queue, comp, layer_dirty, True)
+                if mode == 1:
+                    n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                                         node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
+                                         rdep_grp, group_owner, group_held, edge_src, cur_nodes,
+                                         cur_edges, edge_failed, working, fail_round, cause, via_group,
+                                         alive, changed, queue, comp, layer_dirty, True)
+                else:
+                    n_changed = _cascade_local(adj_ptr, adj_nbr, adj_edge, adj_fwd, edge_directed,
+                                               layer_ptr, layer_nodes, node_layer, layer_rule, is_source,
+                                               rdep_ptr, rdep_grp, group_owner, group_held, edge_src,
+                                               edge_dst, x, e, edge_failed, working, fail_round, cause,
+                                               via_group, alive, changed, queue, comp, layer_dirty,
+                                               child_ptr, child_idx, par_edge, aff, aff_list, cursor)
                 lost_demand = 0.0
                 for i in range(n_changed):
                     v = changed[i]

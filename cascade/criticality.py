@@ -22,6 +22,15 @@ buffers allocated once per thread, threads across chunks with the GIL released):
   edges that are not usable or lie in a ``none`` layer lose nothing, and a node that supplies
   nobody and that no supply path runs through (no usable edge leaves it; in a connected
   ``giant`` layer: at most one neighbour) loses only itself.
+* **Local re-checks of `source` layers.**  A BFS forest from the working sources of each
+  `source` layer (the *supply forest*) is built once from the start fixpoint; when nodes or
+  tree edges of a layer fail, only their subtrees can lose supply, so the rule is re-checked
+  on that region alone (a cheap stand-in for the dominator tree of SCIENCE.md: the BFS
+  subtree contains the dominated subtree, and the re-check makes the answer exact even when
+  several nodes of the layer fail).  A ``giant`` layer (connected at the start, since every
+  node works) gets a BFS spanning tree the same way: nodes outside the cut subtrees stay with
+  the tree's root, the first node, which wins ties; only when another piece is strictly
+  larger, or the root failed, is the whole layer searched.
 * ``plain=True`` turns all of this off (a full cascade per element); the tests hold the fast
   sweep equal to it and to the networkx reference engine.
 
@@ -110,7 +119,8 @@ def incremental_is_exact(compiled: CompiledSystem, pre_failed: bool = False,
 
 def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarray,
                pre_nodes=(), pre_edges=(), threads: int | None = None, plain: bool = False,
-               chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               chunk: int | None = None, method: str | None = None, skip: bool | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Losses of every element failing on top of ``pre_nodes`` / ``pre_edges`` (Cython core).
 
     Parameters
@@ -126,6 +136,13 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         Full cascade from scratch for every element, no shortcut (the baseline of the tests).
     chunk : int, optional
         Elements per kernel call (default: about 16 chunks per thread).
+    method : {"full", "incremental", "local"}, optional
+        Force a kernel mode (for tests and benchmarks): "full" is ``plain``; "incremental"
+        re-checks whole layers; "local" re-checks `source` layers only where the supply
+        forest is cut.  By default "local" where incremental cascades are exact, else "full".
+        Forcing an incremental mode where it is not exact raises ``ValueError``.
+    skip : bool, optional
+        Answer elements that cannot change anything without a cascade (default: not ``plain``).
 
     Returns
     -------
@@ -149,7 +166,16 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     start = Workspace(c)
     start.run(pre_nodes, pre_edges)
     pre_failed = len(pre_nodes) + len(pre_edges) > 0
-    incremental = not plain and incremental_is_exact(c, pre_failed, count_mask)
+    exact = incremental_is_exact(c, pre_failed, count_mask)
+    if method is None:
+        method = "full" if plain or not exact else "local"
+    if method not in ("full", "incremental", "local"):
+        raise ValueError(f"unknown method {method!r}")
+    if method != "full" and not exact:
+        raise ValueError("incremental cascades are not exact for this system and start state")
+    mode = {"full": 0, "incremental": 1, "local": 2}[method]
+    skip = (not plain) if skip is None else bool(skip)
+    incremental = mode != 0
 
     out_nodes = np.zeros(n_el, np.int64)
     out_demand = np.zeros(n_el, np.float64)
@@ -160,6 +186,16 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     n_chunks = -(-n_el // chunk)
     counter = itertools.count()
     held = np.zeros(c.n_groups, np.uint8)
+    n = c.n_nodes
+    par_edge = np.full(n, -1, idx)
+    child_ptr = np.zeros(n + 1, idx)
+    child_idx = np.zeros(n, idx)
+    if mode == 2:
+        # The supply forest of the start state, shared read-only by the threads.
+        _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
+                            c.layer_nodes, c.layer_rule, c.is_source, start.working,
+                            start.edge_failed, np.zeros(n, idx), par_edge, child_ptr, child_idx,
+                            np.zeros(n, idx))
 
     def worker() -> None:
         # Private buffers, copied once from the start fixpoint (STYLE.md rule 6).
@@ -176,19 +212,24 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         init_nodes = np.concatenate([pre_nodes, np.zeros(1, idx)]).astype(idx)
         init_edges = np.concatenate([pre_edges, np.zeros(1, idx)]).astype(idx)
         no_index = np.zeros(0, idx)
+        aff = np.zeros(n, np.uint8)
+        aff_list = np.zeros(n, idx)
+        cursor = np.zeros(L, idx)
         while True:
             i = next(counter)  # atomic under the GIL
             if i >= n_chunks:
                 return
             lo, hi = i * chunk, min(n_el, (i + 1) * chunk)
-            _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes,
+            _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed,
+                        c.layer_ptr, c.layer_nodes,
                         c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr, c.sup_ptr,
                         c.rdep_ptr, c.rdep_grp, c.group_owner, held, c.edge_src, c.edge_dst,
                         el_node[lo:hi], el_edge[lo:hi], pre_nodes, pre_edges, count_mask,
                         edge_failed, working, fail_round, cause, via_group, alive, changed,
                         queue, comp, layer_dirty, init_nodes, init_edges, no_index,
+                        child_ptr, child_idx, par_edge, aff, aff_list, cursor,
                         out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
-                        incremental, not plain)
+                        mode, skip)
 
     if threads == 1 or n_chunks == 1:
         worker()

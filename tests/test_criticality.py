@@ -71,7 +71,7 @@ def test_core_sweep_equals_reference_sweep(case, elements):
 
 
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(case=systems(max_layers=4, max_nodes=9))
 def test_fast_sweep_equals_plain_sweep(case, index_dtype):
     system, _, _ = case
@@ -79,6 +79,80 @@ def test_fast_sweep_equals_plain_sweep(case, index_dtype):
     fast = sweep(system, "all", compiled=c, threads=1)
     assert_same(fast, sweep(system, "all", compiled=c, threads=1, plain=True))
     assert_same(fast, plain_python_sweep(system, "all"))
+
+
+@st.composite
+def connected_systems(draw, max_layers=3, max_nodes=12):
+    """Every layer a random tree from its first node (a source in `source` layers) plus extra
+    edges, so that every node works intact: the sweep's incremental and local modes apply,
+    `giant` layers included."""
+    nodes, edges, deps, rules = [], [], [], {}
+    all_ids = []
+    for li in range(draw(st.integers(1, max_layers))):
+        layer = f"L{li}"
+        size = draw(st.integers(1, max_nodes))
+        members = [f"{layer}n{i}" for i in range(size)]
+        rule = draw(st.sampled_from(["source", "giant", "none"]))
+        rules[layer] = rule
+        for i, name in enumerate(members):
+            # Node 0 roots the tree; other sources anywhere (a `giant` layer ignores them).
+            source = (i == 0 and rule == "source") or draw(st.integers(0, 5)) == 0
+            nodes.append({"id": name, "layer": layer, "kind": "source" if source else "",
+                          "demand": draw(st.integers(0, 3))})
+        for i in range(1, size):
+            parent = draw(st.integers(0, i - 1))
+            directed = draw(st.booleans())
+            edges.append({"id": f"{layer}t{i}", "source": members[parent], "target": members[i],
+                          "directed": directed})
+        for e in range(draw(st.integers(0, size))):
+            edges.append({"id": f"{layer}x{e}", "source": draw(st.sampled_from(members)),
+                          "target": draw(st.sampled_from(members)), "directed": draw(st.booleans())})
+        all_ids += members
+    if len(all_ids) > 1:
+        for _ in range(draw(st.integers(0, len(all_ids)))):
+            dependent = draw(st.sampled_from(all_ids))
+            supplier = draw(st.sampled_from([x for x in all_ids if x != dependent]))
+            deps.append({"dependent": dependent, "supplier": supplier,
+                         "group": draw(st.sampled_from(["", "", "g1", "g2"]))})
+    return InfrastructureSystem.from_tables(
+        pd.DataFrame(nodes), pd.DataFrame(edges, columns=["id", "source", "target", "directed"]),
+        pd.DataFrame(deps, columns=["dependent", "supplier", "group"]), rules=rules)
+
+
+def all_modes_equal(system, index_dtype=np.int32):
+    c = compile_system(system, index_dtype=index_dtype)
+    el_node, el_edge = element_indices(c, "all")
+    full = core_sweep(c, el_node, el_edge, threads=1, plain=True)
+    modes = [("full", False), ("full", True)]
+    if incremental_is_exact(c):
+        modes += [(m, skip) for m in ("incremental", "local") for skip in (False, True)]
+    else:
+        with pytest.raises(ValueError):
+            core_sweep(c, el_node, el_edge, method="local")
+    for method, skip in modes:
+        other = core_sweep(c, el_node, el_edge, threads=1, method=method, skip=skip)
+        for a, b in zip(full, other):
+            assert np.allclose(a, b), (method, skip)
+    return incremental_is_exact(c)
+
+
+@settings(max_examples=300, deadline=None)
+@given(system=connected_systems())
+def test_every_kernel_mode_equals_the_full_sweep_connected(system):
+    assert all_modes_equal(system)
+
+
+@settings(max_examples=60, deadline=None)
+@given(system=connected_systems(max_layers=2, max_nodes=8))
+def test_local_sweep_equals_reference_connected(system):
+    assert_same(sweep(system, "all"), sweep(system, "all", engine="reference"))
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@settings(max_examples=200, deadline=None)
+@given(case=systems(max_layers=4, max_nodes=9))
+def test_every_kernel_mode_equals_the_full_sweep(case, index_dtype):
+    all_modes_equal(case[0], index_dtype)
 
 
 @settings(max_examples=100, deadline=None)
