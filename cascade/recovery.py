@@ -11,8 +11,9 @@ repaired (a node that merely lost its supply comes back with its supply).
 A dependency group's ``delay`` is a backup (generator, battery, tank): while the group has
 no working supplier its backup runs, and the group is *held* (``Workspace.group_held``), so
 it does not fail its dependent.  The backup drains only while the group has no working
-supplier and does not refill during the recovery (a conservative reading for fuel and
-batteries), so a group that loses its suppliers twice has ``delay`` hours in total.  When it
+supplier and its dependent is not itself damaged (a destroyed site draws nothing), and it
+does not refill during the recovery (a conservative reading for fuel and batteries), so a
+group that loses its suppliers twice has ``delay`` hours in total.  When it
 is empty the group is released and the cascade runs again.  Groups that have no working
 supplier even before the event start with an empty backup (the steady state).
 
@@ -42,7 +43,8 @@ Strategies
   hour, then to the order of the failure list.  Exact gains are computed by the core only
   for candidates whose upper bound can still win (see :func:`_gain_bounds`).
 * ``critical``: a fixed order by static criticality, the demand lost when the element alone
-  fails (computed with the core for the failed elements only).
+  fails (``demand_lost`` of :func:`cascade.criticality.sweep`, computed for the failed
+  elements only), then the shorter repair, then the order of the failure list.
 * ``random``: a seeded random order.
 * ``optimal``: the smallest resilience loss over every repair order (per layer), by branch
   and bound over the crews' choices.  Exact among schedules in which no crew idles while
@@ -149,7 +151,7 @@ class RecoveryResult:
         Step function of service: ``time`` (hours), ``service`` (all layers), one column per
         layer; each row holds from its time until the next row's.
     schedule : pandas.DataFrame
-        One row per repair in start order: ``id``, ``crew``, ``start``, ``finish``,
+        One row per repair in the order crews took them (so by start time): ``id``, ``crew``, ``start``, ``finish``,
         ``layer``, ``repair_cost``.
     metrics : dict
         ``resilience_loss`` (hours), ``restoration_time``, ``time_to_90`` (hours),
@@ -265,7 +267,10 @@ class _Problem:
         # Backups of groups without a working supplier even before the event are spent.
         self.remaining0 = c.group_delay.astype(np.float64).copy()
         self.remaining0[self.ws.alive == 0] = 0.0
-        self.n_sup = np.diff(c.sup_ptr)
+        # The failed element that owns each group (-1: its dependent is not a failed node).
+        elem_of_node = np.full(c.n_nodes, -1, np.int64)
+        elem_of_node[self.node_idx] = np.arange(k_nodes)
+        self.group_elem = elem_of_node[c.group_owner]
         self._critical = None
 
     def served(self, working: np.ndarray) -> float:
@@ -283,16 +288,27 @@ class _Problem:
         ws.run(self.elem[waiting & self.is_node], self.elem[waiting & ~self.is_node])
 
     def criticality(self) -> np.ndarray:
-        """Static criticality, shape (k,): demand (Q's weights) lost when the element alone
-        fails, delays exhausted (the static cascade)."""
+        """Static criticality, shape (k,): demand lost (nodes lost when the system has no
+        demand) when the element alone fails, delays exhausted.
+
+        The quantity of ``demand_lost`` in :func:`cascade.criticality.sweep` (the tests hold
+        them equal), computed here for the failed elements only: one fresh core fixpoint
+        each, on a workspace of its own.
+        """
         if self._critical is None:
             ws = Workspace(self.compiled)
+            weight = self.compiled.demand if self.compiled.demand.sum() > 0 \
+                else np.ones(self.compiled.n_nodes)
+            ws.run()
+            before = ws.working.astype(bool)
             out = np.zeros(self.k)
+            one = np.zeros(self.k, bool)
             for i in range(self.k):
-                one = np.zeros(self.k, bool)
                 one[i] = True
                 self.run_waiting(ws, one)
-                out[i] = self.baseline_served - self.served(ws.working)
+                one[i] = False
+                # Lost: worked before and not after (a giant that moves gains nothing back).
+                out[i] = float(weight[before & (ws.working == 0)].sum())
             self._critical = out
         return self._critical
 
@@ -344,6 +360,8 @@ class _Run:
         self.start = np.full(p.k, math.nan)
         self.finish = np.full(p.k, math.nan)
         self.crew_of = np.full(p.k, -1, np.int64)
+        self.seq = np.full(p.k, -1, np.int64)        # order in which crews took the elements
+        self.n_assigned = 0
         self.q = p.q0
         self.draining = np.zeros(0, np.int64)
         self.curve_t: list[float] = []
@@ -355,8 +373,11 @@ class _Run:
         np.greater(self.remaining, 0.0, out=ws.group_held, casting="unsafe")
         p.run_waiting(ws, self.status < 2)
         self.q = p.served(ws.working) / p.total if p.total > 0 else 1.0
-        # Backups that run now: held groups without a working supplier.
-        self.draining = np.flatnonzero((ws.alive == 0) & (self.remaining > 0))
+        # Backups that run now: held groups without a working supplier whose dependent is
+        # not damaged itself.
+        owner_damaged = p.group_elem >= 0
+        owner_damaged[owner_damaged] = self.status[p.group_elem[owner_damaged]] < 2
+        self.draining = np.flatnonzero((ws.alive == 0) & (self.remaining > 0) & ~owner_damaged)
         if self.record:
             layers = p.layer_service(ws.working)
             if self.curve_t and self.curve_t[-1] >= self.t - _EPS:
@@ -388,6 +409,8 @@ class _Run:
         self.crew_finish[crew] = self.t + self.p.repair_time[e]
         self.start[e] = self.t
         self.crew_of[e] = crew
+        self.seq[e] = self.n_assigned
+        self.n_assigned += 1
 
     def advance(self) -> bool:
         """Go to the next event; False when nothing is left to happen."""
@@ -414,11 +437,11 @@ class _Run:
     def snapshot(self):
         return (self.t, self.status.copy(), self.crew_elem.copy(), self.crew_finish.copy(),
                 self.remaining.copy(), self.loss, self.q, self.draining, self.start.copy(),
-                self.finish.copy(), self.crew_of.copy())
+                self.finish.copy(), self.crew_of.copy(), self.seq.copy(), self.n_assigned)
 
     def restore(self, snap) -> None:
         (self.t, status, crew_elem, crew_finish, remaining, self.loss, self.q, self.draining,
-         start, finish, crew_of) = snap
+         start, finish, crew_of, seq, self.n_assigned) = snap
         self.status[:] = status
         self.crew_elem[:] = crew_elem
         self.crew_finish[:] = crew_finish
@@ -426,6 +449,7 @@ class _Run:
         self.start[:] = start
         self.finish[:] = finish
         self.crew_of[:] = crew_of
+        self.seq[:] = seq
 
 
 def _play(p: _Problem, choose) -> _Run:
@@ -475,10 +499,16 @@ class _Greedy:
     * candidates are tried in order of an upper bound on their score, and the search stops
       when no bound can beat the best exact score found (:func:`_gain_bounds`);
     * an exact gain is kept until something near the candidate changes: each choice marks
-      the nodes it can affect (its own nodes, the nodes it links to, the whole
-      components of not-working nodes it touches, and the whole of a ``giant`` layer it
-      touches), and a kept gain is dropped when one of the candidate's own nodes or link
-      partners was marked after it; every kept gain is dropped when a backup runs out.
+      the nodes it can affect (its own nodes, the nodes it links to and the whole
+      components of not-working nodes it touches), and a kept gain is dropped when one of
+      the candidate's own nodes or link partners was marked after it.  A repair changes
+      only those components (same argument as the bound), and every component a candidate
+      touches holds one of its link partners, so a gain that is kept is still exact.
+      Every kept gain is dropped when a backup runs out or when the choice touches a
+      ``giant`` layer that supplies a dependency; gains that touch a ``giant`` layer are
+      never kept (they are not monotone);
+    * in a ``giant`` layer that supplies nobody (roads), gains come in closed form from
+      its components (:func:`_giant_gains`), with no fixpoint at all.
 
     With ``exhaustive=True`` every candidate is evaluated at every decision (the plain
     version the tests compare against).
@@ -526,7 +556,7 @@ class _Greedy:
                                for i in range(p.k)]
         self.touch = np.full(c.n_nodes, -1, np.int64)
         self.cache = np.full(p.k, math.nan)        # exact gains kept
-        self.cache_step = np.full(p.k, -1, np.int64)
+        self.cache_step = np.full(p.k, -2, np.int64)   # -2: nothing kept (touch starts at -1)
         self.step = 0
         self.holds = None
         self.evaluations = 0
@@ -544,7 +574,7 @@ class _Greedy:
         held = run.remaining > 0
         if self.holds is None or not np.array_equal(held, self.holds):
             self.holds = held
-            self.cache_step[:] = -1          # a backup ran out: every kept gain may be stale
+            self.cache_step[:] = -2          # a backup ran out: every kept gain may be stale
         ws.group_held[:] = held
         waiting = run.status == 0             # repairs under way count as done
         p.run_waiting(ws, waiting)
@@ -567,7 +597,8 @@ class _Greedy:
         known = np.zeros(len(cand), bool)
         if not self.exhaustive:
             last = np.maximum.reduceat(self.touch[self.partners], self.partner_ptr[:-1])[cand]
-            known = (self.cache_step[cand] > last) & (bound > 0)
+            # Kept at or after the last mark of every partner: still exact.
+            known = (self.cache_step[cand] >= last) & (bound > 0)
             ub[known] = self.cache[cand[known]] / hours[known]
         # Try candidates by bound; the tie-break key is (score, criticality per hour, -rank).
         order = np.lexsort((p.rank[cand], -self.crit[cand], -ub))
@@ -581,7 +612,7 @@ class _Greedy:
                 score = ub[i]
             elif bound[i] > 0 or self.exhaustive:
                 g = self.gain(waiting, e, base)
-                if not self._wild(e, seeds[i], label):
+                if np.isfinite(bound[i]):      # gains that touch a giant layer are not kept
                     self.cache[e], self.cache_step[e] = g, self.step
                 score = g / hours[i]
             else:
@@ -605,20 +636,12 @@ class _Greedy:
     def _mark(self, e: int, comp_labels: np.ndarray, label: np.ndarray, down: np.ndarray) -> None:
         """Mark what choosing e can change (see the class docstring)."""
         self.step += 1
-        c = self.p.compiled
         if self._wild(e, comp_labels, label):
-            self.cache_step[:] = -1
+            self.cache_step[:] = -2
             return
         mine = self.partners[self.partner_ptr[e]:self.partner_ptr[e + 1]]
         comps = np.union1d(comp_labels, label[mine[down[mine]]])
-        hit = np.isin(label, comps) & down
-        layers = np.union1d(self.partner_layers[e], np.unique(c.node_layer[hit]))
-        giant = layers[self.giant_layer[layers]]
-        if giant.size:
-            in_giant = np.isin(c.node_layer, giant)
-            hit |= in_giant
-            hit |= np.isin(label, np.unique(label[in_giant & down])) & down
-        self.touch[hit] = self.step
+        self.touch[np.isin(label, comps) & down] = self.step
         self.touch[mine] = self.step
 
 
@@ -756,7 +779,8 @@ def _gain_bounds(p: _Problem, ws: Workspace, waiting: np.ndarray, cand: np.ndarr
     damaged_edge = np.zeros(c.n_edges, bool)
     damaged_edge[p.elem[waiting & ~p.is_node]] = True
     down = (ws.working == 0) & ~damaged_node               # could come back
-    usable_link = (via < 0) | ~damaged_edge[np.maximum(via, 0)]
+    usable_link = via < 0
+    usable_link[~usable_link] = ~damaged_edge[via[~usable_link]]
     inside = usable_link & down[src] & down[dst]
     a, b = src[inside], dst[inside]
     indptr = np.zeros(n + 1, np.int32)
@@ -862,7 +886,7 @@ def _result(p: _Problem, run: _Run, strategy: str) -> RecoveryResult:
     layers = np.array(run.curve_layers).reshape(len(run.curve_t), len(c.layer_names))
     for i, name in enumerate(c.layer_names):
         curve[name] = layers[:, i]
-    order = np.lexsort((run.crew_of, run.start))
+    order = np.argsort(run.seq, kind="stable")
     schedule = pd.DataFrame({
         "id": p.ids[order], "crew": p.crew_names[run.crew_of[order]],
         "start": run.start[order], "finish": run.finish[order],
