@@ -1,0 +1,155 @@
+"""N-1 criticality sweep: the Cython core against the reference engine and an igraph loop.
+
+Kernel ``critical``: the cascade of every node's failure alone, counted against the intact
+system (:func:`cascade.criticality.core_sweep`, nodes only), on
+
+* ``life<n>``: :func:`cascade.criticality.synthetic_lifelines` (five lifelines, radial
+  networks with loops, ``source`` and ``giant`` rules, dependency groups; every node works
+  intact, so the sweep runs incrementally with local re-checks);
+* ``er2000``: two fully coupled Erdős–Rényi layers of 1 000 nodes, k = 4, rule ``giant``
+  (small components die in the intact state, so the ``giant`` rule is order dependent and the
+  core runs a full cascade per element: the slow path).
+
+Implementations (``extra_info["impl"]``):
+
+``core``
+    :func:`cascade.criticality.core_sweep` with the default threads (the machine's cores).
+``core-1thread``
+    The same with one thread (shows the thread scaling; on ``life100000``).
+``reference``
+    One :func:`cascade.reference.run_cascade` (networkx) per element, on a seeded sample of
+    elements, scaled to all elements (``extra_info["scale"]``).
+``igraph``
+    A plain Python loop over elements, each running the igraph cascade of
+    ``bench_simulate.IgraphCascade`` (igraph components / reachability per layer and round),
+    on a sample, scaled.  Its answers are checked equal to the core's on the sample.
+
+``life1000000`` runs only with ``CASCADE_BENCH_BIG=1`` (building the system takes about a
+minute); its core sweep is measured on a sample of 50 000 elements and scaled.
+``extra_info`` also records ``peak_mb`` (tracemalloc peak of one core sweep: the buffers of
+every thread and the outputs; the compiled system is not included) and ``compiled_mb``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cascade import compile_system
+from cascade.compiled import Workspace
+from cascade.criticality import core_sweep, element_indices, reference_sweep, synthetic_lifelines
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_simulate import IgraphCascade  # noqa: E402
+
+KERNEL = "critical"
+QUICK = os.environ.get("CASCADE_BENCH_QUICK", "") not in ("", "0")
+BIG = os.environ.get("CASCADE_BENCH_BIG", "") not in ("", "0")
+SIZES = ["life2000"] if QUICK else ["life2000", "er2000", "life10000", "life100000"]
+if BIG and not QUICK:
+    SIZES.append("life1000000")
+REFERENCE_SAMPLE = {"life2000": 20 if QUICK else 60, "er2000": 30}
+IGRAPH_SAMPLE = {"life2000": 100 if QUICK else 400, "er2000": 200, "life10000": 200}
+CORE_SAMPLE = {"life1000000": 50_000}
+CORE_ROUNDS = {"life2000": 20, "er2000": 5, "life10000": 10, "life100000": 3, "life1000000": 1}
+SAMPLE_SEED = 5
+
+_CACHE: dict = {}
+
+
+def build(size: str):
+    if size not in _CACHE:
+        if size.startswith("life"):
+            system = synthetic_lifelines(int(size[4:]), seed=0)
+        else:
+            from cascade.generators import coupled_er
+            system = coupled_er(int(size[2:]) // 2, 4.0, seed=8)
+        compiled = compile_system(system)
+        el_node, el_edge = element_indices(compiled, "nodes")
+        _CACHE[size] = (system, compiled, el_node, el_edge)
+    return _CACHE[size]
+
+
+def sample(n_el: int, k: int) -> np.ndarray:
+    k = min(k, n_el)
+    return np.sort(np.random.default_rng(SAMPLE_SEED).choice(n_el, k, replace=False))
+
+
+def _label(benchmark, size, impl, scale=1.0, n_el=0):
+    benchmark.group = f"{KERNEL}-{size}"
+    benchmark.extra_info["kernel"] = KERNEL
+    benchmark.extra_info["impl"] = impl
+    benchmark.extra_info["scale"] = float(scale)
+    benchmark.extra_info["elements"] = int(n_el)
+
+
+def igraph_sweep(ic: IgraphCascade, compiled, el_node, el_edge, intact):
+    """Python loop over elements; igraph does each cascade's connectivity."""
+    L = len(compiled.layer_names)
+    nodes = np.zeros(len(el_node), np.int64)
+    demand = np.zeros(len(el_node))
+    per = np.zeros((len(el_node), L), np.int64)
+    for k, (x, e) in enumerate(zip(el_node, el_edge)):
+        working, _ = ic.run([x] if x >= 0 else [], [e] if x < 0 else [])
+        lost = intact & ~working
+        nodes[k] = lost.sum()
+        demand[k] = compiled.demand[lost].sum()
+        per[k] = np.bincount(compiled.node_layer[lost], minlength=L)
+    return nodes, demand, per
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_critical_core(benchmark, size):
+    system, c, el_node, el_edge = build(size)
+    idx = sample(len(el_node), CORE_SAMPLE[size]) if size in CORE_SAMPLE else np.arange(len(el_node))
+    nodes, edges = el_node[idx], el_edge[idx]
+    _label(benchmark, size, "core", len(el_node) / len(idx), len(el_node))
+    tracemalloc.start()
+    core_sweep(c, nodes, edges)
+    benchmark.extra_info["peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    benchmark.extra_info["compiled_mb"] = sum(
+        getattr(c, f).nbytes for f in c.__dataclass_fields__
+        if isinstance(getattr(c, f), np.ndarray) and getattr(c, f).dtype != object) / 2**20
+    benchmark.extra_info["nodes"] = c.n_nodes
+    benchmark.extra_info["threads"] = os.cpu_count()
+    benchmark.pedantic(core_sweep, args=(c, nodes, edges), rounds=CORE_ROUNDS[size], iterations=1)
+
+
+if "life100000" in SIZES:  # not in the quick check (an empty parametrization is a skip)
+    @pytest.mark.parametrize("size", ["life100000"])
+    def test_critical_core1(benchmark, size):
+        system, c, el_node, el_edge = build(size)
+        _label(benchmark, size, "core-1thread", 1.0, len(el_node))
+        benchmark.pedantic(core_sweep, args=(c, el_node, el_edge), kwargs={"threads": 1}, rounds=2,
+                           iterations=1)
+
+
+@pytest.mark.parametrize("size", [s for s in SIZES if s in REFERENCE_SAMPLE])
+def test_critical_reference(benchmark, size):
+    system, c, el_node, el_edge = build(size)
+    idx = sample(len(el_node), REFERENCE_SAMPLE[size])
+    _label(benchmark, size, "reference", len(el_node) / len(idx), len(el_node))
+    got = benchmark.pedantic(reference_sweep, args=(system, c, el_node[idx], el_edge[idx]), rounds=1,
+                             iterations=1)
+    want = core_sweep(c, el_node[idx], el_edge[idx])
+    assert np.array_equal(got[0], want[0]) and np.allclose(got[1], want[1])
+
+
+@pytest.mark.parametrize("size", [s for s in SIZES if s in IGRAPH_SAMPLE])
+def test_critical_igraph(benchmark, size):
+    system, c, el_node, el_edge = build(size)
+    idx = sample(len(el_node), IGRAPH_SAMPLE[size])
+    _label(benchmark, size, "igraph", len(el_node) / len(idx), len(el_node))
+    ic = IgraphCascade(c)          # set-up, like compiling: not timed
+    ws = Workspace(c)
+    ws.run()
+    intact = ws.working.astype(bool)
+    got = benchmark.pedantic(igraph_sweep, args=(ic, c, el_node[idx], el_edge[idx], intact),
+                             rounds=1 if QUICK else 2, iterations=1)
+    want = core_sweep(c, el_node[idx], el_edge[idx])
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[2], want[2])
