@@ -192,3 +192,12 @@ def test_demo_town_table_and_suggestions():
     out = res.stdout
     assert "40 hazard sample(s)" in out and "Plan under budget 800" in out
     assert "backup at" in out and "second feed" in out
+
+
+def test_no_candidates_at_all(case, tmp_path):
+    system, _, sets = case
+    empty = tmp_path / "empty.csv"
+    empty.write_text("id,type,cost\n# nothing yet\n")
+    res = run("redundancy", system, "--candidates", empty, "--failure-sets", sets)
+    assert res.exit_code == 2
+    assert res.stderr.strip() == f"error: no candidate measures to evaluate ({empty} has none)"

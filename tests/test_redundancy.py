@@ -459,3 +459,17 @@ def test_base_losses_are_the_ensemble_losses(tmp_path):
     assert loss.std() > 0                                  # the samples differ
     np.testing.assert_allclose(loss, ensemble.loss[:, -1], rtol=0, atol=1e-12)
     np.testing.assert_allclose(per_layer, ensemble.loss[:, :-1], rtol=0, atol=1e-12)
+
+
+def test_threads_give_the_same_losses():
+    town = make_town()
+    rng = np.random.default_rng(4)
+    names = list(town.nodes["id"]) + list(town.edges["id"])
+    sets = [list(rng.choice(names, size=rng.integers(0, 4), replace=False)) for _ in range(40)]
+    cands = measures(town, TOWN_CANDIDATES)
+    serial = Evaluator(town, FixedSampler(sets), 40)
+    parallel = Evaluator(town, FixedSampler(sets), 40, threads=2)
+    for m in [[]] + [[c] for c in cands]:
+        a, la = serial.losses(m)
+        b, lb = parallel.losses(m)
+        assert np.array_equal(a, b) and np.array_equal(la, lb)

@@ -183,6 +183,10 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     if n_suggest:
         taken = {m.id for m in measures}
         measures += [m for m in suggest(system, n_suggest, compiled=compiled) if m.id not in taken]
+    if not measures:
+        raise InputError("no candidate measures to evaluate"
+                         + (f" ({candidates} has none" if candidates is not None else " (")
+                         + ("; --suggest found no node with dependencies)" if n_suggest else ")"))
     if failure_sets is not None:
         sets = read_failure_sets(failure_sets, compiled)
         sampler = FixedSampler(sets)
