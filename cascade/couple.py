@@ -110,30 +110,36 @@ def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, neare
     tree = cKDTree(sup_xy)
     same = dep_layer == sup_layer
     pairs_d, pairs_s, dist = [], [], []
-    if nearest is not None:
-        # One more than asked when the layers are the same, to drop the node itself.
+    if nearest is not None and len(dep_ids):
+        # One more than asked when the layers are the same, to drop the node itself.  The k-d
+        # tree returns k neighbours but breaks a tie at the k-th distance arbitrarily, so take
+        # every supplier within that distance and order them by (distance, file order).
         k = min(int(nearest) + (1 if same else 0), len(sup_ids))
-        d, idx = tree.query(dep_xy, k=k)
-        d, idx = d.reshape(len(dep_ids), k), idx.reshape(len(dep_ids), k)
-        for i, name in enumerate(dep_ids):
-            order = np.lexsort((idx[i], d[i]))  # distance, then file order on ties
-            taken = 0
-            for j in order:
-                if taken == nearest:
-                    break
-                if sup_ids[idx[i, j]] == name:
-                    continue
-                pairs_d.append(name)
-                pairs_s.append(sup_ids[idx[i, j]])
-                dist.append(d[i, j])
-                taken += 1
-    else:
-        hits = tree.query_ball_point(dep_xy, r=float(radius)) if len(dep_ids) else []
+        d, _ = tree.query(dep_xy, k=k)
+        kth = d.reshape(len(dep_ids), k)[:, -1]
+        hits = tree.query_ball_point(dep_xy, r=kth * (1 + 1e-9) + 1e-9)
         for i, name in enumerate(dep_ids):
             cand = np.asarray(hits[i], dtype=np.int64)
-            if cand.size == 0:
-                continue
             dd = np.hypot(*(sup_xy[cand] - dep_xy[i]).T)
+            taken = 0
+            for j in np.lexsort((cand, dd)):
+                if taken == nearest:
+                    break
+                if sup_ids[cand[j]] == name:
+                    continue
+                pairs_d.append(name)
+                pairs_s.append(sup_ids[cand[j]])
+                dist.append(dd[j])
+                taken += 1
+    elif radius is not None:
+        # A little wider than asked, then the exact test, so a supplier at exactly the radius
+        # is in whatever rounding the tree does.
+        r = float(radius)
+        hits = tree.query_ball_point(dep_xy, r=r * (1 + 1e-9) + 1e-9) if len(dep_ids) else []
+        for i, name in enumerate(dep_ids):
+            cand = np.asarray(hits[i], dtype=np.int64)
+            dd = np.hypot(*(sup_xy[cand] - dep_xy[i]).T)
+            cand, dd = cand[dd <= r], dd[dd <= r]
             for j in np.lexsort((cand, dd)):
                 if sup_ids[cand[j]] == name:
                     continue
