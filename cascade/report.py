@@ -156,6 +156,7 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
             if len(table) and "rank" in table.columns:
                 ranked += [(int(r), idx, is_node) for idx, r in table["rank"].items()]
         ranked.sort()
+        labels: dict[tuple, list[int]] = {}  # co-located elements (a bus and its transformer) share a label
         for r, ident, is_node in ranked[:top]:
             if is_node:
                 p = pos.loc[ident].to_numpy(float)
@@ -168,8 +169,14 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
                     continue
                 ax.plot([a[row, 0], b[row, 0]], [a[row, 1], b[row, 1]], color="black", lw=3.5, zorder=7)
                 p = (a[row] + b[row]) / 2
-            ax.annotate(str(r), p, xytext=(7, 7), textcoords="offset points", fontsize=9, fontweight="bold",
-                        zorder=8, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "black", "lw": 0.6})
+                if np.allclose(a[row], b[row]):  # an edge of length 0 is invisible as a line
+                    ax.scatter([p[0]], [p[1]], s=240, facecolors="none", edgecolors="black", linewidths=2,
+                               zorder=7)
+            labels.setdefault((round(float(p[0]), 1), round(float(p[1]), 1)), []).append(r)
+        for (px, py), ranks in labels.items():
+            ax.annotate(",".join(map(str, ranks)), (px, py), xytext=(7, 7), textcoords="offset points",
+                        fontsize=9, fontweight="bold", zorder=8,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "black", "lw": 0.6})
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", ms=12, mew=2,
                               label=f"most critical (top {min(top, len(ranked))}, numbered)"))
         subtitle = "N-1 criticality: numbered by demand lost when the element fails"

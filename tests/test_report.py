@@ -103,3 +103,23 @@ def test_map_without_coordinates_is_a_clear_error(tmp_path):
     res = run("map", root, "--output", tmp_path / "m.png")
     assert res.exit_code == 2 and "no node has coordinates" in res.stderr
     assert not (tmp_path / "m.png").exists()
+
+
+def test_ranking_map_numbers_every_top_element(tmp_path):
+    """Co-located elements share one label; every rank of the top appears exactly once."""
+    import pandas as pd
+
+    from cascade import read_system
+    from cascade.io.geojson import read_result
+
+    root = write_dir(tmp_path / "s", "id,layer,kind,x,y\na,power,source,0,0\nb,power,,0,0\nc,power,,100,0\n"
+                     "d,power,,200,50", "source,target\na,b\nb,c\nc,d")
+    system = read_system(root)
+    ranking = tmp_path / "rank.csv"
+    pd.DataFrame({"id": ["a", "a->b", "b", "c", "b->c"], "element": ["node", "edge", "node", "node", "edge"],
+                  "demand_lost": [4.0, 3.0, 3.0, 2.0, 2.0]}).to_csv(ranking, index=False)
+    fig = draw_map(system, read_result(ranking, system), None, top=4)
+    labels = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert labels == ["1,2,3", "4"]
+    fig = draw_map(system, read_result(ranking, system), None, top=5)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["1,2,3", "4", "5"]
