@@ -783,7 +783,7 @@ def why(measure: Measure, benefit: Benefit, metric: str, hits: int | None = None
     if benefit.layers:
         best = max(benefit.layers.items(), key=lambda kv: kv[1])
         if best[1] > 0:
-            tail = f", mostly {best[0]} ({best[0]} service +{100 * best[1]:.2f} pts)"
+            tail = f"; {best[0]} service +{100 * best[1]:.2f} pts"
     return f"{what}; {acts}{tail}"
 
 
