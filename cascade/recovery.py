@@ -842,13 +842,26 @@ def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
     A node of the search is a decision (a free crew takes one waiting element of its
     layer).  The loss accumulated so far only grows, so a branch is cut as soon as it reaches
     the best complete loss (first: the greedy schedule's).  Crews of one layer freed at the
-    same time are interchangeable, so they take elements in increasing index order.
+    same time are interchangeable, so they take elements in increasing index order.  A
+    state reached again (same time, statuses, crew jobs and backups) with no less loss is
+    cut too (dynamic programming over states: with one crew, over the repaired subsets).
     """
     best = {"loss": incumbent.loss - 1e-12 * max(1.0, abs(incumbent.loss)),
             "order": None}
     run = _Run(p, record=False)
     run.settle()
     decisions: list[int] = []
+    seen: dict = {}
+
+    def dominated() -> bool:
+        """Whether this state (time, every element's status, the crews' jobs, the backups
+        left) was already reached with no more loss: the future depends on nothing else."""
+        key = (round(run.t, 9), run.status.tobytes(), run.crew_elem.tobytes(),
+               np.round(run.crew_finish, 9).tobytes(), np.round(run.remaining, 9).tobytes())
+        if key in seen and seen[key] <= run.loss + 1e-12:
+            return True
+        seen[key] = run.loss
+        return False
 
     def descend(batch_time: float, batch_last: dict) -> None:
         crew = run.pending_crew()
@@ -859,7 +872,8 @@ def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
                     best["loss"], best["order"] = run.loss, list(decisions)
             elif run.loss < best["loss"]:
                 run.settle()
-                descend(run.t, {})
+                if not dominated():
+                    descend(run.t, {})
             run.restore(snap)
             return
         layer = int(p.crew_layer[crew])
