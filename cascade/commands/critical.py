@@ -29,7 +29,17 @@ def _layers_down(row, layer_names) -> str:
     return ", ".join(f"{name} {count}" for count, name in parts) or "-"
 
 
-def render_table(compiled, ranked, shown, worst, comparison, spots, info) -> str:
+def _kinds(system) -> dict:
+    """(id, element) -> kind, from the optional ``kind`` columns."""
+    out = {}
+    for table_, element in ((system.nodes, "node"), (system.edges, "edge")):
+        if "kind" in table_.columns:
+            out.update({(str(i), element): str(k) for i, k in zip(table_["id"], table_["kind"])
+                        if isinstance(k, str) and k})
+    return out
+
+
+def render_table(compiled, ranked, shown, worst, comparison, spots, info, kinds=None) -> str:
     total = float(compiled.demand.sum())
     share = (lambda d: f"{100 * d / total:5.1f}%") if total > 0 else (lambda d: "  n/a")
     out = [f"System {compiled.name}: N-1 over {info['count']:,} {info['what']} "
@@ -42,12 +52,12 @@ def render_table(compiled, ranked, shown, worst, comparison, spots, info) -> str
         rows = []
         for rank, r in enumerate(shown.itertuples(index=False), 1):
             name = r.id if r.element == "node" else f"{r.id} (edge)"
-            rows.append([rank, name, r.layer, r.nodes_lost, f"{r.demand_lost:,.0f}", share(r.demand_lost),
+            rows.append([rank, name, r.layer, (kinds or {}).get((r.id, r.element), ""), r.nodes_lost, f"{r.demand_lost:,.0f}", share(r.demand_lost),
                          r.cross_layer_lost, _layers_down(r, compiled.layer_names),
                          "!" if (r.id, r.element) in spot_ids else ""])
-        out.append(table(rows, ["rank", "id", "layer", "nodes lost", "demand lost", "of total",
+        out.append(table(rows, ["rank", "id", "layer", "kind", "nodes lost", "demand lost", "of total",
                                 "other lifelines", "nodes lost per layer", "blind spot"],
-                         "rllrrrrll"))
+                         "rlllrrrrll"))
         if len(shown) < len(ranked):
             out.append(f"(top {len(shown)} of {len(ranked)}; --top 0 lists all)")
     else:
@@ -147,4 +157,4 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
         info["spot_k"] = spot_k
         comparison = compare_rankings(compiled, ranked, top=spot_k, betweenness=use_btw)
         spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine)
-    emit(render_table(compiled, ranked, shown, worst, comparison, spots, info), output)
+    emit(render_table(compiled, ranked, shown, worst, comparison, spots, info, _kinds(system)), output)
