@@ -72,7 +72,7 @@ def quake(demo_system):
 def local_cluster():
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
+                                       dashboard_address=":0", silence_logs=40)
     yield cluster.scheduler_address
     cluster.close()
 

@@ -312,7 +312,7 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
             executor = f"dask ({scheduler})"
         else:
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=40)
+                                               dashboard_address=":0", silence_logs=40)
             client = distributed.Client(cluster, set_as_default=False)
             executor = f"dask (local cluster, {workers} workers)"
         try:

@@ -974,7 +974,7 @@ class Scenario:
                 "seed": self.seed, "hazard": self.hazard.describe()}
 
 
-def load_scenario(path) -> Scenario:
+def load_scenario(path: "str | Path") -> Scenario:
     """Read and validate a scenario file.
 
     The file has a ``[scenario]`` table (``name``, ``system`` relative to the file,
