@@ -982,8 +982,9 @@ def plot_curves(results, path=None, title: str | None = None):
     """Draw the service curves of several recoveries on one figure (matplotlib, Agg).
 
     The top panel has Q(t) of all layers together for every strategy, with its resilience
-    loss in the legend; the bottom panel has each layer's service under the strategy with
-    the smallest loss.  With ``path`` the figure is written there atomically (format from
+    loss in the legend, zoomed on the dip and the return to full service; the bottom panel
+    has each layer's service under the strategy with the smallest loss, over its whole
+    course.  With ``path`` the figure is written there atomically (format from
     the suffix).  Returns the :class:`matplotlib.figure.Figure`.
     """
     import io
@@ -996,42 +997,54 @@ def plot_curves(results, path=None, title: str | None = None):
     results = list(results)
     fig = Figure(figsize=(9, 7.5), layout="constrained")
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
-    end = max([max(r.curve["time"].max(), r.metrics["restoration_time"]
-                   if math.isfinite(r.metrics["restoration_time"]) else 0.0) for r in results] + [1.0])
-    lead = 0.03 * end
+    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
     q0 = results[0].metrics["baseline_service"]
+    # Top: up to the latest return to Q0 (the part that counts in R), with some margin.
+    restored = [r.metrics["restoration_time"] for r in results
+                if math.isfinite(r.metrics["restoration_time"])]
+    last = max([r.curve["time"].iloc[-1] for r in results] + [1.0])
+    end = 1.15 * max(restored) if restored and max(restored) > 0 else last
+    lead = 0.03 * end
     styles = ["-", "--", "-.", ":"]
+    lowest = 1.0
     for i, r in enumerate(results):
-        t = np.concatenate([[-lead, 0.0], r.curve["time"].to_numpy(), [end * 1.02]])
+        t = np.concatenate([[-lead, 0.0], r.curve["time"].to_numpy(), [max(end, last) * 1.05]])
         q = np.concatenate([[q0, q0], r.curve["service"].to_numpy(), [r.curve["service"].iloc[-1]]])
+        lowest = min(lowest, float(np.nanmin(q)))
         top.step(t, 100 * q, where="post", lw=2, ls=styles[i % len(styles)],
-                 label=f"{r.strategy}: R = {r.metrics['resilience_loss']:.1f} h, "
+                 label=f"{r.strategy}: R = {r.metrics['resilience_loss']:.2f} h, "
                        f"90 % at {r.metrics['time_to_90']:.0f} h, 100 % at "
                        f"{r.metrics['restoration_time']:.0f} h")
     top.axhline(100 * q0, color="0.6", lw=0.8)
     top.axhline(90 * q0, color="0.6", lw=0.8, ls=":")
     top.axvline(0, color="0.3", lw=0.8)
     top.set_ylabel("service Q(t), all layers (%)")
+    top.set_xlabel("hours after the event")
     top.set_title(title or "Recovery after the event: service of all lifelines by repair strategy")
     top.legend(loc="lower right", fontsize=9)
     top.grid(alpha=0.3)
+    # Zoom on the dip: from 10 % below the lowest point (in steps of 10 %) to full service.
+    floor = max(0.0, math.floor(10 * lowest - 1e-9) / 10 - 0.1) if lowest > 0.2 else 0.0
+    top.set_ylim(100 * floor - 1, 101.5)
+    top.set_xlim(-lead, end)
+    # Bottom: each layer under the best strategy, over its whole course.
     best = min(results, key=lambda r: r.metrics["resilience_loss"])
     layers = [col for col in best.curve.columns if col not in ("time", "service")]
-    for j, name in enumerate(layers):
+    span = max(best.curve["time"].iloc[-1], end, 1.0) * 1.05
+    for name in layers:
         values = best.curve[name].to_numpy()
-        t = np.concatenate([[-lead], best.curve["time"].to_numpy(), [end * 1.02]])
+        t = np.concatenate([[-0.03 * span], best.curve["time"].to_numpy(), [span]])
         v = np.concatenate([[values[-1]], values, [values[-1]]])
         bottom.step(t, 100 * v, where="post", lw=1.5, label=name)
     bottom.axvline(0, color="0.3", lw=0.8)
     bottom.set_ylabel("service per layer (%)")
     bottom.set_xlabel("hours after the event")
-    bottom.set_title(f"per layer, {best.strategy}", fontsize=10)
+    bottom.set_title(f"each layer under {best.strategy} (a layer without demand: share of "
+                     "working nodes; it is not part of Q)", fontsize=9)
     bottom.legend(loc="lower right", fontsize=8, ncol=min(5, max(1, len(layers))))
     bottom.grid(alpha=0.3)
-    for ax in (top, bottom):
-        ax.set_ylim(-3, 103)
-        ax.set_xlim(-lead, end * 1.02)
+    bottom.set_ylim(-3, 103)
+    bottom.set_xlim(-0.03 * span, span)
     if path is not None:
         buf = io.BytesIO()
         fig.savefig(buf, format=str(path).rsplit(".", 1)[-1].lower(), dpi=110)

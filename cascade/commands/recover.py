@@ -50,8 +50,11 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
         if len(sched) > shown:
             out.append(f"  … and {len(sched) - shown} more (--format json lists all)")
         out.append("")
-    end = max(max(r.curve["time"].iloc[-1], r.metrics["restoration_time"]
-                  if math.isfinite(r.metrics["restoration_time"]) else 0.0) for r in results)
+    # From the event until service is back for good under every strategy.
+    restored = [r.metrics["restoration_time"] for r in results
+                if math.isfinite(r.metrics["restoration_time"])]
+    end = max(restored) if restored and max(restored) > 0 else \
+        max(r.curve["time"].iloc[-1] for r in results)
     times = np.unique(np.round(np.linspace(0.0, end, 11), 1))
     if len(results) == 1:
         r = results[0]
