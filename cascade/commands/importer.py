@@ -34,8 +34,8 @@ def command(fmt, src, layer, into, crs, prefix):
     graphml     nodes and edges as they are (x, y, kind, demand attributes; graph crs)
     geojson     Points -> nodes, LineStrings -> edges
 
-    A new system takes the source's CRS (the UTM zone of the data when the source is in
-    degrees).  Importing into an existing system adds the layer and leaves every other
+    A new system takes the source's CRS when it is projected in metres, else the UTM
+    zone of the data (degrees, feet, local grids), so distances are metres.  Importing into an existing system adds the layer and leaves every other
     row as it was; an existing layer name or an id clash is refused.
     """
     _, summary = import_network(fmt, src, layer, into, crs=crs, prefix=prefix)
