@@ -35,6 +35,7 @@ from .hazards import Scenario
 from .system import InfrastructureSystem
 
 PERCENTILES = (5, 50, 95)
+BLOCK = 32                       # samples drawn at once
 CONNECT_TIMEOUT = "10s"          # reaching a Dask scheduler
 _local = threading.local()
 
@@ -54,6 +55,21 @@ def _service(compiled: CompiledSystem, working: np.ndarray, totals) -> np.ndarra
     w = working.astype(np.float64)
     served = np.bincount(compiled.node_layer, weights=compiled.demand * w, minlength=L)
     count = np.bincount(compiled.node_layer, weights=w, minlength=L)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_layer = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
+                             count / np.where(nodes > 0, nodes, 1))
+        overall = served.sum() / demand if demand > 0 else count.sum() / max(nodes.sum(), 1)
+    return np.append(per_layer, overall)
+
+
+def _service_lost(compiled: CompiledSystem, lost: np.ndarray, totals) -> np.ndarray:
+    """:func:`_service` from the indices of the nodes that do not work (a fresh run's
+    ``Workspace.changed``): bincounts over the few lost nodes instead of all nodes."""
+    nodes, demand, layer_demand = totals
+    L = len(compiled.layer_names)
+    layer = compiled.node_layer[lost]
+    served = layer_demand - np.bincount(layer, weights=compiled.demand[lost], minlength=L)
+    count = nodes - np.bincount(layer, minlength=L)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_layer = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
                              count / np.where(nodes > 0, nodes, 1))
@@ -92,13 +108,21 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     failed = np.zeros(compiled.n_nodes, np.int32)
     direct = np.zeros(compiled.n_nodes, np.int32)
     n_direct = np.zeros((b, 2), np.int32)
+    plain = not immune and not fragility_scale
     for k, i in enumerate(range(start, stop)):
-        nodes, edges = scenario.sample(compiled, i, seed=seed, immune=immune,
-                                       fragility_scale=fragility_scale)
+        if plain and k % BLOCK == 0:
+            # Draw BLOCK samples at once (vectorised, identical to one by one).
+            block = scenario.sample_block(compiled, i, min(i + BLOCK, stop), seed=seed)
+        if plain:
+            nodes, edges = block[k % BLOCK]
+        else:
+            nodes, edges = scenario.sample(compiled, i, seed=seed, immune=immune,
+                                           fragility_scale=fragility_scale)
         ws.run(nodes, edges)
-        working = ws.working.view(bool)
-        loss[k] = baseline_service - _service(compiled, working, totals)
-        failed += baseline & ~working
+        # A fresh run starts from all-working, so `changed` lists every node that is down.
+        lost = ws.changed[:ws.n_changed]
+        loss[k] = baseline_service - _service_lost(compiled, lost, totals)
+        failed[lost] += baseline[lost]
         direct[nodes] += baseline[nodes]
         n_direct[k] = len(nodes), len(edges)
     return start, loss, failed, direct, n_direct

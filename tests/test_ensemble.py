@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from cascade import InputError, compile_system, layer_service, simulate
+from cascade import InfrastructureSystem, InputError, compile_system, layer_service, simulate
 from cascade.ensemble import run_ensemble
 from cascade.hazards import load_scenario
 
@@ -41,8 +42,16 @@ def assert_same(a, b):
     assert np.array_equal(a.n_direct, b.n_direct)
 
 
-def test_ensemble_equals_a_plain_loop_on_the_reference_engine(quake):
-    system = grid_town(8)
+def with_dead_node(system):
+    """The system plus a power node without a path to the plant: down even when intact."""
+    nodes = pd.concat([system.nodes, pd.DataFrame([{"id": "ISOLATED", "layer": "power", "kind": "feeder",
+                                                    "demand": 7.0, "x": 1.0, "y": 1.0, "elevation": 5.0}])])
+    return InfrastructureSystem.from_tables(nodes, system.edges, system.dependencies)
+
+
+@pytest.mark.parametrize("dead", [False, True], ids=["intact", "dead-node"])
+def test_ensemble_equals_a_plain_loop_on_the_reference_engine(quake, dead):
+    system = with_dead_node(grid_town(8)) if dead else grid_town(8)
     c = compile_system(system)
     samples = 12
     result = run_ensemble(system, quake, samples, threads=2, compiled=c)
@@ -65,6 +74,9 @@ def test_ensemble_equals_a_plain_loop_on_the_reference_engine(quake):
     assert np.array_equal(result.failed, failed)
     assert np.array_equal(result.direct, direct)
     assert result.failed.sum() > result.direct.sum() > 0       # the cascade adds failures
+    if dead:
+        assert result.failed[c.node_index(["ISOLATED"])[0]] == 0   # never counted as a failure
+        assert layer_service(c, base).loc["power", "service"] < 1
 
 
 def test_summary_and_node_probability(quake):

@@ -396,6 +396,25 @@ def test_immune_and_fragility_scale_act_only_where_they_apply(tmp_path):
         assert weak == plain | {target}
 
 
+@pytest.mark.parametrize("hazard", [
+    QUAKE, QUAKE.replace("magnitude = 6.8\n", "magnitude = 6.8\nvariability = false\n"),
+    "type = 'random'\nfraction = 0.2\nelements = 'all'\n",
+    "type = 'flood'\nlevel = 12.0\nlevel_sd = 2.0\n[hazard.threshold]\ndefault = 0.5\n",
+    "type = 'targeted'\nby = 'degree'\ncount = 5\nsuccess = 0.5\n",
+    "type = 'region'\ncenter = [300.0, 300.0]\nradius = 250.0\nprobability = 0.5\n",
+])
+def test_sample_block_equals_sample(tmp_path, hazard):
+    system = grid_town(10)
+    c = compile_system(system, index_dtype=np.int64)
+    sc = scenario(tmp_path, hazard, seed=9)
+    sc.prepare(system, c)
+    block = sc.sample_block(c, 3, 43)
+    for k, i in enumerate(range(3, 43)):
+        one = sc.sample(c, i)
+        assert np.array_equal(block[k][0], one[0]) and np.array_equal(block[k][1], one[1])
+        assert block[k][0].dtype == one[0].dtype == np.int64
+
+
 def test_sample_needs_prepare_and_survives_pickling(tmp_path):
     system = grid_town(6)
     c = compile_system(system)
