@@ -168,11 +168,15 @@ class RecoveryResult:
     def to_dict(self) -> dict:
         """The JSON of ``cascade recover`` for one strategy."""
         m = self.metrics
+
+        def num(x):      # never back to service (not expected: repairs restore Q0) -> null
+            return float(x) if math.isfinite(x) else None
+
         return {
             "strategy": self.strategy, "crews": dict(self.crews),
-            "resilience_loss": float(m["resilience_loss"]),
-            "restoration_time": float(m["restoration_time"]),
-            "time_to_90": float(m["time_to_90"]), "peak_loss": float(m["peak_loss"]),
+            "resilience_loss": num(m["resilience_loss"]),
+            "restoration_time": num(m["restoration_time"]),
+            "time_to_90": num(m["time_to_90"]), "peak_loss": float(m["peak_loss"]),
             "schedule": [{"id": str(r.id), "crew": str(r.crew), "start": float(r.start),
                           "finish": float(r.finish)} for r in self.schedule.itertuples(index=False)],
             "curve": [[float(t), float(q)] for t, q in zip(self.curve["time"], self.curve["service"])],
