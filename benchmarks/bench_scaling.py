@@ -8,23 +8,26 @@ Systems: two fully coupled Erdős–Rényi layers of N/2 nodes each, mean degree
 (:func:`cascade.generators.coupled_er`, seed 8; Buldyrev et al., Nature 464, 1025, 2010), with
 
 * ``giant``: both layers under the ``giant`` rule (the percolation model itself);
-* ``source``: the same graphs under the ``source`` rule, node 0 of each layer its one source
-  (the shape of a lifeline fed from a plant), where the sweep's incremental shortcut applies.
+* ``source``: the same graphs under the ``source`` rule, node 0 of each layer its one source;
+
+and ``lifelines``: :func:`cascade.criticality.synthetic_lifelines` (five radial lifelines with
+loops, ``source`` and ``giant`` rules, dependency groups, every node working when intact: the
+shape of a city's networks, where the sweep runs incrementally with local re-checks).
 
 Kernels:
 
 * ``cascade``: :meth:`cascade.Workspace.run` from a seeded random removal of 30 % of layer A
-  (p = 0.7), the fastest of several repeats.  A round costs O(N) (the rule of each layer that
+  (p = 0.7; on ``lifelines`` 10 % of all nodes), the fastest of several repeats.  A round costs O(N) (the rule of each layer that
   lost nodes is re-applied over the whole layer) and the number of rounds grows with N near the
   transition (the ``rounds`` column), hence an exponent above 1; the O(N log N) algorithm of
   Schneider, Araújo, Herrmann (PRE 87, 043302, 2013) would avoid that;
 * ``sweep``: :func:`cascade.criticality.core_sweep` (the kernel behind
   :func:`cascade.criticality.sweep`, without building the result table) over the nodes, one
-  thread.  Every element's cascade costs O(N) (a layer's rule is re-applied over the whole
-  layer), so a full sweep is O(N^2): past ``--full-sweep-max`` nodes it runs on a seeded random
-  sample of the nodes and its time is scaled by N / sample (the ``scale`` column); the
-  per-element cost varies little between elements, which the ``spread`` column (the relative
-  standard deviation of per-chunk times) shows.
+  thread.  On the ER systems every element's cascade re-applies a layer's rule over the whole
+  layer, so a full sweep is O(N^2): past ``--full-sweep-max`` nodes it runs on a seeded random
+  sample of the nodes and its time is scaled by N / sample (the ``scale`` column); the ``spread``
+  column (relative standard deviation of the per-element time between four chunks of the
+  sample) shows how much the per-element cost varies.
 
 Writes ``benchmarks/results/scaling-<date>-<commit>.json`` (rows, fits, machine) and
 ``benchmarks/results/report/scaling.png``.
@@ -53,8 +56,9 @@ SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
 
 def systems(n_total: int):
-    """The ``giant`` and ``source`` coupled ER systems of ``n_total`` nodes, compiled."""
+    """The ``giant``, ``source`` and ``lifelines`` systems of ``n_total`` nodes, compiled."""
     from cascade import InfrastructureSystem, compile_system
+    from cascade.criticality import synthetic_lifelines
     from cascade.generators import coupled_er
 
     giant = coupled_er(n_total // 2, 4.0, seed=SEED)
@@ -66,7 +70,8 @@ def systems(n_total: int):
     t = time.perf_counter()
     compiled_giant = compile_system(giant)
     compile_s = time.perf_counter() - t
-    return {"giant": compiled_giant, "source": compile_system(source)}, compile_s
+    return {"giant": compiled_giant, "source": compile_system(source),
+            "lifelines": compile_system(synthetic_lifelines(n_total, seed=0))}, compile_s
 
 
 def time_cascade(compiled, min_total: float = 1.0, max_repeats: int = 50) -> tuple[float, int, int]:
@@ -77,9 +82,13 @@ def time_cascade(compiled, min_total: float = 1.0, max_repeats: int = 50) -> tup
     """
     from cascade import Workspace
 
-    a = np.asarray(compiled.layer_nodes[compiled.layer_ptr[0]:compiled.layer_ptr[1]])
+    if compiled.layer_names == ["A", "B"]:
+        pool, fraction = np.asarray(compiled.layer_nodes[compiled.layer_ptr[0]:compiled.layer_ptr[1]]), 0.3
+    else:
+        pool, fraction = np.arange(compiled.n_nodes), 0.1
     rng = np.random.default_rng(REMOVAL_SEED)
-    init = np.sort(rng.choice(a, size=int(round(0.3 * len(a))), replace=False)).astype(compiled.index_dtype)
+    init = np.sort(rng.choice(pool, size=int(round(fraction * len(pool))), replace=False))
+    init = init.astype(compiled.index_dtype)
     ws = Workspace(compiled)
     best, total, repeats = np.inf, 0.0, 0
     while repeats < 3 or (total < min_total and repeats < max_repeats):
@@ -151,7 +160,7 @@ def plot(rows: list[dict], fits: dict, path: Path) -> None:
                             textcoords="offset points", xytext=(4, -10))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("nodes N (two coupled ER layers, k = 4)")
+    ax.set_xlabel("nodes N (ER: two coupled layers, k = 4; lifelines: five layers)")
     ax.set_ylabel("seconds (core, one thread)")
     ax.set_title("Scaling of the cascade core")
     ax.grid(True, which="both", alpha=0.3)
@@ -176,7 +185,7 @@ def main(argv=None) -> int:
 
     rows = []
     per_element = {}            # last measured seconds per element, to size the next sample
-    print(f"{'kernel':<8} {'system':<7} {'nodes':>9} {'seconds':>10} {'measured':>9} "
+    print(f"{'kernel':<8} {'system':<9} {'nodes':>9} {'seconds':>10} {'measured':>9} "
           f"{'elements':>9} {'scale':>8} {'rounds':>6}", flush=True)
     for n_total in sorted(args.sizes):
         compiled, compile_s = systems(n_total)
@@ -203,7 +212,7 @@ def main(argv=None) -> int:
                 if kernel == "cascade" and system == "giant":
                     row["compile_s"] = compile_s
                 rows.append(row)
-                print(f"{kernel:<8} {system:<7} {c.n_nodes:>9} {seconds:>10.4g} {row['measured']:>9.3g} "
+                print(f"{kernel:<8} {system:<9} {c.n_nodes:>9} {seconds:>10.4g} {row['measured']:>9.3g} "
                       f"{row['elements'] or '':>9} {row['scale']:>8.4g} {row.get('rounds', ''):>6}",
                       flush=True)
         del compiled
@@ -214,7 +223,7 @@ def main(argv=None) -> int:
         if len(pts) >= 2:
             b, a = fit_exponent([r["nodes"] for r in pts], [r["seconds"] for r in pts])
             fits[key] = {"exponent": b, "a": a}
-            print(f"fit {key[0]:<8} {key[1]:<7} time ~ {a:.3g} * N^{b:.3f}")
+            print(f"fit {key[0]:<8} {key[1]:<9} time ~ {a:.3g} * N^{b:.3f}")
     commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
     date = dt.datetime.now(dt.timezone.utc)
     result = {

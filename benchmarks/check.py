@@ -100,11 +100,12 @@ def ratios(raw: dict) -> list[dict]:
 
 # --------------------------------------------------------------------------- floors
 def load_floors(path: Path = FLOORS) -> dict[str, dict]:
-    """``{kernel: {"file": str | None, "path": Path | None, "floors": {baseline: float}}}``.
+    """``{kernel: {"file", "path", "group", "floors": {baseline: float}}}`` from a TOML file.
 
-    Each table ``[<kernel>]`` of the TOML file holds ``file`` (the bench file, relative to the
-    floors file's folder; ``path`` is it resolved) and one number per baseline impl: the smallest
-    acceptable ratio baseline / core.
+    Each table ``[<kernel>]`` holds ``file`` (the bench file, relative to the floors file's
+    folder; ``path`` is it resolved), ``group`` (the group the floors were measured on, normally
+    the quick run's smallest size; without it they apply to every group of the kernel), and one
+    number per baseline impl: the smallest acceptable ratio baseline / core.
     """
     with open(path, "rb") as fh:
         doc = tomllib.load(fh)
@@ -112,27 +113,30 @@ def load_floors(path: Path = FLOORS) -> dict[str, dict]:
     for kernel, table in doc.items():
         if not isinstance(table, dict):
             raise ValueError(f"{path}: '{kernel}' must be a table [{kernel}]")
-        floors = {k: float(v) for k, v in table.items() if k != "file"}
+        floors = {k: float(v) for k, v in table.items() if k not in ("file", "group")}
         name = table.get("file")
         out[kernel] = {"file": name, "path": Path(path).parent / name if name else None,
-                       "floors": floors}
+                       "group": table.get("group"), "floors": floors}
     return out
 
 
 def check_ratios(rows: list[dict], floors: dict[str, dict]) -> list[str]:
     """Problems of a run's ratios against the floors, one message per line (empty: all good).
 
-    A kernel's floor applies to every group of that kernel in the run.  A floor without any
-    ratio in the run is a problem: the benchmark is missing, was skipped or errored.
+    A kernel's floor applies to its ``group`` (or to every group of the kernel when none is
+    given).  A floor without any ratio in the run is a problem: the benchmark is missing, was
+    skipped or errored.
     """
     problems = []
     for kernel, spec in floors.items():
         if spec.get("path") and not spec["path"].exists():
             problems.append(f"kernel '{kernel}': {spec['file']} is missing")
         for baseline, floor in spec["floors"].items():
-            found = [r for r in rows if r["kernel"] == kernel and r["baseline"] == baseline]
+            found = [r for r in rows if r["kernel"] == kernel and r["baseline"] == baseline
+                     and spec.get("group") in (None, r["group"])]
             if not found:
-                problems.append(f"kernel '{kernel}': no {baseline}/core ratio in this run "
+                where = f" in group {spec['group']}" if spec.get("group") else ""
+                problems.append(f"kernel '{kernel}': no {baseline}/core ratio{where} in this run "
                                 f"(benchmark missing, skipped or errored); floor {floor:g}x")
             for r in found:
                 if r["ratio"] < floor:
@@ -147,11 +151,19 @@ def format_ratios(rows: list[dict], floors: dict[str, dict]) -> str:
     """A plain-text table of ratios with their floors."""
     lines = [f"{'group':<28} {'baseline':<12} {'ratio':>10} {'floor':>8} {'core ms':>10} {'base ms':>10}"]
     for r in rows:
-        floor = floors.get(r["kernel"], {}).get("floors", {}).get(r["baseline"])
+        floor = floor_of(floors, r)
         lines.append(f"{r['group']:<28} {r['baseline']:<12} {r['ratio']:>9.1f}x "
                      f"{'-' if floor is None else f'{floor:g}x':>8} {r['core_s'] * 1e3:>10.4g} "
                      f"{r['baseline_s'] * 1e3:>10.4g}")
     return "\n".join(lines)
+
+
+def floor_of(floors: dict[str, dict], row: dict) -> float | None:
+    """The floor that applies to a ratio row, or None."""
+    spec = floors.get(row["kernel"])
+    if not spec or spec.get("group") not in (None, row["group"]):
+        return None
+    return spec["floors"].get(row["baseline"])
 
 
 # --------------------------------------------------------------------------- running pytest

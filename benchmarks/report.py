@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from check import FLOORS, RESULTS, load_floors  # noqa: E402
+from check import FLOORS, RESULTS, floor_of, load_floors  # noqa: E402
 
 
 def load_runs(results: Path) -> list[dict]:
@@ -51,7 +51,7 @@ def table(runs: list[dict], floors: dict, last: int = 8) -> str:
             found = [r["ratio"] for r in run["ratios"]
                      if (r["kernel"], r["group"], r["baseline"]) == (kernel, group, baseline)]
             cells.append(f"{found[0]:.1f}x" if found else "")
-        floor = floors.get(kernel, {}).get("floors", {}).get(baseline)
+        floor = floor_of(floors, {"kernel": kernel, "group": group, "baseline": baseline})
         cells.append("" if floor is None else f"{floor:g}x")
         lines.append("| " + " | ".join(cells) + " |")
     machines = sorted({f"{r['machine'].get('cpu')}, {r['machine'].get('cores')} cores" for r in shown
@@ -83,9 +83,12 @@ def plots(runs: list[dict], floors: dict, out: Path) -> list[Path]:
                     xs.append(i)
                     ys.append(found[0])
             ax.plot(xs, ys, marker="o", label=group[len(kernel) + 1:] or group)
-        floor = floors.get(kernel, {}).get("floors", {}).get(baseline)
+        spec = floors.get(kernel, {})
+        floor = spec.get("floors", {}).get(baseline)
         if floor is not None:
-            ax.axhline(floor, color="crimson", linestyle="--", linewidth=1, label=f"floor {floor:g}x")
+            where = f" ({spec['group'][len(kernel) + 1:]})" if spec.get("group") else ""
+            ax.axhline(floor, color="crimson", linestyle="--", linewidth=1,
+                       label=f"floor{where} {floor:g}x")
         ax.set_yscale("log")
         ax.set_xticks(range(len(runs)), labels, rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.5, len(runs) - 0.5)

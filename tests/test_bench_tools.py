@@ -116,6 +116,19 @@ def test_check_fails_on_missing_bench_file(tmp_path, floors):
     assert problems == ["kernel 'simulate': bench_simulate.py is missing"]
 
 
+def test_floor_applies_to_its_group_only(tmp_path, floors):
+    floors.write_text(floors.read_text() + 'group = "simulate-er1000"\n')
+    raw = fake_run(core_t=0.001, ref_t=0.5, igraph_t=0.02)
+    big = fake_run(core_t=0.1, ref_t=5.0, igraph_t=0.2, size="er100000")     # igraph 2x there
+    raw["benchmarks"] += big["benchmarks"]
+    spec = check.load_floors(floors)
+    assert check.check_ratios(check.ratios(raw), spec) == []
+    # Without its group in the run, the floor has nothing to hold: a failure.
+    problems = check.check_ratios(check.ratios(big), spec)
+    assert len(problems) == 2
+    assert all("no " in p and "in group simulate-er1000" in p for p in problems)
+
+
 def test_check_as_a_subprocess_exit_status(tmp_path, floors):
     run = tmp_path / "run.json"
     run.write_text(json.dumps(fake_run(core_t=0.01, ref_t=0.5)))     # reference only 50x
