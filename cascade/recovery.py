@@ -40,8 +40,9 @@ Strategies
   repairs already under way are done (the usual heuristic of restoration studies, see
   González et al., Computer-Aided Civil and Infrastructure Engineering 31, 334, 2016).  Ties
   (often: no single repair brings anything back) go to the larger static criticality per
-  hour, then to the order of the failure list.  Exact gains are computed by the core only
-  for candidates whose upper bound can still win (see :func:`_gain_bounds`).
+  hour, then to the order of the failure list.  The choices are those of scoring every
+  candidate with a fixpoint, at a fraction of the cost: bounds, kept gains and closed-form
+  road gains (see :class:`_Greedy`).
 * ``critical``: a fixed order by static criticality, the demand lost when the element alone
   fails (``demand_lost`` of :func:`cascade.criticality.sweep`, computed for the failed
   elements only), then the shorter repair, then the order of the failure list.
