@@ -3,9 +3,11 @@
 Kernel ``critical``: the cascade of every node's failure alone, counted against the intact
 system (:func:`cascade.criticality.core_sweep`, nodes only), on
 
-* ``life<n>``: :func:`cascade.criticality.synthetic_lifelines` (five lifelines, radial
-  networks with loops, ``source`` and ``giant`` rules, dependency groups; every node works
-  intact, so the sweep runs incrementally with local re-checks);
+* ``life<n>``: :func:`cascade.criticality.synthetic_lifelines` (five lifelines, hierarchical
+  radial networks with loops, ``source`` and ``giant`` rules, dependency groups; every node
+  works intact, so the sweep runs incrementally with local re-checks);
+* ``deep<n>``: the same with long radial lines (``reach=30``: depth about n/15 per layer), the
+  hard case, since an element's cost grows with the part of the network hanging below it;
 * ``er2000``: two fully coupled Erdős–Rényi layers of 1 000 nodes, k = 4, rule ``giant``
   (small components die in the intact state, so the ``giant`` rule is order dependent and the
   core runs a full cascade per element: the slow path).
@@ -15,7 +17,7 @@ Implementations (``extra_info["impl"]``):
 ``core``
     :func:`cascade.criticality.core_sweep` with the default threads (the machine's cores).
 ``core-1thread``
-    The same with one thread (shows the thread scaling; on ``life100000``).
+    The same with one thread (shows the thread scaling; on ``life100000`` and ``deep100000``).
 ``reference``
     One :func:`cascade.reference.run_cascade` (networkx) per element, on a seeded sample of
     elements, scaled to all elements (``extra_info["scale"]``).
@@ -25,7 +27,7 @@ Implementations (``extra_info["impl"]``):
     on a sample, scaled.  Its answers are checked equal to the core's on the sample.
 
 ``life1000000`` runs only with ``CASCADE_BENCH_BIG=1`` (building the system takes about a
-minute); its core sweep is measured on a sample of 50 000 elements and scaled.
+minute).
 ``extra_info`` also records ``peak_mb`` (tracemalloc peak of one core sweep: the buffers of
 every thread and the outputs; the compiled system is not included), ``compiled_mb``, and
 ``cpu_s`` / ``wall_s`` of one untimed sweep (process CPU time, all threads: on a shared,
@@ -53,13 +55,16 @@ from bench_simulate import IgraphCascade  # noqa: E402
 KERNEL = "critical"
 QUICK = os.environ.get("CASCADE_BENCH_QUICK", "") not in ("", "0")
 BIG = os.environ.get("CASCADE_BENCH_BIG", "") not in ("", "0")
-SIZES = ["life2000"] if QUICK else ["life2000", "er2000", "life10000", "life100000"]
+SIZES = ["life2000"] if QUICK else ["life2000", "er2000", "life10000", "life100000", "deep100000"]
 if BIG and not QUICK:
     SIZES.append("life1000000")
 REFERENCE_SAMPLE = {"life2000": 20 if QUICK else 60, "er2000": 30}
-IGRAPH_SAMPLE = {"life2000": 100 if QUICK else 400, "er2000": 200, "life10000": 200}
-CORE_SAMPLE = {"life1000000": 50_000}
-CORE_ROUNDS = {"life2000": 20, "er2000": 5, "life10000": 10, "life100000": 3, "life1000000": 1}
+IGRAPH_SAMPLE = {"life2000": 100 if QUICK else 400, "er2000": 200, "life10000": 200,
+                 "life100000": 40}
+CORE_SAMPLE: dict = {}
+CORE_ROUNDS = {"life2000": 20, "er2000": 5, "life10000": 10, "life100000": 5, "deep100000": 2,
+               "life1000000": 2}
+DEEP_REACH = 30
 SAMPLE_SEED = 5
 
 _CACHE: dict = {}
@@ -69,6 +74,8 @@ def build(size: str):
     if size not in _CACHE:
         if size.startswith("life"):
             system = synthetic_lifelines(int(size[4:]), seed=0)
+        elif size.startswith("deep"):
+            system = synthetic_lifelines(int(size[4:]), seed=0, reach=DEEP_REACH)
         else:
             from cascade.generators import coupled_er
             system = coupled_er(int(size[2:]) // 2, 4.0, seed=8)
@@ -130,8 +137,8 @@ def test_critical_core(benchmark, size):
     benchmark.pedantic(core_sweep, args=(c, nodes, edges), rounds=CORE_ROUNDS[size], iterations=1)
 
 
-if "life100000" in SIZES:  # not in the quick check (an empty parametrization is a skip)
-    @pytest.mark.parametrize("size", ["life100000"])
+if not QUICK:  # not in the quick check (an empty parametrization is a skip)
+    @pytest.mark.parametrize("size", ["life100000", "deep100000"])
     def test_critical_core1(benchmark, size):
         system, c, el_node, el_edge = build(size)
         _label(benchmark, size, "core-1thread", 1.0, len(el_node))

@@ -544,12 +544,16 @@ LIFELINE_SHARES = {"communication": 0.15, "gas": 0.15, "power": 0.25, "transport
                    "water": 0.25}
 
 
-def synthetic_lifelines(n: int, seed: int = 0) -> InfrastructureSystem:
+def synthetic_lifelines(n: int, seed: int = 0, reach: int | None = None) -> InfrastructureSystem:
     """A seeded five-lifeline system of about ``n`` nodes, for benchmarks at 10^3..10^6 nodes.
 
-    Each lifeline is a radial network with loops: node i hangs under one of the 30 nodes
-    before it, plus n/10 local cross-links (mostly-radial distribution networks, unlike the
-    random graphs of :func:`cascade.generators.coupled_er`).  ``power``, ``water``, ``gas``
+    Each lifeline is a radial network with loops, unlike the random graphs of
+    :func:`cascade.generators.coupled_er`: node i hangs under a uniformly drawn earlier node
+    (a random recursive tree: hierarchical, depth about ln n, like substation -> feeder ->
+    consumer), or, with ``reach``, under one of the ``reach`` nodes just before it (long
+    radial lines, depth about 2 n / reach: the hard case for the sweep, whose cost per
+    element grows with the part of the network hanging below it); plus n/10 cross-links
+    between nodes at most 40 apart in index.  ``power``, ``water``, ``gas``
     and ``communication`` follow the ``source`` rule with one source per 2 000 nodes;
     ``transport`` follows ``giant``.  Dependencies: 30 % of water nodes, 20 % of gas nodes
     and 10 % of transport nodes (pumps, regulators, signals) need one power node; 5 % of
@@ -567,7 +571,10 @@ def synthetic_lifelines(n: int, seed: int = 0) -> InfrastructureSystem:
         kind = np.full(size, "", object)
         if layer != "transport":
             kind[: max(1, size // 2000)] = "source"
-        parent = np.maximum(0, np.arange(1, size) - rng.integers(1, 31, size - 1))
+        if reach:
+            parent = np.maximum(0, np.arange(1, size) - rng.integers(1, reach + 1, size - 1))
+        else:
+            parent = np.floor(rng.random(size - 1) * np.arange(1, size)).astype(np.int64)
         chord_a = rng.integers(0, size, size // 10)
         chord_b = np.clip(chord_a + rng.integers(-40, 41, len(chord_a)), 0, size - 1)
         keep = chord_a != chord_b
@@ -592,5 +599,6 @@ def synthetic_lifelines(n: int, seed: int = 0) -> InfrastructureSystem:
     needs("communication", "power", 0.5, group="power", feeds=2)
     return InfrastructureSystem.from_tables(
         pd.concat(nodes, ignore_index=True), pd.concat(edges, ignore_index=True),
-        pd.concat(deps, ignore_index=True), name=f"lifelines{n}-s{seed}",
+        pd.concat(deps, ignore_index=True),
+        name=f"lifelines{n}-s{seed}" + (f"-reach{reach}" if reach else ""),
         rules={"transport": "giant"})
