@@ -236,3 +236,34 @@ def test_igraph_baseline_on_a_coupled_er_pair():
     assert 0 < working.sum() < c.n_nodes
     assert np.array_equal(working, ws.working.astype(bool))
     assert np.array_equal(fail_round, ws.fail_round)
+
+
+@pytest.mark.slow
+def test_a_slowed_core_fails_the_real_check(tmp_path, monkeypatch):
+    """End to end: the real quick simulate benchmark, with a core made 20 ms slower per
+    cascade by a pytest plugin (250x its normal time, so the ratios fall >= 10x below their
+    floors whatever the load), fails the repository's floors with a message naming the
+    kernel, the ratio and the floor."""
+    import shutil
+    for name in ("conftest.py", "bench_simulate.py"):
+        shutil.copy(BENCH / name, tmp_path / name)
+    (tmp_path / "sabotage.py").write_text(
+        "import time\n"
+        "from cascade import compiled\n"
+        "_run = compiled.Workspace.run\n"
+        "def slow(self, *args, **kwargs):\n"
+        "    start = time.perf_counter()\n"
+        "    out = _run(self, *args, **kwargs)\n"
+        "    while time.perf_counter() - start < 0.02:\n"
+        "        pass\n"
+        "    return out\n"
+        "compiled.Workspace.run = slow\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    raw, problems = check.run_quick(tmp_path, extra_args=["-p", "sabotage"])
+    assert problems == []                      # the benchmarks themselves ran fine
+    floors = check.load_floors(BENCH / "floors.toml")
+    slow = check.check_ratios(check.ratios(raw), {"simulate": floors["simulate"]})
+    assert len(slow) == 2
+    assert all(p.startswith("kernel 'simulate' (simulate-er1000): core is ") for p in slow)
+    for baseline, floor in floors["simulate"]["floors"].items():
+        assert any(f"faster than {baseline}, below the floor {floor:g}x" in p for p in slow)
