@@ -671,7 +671,7 @@ def grid_at(grid: dict, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 class FloodHazard(Hazard):
     """Water depth at each node, from a water surface ``level`` (m, same datum as node
     ``elevation``) or an ESRI ASCII ``depth_grid`` (m), plus a per-sample normal offset of
-    standard deviation ``level_sd``; a node fails when its depth exceeds its kind's
+    standard deviation ``level_sd`` (on a grid, of wet cells only); a node fails when its depth exceeds its kind's
     threshold (``[hazard.threshold]``, keys ``kind``, ``layer`` or ``layer:kind``, and
     ``default``).  Kinds without a threshold do not flood.  ``fragility_scale`` multiplies
     an element's threshold (a raised or walled substation)."""
@@ -714,6 +714,9 @@ class FloodHazard(Hazard):
     def draw(self, prep, draws, compiled, scale_nodes, scale_edges):
         offset = self.level_sd * draws.rng.standard_normal() if self.level_sd > 0 else 0.0
         depth = prep["depth"] + offset
+        if self._grid is not None:
+            # A grid gives the flood's extent: the offset deepens or drains wet cells only.
+            depth = np.where(prep["depth"] > 0, depth, prep["depth"])
         nodes = (depth > 0) & (depth > prep["threshold"] * scale_nodes)
         return nodes, np.zeros(compiled.n_edges, bool)
 

@@ -157,6 +157,12 @@ def test_flood_depth_grid(tmp_path):
     sc = scenario(tmp_path, "type = 'flood'\ndepth_grid = 'depth.asc'\n[hazard.threshold]\ndefault = 0.5\n")
     sc.prepare(system, c)
     assert failed_ids(c, sc.sample(c, 0)) == {"src", "c"}
+    # With an uncertain depth, wet cells go deeper or shallower, dry ones stay dry.
+    sc = scenario(tmp_path, "type = 'flood'\ndepth_grid = 'depth.asc'\nlevel_sd = 0.3\n"
+                            "[hazard.threshold]\ndefault = 0.5\n")
+    sc.prepare(system, c)
+    seen = set().union(*(failed_ids(c, sc.sample(c, i)) for i in range(200)))
+    assert seen == {"src", "a", "c"}             # never b (no data) or d (outside)
 
 
 def test_flood_without_elevation_is_a_clear_error(tmp_path):
