@@ -20,6 +20,8 @@ from cascade.io.imports import import_network  # noqa: E402
 from cascade.io.pandapower import read_pandapower, to_layer  # noqa: E402
 
 logging.getLogger("pandapower").setLevel(logging.ERROR)
+# pandapower's own sample networks trip its deprecation of spline tap characteristics.
+pytestmark = pytest.mark.filterwarnings("ignore:tap_dependency_table:DeprecationWarning")
 
 NETWORKS = ["mv_oberrhein", "example_simple", "example_multivoltage", "case9", "create_cigre_network_mv"]
 
