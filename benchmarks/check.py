@@ -217,14 +217,24 @@ def git(*args) -> str:
 def summarize(raw: dict, commit: str | None = None, date: str | None = None) -> dict:
     """The saved form of a run: date, commit, machine, ratios and times.
 
-    ``commit`` and ``date`` default to the checkout's HEAD and the run's own timestamp.
+    ``commit`` and ``date`` default to those pytest-benchmark recorded at the run (its
+    ``commit_info``, ``datetime``), else to the checkout's HEAD and now.  ``dirty``: the tree had
+    uncommitted changes to tracked files (other people's work in progress included).
     """
     machine = raw.get("machine_info", {})
     cpu = machine.get("cpu", {})
+    info = raw.get("commit_info") or {}
+    if commit is None and info.get("id"):
+        commit, dirty = info["id"][:10], bool(info.get("dirty"))
+    elif commit is None:
+        commit = git("rev-parse", "--short=10", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    else:
+        dirty = False
     return {
         "date": date or raw.get("datetime") or dt.datetime.now(dt.timezone.utc).isoformat(),
-        "commit": commit if commit is not None else git("rev-parse", "--short=10", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit is None else False,
+        "commit": commit,
+        "dirty": dirty,
         "quick": bool(os.environ.get("CASCADE_BENCH_QUICK", "") not in ("", "0")),
         "machine": {"node": machine.get("node"), "system": machine.get("system"),
                     "release": machine.get("release"), "machine": machine.get("machine"),

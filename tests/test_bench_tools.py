@@ -171,6 +171,12 @@ def test_save_writes_dated_commit_file(tmp_path):
     assert {r["baseline"] for r in run["ratios"]} == {"reference", "igraph"}
     assert len(run["times"]) == 3
     assert run["commit"] and path.name == f"2026-11-21-{run['commit']}.json"
+    # The commit pytest-benchmark recorded at the run wins over today's HEAD.
+    doc = fake_run()
+    doc["commit_info"] = {"id": "0123456789abcdef", "dirty": True}
+    raw.write_text(json.dumps(doc))
+    run = json.loads(check.save(raw, tmp_path / "results").read_text())
+    assert (run["commit"], run["dirty"]) == ("0123456789", True)
 
 
 def test_report_two_runs_table_and_png(tmp_path, floors):
