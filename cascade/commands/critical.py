@@ -53,11 +53,13 @@ def render_table(compiled, ranked, shown, worst, comparison, spots, info, kinds=
         for rank, r in enumerate(shown.itertuples(index=False), 1):
             name = r.id if r.element == "node" else f"{r.id} (edge)"
             rows.append([rank, name, r.layer, (kinds or {}).get((r.id, r.element), ""), r.nodes_lost, f"{r.demand_lost:,.0f}", share(r.demand_lost),
-                         r.cross_layer_lost, _layers_down(r, compiled.layer_names),
-                         "!" if (r.id, r.element) in spot_ids else ""])
-        out.append(table(rows, ["rank", "id", "layer", "kind", "nodes lost", "demand lost", "of total",
-                                "other lifelines", "nodes lost per layer", "blind spot"],
-                         "rlllrrrrll"))
+                         r.cross_layer_lost, _layers_down(r, compiled.layer_names)]
+                        + (["!" if (r.id, r.element) in spot_ids else ""] if spots is not None else []))
+        headers = ["rank", "id", "layer", "kind", "nodes lost", "demand lost", "of total",
+                   "other lifelines", "nodes lost per layer"]
+        if spots is not None:
+            headers.append("blind spot")
+        out.append(table(rows, headers, "rlllrrrrll"[:len(headers)]))
         if len(shown) < len(ranked):
             out.append(f"(top {len(shown)} of {len(ranked)}; --top 0 lists all)")
     else:
