@@ -434,24 +434,28 @@ cdef index_t _local_giant_rule(
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
         const index_t[::1] child_ptr, const index_t[::1] child_idx,
-        uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor) noexcept nogil:
-    """``_apply_giant_rule`` on a layer whose nodes were all working and connected at the start.
+        uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor,
+        const index_t[::1] layer_root, const index_t[::1] layer_count) noexcept nogil:
+    """``_apply_giant_rule`` on a layer whose working nodes were connected at the start.
 
     Nodes outside the affected subtrees of the layer's spanning tree are connected to its root
-    (the layer's first node), so they and the affected nodes reached from them form the root's
-    component; the other components lie in the affected region.  The root's component holds
-    the first node, so it wins ties; when another one is strictly larger (or the root failed)
-    the whole-layer rule runs instead.
+    (``layer_root``: the first node working at the start; ``layer_count`` of them worked), so
+    they and the affected nodes reached from them form the root's component; the other
+    components lie in the affected region.  Only start-working nodes can work, so the root's
+    component holds the first candidate and wins ties; when another one is strictly larger
+    (or the root failed) the whole-layer rule runs instead.
     """
     cdef index_t i, j, u, v, w, head = 0, tail = 0, n_new, size, best_other = 0
     cdef index_t n_failed = 0, n_unreached = 0, main_size
-    cdef index_t root = layer_nodes[layer_ptr[layer]]
-    cdef index_t layer_size = layer_ptr[layer + 1] - layer_ptr[layer]
+    cdef index_t root = layer_root[layer]
+    cdef index_t layer_size = layer_count[layer]
     for i in range(cursor[layer], n_changed):
         v = changed[i]
         if node_layer[v] == layer:
             n_aff[0] = _mark_subtree(v, child_ptr, child_idx, aff, aff_list, n_aff[0], queue)
     cursor[layer] = n_changed
+    if root < 0:  # nothing of the layer worked at the start
+        return n_changed
     if aff[root]:
         return _apply_giant_rule(layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes,
                                  edge_failed, working, fail_round, cause, via_group, changed,
@@ -538,7 +542,8 @@ cdef index_t _cascade_local(
         index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
         uint8_t[::1] layer_dirty, const index_t[::1] child_ptr, const index_t[::1] child_idx,
         const index_t[::1] par_edge, uint8_t[::1] aff, index_t[::1] aff_list,
-        index_t[::1] cursor) noexcept nogil:
+        index_t[::1] cursor, const index_t[::1] layer_root,
+        const index_t[::1] layer_count) noexcept nogil:
     """The incremental ``_cascade`` of node ``x`` (or, when ``x < 0``, edge ``e``, already
     marked in ``edge_failed``) with the local rules; returns the count of
     nodes that stopped working (listed in ``changed``).  Same rounds and same final state as
@@ -592,7 +597,8 @@ cdef index_t _cascade_local(
                 n_changed = _local_giant_rule(
                     layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes, node_layer,
                     edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
-                    comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor)
+                    comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, layer_root,
+                    layer_count)
         frontier_start = frontier_end
         frontier_end = n_changed
         if frontier_start == frontier_end:
@@ -650,6 +656,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
           index_t[::1] init_nodes, index_t[::1] init_edges, index_t[::1] no_index,
           const index_t[::1] child_ptr, const index_t[::1] child_idx, const index_t[::1] par_edge,
           uint8_t[::1] aff, index_t[::1] aff_list, index_t[::1] cursor,
+          const index_t[::1] layer_root, const index_t[::1] layer_count,
           int64_t[::1] out_nodes, double[::1] out_demand, int64_t[:, ::1] out_layer,
           int mode, bint skip):
     """Cascade of each element ``k`` failing on top of ``pre_nodes`` / ``pre_edges``.
@@ -667,10 +674,11 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
       each element is failed on top of it with ``_cascade`` and undone (exact where the
       fixpoint does not depend on the update order, see cascade.criticality).  Losses are
       relative to the start fixpoint.
-    * 2 (local): as 1, with ``_cascade_local``: `source` layers re-checked only where the
-      supply forest (``child_ptr``, ``child_idx``, ``par_edge`` from :func:`supply_forest`
-      on the start state) is cut.  ``aff`` (uint8, zeros), ``aff_list`` (n) and ``cursor``
-      (one per layer) are its scratch buffers.
+    * 2 (local): as 1, with ``_cascade_local``: layers re-checked only where the supply
+      forest (``child_ptr``, ``child_idx``, ``par_edge`` from :func:`supply_forest` on the
+      start state) is cut.  ``layer_root`` / ``layer_count``: per layer, the first node
+      working at the start (-1 if none) and how many work.  ``aff`` (uint8, zeros),
+      ``aff_list`` (n) and ``cursor`` (one per layer) are its scratch buffers.
 
     ``skip`` (modes 1 and 2): elements that cannot change the start state, and nodes whose
     failure can stop no other node, are answered without a cascade.
@@ -727,7 +735,8 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                                                rdep_ptr, rdep_grp, group_owner, group_held, edge_src,
                                                edge_dst, x, e, edge_failed, working, fail_round, cause,
                                                via_group, alive, changed, queue, comp, layer_dirty,
-                                               child_ptr, child_idx, par_edge, aff, aff_list, cursor)
+                                               child_ptr, child_idx, par_edge, aff, aff_list, cursor,
+                                               layer_root, layer_count)
                 lost_demand = 0.0
                 for i in range(n_changed):
                     v = changed[i]

@@ -14,10 +14,18 @@ buffers allocated once per thread, threads across chunks with the GIL released):
   (layers with rules ``source`` and ``none`` only), the cascade of ``S + x`` equals the
   cascade of ``x`` applied on top of the fixpoint of ``S`` (the fixpoint is the greatest one
   below the failures, and the update is monotone), so each element starts from the intact
-  fixpoint and is undone afterwards.  ``giant`` layers are order dependent (FORMAT.md);
-  there the shortcut is exact only when every node works in the intact system (then the
-  intact fixpoint *is* the starting state of a fresh run, round for round), and the sweep
-  falls back to a full cascade per element otherwise.
+  fixpoint and is undone afterwards.  ``giant`` layers are order dependent (FORMAT.md).
+  When every node works in the intact system the shortcut is still exact (the intact
+  fixpoint *is* the starting state of a fresh run, round for round).  Otherwise each answer
+  is **certified**: if, in the incremental answer ``I``, every ``giant`` layer keeps more
+  than half of its nodes, then ``I`` is the fresh cascade's answer ``F``.  (Proof sketch:
+  along the fresh run ``S_r`` and the intact run ``T_r``, by induction ``I ⊆ S_r ⊆ T_r``:
+  in a ``giant`` step the component holding ``I``'s part of the layer, which is connected
+  and holds more than half of the layer, is strictly the largest, and it lies inside
+  ``T_r``'s chosen component, which is then the only one that large.  So ``I ⊆ F``.  The
+  same argument along the incremental run from ``T* - x``, which contains ``F``, gives
+  ``F ⊆ I``.)  Elements without the certificate (those that split a ``giant`` layer in
+  half) are recomputed with a full cascade.
 * **Skipping.**  In the incremental case, elements that do not work before lose nothing,
   edges that are not usable or lie in a ``none`` layer lose nothing, and a node that supplies
   nobody and that no supply path runs through (no usable edge leaves it; in a connected
@@ -101,7 +109,8 @@ def _has_giant(c: CompiledSystem) -> bool:
 
 def incremental_is_exact(compiled: CompiledSystem, pre_failed: bool = False,
                          intact_working: np.ndarray | None = None) -> bool:
-    """Whether failing each element on top of the start fixpoint gives the fresh cascade.
+    """Whether failing each element on top of the start fixpoint is proven to give the
+    fresh cascade for every element (no per-element certificate needed).
 
     True without ``giant`` layers; with them only when nothing failed before (no
     pre-failures) and every node works in the intact system.
@@ -138,9 +147,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         Elements per kernel call (default: about 16 chunks per thread).
     method : {"full", "incremental", "local"}, optional
         Force a kernel mode (for tests and benchmarks): "full" is ``plain``; "incremental"
-        re-checks whole layers; "local" re-checks `source` layers only where the supply
-        forest is cut.  By default "local" where incremental cascades are exact, else "full".
-        Forcing an incremental mode where it is not exact raises ``ValueError``.
+        re-checks whole layers; "local" re-checks layers only where the supply forest is cut.
+        Default: "local" ("full" with ``plain``).  Where incremental cascades are not proven
+        exact, the incremental modes certify each answer and recompute the others in full.
     skip : bool, optional
         Answer elements that cannot change anything without a cascade (default: not ``plain``).
 
@@ -166,30 +175,36 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     start = Workspace(c)
     start.run(pre_nodes, pre_edges)
     pre_failed = len(pre_nodes) + len(pre_edges) > 0
-    exact = incremental_is_exact(c, pre_failed, count_mask)
+    proven = incremental_is_exact(c, pre_failed, count_mask)
     if method is None:
-        method = "full" if plain or not exact else "local"
+        method = "full" if plain else "local"
     if method not in ("full", "incremental", "local"):
         raise ValueError(f"unknown method {method!r}")
-    if method != "full" and not exact:
-        raise ValueError("incremental cascades are not exact for this system and start state")
     mode = {"full": 0, "incremental": 1, "local": 2}[method]
     skip = (not plain) if skip is None else bool(skip)
-    incremental = mode != 0
+    # Where incremental cascades are not proven exact (giant layers that are not whole at the
+    # start), each element's answer is certified afterwards or recomputed in full.
+    certify = mode != 0 and not proven
 
     out_nodes = np.zeros(n_el, np.int64)
     out_demand = np.zeros(n_el, np.float64)
     out_layer = np.zeros((n_el, L), np.int64)
     if n_el == 0:
         return out_nodes, out_demand, out_layer
-    chunk = int(chunk or max(8, min(4096, -(-n_el // (16 * threads)))))
-    n_chunks = -(-n_el // chunk)
-    counter = itertools.count()
     held = np.zeros(c.n_groups, np.uint8)
     n = c.n_nodes
     par_edge = np.full(n, -1, idx)
     child_ptr = np.zeros(n + 1, idx)
     child_idx = np.zeros(n, idx)
+    layer_root = np.full(L, -1, idx)
+    layer_count = np.zeros(L, idx)
+    start_working = start.working.astype(bool)
+    for li in range(L):
+        members = np.asarray(c.layer_nodes[c.layer_ptr[li]:c.layer_ptr[li + 1]])
+        alive = start_working[members]
+        layer_count[li] = int(alive.sum())
+        if alive.any():
+            layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
     if mode == 2:
         # The supply forest of the start state, shared read-only by the threads.
         _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
@@ -197,53 +212,77 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                             start.edge_failed, np.zeros(n, idx), par_edge, child_ptr, child_idx,
                             np.zeros(n, idx))
 
-    def worker() -> None:
-        # Private buffers, copied once from the start fixpoint (STYLE.md rule 6).
-        working = start.working.copy()
-        fail_round = start.fail_round.copy()
-        cause = start.cause.copy()
-        via_group = start.via_group.copy()
-        alive = start.alive.copy()
-        edge_failed = start.edge_failed.copy()
-        changed = np.zeros(c.n_nodes, idx)
-        queue = np.zeros(c.n_nodes, idx)
-        comp = np.zeros(c.n_nodes, idx)
-        layer_dirty = np.zeros(L, np.uint8)
-        init_nodes = np.concatenate([pre_nodes, np.zeros(1, idx)]).astype(idx)
-        init_edges = np.concatenate([pre_edges, np.zeros(1, idx)]).astype(idx)
-        no_index = np.zeros(0, idx)
-        aff = np.zeros(n, np.uint8)
-        aff_list = np.zeros(n, idx)
-        cursor = np.zeros(L, idx)
-        while True:
-            i = next(counter)  # atomic under the GIL
-            if i >= n_chunks:
-                return
-            lo, hi = i * chunk, min(n_el, (i + 1) * chunk)
-            _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed,
-                        c.layer_ptr, c.layer_nodes,
-                        c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr, c.sup_ptr,
-                        c.rdep_ptr, c.rdep_grp, c.group_owner, held, c.edge_src, c.edge_dst,
-                        el_node[lo:hi], el_edge[lo:hi], pre_nodes, pre_edges, count_mask,
-                        edge_failed, working, fail_round, cause, via_group, alive, changed,
-                        queue, comp, layer_dirty, init_nodes, init_edges, no_index,
-                        child_ptr, child_idx, par_edge, aff, aff_list, cursor,
-                        out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
-                        mode, skip)
+    def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer) -> None:
+        """One threaded pass of the kernel over the elements, chunk by chunk."""
+        k = len(el_node)
+        size = int(chunk or max(8, min(4096, -(-k // (16 * threads)))))
+        n_chunks = -(-k // size)
+        counter = itertools.count()
 
-    if threads == 1 or n_chunks == 1:
-        worker()
-    else:
-        with ThreadPoolExecutor(max_workers=min(threads, n_chunks)) as pool:
-            for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
-                future.result()
+        def worker() -> None:
+            # Private buffers, copied once from the start fixpoint (STYLE.md rule 6).
+            working = start.working.copy()
+            fail_round = start.fail_round.copy()
+            cause = start.cause.copy()
+            via_group = start.via_group.copy()
+            alive = start.alive.copy()
+            edge_failed = start.edge_failed.copy()
+            changed = np.zeros(n, idx)
+            queue = np.zeros(n, idx)
+            comp = np.zeros(n, idx)
+            layer_dirty = np.zeros(L, np.uint8)
+            init_nodes = np.concatenate([pre_nodes, np.zeros(1, idx)]).astype(idx)
+            init_edges = np.concatenate([pre_edges, np.zeros(1, idx)]).astype(idx)
+            no_index = np.zeros(0, idx)
+            aff = np.zeros(n, np.uint8)
+            aff_list = np.zeros(n, idx)
+            cursor = np.zeros(L, idx)
+            while True:
+                i = next(counter)  # atomic under the GIL
+                if i >= n_chunks:
+                    return
+                lo, hi = i * size, min(k, (i + 1) * size)
+                _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed,
+                            c.layer_ptr, c.layer_nodes,
+                            c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr, c.sup_ptr,
+                            c.rdep_ptr, c.rdep_grp, c.group_owner, held, c.edge_src, c.edge_dst,
+                            el_node[lo:hi], el_edge[lo:hi], pre_nodes, pre_edges, count_mask,
+                            edge_failed, working, fail_round, cause, via_group, alive, changed,
+                            queue, comp, layer_dirty, init_nodes, init_edges, no_index,
+                            child_ptr, child_idx, par_edge, aff, aff_list, cursor,
+                            layer_root, layer_count,
+                            out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
+                            mode, skip)
 
-    if incremental and pre_failed:
+        if threads == 1 or n_chunks == 1:
+            worker()
+        else:
+            with ThreadPoolExecutor(max_workers=min(threads, n_chunks)) as pool:
+                for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
+                    future.result()
+
+    run(mode, el_node, el_edge, out_nodes, out_demand, out_layer)
+    redo = np.zeros(0, np.int64)
+    if certify:
+        # Certificate (see the module docstring): every `giant` layer keeps more than half of
+        # its nodes in the incremental answer.  Then that answer is the fresh cascade's.
+        giant = np.flatnonzero((c.layer_rule == RULE_CODES["giant"]) & (np.diff(c.layer_ptr) > 0))
+        sizes = np.diff(np.asarray(c.layer_ptr, np.int64))[giant]
+        kept = layer_count[giant].astype(np.int64) - out_layer[:, giant]
+        redo = np.flatnonzero(np.any(2 * kept <= sizes, axis=1))
+    if mode != 0 and pre_failed:
         # The kernel counted losses relative to the start fixpoint; add the pre-failures' own.
-        before = count_mask.astype(bool) & ~start.working.astype(bool)
+        before = count_mask.astype(bool) & ~start_working
         out_nodes += int(before.sum())
         out_demand += float(c.demand[before].sum())
         out_layer += np.bincount(c.node_layer[before], minlength=L).astype(np.int64)
+    if len(redo):
+        r_nodes = np.zeros(len(redo), np.int64)
+        r_demand = np.zeros(len(redo), np.float64)
+        r_layer = np.zeros((len(redo), L), np.int64)
+        run(0, np.ascontiguousarray(el_node[redo]), np.ascontiguousarray(el_edge[redo]),
+            r_nodes, r_demand, r_layer)
+        out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
     return out_nodes, out_demand, out_layer
 
 
