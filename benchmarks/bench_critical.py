@@ -8,16 +8,17 @@ system (:func:`cascade.criticality.core_sweep`, nodes only), on
   works intact, so the sweep runs incrementally with local re-checks);
 * ``deep<n>``: the same with long radial lines (``reach=30``: depth about n/15 per layer), the
   hard case, since an element's cost grows with the part of the network hanging below it;
-* ``er2000``: two fully coupled Erdős–Rényi layers of 1 000 nodes, k = 4, rule ``giant``
-  (small components die in the intact state, so the ``giant`` rule is order dependent and the
-  core runs a full cascade per element: the slow path).
+* ``er<n>``: two fully coupled Erdős–Rényi layers of n/2 nodes, k = 4, rule ``giant``
+  (Buldyrev et al. 2010).  Small components die in the intact state, so the ``giant`` rule
+  is order dependent: the core runs incrementally and certifies each element's answer
+  (full cascade for the uncertified ones).
 
 Implementations (``extra_info["impl"]``):
 
 ``core``
     :func:`cascade.criticality.core_sweep` with the default threads (the machine's cores).
 ``core-1thread``
-    The same with one thread (shows the thread scaling; on ``life100000`` and ``deep100000``).
+    The same with one thread (shows the thread scaling; on the 100 000-node systems).
 ``reference``
     One :func:`cascade.reference.run_cascade` (networkx) per element, on a seeded sample of
     elements, scaled to all elements (``extra_info["scale"]``).
@@ -26,8 +27,8 @@ Implementations (``extra_info["impl"]``):
     ``bench_simulate.IgraphCascade`` (igraph components / reachability per layer and round),
     on a sample, scaled.  Its answers are checked equal to the core's on the sample.
 
-``life1000000`` runs only with ``CASCADE_BENCH_BIG=1`` (building the system takes about a
-minute).
+``life1000000`` and ``er1000000`` run only with ``CASCADE_BENCH_BIG=1`` (building the
+systems takes about a minute).
 ``extra_info`` also records ``peak_mb`` (tracemalloc peak of one core sweep: the buffers of
 every thread and the outputs; the compiled system is not included), ``compiled_mb``, and
 ``cpu_s`` / ``wall_s`` of one untimed sweep (process CPU time, all threads: on a shared,
@@ -55,15 +56,16 @@ from bench_simulate import IgraphCascade  # noqa: E402
 KERNEL = "critical"
 QUICK = os.environ.get("CASCADE_BENCH_QUICK", "") not in ("", "0")
 BIG = os.environ.get("CASCADE_BENCH_BIG", "") not in ("", "0")
-SIZES = ["life2000"] if QUICK else ["life2000", "er2000", "life10000", "life100000", "deep100000"]
+SIZES = ["life2000"] if QUICK else ["life2000", "er2000", "life10000", "life100000", "deep100000",
+                                    "er100000"]
 if BIG and not QUICK:
-    SIZES.append("life1000000")
+    SIZES += ["life1000000", "er1000000"]
 REFERENCE_SAMPLE = {"life2000": 20 if QUICK else 60, "er2000": 30}
 IGRAPH_SAMPLE = {"life2000": 100 if QUICK else 400, "er2000": 200, "life10000": 200,
-                 "life100000": 40}
+                 "life100000": 40, "er100000": 20}
 CORE_SAMPLE: dict = {}
-CORE_ROUNDS = {"life2000": 20, "er2000": 5, "life10000": 10, "life100000": 5, "deep100000": 2,
-               "life1000000": 2}
+CORE_ROUNDS = {"life2000": 20, "er2000": 20, "life10000": 10, "life100000": 5, "deep100000": 2,
+               "er100000": 5, "life1000000": 2, "er1000000": 2}
 DEEP_REACH = 30
 SAMPLE_SEED = 5
 
@@ -138,7 +140,7 @@ def test_critical_core(benchmark, size):
 
 
 if not QUICK:  # not in the quick check (an empty parametrization is a skip)
-    @pytest.mark.parametrize("size", ["life100000", "deep100000"])
+    @pytest.mark.parametrize("size", ["life100000", "deep100000", "er100000"])
     def test_critical_core1(benchmark, size):
         system, c, el_node, el_edge = build(size)
         _label(benchmark, size, "core-1thread", 1.0, len(el_node))
