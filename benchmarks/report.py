@@ -71,7 +71,7 @@ def plots(runs: list[dict], floors: dict, out: Path) -> list[Path]:
     pairs = sorted({(r["kernel"], r["baseline"]) for run in runs for r in run["ratios"]})
     written = []
     for kernel, baseline in pairs:
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(runs)), 3.6), dpi=100)
+        fig, ax = plt.subplots(figsize=(max(6.5, 2.5 + 0.8 * len(runs)), 3.6), dpi=100)
         groups = sorted({r["group"] for run in runs for r in run["ratios"]
                          if (r["kernel"], r["baseline"]) == (kernel, baseline)})
         for group in groups:
@@ -95,7 +95,7 @@ def plots(runs: list[dict], floors: dict, out: Path) -> list[Path]:
         ax.set_ylabel(f"{baseline} time / core time")
         ax.set_title(f"{kernel}: core vs {baseline} (higher is faster)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.tight_layout()
         path = out / f"{kernel}-{baseline}.png"
         fig.savefig(path)
