@@ -235,7 +235,6 @@ def summarize(raw: dict, commit: str | None = None, date: str | None = None) -> 
         "date": date or raw.get("datetime") or dt.datetime.now(dt.timezone.utc).isoformat(),
         "commit": commit,
         "dirty": dirty,
-        "quick": bool(os.environ.get("CASCADE_BENCH_QUICK", "") not in ("", "0")),
         "machine": {"node": machine.get("node"), "system": machine.get("system"),
                     "release": machine.get("release"), "machine": machine.get("machine"),
                     "python": machine.get("python_version"),
