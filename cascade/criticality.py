@@ -168,6 +168,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     pre_edges = np.ascontiguousarray(pre_edges, dtype=idx)
     n_el, L = len(el_node), len(c.layer_names)
     threads = max(1, int(threads or _default_threads()))
+    # Validate at the boundary: the kernel runs without bounds checks (STYLE.md rule 4).
+    if len(el_edge) != n_el or np.any((el_node >= 0) == (el_edge >= 0)) \
+            or np.any(el_node >= c.n_nodes) or np.any(el_edge >= c.n_edges):
+        raise ValueError("each element needs exactly one valid node or edge index")
+    if np.any((pre_nodes < 0) | (pre_nodes >= c.n_nodes)) or np.any((pre_edges < 0) | (pre_edges >= c.n_edges)):
+        raise ValueError("pre-failure index out of range")
 
     intact = Workspace(c)
     intact.run()

@@ -427,3 +427,13 @@ def test_demo_town_sample_equals_reference():
     assert np.array_equal(ref[0], full[0][pick])
     assert np.allclose(ref[1], full[1][pick])
     assert np.array_equal(ref[2], full[2][pick])
+
+
+def test_core_sweep_rejects_bad_indices():
+    c = compile_system(two_layers())
+    with pytest.raises(ValueError):
+        core_sweep(c, np.array([99]), np.array([-1]))
+    with pytest.raises(ValueError):
+        core_sweep(c, np.array([0]), np.array([0]))      # both a node and an edge
+    with pytest.raises(ValueError):
+        core_sweep(c, np.array([0]), np.array([-1]), pre_edges=[42])
