@@ -116,6 +116,30 @@ cdef index_t _apply_giant_rule(
     return n_changed
 
 
+cdef index_t _dependency_step(
+        index_t frontier_start, index_t frontier_end, int32_t rnd,
+        const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp, const index_t[::1] group_owner,
+        const uint8_t[::1] group_held, const int32_t[::1] node_layer,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t n_changed,
+        uint8_t[::1] layer_dirty) noexcept nogil:
+    """Round ``rnd``'s dependency step: the failures of ``changed[frontier_start:frontier_end]``
+    (last round's) decrement their groups' counts of working suppliers; a dependent whose group
+    just emptied, and is not held by a backup, fails.  Marks the dependents' layers dirty."""
+    cdef index_t i, j, u, g, owner
+    for i in range(frontier_start, frontier_end):
+        u = changed[i]
+        for j in range(rdep_ptr[u], rdep_ptr[u + 1]):
+            g = rdep_grp[j]
+            alive[g] -= 1
+            owner = group_owner[g]
+            if alive[g] == 0 and working[owner] and not group_held[g]:
+                n_changed = _fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
+                                  cause, via_group, changed, n_changed)
+                layer_dirty[node_layer[owner]] = 1
+    return n_changed
+
+
 cdef index_t _cascade(
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
         const uint8_t[::1] adj_fwd,
@@ -172,16 +196,9 @@ cdef index_t _cascade(
     while True:
         rnd += 1
         # Dependency step: the groups that last round's failures emptied.
-        for i in range(frontier_start, frontier_end):
-            u = changed[i]
-            for j in range(rdep_ptr[u], rdep_ptr[u + 1]):
-                g = rdep_grp[j]
-                alive[g] -= 1
-                owner = group_owner[g]
-                if alive[g] == 0 and working[owner] and not group_held[g]:
-                    n_changed = _fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
-                                      cause, via_group, changed, n_changed)
-                    layer_dirty[node_layer[owner]] = 1
+        n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
+                                     group_owner, group_held, node_layer, working, fail_round,
+                                     cause, via_group, alive, changed, n_changed, layer_dirty)
         # Report the first emptied group of each (groups are numbered in table order).
         for i in range(frontier_end, n_changed):
             v = changed[i]
@@ -574,16 +591,9 @@ cdef index_t _cascade_local(
     frontier_end = n_changed
     while True:
         rnd += 1
-        for i in range(frontier_start, frontier_end):
-            u = changed[i]
-            for j in range(rdep_ptr[u], rdep_ptr[u + 1]):
-                g = rdep_grp[j]
-                alive[g] -= 1
-                owner = group_owner[g]
-                if alive[g] == 0 and working[owner] and not group_held[g]:
-                    n_changed = _fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
-                                      cause, via_group, changed, n_changed)
-                    layer_dirty[node_layer[owner]] = 1
+        n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
+                                     group_owner, group_held, node_layer, working, fail_round,
+                                     cause, via_group, alive, changed, n_changed, layer_dirty)
         for layer in range(n_layers):
             if not layer_dirty[layer]:
                 continue
