@@ -27,6 +27,7 @@ build: $(STAMP)
 demo: build
 	$(VENV)/bin/cascade info $(DEMO)
 	$(VENV)/bin/cascade simulate $(DEMO) --fail P-SUB-T03
+	$(VENV)/bin/cascade critical $(DEMO) --top 10
 
 test: build browser
 	$(PY) -m pytest
