@@ -23,9 +23,10 @@ Kernels:
   Schneider, Araújo, Herrmann (PRE 87, 043302, 2013) would avoid that;
 * ``sweep``: :func:`cascade.criticality.core_sweep` (the kernel behind
   :func:`cascade.criticality.sweep`, without building the result table) over the nodes, one
-  thread.  On the ER systems every element's cascade re-applies a layer's rule over the whole
-  layer, so a full sweep is O(N^2): past ``--full-sweep-max`` nodes it runs on a seeded random
-  sample of the nodes and its time is scaled by N / sample (the ``scale`` column); the ``spread``
+  thread.  Where the sweep cannot run incrementally it runs a full cascade per element, O(N^2)
+  in all, so past ``--full-sweep-max`` nodes it runs on a seeded random sample of the nodes
+  (as many as fit in ``--sweep-budget`` seconds, judged from the previous size) and its time
+  is scaled by N / sample (the ``scale`` column); the ``spread``
   column (relative standard deviation of the per-element time between four chunks of the
   sample) shows how much the per-element cost varies.
 
