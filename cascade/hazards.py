@@ -1027,7 +1027,7 @@ def load_scenario(path: "str | Path") -> Scenario:
     The file has a ``[scenario]`` table (``name``, ``system`` relative to the file,
     ``seed``, optional ``samples`` and ``description``) and a ``[hazard]`` table whose
     ``type`` is one of ``random``, ``targeted``, ``region``, ``flood``, ``earthquake``
-    with that hazard's keys (see the hazard classes and docs/scenario.md).
+    with that hazard's keys (see the hazard classes and the README's scenario section).
 
     Raises
     ------
