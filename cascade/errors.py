@@ -1,6 +1,8 @@
 """Errors that reach the user as one clear line (FORMAT.md, "Bad input")."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class InputError(ValueError):
     """Malformed input: names the file, the line or row, and what is wrong.
@@ -32,3 +34,21 @@ class InputError(ValueError):
                 where += f", {self.unit} {self.line}"
             where += ": "
         return where + self.message
+
+
+@contextmanager
+def reading(path, kind: str = "file"):
+    """Report the failures of opening and decoding ``path`` as one-line InputErrors.
+
+    Wrap every read of a file a user named: a missing file, a directory in its place and
+    text that is not UTF-8 each become ``InputError`` naming the file, never a traceback.
+    """
+    file = str(path)
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputError(f"no such {kind}", file) from None
+    except IsADirectoryError:
+        raise InputError(f"is a directory, not a {kind}", file) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", file) from None

@@ -67,7 +67,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from .compiled import CompiledSystem, compile_system
-from .errors import InputError
+from .errors import InputError, reading
 from .system import InfrastructureSystem
 
 HAZARDS = ("random", "targeted", "region", "flood", "earthquake")
@@ -491,10 +491,10 @@ def _filter(el: Elements, layers, kinds, file) -> np.ndarray:
 
 def _read_polygons(path: Path) -> list[list[np.ndarray]]:
     """Polygons (each a list of rings, (k, 2) arrays) of a GeoJSON file."""
+    with reading(path):
+        text = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", str(path)) from None
+        data = json.loads(text.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid GeoJSON: {exc}", str(path)) from None
     geoms = []
@@ -608,12 +608,8 @@ def read_ascii_grid(path: Path) -> dict:
     ``yllcorner``/``yllcenter``, ``cellsize``, optional ``nodata_value``; then ``nrows`` rows
     of values, north first.  Returns ``values`` (nrows, ncols) float64 with NaN for no data,
     ``x0``, ``y0`` (lower-left corner) and ``cellsize``."""
-    try:
+    with reading(path):
         lines = path.read_text(encoding="utf-8").split("\n")
-    except FileNotFoundError:
-        raise InputError("no such file", str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", str(path)) from None
     header, i = {}, 0
     while i < len(lines) and lines[i].strip() and lines[i].split()[0][0].isalpha():
         parts = lines[i].split()
@@ -1038,16 +1034,10 @@ def load_scenario(path: "str | Path") -> Scenario:
     path = Path(path)
     file = str(path)
     try:
-        with open(path, "rb") as fh:
+        with reading(path, "scenario file"), open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError("no such scenario file", file) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a scenario file", file) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", file) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", file) from None
     top = _Table(data, "", file)
     scen = _Table(top.get("scenario", required=True), "scenario", file)
     haz = _Table(top.get("hazard", required=True), "hazard", file)

@@ -497,6 +497,17 @@ def test_missing_scenario_file(tmp_path):
         load_scenario(tmp_path / "nope.toml")
 
 
+def test_a_directory_for_a_grid_or_polygon_file_is_a_clear_error(tmp_path):
+    (tmp_path / "grid.asc").mkdir()
+    (tmp_path / "zone.geojson").mkdir()
+    for text, name in [("type = 'flood'\ndepth_grid = 'grid.asc'\n[hazard.threshold]\na = 1\n", "grid.asc"),
+                       ("type = 'region'\npolygon = 'zone.geojson'\n", "zone.geojson")]:
+        path = write(tmp_path, "[scenario]\nseed = 1\n[hazard]\n" + text, "dir.toml")
+        with pytest.raises(InputError) as err:
+            load_scenario(path)
+        assert str(err.value) == f"{tmp_path / name}: is a directory, not a file"
+
+
 def test_shipped_scenarios_load_and_prepare_on_the_demo():
     from cascade import read_system
 

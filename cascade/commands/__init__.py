@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from ..compiled import CompiledSystem, compile_system
-from ..errors import InputError
+from ..errors import InputError, reading
 from ..io import read_system, write_atomic
 from ..system import InfrastructureSystem
 
@@ -37,14 +37,8 @@ def load(system_dir: Path) -> tuple[InfrastructureSystem, CompiledSystem]:
 
 def read_id_file(path: Path) -> list[str]:
     """Ids, one per line; blank lines and lines starting with # are skipped."""
-    try:
+    with reading(path):
         text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("no such file", str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory", str(path)) from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 

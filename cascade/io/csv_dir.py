@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, reading
 from ..system import EDGE_NUMBERS, NODE_NUMBERS, InfrastructureSystem
 
 SYSTEM_KEYS = {"name", "crs"}
@@ -25,12 +25,12 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
             raise InputError("missing file", str(path))
         return None
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with reading(path, "CSV file"), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
             table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
                                 encoding="utf-8-sig", index_col=False)
-        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-            _raise_long_row(path)
+            if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                _raise_long_row(path)
         return table
     except pd.errors.EmptyDataError:
         raise InputError("empty file (it needs at least a header line)", str(path)) from None
@@ -39,10 +39,6 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
         detail = str(exc).strip().splitlines()[-1]
         raise InputError(f"malformed CSV: {detail}", str(path),
                          int(match.group(1)) if match else None) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a CSV file", str(path)) from None
 
 
 def _raise_long_row(path: Path) -> None:
@@ -61,12 +57,10 @@ def _read_toml(path: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        with open(path, "rb") as fh:
+        with reading(path, "TOML file"), open(path, "rb") as fh:
             config = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", str(path)) from None
     unknown = set(config) - {"system", "layers"}
     if unknown:
         raise InputError(f"unknown table '{sorted(unknown)[0]}' (expected [system] and [layers.NAME])",
