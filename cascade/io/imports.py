@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, reading
 from ..system import InfrastructureSystem
 from .csv_dir import _read_csv, read_system, write_atomic, write_system
 
@@ -65,14 +65,8 @@ def read_json(path: str | os.PathLike) -> object:
     """Read a JSON file; a syntax error names the line."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8-sig") as fh:
+        with reading(path), open(path, encoding="utf-8-sig") as fh:
             return json.load(fh)
-    except FileNotFoundError:
-        raise InputError("no such file", str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a file", str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", str(path)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", str(path), exc.lineno) from None
 
@@ -346,3 +340,14 @@ def empty_layer_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     nodes = pd.DataFrame(columns=["id", "layer", "kind", "demand", "x", "y", "element", "name"])
     edges = pd.DataFrame(columns=["id", "source", "target", "directed", "kind", "length", "name"])
     return nodes, edges
+
+
+def edge_table(rows: list[pd.DataFrame], node_table: str, source: str) -> pd.DataFrame:
+    """The edges of an imported layer from per-element frames (``id``, ``source``, ``target``,
+    ``kind`` ...); an end that maps to no imported node is an error naming the element."""
+    edges = pd.concat(rows, ignore_index=True) if rows else empty_layer_tables()[1]
+    unknown = edges["source"].isna() | edges["target"].isna()
+    if unknown.any():
+        raise InputError(f"{edges.loc[unknown, 'kind'].iloc[0]} '{edges.loc[unknown, 'id'].iloc[0]}' "
+                         f"connects a {node_table} that is not in the {node_table} table", source)
+    return edges

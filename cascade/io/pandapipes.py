@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, empty_layer_tables, read_json, require_file
+from .imports import ImportedLayer, edge_table, read_json, require_file
 from .pandapower import _in_service, _point, _table
 
 # component table -> (edge kind, directed)
@@ -130,13 +130,7 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
             "source": jid.reindex(a.astype(int)).to_numpy(),
             "target": jid.reindex(b.astype(int)).to_numpy(),
             "directed": False, "kind": "valve", "length": 0.0, "name": _names(valves)}))
-    _, empty_edges = empty_layer_tables()
-    edges = pd.concat(rows, ignore_index=True) if rows else empty_edges
-    unknown = edges["source"].isna() | edges["target"].isna()
-    if unknown.any():
-        raise InputError(f"{edges.loc[unknown, 'kind'].iloc[0]} '{edges.loc[unknown, 'id'].iloc[0]}' "
-                         "connects a junction that is not in the junction table", source)
-    return ImportedLayer(nodes, edges, crs, source)
+    return ImportedLayer(nodes, edge_table(rows, "junction", source), crs, source)
 
 
 def read_pandapipes(src: str | os.PathLike, layer: str = "gas", prefix: str = "gas-") -> ImportedLayer:

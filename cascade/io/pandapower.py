@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, empty_layer_tables, read_json, require_file
+from .imports import ImportedLayer, edge_table, read_json, require_file
 
 
 def _load(src) -> "pandapower.pandapowerNet":
@@ -178,13 +178,7 @@ def to_layer(net, layer: str = "power", prefix: str = "power-", source: str = "p
             "directed": False, "kind": "switch", "length": 0.0,
             "name": bus_bus["name"].astype(object).where(bus_bus["name"].notna(), "").to_numpy()
             if "name" in bus_bus else ""}))
-    _, empty_edges = empty_layer_tables()
-    edges = pd.concat(rows, ignore_index=True) if rows else empty_edges
-    unknown = edges["source"].isna() | edges["target"].isna()
-    if unknown.any():
-        raise InputError(f"{edges.loc[unknown, 'kind'].iloc[0]} '{edges.loc[unknown, 'id'].iloc[0]}' "
-                         "connects a bus that is not in the bus table", source)
-    return ImportedLayer(nodes, edges, crs, source)
+    return ImportedLayer(nodes, edge_table(rows, "bus", source), crs, source)
 
 
 def read_pandapower(src: str | os.PathLike, layer: str = "power", prefix: str = "power-") -> ImportedLayer:
