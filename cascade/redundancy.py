@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
-from .errors import InputError
+from .errors import InputError, reading
 from .system import FALSE, TRUE, InfrastructureSystem
 
 TYPES = ("backup", "feed", "link", "harden")
@@ -342,7 +342,7 @@ def read_candidates(path: str | os.PathLike, system: InfrastructureSystem) -> li
     """
     file = str(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with reading(path), open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh, skipinitialspace=True)
             header, rows, lines = None, [], []
             for record in reader:
@@ -356,12 +356,6 @@ def read_candidates(path: str | os.PathLike, system: InfrastructureSystem) -> li
                     raise InputError(f"{len(record)} fields, the header has {width}", file, reader.line_num)
                 rows.append(record + [""] * (width - len(record)))
                 lines.append(reader.line_num)
-    except FileNotFoundError:
-        raise InputError("no such file", file) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a CSV file", file) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", file) from None
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", file) from None
     if header is None:
@@ -602,12 +596,6 @@ class Evaluator:
         self._systems: dict = {}
         self.evaluations = 0
         self.recoveries = 0
-        if metric == "resilience":
-            try:
-                from .recovery import recover  # noqa: F401
-            except ImportError:
-                raise InputError("metric 'resilience' needs cascade.recovery, which is not "
-                                 "available; use --metric served") from None
 
     # Hazard samples on the base system; harden measures change them only where they act.
     def failures(self, immune=(), scale=None) -> list[tuple[np.ndarray, np.ndarray]]:
