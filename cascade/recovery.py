@@ -658,6 +658,27 @@ def _better(a, b) -> bool:
     return a[1:] > b[1:]
 
 
+def _damage_masks(p: _Problem, waiting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nodes (n,) and edges (m,) still waiting for repair, as boolean masks."""
+    damaged_node = np.zeros(p.compiled.n_nodes, bool)
+    damaged_node[p.elem[waiting & p.is_node]] = True
+    damaged_edge = np.zeros(p.compiled.n_edges, bool)
+    damaged_edge[p.elem[waiting & ~p.is_node]] = True
+    return damaged_node, damaged_edge
+
+
+def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Component label (int32, shape (n,)) of each node over the undirected links a[i]-b[i]."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    indptr = np.zeros(n + 1, np.int32)
+    np.cumsum(np.bincount(a, minlength=n), out=indptr[1:])
+    graph = csr_matrix((np.ones(len(a)), b[np.argsort(a, kind="stable")].astype(np.int32), indptr),
+                       shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
 def _giant_gains(p: _Problem, ws: Workspace, waiting: np.ndarray, layer: int, cand: np.ndarray,
                  src, dst, via) -> np.ndarray:
     """Exact gains of repairing each candidate of a ``giant`` layer that supplies nobody.
@@ -674,15 +695,9 @@ def _giant_gains(p: _Problem, ws: Workspace, waiting: np.ndarray, layer: int, ca
     ndarray of float64, shape (len(cand),)
         Served demand (Q's weights) gained.
     """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
     c = p.compiled
     n = c.n_nodes
-    damaged_node = np.zeros(n, bool)
-    damaged_node[p.elem[waiting & p.is_node]] = True
-    damaged_edge = np.zeros(c.n_edges, bool)
-    damaged_edge[p.elem[waiting & ~p.is_node]] = True
+    damaged_node, damaged_edge = _damage_masks(p, waiting)
     in_layer = c.node_layer == layer
     unmet = np.zeros(n, bool)
     unmet[c.group_owner[(ws.alive == 0) & (ws.group_held == 0)]] = True
@@ -691,11 +706,7 @@ def _giant_gains(p: _Problem, ws: Workspace, waiting: np.ndarray, layer: int, ca
     link[link] = ~damaged_edge[via[link]]
     inside = link & eligible[src] & eligible[dst]
     a, b = src[inside], dst[inside]
-    indptr = np.zeros(n + 1, np.int32)
-    np.cumsum(np.bincount(a, minlength=n), out=indptr[1:])
-    graph = csr_matrix((np.ones(len(a)), b[np.argsort(a, kind="stable")].astype(np.int32), indptr),
-                       shape=(n, n))
-    _, label = connected_components(graph, directed=False)
+    label = _components(a, b, n)
     label = label.astype(np.int64)
     size = np.bincount(label, weights=eligible, minlength=n)
     weight = np.bincount(label, weights=p.weight * eligible, minlength=n)
@@ -774,25 +785,15 @@ def _gain_bounds(p: _Problem, ws: Workspace, waiting: np.ndarray, cand: np.ndarr
     down : ndarray of bool, shape (n,)
         Nodes that neither work nor are damaged.
     """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
     c = p.compiled
     n = c.n_nodes
-    damaged_node = np.zeros(n, bool)
-    damaged_node[p.elem[waiting & p.is_node]] = True
-    damaged_edge = np.zeros(c.n_edges, bool)
-    damaged_edge[p.elem[waiting & ~p.is_node]] = True
+    damaged_node, damaged_edge = _damage_masks(p, waiting)
     down = (ws.working == 0) & ~damaged_node               # could come back
     usable_link = via < 0
     usable_link[~usable_link] = ~damaged_edge[via[~usable_link]]
     inside = usable_link & down[src] & down[dst]
     a, b = src[inside], dst[inside]
-    indptr = np.zeros(n + 1, np.int32)
-    np.cumsum(np.bincount(a, minlength=n), out=indptr[1:])
-    graph = csr_matrix((np.ones(len(a)), b[np.argsort(a, kind="stable")].astype(np.int32), indptr),
-                       shape=(n, n))
-    _, label = connected_components(graph, directed=False)
+    label = _components(a, b, n)
     comp_weight = np.bincount(label, weights=p.weight * down, minlength=n)
     comp_giant = np.bincount(label, weights=(giant & down).astype(float), minlength=n) > 0
 
