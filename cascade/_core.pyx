@@ -383,6 +383,28 @@ cdef index_t _mark_subtree(index_t root, const index_t[::1] child_ptr, const ind
     return n_aff
 
 
+cdef index_t _spread_affected(
+        index_t head, index_t tail, uint8_t mark, bint forward_only,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_failed, const uint8_t[::1] working,
+        uint8_t[::1] aff, index_t[::1] queue) noexcept nogil:
+    """Breadth-first from ``queue[head:tail]`` over usable edges (along their direction only
+    with ``forward_only``) into working affected nodes (``aff == 1``), marking them ``mark``.
+    Returns the new end of the queue."""
+    cdef index_t j, u, w
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(adj_ptr[u], adj_ptr[u + 1]):
+            if (adj_fwd[j] or not forward_only) and not edge_failed[adj_edge[j]]:
+                w = adj_nbr[j]
+                if aff[w] == 1 and working[w]:
+                    aff[w] = mark
+                    queue[tail] = w
+                    tail += 1
+    return tail
+
+
 cdef index_t _local_source_rule(
         Py_ssize_t layer, int32_t rnd,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
@@ -419,16 +441,8 @@ cdef index_t _local_source_rule(
                 queue[tail] = v
                 tail += 1
                 break
-    while head < tail:
-        u = queue[head]
-        head += 1
-        for j in range(adj_ptr[u], adj_ptr[u + 1]):
-            if adj_fwd[j] and not edge_failed[adj_edge[j]]:
-                w = adj_nbr[j]
-                if aff[w] == 1 and working[w]:
-                    aff[w] = 2
-                    queue[tail] = w
-                    tail += 1
+    tail = _spread_affected(head, tail, 2, True, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+                            edge_failed, working, aff, queue)
     n_new = n_changed
     for i in range(n_aff[0]):
         v = aff_list[i]
@@ -446,7 +460,7 @@ cdef index_t _local_source_rule(
 cdef index_t _local_giant_rule(
         Py_ssize_t layer, int32_t rnd,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        const uint8_t[::1] adj_fwd, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
         const int32_t[::1] node_layer, const uint8_t[::1] edge_failed,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
@@ -488,16 +502,8 @@ cdef index_t _local_giant_rule(
                 queue[tail] = v
                 tail += 1
                 break
-    while head < tail:
-        u = queue[head]
-        head += 1
-        for j in range(adj_ptr[u], adj_ptr[u + 1]):
-            if not edge_failed[adj_edge[j]]:
-                w = adj_nbr[j]
-                if aff[w] == 1 and working[w]:
-                    aff[w] = 2
-                    queue[tail] = w
-                    tail += 1
+    tail = _spread_affected(head, tail, 2, False, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+                            edge_failed, working, aff, queue)
     # Components of the unreached affected nodes (marked 3).
     for i in range(n_aff[0]):
         v = aff_list[i]
@@ -508,18 +514,8 @@ cdef index_t _local_giant_rule(
         elif aff[v] == 1:
             aff[v] = 3
             queue[0] = v
-            head = 0
-            tail = 1
-            while head < tail:
-                u = queue[head]
-                head += 1
-                for j in range(adj_ptr[u], adj_ptr[u + 1]):
-                    if not edge_failed[adj_edge[j]]:
-                        w = adj_nbr[j]
-                        if aff[w] == 1 and working[w]:
-                            aff[w] = 3
-                            queue[tail] = w
-                            tail += 1
+            tail = _spread_affected(0, 1, 3, False, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+                                    edge_failed, working, aff, queue)
             n_unreached += tail
             if tail > best_other:
                 best_other = tail
@@ -605,7 +601,7 @@ cdef index_t _cascade_local(
                     n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor)
             elif layer_rule[layer] == RULE_GIANT:
                 n_changed = _local_giant_rule(
-                    layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes, node_layer,
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes, node_layer,
                     edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
                     comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, layer_root,
                     layer_count)
