@@ -20,6 +20,7 @@ Layout
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -120,26 +121,19 @@ class CompiledSystem:
                 raise InputError(f"unknown {what} id '{name}'") from None
         return np.asarray(out, dtype=np.int64)
 
-    @property
+    # Name -> index maps, built on first use and not shipped to workers (rebuilt there).
+    @cached_property
     def _node_map(self) -> dict:
-        cache = self.__dict__.get("_node_map_cache")
-        if cache is None:
-            cache = {name: i for i, name in enumerate(self.node_ids)}
-            object.__setattr__(self, "_node_map_cache", cache)
-        return cache
+        return {name: i for i, name in enumerate(self.node_ids)}
 
-    @property
+    @cached_property
     def _edge_map(self) -> dict:
-        cache = self.__dict__.get("_edge_map_cache")
-        if cache is None:
-            cache = {name: i for i, name in enumerate(self.edge_ids)}
-            object.__setattr__(self, "_edge_map_cache", cache)
-        return cache
+        return {name: i for i, name in enumerate(self.edge_ids)}
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_node_map_cache", None)
-        state.pop("_edge_map_cache", None)
+        state.pop("_node_map", None)
+        state.pop("_edge_map", None)
         return state
 
     def __setstate__(self, state):
@@ -166,7 +160,6 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
     index_dtype = np.dtype(index_dtype)
     if index_dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
         raise ValueError("index_dtype must be int32 or int64")
-    idx = index_dtype.type
 
     node_ids = nodes["id"].to_numpy(dtype=object)
     node_pos = {name: i for i, name in enumerate(node_ids)}

@@ -329,7 +329,7 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
     rows = pd.DataFrame([{"layer": k, "rule": v["rule"], "nodes": v["nodes"], "edges": v["edges"],
                           "sources": v["sources"], "demand": v["demand"], "never work": v["never_work"]}
                          for k, v in info["layers"].items()])
-    part = [f'<section id="summary"><h2>The system</h2>',
+    part = ['<section id="summary"><h2>The system</h2>',
             f"<p>{info['nodes']:,} nodes, {info['edges']:,} edges, {info['dependencies']:,} dependency rows in "
             f"{info['groups']:,} groups ({info['groups_with_alternatives']:,} with alternative suppliers, "
             f"{info['groups_with_backup']:,} with backup hours)"
@@ -408,7 +408,7 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         pending["loss.png"] = lambda p: _figure_loss(ens, p)
         part.append('<img src="loss.png" alt="loss distribution">')
         if len(likely):
-            part.append(f"<p>Most likely failures (hazard = hit directly, cascade = failed without being hit):</p>")
+            part.append("<p>Most likely failures (hazard = hit directly, cascade = failed without being hit):</p>")
             part.append(_table_html(likely.reset_index(drop=True),
                                     {c: _pct for c in ("p_fail", "p_direct", "p_cascade")}))
             if has_xy:

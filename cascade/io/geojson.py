@@ -11,12 +11,10 @@
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
