@@ -308,11 +308,11 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         ``{"index": path of index.html, "figures": [...], "sections": [...], "missing": [...],
         "seconds": {...}}``.
     """
-    from .commands.info import describe
     from .compiled import compile_system
     from .io import read_system
     from .io.csv_dir import write_atomic
     from .io.geojson import ResultProperties
+    from .summary import describe
 
     out = Path(output)
     if out.exists() and not out.is_dir():
