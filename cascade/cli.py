@@ -67,7 +67,7 @@ def cli():
     """Cascading failures in coupled city lifelines.
 
     A SYSTEM is a directory with nodes.csv, edges.csv, dependencies.csv and system.toml
-    (see the README).  Try:  cascade simulate networks/demo_town --fail T1
+    (see the README).  Try:  cascade simulate networks/demo_town --fail P-SUB-T03
     """
 
 
