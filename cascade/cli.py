@@ -2,7 +2,7 @@
 
 Each command lives in :mod:`cascade.commands` (one module per command) and only parses,
 calls the API and formats.  Bad input of any kind ends with exit status 2 and one line on
-stderr (FORMAT.md); output files are written atomically, so a failed run leaves none.
+stderr (docs/format.md); output files are written atomically, so a failed run leaves none.
 """
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
                                                "max_content_width": 100})
 @click.version_option(package_name="cascade-lifelines", prog_name="cascade")
-def cli():
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr for long runs (default: only when stderr is a terminal).")
+def cli(progress):
     """Cascading failures in coupled city lifelines.
 
     A SYSTEM is a directory with nodes.csv, edges.csv, dependencies.csv and system.toml

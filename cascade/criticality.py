@@ -1,6 +1,6 @@
 """N-1 and greedy N-k criticality of every node and edge across coupled lifelines.
 
-For each element, the full coupled cascade of FORMAT.md from its failure alone is compared
+For each element, the full coupled cascade of docs/format.md from its failure alone is compared
 with the intact system: a node *lost* worked before and does not after (a node that never
 worked is never lost; the failed element itself counts when it worked).  This is the
 contingency screening of pandapower's N-1 and WNTR's pipe criticality, but across every
@@ -14,7 +14,7 @@ buffers allocated once per thread, threads across chunks with the GIL released):
   (layers with rules ``source`` and ``none`` only), the cascade of ``S + x`` equals the
   cascade of ``x`` applied on top of the fixpoint of ``S`` (the fixpoint is the greatest one
   below the failures, and the update is monotone), so each element starts from the intact
-  fixpoint and is undone afterwards.  ``giant`` layers are order dependent (FORMAT.md).
+  fixpoint and is undone afterwards.  ``giant`` layers are order dependent (docs/format.md).
   When every node works in the intact system the shortcut is still exact (the intact
   fixpoint *is* the starting state of a fresh run, round for round).  Otherwise each answer
   is **certified**: if, in the incremental answer ``I``, every ``giant`` layer keeps more
@@ -33,7 +33,7 @@ buffers allocated once per thread, threads across chunks with the GIL released):
 * **Local re-checks of `source` layers.**  A BFS forest from the working sources of each
   `source` layer (the *supply forest*) is built once from the start fixpoint; when nodes or
   tree edges of a layer fail, only their subtrees can lose supply, so the rule is re-checked
-  on that region alone (a cheap stand-in for the dominator tree of SCIENCE.md: the BFS
+  on that region alone (a cheap stand-in for the dominator tree of docs/model.md: the BFS
   subtree contains the dominated subtree, and the re-check makes the answer exact even when
   several nodes of the layer fail).  A ``giant`` layer (connected at the start, since every
   node works) gets a BFS spanning tree the same way: nodes outside the cut subtrees stay with
@@ -57,6 +57,7 @@ import pandas as pd
 from . import _core
 from .compiled import RULE_CODES, CompiledSystem, Workspace, compile_system
 from .errors import InputError
+from .progress import ProgressArg, tracker
 from .system import InfrastructureSystem
 
 ELEMENTS = ("nodes", "edges", "all")
@@ -128,8 +129,8 @@ def incremental_is_exact(compiled: CompiledSystem, pre_failed: bool = False,
 
 def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarray,
                pre_nodes=(), pre_edges=(), threads: int | None = None, plain: bool = False,
-               chunk: int | None = None, method: str | None = None, skip: bool | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               chunk: int | None = None, method: str | None = None, skip: bool | None = None,
+               progress: ProgressArg = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Losses of every element failing on top of ``pre_nodes`` / ``pre_edges`` (Cython core).
 
     Parameters
@@ -152,6 +153,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         exact, the incremental modes certify each answer and recompute the others in full.
     skip : bool, optional
         Answer elements that cannot change anything without a cascade (default: not ``plain``).
+    progress : None, bool or callable
+        Progress per chunk of elements (see :mod:`cascade.progress`).
 
     Returns
     -------
@@ -168,7 +171,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     pre_edges = np.ascontiguousarray(pre_edges, dtype=idx)
     n_el, L = len(el_node), len(c.layer_names)
     threads = max(1, int(threads or _default_threads()))
-    # Validate at the boundary: the kernel runs without bounds checks (STYLE.md rule 4).
+    # Validate at the boundary: the kernel runs without bounds checks (docs/development.md, rule 4).
     if len(el_edge) != n_el or np.any((el_node >= 0) == (el_edge >= 0)) \
             or np.any(el_node >= c.n_nodes) or np.any(el_edge >= c.n_edges):
         raise ValueError("each element needs exactly one valid node or edge index")
@@ -226,7 +229,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         counter = itertools.count()
 
         def worker() -> None:
-            # Private buffers, copied once from the start fixpoint (STYLE.md rule 6).
+            # Private buffers, copied once from the start fixpoint (docs/development.md, rule 6).
             working = start.working.copy()
             fail_round = start.fail_round.copy()
             cause = start.cause.copy()
@@ -259,6 +262,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                             layer_root, layer_count,
                             out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
                             mode, skip)
+                bar.update(hi - lo)
 
         if threads == 1 or n_chunks == 1:
             worker()
@@ -267,6 +271,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                 for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
                     future.result()
 
+    bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
     run(mode, el_node, el_edge, out_nodes, out_demand, out_layer)
     redo = np.zeros(0, np.int64)
     if certify:
@@ -283,18 +288,22 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         out_demand += float(c.demand[before].sum())
         out_layer += np.bincount(c.node_layer[before], minlength=L).astype(np.int64)
     if len(redo):
+        bar.grow(len(redo))
         r_nodes = np.zeros(len(redo), np.int64)
         r_demand = np.zeros(len(redo), np.float64)
         r_layer = np.zeros((len(redo), L), np.int64)
         run(0, np.ascontiguousarray(el_node[redo]), np.ascontiguousarray(el_edge[redo]),
             r_nodes, r_demand, r_layer)
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
+    bar.close()
     return out_nodes, out_demand, out_layer
 
 
 def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
-                    pre_nodes=(), pre_edges=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`core_sweep` with the networkx reference engine: one fresh cascade per element."""
+                    pre_nodes=(), pre_edges=(), progress: ProgressArg = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`core_sweep` with the networkx reference engine: one fresh cascade per element
+    (``progress``: per element, see :mod:`cascade.progress`)."""
     from .reference import run_cascade
 
     c = compiled
@@ -306,6 +315,7 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
     out_nodes = np.zeros(len(el_node), np.int64)
     out_demand = np.zeros(len(el_node), np.float64)
     out_layer = np.zeros((len(el_node), L), np.int64)
+    bar = tracker(progress, len(el_node), "N-1 sweep (reference engine)", "element")
     for k, (x, e) in enumerate(zip(el_node, el_edge)):
         if x >= 0:
             failed = run_cascade(system, pre_n + [str(c.node_ids[x])], pre_e)
@@ -315,6 +325,8 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
         out_nodes[k] = lost.sum()
         out_demand[k] = c.demand[lost].sum()
         out_layer[k] = np.bincount(c.node_layer[lost], minlength=L)
+        bar.update()
+    bar.close()
     return out_nodes, out_demand, out_layer
 
 
@@ -352,7 +364,7 @@ def _check_engine(engine: str) -> None:
 
 def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | None = None,
           engine: str = "core", compiled: CompiledSystem | None = None, *,
-          layer: str | None = None, plain: bool = False) -> pd.DataFrame:
+          layer: str | None = None, plain: bool = False, progress: ProgressArg = None) -> pd.DataFrame:
     """N-1 criticality: the cascade of every single element's failure, ranked.
 
     Parameters
@@ -368,6 +380,8 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
         Only the elements of this layer (losses are still counted in every layer).
     plain : bool
         Core only: a full cascade per element with no shortcut (for checking).
+    progress : None, bool or callable
+        Progress of the sweep, in elements (see :mod:`cascade.progress`).
 
     Returns
     -------
@@ -391,21 +405,22 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
     c = compiled if compiled is not None else compile_system(system)
     el_node, el_edge = element_indices(c, elements, layer)
     if engine == "core":
-        arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain)
+        arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain, progress=progress)
     else:
-        arrays = reference_sweep(system, c, el_node, el_edge)
+        arrays = reference_sweep(system, c, el_node, el_edge, progress=progress)
     return _table(c, el_node, el_edge, *arrays)
 
 
 def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "nodes",
                      threads: int | None = None, engine: str = "core",
                      compiled: CompiledSystem | None = None, *, layer: str | None = None,
-                     plain: bool = False) -> pd.DataFrame:
+                     plain: bool = False, progress: ProgressArg = None) -> pd.DataFrame:
     """Greedy N-k: the set of ``k`` elements whose joint failure loses the most demand, greedily.
 
     Each step sweeps every remaining element on top of the ones already chosen and adds the
     one that loses the most demand (then most nodes, then the smallest id).  Greedy, not
     optimal: the worst set of ``k`` can differ (the problem is NP-hard in general).
+    ``progress`` counts the steps (see :mod:`cascade.progress`).
 
     Returns
     -------
@@ -424,7 +439,9 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
     chosen_edges: list[int] = []
     rows, previous = [], 0.0
     remaining = np.ones(len(el_node), bool)
+    bar = tracker(progress, k, "worst set", "step")
     for step in range(1, k + 1):
+        bar.update(step > 1)
         cand = np.flatnonzero(remaining)
         if not len(cand):
             break
@@ -447,6 +464,8 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
                      "demand_lost": float(best.demand_lost), "nodes_lost": int(best.nodes_lost),
                      "demand_added": float(best.demand_lost) - previous})
         previous = float(best.demand_lost)
+    bar.update(len(rows) > 0)
+    bar.close()
     return pd.DataFrame(rows, columns=["step", "id", "element", "layer", "demand_lost",
                                        "nodes_lost", "demand_added"])
 
@@ -548,7 +567,8 @@ def decoupled(system: InfrastructureSystem) -> InfrastructureSystem:
 
 
 def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20,
-                threads: int | None = None, engine: str = "core") -> pd.DataFrame:
+                threads: int | None = None, engine: str = "core",
+                progress: ProgressArg = None) -> pd.DataFrame:
     """Interdependency blind spots: critical in the coupled ranking, not when each lifeline
     is analysed alone.
 
@@ -566,7 +586,7 @@ def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20
     k = min(top, len(table)) if top > 0 else len(table)
     kinds = set(table["element"])
     elements = "all" if kinds == {"node", "edge"} else ("edges" if kinds == {"edge"} else "nodes")
-    alone = sweep(decoupled(system), elements, threads=threads, engine=engine)
+    alone = sweep(decoupled(system), elements, threads=threads, engine=engine, progress=progress)
     alone = alone[alone.set_index(["id", "element"]).index.isin(
         table.set_index(["id", "element"]).index)].reset_index(drop=True)
     alone_rank = {(r.id, r.element): i + 1 for i, r in enumerate(alone.itertuples(index=False))}

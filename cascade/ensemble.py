@@ -2,7 +2,7 @@
 
 For each sample ``i`` of a :class:`cascade.hazards.Scenario`: the hazard's direct
 failures (drawn from common random numbers keyed by (seed, i) and element id), then the
-static cascade of FORMAT.md (:meth:`cascade.Workspace.run`).  Each sample yields its
+static cascade of docs/format.md (:meth:`cascade.Workspace.run`).  Each sample yields its
 service loss per layer and overall; nodes accumulate how often they failed and how often
 the hazard failed them directly, the rest being the cascade's share.
 
@@ -32,6 +32,7 @@ import pandas as pd
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .hazards import Scenario
+from .progress import ProgressArg, tracker
 from .system import InfrastructureSystem
 
 PERCENTILES = (5, 50, 95)
@@ -220,7 +221,7 @@ def _dask():
 def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                  seed: int | None = None, threads: int | None = None, scheduler: str | None = None,
                  workers: int | None = None, compiled: CompiledSystem | None = None,
-                 progress: bool = False, immune=(), fragility_scale=None,
+                 progress: ProgressArg = False, immune=(), fragility_scale=None,
                  batch_size: int | None = None) -> EnsembleResult:
     """Run ``samples`` hazard samples, each followed by the cascade.
 
@@ -239,8 +240,9 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     workers : int, optional
         Start a local Dask cluster of this many single-threaded worker processes.
     compiled : CompiledSystem, optional
-    progress : bool
-        Show a tqdm progress bar on stderr.
+    progress : None, bool or callable
+        ``True``: a tqdm bar on stderr; a callable gets ``(samples done, samples, label)``
+        after each batch (see :mod:`cascade.progress`).
     immune, fragility_scale
         Passed to :meth:`Scenario.sample` for every sample.
     batch_size : int, optional
@@ -284,11 +286,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         np.add(direct, db, out=direct)
         return len(lb)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=samples, unit="sample", desc=scenario.name, leave=False)
+    bar = tracker(progress, samples, str(scenario.name), "sample")
     args = (scenario, seed)
     kw = dict(immune=tuple(immune), fragility_scale=dict(fragility_scale) if fragility_scale else None)
     try:
@@ -299,20 +297,19 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
             if threads == 1:
                 for a, b in spans:
                     done = collect(run_batch(compiled, *args, a, b, baseline, baseline_service, **kw))
-                    bar and bar.update(done)
+                    bar.update(done)
             else:
                 with ThreadPoolExecutor(threads) as pool:
                     futures = [pool.submit(run_batch, compiled, *args, a, b, baseline,
                                            baseline_service, **kw) for a, b in spans]
                     for f in futures:
                         done = collect(f.result())
-                        bar and bar.update(done)
+                        bar.update(done)
         else:
             executor = _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler,
                                  workers, batch_size, collect, bar)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return EnsembleResult(compiled, loss, failed, direct, n_direct, seed,
                           scenario={**scenario.describe(), "seed": seed}, executor=executor)
 
@@ -349,8 +346,7 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
                                      pure=False, **kw) for a, b in spans]
             for f in futures:
                 done = collect(f.result())
-                if bar is not None:
-                    bar.update(done)
+                bar.update(done)
         finally:
             client.close()
     finally:

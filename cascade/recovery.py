@@ -4,7 +4,7 @@ Time model
 ----------
 Time runs in hours from the event (t = 0).  The elements (nodes and edges) failed by the
 hazard are *damaged*: they stay failed until a crew repairs them.  Every other node works or
-not by the static cascade of FORMAT.md, computed by the core's fixpoint
+not by the static cascade of docs/format.md, computed by the core's fixpoint
 (:meth:`cascade.compiled.Workspace.run`) on the damaged set at each event; nothing else is
 repaired (a node that merely lost its supply comes back with its supply).
 
@@ -26,7 +26,7 @@ Service and metrics
 ``Q(t)`` is the demand-weighted service of all layers together: the demand of the working
 nodes of every layer, summed, over the total demand of every layer (demands are added as
 they are, so give them comparable units such as customers; when no node has demand, the
-fraction of working nodes).  Per layer it is FORMAT.md's service.  ``Q`` is a step function
+fraction of working nodes).  Per layer it is docs/format.md's service.  ``Q`` is a step function
 of time.  With ``Q0`` the pre-event service (1 when the intact system serves everything):
 resilience loss ``R = integral of (Q0 - Q(t)) dt`` from the event until ``Q`` is back at
 ``Q0`` for good, in hours (Bruneau et al., Earthquake Spectra 19, 733, 2003, with ``Q`` as a
@@ -63,6 +63,7 @@ import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError
+from .progress import ProgressArg, Tracker, tracker
 from .system import InfrastructureSystem
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
@@ -457,14 +458,17 @@ class _Run:
         self.seq[:] = seq
 
 
-def _play(p: _Problem, choose) -> _Run:
-    """Run the event loop; ``choose(run, crew) -> element`` picks each free crew's next job."""
+def _play(p: _Problem, choose, bar: Tracker | None = None) -> _Run:
+    """Run the event loop; ``choose(run, crew) -> element`` picks each free crew's next job
+    (``bar`` counts the repairs assigned)."""
     run = _Run(p)
     run.settle()
     while True:
         crew = run.pending_crew()
         while crew >= 0:
             run.assign(crew, int(choose(run, crew)))
+            if bar is not None:
+                bar.update()
             crew = run.pending_crew()
         if not run.advance():
             break
@@ -688,7 +692,7 @@ def _giant_gains(p: _Problem, ws: Workspace, waiting: np.ndarray, layer: int, ca
     only joins components: the eligible nodes (not damaged, every group with a working
     supplier or a running backup) form components over the usable edges; the candidate
     merges the ones it touches into M, and the giant is the larger of M and the current
-    giant G (ties to the component holding the first node in file order, FORMAT.md).
+    giant G (ties to the component holding the first node in file order, docs/format.md).
 
     Returns
     -------
@@ -920,7 +924,7 @@ def _result(p: _Problem, run: _Run, strategy: str) -> RecoveryResult:
 
 def recover(system: InfrastructureSystem, failed_ids, strategy: str = "greedy",
             crews: int | Mapping[str, int] = 1, seed: int = 0,
-            compiled: CompiledSystem | None = None) -> RecoveryResult:
+            compiled: CompiledSystem | None = None, progress: ProgressArg = None) -> RecoveryResult:
     """Schedule the repair of the elements a hazard failed and follow service in time.
 
     Parameters
@@ -937,6 +941,8 @@ def recover(system: InfrastructureSystem, failed_ids, strategy: str = "greedy",
         Seed of ``random``.
     compiled : CompiledSystem, optional
         The compiled ``system``.
+    progress : None, bool or callable
+        Progress in repairs scheduled (see :mod:`cascade.progress`).
 
     Returns
     -------
@@ -965,14 +971,17 @@ def recover(system: InfrastructureSystem, failed_ids, strategy: str = "greedy",
         raise InputError(f"unknown strategy '{strategy}' (use {', '.join(STRATEGIES)})")
     compiled = compiled if compiled is not None else compile_system(system)
     p = _Problem(system, compiled, failed_ids, crews)
-    return _recover(p, strategy, seed)
+    with tracker(progress, p.k, f"recovery ({strategy})", "repair") as bar:
+        return _recover(p, strategy, seed, bar)
 
 
 def recover_many(system: InfrastructureSystem, failed_ids, strategies=("greedy",),
                  crews: int | Mapping[str, int] = 1, seed: int = 0,
-                 compiled: CompiledSystem | None = None) -> list[RecoveryResult]:
+                 compiled: CompiledSystem | None = None,
+                 progress: ProgressArg = None) -> list[RecoveryResult]:
     """:func:`recover` with several strategies on one setup (compiled arrays, workspaces and
-    criticality shared); every strategy is checked before any runs."""
+    criticality shared); every strategy is checked before any runs.  ``progress`` counts
+    the repairs scheduled over all strategies."""
     strategies = list(dict.fromkeys(strategies))
     for strategy in strategies:
         if strategy not in STRATEGIES:
@@ -981,7 +990,8 @@ def recover_many(system: InfrastructureSystem, failed_ids, strategies=("greedy",
     p = _Problem(system, compiled, failed_ids, crews)
     if "optimal" in strategies:
         _check_optimal(p)
-    return [_recover(p, strategy, seed) for strategy in strategies]
+    with tracker(progress, p.k * len(strategies), "recovery", "repair") as bar:
+        return [_recover(p, strategy, seed, bar) for strategy in strategies]
 
 
 def plot_curves(results, path=None, title: str | None = None):
@@ -1082,16 +1092,16 @@ def _check_optimal(p: _Problem) -> None:
                          "use greedy, or fewer elements")
 
 
-def _recover(p: _Problem, strategy: str, seed: int) -> RecoveryResult:
+def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None) -> RecoveryResult:
     if strategy == "optimal":
         _check_optimal(p)
     if strategy == "random":
         order = np.random.default_rng(seed).permutation(p.k)
-        return _result(p, _play(p, _order_policy(p, order)), strategy)
+        return _result(p, _play(p, _order_policy(p, order), bar), strategy)
     if strategy == "critical":
         order = np.lexsort((p.rank, p.repair_time, -p.criticality()))
-        return _result(p, _play(p, _order_policy(p, order)), strategy)
-    greedy = _play(p, _Greedy(p))
+        return _result(p, _play(p, _order_policy(p, order), bar), strategy)
+    greedy = _play(p, _Greedy(p), bar)
     if strategy == "greedy":
         return _result(p, greedy, strategy)
     # optimal: the greedy schedule as incumbent, then branch and bound.

@@ -10,7 +10,7 @@ difference per sample and a measure that changes nothing has a benefit of exactl
 Metrics
 -------
 ``served``
-    Expected demand-weighted service loss of the static cascade (FORMAT.md), the last
+    Expected demand-weighted service loss of the static cascade (docs/format.md), the last
     column of :class:`cascade.ensemble.EnsembleResult`'s ``loss``: ``1 - served / demand``
     over all layers.  Backups (dependency delays) do not act here: the static cascade treats
     delays as exhausted, so a backup has zero static benefit by definition.
@@ -47,6 +47,7 @@ import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError, reading
+from .progress import ProgressArg, tracker
 from .system import FALSE, TRUE, InfrastructureSystem
 
 TYPES = ("backup", "feed", "link", "harden")
@@ -811,7 +812,7 @@ class Plan:
 
 
 def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: float, *,
-                exhaustive_limit: int | None = None) -> Plan:
+                exhaustive_limit: int | None = None, progress: ProgressArg = None) -> Plan:
     """Pick measures under ``budget`` greedily by marginal benefit per cost.
 
     After each pick every remaining affordable measure is evaluated again on the system
@@ -819,7 +820,8 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
     drops to its true marginal benefit).  A measure is picked only when its marginal benefit
     is positive; ties go to the larger benefit, then the measure listed first.  When there
     are at most ``exhaustive_limit`` candidates, every subset within the budget is also
-    evaluated and the best one reported, with the gap to the greedy plan.
+    evaluated and the best one reported, with the gap to the greedy plan.  ``progress``
+    counts the evaluations of measure sets (see :mod:`cascade.progress`).
     """
     if budget < 0 or not math.isfinite(budget):
         raise InputError(f"--budget must be a non-negative number, not {budget:g}")
@@ -829,12 +831,15 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
     spent = 0.0
     steps = []
     left_out: dict[str, float] = {}
+    bar = tracker(progress, 0, "budget plan", "evaluation")
     while True:
         best = None
+        bar.grow(len(candidates) - len(picked))
         for m in candidates:
             if m.id in {p.id for p in picked}:
                 continue
             b = evaluator.benefit([m], picked)
+            bar.update()
             left_out[m.id] = b.mean
             if m.cost > budget - spent + 1e-9 or b.mean <= 0:
                 continue
@@ -860,6 +865,8 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
             plan.single_id, plan.single_benefit = mid, value
     if len(candidates) <= exhaustive_limit:
         best_ids, best_cost, best_val, searched = [], 0.0, 0.0, 0
+        bar.grow(sum(sum(m.cost for m in combo) <= budget + 1e-9 for r in range(1, len(candidates) + 1)
+                     for combo in itertools.combinations(candidates, r)))
         for r in range(1, len(candidates) + 1):
             for combo in itertools.combinations(candidates, r):
                 cost = sum(m.cost for m in combo)
@@ -867,12 +874,14 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
                     continue
                 searched += 1
                 val = evaluator.benefit(combo).mean
+                bar.update()
                 if val > best_val + 1e-12 or (abs(val - best_val) <= 1e-12 and cost < best_cost):
                     best_ids, best_cost, best_val = [m.id for m in combo], cost, val
         plan.best_ids, plan.best_cost, plan.best_benefit, plan.searched = best_ids, best_cost, best_val, searched
     else:
         plan.note = (f"{len(candidates)} candidates: more than {exhaustive_limit}, "
                      "so no exhaustive search")
+    bar.close()
     return plan
 
 
@@ -942,7 +951,7 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
             samples: int = 100, *, metric: str = "served", budget: float | None = None,
             strategy: str = "greedy", crews=1, seed: int = 0, threads: int | None = None,
             exhaustive_limit: int | None = None,
-            compiled: CompiledSystem | None = None) -> RedundancyResult:
+            compiled: CompiledSystem | None = None, progress: ProgressArg = None) -> RedundancyResult:
     """Rank candidate measures by benefit per cost and, with a budget, plan.
 
     Parameters
@@ -962,6 +971,9 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
     exhaustive_limit : int, optional
         Search every subset within the budget when there are at most this many candidates
         (default :data:`EXHAUSTIVE_LIMIT` of the metric: 10 for served, 5 for resilience).
+    progress : None, bool or callable
+        Progress of the ranking (the base system, then each measure) and of the plan, in
+        evaluations over all samples (see :mod:`cascade.progress`).
 
     Returns
     -------
@@ -969,7 +981,9 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
     """
     ev = Evaluator(system, sampler, samples, metric=metric, strategy=strategy, crews=crews,
                    seed=seed, threads=threads, compiled=compiled)
+    bar = tracker(progress, len(candidates) + 1, "ranking measures", "evaluation")
     base_loss = float(ev.losses([])[0].mean())
+    bar.update()
     c = ev.compiled
     hit_nodes = np.zeros(c.n_nodes, np.int64)
     hit_edges = np.zeros(c.n_edges, np.int64)
@@ -979,6 +993,7 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
     rows = []
     for order, m in enumerate(candidates):
         b = ev.benefit([m])
+        bar.update()
         hits = None
         if m.type == "harden":
             if m.element in c._node_map:
@@ -995,9 +1010,11 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
                                   ascending=[False, False, True], kind="stable").reset_index(drop=True)
     ranking.insert(0, "rank", np.arange(1, len(ranking) + 1))
     ranking = ranking.drop(columns="_order")
+    bar.close()
     plan = None
     if budget is not None:
-        plan = greedy_plan(ev, list(candidates), float(budget), exhaustive_limit=exhaustive_limit)
+        plan = greedy_plan(ev, list(candidates), float(budget), exhaustive_limit=exhaustive_limit,
+                           progress=progress)
     settings = {"strategy": strategy, "crews": crews} if metric == "resilience" else {}
     return RedundancyResult(ranking, base_loss, metric, ev.samples, system.name, plan,
                             list(candidates), settings)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .progress import ProgressArg, tracker
 from .system import InfrastructureSystem
 
 LAYER_COLOURS = {"power": "#e69f00", "water": "#0072b2", "gas": "#009e73", "transport": "#7f7f7f",
@@ -293,14 +294,17 @@ def _figure_recovery(results: dict, names: list[str], path: Path) -> None:
 
 def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike, output: str | os.PathLike,
                  *, samples: int | None = None, seed: int | None = None, top: int = 15,
-                 strategies=("greedy", "random"), crews=1, threads: int | None = None) -> dict:
+                 strategies=("greedy", "random"), crews=1, threads: int | None = None,
+                 progress: ProgressArg = None) -> dict:
     """Write an HTML report of a system under a hazard scenario into the directory ``output``.
 
     Sections: the system summary and map; the critical elements (N-1 sweep of nodes and edges,
     top ``top``) and their map; the scenario's loss distribution and failure-probability map;
     recovery curves of one bad sample (the one whose overall loss is nearest the 90th
     percentile) under each of ``strategies``.  A section whose module is missing is left out and
-    the page says so.
+    the page says so.  ``progress`` counts the work of all sections in one bar: the summary,
+    each element of the N-1 sweep, each sample, each recovery and each figure (see
+    :mod:`cascade.progress`).
 
     Returns
     -------
@@ -319,6 +323,7 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         raise InputError("is a file; --output names a directory", str(out))
     system = read_system(system_dir)
     compiled = compile_system(system)
+    bar = tracker(progress, 1, "report", "step")
     sections, figures, missing, seconds = [], [], [], {}
     html_parts = []
     pending: dict[str, object] = {}  # figure name -> callable writing it
@@ -348,6 +353,7 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
     html_parts.append("".join(part))
     sections.append("summary")
     seconds["summary"] = time.perf_counter() - t0
+    bar.update()
 
     # 2. critical elements
     try:
@@ -357,7 +363,8 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         missing.append("critical elements (cascade.criticality is not installed)")
     if sweep is not None:
         t0 = time.perf_counter()
-        ranking = sweep(system, elements="all", threads=threads, compiled=compiled)
+        bar.grow(compiled.n_nodes + compiled.n_edges)
+        ranking = sweep(system, elements="all", threads=threads, compiled=compiled, progress=bar.part())
         seconds["critical"] = time.perf_counter() - t0
         shown = ranking.head(top)
         total = float(compiled.demand.sum())
@@ -393,7 +400,9 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         scenario = load_scenario(scenario_path)
         n = samples or scenario.samples or 1000
         t0 = time.perf_counter()
-        ens = run_ensemble(system, scenario, n, seed=seed, threads=threads, compiled=compiled)
+        bar.grow(n)
+        ens = run_ensemble(system, scenario, n, seed=seed, threads=threads, compiled=compiled,
+                           progress=bar.part())
         seconds["scenario"] = time.perf_counter() - t0
         summary = ens.summary()
         probs = ens.node_probability()
@@ -438,7 +447,9 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
             part.append("<p>The chosen sample fails nothing: there is nothing to repair.</p>")
         else:
             t0 = time.perf_counter()
-            results = {s: recover(system, failed, strategy=s, crews=crews, compiled=compiled) for s in strategies}
+            bar.grow(len(strategies) * len(failed))
+            results = {s: recover(system, failed, strategy=s, crews=crews, compiled=compiled,
+                                  progress=bar.part()) for s in strategies}
             seconds["recovery"] = time.perf_counter() - t0
             part.append(f"<p>Sample {pick} of the scenario (overall loss {_pct(float(overall[pick]))}, near the "
                         f"90th percentile): {len(node_idx)} node(s) and {len(edge_idx)} edge(s) hit, repaired by "
@@ -456,11 +467,14 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         sections.append("recovery")
 
     out.mkdir(parents=True, exist_ok=True)
+    bar.grow(len(pending))
     for name, write in pending.items():
         tmp = out / f".{name}.tmp.png"
         write(tmp)
         os.replace(tmp, out / name)
         figures.append(str(out / name))
+        bar.update()
+    bar.close()
     nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in
                   (("summary", "System"), ("critical", "Critical elements"), ("loss", "Loss distribution"),
                    ("recovery", "Recovery")) if s in sections)

@@ -107,3 +107,11 @@ def default_threads() -> int:
 
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+def show_progress() -> bool:
+    """Whether long runs show a progress bar on stderr: ``cascade --progress/--no-progress``,
+    else only when stderr is a terminal (a piped or redirected run stays quiet)."""
+    ctx = click.get_current_context(silent=True)
+    choice = ctx.find_root().params.get("progress") if ctx is not None else None
+    return is_terminal() if choice is None else bool(choice)

@@ -10,7 +10,7 @@ import click
 from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep
 from ..errors import InputError
 from . import (default_threads, emit, engine_option, format_option, load, output_option,
-               system_argument, table, to_json)
+               show_progress, system_argument, table, to_json)
 
 TABLE_TOP = 20                 # rows of the table when --top is not given
 BETWEENNESS_MAX_NODES = 20_000  # betweenness is O(n m): skipped above this size
@@ -127,13 +127,14 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
         raise InputError(f"unknown layer '{layer}' (layers: {', '.join(compiled.layer_names)})", "--layer")
     threads = threads or default_threads()
     start = time.perf_counter()
-    ranked = sweep(system, elements, threads=threads, engine=engine, compiled=compiled, layer=layer)
+    ranked = sweep(system, elements, threads=threads, engine=engine, compiled=compiled, layer=layer,
+                   progress=show_progress())
     seconds = time.perf_counter() - start
     if top is None:
         top = TABLE_TOP if fmt == "table" else 0
     shown = ranked if top == 0 else ranked.iloc[:top]
     worst = (greedy_worst_set(system, k, elements, threads=threads, engine=engine, compiled=compiled,
-                              layer=layer) if k else None)
+                              layer=layer, progress=show_progress()) if k else None)
 
     if fmt == "csv":
         buf = io.StringIO()
@@ -158,5 +159,6 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
         info["betweenness_skipped"] = not use_btw
         info["spot_k"] = spot_k
         comparison = compare_rankings(compiled, ranked, top=spot_k, betweenness=use_btw)
-        spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine)
+        spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine,
+                            progress=show_progress())
     emit(render_table(compiled, ranked, shown, worst, comparison, spots, info, _kinds(system)), output)

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..recovery import STRATEGIES, parse_crews, plot_curves, recover_many
-from . import emit, failure_ids, format_option, load, output_option, pct, system_argument, table, to_json
+from . import (emit, failure_ids, format_option, load, output_option, pct, show_progress, system_argument,
+               table, to_json)
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 
@@ -113,7 +114,8 @@ def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, out
     ids = failure_ids(compiled, fail, fail_file)
     if not ids:
         raise InputError("nothing to repair: give --fail ID or --fail-file FILE")
-    results = recover_many(system, ids, strategies, crews=crew_spec, seed=seed, compiled=compiled)
+    results = recover_many(system, ids, strategies, crews=crew_spec, seed=seed, compiled=compiled,
+                           progress=show_progress())
     if fmt == "json":
         data = [r.to_dict() for r in results]
         text = to_json(data[0] if len(data) == 1 else data)

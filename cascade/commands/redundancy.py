@@ -16,7 +16,8 @@ import click
 from ..errors import InputError
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
-from . import emit, format_option, load, output_option, read_id_file, system_argument, table, to_json
+from . import (emit, format_option, load, output_option, read_id_file, show_progress, system_argument, table,
+               to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
@@ -209,7 +210,7 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     result = analyse(system, measures, sampler, samples, metric=metric, budget=budget,
                      strategy=strategy, crews=crews_value, seed=seed or 0, threads=threads,
                      exhaustive_limit=EXHAUSTIVE_LIMIT[metric] if exhaustive_limit is None
-                     else exhaustive_limit, compiled=compiled)
+                     else exhaustive_limit, compiled=compiled, progress=show_progress())
     if fmt == "json":
         data = result.to_dict()
         data["source"] = source

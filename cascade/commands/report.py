@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from . import system_argument
+from . import show_progress, system_argument
 
 
 @click.command("report")
@@ -34,7 +34,7 @@ def command(system_dir, scenario_file, output, samples, seed, top, crews, thread
     except ImportError:
         crews = int(crews) if str(crews).isdigit() else 1
     out = build_report(system_dir, scenario_file, output, samples=samples, seed=seed, top=top,
-                       crews=crews, threads=threads)
+                       crews=crews, threads=threads, progress=show_progress())
     for m in out["missing"]:
         click.echo(f"note: left out {m}", err=True)
     click.echo(f"wrote {out['index']} ({', '.join(out['sections'])}; {len(out['figures'])} figures)", err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import emit, format_option, is_terminal, load, output_option, pct, system_argument, table, to_json
+from . import emit, format_option, load, output_option, pct, show_progress, system_argument, table, to_json
 
 
 def render_table(result, top: int) -> str:
@@ -68,7 +68,7 @@ def command(system_dir, scenario_file, samples, seed, fmt, output, threads, work
     system, compiled = load(system_dir)
     samples = samples or scenario.samples or 1000
     result = run_ensemble(system, scenario, samples, seed=seed, threads=threads, scheduler=scheduler,
-                          workers=workers, compiled=compiled, progress=is_terminal())
+                          workers=workers, compiled=compiled, progress=show_progress())
     if fmt == "json":
         text = to_json(result.to_dict(top=None if top == 0 else top))
     elif fmt == "csv":
