@@ -1,6 +1,6 @@
 """Build the Cython core.  Metadata lives in pyproject.toml.
 
-Set CASCADE_DEBUG=1 to turn bounds and wraparound checks back on (STYLE.md rule 4).
+Set CASCADE_DEBUG=1 to turn bounds and wraparound checks back on (docs/development.md, rule 4).
 """
 import os
 

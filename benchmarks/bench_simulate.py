@@ -1,6 +1,6 @@
 """Static cascade: the Cython core against the networkx reference and an igraph loop.
 
-Kernel ``simulate``: one static cascade (FORMAT.md) from a seeded random removal of a fraction
+Kernel ``simulate``: one static cascade (docs/format.md) from a seeded random removal of a fraction
 1 - p of the nodes, on
 
 * ``er<n>``: two fully coupled Erdős–Rényi layers of ``n`` nodes, mean degree k = 4, rule
@@ -54,7 +54,7 @@ RULE_NONE, RULE_SOURCE, RULE_GIANT = 0, 1, 2
 
 
 class IgraphCascade:
-    """FORMAT.md's static cascade with igraph doing the connectivity, round by round.
+    """docs/format.md's static cascade with igraph doing the connectivity, round by round.
 
     Parameters
     ----------
@@ -78,7 +78,7 @@ class IgraphCascade:
             local[nodes] = np.arange(len(nodes))
             edges = np.flatnonzero(edge_layer == li)
             und = edges[~directed[edges]]
-            # An undirected edge is two arcs, so that out-reachability follows FORMAT.md.
+            # An undirected edge is two arcs, so that out-reachability follows docs/format.md.
             arc_edge = np.concatenate([edges, und])
             arcs = np.column_stack([np.concatenate([local[src[edges]], local[dst[und]]]),
                                     np.concatenate([local[dst[edges]], local[src[und]]])])
@@ -143,7 +143,7 @@ class IgraphCascade:
                 else:
                     membership = np.asarray(sub.connected_components(mode="weak").membership)
                     size = np.bincount(membership)
-                    # Ties: the component holding the node listed first (FORMAT.md).
+                    # Ties: the component holding the node listed first (docs/format.md).
                     best = membership[np.flatnonzero(size[membership] == size.max())[0]]
                     keep = membership == best
                 out = nodes[cand[~keep]]

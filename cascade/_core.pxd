@@ -1,4 +1,4 @@
-# Fixed-width types shared by the kernels (STYLE.md rule 3, after sklearn's utils/_typedefs.pxd).
+# Fixed-width types shared by the kernels (docs/development.md, rule 3, after sklearn's utils/_typedefs.pxd).
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 ctypedef fused index_t:

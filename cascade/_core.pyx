@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Cascade kernels over compiled arrays (see cascade/compiled.py for the layout).
 
-The static cascade of FORMAT.md, run in rounds until nothing changes:
+The static cascade of docs/format.md, run in rounds until nothing changes:
 
 * round 0: the initial failures;
 * round r: a working node fails by *dependency* when one of its supplier groups had no
@@ -79,7 +79,7 @@ cdef index_t _apply_giant_rule(
     """Fail the working nodes of ``layer`` outside its largest component (edges undirected).
 
     Components are labelled in node order, so on a tie in size the first labelled one, the
-    one holding the node listed first, wins (FORMAT.md).
+    one holding the node listed first, wins (docs/format.md).
     """
     cdef index_t i, j, u, v, head, tail
     cdef index_t start = layer_ptr[layer], stop = layer_ptr[layer + 1]
@@ -294,7 +294,7 @@ def undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
 # node (or that are sources) are supplied, and a search from them inside the region finds the
 # rest of the supplied ones.  The outcome is the same set as the whole-layer search of
 # `_apply_source_rule`, in time proportional to the region (the idea of dominator-tree
-# criticality, SCIENCE.md, with the BFS tree as a cheap superset of the dominated subtree).
+# criticality, docs/model.md, with the BFS tree as a cheap superset of the dominated subtree).
 
 def supply_forest(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
                   const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,

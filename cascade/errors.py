@@ -1,4 +1,4 @@
-"""Errors that reach the user as one clear line (FORMAT.md, "Bad input")."""
+"""Errors that reach the user as one clear line (docs/format.md, "Bad input")."""
 from __future__ import annotations
 
 from contextlib import contextmanager

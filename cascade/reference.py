@@ -1,4 +1,4 @@
-"""The reference engine: FORMAT.md's static cascade in plain Python and networkx.
+"""The reference engine: docs/format.md's static cascade in plain Python and networkx.
 
 Slow and obvious on purpose.  It reads the system's tables by name, never the compiled
 arrays, so that it is an independent oracle for the Cython core and the baseline that the

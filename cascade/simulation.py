@@ -14,7 +14,7 @@ ENGINES = ("core", "reference")
 
 
 def layer_service(compiled: CompiledSystem, working: np.ndarray) -> pd.DataFrame:
-    """Per-layer service of a working mask (FORMAT.md, "Service").
+    """Per-layer service of a working mask (docs/format.md, "Service").
 
     Returns
     -------
@@ -169,7 +169,7 @@ def _run_reference(system: InfrastructureSystem, compiled: CompiledSystem, nodes
 
 def simulate(system: InfrastructureSystem, fail=(), *, engine: str = "core",
              compiled: CompiledSystem | None = None) -> CascadeResult:
-    """Run the static cascade of FORMAT.md from the failure of some nodes and edges.
+    """Run the static cascade of docs/format.md from the failure of some nodes and edges.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
-"""The system as pandas tables: nodes, edges, dependencies and layer rules (FORMAT.md).
+"""The system as pandas tables: nodes, edges, dependencies and layer rules (docs/format.md).
 
 Names stay strings here; :func:`cascade.compiled.compile_system` is the one place where they
-become integer indices.  Every check that FORMAT.md lists for bad input happens in
+become integer indices.  Every check that docs/format.md lists for bad input happens in
 :meth:`InfrastructureSystem.from_tables`, so a system built in Python gets the same checks as
 one read from files.
 """
@@ -99,7 +99,7 @@ def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
 class InfrastructureSystem:
     """A coupled lifeline system: nodes, edges and dependencies as pandas tables.
 
-    Build one with :func:`cascade.read_system` (a directory in the format of FORMAT.md),
+    Build one with :func:`cascade.read_system` (a directory in the format of docs/format.md),
     :meth:`from_tables` or :meth:`from_networkx`; those validate.  Construct the dataclass
     directly only from tables that went through them.
 
@@ -138,7 +138,7 @@ class InfrastructureSystem:
         Parameters
         ----------
         nodes, edges, dependencies : pandas.DataFrame
-            Columns as in FORMAT.md; ``edges`` and ``dependencies`` may be omitted.
+            Columns as in docs/format.md; ``edges`` and ``dependencies`` may be omitted.
         name, crs, rules
             As in ``system.toml``.
         files : dict, optional
@@ -148,7 +148,7 @@ class InfrastructureSystem:
         Raises
         ------
         InputError
-            On any of the bad inputs of FORMAT.md, naming the file and line.
+            On any of the bad inputs of docs/format.md, naming the file and line.
         """
         files = {"nodes": "nodes.csv", "edges": "edges.csv", "dependencies": "dependencies.csv",
                  "system": "system.toml", **(files or {})}

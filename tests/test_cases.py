@@ -1,4 +1,4 @@
-"""Closed-form cascades: each case's answer follows from FORMAT.md by hand.
+"""Closed-form cascades: each case's answer follows from docs/format.md by hand.
 
 Every case runs on both engines, so a mistake in either shows up here.
 """

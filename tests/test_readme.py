@@ -182,3 +182,62 @@ def test_the_example_of_cascade_help_runs():
                           timeout=TIMEOUT)
     assert proc.returncode == 0, f"`{command}`: {proc.stderr}"
     assert proc.stdout.startswith("System ") and "stopped working" in proc.stdout
+
+
+# ------------------------------------------------------------------ the project documents itself
+DESIGN_NOTES = [name + ".md" for name in ("FORMAT", "SCIENCE", "STYLE", "ARCHITECTURE")]
+
+
+def tracked_text_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:  # not a git checkout (an sdist): every file under the root
+        names = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file() and ".git" not in p.parts]
+    else:
+        names = out.stdout.splitlines()
+    keep = (".md", ".py", ".pyx", ".pxd", ".toml", ".csv", ".txt", ".cfg")
+    return [ROOT / n for n in names if n.endswith(keep) or n in ("Makefile", ".ci/run")]
+
+
+def test_no_pointer_to_design_notes_outside_the_repository():
+    """The design notes (FORMAT, SCIENCE, STYLE, ARCHITECTURE) were never shipped: nothing may send a
+    reader to them."""
+    found = []
+    for path in tracked_text_files():
+        if not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for name in DESIGN_NOTES:
+            for m in re.finditer(rf"(?<![\w/]){re.escape(name)}", text):
+                line = text.count("\n", 0, m.start()) + 1
+                found.append(f"{path.relative_to(ROOT)}:{line}: {name}")
+    assert found == []
+
+
+def test_every_local_link_and_docs_path_exists():
+    """Markdown links and `docs/...` paths in the README, the docs and the code point at files."""
+    missing = []
+    for path in tracked_text_files():
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        targets = set(re.findall(r"\bdocs/[\w.-]+\.md\b", text))
+        if path.suffix == ".md":
+            targets |= {t.split("#")[0] for t in re.findall(r"\]\(([^)#\s]+(?:#[^)\s]*)?)\)", text)
+                        if "://" not in t and not t.startswith("#")}
+        for target in targets:
+            base = ROOT if target.startswith("docs/") and path.suffix != ".md" else path.parent
+            if not (base / target).exists():
+                missing.append(f"{path.relative_to(ROOT)}: {target}")
+    assert missing == []
+
+
+def test_the_docs_hold_the_format_and_the_model():
+    readme = README.read_text(encoding="utf-8")
+    assert "docs/format.md" in readme and "docs/model.md" in readme
+    fmt = (ROOT / "docs" / "format.md").read_text(encoding="utf-8")
+    for needle in ("`nodes.csv`", "`edges.csv`", "`dependencies.csv`", "`system.toml`", "## Static cascade",
+                   "**usable**", "`giant`", "`source`", "`none`", "## Service", "## Bad input", "alternatives"):
+        assert needle in fmt, needle
+    model = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
+    for needle in ("Buldyrev", "P∞ = p · (1 − exp(−k · P∞))²", "Bruneau", "Hazus", "Osat"):
+        assert needle in model, needle

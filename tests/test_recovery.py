@@ -38,7 +38,7 @@ def timed_systems(draw, max_layers=3, max_nodes=6):
 
 
 def groups_of(system):
-    """{(dependent, key): (suppliers, delay)}, FORMAT.md's groups by name."""
+    """{(dependent, key): (suppliers, delay)}, docs/format.md's groups by name."""
     out = {}
     for row, r in enumerate(system.dependencies.itertuples(index=False)):
         key = (r.dependent, r.group if r.group != "" else ("row", row))

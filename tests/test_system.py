@@ -1,4 +1,4 @@
-"""Loader and validation (FORMAT.md "Bad input"), from_networkx, and the compile step."""
+"""Loader and validation (docs/format.md "Bad input"), from_networkx, and the compile step."""
 import networkx as nx
 import numpy as np
 import pandas as pd

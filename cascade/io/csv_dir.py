@@ -1,4 +1,4 @@
-"""Read and write a system directory (FORMAT.md): nodes.csv, edges.csv, dependencies.csv, system.toml."""
+"""Read and write a system directory (docs/format.md): nodes.csv, edges.csv, dependencies.csv, system.toml."""
 from __future__ import annotations
 
 import csv
@@ -96,7 +96,7 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     Raises
     ------
     InputError
-        On every bad input of FORMAT.md, naming the file and the line.
+        On every bad input of docs/format.md, naming the file and the line.
     """
     root = Path(path)
     if not root.is_dir():

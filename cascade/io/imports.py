@@ -3,7 +3,7 @@ system directory without touching the layers already there.
 
 Each importer (:mod:`cascade.io.pandapower`, :mod:`cascade.io.epanet`,
 :mod:`cascade.io.pandapipes`, :mod:`cascade.io.graphml`, :mod:`cascade.io.geojson`) turns its
-source model into an :class:`ImportedLayer`: two tables in the columns of FORMAT.md and the CRS
+source model into an :class:`ImportedLayer`: two tables in the columns of docs/format.md and the CRS
 of their coordinates when the source says it.  :func:`import_layer` places that layer in the
 system's CRS with pyproj and appends its rows to ``nodes.csv`` and ``edges.csv``.
 """
