@@ -10,7 +10,6 @@ import subprocess
 import sys
 import termios
 import threading
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
