@@ -25,6 +25,9 @@ from ..system import InfrastructureSystem
 from .csv_dir import _read_csv, layer_toml, read_system, write_atomic, write_system
 
 FORMATS = ("pandapower", "epanet", "pandapipes", "graphml", "geojson")
+# The layer rules an import format can produce; the first is its default.
+RULE_CHOICES = {"pandapower": ("dcflow", "source"), "epanet": ("flow", "source"),
+                "pandapipes": ("flow", "source")}
 
 
 @dataclass
@@ -366,16 +369,27 @@ def reader(fmt: str) -> Callable[..., ImportedLayer]:
 
 
 def import_network(fmt: str, src: str | os.PathLike, layer: str, into: str | os.PathLike,
-                   crs: str | None = None, prefix: str | None = None) -> tuple[InfrastructureSystem, str]:
+                   crs: str | None = None, prefix: str | None = None,
+                   rule: str | None = None) -> tuple[InfrastructureSystem, str]:
     """Read ``src`` in format ``fmt`` and add it to the system ``into`` as layer ``layer``.
 
     ``prefix`` starts every node and edge id (default ``"<layer>-"``), so that two imports
-    never clash.  Returns the system after the import and a summary line.
+    never clash.  ``rule`` chooses the layer's model where a format has two: ``dcflow``
+    (pandapower's default) or ``flow`` (pandapipes' and EPANET's default) for a FORMAT v2 layer
+    with amounts, ``source`` for the v1 connectivity layer.  Returns the system after the import
+    and a summary line (followed by one ``note:`` line per assumption the importer made).
     """
     if not str(layer).strip():
         raise InputError("--layer must not be empty")
     read = reader(fmt)
-    imported = read(src, layer=layer, prefix=f"{layer}-" if prefix is None else prefix)
+    options = {}
+    if rule is not None:
+        allowed = RULE_CHOICES.get(fmt, ())
+        if rule not in allowed:
+            raise InputError(f"--rule {rule}: a {fmt} network imports as "
+                             + (" or ".join(allowed) if allowed else "its nodes and edges only (no --rule)"))
+        options["rule"] = rule
+    imported = read(src, layer=layer, prefix=f"{layer}-" if prefix is None else prefix, **options)
     return add_layer(imported, into, layer, crs)
 
 
