@@ -146,3 +146,46 @@ def test_bad_rule_for_a_format_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="--rule dcflow: a epanet network imports as flow or source"):
         import_network("epanet", inp, "x", tmp_path / "s", rule="dcflow")
     assert not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------------ system.toml unit/weight/base
+def _tiny(root: Path, layer_table: str) -> Path:
+    root.mkdir()
+    (root / "nodes.csv").write_text("id,layer,kind,demand,supply\na,power,source,0,5\nb,power,,3,\n")
+    (root / "edges.csv").write_text("source,target,reactance\na,b,0.1\n")
+    (root / "system.toml").write_text('[system]\nname = "t"\n\n[layers.power]\n' + layer_table)
+    return root
+
+
+def test_layer_settings_are_read_and_written_back(tmp_path):
+    from cascade import read_system
+    from cascade.io import write_system
+
+    system = read_system(_tiny(tmp_path / "a", 'rule = "dcflow"\nunit = "MW"\nweight = 2\nbase = 50\n'))
+    assert system.layer_rules() == {"power": "dcflow"}
+    assert (system.layer_unit("power"), system.layer_weight("power"), system.layer_base("power")) == ("MW", 2.0, 50.0)
+    write_system(system, tmp_path / "b")
+    again = read_system(tmp_path / "b")
+    assert (again.units, again.weights, again.bases, again.rules) == (system.units, system.weights,
+                                                                      system.bases, system.rules)
+    plain = read_system(_tiny(tmp_path / "c", ""))
+    assert (plain.layer_unit("power"), plain.layer_weight("power"), plain.layer_base("power")) == ("", 1.0, 100.0)
+
+
+@pytest.mark.parametrize("table,message", [
+    ("base = 0\n", "base must be a number > 0"),
+    ("weight = -1\n", "weight must be a number ≥ 0"),
+    ('base = "x"\n', "base must be a number > 0"),
+    ("unit = 3\n", "unit must be a string"),
+    ("colour = 1\n", "unknown key 'colour'"),
+])
+def test_bad_layer_settings_are_one_line_naming_system_toml(tmp_path, table, message):
+    import subprocess
+    import sys
+
+    root = _tiny(tmp_path / "s", table)
+    proc = subprocess.run([str(Path(sys.executable).with_name("cascade")), "info", str(root)],
+                          capture_output=True, text=True, timeout=600)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert message in lines[0] and "system.toml" in lines[0]
