@@ -287,3 +287,29 @@ def test_real_process_prints_the_notes(tmp_path):
     notes = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
     assert any("gen(s) without max_p_mw" in line for line in notes)
     assert any("ext_grid(s) without max_p_mw" in line for line in notes)
+
+
+def test_notes_name_what_is_not_carried_and_islands_without_slack():
+    net = pp.create_empty_network()
+    b = [pp.create_bus(net, 20.0) for _ in range(5)]
+    pp.create_ext_grid(net, b[0])
+    pp.create_line(net, b[0], b[1], 1.0, "NA2XS2Y 1x95 RM/25 12/20 kV")
+    pp.create_line(net, b[1], b[2], 1.0, "NA2XS2Y 1x95 RM/25 12/20 kV")
+    pp.create_motor(net, b[1], pn_mech_mw=0.5, cos_phi=0.9)
+    pp.create_load(net, b[2], p_mw=1.0)
+    # an island with its own generator but no ext_grid or slack, and a bus out of service
+    pp.create_line(net, b[3], b[4], 1.0, "NA2XS2Y 1x95 RM/25 12/20 kV")
+    pp.create_gen(net, b[3], p_mw=0.4, max_p_mw=1.0)
+    pp.create_load(net, b[4], p_mw=0.3)
+    off = pp.create_bus(net, 20.0, in_service=False)
+    pp.create_line(net, b[2], off, 1.0, "NA2XS2Y 1x95 RM/25 12/20 kV")
+    pp.create_load(net, off, p_mw=5.0)
+    layer = to_layer(net, prefix="")
+    notes = " | ".join(layer.notes)
+    assert "not carried (no column for them): motor" in notes
+    assert "bus injections differ from rundcpp's at 1 bus(es), by up to 0.5 MW" in notes  # the motor's
+    assert "1 bus(es) with generation lie in islands without an ext_grid or slack gen" in notes
+    nodes = layer.nodes.set_index("id")
+    assert nodes.loc[f"bus-{off}", "demand"] == 0.0            # pandapower ignores it too
+    assert "line-3" not in set(layer.edges["id"])             # the line to the dead bus
+    assert nodes.loc["bus-3", ["supply", "dispatch"]].tolist() == [1.0, 0.4]

@@ -127,6 +127,11 @@ class _Buses:
         self._add(self.supply, bus, np.maximum(np.clip(supply, 0.0, None), np.clip(dispatch, 0.0, None)))
 
 
+def _solved(ran) -> pd.Series:
+    """Buses that ``rundcpp`` solved (an angle); the others lie in islands without a slack."""
+    return ran.res_bus["va_degree"].notna() if "va_degree" in ran.res_bus else ran.res_bus["p_mw"].notna()
+
+
 def _injections(net, ran, notes: list[str]) -> _Buses:
     buses = _Buses(net.bus.index)
     load = _active(net, "load")
@@ -153,7 +158,8 @@ def _injections(net, ran, notes: list[str]) -> _Buses:
     gen = _active(net, "gen")
     if len(gen):
         result = ran.res_gen["p_mw"].reindex(gen.index).to_numpy(float)
-        dispatch = np.where(np.isfinite(result), result, _scaled(gen))
+        solved = _solved(ran).reindex(gen["bus"].astype(int)).fillna(False).to_numpy(bool)
+        dispatch = np.where(np.isfinite(result) & solved, result, _scaled(gen))  # unsolved: setpoint
         limit = _column(gen, "max_p_mw")
         missing = ~np.isfinite(limit)
         if missing.any():
@@ -342,7 +348,7 @@ def _check_injections(ran, nodes: pd.DataFrame, bus_id: pd.Series, notes: list[s
     res = ran.res_bus["p_mw"].reindex(bus_id.index).to_numpy(float)
     table = nodes.set_index("id").reindex(bus_id.to_numpy())
     mine = np.nan_to_num(table["dispatch"].to_numpy(float)) - table["demand"].to_numpy(float)
-    solved = np.isfinite(res)
+    solved = _solved(ran).reindex(bus_id.index).fillna(False).to_numpy(bool) & np.isfinite(res)
     if (~solved).any():
         stranded = ~solved & (table["supply"].to_numpy(float) > 0)
         if stranded.any():
