@@ -1,6 +1,10 @@
 """Import a pandapower grid (its ``to_json`` file) as one power layer.
 
-Mapping (pandapower 2.13+ and 3.x tables; Thurner et al. 2018, "pandapower — an open-source
+By default the layer is a ``dcflow`` layer (FORMAT v2) built by :mod:`cascade.io.pandapower_dc`:
+supplies, dispatch, reactances and ratings whose DC flows are pandapower's ``rundcpp`` flows.
+With ``rule="source"`` (``cascade import --rule source``) it is the v1 connectivity layer below.
+
+v1 mapping (pandapower 2.13+ and 3.x tables; Thurner et al. 2018, "pandapower — an open-source
 Python tool for convenient modeling, analysis, and optimization of electric power systems",
 IEEE Trans. Power Systems 33(6)):
 
