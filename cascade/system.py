@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import InputError
 
-RULES = ("source", "giant", "none")
+RULES = ("source", "giant", "none", "flow", "dcflow")
 LIFELINES = ("power", "water", "gas", "transport", "communication")
 
 NODE_NUMBERS = {"demand": 0.0, "x": None, "y": None, "repair_time": None, "repair_cost": None}
@@ -86,6 +86,18 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
             table[col] = values.astype(float)
 
 
+def _setting(value, key: str, layer: str, file: str, low: float, inclusive: bool) -> float:
+    """A numeric per-layer setting of system.toml (``weight`` ≥ 0, ``base`` > 0)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number) or number < low or (number == low and not inclusive):
+        raise InputError(f"layer '{layer}': {key} must be a number {'≥' if inclusive else '>'} {low:g}, "
+                         f"not {value!r}", file)
+    return number
+
+
 def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
     dup = ids.duplicated(keep=False)
     if dup.any():
@@ -118,6 +130,9 @@ class InfrastructureSystem:
         Coordinate reference system of ``x`` and ``y``, for example ``"EPSG:32650"``.
     rules : dict of str to str
         Rules set explicitly in ``system.toml``; see :meth:`layer_rules` for all layers.
+    units, weights, bases : dict of str to str / float
+        ``unit``, ``weight`` and ``base`` set explicitly in ``system.toml`` (FORMAT v2); see
+        :meth:`layer_unit`, :meth:`layer_weight`, :meth:`layer_base` for every layer.
     """
 
     nodes: pd.DataFrame
@@ -126,20 +141,25 @@ class InfrastructureSystem:
     name: str = "system"
     crs: str | None = None
     rules: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    bases: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_tables(cls, nodes: pd.DataFrame, edges: pd.DataFrame | None = None,
                     dependencies: pd.DataFrame | None = None, *, name: str = "system",
                     crs: str | None = None, rules: Mapping[str, str] | None = None,
-                    files: Mapping[str, str] | None = None) -> "InfrastructureSystem":
+                    files: Mapping[str, str] | None = None, units: Mapping[str, str] | None = None,
+                    weights: Mapping[str, float] | None = None,
+                    bases: Mapping[str, float] | None = None) -> "InfrastructureSystem":
         """Validate raw tables (any cell types) and build a system.
 
         Parameters
         ----------
         nodes, edges, dependencies : pandas.DataFrame
             Columns as in docs/format.md; ``edges`` and ``dependencies`` may be omitted.
-        name, crs, rules
+        name, crs, rules, units, weights, bases
             As in ``system.toml``.
         files : dict, optional
             Names to use in error messages for ``nodes``, ``edges``, ``dependencies`` and
@@ -222,10 +242,13 @@ class InfrastructureSystem:
         rules = {str(k): str(v) for k, v in (rules or {}).items()}
         for layer, rule in rules.items():
             if rule not in RULES:
-                raise InputError(f"layer '{layer}': unknown rule '{rule}' (use source, giant or none)",
+                raise InputError(f"layer '{layer}': unknown rule '{rule}' (use {', '.join(RULES)})",
                                  files["system"])
+        units = {str(k): str(v) for k, v in (units or {}).items()}
+        weights = {str(k): _setting(v, "weight", k, files["system"], 0.0, True) for k, v in (weights or {}).items()}
+        bases = {str(k): _setting(v, "base", k, files["system"], 0.0, False) for k, v in (bases or {}).items()}
         return cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
-                   crs=crs if crs else None, rules=rules)
+                   crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases)
 
     @classmethod
     def from_networkx(cls, layers: Mapping[str, "nx.Graph"], dependencies=None, *,
@@ -303,9 +326,22 @@ class InfrastructureSystem:
         return {layer: self.rules.get(layer, "source" if layer in with_source else "giant")
                 for layer in self.layers}
 
+    def layer_unit(self, layer: str) -> str:
+        """The layer's unit label (``unit`` in system.toml), ``""`` when not set."""
+        return self.units.get(layer, "")
+
+    def layer_weight(self, layer: str) -> float:
+        """The layer's weight where layers are summed (default 1)."""
+        return self.weights.get(layer, 1.0)
+
+    def layer_base(self, layer: str) -> float:
+        """The per-unit base of a ``dcflow`` layer, in its unit (default 100)."""
+        return self.bases.get(layer, 100.0)
+
     def copy(self) -> "InfrastructureSystem":
         return InfrastructureSystem(self.nodes.copy(), self.edges.copy(), self.dependencies.copy(),
-                                    self.name, self.crs, dict(self.rules))
+                                    self.name, self.crs, dict(self.rules), dict(self.units),
+                                    dict(self.weights), dict(self.bases))
 
     def __repr__(self) -> str:
         return (f"InfrastructureSystem({self.name!r}: {len(self.nodes)} nodes, {len(self.edges)} edges, "

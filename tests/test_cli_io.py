@@ -50,10 +50,13 @@ def grid_json(tmp_path_factory):
 
 @pytest.fixture
 def town(tmp_path, grid_json):
-    """The coupled walk-through system: power from pandapower, water from EPANET."""
+    """The coupled walk-through system: power from pandapower, water from EPANET, as v1 layers
+    (--rule source: these tests are about coupling, export and maps, not flows)."""
     root = tmp_path / "town"
-    assert run("import", "pandapower", grid_json, "--layer", "power", "--into", root).exit_code == 0
-    assert run("import", "epanet", NET3, "--layer", "water", "--into", root, "--crs", LOCAL).exit_code == 0
+    assert run("import", "pandapower", grid_json, "--layer", "power", "--into", root,
+               "--rule", "source").exit_code == 0
+    assert run("import", "epanet", NET3, "--layer", "water", "--into", root, "--crs", LOCAL,
+               "--rule", "source").exit_code == 0
     return root
 
 
@@ -179,8 +182,8 @@ def test_walk_through_in_real_processes(tmp_path, grid_json):
         assert proc.returncode == 0, proc.stderr
         return proc
 
-    cascade("import", "pandapower", grid_json, "--layer", "power", "--into", town)
-    cascade("import", "epanet", NET3, "--layer", "water", "--into", town, "--crs", LOCAL)
+    cascade("import", "pandapower", grid_json, "--layer", "power", "--into", town, "--rule", "source")
+    cascade("import", "epanet", NET3, "--layer", "water", "--into", town, "--crs", LOCAL, "--rule", "source")
     cascade("couple", town, "--dependent", "water:pump", "--supplier", "power", "--nearest", "1")
     cascade("couple", town, "--dependent", "water:source", "--supplier", "power", "--nearest", "2",
             "--group", "--delay", "6")

@@ -65,7 +65,7 @@ def test_pumps_are_nodes_that_feed_downstream():
 def test_failing_a_pump_cuts_what_only_it_feeds(tmp_path):
     """Net1: one reservoir feeds the town through pump 9; failing the pump leaves what the tank reaches."""
     system, _ = import_network("epanet", os.path.join(LIBRARY, "Net1.inp"), "water", tmp_path / "s",
-                               crs=LOCAL)
+                               crs=LOCAL, rule="source")
     assert simulate(system).working.all()
     result = simulate(system, ["water-pump-9"])
     # the tank (a source) still feeds every junction it reaches over undirected pipes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import networkx as nx
+import pandas as pd
 import pytest
 
 ppi = pytest.importorskip("pandapipes")
@@ -30,20 +31,26 @@ def expected(net):
         edges += len(v[v.et == "ju"]) if "et" in v else len(v)
     sinks = live(net.sink)
     per = (sinks.mdot_kg_per_s * sinks.scaling).groupby(sinks.junction).sum()
+    feeds = live(net.source) if "source" in net else pd.DataFrame(columns=["junction"])
+    fed = set(feeds.junction[feeds.mdot_kg_per_s * feeds.scaling > 0]) if len(feeds) else set()
     return {"nodes": len(net.junction), "edges": edges,
-            "sources": len(set(live(net.ext_grid).junction)), "demand": float(per.clip(lower=0).sum())}
+            "sources": len(set(live(net.ext_grid).junction)), "flow_sources": len(set(live(net.ext_grid).junction) | fed),
+            "demand": float(per.clip(lower=0).sum())}
 
 
+@pytest.mark.parametrize("rule", ["flow", "source"])
 @pytest.mark.parametrize("name", SHIPPED)
-def test_counts_match_the_pandapipes_model(name, tmp_path):
+def test_counts_match_the_pandapipes_model(name, rule, tmp_path):
     net = getattr(pn, name)()
     ppi.to_json(net, str(tmp_path / "net.json"))
-    layer = read_pandapipes(tmp_path / "net.json")
+    layer = read_pandapipes(tmp_path / "net.json", rule=rule)
     want = expected(net)
     assert len(layer.nodes) == want["nodes"]
     assert len(layer.edges) == want["edges"]
-    assert int((layer.nodes["kind"] == "source").sum()) == want["sources"]
+    # v1: the ext_grid junctions; flow: every junction with supply (ext_grid or a feeding source)
+    assert int((layer.nodes["kind"] == "source").sum()) == want["sources" if rule == "source" else "flow_sources"]
     assert layer.nodes["demand"].sum() == pytest.approx(want["demand"])
+    assert ("supply" in layer.nodes) == ("capacity" in layer.edges) == (rule == "flow")
 
 
 @pytest.mark.parametrize("name", SHIPPED)

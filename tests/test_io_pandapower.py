@@ -1,5 +1,6 @@
-"""pandapower importer: networks shipped inside pandapower, checked against pandapower's own tables
-and its topology module (connected components, unsupplied buses)."""
+"""pandapower importer as the v1 connectivity layer (``--rule source``): networks shipped inside
+pandapower, checked against pandapower's own tables and its topology module (connected components,
+unsupplied buses).  The default ``dcflow`` layer is checked in test_io_pandapower_dc.py."""
 from __future__ import annotations
 
 import json
@@ -54,7 +55,7 @@ def expected(net):
 def test_counts_match_the_pandapower_model(name, tmp_path):
     net = _net(name)
     pp.to_json(net, tmp_path / "net.json")
-    layer = read_pandapower(tmp_path / "net.json", layer="power", prefix="p-")
+    layer = read_pandapower(tmp_path / "net.json", layer="power", prefix="p-", rule="source")
     want = expected(net)
     assert len(layer.nodes) == want["nodes"]
     assert len(layer.edges) == want["edges"]
@@ -67,7 +68,7 @@ def test_counts_match_the_pandapower_model(name, tmp_path):
 def test_connectivity_matches_pandapower_topology(name):
     """Same connected components as pandapower's graph (switches respected, out of service left out)."""
     net = _net(name)
-    layer = to_layer(net, prefix="")
+    layer = to_layer(net, prefix="", rule="source")
     mine = nx.Graph()
     mine.add_nodes_from(layer.nodes["id"])
     mine.add_edges_from(zip(layer.edges["source"], layer.edges["target"]))
@@ -84,7 +85,7 @@ def test_cascade_of_the_intact_grid_matches_unsupplied_buses(tmp_path):
     """A bus never works in the static cascade exactly when pandapower finds it unsupplied."""
     net = pn.mv_oberrhein()
     pp.to_json(net, tmp_path / "net.json")
-    system, _ = import_network("pandapower", tmp_path / "net.json", "power", tmp_path / "sys")
+    system, _ = import_network("pandapower", tmp_path / "net.json", "power", tmp_path / "sys", rule="source")
     result = simulate(system)
     dead = {int(i.rsplit("-", 1)[1]) for i in system.nodes["id"][~result.working]}
     assert dead == set(top.unsupplied_buses(net))
@@ -138,7 +139,7 @@ def test_open_bus_switch_and_out_of_service_line_are_not_edges():
     pp.create_switch(net, b[1], b[3], et="b", closed=True)
     pp.create_load(net, b[3], p_mw=0.5, scaling=0.5)
     pp.create_load(net, b[3], p_mw=0.3, in_service=False)
-    layer = to_layer(net, prefix="")
+    layer = to_layer(net, prefix="", rule="source")
     assert sorted(layer.edges["kind"]) == ["line", "switch"]
     assert layer.nodes.set_index("id").loc["bus-3", "demand"] == pytest.approx(0.25)
     assert list(layer.nodes.loc[layer.nodes["kind"] == "source", "id"]) == ["bus-0"]

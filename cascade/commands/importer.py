@@ -19,24 +19,30 @@ from ..io.imports import FORMATS, import_network
                    "(EPSG:NNNN or a PROJ string); it overrides the file's.")
 @click.option("--prefix", default=None, metavar="TEXT",
               help="Starts every imported node and edge id  [default: LAYER-].")
-def command(fmt, src, layer, into, crs, prefix):
+@click.option("--rule", default=None, type=click.Choice(["dcflow", "flow", "source"]),
+              help="The layer's model: dcflow (pandapower's default: DC power flow with supply, "
+                   "dispatch, reactances, ratings), flow (pandapipes' and EPANET's default: "
+                   "capacitated flow) or source (connectivity only, as before v2).")
+def command(fmt, src, layer, into, crs, prefix, rule):
     """Import SRC (a pandapower or pandapipes JSON, an EPANET INP, a GraphML or a GeoJSON)
     as layer --layer of the system --into, reprojecting its coordinates to the system's CRS.
 
     \b
-    pandapower  buses -> nodes (ext_grid/gen buses kind=source, loads -> demand in MW);
-                lines, transformers, closed bus-bus switches -> edges
-    epanet      junctions, tanks, reservoirs -> nodes (tanks, reservoirs kind=source;
-                base demand -> demand in L/s); pipes, valves -> edges; pumps -> nodes
-                with a directed edge from and to their ends
-    pandapipes  junctions -> nodes (ext_grid kind=source, sinks -> demand in kg/s);
-                pipes, open valves, regulators, compressors, pumps -> edges
+    pandapower  rule dcflow, MW: buses -> nodes (loads, shunts -> demand; gen, sgen,
+                ext_grid -> supply and dispatch, the slack's from rundcpp); lines,
+                transformers (x*tap, phase shift, rating), closed bus-bus switches -> edges
+    epanet      rule flow, L/s: junctions, tanks, reservoirs -> nodes (tanks, reservoirs
+                kind=source with supply; base demand -> demand); pipes, valves -> edges
+                with capacity; pumps -> nodes with a directed edge from and to their ends
+    pandapipes  rule flow, kg/s: junctions -> nodes (ext_grid, sources -> supply, sinks ->
+                demand); pipes, open valves, regulators, compressors, pumps -> edges
     graphml     nodes and edges as they are (x, y, kind, demand attributes; graph crs)
     geojson     Points -> nodes, LineStrings -> edges
 
     A new system takes the source's CRS when it is projected in metres, else the UTM
     zone of the data (degrees, feet, local grids), so distances are metres.  Importing into an existing system adds the layer and leaves every other
-    row as it was; an existing layer name or an id clash is refused.
+    row as it was; an existing layer name or an id clash is refused.  Each assumption the
+    importer makes where the source leaves a field out is printed as a "note:" line.
     """
-    _, summary = import_network(fmt, src, layer, into, crs=crs, prefix=prefix)
+    _, summary = import_network(fmt, src, layer, into, crs=crs, prefix=prefix, rule=rule)
     click.echo(f"{into}: imported {summary}")

@@ -16,7 +16,7 @@ from ..errors import InputError, reading
 from ..system import EDGE_NUMBERS, NODE_NUMBERS, InfrastructureSystem
 
 SYSTEM_KEYS = {"name", "crs"}
-LAYER_KEYS = {"rule"}
+LAYER_KEYS = {"rule", "unit", "weight", "base"}
 
 
 def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
@@ -75,7 +75,8 @@ def _read_toml(path: Path) -> dict:
             raise InputError(f"[layers.{layer}] must be a table", str(path))
         unknown = set(table) - LAYER_KEYS
         if unknown:
-            raise InputError(f"unknown key '{sorted(unknown)[0]}' in [layers.{layer}] (expected rule)",
+            raise InputError(f"unknown key '{sorted(unknown)[0]}' in [layers.{layer}] "
+                             "(expected rule, unit, weight, base)",
                              str(path))
     return config
 
@@ -111,15 +112,35 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     for layer, rule in rules.items():
         if not isinstance(rule, str):
             raise InputError(f"layer '{layer}': rule must be a string", str(root / "system.toml"))
+    settings = {key: {layer: table[key] for layer, table in config.get("layers", {}).items() if key in table}
+                for key in ("unit", "weight", "base")}
+    for layer, unit in settings["unit"].items():
+        if not isinstance(unit, str):
+            raise InputError(f"layer '{layer}': unit must be a string", str(root / "system.toml"))
     return InfrastructureSystem.from_tables(
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
-        crs=system.get("crs"), rules=rules,
+        crs=system.get("crs"), rules=rules, units=settings["unit"], weights=settings["weight"],
+        bases=settings["base"],
         files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
                "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
 
 
 def _toml_string(value: str) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def layer_toml(layer: str, rule: str | None = None, unit: str | None = None,
+               weight: float | None = None, base: float | None = None) -> list[str]:
+    """The lines of one ``[layers.NAME]`` table of system.toml (settings that are None left out)."""
+    lines = [f"[layers.{_toml_string(layer)}]"]
+    if rule is not None:
+        lines.append(f"rule = {_toml_string(rule)}")
+    if unit is not None:
+        lines.append(f"unit = {_toml_string(unit)}")
+    for key, value in (("weight", weight), ("base", base)):
+        if value is not None:
+            lines.append(f"{key} = {float(value)!r}")
+    return lines
 
 
 def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
@@ -138,8 +159,9 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     lines = ["[system]", f"name = {_toml_string(system.name)}"]
     if system.crs:
         lines.append(f"crs = {_toml_string(system.crs)}")
-    for layer, rule in sorted(system.rules.items()):
-        lines += ["", f"[layers.{_toml_string(layer)}]", f"rule = {_toml_string(rule)}"]
+    for layer in sorted(set(system.rules) | set(system.units) | set(system.weights) | set(system.bases)):
+        lines += [""] + layer_toml(layer, system.rules.get(layer), system.units.get(layer),
+                                   system.weights.get(layer), system.bases.get(layer))
     texts = {
         "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
         "edges.csv": edges.to_csv(index=False, lineterminator="\n"),

@@ -16,6 +16,18 @@ systems to disasters with an example earthquake case study", Environmental Model
   ``cascade couple`` can make the pump depend on a power bus.
 
 EPANET files carry no CRS: give ``--crs`` (an EPSG code or a PROJ string) to place them.
+
+As a ``flow`` layer (the default; FORMAT v2, unit L/s), amounts come from the model where it has
+them and from stated assumptions where it does not:
+
+- ``capacity`` of a pipe or a valve: a velocity limit ``VELOCITY`` (2 m/s, a common design limit
+  of distribution mains) times its cross-section ``pi d^2 / 4`` (EPANET has no pipe rating); a
+  flow control valve (FCV): its setting (the flow it lets through); a pump's two edges: the
+  largest flow of its head curve ``h = A - B q^C``, ``(A / B)^(1/C)`` (WNTR's coefficients),
+  empty (unlimited) for a constant-power pump;
+- ``supply`` of a reservoir or a tank: the layer's whole base demand (EPANET gives sources a
+  head, not a flow limit: the pipes leaving them limit what they deliver);
+- closed pipes and valves are kept, with their capacity, as in the v1 layer (controls open them).
 """
 from __future__ import annotations
 
@@ -26,6 +38,8 @@ import pandas as pd
 
 from ..errors import InputError
 from .imports import ImportedLayer, require_file
+
+VELOCITY = 2.0   # m/s: the velocity limit that turns a pipe's diameter into its capacity
 
 
 def _load(src) -> "wntr.network.WaterNetworkModel":
@@ -54,7 +68,19 @@ def _load(src) -> "wntr.network.WaterNetworkModel":
         raise InputError(f"malformed EPANET INP file: {message}", str(path)) from None
 
 
-def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "epanet") -> ImportedLayer:
+def _pump_capacity(pump) -> float:
+    """The largest flow (m3/s) of a head pump's curve h = A - B q^C; NaN when it has none."""
+    try:
+        a, b, c = (float(v) for v in pump.get_head_curve_coefficients())
+    except Exception:  # a power pump, or a curve WNTR cannot fit
+        return np.nan
+    if not (a > 0 and b > 0 and c > 0):
+        return np.nan
+    return (a / b) ** (1.0 / c)
+
+
+def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "epanet",
+             rule: str = "flow", velocity: float = VELOCITY) -> ImportedLayer:
     """Turn a WNTR ``WaterNetworkModel`` into an :class:`ImportedLayer` (mapping in the module docstring).
 
     Parameters
@@ -68,7 +94,14 @@ def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "ep
         ``<prefix>pump-<name>:in`` and ``...:out``.
     source : str
         Name of the origin, for messages.
+    rule : {"flow", "source"}
+        ``flow`` (default): a FORMAT v2 layer in L/s with ``supply`` and ``capacity`` (module
+        docstring); ``source``: the v1 connectivity layer.
+    velocity : float
+        The velocity limit (m/s) that gives pipes and valves their capacity.
     """
+    if rule not in ("flow", "source"):
+        raise InputError(f"an EPANET model imports as rule flow or source, not '{rule}'", source)
     node_rows = []
     for name, node in wn.nodes():
         kind = node.node_type.lower()  # Junction, Tank, Reservoir
@@ -93,32 +126,49 @@ def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "ep
             node_rows.append({"id": pump, "layer": layer, "kind": "pump", "demand": 0.0,
                               "x": (xa + xb) / 2, "y": (ya + yb) / 2, "element": "pump", "name": name,
                               "elevation": np.nan})
+            q_max = _pump_capacity(link) * 1000.0
             edge_rows.append({"id": f"{pump}:in", "source": a, "target": pump, "directed": True,
-                              "kind": "pump", "length": np.nan, "name": name})
+                              "kind": "pump", "length": np.nan, "name": name, "capacity": q_max})
             edge_rows.append({"id": f"{pump}:out", "source": pump, "target": b, "directed": True,
-                              "kind": "pump", "length": np.nan, "name": name})
+                              "kind": "pump", "length": np.nan, "name": name, "capacity": q_max})
         elif ltype == "pipe":
             edge_rows.append({"id": f"{prefix}pipe-{name}", "source": a, "target": b,
                               "directed": bool(link.check_valve), "kind": "pipe",
                               "length": float(link.length), "name": name,
-                              "diameter": float(link.diameter)})
+                              "diameter": float(link.diameter),
+                              "capacity": velocity * np.pi * float(link.diameter) ** 2 / 4 * 1000.0})
         else:
+            kind = str(getattr(link, "valve_type", "valve")).lower() or "valve"
+            capacity = velocity * np.pi * float(link.diameter) ** 2 / 4 * 1000.0
+            if kind == "fcv" and np.isfinite(float(link.initial_setting or np.nan)):
+                capacity = max(float(link.initial_setting), 0.0) * 1000.0
             edge_rows.append({"id": f"{prefix}valve-{name}", "source": a, "target": b, "directed": False,
-                              "kind": str(getattr(link, "valve_type", "valve")).lower() or "valve",
-                              "length": np.nan, "name": name, "diameter": float(link.diameter)})
+                              "kind": kind, "length": np.nan, "name": name, "diameter": float(link.diameter),
+                              "capacity": capacity})
     nodes = pd.DataFrame(node_rows, columns=["id", "layer", "kind", "demand", "x", "y", "element",
                                               "name", "elevation"])
     edges = pd.DataFrame(edge_rows, columns=["id", "source", "target", "directed", "kind", "length",
-                                              "name", "diameter"])
-    return ImportedLayer(nodes, edges, None, source)
+                                              "name", "diameter", "capacity"])
+    if rule == "source":
+        return ImportedLayer(nodes, edges.drop(columns="capacity"), None, source)
+    total = float(nodes["demand"].sum())
+    nodes.insert(4, "supply", np.where(nodes["kind"] == "source", total, 0.0))
+    notes = [f"pipes and valves: capacity = {velocity:g} m/s x cross-section (from their diameter), in L/s",
+             f"{int((nodes['kind'] == 'source').sum())} reservoir(s) and tank(s): supply = the layer's "
+             f"whole base demand, {total:,.6g} L/s"]
+    unlimited = int(((edges["kind"] == "pump") & edges["capacity"].isna()).sum()) // 2
+    if unlimited:
+        notes.append(f"{unlimited} pump(s) without a head curve: capacity left empty (unlimited)")
+    return ImportedLayer(nodes, edges, None, source, rule="flow", unit="L/s", notes=notes)
 
 
-def read_epanet(src: str | os.PathLike, layer: str = "water", prefix: str = "water-") -> ImportedLayer:
-    """Read an EPANET INP file as one layer.
+def read_epanet(src: str | os.PathLike, layer: str = "water", prefix: str = "water-",
+                rule: str = "flow") -> ImportedLayer:
+    """Read an EPANET INP file as one layer (``rule`` as in :func:`to_layer`).
 
     Raises
     ------
     InputError
         When the file is missing, is not an INP file, or WNTR cannot read it.
     """
-    return to_layer(_load(src), layer, prefix, str(src))
+    return to_layer(_load(src), layer, prefix, str(src), rule)

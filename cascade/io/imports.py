@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,9 +22,12 @@ import pandas as pd
 
 from ..errors import InputError, reading
 from ..system import InfrastructureSystem
-from .csv_dir import _read_csv, read_system, write_atomic, write_system
+from .csv_dir import _read_csv, layer_toml, read_system, write_atomic, write_system
 
 FORMATS = ("pandapower", "epanet", "pandapipes", "graphml", "geojson")
+# The layer rules an import format can produce; the first is its default.
+RULE_CHOICES = {"pandapower": ("dcflow", "source"), "epanet": ("flow", "source"),
+                "pandapipes": ("flow", "source")}
 
 
 @dataclass
@@ -41,12 +45,28 @@ class ImportedLayer:
         CRS of ``x`` and ``y`` as the source states it (``None`` when it does not).
     source : str
         The file it came from, for messages.
+    rule, unit : str or None
+        The layer's rule and unit label for ``system.toml`` (``None``: not written, the
+        loader's default applies).
+    base : float or None
+        The per-unit base of a ``dcflow`` layer (``base`` in ``system.toml``).
+    notes : list of str
+        What the importer assumed where the source leaves a field out; ``cascade import``
+        prints each as a note.
     """
 
     nodes: pd.DataFrame
     edges: pd.DataFrame
     crs: str | None
     source: str
+    rule: str | None = None
+    unit: str | None = None
+    base: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def replace(self, **changes) -> "ImportedLayer":
+        """A copy with some fields changed (the tables are shared, not copied)."""
+        return dataclasses.replace(self, **changes)
 
 
 def crs_or_error(text: str | None, what: str) -> "pyproj.CRS | None":
@@ -162,7 +182,7 @@ def place(layer: ImportedLayer, source_crs: str | None, system_crs: str | None,
     nodes = nodes.copy()
     nodes.loc[has_xy, "x"] = np.round(x, 3)
     nodes.loc[has_xy, "y"] = np.round(y, 3)
-    return (ImportedLayer(nodes, layer.edges, target_name, layer.source), target_name,
+    return (layer.replace(nodes=nodes, crs=target_name), target_name,
             f"reprojected from {src.name} to {target.name}")
 
 
@@ -201,9 +221,13 @@ def _as_strings(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def append_rows(root: Path, nodes: pd.DataFrame | None = None, edges: pd.DataFrame | None = None,
-                dependencies: pd.DataFrame | None = None) -> InfrastructureSystem:
+                dependencies: pd.DataFrame | None = None,
+                settings: dict[str, dict] | None = None) -> InfrastructureSystem:
     """Append rows to the CSV files of an existing system directory, keeping every existing
     cell as it is written (new columns are added empty for the old rows).
+
+    ``settings`` (``{"rules": {layer: rule}, "units": ..., "bases": ...}``) are for layers that
+    system.toml does not mention yet: their ``[layers.NAME]`` tables are appended to it.
 
     The combined tables are validated as a whole (:meth:`InfrastructureSystem.from_tables`)
     before anything is written, so a bad import leaves the directory as it was.
@@ -228,13 +252,30 @@ def append_rows(root: Path, nodes: pd.DataFrame | None = None, edges: pd.DataFra
                                    new.reindex(columns=cols, fill_value="")], ignore_index=True)
         changed.append(key)
     current = read_system(root)  # the TOML and the existing rows are valid before we touch them
+    settings = {key: value for key, value in (settings or {}).items() if value}
     system = InfrastructureSystem.from_tables(
         combined["nodes"], combined["edges"], combined["dependencies"], name=current.name,
-        crs=current.crs, rules=current.rules,
+        crs=current.crs, rules=current.rules | settings.get("rules", {}),
+        units=current.units | settings.get("units", {}), weights=current.weights,
+        bases=current.bases | settings.get("bases", {}),
         files={k: str(v[0]) for k, v in files.items()} | {"system": str(root / "system.toml")})
+    toml = _toml_tables(root / "system.toml", settings) if settings else None
     for key in changed:
         write_atomic(files[key][0], combined[key].to_csv(index=False, lineterminator="\n"))
+    if toml is not None:
+        write_atomic(root / "system.toml", toml)
     return system
+
+
+def _toml_tables(path: Path, settings: dict[str, dict]) -> str:
+    """system.toml's text with ``[layers.NAME]`` tables added for new layers (old text kept)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    layers = sorted(set().union(*(set(v) for v in settings.values())))
+    for layer in layers:
+        table = layer_toml(layer, settings.get("rules", {}).get(layer), settings.get("units", {}).get(layer),
+                           None, settings.get("bases", {}).get(layer))
+        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + "\n".join(table) + "\n"
+    return text
 
 
 def is_system_dir(root: Path) -> bool:
@@ -290,18 +331,23 @@ def add_layer(layer: ImportedLayer, into: str | os.PathLike, name: str,
     if "length" in layer.edges.columns and layer.edges["length"].isna().any():
         edges = layer.edges.copy()
         fill_lengths(layer.nodes, edges)
-        layer = ImportedLayer(layer.nodes, edges, layer.crs, layer.source)
+        layer = layer.replace(edges=edges)
+    settings = {key: ({name: value} if value is not None else {})
+                for key, value in (("rules", layer.rule), ("units", layer.unit), ("bases", layer.base))}
     if new:
         system = InfrastructureSystem.from_tables(
             layer.nodes, layer.edges, None, name=root.resolve().name, crs=crs,
-            files={"nodes": f"{layer.source} (nodes)", "edges": f"{layer.source} (edges)"})
+            files={"nodes": f"{layer.source} (nodes)", "edges": f"{layer.source} (edges)"}, **settings)
         root.mkdir(parents=True, exist_ok=True)
         write_system(system, root)
     else:
-        system = append_rows(root, layer.nodes, layer.edges)
+        system = append_rows(root, layer.nodes, layer.edges, settings=settings)
     sources = int((layer.nodes["kind"] == "source").sum())
-    summary = (f"layer '{name}': {len(layer.nodes)} nodes ({sources} sources), {len(layer.edges)} edges, "
-               f"demand {layer.nodes['demand'].sum():,.6g}; {note}")
+    unit = f" {layer.unit}" if layer.unit else ""
+    rule = f", rule {layer.rule}" if layer.rule else ""
+    summary = (f"layer '{name}'{rule}: {len(layer.nodes)} nodes ({sources} sources), {len(layer.edges)} edges, "
+               f"demand {layer.nodes['demand'].sum():,.6g}{unit}; {note}")
+    summary += "".join(f"\nnote: {text}" for text in layer.notes)
     return system, summary
 
 
@@ -323,16 +369,27 @@ def reader(fmt: str) -> Callable[..., ImportedLayer]:
 
 
 def import_network(fmt: str, src: str | os.PathLike, layer: str, into: str | os.PathLike,
-                   crs: str | None = None, prefix: str | None = None) -> tuple[InfrastructureSystem, str]:
+                   crs: str | None = None, prefix: str | None = None,
+                   rule: str | None = None) -> tuple[InfrastructureSystem, str]:
     """Read ``src`` in format ``fmt`` and add it to the system ``into`` as layer ``layer``.
 
     ``prefix`` starts every node and edge id (default ``"<layer>-"``), so that two imports
-    never clash.  Returns the system after the import and a summary line.
+    never clash.  ``rule`` chooses the layer's model where a format has two: ``dcflow``
+    (pandapower's default) or ``flow`` (pandapipes' and EPANET's default) for a FORMAT v2 layer
+    with amounts, ``source`` for the v1 connectivity layer.  Returns the system after the import
+    and a summary line (followed by one ``note:`` line per assumption the importer made).
     """
     if not str(layer).strip():
         raise InputError("--layer must not be empty")
     read = reader(fmt)
-    imported = read(src, layer=layer, prefix=f"{layer}-" if prefix is None else prefix)
+    options = {}
+    if rule is not None:
+        allowed = RULE_CHOICES.get(fmt, ())
+        if rule not in allowed:
+            raise InputError(f"--rule {rule}: a {fmt} network imports as "
+                             + (" or ".join(allowed) if allowed else "its nodes and edges only (no --rule)"))
+        options["rule"] = rule
+    imported = read(src, layer=layer, prefix=f"{layer}-" if prefix is None else prefix, **options)
     return add_layer(imported, into, layer, crs)
 
 

@@ -11,6 +11,18 @@ Multi-Energy Grid Simulations", Sustainability 12(23)):
   to_junction, the way they push gas) become edges with that ``kind``;
 - coordinates: the ``junction_geodata`` table (its CRS is not stored: give --crs), or a GeoJSON
   ``geo`` column of the junction table (WGS 84 when the values are degrees).
+
+As a ``flow`` layer (the default; FORMAT v2, unit kg/s, pandapipes' own mass flows), amounts come
+from the model where it has them and from stated assumptions where it does not:
+
+- ``capacity`` of a pipe or a valve: a velocity limit (``GAS_VELOCITY`` 20 m/s for a gas,
+  ``LIQUID_VELOCITY`` 2 m/s for a liquid: common design limits) times its inner cross-section
+  times the fluid's density at the junctions' nominal pressure ``pn_bar`` and temperature
+  ``tfluid_k`` (a gas as an ideal gas: its density at normal pressure from the pandapipes fluid,
+  times ``(pn_bar + 1.01325) / 1.01325``); a flow controller: its ``controlled_mdot_kg_per_s``;
+  regulators, compressors and pumps: empty (unlimited);
+- ``supply``: a ``source`` element its ``mdot_kg_per_s * scaling``; an external grid (a pressure
+  boundary, no flow limit in the model) the layer's whole demand.
 """
 from __future__ import annotations
 
@@ -24,6 +36,9 @@ from .imports import ImportedLayer, edge_table, read_json, require_file
 from .pandapower import _in_service, _point, _table
 
 # component table -> (edge kind, directed)
+GAS_VELOCITY = 20.0      # m/s, the velocity limit of gas pipes
+LIQUID_VELOCITY = 2.0    # m/s, the velocity limit of water (district heating, water) pipes
+P_NORMAL = 1.01325       # bar, the normal pressure of the fluids' densities
 COMPONENTS = {"pipe": ("pipe", False), "press_control": ("regulator", True),
               "flow_control": ("flow_control", True), "compressor": ("compressor", True),
               "pump": ("pump", True)}
@@ -73,7 +88,43 @@ def _names(table: pd.DataFrame):
     return table["name"].astype(object).where(table["name"].notna(), "").to_numpy()
 
 
-def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "pandapipes") -> ImportedLayer:
+def _diameter(table: pd.DataFrame) -> np.ndarray:
+    """Inner diameters in metres (``inner_diameter_mm`` of pandapipes 0.9+, ``diameter_m`` before)."""
+    if "inner_diameter_mm" in table:
+        return table["inner_diameter_mm"].to_numpy(float) / 1000.0
+    if "diameter_m" in table:
+        return table["diameter_m"].to_numpy(float)
+    return np.full(len(table), np.nan)
+
+
+class _Capacity:
+    """Mass-flow capacity (kg/s) of pipes and valves from a velocity limit."""
+
+    def __init__(self, net):
+        self.fluid = net["fluid"] if "fluid" in net else None
+        self.gas = bool(getattr(self.fluid, "is_gas", True))
+        self.velocity = GAS_VELOCITY if self.gas else LIQUID_VELOCITY
+        junction = net.junction
+        self.pn = junction["pn_bar"].astype(float) if "pn_bar" in junction else pd.Series(0.0, junction.index)
+        self.t = junction["tfluid_k"].astype(float) if "tfluid_k" in junction else pd.Series(293.15, junction.index)
+
+    def density(self, a: pd.Series, b: pd.Series) -> np.ndarray:
+        pn = (self.pn.reindex(a.astype(int)).to_numpy() + self.pn.reindex(b.astype(int)).to_numpy()) / 2
+        t = (self.t.reindex(a.astype(int)).to_numpy() + self.t.reindex(b.astype(int)).to_numpy()) / 2
+        if self.fluid is None:
+            return np.full(len(a), np.nan)
+        try:
+            rho = np.asarray(self.fluid.get_density(t), float) * np.ones(len(a))
+        except Exception:  # a fluid without a density property
+            return np.full(len(a), np.nan)
+        return rho * (np.nan_to_num(pn) + P_NORMAL) / P_NORMAL if self.gas else rho
+
+    def __call__(self, table: pd.DataFrame, a: pd.Series, b: pd.Series) -> np.ndarray:
+        return self.velocity * np.pi * _diameter(table) ** 2 / 4 * self.density(a, b)
+
+
+def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "pandapipes",
+             rule: str = "flow") -> ImportedLayer:
     """Turn a pandapipes network into an :class:`ImportedLayer` (mapping in the module docstring).
 
     Parameters
@@ -85,7 +136,13 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
         ``<prefix><component>-<index>`` (``pipe``, ``valve``, ``press_control``, ...).
     source : str
         Name of the origin, for messages.
+    rule : {"flow", "source"}
+        ``flow`` (default): a FORMAT v2 layer in kg/s with ``supply`` and ``capacity`` (module
+        docstring); ``source``: the v1 connectivity layer.
     """
+    if rule not in ("flow", "source"):
+        raise InputError(f"a pandapipes network imports as rule flow or source, not '{rule}'", source)
+    capacity_of = _Capacity(net)
     junction = net.junction
     jid = pd.Series([f"{prefix}junction-{i}" for i in junction.index], index=junction.index)
     x, y, crs = junction_coordinates(net)
@@ -114,7 +171,10 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
             "target": jid.reindex(table["to_junction"].astype(int)).to_numpy(),
             "directed": directed, "kind": kind,
             "length": table["length_km"].to_numpy(float) * 1000.0 if "length_km" in table else np.nan,
-            "name": _names(table)}))
+            "name": _names(table),
+            "capacity": capacity_of(table, table["from_junction"], table["to_junction"]) if kind == "pipe"
+            else table["controlled_mdot_kg_per_s"].to_numpy(float) if kind == "flow_control"
+            and "controlled_mdot_kg_per_s" in table else np.nan}))
     valves = _in_service(_table(net, "valve"))
     if len(valves):
         if "opened" in valves:
@@ -129,16 +189,49 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
             "id": [f"{prefix}valve-{i}" for i in valves.index],
             "source": jid.reindex(a.astype(int)).to_numpy(),
             "target": jid.reindex(b.astype(int)).to_numpy(),
-            "directed": False, "kind": "valve", "length": 0.0, "name": _names(valves)}))
-    return ImportedLayer(nodes, edge_table(rows, "junction", source), crs, source)
+            "directed": False, "kind": "valve", "length": 0.0, "name": _names(valves),
+            "capacity": capacity_of(valves, a, b)}))
+    edges = edge_table(rows, "junction", source)
+    if rule == "source":
+        return ImportedLayer(nodes, edges.drop(columns="capacity", errors="ignore"), crs, source)
+    return _flow_layer(net, nodes, edges, jid, capacity_of, crs, source)
 
 
-def read_pandapipes(src: str | os.PathLike, layer: str = "gas", prefix: str = "gas-") -> ImportedLayer:
-    """Read a pandapipes JSON file (``pandapipes.to_json``) as one layer.
+def _flow_layer(net, nodes, edges, jid, capacity_of, crs, source) -> ImportedLayer:
+    """Add ``supply`` to the v1 tables and say what was assumed."""
+    total = float(nodes["demand"].sum())
+    supply = pd.Series(0.0, index=jid.index)
+    feeds = _in_service(_table(net, "source"))
+    if len(feeds):
+        m = feeds["mdot_kg_per_s"].astype(float) * (feeds["scaling"].astype(float) if "scaling" in feeds else 1.0)
+        supply = supply.add(m.clip(lower=0).groupby(feeds["junction"].astype(int)).sum(), fill_value=0.0)
+    grids = _in_service(_table(net, "ext_grid"))
+    if len(grids):
+        supply = supply.add(pd.Series(total, index=sorted(set(grids["junction"].astype(int)))), fill_value=0.0)
+    supply = supply.reindex(jid.index).to_numpy(float)
+    nodes = nodes.copy()
+    nodes.insert(4, "supply", supply)
+    nodes.loc[supply > 0, "kind"] = "source"
+    fluid = "gas" if capacity_of.gas else "liquid"
+    notes = [f"pipes and valves: capacity = {capacity_of.velocity:g} m/s ({fluid}) x inner cross-section x "
+             "density at the junctions' pn_bar and tfluid_k, in kg/s"]
+    if len(grids):
+        notes.append(f"{len(set(grids['junction']))} external grid junction(s): supply = the layer's whole "
+                     f"demand, {total:,.6g} kg/s")
+    unlimited = int(edges["capacity"].isna().sum()) if len(edges) else 0
+    if unlimited:
+        notes.append(f"{unlimited} edge(s) without a diameter or flow setting (regulators, compressors, "
+                     "pumps, ...): capacity left empty (unlimited)")
+    return ImportedLayer(nodes, edges, crs, source, rule="flow", unit="kg/s", notes=notes)
+
+
+def read_pandapipes(src: str | os.PathLike, layer: str = "gas", prefix: str = "gas-",
+                    rule: str = "flow") -> ImportedLayer:
+    """Read a pandapipes JSON file (``pandapipes.to_json``) as one layer (``rule`` as in :func:`to_layer`).
 
     Raises
     ------
     InputError
         When the file is missing, is not JSON, or is not a pandapipes network.
     """
-    return to_layer(_load(src), layer, prefix, str(src))
+    return to_layer(_load(src), layer, prefix, str(src), rule)

@@ -1,6 +1,10 @@
 """Import a pandapower grid (its ``to_json`` file) as one power layer.
 
-Mapping (pandapower 2.13+ and 3.x tables; Thurner et al. 2018, "pandapower — an open-source
+By default the layer is a ``dcflow`` layer (FORMAT v2) built by :mod:`cascade.io.pandapower_dc`:
+supplies, dispatch, reactances and ratings whose DC flows are pandapower's ``rundcpp`` flows.
+With ``rule="source"`` (``cascade import --rule source``) it is the v1 connectivity layer below.
+
+v1 mapping (pandapower 2.13+ and 3.x tables; Thurner et al. 2018, "pandapower — an open-source
 Python tool for convenient modeling, analysis, and optimization of electric power systems",
 IEEE Trans. Power Systems 33(6)):
 
@@ -89,8 +93,40 @@ def bus_coordinates(net) -> tuple[np.ndarray, np.ndarray, str | None]:
     return np.full(n, np.nan), np.full(n, np.nan), None
 
 
-def to_layer(net, layer: str = "power", prefix: str = "power-", source: str = "pandapower") -> ImportedLayer:
+def to_layer(net, layer: str = "power", prefix: str = "power-", source: str = "pandapower",
+             rule: str = "dcflow") -> ImportedLayer:
     """Turn a pandapower network into an :class:`ImportedLayer` (mapping in the module docstring).
+
+    Parameters
+    ----------
+    net : pandapower.pandapowerNet
+        Not changed (the DC power flow runs on a copy).
+    layer : str
+        The layer's name.
+    prefix : str
+        Starts every id: buses are ``<prefix>bus-<index>``, edges ``<prefix>line-<index>`` and so on.
+    source : str
+        Name of the origin, for messages.
+    rule : {"dcflow", "source"}
+        ``dcflow`` (default): a FORMAT v2 power layer with supply, dispatch, demand, reactance,
+        shift and capacity, whose intact DC flows are pandapower's ``rundcpp`` flows.
+        ``source``: the v1 connectivity layer of earlier versions (no flow columns).
+
+    Returns
+    -------
+    ImportedLayer
+    """
+    if rule == "source":
+        return _connectivity_layer(net, layer, prefix, source)
+    if rule != "dcflow":
+        raise InputError(f"a pandapower network imports as rule dcflow or source, not '{rule}'", source)
+    from .pandapower_dc import dcflow_layer
+
+    return dcflow_layer(net, layer, prefix, source)
+
+
+def _connectivity_layer(net, layer: str, prefix: str, source: str) -> ImportedLayer:
+    """The v1 layer (rule ``source``): buses, sources and edges without flow data.
 
     Parameters
     ----------
@@ -181,12 +217,13 @@ def to_layer(net, layer: str = "power", prefix: str = "power-", source: str = "p
     return ImportedLayer(nodes, edge_table(rows, "bus", source), crs, source)
 
 
-def read_pandapower(src: str | os.PathLike, layer: str = "power", prefix: str = "power-") -> ImportedLayer:
-    """Read a pandapower JSON file (``pandapower.to_json``) as one layer.
+def read_pandapower(src: str | os.PathLike, layer: str = "power", prefix: str = "power-",
+                    rule: str = "dcflow") -> ImportedLayer:
+    """Read a pandapower JSON file (``pandapower.to_json``) as one layer (``rule`` as in :func:`to_layer`).
 
     Raises
     ------
     InputError
         When the file is missing, is not JSON, or is not a pandapower network.
     """
-    return to_layer(_load(src), layer, prefix, str(src))
+    return to_layer(_load(src), layer, prefix, str(src), rule)
