@@ -86,7 +86,7 @@ def _totals(compiled: CompiledSystem):
 
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
               baseline: np.ndarray, baseline_service: np.ndarray, immune=(),
-              fragility_scale=None) -> tuple:
+              fragility_scale=None, attribute: bool = False) -> tuple:
     """Samples ``start .. stop-1``: the work unit of every executor.
 
     Returns
@@ -100,6 +100,12 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
         How many of them the hazard failed it directly.
     n_direct : ndarray of int32, shape (stop-start, 2)
         Direct node and edge failures per sample.
+    node_share, edge_share : ndarray of float64, shapes (n, L+1) and (m, L+1)
+        Only with ``attribute``: per element, the sum over these samples of the sample's
+        loss divided equally among the elements the hazard failed directly in it.
+
+    A hazard with ``feedback`` (rainfall) runs with the cascade to their fixpoint
+    (:meth:`Scenario.run`); its direct failures are what it failed in the end.
     """
     ws = _workspace(compiled)
     totals = _totals(compiled)
@@ -108,8 +114,24 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     failed = np.zeros(compiled.n_nodes, np.int32)
     direct = np.zeros(compiled.n_nodes, np.int32)
     n_direct = np.zeros((b, 2), np.int32)
-    plain = not immune and not fragility_scale
+    feedback = getattr(scenario.hazard, "feedback", False)
+    plain = not immune and not fragility_scale and not feedback
+    if attribute:
+        node_share = np.zeros((compiled.n_nodes, loss.shape[1]))
+        edge_share = np.zeros((compiled.n_edges, loss.shape[1]))
     for k, i in enumerate(range(start, stop)):
+        if feedback:
+            nodes, edges = scenario.run(compiled, ws, i, seed=seed, immune=immune,
+                                        fragility_scale=fragility_scale)
+            lost = np.flatnonzero(ws.working == 0)
+            loss[k] = baseline_service - _service_lost(compiled, lost, totals)
+            failed[lost] += baseline[lost]
+            direct[nodes] += baseline[nodes]
+            n_direct[k] = len(nodes), len(edges)
+            if attribute and len(nodes) + len(edges):
+                node_share[nodes] += loss[k] / (len(nodes) + len(edges))
+                edge_share[edges] += loss[k] / (len(nodes) + len(edges))
+            continue
         if plain and k % BLOCK == 0:
             # Draw BLOCK samples at once (vectorised, identical to one by one).
             block = scenario.sample_block(compiled, i, min(i + BLOCK, stop), seed=seed)
@@ -125,6 +147,11 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
         failed[lost] += baseline[lost]
         direct[nodes] += baseline[nodes]
         n_direct[k] = len(nodes), len(edges)
+        if attribute and len(nodes) + len(edges):
+            node_share[nodes] += loss[k] / (len(nodes) + len(edges))
+            edge_share[edges] += loss[k] / (len(nodes) + len(edges))
+    if attribute:
+        return start, loss, failed, direct, n_direct, node_share, edge_share
     return start, loss, failed, direct, n_direct
 
 
@@ -143,6 +170,10 @@ class EnsembleResult:
         (only nodes that work in the intact system are counted).
     n_direct : ndarray of int64, shape (samples, 2)
         Direct node and edge failures per sample.
+    node_share, edge_share : ndarray of float64, shapes (n, L+1) and (m, L+1), or None
+        With ``run_ensemble(..., attribute=True)``: per element, the sum over samples of
+        each sample's loss split equally among the elements the hazard failed directly in
+        it (``cascade risk`` attributes expected losses with it).
     """
 
     compiled: CompiledSystem
@@ -153,6 +184,8 @@ class EnsembleResult:
     seed: int
     scenario: dict = field(default_factory=dict)
     executor: str = "threads"
+    node_share: np.ndarray | None = None
+    edge_share: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
@@ -221,7 +254,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                  seed: int | None = None, threads: int | None = None, scheduler: str | None = None,
                  workers: int | None = None, compiled: CompiledSystem | None = None,
                  progress: bool = False, immune=(), fragility_scale=None,
-                 batch_size: int | None = None) -> EnsembleResult:
+                 batch_size: int | None = None, attribute: bool = False) -> EnsembleResult:
     """Run ``samples`` hazard samples, each followed by the cascade.
 
     Parameters
@@ -245,6 +278,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         Passed to :meth:`Scenario.sample` for every sample.
     batch_size : int, optional
         Samples per task (default: about 8 tasks per worker, at most 256).
+    attribute : bool
+        Also accumulate ``node_share`` / ``edge_share`` (see :class:`EnsembleResult`).
 
     Returns
     -------
@@ -275,13 +310,18 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     failed = np.zeros(n, np.int64)
     direct = np.zeros(n, np.int64)
     n_direct = np.zeros((samples, 2), np.int64)
+    node_share = np.zeros((n, L + 1)) if attribute else None
+    edge_share = np.zeros((compiled.n_edges, L + 1)) if attribute else None
 
     def collect(part):
-        start, lb, fb, db, nb = part
+        start, lb, fb, db, nb = part[:5]
         loss[start:start + len(lb)] = lb
         n_direct[start:start + len(lb)] = nb
         np.add(failed, fb, out=failed)
         np.add(direct, db, out=direct)
+        if attribute:
+            np.add(node_share, part[5], out=node_share)
+            np.add(edge_share, part[6], out=edge_share)
         return len(lb)
 
     bar = None
@@ -291,6 +331,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         bar = tqdm(total=samples, unit="sample", desc=scenario.name, leave=False)
     args = (scenario, seed)
     kw = dict(immune=tuple(immune), fragility_scale=dict(fragility_scale) if fragility_scale else None)
+    if attribute:
+        kw["attribute"] = True
     try:
         if scheduler is None and workers is None:
             threads = threads or _default_threads()
@@ -314,7 +356,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         if bar is not None:
             bar.close()
     return EnsembleResult(compiled, loss, failed, direct, n_direct, seed,
-                          scenario={**scenario.describe(), "seed": seed}, executor=executor)
+                          scenario={**scenario.describe(), "seed": seed}, executor=executor,
+                          node_share=node_share, edge_share=edge_share)
 
 
 def _default_threads() -> int:
