@@ -11,8 +11,10 @@ pumps away ponds::
     V_ponded  = max(0, V_rain − V_storage − V_pumped)         m³
     depth     = V_ponded / A_ponding                          m
 
-``A`` is the catchment's area (from the polygon, or its ``area_m2`` property) and
-``A_ponding`` the part of it where the water collects (``ponding_area_m2``, default ``A``).
+``A`` is the area that drains into the catchment (its ``area_m2`` property, default the
+polygon's area) and ``A_ponding`` where the water collects (``ponding_area_m2``, default the
+polygon's area, at most ``A``): draw the polygon around the low-lying district whose assets
+get wet and give the larger area that drains into it as ``area_m2``.
 Every node inside the catchment polygon (and every edge whose midpoint is inside) fails when
 ``depth`` exceeds its flood threshold: the node or edge column ``flood_threshold`` (m) when it
 is set, else ``[hazard.threshold]`` per kind / layer / ``layer:kind`` (as the flood hazard),
@@ -29,8 +31,8 @@ Model assumptions and limits (say them with every result):
 * one volume balance per catchment for the whole storm: no overland flow between catchments,
   no pipe or channel hydraulics, no timing inside the storm (a pump that fails at any point
   is taken as failed for the whole ``duration``: conservative), uniform rain;
-* the ponded depth is uniform over ``A_ponding``: no terrain inside a catchment (set
-  ``ponding_area_m2`` to the low-lying part where water collects);
+* the ponded depth is uniform over ``A_ponding`` and reaches every asset in the polygon:
+  no terrain inside a catchment (draw polygons around low-lying districts);
 * pumps deliver their rated capacity while they work (no head losses, no outfall limits);
 * storage (depression storage, infiltration, pipes, tanks) is a fixed volume.
 
@@ -161,7 +163,7 @@ def read_catchments(path: Path) -> list[Catchment]:
         if area <= 0:
             raise InputError(f"{where}: the polygon has no area", file)
         ponding = _number(props, "ponding_area_m2", file, where, low_open=True) \
-            if "ponding_area_m2" in props else area
+            if "ponding_area_m2" in props else min(area, computed)
         if ponding > area:
             raise InputError(f"{where}: ponding_area_m2 ({ponding:g}) exceeds the area ({area:g} m²)", file)
         if ("storage_mm" in props) == ("storage_m3" in props):
