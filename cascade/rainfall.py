@@ -266,19 +266,32 @@ class RainfallHazard(Hazard):
         mx, my = (el.x[src] + el.x[dst]) / 2, (el.y[src] + el.y[dst]) / 2
         edge_catch = np.full(m, -1, np.int64)
         for c, cat in enumerate(cats):
-            inside = points_in_polygons(el.x, el.y, cat.polygons) & (node_catch < 0)
-            node_catch[inside] = c
-            inside = points_in_polygons(mx, my, cat.polygons) & (edge_catch < 0)
-            edge_catch[inside] = c
+            for px, py, owner in ((el.x, el.y, node_catch), (mx, my, edge_catch)):
+                # Only points in the bounding box and not yet in a catchment are tested.
+                lo = np.min([r.min(axis=0) for p in cat.polygons for r in p], axis=0)
+                hi = np.max([r.max(axis=0) for p in cat.polygons for r in p], axis=0)
+                cand = np.flatnonzero((owner < 0) & (px >= lo[0]) & (px <= hi[0])
+                                      & (py >= lo[1]) & (py <= hi[1]))
+                owner[cand[points_in_polygons(px[cand], py[cand], cat.polygons)]] = c
         default = self.threshold.get("default", np.inf)
         thr_n = _lookup(self.threshold, el.node_layer, el.node_kind, default).astype(float)
         thr_e = _lookup(self.threshold, el.edge_layer, el.edge_kind, default).astype(float)
-        if "flood_threshold" in el.nodes.columns:
-            own = np.asarray(el.nodes["flood_threshold"], float)
-            thr_n = np.where(np.isnan(own), thr_n, own)
-        if "flood_threshold" in system.edges.columns:
-            own = np.asarray(system.edges["flood_threshold"], float)
-            thr_e = np.where(np.isnan(own), thr_e, own)
+        for table, ids, file in ((el.nodes, compiled.node_ids, "nodes.csv"),
+                                 (system.edges, compiled.edge_ids, "edges.csv")):
+            if "flood_threshold" not in table.columns:
+                continue
+            try:
+                own = np.asarray(table["flood_threshold"], float)
+            except (TypeError, ValueError):
+                raise InputError("column 'flood_threshold' must hold numbers (m)", file) from None
+            bad = np.flatnonzero(own < 0)
+            if len(bad):
+                raise InputError(f"'{ids[bad[0]]}': flood_threshold must be >= 0 m, not {own[bad[0]]:g}",
+                                 file)
+            if file == "nodes.csv":
+                thr_n = np.where(np.isnan(own), thr_n, own)
+            else:
+                thr_e = np.where(np.isnan(own), thr_e, own)
         capacity_col = np.asarray(el.nodes["pump_capacity"], float) if "pump_capacity" in el.nodes.columns \
             else np.full(n, np.nan)
         pump_idx, pump_catch, pump_cap = [], [], []
@@ -324,9 +337,14 @@ class RainfallHazard(Hazard):
         return np.maximum(ponded, 0.0) / prep["ponding_area"]
 
     def _flooded(self, prep, depth, thr_n, thr_e):
-        dn = depth[prep["fn_catch"]]
-        de = depth[prep["fe_catch"]]
-        return (prep["fn"][(dn > 0) & (dn > thr_n)], prep["fe"][(de > 0) & (de > thr_e)])
+        """Indices of the floodable nodes and edges under ``depth`` (per catchment, m)."""
+        mn, me = self._wet(prep, depth, thr_n, thr_e)
+        return prep["fn"][mn], prep["fe"][me]
+
+    @staticmethod
+    def _wet(prep, depth, thr_n, thr_e):
+        """Masks over the floodable nodes ``fn`` and edges ``fe``: depth > max(0, threshold)."""
+        return depth[prep["fn_catch"]] > thr_n, depth[prep["fe_catch"]] > thr_e
 
     def _thresholds(self, prep, compiled, immune, fragility_scale):
         thr_n, thr_e = prep["fn_thr"], prep["fe_thr"]
@@ -367,22 +385,23 @@ class RainfallHazard(Hazard):
         """
         rain = self.rain(draws)
         thr_n, thr_e = self._thresholds(prep, compiled, immune, fragility_scale)
-        pumps = np.ones(len(prep["pump_idx"]), bool)
+        fn, fe, pump_idx = prep["fn"], prep["fe"], prep["pump_idx"]
+        pumps = np.ones(len(pump_idx), bool)
         depth = self.ponding(prep, rain, pumps)
-        nodes, edges = self._flooded(prep, depth, thr_n, thr_e)
+        wet_n, wet_e = self._wet(prep, depth, thr_n, thr_e)
         idx = ws.compiled.index_dtype
-        ws.run(nodes.astype(idx), edges.astype(idx))
+        ws.run(fn[wet_n].astype(idx), fe[wet_e].astype(idx))
         while True:
             if trace is not None:
-                trace.append({"depth": depth, "pumps": pumps.copy(), "nodes": nodes, "edges": edges})
-            now = ws.working[prep["pump_idx"]].astype(bool)
-            if np.array_equal(now, pumps):
-                return nodes, edges
+                trace.append({"depth": depth, "pumps": pumps.copy(), "nodes": fn[wet_n], "edges": fe[wet_e]})
+            now = ws.working[pump_idx] != 0
+            if not (now ^ pumps).any():
+                return fn[wet_n], fe[wet_e]
+            # Pumps only stop, so the water only rises and the wet sets only grow.
             pumps = now
             depth = self.ponding(prep, rain, pumps)
-            more_n, more_e = self._flooded(prep, depth, thr_n, thr_e)
-            new_n = np.setdiff1d(more_n, nodes, assume_unique=True)
-            new_e = np.setdiff1d(more_e, edges, assume_unique=True)
-            nodes, edges = more_n, more_e
+            more_n, more_e = self._wet(prep, depth, thr_n, thr_e)
+            new_n, new_e = fn[more_n & ~wet_n], fe[more_e & ~wet_e]
+            wet_n, wet_e = more_n, more_e
             if len(new_n) or len(new_e):
                 ws.run(new_n.astype(idx), new_e.astype(idx), incremental=True)
