@@ -84,9 +84,42 @@ def _totals(compiled: CompiledSystem):
             float(compiled.demand.sum()), layer_demand)
 
 
+def _shares(compiled, scenario, ws, i, seed, nodes, edges, loss_k, baseline_service, totals,
+            how, immune, fragility_scale, cache) -> np.ndarray:
+    """Sample ``i``'s loss (L+1,) split among its direct failures, shape (k, L+1): equally,
+    or (``marginal``) in proportion, per layer, to the loss each one alone avoids when it
+    is spared (the hazard and cascade rerun without it; equal shares where none does)."""
+    k = len(nodes) + len(edges)
+    equal = np.broadcast_to(loss_k / k, (k, len(loss_k)))
+    if how != "marginal" or k == 1 or not (loss_k > 0).any():
+        return equal
+    feedback = getattr(scenario.hazard, "feedback", False)
+    key = None if feedback else (nodes.tobytes(), edges.tobytes())
+    avoided = cache.get(key) if key is not None else None
+    if avoided is None:
+        avoided = np.zeros((k, len(loss_k)))
+        for j in range(k):
+            if feedback:
+                name = compiled.node_ids[nodes[j]] if j < len(nodes) else compiled.edge_ids[edges[j - len(nodes)]]
+                scenario.run(compiled, ws, i, seed=seed, immune=tuple(immune) + (str(name),),
+                             fragility_scale=fragility_scale)
+            elif j < len(nodes):
+                ws.run(np.delete(nodes, j), edges)
+            else:
+                ws.run(nodes, np.delete(edges, j - len(nodes)))
+            after = baseline_service - _service_lost(compiled, np.flatnonzero(ws.working == 0), totals)
+            avoided[j] = np.maximum(loss_k - after, 0.0)
+        if key is not None:
+            cache[key] = avoided
+    total = avoided.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, loss_k * avoided / np.where(total > 0, total, 1.0), equal)
+    return out
+
+
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
               baseline: np.ndarray, baseline_service: np.ndarray, immune=(),
-              fragility_scale=None, attribute: bool = False) -> tuple:
+              fragility_scale=None, attribute: bool | str = False) -> tuple:
     """Samples ``start .. stop-1``: the work unit of every executor.
 
     Returns
@@ -101,8 +134,9 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     n_direct : ndarray of int32, shape (stop-start, 2)
         Direct node and edge failures per sample.
     node_share, edge_share : ndarray of float64, shapes (n, L+1) and (m, L+1)
-        Only with ``attribute``: per element, the sum over these samples of the sample's
-        loss divided equally among the elements the hazard failed directly in it.
+        Only with ``attribute`` (``True`` or ``"equal"``, or ``"marginal"``): per element,
+        the sum over these samples of its share of the sample's loss among the elements the
+        hazard failed directly in it (see :func:`_shares`).
 
     A hazard with ``feedback`` (rainfall) runs with the cascade to their fixpoint
     (:meth:`Scenario.run`); its direct failures are what it failed in the end.
@@ -119,6 +153,14 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     if attribute:
         node_share = np.zeros((compiled.n_nodes, loss.shape[1]))
         edge_share = np.zeros((compiled.n_edges, loss.shape[1]))
+        how, cache = ("marginal" if attribute == "marginal" else "equal"), {}
+
+    def share(k, i, nodes, edges):
+        if len(nodes) + len(edges):
+            part = _shares(compiled, scenario, ws, i, seed, nodes, edges, loss[k], baseline_service,
+                           totals, how, immune, fragility_scale, cache)
+            node_share[nodes] += part[:len(nodes)]
+            edge_share[edges] += part[len(nodes):]
     for k, i in enumerate(range(start, stop)):
         if feedback:
             nodes, edges = scenario.run(compiled, ws, i, seed=seed, immune=immune,
@@ -128,9 +170,8 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
             failed[lost] += baseline[lost]
             direct[nodes] += baseline[nodes]
             n_direct[k] = len(nodes), len(edges)
-            if attribute and len(nodes) + len(edges):
-                node_share[nodes] += loss[k] / (len(nodes) + len(edges))
-                edge_share[edges] += loss[k] / (len(nodes) + len(edges))
+            if attribute:
+                share(k, i, nodes, edges)
             continue
         if plain and k % BLOCK == 0:
             # Draw BLOCK samples at once (vectorised, identical to one by one).
@@ -147,9 +188,8 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
         failed[lost] += baseline[lost]
         direct[nodes] += baseline[nodes]
         n_direct[k] = len(nodes), len(edges)
-        if attribute and len(nodes) + len(edges):
-            node_share[nodes] += loss[k] / (len(nodes) + len(edges))
-            edge_share[edges] += loss[k] / (len(nodes) + len(edges))
+        if attribute:
+            share(k, i, nodes, edges)
     if attribute:
         return start, loss, failed, direct, n_direct, node_share, edge_share
     return start, loss, failed, direct, n_direct
@@ -173,7 +213,8 @@ class EnsembleResult:
     node_share, edge_share : ndarray of float64, shapes (n, L+1) and (m, L+1), or None
         With ``run_ensemble(..., attribute=True)``: per element, the sum over samples of
         each sample's loss split equally among the elements the hazard failed directly in
-        it (``cascade risk`` attributes expected losses with it).
+        it, or in proportion to the loss each avoids when spared (``attribute="marginal"``);
+        ``cascade risk`` attributes expected losses with it.
     """
 
     compiled: CompiledSystem
@@ -278,8 +319,11 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         Passed to :meth:`Scenario.sample` for every sample.
     batch_size : int, optional
         Samples per task (default: about 8 tasks per worker, at most 256).
-    attribute : bool
-        Also accumulate ``node_share`` / ``edge_share`` (see :class:`EnsembleResult`).
+    attribute : bool or {"equal", "marginal"}
+        Also accumulate ``node_share`` / ``edge_share`` (see :class:`EnsembleResult`):
+        ``True``/``"equal"`` splits each sample's loss equally among its direct failures,
+        ``"marginal"`` in proportion to what sparing each one alone avoids (one more hazard
+        sample and cascade per direct failure of every sample with a loss).
 
     Returns
     -------
@@ -332,7 +376,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     args = (scenario, seed)
     kw = dict(immune=tuple(immune), fragility_scale=dict(fragility_scale) if fragility_scale else None)
     if attribute:
-        kw["attribute"] = True
+        kw["attribute"] = attribute
     try:
         if scheduler is None and workers is None:
             threads = threads or _default_threads()

@@ -17,12 +17,18 @@ score below) of sample k:
 * **loss exceedance**: ν(x) = Σ_s λ_s · #{k : score_{s,k} ≥ x} / K_s events per year with a
   score of at least x; the return period is 1/ν and the chance of at least one such event
   in a year 1 − exp(−ν);
-* **contribution of an asset**: each sample's loss is split in equal shares among the
-  elements the hazard failed directly in it (for rainfall: at the flood-cascade fixpoint),
-  and c_e = Σ_s λ_s · (1/K_s) Σ_k share_{e,s,k}.  The contributions add up to the EAL
-  exactly.  The split credits cascade losses to the direct failures that started them and
-  does not tell which of several assets that failed together did the most harm (a Shapley
-  split would, at many more cascades per sample).
+* **contribution of an asset**: each sample's loss is split among the elements the hazard
+  failed directly in it (for rainfall: at the flood-cascade fixpoint), and
+  c_e = Σ_s λ_s · (1/K_s) Σ_k share_{e,s,k}; the contributions add up to the EAL exactly.
+  ``attribution="equal"`` (default) gives every direct failure of a sample the same share:
+  cheap, but blind to which of the assets that failed together did the harm.
+  ``"marginal"`` splits each layer's loss in proportion to what sparing each asset alone
+  avoids in that sample (the hazard and cascade rerun without it: for rainfall the
+  fixpoint, so a flooded substation whose pumps would have kept the water down gets the
+  water's damage), equal shares where sparing none helps on its own; it costs one more
+  sample and cascade per direct failure of every sample with a loss (cached by failed set
+  for hazards without feedback).  Neither is a Shapley value; marginal shares over-weight
+  assets whose loss others would also cause only if they are the sole cause.
 
 The scenarios are the user's discretisation of the hazard: for events of increasing return
 periods T_1 < T_2 < ... the rate of event i should be that of its bin (for example
@@ -89,6 +95,7 @@ class RiskResult:
     assets: pd.DataFrame
     total_rate: float = 0.0
     executor: str = ""
+    attribution: str = "equal"
     extra: dict = field(default_factory=dict)
 
     def curve_rows(self, rows: int = CURVE_ROWS) -> pd.DataFrame:
@@ -103,7 +110,8 @@ class RiskResult:
         return {
             "system": self.system,
             "model": "EAL = sum of annual_rate x mean loss; score = weighted mean of layers' lost "
-                     "fractions; contribution = equal share of each sample's loss among its direct failures",
+                     "fractions; contribution = share of each sample's loss among its direct failures",
+            "attribution": self.attribution,
             "total_annual_rate": self.total_rate,
             "layers": {name: {"unit": unit, "intact": float(total), "weight": float(w),
                               "eal_fraction": float(f), "eal_amount": float(f * total)}
@@ -136,7 +144,7 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
                 samples: int | None = None, seed: int | None = None,
                 weights: Mapping[str, float] | None = None, units: Mapping[str, str] | None = None,
                 threads: int | None = None, scheduler: str | None = None, workers: int | None = None,
-                progress: bool = False) -> RiskResult:
+                progress: bool = False, attribution: str = "equal") -> RiskResult:
     """Expected annual loss, loss exceedance and asset contributions of ``scenarios``.
 
     Parameters
@@ -156,6 +164,8 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
     threads, scheduler, workers
         The executor, as for :func:`cascade.ensemble.run_ensemble`; ``workers`` starts one
         local Dask cluster for all scenarios.
+    attribution : {"equal", "marginal"}
+        How a sample's loss is split among its direct failures (module docstring).
 
     Returns
     -------
@@ -163,6 +173,8 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
     """
     if not scenarios:
         raise InputError("give at least one scenario file")
+    if attribution not in ("equal", "marginal"):
+        raise InputError(f"attribution must be equal or marginal, not {attribution!r}")
     for s in scenarios:
         if s.annual_rate is None:
             raise InputError("cascade risk needs the scenario's annual rate: [scenario] annual_rate "
@@ -199,7 +211,7 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
         for s in scenarios:
             n = samples or s.samples or 1000
             res = run_ensemble(system, s, n, seed=seed, threads=threads, scheduler=scheduler,
-                               compiled=compiled, progress=progress, attribute=True)
+                               compiled=compiled, progress=progress, attribute=attribution)
             executor = res.executor if cluster is None else f"dask (local cluster, {workers} workers)"
             loss = res.loss[:, :L]
             rate = float(s.annual_rate)
@@ -252,7 +264,7 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
                   + [f"contribution_{name}" for name in layers]]
     return RiskResult(compiled.name, layers, unit_names, totals, w, eal, eal_score, described,
                       curve, frame, total_rate=float(sum(s.annual_rate for s in scenarios)),
-                      executor=executor)
+                      executor=executor, attribution=attribution)
 
 
 def plot_curve(result: RiskResult, path) -> None:

@@ -158,7 +158,7 @@ def test_subprocess_missing_rate_and_a_file_given_twice(hamlet, tmp_path):
 def test_subprocess_rainfall_on_the_demo_town_locally_and_on_dask():
     """The demo's rain scenarios through `risk`: threads and a Dask scheduler agree."""
     demo = ROOT / "networks" / "demo_town"
-    files = [ROOT / "scenarios" / f"rainfall_{t}yr.toml" for t in (10, 100)]
+    files = [ROOT / "scenarios" / f"rainfall_{t}yr.toml" for t in (100, 500)]
     args = [CASCADE, "risk", str(demo), *map(str, files), "-n", "24", "--format", "json"]
     local = subprocess.run(args + ["--threads", "2"], capture_output=True, text=True, timeout=300)
     assert local.returncode == 0, local.stderr
@@ -168,5 +168,45 @@ def test_subprocess_rainfall_on_the_demo_town_locally_and_on_dask():
     a, b = json.loads(local.stdout), json.loads(remote.stdout)
     assert a["layers"] == b["layers"] and a["exceedance"] == b["exceedance"] and a["assets"] == b["assets"]
     assert a["eal_score"] > 0
-    assert a["scenarios"][0]["mean_score"] == 0.0          # the 10-year storm stays in the pumps' reach
-    assert a["total_annual_rate"] == pytest.approx(0.098)
+    assert 0 < a["scenarios"][0]["mean_score"] < a["scenarios"][1]["mean_score"]
+    assert a["total_annual_rate"] == pytest.approx(0.01)          # 0.008 + 0.002: the bins
+
+
+def test_marginal_attribution_by_hand(hamlet, tmp_path):
+    """One event fails sub1 and sub2 together (power loss 1, water loss 1).  Sparing sub1
+    leaves power 1/3, water 0: it avoids (2/3, 1); sparing sub2 leaves (2/3, 1): it avoids
+    (1/3, 0).  Marginal shares: power 2/3 : 1/3, water all to sub1; with equal weights the
+    scores are sub1 (2/3 + 1)/2 = 5/6 and sub2 (1/3)/2 = 1/6, times the rate 0.1 (equal
+    attribution would give 1/2 each)."""
+    system_dir, _ = hamlet
+    both = tmp_path / "both.toml"
+    both.write_text('[scenario]\nseed = 1\nannual_rate = 0.1\n'
+                    '[hazard]\ntype = "region"\ncenter = [150, 0]\nradius = 60\n')
+    system = read_system(system_dir)
+    marginal = annual_risk(system, [load_scenario(both)], samples=3, threads=1, attribution="marginal")
+    a = marginal.assets.set_index("id")
+    assert a.loc["sub1", "contribution"] == pytest.approx(0.1 * 5 / 6)
+    assert a.loc["sub2", "contribution"] == pytest.approx(0.1 * 1 / 6)
+    assert a.loc["sub1", "contribution_water"] == pytest.approx(0.1)
+    assert marginal.assets["contribution"].sum() == pytest.approx(marginal.eal_score)
+    equal = annual_risk(system, [load_scenario(both)], samples=3, threads=1).assets.set_index("id")
+    assert equal.loc["sub1", "contribution"] == pytest.approx(equal.loc["sub2", "contribution"])
+
+
+def test_marginal_attribution_reruns_the_rainfall_fixpoint(tmp_path):
+    """The two-catchment case of test_rainfall (S2 floods, PB stops, S1 floods, PA stops, X and
+    the cable X-T flood; power loses T = 10 of 15, drainage 2 of 2).  Sparing S2: nothing
+    floods, it avoids (2/3, 1).  Sparing S1: PA keeps A at 0.20 m, X stays dry, only PB is
+    down: it avoids (2/3, 1/2).  Sparing X or the cable avoids nothing (the other still cuts
+    T).  Shares: power 1/3 each to S1 and S2; drainage S2 2/3, S1 1/3."""
+    from test_rainfall import basin as basin_fixture
+
+    system_dir, scen = basin_fixture.__wrapped__(tmp_path)
+    r = annual_risk(read_system(system_dir), [load_scenario(scen)], samples=2, threads=1,
+                    attribution="marginal")
+    a = r.assets.set_index("id")
+    assert a.loc["S1", "contribution_power"] == pytest.approx(0.05 / 3)
+    assert a.loc["S2", "contribution_power"] == pytest.approx(0.05 / 3)
+    assert a.loc["S2", "contribution_drainage"] == pytest.approx(0.05 * 2 / 3)
+    assert a.loc["S1", "contribution_drainage"] == pytest.approx(0.05 / 3)
+    assert set(r.assets["id"]) == {"S1", "S2"}

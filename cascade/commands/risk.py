@@ -41,7 +41,7 @@ def render_table(result, top: int) -> str:
            f"{_rate(result.total_rate)} in all, {result.executor}.", ""]
     rows = [[s["name"], s["hazard"], _rate(s["annual_rate"]), _years(s["return_period"]),
              s["samples"], f"{100 * s['mean_score']:.3f}%"] for s in result.scenarios]
-    out.append(table(rows, ["scenario", "hazard", "rate", "return period", "samples", "mean score"],
+    out.append(table(rows, ["scenario", "hazard", "rate", "1 / rate", "samples", "mean score"],
                      "llrrrr"))
     out.append("Expected annual service loss (EAL) per layer: lost fraction of the layer's intact "
                "service per year, and in the layer's unit per year:")
@@ -60,8 +60,10 @@ def render_table(result, top: int) -> str:
         out.append("No sample lost any service: the loss exceedance curve is empty.\n")
     assets = result.assets.head(top)
     if len(assets):
+        how = ("split equally among" if result.attribution == "equal" else
+               "split by the loss each avoids when spared, among")
         out.append(f"Contributions to the expected annual score (top {len(assets)}; each sample's loss "
-                   "split equally among the assets the hazard failed directly):")
+                   f"{how} the assets the hazard failed directly):")
         rows = [[r.id, r.element, r.layer, f"{100 * r.contribution:.5f}%/yr", f"{100 * r.share:.1f}%",
                  "" if r.element == "edge" else _rate(r.outage_rate)]
                 for r in assets.itertuples(index=False)]
@@ -91,10 +93,14 @@ def render_table(result, top: int) -> str:
               help="Start a local Dask cluster of N worker processes (needs the 'dask' extra).")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Send the samples to a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--attribution", type=click.Choice(["equal", "marginal"]), default="equal",
+              show_default=True,
+              help="Split each sample's loss among its direct failures equally, or by what "
+                   "sparing each one alone avoids (one more sample per direct failure).")
 @click.option("--top", type=click.IntRange(min=0), default=15, show_default=True,
               help="Assets listed by contribution (table and JSON; 0 = all in JSON).")
 def command(system_dir, scenario_files, samples, seed, weights, units, fmt, output, plot, threads,
-            workers, scheduler, top):
+            workers, scheduler, attribution, top):
     """Annual risk of SYSTEM from SCENARIO files that each carry their annual rate
     ([scenario] annual_rate = events per year, or return_period = years): the expected
     annual service loss per layer, the loss-exceedance curve, and each asset's contribution
@@ -125,7 +131,8 @@ def command(system_dir, scenario_files, samples, seed, weights, units, fmt, outp
     scenarios = [load_scenario(f) for f in scenario_files]
     system, _ = load(system_dir)
     result = annual_risk(system, scenarios, samples=samples, seed=seed, weights=weights, units=units,
-                         threads=threads, scheduler=scheduler, workers=workers, progress=is_terminal())
+                         threads=threads, scheduler=scheduler, workers=workers, progress=is_terminal(),
+                         attribution=attribution)
     if fmt == "json":
         text = to_json(result.to_dict(top=None if top == 0 else top))
     elif fmt == "csv":
