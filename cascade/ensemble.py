@@ -84,39 +84,6 @@ def _totals(compiled: CompiledSystem):
             float(compiled.demand.sum()), layer_demand)
 
 
-def _shares(compiled, scenario, ws, i, seed, nodes, edges, loss_k, baseline_service, totals,
-            how, immune, fragility_scale, cache) -> np.ndarray:
-    """Sample ``i``'s loss (L+1,) split among its direct failures, shape (k, L+1): equally,
-    or (``marginal``) in proportion, per layer, to the loss each one alone avoids when it
-    is spared (the hazard and cascade rerun without it; equal shares where none does)."""
-    k = len(nodes) + len(edges)
-    equal = np.broadcast_to(loss_k / k, (k, len(loss_k)))
-    if how != "marginal" or k == 1 or not (loss_k > 0).any():
-        return equal
-    feedback = getattr(scenario.hazard, "feedback", False)
-    key = None if feedback else (nodes.tobytes(), edges.tobytes())
-    avoided = cache.get(key) if key is not None else None
-    if avoided is None:
-        avoided = np.zeros((k, len(loss_k)))
-        for j in range(k):
-            if feedback:
-                name = compiled.node_ids[nodes[j]] if j < len(nodes) else compiled.edge_ids[edges[j - len(nodes)]]
-                scenario.run(compiled, ws, i, seed=seed, immune=tuple(immune) + (str(name),),
-                             fragility_scale=fragility_scale)
-            elif j < len(nodes):
-                ws.run(np.delete(nodes, j), edges)
-            else:
-                ws.run(nodes, np.delete(edges, j - len(nodes)))
-            after = baseline_service - _service_lost(compiled, np.flatnonzero(ws.working == 0), totals)
-            avoided[j] = np.maximum(loss_k - after, 0.0)
-        if key is not None:
-            cache[key] = avoided
-    total = avoided.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(total > 0, loss_k * avoided / np.where(total > 0, total, 1.0), equal)
-    return out
-
-
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
               baseline: np.ndarray, baseline_service: np.ndarray, immune=(),
               fragility_scale=None, attribute: bool | str = False) -> tuple:
@@ -136,7 +103,7 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     node_share, edge_share : ndarray of float64, shapes (n, L+1) and (m, L+1)
         Only with ``attribute`` (``True`` or ``"equal"``, or ``"marginal"``): per element,
         the sum over these samples of its share of the sample's loss among the elements the
-        hazard failed directly in it (see :func:`_shares`).
+        hazard failed directly in it (see :func:`cascade.risk.sample_shares`).
 
     A hazard with ``feedback`` (rainfall) runs with the cascade to their fixpoint
     (:meth:`Scenario.run`); its direct failures are what it failed in the end.
@@ -154,11 +121,12 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
         node_share = np.zeros((compiled.n_nodes, loss.shape[1]))
         edge_share = np.zeros((compiled.n_edges, loss.shape[1]))
         how, cache = ("marginal" if attribute == "marginal" else "equal"), {}
+        from .risk import sample_shares
 
     def share(k, i, nodes, edges):
         if len(nodes) + len(edges):
-            part = _shares(compiled, scenario, ws, i, seed, nodes, edges, loss[k], baseline_service,
-                           totals, how, immune, fragility_scale, cache)
+            part = sample_shares(compiled, scenario, ws, i, seed, nodes, edges, loss[k], baseline_service,
+                                 totals, how, immune, fragility_scale, cache)
             node_share[nodes] += part[:len(nodes)]
             edge_share[edges] += part[len(nodes):]
     for k, i in enumerate(range(start, stop)):

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .compiled import compile_system
-from .ensemble import run_ensemble
+from .ensemble import _service_lost, run_ensemble
 from .errors import InputError
 from .hazards import Scenario
 from .system import InfrastructureSystem
@@ -124,6 +124,43 @@ class RiskResult:
             "assets": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
                        for row in assets.to_dict(orient="records")],
         }
+
+
+def sample_shares(compiled, scenario, ws, i, seed, nodes, edges, loss_k, baseline_service, totals,
+                  how, immune, fragility_scale, cache) -> np.ndarray:
+    """Sample ``i``'s loss (L+1,) split among its direct failures, shape (k, L+1): equally,
+    or (``marginal``) in proportion, per layer, to the loss each one alone avoids when it
+    is spared (the hazard and cascade rerun without it; equal shares where none does).
+
+    Called by :func:`cascade.ensemble.run_batch` with ``attribute``; ``ws`` is the batch's
+    workspace (free once the sample's loss is counted), ``cache`` a dict kept per batch.
+    """
+    k = len(nodes) + len(edges)
+    equal = np.broadcast_to(loss_k / k, (k, len(loss_k)))
+    if how != "marginal" or k == 1 or not (loss_k > 0).any():
+        return equal
+    feedback = getattr(scenario.hazard, "feedback", False)
+    key = None if feedback else (nodes.tobytes(), edges.tobytes())
+    avoided = cache.get(key) if key is not None else None
+    if avoided is None:
+        avoided = np.zeros((k, len(loss_k)))
+        for j in range(k):
+            if feedback:
+                name = compiled.node_ids[nodes[j]] if j < len(nodes) else compiled.edge_ids[edges[j - len(nodes)]]
+                scenario.run(compiled, ws, i, seed=seed, immune=tuple(immune) + (str(name),),
+                             fragility_scale=fragility_scale)
+            elif j < len(nodes):
+                ws.run(np.delete(nodes, j), edges)
+            else:
+                ws.run(nodes, np.delete(edges, j - len(nodes)))
+            after = baseline_service - _service_lost(compiled, np.flatnonzero(ws.working == 0), totals)
+            avoided[j] = np.maximum(loss_k - after, 0.0)
+        if key is not None:
+            cache[key] = avoided
+    total = avoided.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, loss_k * avoided / np.where(total > 0, total, 1.0), equal)
+    return out
 
 
 def layer_weights(layers: Sequence[str], weights: Mapping[str, float] | None) -> np.ndarray:
