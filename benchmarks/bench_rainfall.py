@@ -3,7 +3,7 @@
 Kernel ``rainfall``: :func:`cascade.ensemble.run_batch` (the work unit of every executor of
 ``run_ensemble``; the scenario is prepared once, outside the timing) on one thread of
 ``scenarios/rainfall_100yr.toml`` (each sample: the storm, ponding per drainage district with
-every pump running, the cascade, then again with the pumps that still work, incrementally,
+every pump running, the cascade, then again with the pumps that still run, incrementally,
 until the working pumps stop changing) on ``networks/demo_town``, for ``N`` samples:
 ``demo100`` and ``demo1000`` (only ``demo100`` under ``CASCADE_BENCH_QUICK=1``).
 
@@ -18,7 +18,7 @@ Implementations (``extra_info["impl"]``):
     (``benchmarks/check.py``) at least 1/3.
 
 Before timing, the first samples' results are checked to be fixpoints: the workspace equals
-a fresh cascade of the final flooded set, and the depths with the pumps that work at the end
+a fresh cascade of the final flooded set, and the depths with the pumps that run at the end
 flood nothing more.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def rain(demo_system):
         nodes, edges = hazard.settle(prep, Draws.of(scenario.seed, i), compiled, ws, trace=trace)
         fresh.run(nodes, edges)
         assert np.array_equal(ws.working, fresh.working)
-        pumps = ws.working[prep["pump_idx"]].astype(bool)
+        pumps = hazard._pumping(prep, ws, np.isin(prep["fn"], nodes))
         depth = hazard.ponding(prep, hazard.rain(Draws.of(scenario.seed, i)), pumps)
         more_n, more_e = hazard._flooded(prep, depth, prep["fn_thr"], prep["fe_thr"])
         assert np.array_equal(more_n, nodes) and np.array_equal(more_e, edges)

@@ -21,9 +21,13 @@ is set, else ``[hazard.threshold]`` per kind / layer / ``layer:kind`` (as the fl
 else it does not flood.
 
 **Fixpoint.**  The flood and the cascade run together: depths with every pump running, the
-cascade of what floods, then depths again with only the pumps that still work, the cascade of
-what floods in addition (incrementally), and so on until the set of working pumps stops
-changing.  Failures only add up, so this ends after at most (number of pumps + 1) cascades:
+cascade of what floods, then depths again with only the pumps that still run, the cascade of
+what floods in addition (incrementally), and so on until the set of running pumps stops
+changing.  A pump runs while it works, and also while it is down only because a dependency
+group lost its suppliers, if each such group has a backup (``delay``, hours) of at least the
+storm's ``duration`` and the pump itself is dry: a diesel set that outlasts the storm keeps
+the station pumping (the static cascade still counts the station as lost afterwards, when the
+backup is taken as exhausted).  Failures only add up, so this ends after at most (number of pumps + 1) cascades:
 a substation that floods stops the pumps it feeds, the water rises, more assets flood.
 
 Model assumptions and limits (say them with every result):
@@ -63,8 +67,12 @@ from typing import Any
 
 import numpy as np
 
+from .compiled import CAUSES
 from .errors import InputError, reading
 from .hazards import Hazard, _check_names, _lookup, _Table, points_in_polygons
+
+
+CAUSE_DEPENDENCY = CAUSES.index("dependency")
 
 
 # --------------------------------------------------------------------------- design storms
@@ -313,11 +321,14 @@ class RainfallHazard(Hazard):
                 pump_cap.append(float(cap))
         fn = np.flatnonzero((node_catch >= 0) & np.isfinite(thr_n))
         fe = np.flatnonzero((edge_catch >= 0) & np.isfinite(thr_e))
+        fpos = np.full(n, -1, np.int64)
+        fpos[fn] = np.arange(len(fn))
         return {"area": np.array([c.area for c in cats]),
                 "ponding_area": np.array([c.ponding_area for c in cats]),
                 "storage": np.array([c.storage_m3 for c in cats]),
                 "pump_idx": np.asarray(pump_idx, np.int64), "pump_catch": np.asarray(pump_catch, np.int64),
-                "pump_cap": np.asarray(pump_cap, float), "node_catch": node_catch, "edge_catch": edge_catch,
+                "pump_cap": np.asarray(pump_cap, float), "pump_fpos": fpos[np.asarray(pump_idx, np.int64)],
+                "node_catch": node_catch, "edge_catch": edge_catch,
                 "thr_n": thr_n, "thr_e": thr_e, "fn": fn, "fe": fe,
                 "fn_catch": node_catch[fn], "fe_catch": edge_catch[fe],
                 "fn_thr": thr_n[fn], "fe_thr": thr_e[fe]}
@@ -374,6 +385,25 @@ class RainfallHazard(Hazard):
         e_mask[edges] = True
         return n_mask, e_mask
 
+    def _pumping(self, prep, ws, wet_n) -> np.ndarray:
+        """Which pumps run through the storm: those that work, and those down only because a
+        dependency group lost its suppliers when every such group has a backup (``delay``)
+        of at least the storm's ``duration`` and the pump itself stays dry."""
+        pump_idx = prep["pump_idx"]
+        now = ws.working[pump_idx] != 0
+        if now.all():
+            return now
+        c = ws.compiled
+        for j in np.flatnonzero(~now):
+            v = pump_idx[j]
+            if ws.cause[v] != CAUSE_DEPENDENCY:
+                continue
+            if prep["pump_fpos"][j] >= 0 and wet_n[prep["pump_fpos"][j]]:
+                continue
+            groups = range(c.grp_ptr[v], c.grp_ptr[v + 1])
+            now[j] = all(ws.alive[g] > 0 or c.group_delay[g] >= self.duration for g in groups)
+        return now
+
     def settle(self, prep, draws, compiled, ws, *, immune=(), fragility_scale=None, trace=None):
         """Run the flood and the cascade to their common fixpoint in ``ws``.
 
@@ -394,7 +424,7 @@ class RainfallHazard(Hazard):
         while True:
             if trace is not None:
                 trace.append({"depth": depth, "pumps": pumps.copy(), "nodes": fn[wet_n], "edges": fe[wet_e]})
-            now = ws.working[pump_idx] != 0
+            now = self._pumping(prep, ws, wet_n)
             if not (now ^ pumps).any():
                 return fn[wet_n], fe[wet_e]
             # Pumps only stop, so the water only rises and the wet sets only grow.
