@@ -22,6 +22,9 @@ Hazards
     curves P(fail | PGA) = Φ(ln(PGA / median) / β) per kind (FEMA Hazus); buried pipes and
     lines break with a repair rate per km from peak ground velocity (Hazus, after
     O'Rourke & Ayala 1993).
+``rainfall``
+    Ponding per drainage catchment from a storm, storage and the pumps that still run, run
+    together with the cascade to a fixpoint (:mod:`cascade.rainfall`, :meth:`Scenario.run`).
 
 Common random numbers
 ---------------------
@@ -1057,8 +1060,8 @@ def load_scenario(path: "str | Path") -> Scenario:
 
     The file has a ``[scenario]`` table (``name``, ``system`` relative to the file,
     ``seed``, optional ``samples`` and ``description``) and a ``[hazard]`` table whose
-    ``type`` is one of ``random``, ``targeted``, ``region``, ``flood``, ``earthquake``
-    with that hazard's keys (see the hazard classes and the README's scenario section).
+    ``type`` is one of ``random``, ``targeted``, ``region``, ``flood``, ``earthquake``,
+    ``rainfall`` with that hazard's keys (see the hazard classes and the README's scenario section).
 
     Raises
     ------
