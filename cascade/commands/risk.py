@@ -118,6 +118,11 @@ def command(system_dir, scenario_files, samples, seed, weights, units, fmt, outp
             raise InputError("the plot is written as .png, .svg or .pdf", str(plot))
         if not plot.parent.exists():
             raise InputError("directory does not exist", str(plot.parent))
+        try:
+            import matplotlib  # noqa: F401  (checked before the ensembles run)
+        except ImportError:
+            raise InputError("--plot needs the optional extra 'plot': "
+                             "pip install 'cascade-lifelines[plot]'") from None
     if output is not None and not output.parent.exists():
         raise InputError("directory does not exist", str(output.parent))
     seen = set()
