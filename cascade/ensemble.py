@@ -263,7 +263,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                  seed: int | None = None, threads: int | None = None, scheduler: str | None = None,
                  workers: int | None = None, compiled: CompiledSystem | None = None,
                  progress: bool = False, immune=(), fragility_scale=None,
-                 batch_size: int | None = None, attribute: bool = False) -> EnsembleResult:
+                 batch_size: int | None = None, attribute: bool | str = False) -> EnsembleResult:
     """Run ``samples`` hazard samples, each followed by the cascade.
 
     Parameters
