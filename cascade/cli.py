@@ -27,6 +27,7 @@ COMMANDS = {
     "export": "export",
     "map": "map",
     "report": "report",
+    "risk": "risk",
 }
 
 

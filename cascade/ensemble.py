@@ -87,7 +87,7 @@ def _totals(compiled: CompiledSystem):
 
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
               baseline: np.ndarray, baseline_service: np.ndarray, immune=(),
-              fragility_scale=None) -> tuple:
+              fragility_scale=None, attribute: bool | str = False) -> tuple:
     """Samples ``start .. stop-1``: the work unit of every executor.
 
     Returns
@@ -101,6 +101,13 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
         How many of them the hazard failed it directly.
     n_direct : ndarray of int32, shape (stop-start, 2)
         Direct node and edge failures per sample.
+    node_share, edge_share : ndarray of float64, shapes (n, L+1) and (m, L+1)
+        Only with ``attribute`` (``True`` or ``"equal"``, or ``"marginal"``): per element,
+        the sum over these samples of its share of the sample's loss among the elements the
+        hazard failed directly in it (see :func:`cascade.risk.sample_shares`).
+
+    A hazard with ``feedback`` (rainfall) runs with the cascade to their fixpoint
+    (:meth:`Scenario.run`); its direct failures are what it failed in the end.
     """
     ws = _workspace(compiled)
     totals = _totals(compiled)
@@ -109,8 +116,32 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     failed = np.zeros(compiled.n_nodes, np.int32)
     direct = np.zeros(compiled.n_nodes, np.int32)
     n_direct = np.zeros((b, 2), np.int32)
-    plain = not immune and not fragility_scale
+    feedback = getattr(scenario.hazard, "feedback", False)
+    plain = not immune and not fragility_scale and not feedback
+    if attribute:
+        node_share = np.zeros((compiled.n_nodes, loss.shape[1]))
+        edge_share = np.zeros((compiled.n_edges, loss.shape[1]))
+        how, cache = ("marginal" if attribute == "marginal" else "equal"), {}
+        from .risk import sample_shares
+
+    def share(k, i, nodes, edges):
+        if len(nodes) + len(edges):
+            part = sample_shares(compiled, scenario, ws, i, seed, nodes, edges, loss[k], baseline_service,
+                                 totals, how, immune, fragility_scale, cache)
+            node_share[nodes] += part[:len(nodes)]
+            edge_share[edges] += part[len(nodes):]
     for k, i in enumerate(range(start, stop)):
+        if feedback:
+            nodes, edges = scenario.run(compiled, ws, i, seed=seed, immune=immune,
+                                        fragility_scale=fragility_scale)
+            lost = np.flatnonzero(ws.working == 0)
+            loss[k] = baseline_service - _service_lost(compiled, lost, totals)
+            failed[lost] += baseline[lost]
+            direct[nodes] += baseline[nodes]
+            n_direct[k] = len(nodes), len(edges)
+            if attribute:
+                share(k, i, nodes, edges)
+            continue
         if plain and k % BLOCK == 0:
             # Draw BLOCK samples at once (vectorised, identical to one by one).
             block = scenario.sample_block(compiled, i, min(i + BLOCK, stop), seed=seed)
@@ -126,6 +157,10 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
         failed[lost] += baseline[lost]
         direct[nodes] += baseline[nodes]
         n_direct[k] = len(nodes), len(edges)
+        if attribute:
+            share(k, i, nodes, edges)
+    if attribute:
+        return start, loss, failed, direct, n_direct, node_share, edge_share
     return start, loss, failed, direct, n_direct
 
 
@@ -144,6 +179,11 @@ class EnsembleResult:
         (only nodes that work in the intact system are counted).
     n_direct : ndarray of int64, shape (samples, 2)
         Direct node and edge failures per sample.
+    node_share, edge_share : ndarray of float64, shapes (n, L+1) and (m, L+1), or None
+        With ``run_ensemble(..., attribute=True)``: per element, the sum over samples of
+        each sample's loss split equally among the elements the hazard failed directly in
+        it, or in proportion to the loss each avoids when spared (``attribute="marginal"``);
+        ``cascade risk`` attributes expected losses with it.
     """
 
     compiled: CompiledSystem
@@ -154,6 +194,8 @@ class EnsembleResult:
     seed: int
     scenario: dict = field(default_factory=dict)
     executor: str = "threads"
+    node_share: np.ndarray | None = None
+    edge_share: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
@@ -222,7 +264,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                  seed: int | None = None, threads: int | None = None, scheduler: str | None = None,
                  workers: int | None = None, compiled: CompiledSystem | None = None,
                  progress: ProgressArg = False, immune=(), fragility_scale=None,
-                 batch_size: int | None = None) -> EnsembleResult:
+                 batch_size: int | None = None, attribute: bool | str = False) -> EnsembleResult:
     """Run ``samples`` hazard samples, each followed by the cascade.
 
     Parameters
@@ -247,6 +289,11 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         Passed to :meth:`Scenario.sample` for every sample.
     batch_size : int, optional
         Samples per task (default: about 8 tasks per worker, at most 256).
+    attribute : bool or {"equal", "marginal"}
+        Also accumulate ``node_share`` / ``edge_share`` (see :class:`EnsembleResult`):
+        ``True``/``"equal"`` splits each sample's loss equally among its direct failures,
+        ``"marginal"`` in proportion to what sparing each one alone avoids (one more hazard
+        sample and cascade per direct failure of every sample with a loss).
 
     Returns
     -------
@@ -277,18 +324,25 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     failed = np.zeros(n, np.int64)
     direct = np.zeros(n, np.int64)
     n_direct = np.zeros((samples, 2), np.int64)
+    node_share = np.zeros((n, L + 1)) if attribute else None
+    edge_share = np.zeros((compiled.n_edges, L + 1)) if attribute else None
 
     def collect(part):
-        start, lb, fb, db, nb = part
+        start, lb, fb, db, nb = part[:5]
         loss[start:start + len(lb)] = lb
         n_direct[start:start + len(lb)] = nb
         np.add(failed, fb, out=failed)
         np.add(direct, db, out=direct)
+        if attribute:
+            np.add(node_share, part[5], out=node_share)
+            np.add(edge_share, part[6], out=edge_share)
         return len(lb)
 
     bar = tracker(progress, samples, str(scenario.name), "sample")
     args = (scenario, seed)
     kw = dict(immune=tuple(immune), fragility_scale=dict(fragility_scale) if fragility_scale else None)
+    if attribute:
+        kw["attribute"] = attribute
     try:
         if scheduler is None and workers is None:
             threads = threads or _default_threads()
@@ -311,7 +365,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     finally:
         bar.close()
     return EnsembleResult(compiled, loss, failed, direct, n_direct, seed,
-                          scenario={**scenario.describe(), "seed": seed}, executor=executor)
+                          scenario={**scenario.describe(), "seed": seed}, executor=executor,
+                          node_share=node_share, edge_share=edge_share)
 
 
 def _default_threads() -> int:

@@ -22,6 +22,9 @@ Hazards
     curves P(fail | PGA) = Φ(ln(PGA / median) / β) per kind (FEMA Hazus); buried pipes and
     lines break with a repair rate per km from peak ground velocity (Hazus, after
     O'Rourke & Ayala 1993).
+``rainfall``
+    Ponding per drainage catchment from a storm, storage and the pumps that still run, run
+    together with the cascade to a fixpoint (:mod:`cascade.rainfall`, :meth:`Scenario.run`).
 
 Common random numbers
 ---------------------
@@ -70,8 +73,8 @@ from .compiled import CompiledSystem, compile_system
 from .errors import InputError, reading
 from .system import InfrastructureSystem
 
-HAZARDS = ("random", "targeted", "region", "flood", "earthquake")
-SCENARIO_KEYS = {"name", "system", "seed", "samples", "description"}
+HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "rainfall")
+SCENARIO_KEYS = {"name", "system", "seed", "samples", "description", "annual_rate", "return_period"}
 
 # --------------------------------------------------------------------------- Hazus tables
 #: Hazus 5.1 electric power damage functions: class -> (median PGA in g, β) for the damage
@@ -881,6 +884,16 @@ PARSERS = {"random": RandomHazard, "targeted": TargetedHazard, "region": RegionH
            "flood": FloodHazard, "earthquake": EarthquakeHazard}
 
 
+def _parser(kind: str):
+    """The hazard class of a type; ``rainfall`` lives in :mod:`cascade.rainfall` (it imports
+    this module's helpers, so it is imported on first use)."""
+    if kind == "rainfall":
+        from .rainfall import RainfallHazard
+
+        return RainfallHazard
+    return PARSERS[kind]
+
+
 # --------------------------------------------------------------------------- scenario
 def _fingerprint(compiled: CompiledSystem) -> str:
     h = hashlib.blake2b(digest_size=16)
@@ -904,13 +917,17 @@ class Scenario:
     seed : int
     samples : int or None
         The number of samples the file suggests.
+    annual_rate : float or None
+        Occurrences per year (``[scenario] annual_rate``, or 1 / ``return_period``), for
+        ``cascade risk``.
     """
 
     def __init__(self, hazard: Hazard, seed: int = 0, name: str = "scenario",
                  system: Path | None = None, samples: int | None = None, path: Path | None = None,
-                 description: str = ""):
+                 description: str = "", annual_rate: float | None = None):
         self.hazard, self.seed, self.name = hazard, int(seed), name
         self.system, self.samples, self.path, self.description = system, samples, path, description
+        self.annual_rate = annual_rate
         self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._last: tuple[str, dict] | None = None
 
@@ -1001,6 +1018,27 @@ class Scenario:
         return (np.flatnonzero(node_mask).astype(compiled.index_dtype),
                 np.flatnonzero(edge_mask).astype(compiled.index_dtype))
 
+    def run(self, compiled: CompiledSystem, ws, sample_index: int, *, immune=(),
+            fragility_scale: Mapping[str, float] | None = None,
+            seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``sample_index`` and run its cascade in ``ws`` (a :class:`Workspace` of
+        ``compiled``, or of a system that extends it by appended edges and dependency rows).
+
+        A hazard with ``feedback`` (rainfall: flooded substations stop drainage pumps, the
+        water rises) runs together with the cascade to their common fixpoint; any other
+        hazard is :meth:`sample` then ``ws.run``.  Returns the direct failures (sorted node
+        and edge indices); ``ws`` holds the final state.
+        """
+        if getattr(self.hazard, "feedback", False):
+            prep = self._prepared(compiled)
+            draws = Draws.of(self.seed if seed is None else seed, sample_index)
+            return self.hazard.settle(prep, draws, compiled, ws, immune=tuple(immune),
+                                      fragility_scale=fragility_scale)
+        nodes, edges = self.sample(compiled, sample_index, immune=immune,
+                                   fragility_scale=fragility_scale, seed=seed)
+        ws.run(nodes, edges)
+        return nodes, edges
+
     def sample_block(self, compiled: CompiledSystem, start: int, stop: int, *,
                      seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """``[sample(compiled, i, seed=seed) for i in range(start, stop)]``, vectorised
@@ -1022,8 +1060,8 @@ def load_scenario(path: "str | Path") -> Scenario:
 
     The file has a ``[scenario]`` table (``name``, ``system`` relative to the file,
     ``seed``, optional ``samples`` and ``description``) and a ``[hazard]`` table whose
-    ``type`` is one of ``random``, ``targeted``, ``region``, ``flood``, ``earthquake``
-    with that hazard's keys (see the hazard classes and the README's scenario section).
+    ``type`` is one of ``random``, ``targeted``, ``region``, ``flood``, ``earthquake``,
+    ``rainfall`` with that hazard's keys (see the hazard classes and the README's scenario section).
 
     Raises
     ------
@@ -1047,10 +1085,15 @@ def load_scenario(path: "str | Path") -> Scenario:
     seed = scen.number("seed", required=True, low=0, integer=True)
     samples = scen.number("samples", low=1, integer=True)
     description = scen.string("description", "")
+    rate = scen.number("annual_rate", low=0.0, low_open=True)
+    period = scen.number("return_period", low=0.0, low_open=True)
+    if rate is not None and period is not None:
+        raise InputError("give one of 'scenario.annual_rate' and 'scenario.return_period', not both", file)
     scen.finish()
     kind = haz.string("type", required=True, choices=HAZARDS)
-    hazard = PARSERS[kind].parse(haz, path.parent)
+    hazard = _parser(kind).parse(haz, path.parent)
     haz.finish()
     return Scenario(hazard, seed=seed, name=name,
                     system=(path.parent / system).resolve() if system else None,
-                    samples=samples, path=path, description=description)
+                    samples=samples, path=path, description=description,
+                    annual_rate=float(rate) if rate is not None else (1.0 / period if period else None))

@@ -527,6 +527,18 @@ class ScenarioSampler:
         return self.scenario.sample(self.compiled, sample_index, immune=immune,
                                     fragility_scale=fragility_scale, seed=self.seed)
 
+    @property
+    def feedback(self) -> bool:
+        """True when the hazard's direct failures depend on the cascade (rainfall)."""
+        return bool(getattr(self.scenario.hazard, "feedback", False))
+
+    def settle(self, ws: Workspace, sample_index: int, *, immune=(),
+               fragility_scale=None) -> tuple[np.ndarray, np.ndarray]:
+        """Direct failures of sample ``i`` at the hazard-cascade fixpoint on ``ws``'s system
+        (:meth:`cascade.hazards.Scenario.run`)."""
+        return self.scenario.run(self.compiled, ws, sample_index, immune=immune,
+                                 fragility_scale=fragility_scale, seed=self.seed)
+
 
 # ---------------------------------------------------------------------------------- evaluation
 @dataclass
@@ -628,6 +640,17 @@ class Evaluator:
                 self._failures[key] = out
         return self._failures[key]
 
+    def _settled(self, structure, compiled, immune=(), scale=None):
+        key = ("settled", structure, tuple(immune), tuple(sorted((scale or {}).items())))
+        if key not in self._failures:
+            ws = Workspace(compiled)
+            out = []
+            for i in range(self.samples):
+                nodes, edges = self.sampler.settle(ws, i, immune=immune, fragility_scale=scale or None)
+                out.append((np.unique(np.asarray(nodes, np.int64)), np.unique(np.asarray(edges, np.int64))))
+            self._failures[key] = out
+        return self._failures[key]
+
     def losses(self, measures: Iterable[Measure] = ()) -> tuple[np.ndarray, np.ndarray | None]:
         """Loss per sample with ``measures`` applied.
 
@@ -653,7 +676,12 @@ class Evaluator:
             if len(self._systems) > SYSTEM_CACHE:
                 self._systems.pop(next(iter(self._systems)))   # oldest first
         system, compiled = self._systems[structure]
-        failures = self.failures(*hazard_options(measures))
+        if getattr(self.sampler, "feedback", False):
+            # The hazard depends on the cascade (rainfall: pumps that lose power stop
+            # draining): its direct failures are settled on this structure.
+            failures = self._settled(structure, compiled, *hazard_options(measures))
+        else:
+            failures = self.failures(*hazard_options(measures))
         if self.metric == "served":
             result = self._served(compiled, failures)
         else:

@@ -36,9 +36,20 @@ REPAIR = {
     "source": (168, 5000), "substation": (48, 800), "distribution": (24, 200), "feeder": (8, 20),
     "consumer": (4, 5), "pump": (24, 300), "tank": (48, 400), "main": (12, 30), "regulator": (12, 60),
     "intersection": (24, 50), "bridge": (336, 4000), "aggregation": (12, 80), "cell": (8, 40),
-    "scada": (8, 30),
+    "scada": (8, 30), "drainage_pump": (24, 300),
 }
 EDGE_REPAIR = {"line": (2, 0.5, 10), "pipe": (4, 1.0, 15), "road": (12, 1.0, 40), "fibre": (2, 0.2, 5)}
+
+
+# Drainage districts: (bank -1 west / +1 east, y from, y to, pump capacity m3/h, feeding
+# substation or None for the nearest).  Each district's polygon runs from the river's edge to
+# DISTRICT_WIDTH m inland (the low ground where rain ponds); the area draining into it is
+# CONTRIBUTING times larger.
+# The north-west district's station is older and smaller (the weak spot of the demo).
+DRAINAGE = [(-1, 0, 2700, 250_000, None), (-1, 2700, 5400, 250_000, None), (-1, 5400, 8000, 120_000, None),
+            (+1, 0, 2700, 250_000, None), (+1, 2700, 5400, 250_000, None), (+1, 5400, 8000, 250_000, None)]
+DISTRICT_WIDTH, RIVER_EDGE, CONTRIBUTING = 1000.0, 60.0, 5.0
+STORAGE_MM = 50.0
 
 
 def river_x(y):
@@ -284,6 +295,18 @@ def build(seed: int = 2026) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
                 b.edge(u, br, "road")
                 b.edge(br, v, "road")
 
+    # ---------------------------------------------------------------- drainage
+    # Rain pump stations of the low-lying districts along the river (a layer of their own,
+    # rule "none": a station works unless it fails or loses power; no demand, so the layer's
+    # service is the share of stations working).  DRAINAGE lists each district: its bank,
+    # its band of y, and the station's capacity in m3/h.
+    drains = []
+    for k, (side, y0, y1, capacity, _) in enumerate(DRAINAGE):
+        yc = (y0 + y1) / 2
+        d = b.node(f"D-PS-{k + 1:02d}", "drainage", "drainage_pump", river_x(yc) + side * 260, yc,
+                   asset="rain pump station", pump_capacity=float(capacity))
+        drains.append(d)
+
     # ---------------------------------------------------------------- dependencies
     for k, p in enumerate(pumps):
         feeds = b.nearest(dsubs, *b.pos[p], k=2)
@@ -306,6 +329,8 @@ def build(seed: int = 2026) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         b.depend(s, b.nearest(dsubs, *b.pos[s], k=2), group="power", delay=8)
     for t, s in zip(tsubs, scadas):
         b.depend(t, [s], delay=2)
+    for d, (*_, feed) in zip(drains, DRAINAGE):
+        b.depend(d, [feed] if feed else b.nearest(dsubs, *b.pos[d], k=1), group="power")
     b.depend("P-PLANT-2", ["G-REG-PLANT"])
     b.depend("G-GATE-1", b.nearest(dsubs, 9700, 4200, k=1), delay=24)
 
@@ -315,10 +340,31 @@ def build(seed: int = 2026) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return nodes, pd.DataFrame(b.edges), pd.DataFrame(b.deps)
 
 
+def catchments() -> dict:
+    """The drainage districts as a GeoJSON FeatureCollection (cascade.rainfall's format)."""
+    features = []
+    for k, (side, y0, y1, _, _) in enumerate(DRAINAGE):
+        ys = np.linspace(y0, y1, int((y1 - y0) // 100) + 1)
+        edge = [(float(river_x(y) + side * RIVER_EDGE), float(y)) for y in ys]
+        inland = [(float(river_x(y) + side * DISTRICT_WIDTH), float(y)) for y in ys[::-1]]
+        ring = [[round(x, 1), round(y, 1)] for x, y in edge + inland + edge[:1]]
+        polygon_area = (DISTRICT_WIDTH - RIVER_EDGE) * (y1 - y0)      # a sheared strip
+        features.append({"type": "Feature",
+                         "geometry": {"type": "Polygon", "coordinates": [ring]},
+                         "properties": {"id": f"{'WE'[side > 0]}{k % 3 + 1}",
+                                        "area_m2": round(CONTRIBUTING * polygon_area),
+                                        "storage_mm": STORAGE_MM, "pumps": [f"D-PS-{k + 1:02d}"]}})
+    return {"type": "FeatureCollection", "name": "demo_town drainage districts",
+            "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32650"}},
+            "features": features}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "demo_town")
+    parser.add_argument("--catchments", type=Path,
+                        default=Path(__file__).parent.parent / "scenarios" / "demo_town_catchments.geojson")
     args = parser.parse_args()
     from cascade import InfrastructureSystem, write_system
 
@@ -326,9 +372,13 @@ def main():
     system = InfrastructureSystem.from_tables(
         nodes, edges, deps, name="demo_town", crs="EPSG:32650",
         rules={"power": "source", "water": "source", "gas": "source", "communication": "source",
-               "transport": "giant"})
+               "transport": "giant", "drainage": "none"})
     write_system(system, args.out)
     print(f"wrote {args.out}: {len(nodes)} nodes, {len(edges)} edges, {len(deps)} dependency rows")
+    import json
+
+    args.catchments.write_text(json.dumps(catchments(), indent=1) + "\n")
+    print(f"wrote {args.catchments}: {len(DRAINAGE)} drainage districts")
 
 
 if __name__ == "__main__":

@@ -521,5 +521,6 @@ def test_shipped_scenarios_load_and_prepare_on_the_demo():
         sc = load_scenario(f)
         assert sc.system == (root / "networks" / "demo_town").resolve()
         sc.prepare(system, c)
-        nodes, edges = sc.sample(c, 0)
-        assert len(nodes) + len(edges) > 0, f.name
+        # Some sample among the first few fails something (a storm's sample 0 may stay
+        # within the drainage pumps' reach).
+        assert any(sum(map(len, sc.sample(c, i))) > 0 for i in range(5)), f.name
