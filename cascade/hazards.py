@@ -70,7 +70,7 @@ from .compiled import CompiledSystem, compile_system
 from .errors import InputError, reading
 from .system import InfrastructureSystem
 
-HAZARDS = ("random", "targeted", "region", "flood", "earthquake")
+HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "table")
 SCENARIO_KEYS = {"name", "system", "seed", "samples", "description"}
 
 # --------------------------------------------------------------------------- Hazus tables
@@ -861,9 +861,12 @@ class EarthquakeHazard(Hazard):
             from .shakemap import ground_motion, to_lonlat
 
             lon, lat = to_lonlat(el.crs, x, y)
-            name = {"SA1": "PSA10"}.get(measure, measure)
+            name = {"SA1": "PSA10", "SA03": "PSA03", "SA30": "PSA30"}.get(measure, measure)
             ln, sig = ground_motion(self._grid, name, lon, lat, where)
             return ln, 0.0, np.where(np.isnan(sig), 0.0, sig)
+        if measure not in ("PGA", "SA1", "PGV"):
+            raise InputError(f"the point-source relation (Boore, Joyner & Fumal 1997) gives PGA, SA1 "
+                             f"and PGV, not {measure}: use a ShakeMap ('hazard.shakemap')", self._file)
         epi = self.epicenter
         if el.project is not None:
             ex, ey = el.project(np.array([epi[0]]), np.array([epi[1]]))
@@ -1036,8 +1039,18 @@ class EarthquakeHazard(Hazard):
         return {k: v for k, v in d.items() if v is not None}
 
 
+class _TableParser:
+    """``type = "table"``: per-asset damage tables (cascade/damage_table.py imports this module)."""
+
+    @staticmethod
+    def parse(t, base):
+        from .damage_table import TableHazard
+
+        return TableHazard.parse(t, base)
+
+
 PARSERS = {"random": RandomHazard, "targeted": TargetedHazard, "region": RegionHazard,
-           "flood": FloodHazard, "earthquake": EarthquakeHazard}
+           "flood": FloodHazard, "earthquake": EarthquakeHazard, "table": _TableParser}
 
 
 # --------------------------------------------------------------------------- scenario

@@ -117,15 +117,23 @@ def read_grid_xml(path: "str | Path") -> ShakeMapGrid:
                          f"{nlon} x {nlat} x {len(names)} = {nlon * nlat * len(names)}", file)
     table = values.reshape(nlon * nlat, len(names))
     lon_all, lat_all = table[:, names.index("LON")], table[:, names.index("LAT")]
-    lon, lat = np.unique(np.round(lon_all, 6)), np.unique(np.round(lat_all, 6))
-    if len(lon) != nlon or len(lat) != nlat:
-        raise InputError(f"grid_data points do not form the {nlon} x {nlat} grid of the "
+    try:
+        bounds = [float(spec[k]) for k in ("lon_min", "lon_max", "lat_min", "lat_max")]
+    except (KeyError, ValueError):
+        raise InputError("grid_specification needs numeric lon_min, lon_max, lat_min, lat_max", file) from None
+    if not (bounds[1] > bounds[0] and bounds[3] > bounds[2]):
+        raise InputError("grid_specification: lon_max must exceed lon_min and lat_max lat_min", file)
+    lon = np.linspace(bounds[0], bounds[1], nlon)
+    lat = np.linspace(bounds[2], bounds[3], nlat)
+    # Rows are placed by their coordinates (files round them to 4 decimals: allow a
+    # quarter cell).
+    fi = (lon_all - bounds[0]) / (lon[1] - lon[0])
+    fj = (lat_all - bounds[2]) / (lat[1] - lat[0])
+    ii, jj = np.rint(fi).astype(np.int64), np.rint(fj).astype(np.int64)
+    if (np.abs(fi - ii) > 0.25).any() or (np.abs(fj - jj) > 0.25).any() or ii.min() < 0 \
+            or jj.min() < 0 or ii.max() >= nlon or jj.max() >= nlat:
+        raise InputError(f"grid_data points do not lie on the {nlon} x {nlat} grid of the "
                          "grid_specification", file)
-    if not (np.allclose(np.diff(lon), np.diff(lon)[0], rtol=1e-3)
-            and np.allclose(np.diff(lat), np.diff(lat)[0], rtol=1e-3)):
-        raise InputError("grid_data points are not evenly spaced", file)
-    ii = np.searchsorted(lon, np.round(lon_all, 6))
-    jj = np.searchsorted(lat, np.round(lat_all, 6))
     seen = np.zeros((nlat, nlon), bool)
     seen[jj, ii] = True
     if not seen.all():
