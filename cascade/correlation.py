@@ -18,25 +18,30 @@ Two samplers give unit-variance Gaussian fields with that correlation at a set o
 
 :class:`ExactField`
     The Cholesky factor L of the sites' correlation matrix (co-located sites merged); a field
-    is ``L @ z`` for independent standard normals z, one per distinct site.  Exact; memory
-    and set-up grow as n² and n³, so it is used up to ``MAX_EXACT`` = 5 000 sites.
+    is ``L @ z`` for independent standard normals z keyed by site.  Exact; memory and set-up
+    grow as n² and n³ and every sample costs n² multiply-adds, so ``method = "auto"`` uses it
+    up to ``MAX_EXACT`` = 500 sites of one measure.  (The demo town's 2 731 pipe midpoints
+    by Cholesky sample at 0.13x the uncorrelated speed on the development machine, against
+    the issue's floor of 0.5x; ``correlation_method = "exact"`` still forces it.)
 :class:`GridField`
-    Circulant embedding (Dietrich & Newsam 1997, SIAM J. Sci. Comput. 18(4), 1088-1107;
-    Wood & Chan 1994, J. Comput. Graph. Stat. 3(4), 409-432) on a regular grid over the
-    sites' bounding box with spacing h = b / 20, embedded in a periodic grid at least twice
-    as large (and b larger) on each axis so the wrapped covariance stays positive; one
-    FFT per field, then bilinear interpolation to the sites plus an independent per-site
-    term (a nugget) that tops each site's variance up to exactly 1.  Cost per field
-    O(G log G) for G grid cells plus O(n) for n sites.  Its error is in the correlation
-    only: :meth:`GridField.implied_correlation` gives the exact correlation the method
-    produces for two sites; at h = b/20 it is within 0.02 of ρ for sites more than one
-    grid spacing apart and up to 0.09 too low for sites closer than that (the nugget
-    decorrelates them; measured on 3 000 random pairs, see the README).
+    Circulant embedding (Wood & Chan 1994, J. Comput. Graph. Stat. 3(4), 409-432; Dietrich
+    & Newsam 1997, SIAM J. Sci. Comput. 18(4), 1088-1107) on a regular grid over the sites'
+    bounding box with spacing h = b / 20, embedded in the smallest periodic grid (at least
+    twice the domain on each axis) whose wrapped covariance has no negative eigenvalue; one
+    FFT per field, bilinear interpolation to the sites, plus an independent per-site term
+    (a nugget) that tops each site's variance up to exactly 1.  Cost per field O(G log G)
+    for G grid cells plus O(n) for n sites: 10⁵ sites cost little more than 10³.  Its error
+    is in the correlation only: :meth:`GridField.implied_correlation` gives the exact
+    correlation the method produces for two sites; at h = b/20 it is within 0.02 of ρ for
+    sites more than one grid spacing apart and up to 0.09 too low for sites closer than
+    that (the nugget decorrelates them); tested.
 
-Both take their standard normals from the caller (keyed by element or by grid cell, so
-common random numbers work as in :mod:`cascade.hazards`): ``field.keys`` says how many
-normals a field needs and which keys they belong to; ``field.apply(z)`` maps a (B, k)
-block of normals to (B, n) residuals at the sites.
+Both draw one field per sample from the sample's salt: :meth:`ExactField.draw` and
+:meth:`GridField.draw` map salts (B,) to residuals (B, n_sites).  Exact fields key their
+normals by site (the element's key, as :mod:`cascade.hazards` does); grid fields draw the
+grid's normals from a Philox stream keyed by the salt and keyed normals for the nugget, so
+a system with more sites inside the same bounding box keeps the same field at the old sites
+(common random numbers under additions), which the exact method cannot offer.
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ import math
 
 import numpy as np
 
-MAX_EXACT = 5000
+MAX_EXACT = 500
 MODELS = ("jayaram-baker-2009", "none")
 #: Grid spacing of GridField as a fraction of the range b.
 GRID_FRACTION = 1.0 / 20.0
@@ -128,15 +133,19 @@ class ExactField:
         """Residuals at the sites, shape (..., n_sites), from normals of shape (..., len(keys))."""
         return (z @ self._lt)[..., self.inverse]
 
+    def draw(self, salts) -> np.ndarray:
+        """Residuals at the sites, shape (B, n_sites), one field per salt (uint64, shape (B,)):
+        normals keyed by site (the hazards' keyed uniforms), then ``L z``."""
+        from scipy.special import ndtri
+
+        from .hazards import keyed_uniform
+
+        salts = np.asarray(salts, np.uint64).reshape(-1, 1)
+        return self.apply(ndtri(keyed_uniform(self.keys[None, :], salts)))
+
     def implied_correlation(self, i: int, j: int) -> float:
         a, b = self._lt[:, self.inverse[i]], self._lt[:, self.inverse[j]]
         return float(a @ b)
-
-
-def _grid_keys(shape: tuple[int, int], tag: str) -> np.ndarray:
-    base = int.from_bytes(hashlib.blake2b(tag.encode(), digest_size=8).digest(), "little")
-    return (np.arange(shape[0] * shape[1], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-            ) ^ np.uint64(base)
 
 
 class GridField:
@@ -164,25 +173,32 @@ class GridField:
         x0, y0 = float(x.min()), float(y.min())
         ext = max(float(x.max()) - x0, float(y.max()) - y0, 1.0)
         h = spacing if spacing is not None else b * GRID_FRACTION
-        pad = int(math.ceil(b / h))
         while True:
             nx = int(math.floor((float(x.max()) - x0) / h)) + 2
             ny = int(math.floor((float(y.max()) - y0) / h)) + 2
-            mx, my = _fast_len(max(2 * nx, nx + 2 * pad)), _fast_len(max(2 * ny, ny + 2 * pad))
-            if mx * my <= MAX_GRID_CELLS:
+            if _fast_len(2 * nx) * _fast_len(2 * ny) <= MAX_GRID_CELLS:
                 break
             h *= 1.25                                      # coarser grid for huge regions
-            pad = int(math.ceil(b / h))
+        # The smallest periodic grid (twice the domain on each axis) whose embedded covariance
+        # is positive semi-definite: while it is not, lengthen the shorter axis by ~10 %.
+        mx, my = _fast_len(2 * nx), _fast_len(2 * ny)
+        while True:
+            ix = np.minimum(np.arange(mx), mx - np.arange(mx)) * h
+            iy = np.minimum(np.arange(my), my - np.arange(my)) * h
+            cov = correlation(np.hypot(ix[:, None], iy[None, :]) / 1000.0, self.range_km)
+            lam = np.fft.fft2(cov).real
+            if (lam >= -1e-12 * lam.max()).all() or mx * my > MAX_GRID_CELLS:
+                break
+            if mx <= my:
+                mx = _fast_len(int(mx * 1.1) + 1)
+            else:
+                my = _fast_len(int(my * 1.1) + 1)
         self.spacing, self.shape = h, (mx, my)
-        ix = np.minimum(np.arange(mx), mx - np.arange(mx)) * h
-        iy = np.minimum(np.arange(my), my - np.arange(my)) * h
-        cov = correlation(np.hypot(ix[:, None], iy[None, :]) / 1000.0, self.range_km)
-        lam = np.fft.fft2(cov).real
         neg = lam < 0
         self.clipped = float(-lam[neg].sum() / np.abs(lam).sum()) if neg.any() else 0.0
         lam[neg] = 0.0
         self._sqrt_lam = np.sqrt(lam / (mx * my))
-        self.keys = _grid_keys((2 * mx, my), tag)     # real and imaginary parts
+        self._tag = int.from_bytes(hashlib.blake2b(tag.encode(), digest_size=8).digest(), "little")
         # Bilinear weights of each site on the grid nodes (i, j), (i+1, j), (i, j+1), (i+1, j+1).
         fx, fy = (x - x0) / h, (y - y0) / h
         i, j = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
@@ -199,21 +215,31 @@ class GridField:
         self._nugget = np.sqrt(np.clip(1.0 - var, 0.0, None))
         self._h = h
         self.n_grid = 2 * mx * my
-        self.keys = np.concatenate([self.keys, np.asarray(site_keys, np.uint64)])
+        self.keys = np.asarray(site_keys, np.uint64)         # the nugget's keyed draws
 
-    def apply(self, z: np.ndarray) -> np.ndarray:
-        """Residuals at the sites, shape (B, n_sites), from normals of shape (B, len(keys))
-        (a single field from shape (len(keys),))."""
-        z = np.asarray(z, float)
-        single = z.ndim == 1
-        z = z.reshape(-1, len(self.keys))
-        nugget = z[:, self.n_grid:] * self._nugget
-        z = z[:, :self.n_grid].reshape(-1, 2, *self.shape)
-        # Re(FFT(sqrt(λ/M) (z1 + i z2))) has covariance exactly the embedded one.
-        field = np.fft.fft2(self._sqrt_lam * (z[:, 0] + 1j * z[:, 1]), axes=(-2, -1)).real
-        field = field.reshape(len(z), -1)
-        out = np.einsum("bsk,sk->bs", field[:, self._idx], self._w) + nugget
-        return out[0] if single else out
+    def draw(self, salts) -> np.ndarray:
+        """Residuals at the sites, shape (B, n_sites), one field per salt (uint64, shape (B,)).
+
+        The grid's normals come from a Philox generator keyed by ``salt ^ tag`` (the grid
+        depends only on the sites' bounding box, so the same salt gives the same grid on a
+        system with more sites inside it); the nugget's from keyed uniforms of the sites."""
+        from scipy.special import ndtri
+
+        from .hazards import keyed_uniform
+
+        salts = np.asarray(salts, np.uint64).reshape(-1)
+        mx, my = self.shape
+        z = np.empty((len(salts), mx, my), complex)
+        for k, salt in enumerate(salts):
+            # Philox keyed by (salt, tag): a counter-based stream, cheap to start per sample.
+            g = np.random.Generator(np.random.Philox(key=int(salt) ^ self._tag))
+            z[k] = g.standard_normal(2 * mx * my).view(complex).reshape(mx, my)
+        # Re(FFT(sqrt(λ/M) (z1 + i z2))) has exactly the embedded covariance.
+        field = np.fft.fft2(self._sqrt_lam * z, axes=(-2, -1)).real.reshape(len(salts), -1)
+        out = np.einsum("bsk,sk->bs", field[:, self._idx], self._w)
+        if self.keys.size:
+            out += self._nugget * ndtri(keyed_uniform(self.keys[None, :], salts[:, None]))
+        return out
 
     def implied_correlation(self, i: int, j: int) -> float:
         """The exact correlation of the residuals at sites i and j that this method produces."""

@@ -281,10 +281,10 @@ class FragilityTableHazard(EarthquakeHazard):
         if part["fields"] is None:
             keys = part["keys"][None, :] if batch else part["keys"]
             return ndtri(keyed_uniform(keys, salt))
-        b = len(salt) if batch else 1
-        eps = np.zeros((b, len(part["idx"])))
+        salts = np.asarray(salt, np.uint64).reshape(-1)
+        eps = np.zeros((len(salts), len(part["idx"])))
         for pos, f in part["fields"]:
-            eps[:, pos] = f.apply(ndtri(keyed_uniform(f.keys[None, :], salt if batch else np.uint64(salt))))
+            eps[:, pos] = f.draw(salts)
         return eps if batch else eps[0]
 
     def _z(self, part, event, salt, batch, scale=None):

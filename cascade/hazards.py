@@ -943,16 +943,12 @@ class EarthquakeHazard(Hazard):
                         ndtri(keyed_uniform(prep["pe_keys"][None, :], salts3)))
             return (ndtri(keyed_uniform(prep["sn_keys"], salts2)),
                     ndtri(keyed_uniform(prep["pe_keys"], salts3)))
-        b = len(salts2) if batch else 1
-        eps_n = np.zeros((b, len(prep["sn"])))
+        s2 = np.asarray(salts2, np.uint64).reshape(-1)
+        s3 = np.asarray(salts3, np.uint64).reshape(-1)
+        eps_n = np.zeros((len(s2), len(prep["sn"])))
         for pos, f in fields["nodes"]:
-            keys = f.keys[None, :]
-            eps_n[:, pos] = f.apply(ndtri(keyed_uniform(keys, salts2 if batch else np.uint64(salts2))))
-        if fields["edges"] is not None:
-            f = fields["edges"]
-            eps_e = f.apply(ndtri(keyed_uniform(f.keys[None, :], salts3 if batch else np.uint64(salts3))))
-        else:
-            eps_e = np.zeros((b, 0))
+            eps_n[:, pos] = f.draw(s2)
+        eps_e = fields["edges"].draw(s3) if fields["edges"] is not None else np.zeros((len(s3), 0))
         return (eps_n, eps_e) if batch else (eps_n[0], eps_e[0])
 
     def ground_motion(self, prep, draws):
@@ -990,9 +986,8 @@ class EarthquakeHazard(Hazard):
                 eps_e = ndtri(keyed_uniform(el.edge_keys, draws.salts[3]))
             else:
                 fn, fe = gm["fields"]
-                eps_n = fn.apply(ndtri(keyed_uniform(fn.keys, draws.salts[2]))[None, :])[0]
-                eps_e = fe.apply(ndtri(keyed_uniform(fe.keys, draws.salts[3]))[None, :])[0] \
-                    if fe is not None else np.zeros(0)
+                eps_n = fn.draw(draws.salts[2:3])[0]
+                eps_e = fe.draw(draws.salts[3:4])[0] if fe is not None else np.zeros(0)
             ln_pga = ln_pga + event * se_n + sr_n * eps_n
             ln_pgv = ln_pgv + event * se_e + sr_e * eps_e
         return ln_pga, ln_pgv
