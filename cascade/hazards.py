@@ -18,10 +18,19 @@ Hazards
     Water depth from a water level (against node ``elevation``) or an ESRI ASCII depth
     grid, against a depth threshold per kind.
 ``earthquake``
-    Peak ground acceleration from Boore, Joyner & Fumal (1997) and lognormal fragility
-    curves P(fail | PGA) = Φ(ln(PGA / median) / β) per kind (FEMA Hazus); buried pipes and
-    lines break with a repair rate per km from peak ground velocity (Hazus, after
-    O'Rourke & Ayala 1993).
+    Peak ground acceleration from Boore, Joyner & Fumal (1997) or a USGS ShakeMap grid.xml
+    (:mod:`cascade.shakemap`), within-event residuals spatially correlated after Jayaram &
+    Baker (2009) (:mod:`cascade.correlation`), and lognormal fragility curves
+    P(fail | IM) = Φ(ln(IM / median) / β) per kind (FEMA Hazus; bridges on SA(1 s),
+    :mod:`cascade.fragility`); buried pipes and lines break with a repair rate per km from
+    peak ground velocity (Hazus, after O'Rourke & Ayala 1993).
+``table``
+    Per-asset failure probabilities, pyincore damage output or per-asset fragilities from a
+    CSV (:mod:`cascade.damage_table`).
+
+Hazards that measure distances (earthquake, a region's circle, fragility tables) refuse a
+system in a geographic CRS unless the scenario is loaded with ``reproject=True``
+(:mod:`cascade.crs`).
 
 Common random numbers
 ---------------------
@@ -32,7 +41,9 @@ depends on the element's *name*, not on its index.  The same sample on a modifie
 (extra nodes or edges, hardened elements passed as ``immune``, medians scaled per element
 with ``fragility_scale``) therefore differs only where the modification acts: the variance
 reduction of common random numbers (Glasserman & Yao, Management Science 38, 884, 1992)
-that candidate redundancy measures are compared with.
+that candidate redundancy measures are compared with.  Correlated ground motion keeps this
+for hardening; for added shaken sites it holds with the grid method (and with
+``correlation = "none"``) but not with the exact (Cholesky) one, whose factor changes.
 
 References
 ----------
