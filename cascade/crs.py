@@ -18,11 +18,23 @@ import numpy as np
 from .errors import InputError
 
 
+#: Geographic CRSs recognised by name when pyproj (the ``geo`` extra) is not installed.
+KNOWN_GEOGRAPHIC = {"EPSG:4326", "OGC:CRS84", "CRS84", "WGS84", "EPSG:4258", "EPSG:4269", "EPSG:4490"}
+
+
+def _pyproj(what: str):
+    try:
+        import pyproj
+    except ImportError:
+        raise InputError(f"{what} needs pyproj: pip install 'cascade-lifelines[geo]'") from None
+    return pyproj
+
+
 def parse_crs(crs: str | None):
     """A pyproj CRS, or None; an unknown CRS is an :class:`InputError` naming system.toml."""
     if crs is None:
         return None
-    import pyproj
+    pyproj = _pyproj("reading the system's CRS")
 
     try:
         return pyproj.CRS.from_user_input(str(crs))
@@ -31,7 +43,14 @@ def parse_crs(crs: str | None):
 
 
 def is_geographic(crs: str | None) -> bool:
-    """True when pyproj says the CRS is geographic (axes in degrees)."""
+    """True when pyproj says the CRS is geographic (axes in degrees); without pyproj, when
+    the CRS is one of the common geographic codes (``KNOWN_GEOGRAPHIC``)."""
+    if crs is None:
+        return False
+    try:
+        import pyproj  # noqa: F401
+    except ImportError:
+        return str(crs).upper().replace(" ", "") in KNOWN_GEOGRAPHIC
     parsed = parse_crs(crs)
     return bool(parsed is not None and parsed.is_geographic)
 
@@ -69,8 +88,7 @@ def metric_frame(crs: str | None, x, y, what: str, reproject: bool = False,
         raise InputError(f"{what} measures distances, but the system's CRS {crs} is geographic "
                          f"(degrees): pass {option} to work in the local UTM zone, or import "
                          "the system with a projected CRS (cascade import --crs)", "system.toml")
-    import pyproj
-
+    pyproj = _pyproj("--reproject")
     from .io.imports import utm_for
 
     x, y = np.asarray(x, float), np.asarray(y, float)

@@ -155,7 +155,11 @@ def read_grid_xml(path: "str | Path") -> ShakeMapGrid:
 
 def to_lonlat(crs: str | None, x, y):
     """Asset coordinates in the system's CRS -> (lon, lat) in WGS 84 (pyproj)."""
-    import pyproj
+    try:
+        import pyproj
+    except ImportError:
+        raise InputError("a ShakeMap needs pyproj to place the assets on it: "
+                         "pip install 'cascade-lifelines[geo]'") from None
 
     if crs is None:
         raise InputError("a ShakeMap is in longitude/latitude: the system needs a CRS "
