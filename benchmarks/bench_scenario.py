@@ -10,8 +10,9 @@ Implementations (``extra_info["impl"]``):
 
 ``core``
     One local thread (the scenario as shipped: within-event residuals spatially correlated
-    after Jayaram & Baker 2009, Cholesky factors of the 749 shaken nodes and 2 731 pipe
-    midpoints built once in ``prepare``).
+    after Jayaram & Baker 2009: PGA at the 746 shaken facilities and PGV at the 2 731 pipe
+    midpoints by circulant embedding on grids, the 3 bridges by Cholesky; built once in
+    ``prepare``).
 ``uncorrelated``
     One local thread, the same scenario with ``correlation = "none"`` (independent
     residuals).  Its ratio uncorrelated time / core time is the correlated sampler's share

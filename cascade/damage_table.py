@@ -29,7 +29,7 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from .errors import InputError, reading
-from .hazards import (EarthquakeHazard, Hazard, _Table, keyed_uniform)
+from .hazards import EarthquakeHazard, Hazard, _Table, keyed_uniform
 
 MEASURE_ALIASES = {"PGA": "PGA", "PGV": "PGV", "SA1": "SA1", "SA(1.0)": "SA1", "SA10": "SA1",
                    "PSA10": "SA1", "SA03": "SA03", "SA(0.3)": "SA03", "PSA03": "SA03",
