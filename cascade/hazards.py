@@ -79,6 +79,7 @@ from scipy.special import ndtr, ndtri
 
 from .compiled import CompiledSystem, compile_system
 from .errors import InputError, reading
+from .fragility import BRIDGE_CLASSES
 from .system import InfrastructureSystem
 
 HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "table")
@@ -105,9 +106,7 @@ HAZUS_CLASSES: dict[str, tuple[tuple[float, float], ...]] = {
 }
 DAMAGE_STATES = ("slight", "moderate", "extensive", "complete")
 # Other lifelines' Hazus classes (bridges HWB1-28 on SA(1 s), ...): cascade/fragility.py.
-from .fragility import BRIDGE_CLASSES as _BRIDGES  # noqa: E402
-
-HAZUS_CLASSES.update(_BRIDGES)
+HAZUS_CLASSES.update(BRIDGE_CLASSES)
 #: Kinds of the demo system's power layer that map to a Hazus class unless the scenario
 #: says otherwise ("layer:kind" keys take precedence over "kind" keys).
 DEFAULT_FRAGILITY = {"substation": "EP.S.M.A", "distribution": "EP.S.L.A", "feeder": "EP.C.A",

@@ -186,3 +186,21 @@ def test_unknown_id_through_the_cli_is_exit_2_one_line_no_output(tmp_path):
     lines = [line for line in r.output.strip().splitlines() if line]
     assert len(lines) == 1 and "t.csv, line 3: unknown id 'NOT-THERE'" in lines[0]
     assert not out.exists()
+
+
+def test_fragility_table_on_a_shakemap(tmp_path):
+    """PGV from the grid at a node, variability off: P = Φ(ln(PGV / median) / β)."""
+    from test_shakemap import grid_xml, utm_system
+
+    (tmp_path / "grid.xml").write_text(grid_xml())
+    system = utm_system([(113.02, 22.01)] * 30)
+    c = compile_system(system)
+    rows = "".join(f"n{k},15,0.5,PGV\n" for k in range(30))
+    sc = load_scenario(write(tmp_path, "id,median,beta,measure\n" + rows,
+                             "shakemap = 'grid.xml'\nvariability = false\n"))
+    sc.prepare(system, c)
+    n = 60
+    pn, _ = frequencies(sc, c, n)
+    pgv = 10.0 + 50.0 * 0.02                      # the grid's PGV (cm/s), linear in longitude
+    p = float(ndtr(math.log(pgv / 15) / 0.5))
+    assert abs(pn[:30].mean() - p) <= tol(p, 30 * n)
