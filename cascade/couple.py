@@ -41,7 +41,7 @@ def _select(system: InfrastructureSystem, layer: str, kind: str | None) -> pd.Da
 
 def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, nearest: int | None = None,
            radius: float | None = None, group: bool = False, delay: float = 0.0,
-           group_name: str | None = None) -> tuple[pd.DataFrame, dict]:
+           group_name: str | None = None, reproject: bool = False) -> tuple[pd.DataFrame, dict]:
     """Dependency rows that make each dependent node depend on the suppliers near it.
 
     Parameters
@@ -64,6 +64,10 @@ def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, neare
     group_name : str, optional
         Label of the group when ``group`` is true (default: the supplier layer, made unique
         among the dependent's existing groups).
+    reproject : bool
+        A system in a geographic CRS is refused (distances in degrees mean nothing) unless
+        this is true: then distances (and ``radius``) are metres in the UTM zone of the
+        nodes' centroid (:mod:`cascade.crs`).
 
     Returns
     -------
@@ -92,10 +96,17 @@ def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, neare
         raise InputError(f"--radius must be a distance ≥ 0, not {radius}")
     if not (np.isfinite(delay) and delay >= 0):
         raise InputError(f"--delay must be hours ≥ 0, not {delay}")
+    from .crs import metric_frame
+
     dep_layer, dep_kind = parse_selector(dependent, system, "--dependent")
     sup_layer, sup_kind = parse_selector(supplier, system, "--supplier")
+    frame = metric_frame(system.crs, system.nodes["x"], system.nodes["y"], "cascade couple", reproject)
     deps = _select(system, dep_layer, dep_kind)
     sups = _select(system, sup_layer, sup_kind)
+    if frame is not None:
+        deps, sups = deps.copy(), sups.copy()
+        for table in (deps, sups):
+            table["x"], table["y"] = frame.xy(table["x"], table["y"])
     sup_xy = sups[["x", "y"]].to_numpy(float)
     sup_ok = np.isfinite(sup_xy).all(axis=1)
     if not sup_ok.any():

@@ -18,13 +18,22 @@ Hazards
     Water depth from a water level (against node ``elevation``) or an ESRI ASCII depth
     grid, against a depth threshold per kind.
 ``earthquake``
-    Peak ground acceleration from Boore, Joyner & Fumal (1997) and lognormal fragility
-    curves P(fail | PGA) = Φ(ln(PGA / median) / β) per kind (FEMA Hazus); buried pipes and
-    lines break with a repair rate per km from peak ground velocity (Hazus, after
-    O'Rourke & Ayala 1993).
+    Peak ground acceleration from Boore, Joyner & Fumal (1997) or a USGS ShakeMap grid.xml
+    (:mod:`cascade.shakemap`), within-event residuals spatially correlated after Jayaram &
+    Baker (2009) (:mod:`cascade.correlation`), and lognormal fragility curves
+    P(fail | IM) = Φ(ln(IM / median) / β) per kind (FEMA Hazus; bridges on SA(1 s),
+    :mod:`cascade.fragility`); buried pipes and lines break with a repair rate per km from
+    peak ground velocity (Hazus, after O'Rourke & Ayala 1993).
+``table``
+    Per-asset failure probabilities, pyincore damage output or per-asset fragilities from a
+    CSV (:mod:`cascade.damage_table`).
 ``rainfall``
     Ponding per drainage catchment from a storm, storage and the pumps that still run, run
     together with the cascade to a fixpoint (:mod:`cascade.rainfall`, :meth:`Scenario.run`).
+
+Hazards that measure distances (earthquake, a region's circle, fragility tables) refuse a
+system in a geographic CRS unless the scenario is loaded with ``reproject=True``
+(:mod:`cascade.crs`).
 
 Common random numbers
 ---------------------
@@ -35,7 +44,9 @@ depends on the element's *name*, not on its index.  The same sample on a modifie
 (extra nodes or edges, hardened elements passed as ``immune``, medians scaled per element
 with ``fragility_scale``) therefore differs only where the modification acts: the variance
 reduction of common random numbers (Glasserman & Yao, Management Science 38, 884, 1992)
-that candidate redundancy measures are compared with.
+that candidate redundancy measures are compared with.  Correlated ground motion keeps this
+for hardening; for added shaken sites it holds with the grid method (and with
+``correlation = "none"``) but not with the exact (Cholesky) one, whose factor changes.
 
 References
 ----------
@@ -71,9 +82,10 @@ from scipy.special import ndtr, ndtri
 
 from .compiled import CompiledSystem, compile_system
 from .errors import InputError, reading
+from .fragility import BRIDGE_CLASSES
 from .system import InfrastructureSystem
 
-HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "rainfall")
+HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "table", "rainfall")
 SCENARIO_KEYS = {"name", "system", "seed", "samples", "description", "annual_rate", "return_period"}
 
 # --------------------------------------------------------------------------- Hazus tables
@@ -96,6 +108,8 @@ HAZUS_CLASSES: dict[str, tuple[tuple[float, float], ...]] = {
     "EP.G.ML.U": ((0.10, 0.60), (0.22, 0.55), (0.49, 0.50), (0.79, 0.50)),
 }
 DAMAGE_STATES = ("slight", "moderate", "extensive", "complete")
+# Other lifelines' Hazus classes (bridges HWB1-28 on SA(1 s), ...): cascade/fragility.py.
+HAZUS_CLASSES.update(BRIDGE_CLASSES)
 #: Kinds of the demo system's power layer that map to a Hazus class unless the scenario
 #: says otherwise ("layer:kind" keys take precedence over "kind" keys).
 DEFAULT_FRAGILITY = {"substation": "EP.S.M.A", "distribution": "EP.S.L.A", "feeder": "EP.C.A",
@@ -300,14 +314,18 @@ class Elements:
     y: np.ndarray
     nodes: Any                   # the system's nodes table (for optional columns)
     edge_length: np.ndarray      # (m,) float64 metres: `length`, else straight-line
+    crs: Any = None              # CRS of x, y (the system's, or a local UTM zone: cascade.crs)
+    project: Any = None          # None, or (x, y) -> (x, y) from the system's CRS to `crs`
 
     @classmethod
-    def of(cls, system: InfrastructureSystem, compiled: CompiledSystem) -> "Elements":
+    def of(cls, system: InfrastructureSystem, compiled: CompiledSystem, frame=None) -> "Elements":
         # compile_system keeps file order, so rows line up with compiled indices.
         nodes, edges = system.nodes, system.edges
         layer_names = np.asarray(compiled.layer_names, dtype=object)
         x = nodes["x"].to_numpy(float)
         y = nodes["y"].to_numpy(float)
+        if frame is not None:                      # a geographic system, reprojected
+            x, y = frame.xy(x, y)
         src, dst = compiled.edge_src.astype(np.int64), compiled.edge_dst.astype(np.int64)
         straight = np.hypot(x[src] - x[dst], y[src] - y[dst])
         length = edges["length"].to_numpy(float) if "length" in edges else np.full(len(src), np.nan)
@@ -317,7 +335,8 @@ class Elements:
                    edges["kind"].astype(str).to_numpy(dtype=object) if "kind" in edges
                    else np.full(len(src), "", dtype=object),
                    layer_names[compiled.node_layer[src]] if len(src) else np.zeros(0, object),
-                   x, y, nodes, length)
+                   x, y, nodes, length, frame.crs if frame is not None else system.crs,
+                   frame.xy if frame is not None else None)
 
     def column(self, name: str, what: str) -> np.ndarray:
         if name not in self.nodes.columns:
@@ -351,6 +370,9 @@ class Hazard:
     """Base class: parameters from TOML, ``prepare`` per system, ``draw`` per sample."""
 
     type: str = ""
+    #: True when the hazard measures distances between coordinates (needs metres: a
+    #: geographic CRS is refused or reprojected, see cascade.crs).
+    uses_distances = False
 
     def prepare(self, system, compiled, elements: Elements) -> dict:
         return {}
@@ -568,6 +590,10 @@ class RegionHazard(Hazard):
     _file: str = ""
     _polygons: Any = None
 
+    @property
+    def uses_distances(self):              # a circle's radius is a distance; a polygon is not
+        return self.center is not None
+
     @classmethod
     def parse(cls, t: _Table, base: Path):
         center, polygon = t.get("center"), t.string("polygon")
@@ -590,7 +616,11 @@ class RegionHazard(Hazard):
         if np.isnan(el.x).any() or np.isnan(el.y).any():
             raise InputError("the region hazard needs coordinates 'x' and 'y' on every node", "nodes.csv")
         if self.center is not None:
-            inside = np.hypot(el.x - self.center[0], el.y - self.center[1]) <= self.radius
+            cx, cy = self.center
+            if el.project is not None:
+                px, py = el.project(np.array([cx]), np.array([cy]))
+                cx, cy = float(px[0]), float(py[0])
+            inside = np.hypot(el.x - cx, el.y - cy) <= self.radius
         else:
             inside = points_in_polygons(el.x, el.y, self._polygons)
         return {"inside": inside & _filter(el, self.layers, self.kinds, self._file)}
@@ -726,33 +756,58 @@ class FloodHazard(Hazard):
 
 @dataclass
 class EarthquakeHazard(Hazard):
-    """A point-source earthquake: ``epicenter`` [x, y] in the system's metric CRS, moment
-    ``magnitude``; PGA and SA(1 s) at each site by Boore, Joyner & Fumal (1997) with a
-    per-sample inter-event term and per-site intra-event terms (``variability``, spatially
-    uncorrelated); nodes fail by the lognormal fragility of their kind (``[hazard.fragility]``:
-    a Hazus class name such as ``"EP.S.M.A"`` or ``{median = g, beta = β}``) at
+    """An earthquake: ground motion either from a point source (``epicenter`` [x, y] in the
+    system's CRS, moment ``magnitude``; PGA and SA(1 s) by Boore, Joyner & Fumal 1997 with a
+    per-sample inter-event term and per-site intra-event terms) or from a USGS ShakeMap
+    ``grid.xml`` (``shakemap``: PGA, PSA10 and PGV interpolated to the assets, sampled with
+    the file's STD columns when it has them); intra-event residuals spatially correlated
+    after Jayaram & Baker (2009) (``correlation``, default on, see :mod:`cascade.correlation`)
+    or independent (``correlation = "none"``: the draws of earlier versions, bit for bit).
+    Nodes fail by the lognormal fragility of their kind (``[hazard.fragility]``: a Hazus class
+    name such as ``"EP.S.M.A"`` or ``"HWB17"``, or ``{median = g, beta = β}``) at
     ``damage_state``; edges whose kind has a ``[hazard.repair_rate]`` multiplier (1.0 brittle
     and 0.3 ductile pipe in Hazus) break with probability 1 - exp(-b · RR · L), RR the Hazus
     repairs/km from PGV at the edge midpoint, b = ``break_fraction``, L in km."""
 
-    epicenter: list = field(default_factory=list)
-    magnitude: float = 6.5
+    epicenter: list | None = None
+    magnitude: float | None = None
+    shakemap: str | None = None
     vs30: float = 760.0
     mechanism: str = "unspecified"
     variability: bool = True
+    correlation: str = "jayaram-baker-2009"
+    correlation_method: str = "auto"
     damage_state: str = "extensive"
     fragility: dict = field(default_factory=dict)
     repair_rate: dict = field(default_factory=dict)
     break_fraction: float = HAZUS_BREAK_FRACTION
     type: str = "earthquake"
     _file: str = ""
+    _grid: Any = None
+
+    uses_distances = True
 
     @classmethod
-    def parse(cls, t: _Table, base: Path):
-        epi = t.get("epicenter", required=True)
-        if not (isinstance(epi, list) and len(epi) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in epi)):
-            raise t.error("epicenter", f"must be [x, y], not {epi!r}")
+    def parse(cls, t: _Table, base: Path, **extra):
+        from .correlation import MODELS
+
+        shakemap = t.string("shakemap")
+        epi, magnitude, grid = None, None, None
+        if shakemap is not None:
+            from .shakemap import read_grid_xml
+
+            for key in ("epicenter", "magnitude", "vs30", "mechanism"):
+                if t.has(key):
+                    raise t.error(key, "does not go with 'hazard.shakemap' (the ShakeMap gives "
+                                       "the ground motion)")
+            grid = read_grid_xml((base / shakemap).resolve())
+        else:
+            epi = t.get("epicenter", required=True)
+            if not (isinstance(epi, list) and len(epi) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in epi)):
+                raise t.error("epicenter", f"must be [x, y], not {epi!r}")
+            epi = [float(v) for v in epi]
+            magnitude = t.number("magnitude", required=True, low=3.0, high=9.5)
         state = t.string("damage_state", "extensive", choices=DAMAGE_STATES)
         fragility = dict(DEFAULT_FRAGILITY)
         raw = t.get("fragility", {})
@@ -777,67 +832,180 @@ class EarthquakeHazard(Hazard):
         if rr_raw is not None:
             sub = _Table(rr_raw, "hazard.repair_rate", t.file)
             repair = {k: sub.number(k, required=True, low=0.0) for k in rr_raw}
-        return cls(epicenter=[float(v) for v in epi],
-                   magnitude=t.number("magnitude", required=True, low=3.0, high=9.5),
+        return cls(epicenter=epi, magnitude=magnitude, shakemap=shakemap,
                    vs30=t.number("vs30", 760.0, low=0.0, low_open=True),
                    mechanism=t.string("mechanism", "unspecified", choices=tuple(MECHANISMS)),
-                   variability=t.boolean("variability", True), damage_state=state,
-                   fragility=fragility, repair_rate=repair,
+                   variability=t.boolean("variability", True),
+                   correlation=t.string("correlation", "jayaram-baker-2009", choices=MODELS),
+                   correlation_method=t.string("correlation_method", "auto",
+                                               choices=("auto", "exact", "grid")),
+                   damage_state=state, fragility=fragility, repair_rate=repair,
                    break_fraction=t.number("break_fraction", HAZUS_BREAK_FRACTION, low=0.0, high=1.0),
-                   _file=t.file)
+                   _file=t.file, _grid=grid, **extra)
 
-    def prepare(self, system, compiled, el):
-        if np.isnan(el.x).any() or np.isnan(el.y).any():
-            raise InputError("the earthquake hazard needs coordinates 'x' and 'y' on every node",
-                             "nodes.csv")
+    # ------------------------------------------------------------------ prepare
+    def _node_fragility(self, el):
+        """Per node: median (inf = does not shake apart), β and measure (PGA or SA1)."""
+        from .fragility import CLASS_MEASURE
+
         user = {k: v for k, v in self.fragility.items() if k not in DEFAULT_FRAGILITY
                 or self.fragility[k] != DEFAULT_FRAGILITY[k]}
         _check_names(user, el, "hazard.fragility", self._file)
-        _check_names({k: v for k, v in self.repair_rate.items() if DEFAULT_REPAIR_RATE.get(k) != v},
-                     el, "hazard.repair_rate", self._file, edges=True)
         state = DAMAGE_STATES.index(self.damage_state)
         entries = _lookup(self.fragility, el.node_layer, el.node_kind)
         median = np.full(len(entries), np.inf)
         beta = np.ones(len(entries))
+        measure = np.full(len(entries), "PGA", dtype=object)
         for i, entry in enumerate(entries):
             if entry is None:
                 continue
             m, b = HAZUS_CLASSES[entry][state] if isinstance(entry, str) else entry
             median[i], beta[i] = m, b
+            if isinstance(entry, str):
+                measure[i] = CLASS_MEASURE.get(entry, "PGA")
+        return median, beta, measure
+
+    def _site_motion(self, el, x, y, measure: str, where: str, vs30=None):
+        """Median ln of ``measure`` at points, and σ_e (scalar) and σ_r (per point) of ln.
+
+        ``measure``: PGA or SA1 (g) or PGV (cm/s).  Point source: BJF97 (PGV from SA1 as
+        Hazus does); ShakeMap: the grid (PSA10 for SA1)."""
+        if self._grid is not None:
+            from .shakemap import ground_motion, to_lonlat
+
+            lon, lat = to_lonlat(el.crs, x, y)
+            name = {"SA1": "PSA10", "SA03": "PSA03", "SA30": "PSA30"}.get(measure, measure)
+            ln, sig = ground_motion(self._grid, name, lon, lat, where)
+            return ln, 0.0, np.where(np.isnan(sig), 0.0, sig)
+        if measure not in ("PGA", "SA1", "PGV"):
+            raise InputError(f"the point-source relation (Boore, Joyner & Fumal 1997) gives PGA, SA1 "
+                             f"and PGV, not {measure}: use a ShakeMap ('hazard.shakemap')", self._file)
+        epi = self.epicenter
+        if el.project is not None:
+            ex, ey = el.project(np.array([epi[0]]), np.array([epi[1]]))
+            epi = [float(ex[0]), float(ey[0])]
+        dist = np.hypot(x - epi[0], y - epi[1]) / 1000.0
+        key = "pga" if measure == "PGA" else "sa1"
+        ln = bjf97_ln(key, self.magnitude, dist, vs30, self.mechanism)
+        if measure == "PGV":
+            ln = np.log(386.4 / (2 * math.pi) / 1.65 * 2.54) + ln
+        c = BJF97[key]
+        return ln, c["sig_e"], np.full(len(ln), c["sig_r"])
+
+    def prepare(self, system, compiled, el):
+        if np.isnan(el.x).any() or np.isnan(el.y).any():
+            raise InputError("the earthquake hazard needs coordinates 'x' and 'y' on every node",
+                             "nodes.csv")
+        _check_names({k: v for k, v in self.repair_rate.items() if DEFAULT_REPAIR_RATE.get(k) != v},
+                     el, "hazard.repair_rate", self._file, edges=True)
+        median, beta, measure = self._node_fragility(el)
         vs30 = el.nodes["vs30"].to_numpy(float) if "vs30" in el.nodes.columns else np.full(len(el.x), self.vs30)
         vs30 = np.where(np.isnan(vs30), self.vs30, vs30)
-        dist = np.hypot(el.x - self.epicenter[0], el.y - self.epicenter[1]) / 1000.0
-        ln_pga = bjf97_ln("pga", self.magnitude, dist, vs30, self.mechanism)
         src, dst = compiled.edge_src.astype(np.int64), compiled.edge_dst.astype(np.int64)
         mx, my = (el.x[src] + el.x[dst]) / 2, (el.y[src] + el.y[dst]) / 2
-        edist = np.hypot(mx - self.epicenter[0], my - self.epicenter[1]) / 1000.0
         evs30 = (vs30[src] + vs30[dst]) / 2 if len(src) else np.zeros(0)
-        ln_sa1 = bjf97_ln("sa1", self.magnitude, edist, evs30, self.mechanism)
         factor = _lookup(self.repair_rate, el.edge_layer, el.edge_kind, 0.0).astype(float)
         # Only shaken nodes and piped edges can fail: draw for those alone (keyed draws do
         # not depend on which other elements are drawn).
         sn = np.flatnonzero(np.isfinite(median))
         pe = np.flatnonzero(factor > 0)
-        # ln RR = ln(f 1e-4) + 2.25 ln PGV, PGV = c SA1: keep the median part per edge.
-        c_pgv = 386.4 / (2 * math.pi) / 1.65 * 2.54
-        ln_rr = np.log(factor[pe] * 1e-4) + 2.25 * (np.log(c_pgv) + ln_sa1[pe])
-        return {"median": median, "beta": beta, "ln_pga": ln_pga, "ln_sa1": ln_sa1,
-                "rr_factor": factor, "length_km": el.edge_length / 1000.0,
+        ln_n = np.zeros(len(sn))
+        sig_e_n, sig_r_n = np.zeros(len(sn)), np.zeros(len(sn))
+        groups = []                                   # (measure, positions in sn)
+        for m in sorted(set(measure[sn])):
+            pos = np.flatnonzero(measure[sn] == m)
+            ln, se, sr = self._site_motion(el, el.x[sn[pos]], el.y[sn[pos]], m, "shaken nodes",
+                                           vs30[sn[pos]])
+            ln_n[pos], sig_e_n[pos], sig_r_n[pos] = ln, se, sr
+            groups.append((m, pos))
+        edge_measure = "PGV"
+        ln_pgv, sig_e_e, sig_r_e = self._site_motion(el, mx[pe], my[pe], edge_measure,
+                                                     "edge midpoints with a repair rate", evs30[pe])
+        ln_rr = np.log(factor[pe] * 1e-4) + 2.25 * ln_pgv
+        prep = {"median": median, "beta": beta, "measure": measure, "rr_factor": factor,
+                "length_km": el.edge_length / 1000.0,
                 "sn": sn, "pe": pe, "sn_keys": el.node_keys[sn], "pe_keys": el.edge_keys[pe],
-                "sn_z0": (ln_pga[sn] - np.log(median[sn])) / beta[sn], "sn_beta": beta[sn],
-                "pe_ln_rr": ln_rr, "pe_len": el.edge_length[pe] / 1000.0}
+                "sn_z0": (ln_n - np.log(median[sn])) / beta[sn], "sn_beta": beta[sn],
+                "sn_sig_e": sig_e_n, "sn_sig_r": sig_r_n,
+                "pe_ln_rr": ln_rr, "pe_len": el.edge_length[pe] / 1000.0,
+                "pe_sig_e": np.full(len(pe), sig_e_e) if np.isscalar(sig_e_e) else sig_e_e,
+                "pe_sig_r": sig_r_e, "fields": None, "compiled_edges": (src, dst)}
+        if self.variability and self.correlation != "none":
+            prep["fields"] = self._fields(el, sn, groups, pe, mx, my)
+        return prep
+
+    def _fields(self, el, sn, groups, pe, mx, my):
+        """Correlated residual samplers: one per node measure group, one for the edges."""
+        from .correlation import jb2009_range_km, make_field
+
+        node_fields = [(pos, make_field(el.x[sn[pos]], el.y[sn[pos]], jb2009_range_km(m),
+                                        el.node_keys[sn[pos]], f"nodes-{m}", self.correlation_method))
+                       for m, pos in groups if len(pos)]
+        edge_field = make_field(mx[pe], my[pe], jb2009_range_km("PGV"), el.edge_keys[pe], "edges-PGV",
+                                self.correlation_method) if len(pe) else None
+        return {"nodes": node_fields, "edges": edge_field}
+
+    # ------------------------------------------------------------------ residuals
+    def _eps(self, prep, salts2, salts3, batch: bool):
+        """Standard normal intra-event residuals at the shaken nodes and piped edges:
+        independent keyed draws (``correlation = "none"``) or correlated fields."""
+        fields = prep["fields"]
+        if fields is None:
+            if batch:
+                return (ndtri(keyed_uniform(prep["sn_keys"][None, :], salts2)),
+                        ndtri(keyed_uniform(prep["pe_keys"][None, :], salts3)))
+            return (ndtri(keyed_uniform(prep["sn_keys"], salts2)),
+                    ndtri(keyed_uniform(prep["pe_keys"], salts3)))
+        s2 = np.asarray(salts2, np.uint64).reshape(-1)
+        s3 = np.asarray(salts3, np.uint64).reshape(-1)
+        eps_n = np.zeros((len(s2), len(prep["sn"])))
+        for pos, f in fields["nodes"]:
+            eps_n[:, pos] = f.draw(s2)
+        eps_e = fields["edges"].draw(s3) if fields["edges"] is not None else np.zeros((len(s3), 0))
+        return (eps_n, eps_e) if batch else (eps_n[0], eps_e[0])
 
     def ground_motion(self, prep, draws):
-        """ln PGA per node and ln SA(1 s) per edge for one sample, shapes (n,) and (m,)."""
+        """ln PGA (g) per node and ln PGV (cm/s) per edge midpoint for one sample, shapes
+        (n,) and (m,), every site drawn with this sample's inter-event term and intra-event
+        residuals (keyed like :meth:`draw`'s; with correlation, from fields over all nodes and
+        all edges, so values at the shaken sites differ from :meth:`draw`'s)."""
         el = prep["elements"]
-        ln_pga, ln_sa1 = prep["ln_pga"], prep["ln_sa1"]
+        gm = prep.get("gm")
+        if gm is None:
+            compiled = prep["compiled_edges"]
+            src, dst = compiled
+            mx, my = (el.x[src] + el.x[dst]) / 2, (el.y[src] + el.y[dst]) / 2
+            if self._grid is None:
+                vs30 = el.nodes["vs30"].to_numpy(float) if "vs30" in el.nodes.columns else np.full(len(el.x), self.vs30)
+                vs30 = np.where(np.isnan(vs30), self.vs30, vs30)
+                evs30 = (vs30[src] + vs30[dst]) / 2 if len(src) else np.zeros(0)
+            else:
+                vs30 = evs30 = None
+            gm = {"nodes": self._site_motion(el, el.x, el.y, "PGA", "nodes", vs30),
+                  "edges": self._site_motion(el, mx, my, "PGV", "edge midpoints", evs30), "fields": None}
+            if self.variability and self.correlation != "none":
+                from .correlation import jb2009_range_km, make_field
+
+                gm["fields"] = (make_field(el.x, el.y, jb2009_range_km("PGA"), el.node_keys, "nodes-PGA",
+                                           self.correlation_method),
+                                make_field(mx, my, jb2009_range_km("PGV"), el.edge_keys, "edges-PGV",
+                                           self.correlation_method) if len(mx) else None)
+            prep["gm"] = gm
+        (ln_pga, se_n, sr_n), (ln_pgv, se_e, sr_e) = gm["nodes"], gm["edges"]
         if self.variability:
             event = draws.rng.standard_normal()
-            pga, sa = BJF97["pga"], BJF97["sa1"]
-            ln_pga = ln_pga + event * pga["sig_e"] + pga["sig_r"] * ndtri(keyed_uniform(el.node_keys, draws.salts[2]))
-            ln_sa1 = ln_sa1 + event * sa["sig_e"] + sa["sig_r"] * ndtri(keyed_uniform(el.edge_keys, draws.salts[3]))
-        return ln_pga, ln_sa1
+            if gm["fields"] is None:
+                eps_n = ndtri(keyed_uniform(el.node_keys, draws.salts[2]))
+                eps_e = ndtri(keyed_uniform(el.edge_keys, draws.salts[3]))
+            else:
+                fn, fe = gm["fields"]
+                eps_n = fn.draw(draws.salts[2:3])[0]
+                eps_e = fe.draw(draws.salts[3:4])[0] if fe is not None else np.zeros(0)
+            ln_pga = ln_pga + event * se_n + sr_n * eps_n
+            ln_pgv = ln_pgv + event * se_e + sr_e * eps_e
+        return ln_pga, ln_pgv
 
+    # ------------------------------------------------------------------ draws
     def draw(self, prep, draws, compiled, scale_nodes, scale_edges):
         sn, pe = prep["sn"], prep["pe"]
         z = prep["sn_z0"] - np.log(scale_nodes[sn]) / prep["sn_beta"]
@@ -845,11 +1013,9 @@ class EarthquakeHazard(Hazard):
         if self.variability:
             # The same draws as ground_motion(), restricted to the elements that can fail.
             event = draws.rng.standard_normal()
-            pga, sa = BJF97["pga"], BJF97["sa1"]
-            z = z + (event * pga["sig_e"] + pga["sig_r"] * ndtri(keyed_uniform(prep["sn_keys"], draws.salts[2]))) \
-                / prep["sn_beta"]
-            ln_rr = ln_rr + 2.25 * (event * sa["sig_e"] + sa["sig_r"] * ndtri(
-                keyed_uniform(prep["pe_keys"], draws.salts[3])))
+            eps_n, eps_e = self._eps(prep, draws.salts[2], draws.salts[3], batch=False)
+            z = z + (event * prep["sn_sig_e"] + prep["sn_sig_r"] * eps_n) / prep["sn_beta"]
+            ln_rr = ln_rr + 2.25 * (event * prep["pe_sig_e"] + prep["pe_sig_r"] * eps_e)
         nodes = np.zeros(compiled.n_nodes, bool)
         # P(fail) = Φ(z): fail when the keyed uniform falls below it.
         nodes[sn] = keyed_uniform(prep["sn_keys"], draws.salts[0]) < ndtr(z)
@@ -857,7 +1023,6 @@ class EarthquakeHazard(Hazard):
         edges = np.zeros(compiled.n_edges, bool)
         edges[pe] = keyed_uniform(prep["pe_keys"], draws.salts[1]) < p_edge
         return nodes, edges
-
 
     def draw_block(self, prep, draws, compiled):
         """:meth:`draw` for B samples at once on (B, k) arrays: the same element-wise
@@ -869,19 +1034,31 @@ class EarthquakeHazard(Hazard):
         ln_rr = np.broadcast_to(prep["pe_ln_rr"], (len(draws), len(pe)))
         if self.variability:
             event = np.array([d.rng.standard_normal() for d in draws])[:, None]
-            pga, sa = BJF97["pga"], BJF97["sa1"]
-            z = z + (event * pga["sig_e"] + pga["sig_r"] * ndtri(
-                keyed_uniform(prep["sn_keys"][None, :], salts[:, 2:3]))) / prep["sn_beta"]
-            ln_rr = ln_rr + 2.25 * (event * sa["sig_e"] + sa["sig_r"] * ndtri(
-                keyed_uniform(prep["pe_keys"][None, :], salts[:, 3:4])))
+            eps_n, eps_e = self._eps(prep, salts[:, 2:3], salts[:, 3:4], batch=True)
+            z = z + (event * prep["sn_sig_e"] + prep["sn_sig_r"] * eps_n) / prep["sn_beta"]
+            ln_rr = ln_rr + 2.25 * (event * prep["pe_sig_e"] + prep["pe_sig_r"] * eps_e)
         nodes = keyed_uniform(prep["sn_keys"][None, :], salts[:, 0:1]) < ndtr(z)
         p_edge = -np.expm1(-self.break_fraction * np.exp(ln_rr) * prep["pe_len"])
         edges = keyed_uniform(prep["pe_keys"][None, :], salts[:, 1:2]) < p_edge
         return [(sn[nodes[b]], pe[edges[b]]) for b in range(len(draws))]
 
+    def describe(self):
+        d = super().describe()
+        return {k: v for k, v in d.items() if v is not None}
+
+
+class _TableParser:
+    """``type = "table"``: per-asset damage tables (cascade/damage_table.py imports this module)."""
+
+    @staticmethod
+    def parse(t, base):
+        from .damage_table import TableHazard
+
+        return TableHazard.parse(t, base)
+
 
 PARSERS = {"random": RandomHazard, "targeted": TargetedHazard, "region": RegionHazard,
-           "flood": FloodHazard, "earthquake": EarthquakeHazard}
+           "flood": FloodHazard, "earthquake": EarthquakeHazard, "table": _TableParser}
 
 
 def _parser(kind: str):
@@ -924,8 +1101,10 @@ class Scenario:
 
     def __init__(self, hazard: Hazard, seed: int = 0, name: str = "scenario",
                  system: Path | None = None, samples: int | None = None, path: Path | None = None,
-                 description: str = "", annual_rate: float | None = None):
+                 description: str = "", annual_rate: float | None = None,
+                 reproject: bool = False):
         self.hazard, self.seed, self.name = hazard, int(seed), name
+        self.reproject = bool(reproject)       # a geographic system: work in its UTM zone
         self.system, self.samples, self.path, self.description = system, samples, path, description
         self.annual_rate = annual_rate
         self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -950,7 +1129,13 @@ class Scenario:
         kept with the scenario, also when it is pickled to a Dask worker.
         """
         compiled = compiled if compiled is not None else compile_system(system)
-        elements = Elements.of(system, compiled)
+        frame = None
+        if self.hazard.uses_distances:
+            from .crs import metric_frame
+
+            frame = metric_frame(system.crs, system.nodes["x"], system.nodes["y"],
+                                 f"the {self.hazard.type} hazard", self.reproject)
+        elements = Elements.of(system, compiled, frame)
         prep = self.hazard.prepare(system, compiled, elements)
         prep["elements"] = elements
         self._cache[compiled] = prep
@@ -1055,13 +1240,15 @@ class Scenario:
                 "seed": self.seed, "hazard": self.hazard.describe()}
 
 
-def load_scenario(path: "str | Path") -> Scenario:
+def load_scenario(path: "str | Path", reproject: bool = False) -> Scenario:
     """Read and validate a scenario file.
 
     The file has a ``[scenario]`` table (``name``, ``system`` relative to the file,
     ``seed``, optional ``samples`` and ``description``) and a ``[hazard]`` table whose
     ``type`` is one of ``random``, ``targeted``, ``region``, ``flood``, ``earthquake``,
-    ``rainfall`` with that hazard's keys (see the hazard classes and the README's scenario section).
+    ``table``, ``rainfall`` with that hazard's keys (see the hazard classes and the README's
+    scenario section).  ``reproject``: a system in a geographic CRS is worked on in the UTM zone of
+    its centroid (else hazards that measure distances refuse it; see :mod:`cascade.crs`).
 
     Raises
     ------
@@ -1095,5 +1282,5 @@ def load_scenario(path: "str | Path") -> Scenario:
     haz.finish()
     return Scenario(hazard, seed=seed, name=name,
                     system=(path.parent / system).resolve() if system else None,
-                    samples=samples, path=path, description=description,
+                    samples=samples, path=path, description=description, reproject=reproject,
                     annual_rate=float(rate) if rate is not None else (1.0 / period if period else None))

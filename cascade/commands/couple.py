@@ -25,7 +25,10 @@ from . import system_argument
 @click.option("--delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="HOURS",
               help="Hours the dependent keeps working after losing its suppliers (a backup).")
 @click.option("--dry-run", is_flag=True, help="Print the rows instead of writing them.")
-def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_run):
+@click.option("--reproject", is_flag=True,
+              help="A system in a geographic CRS (degrees): measure distances (and --radius) in "
+                   "metres in the UTM zone of its centroid.")
+def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_run, reproject):
     """Append dependency rows to SYSTEM/dependencies.csv by geography: every --dependent
     node depends on its --nearest K --supplier nodes, or on those within --radius.
 
@@ -41,7 +44,7 @@ def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_
         raise InputError("give exactly one of --nearest K and --radius METRES")
     system, _ = load(system_dir)
     rows, stats = couple(system, dependent, supplier, nearest=nearest, radius=radius, group=group,
-                         delay=delay)
+                         delay=delay, reproject=reproject)
     if dry_run:
         click.echo(rows.to_csv(index=False, lineterminator="\n"), nl=False)
     elif len(rows):

@@ -50,7 +50,11 @@ def render_table(result, top: int) -> str:
               help="Send the samples to a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--top", type=click.IntRange(min=0), default=15, show_default=True,
               help="Nodes listed under 'most likely failures' (table and JSON).")
-def command(system_dir, scenario_file, samples, seed, fmt, output, threads, workers, scheduler, top):
+@click.option("--reproject", is_flag=True,
+              help="A system in a geographic CRS (degrees): measure distances in the UTM zone of "
+                   "its centroid (scenario coordinates such as an epicentre stay in the system's CRS).")
+def command(system_dir, scenario_file, samples, seed, fmt, output, threads, workers, scheduler, top,
+            reproject):
     """Sample a hazard SCENARIO.toml on SYSTEM many times, cascade each sample, and report
     the distribution of service loss per layer and each node's failure probability (how
     much of it the hazard causes directly and how much the cascade adds).
@@ -64,7 +68,7 @@ def command(system_dir, scenario_file, samples, seed, fmt, output, threads, work
         raise InputError("give either --workers or --scheduler, not both")
     if threads is not None and (workers is not None or scheduler is not None):
         raise InputError("--threads runs locally; it cannot be combined with --workers or --scheduler")
-    scenario = load_scenario(scenario_file)
+    scenario = load_scenario(scenario_file, reproject=reproject)
     system, compiled = load(system_dir)
     samples = samples or scenario.samples or 1000
     result = run_ensemble(system, scenario, samples, seed=seed, threads=threads, scheduler=scheduler,
