@@ -15,14 +15,21 @@ import pandas as pd
 
 from .errors import InputError
 
-RULES = ("source", "giant", "none")
+RULES = ("source", "giant", "none", "flow", "dcflow")
+FLOW_RULES = ("flow", "dcflow")
 LIFELINES = ("power", "water", "gas", "transport", "communication")
 
 NODE_NUMBERS = {"demand": 0.0, "x": None, "y": None, "repair_time": None, "repair_cost": None}
 EDGE_NUMBERS = {"repair_time": None, "repair_cost": None, "capacity": None, "length": None}
 DEPENDENCY_NUMBERS = {"delay": 0.0}
-# Coordinates may be negative; every other number of the format is a duration, cost or size.
-SIGNED = {"x", "y"}
+# v2 (FORMAT.md, "flow layers"): read when present, added with their defaults when a layer
+# uses a flow rule, absent otherwise (so v1 tables stay exactly as they were).
+FLOW_NODE_NUMBERS = {"supply": 0.0, "dispatch": None}
+FLOW_EDGE_NUMBERS = {"reactance": None, "shift": 0.0}
+FLOW_DEPENDENCY_NUMBERS = {"threshold": 1.0}
+# Coordinates and phase shifts may be negative; every other number is a duration, cost or size.
+SIGNED = {"x", "y", "shift"}
+TOLERANCE = 1e-9
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -95,6 +102,89 @@ def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
                          file, _line(second))
 
 
+def _present(spec: Mapping[str, float | None], table: pd.DataFrame, flow_layers) -> dict:
+    """The v2 columns to parse: those in the table, and all of them when a layer uses a flow rule."""
+    return {col: default for col, default in spec.items() if flow_layers or col in table.columns}
+
+
+def _priority(nodes: pd.DataFrame, suppliers: set, file: str) -> None:
+    """Parse ``priority`` as integers; empty cells default to 1 for suppliers, else 0."""
+    raw = nodes["priority"].to_numpy() if "priority" in nodes.columns else np.full(len(nodes), "", object)
+    default = nodes["id"].isin(suppliers).to_numpy().astype(np.int64)
+    values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
+    bad = np.flatnonzero((raw != "") & ~(np.isfinite(values) & (values == np.round(values))))
+    if bad.size:
+        raise InputError(f"'priority' is not an integer: '{raw[bad[0]]}'", file, _line(bad[0]))
+    nodes["priority"] = np.where(raw == "", default, np.nan_to_num(values)).astype(np.int64)
+
+
+def _layer_settings(units, weights, bases, file: str):
+    """Check the per-layer ``unit``, ``weight`` (>= 0) and ``base`` (> 0) of system.toml."""
+    units = {str(k): v for k, v in (units or {}).items()}
+    weights = {str(k): v for k, v in (weights or {}).items()}
+    bases = {str(k): v for k, v in (bases or {}).items()}
+    for layer, unit in units.items():
+        if not isinstance(unit, str):
+            raise InputError(f"layer '{layer}': unit must be a string", file)
+    for key, table, low, word in (("weight", weights, 0.0, "≥ 0"), ("base", bases, None, "> 0")):
+        for layer, value in table.items():
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+            if not ok or (value < 0 if low is not None else value <= 0):
+                raise InputError(f"layer '{layer}': {key} must be a number {word}, not {value!r}", file)
+            table[layer] = float(value)
+    return units, weights, bases
+
+
+def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
+                rules: Mapping[str, str], files: Mapping[str, str]) -> None:
+    """The checks of FORMAT.md v2: thresholds, reactances, dispatch, sources of flow layers."""
+    if "threshold" in deps.columns:
+        t = deps["threshold"].to_numpy(float)
+        bad = np.flatnonzero(~((t > 0) & (t <= 1)))
+        if bad.size:
+            raise InputError(f"'threshold' must be in (0, 1], not {t[bad[0]]:g}", files["dependencies"],
+                             _line(bad[0]))
+    if "reactance" in edges.columns:
+        x = edges["reactance"].to_numpy(float)
+        bad = np.flatnonzero(x <= 0)
+        if bad.size:
+            raise InputError(f"edge '{edges['id'].iloc[bad[0]]}': 'reactance' must be > 0, not {x[bad[0]]:g}",
+                             files["edges"], _line(bad[0]))
+    if "dispatch" in nodes.columns:
+        supply = nodes["supply"].to_numpy(float) if "supply" in nodes.columns else np.zeros(len(nodes))
+        dispatch = nodes["dispatch"].to_numpy(float)
+        bad = np.flatnonzero(dispatch > supply * (1 + TOLERANCE) + TOLERANCE)
+        if bad.size:
+            v = bad[0]
+            raise InputError(f"node '{nodes['id'].iloc[v]}': dispatch {dispatch[v]:g} is above its supply "
+                             f"{supply[v]:g}", files["nodes"], _line(v))
+    layer = nodes["layer"].to_numpy(object)
+    for name, rule in rules.items():
+        if rule not in FLOW_RULES:
+            continue
+        here = layer == name
+        bad = np.flatnonzero(here & (nodes["kind"].to_numpy(object) == "source")
+                             & ~(nodes["supply"].to_numpy(float) > 0))
+        if bad.size:
+            raise InputError(f"node '{nodes['id'].iloc[bad[0]]}' has kind = source but no supply "
+                             f"(layer '{name}' uses the {rule} rule; give it a supply > 0)",
+                             files["nodes"], _line(bad[0]))
+        if rule != "dcflow":
+            continue
+        sources = here & (nodes["supply"].to_numpy(float) > 0)
+        given = ~np.isnan(nodes["dispatch"].to_numpy(float))
+        if (sources & given).any() and (sources & ~given).any():
+            v = np.flatnonzero(sources & ~given)[0]
+            raise InputError(f"node '{nodes['id'].iloc[v]}' has no dispatch while other sources of layer "
+                             f"'{name}' have one (give it for every source of the layer or for none)",
+                             files["nodes"], _line(v))
+        edge_layer = edges["source"].map(dict(zip(nodes["id"], layer))).to_numpy(object)
+        bad = np.flatnonzero((edge_layer == name) & np.isnan(edges["reactance"].to_numpy(float)))
+        if bad.size:
+            raise InputError(f"edge '{edges['id'].iloc[bad[0]]}' of dcflow layer '{name}' has no reactance",
+                             files["edges"], _line(bad[0]))
+
+
 @dataclass
 class InfrastructureSystem:
     """A coupled lifeline system: nodes, edges and dependencies as pandas tables.
@@ -118,6 +208,9 @@ class InfrastructureSystem:
         Coordinate reference system of ``x`` and ``y``, for example ``"EPSG:32650"``.
     rules : dict of str to str
         Rules set explicitly in ``system.toml``; see :meth:`layer_rules` for all layers.
+    units, weights, bases : dict
+        Per-layer ``unit``, ``weight`` and ``base`` set explicitly in ``system.toml``; see
+        :meth:`layer_unit`, :meth:`layer_weight` and :meth:`layer_base` for the defaults.
     """
 
     nodes: pd.DataFrame
@@ -126,13 +219,18 @@ class InfrastructureSystem:
     name: str = "system"
     crs: str | None = None
     rules: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    bases: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_tables(cls, nodes: pd.DataFrame, edges: pd.DataFrame | None = None,
                     dependencies: pd.DataFrame | None = None, *, name: str = "system",
                     crs: str | None = None, rules: Mapping[str, str] | None = None,
-                    files: Mapping[str, str] | None = None) -> "InfrastructureSystem":
+                    files: Mapping[str, str] | None = None, units: Mapping[str, str] | None = None,
+                    weights: Mapping[str, float] | None = None,
+                    bases: Mapping[str, float] | None = None) -> "InfrastructureSystem":
         """Validate raw tables (any cell types) and build a system.
 
         Parameters
@@ -141,6 +239,8 @@ class InfrastructureSystem:
             Columns as in FORMAT.md; ``edges`` and ``dependencies`` may be omitted.
         name, crs, rules
             As in ``system.toml``.
+        units, weights, bases : dict, optional
+            Per-layer ``unit``, ``weight`` and ``base`` of ``system.toml`` (FORMAT.md v2).
         files : dict, optional
             Names to use in error messages for ``nodes``, ``edges``, ``dependencies`` and
             ``system`` (defaults: ``nodes.csv`` and so on).
@@ -157,6 +257,14 @@ class InfrastructureSystem:
         if dependencies is None:
             dependencies = pd.DataFrame(columns=["dependent", "supplier"])
 
+        rules = {str(k): str(v) for k, v in (rules or {}).items()}
+        for layer, rule in rules.items():
+            if rule not in RULES:
+                raise InputError(f"layer '{layer}': unknown rule '{rule}' "
+                                 f"(use {', '.join(RULES[:-1])} or {RULES[-1]})", files["system"])
+        flow_layers = {layer for layer, rule in rules.items() if rule in FLOW_RULES}
+        units, weights, bases = _layer_settings(units, weights, bases, files["system"])
+
         nodes = _strings(nodes)
         f = files["nodes"]
         _require(nodes, ["id", "layer"], f)
@@ -164,7 +272,8 @@ class InfrastructureSystem:
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
         _numbers(nodes, NODE_NUMBERS, f)
-        _attributes(nodes, {"id", "layer", "kind", *NODE_NUMBERS})
+        _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
+        _attributes(nodes, {"id", "layer", "kind", "priority", *NODE_NUMBERS, *FLOW_NODE_NUMBERS})
         layer_of = dict(zip(nodes["id"], nodes["layer"]))
 
         edges = _strings(edges)
@@ -198,7 +307,8 @@ class InfrastructureSystem:
                              f, _line(bad[0]))
         edges["directed"] = flag.isin(TRUE).to_numpy()
         _numbers(edges, EDGE_NUMBERS, f)
-        _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS})
+        _numbers(edges, _present(FLOW_EDGE_NUMBERS, edges, flow_layers), f)
+        _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS, *FLOW_EDGE_NUMBERS})
         edges = edges[["id", "source", "target", "directed"]
                       + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]
 
@@ -217,15 +327,14 @@ class InfrastructureSystem:
         if "group" not in deps.columns:
             deps["group"] = ""
         _numbers(deps, DEPENDENCY_NUMBERS, f)
-        _attributes(deps, {"dependent", "supplier", "group", *DEPENDENCY_NUMBERS})
-
-        rules = {str(k): str(v) for k, v in (rules or {}).items()}
-        for layer, rule in rules.items():
-            if rule not in RULES:
-                raise InputError(f"layer '{layer}': unknown rule '{rule}' (use source, giant or none)",
-                                 files["system"])
+        _numbers(deps, _present(FLOW_DEPENDENCY_NUMBERS, deps, flow_layers), f)
+        _attributes(deps, {"dependent", "supplier", "group", *DEPENDENCY_NUMBERS,
+                           *FLOW_DEPENDENCY_NUMBERS})
+        if "priority" in nodes.columns or flow_layers:
+            _priority(nodes, set(deps["supplier"]), files["nodes"])
+        _check_flow(nodes, edges, deps, rules, files)
         return cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
-                   crs=crs if crs else None, rules=rules)
+                   crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases)
 
     @classmethod
     def from_networkx(cls, layers: Mapping[str, "nx.Graph"], dependencies=None, *,
@@ -303,9 +412,26 @@ class InfrastructureSystem:
         return {layer: self.rules.get(layer, "source" if layer in with_source else "giant")
                 for layer in self.layers}
 
+    def flow_layers(self) -> list[str]:
+        """Layers whose rule is ``flow`` or ``dcflow`` (FORMAT.md v2), in name order."""
+        return [layer for layer, rule in self.layer_rules().items() if rule in FLOW_RULES]
+
+    def layer_unit(self, layer: str) -> str:
+        """The layer's unit label from ``system.toml`` (``''`` when not given)."""
+        return self.units.get(layer, "")
+
+    def layer_weight(self, layer: str) -> float:
+        """The layer's weight where layers are summed (default 1)."""
+        return float(self.weights.get(layer, 1.0))
+
+    def layer_base(self, layer: str) -> float:
+        """The per-unit base of a ``dcflow`` layer in its unit (default 100)."""
+        return float(self.bases.get(layer, 100.0))
+
     def copy(self) -> "InfrastructureSystem":
         return InfrastructureSystem(self.nodes.copy(), self.edges.copy(), self.dependencies.copy(),
-                                    self.name, self.crs, dict(self.rules))
+                                    self.name, self.crs, dict(self.rules), dict(self.units),
+                                    dict(self.weights), dict(self.bases))
 
     def __repr__(self) -> str:
         return (f"InfrastructureSystem({self.name!r}: {len(self.nodes)} nodes, {len(self.edges)} edges, "

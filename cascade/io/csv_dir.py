@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, reading
-from ..system import EDGE_NUMBERS, NODE_NUMBERS, InfrastructureSystem
+from ..system import (EDGE_NUMBERS, FLOW_EDGE_NUMBERS, FLOW_NODE_NUMBERS, NODE_NUMBERS,
+                      InfrastructureSystem)
 
 SYSTEM_KEYS = {"name", "crs"}
-LAYER_KEYS = {"rule"}
+LAYER_KEYS = {"rule", "unit", "weight", "base"}
 
 
 def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
@@ -75,7 +76,8 @@ def _read_toml(path: Path) -> dict:
             raise InputError(f"[layers.{layer}] must be a table", str(path))
         unknown = set(table) - LAYER_KEYS
         if unknown:
-            raise InputError(f"unknown key '{sorted(unknown)[0]}' in [layers.{layer}] (expected rule)",
+            raise InputError(f"unknown key '{sorted(unknown)[0]}' in [layers.{layer}] "
+                             "(expected rule, unit, weight, base)",
                              str(path))
     return config
 
@@ -111,9 +113,12 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     for layer, rule in rules.items():
         if not isinstance(rule, str):
             raise InputError(f"layer '{layer}': rule must be a string", str(root / "system.toml"))
+    settings = {key: {layer: table[key] for layer, table in config.get("layers", {}).items() if key in table}
+                for key in ("unit", "weight", "base")}
     return InfrastructureSystem.from_tables(
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
-        crs=system.get("crs"), rules=rules,
+        crs=system.get("crs"), rules=rules, units=settings["unit"], weights=settings["weight"],
+        bases=settings["base"],
         files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
                "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
 
@@ -130,16 +135,23 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     # Optional numeric columns that are empty everywhere are left out (the reader adds them back).
-    nodes = system.nodes.drop(columns=[c for c in NODE_NUMBERS if c != "demand"
+    nodes = system.nodes.drop(columns=[c for c in [*NODE_NUMBERS, *FLOW_NODE_NUMBERS] if c != "demand"
                                        and c in system.nodes and system.nodes[c].isna().all()])
-    edges = system.edges.drop(columns=[c for c in EDGE_NUMBERS if c in system.edges
+    edges = system.edges.drop(columns=[c for c in [*EDGE_NUMBERS, *FLOW_EDGE_NUMBERS] if c in system.edges
                                        and system.edges[c].isna().all()])
     edges["directed"] = np.where(edges["directed"].astype(bool), "true", "false")
     lines = ["[system]", f"name = {_toml_string(system.name)}"]
     if system.crs:
         lines.append(f"crs = {_toml_string(system.crs)}")
-    for layer, rule in sorted(system.rules.items()):
-        lines += ["", f"[layers.{_toml_string(layer)}]", f"rule = {_toml_string(rule)}"]
+    for layer in sorted(set(system.rules) | set(system.units) | set(system.weights) | set(system.bases)):
+        lines += ["", f"[layers.{_toml_string(layer)}]"]
+        if layer in system.rules:
+            lines.append(f"rule = {_toml_string(system.rules[layer])}")
+        if layer in system.units:
+            lines.append(f"unit = {_toml_string(system.units[layer])}")
+        for key, table in (("weight", system.weights), ("base", system.bases)):
+            if layer in table:
+                lines.append(f"{key} = {float(table[layer])!r}")
     texts = {
         "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
         "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
