@@ -290,7 +290,7 @@ def require_connectivity_rules(compiled: CompiledSystem) -> None:
     if flow:
         rule = [k for k, v in RULE_CODES.items() if v == compiled.layer_rule[compiled.layer_names.index(flow[0])]][0]
         raise InputError(f"layer '{flow[0]}' uses the {rule} rule, which the core engine does not run yet; "
-                         f"use --engine reference (engine=\"reference\" in Python)")
+                         f"use --engine reference (cascade simulate; engine=\"reference\" in Python)")
 
 
 class Workspace:
