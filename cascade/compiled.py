@@ -284,11 +284,13 @@ def require_connectivity_rules(compiled: CompiledSystem) -> None:
     """Refuse a system with ``flow``/``dcflow`` layers: the compiled core does not run them yet.
 
     The compiled flow kernels (``cascade/_flow.pyx``) plug in at
-    :func:`cascade.simulation._run_core`; until then only ``engine="reference"`` handles them.
+    :func:`cascade.simulation._run_core_flow` (and, for the other commands, in
+    :class:`Workspace`); until then only ``engine="reference"`` handles them.
     """
     flow = [name for name, code in zip(compiled.layer_names, compiled.layer_rule) if code in FLOW_CODES]
     if flow:
-        rule = [k for k, v in RULE_CODES.items() if v == compiled.layer_rule[compiled.layer_names.index(flow[0])]][0]
+        code = compiled.layer_rule[compiled.layer_names.index(flow[0])]
+        rule = next(name for name, value in RULE_CODES.items() if value == code)
         raise InputError(f"layer '{flow[0]}' uses the {rule} rule, which the core engine does not run yet; "
                          f"use --engine reference (cascade simulate; engine=\"reference\" in Python)")
 

@@ -188,10 +188,6 @@ class CascadeResult:
 
 
 def _run_core(compiled: CompiledSystem, nodes, edges, workspace: Workspace | None = None):
-    # The compiled flow kernels (cascade/_flow.pyx) plug in here: for a system with flow layers
-    # this must return, like _run_reference_flow, (working, fail_round, cause, via_group,
-    # served, flows, trips, via).  Until then the core refuses such systems (one-line error).
-    require_connectivity_rules(compiled)
     ws = workspace or Workspace(compiled)
     ws.run(nodes, edges)
     return (ws.working.astype(bool), ws.fail_round.copy(), ws.cause.copy(),
@@ -215,6 +211,21 @@ def _run_reference(system: InfrastructureSystem, compiled: CompiledSystem, nodes
         if failure.group is not None:
             via_group[v] = compiled.grp_ptr[v] + failure.group
     return working, fail_round, cause, via_group
+
+
+def _run_core_flow(compiled: CompiledSystem, nodes, edges):
+    """The compiled engine on a system with flow layers: a STUB until the flow kernels land.
+
+    The kernels of ``cascade/_flow.pyx`` plug in here.  This must return what
+    :func:`_run_reference_flow` returns, as arrays over the compiled system:
+    ``(working, fail_round, cause, via_group, served, flows, trips, via)`` with ``served``
+    (n,) float64 fractions, ``flows`` (m,) float64 (NaN off usable dcflow branches), ``trips``
+    a DataFrame ``id, layer, round, step, flow, capacity`` and ``via`` (n,) int64 (-1 = none).
+    Until then it raises the one-line :class:`InputError` of
+    :func:`cascade.compiled.require_connectivity_rules` (never a silent fallback).
+    """
+    require_connectivity_rules(compiled)
+    raise AssertionError("unreachable: the system has flow layers")
 
 
 def _run_reference_flow(system: InfrastructureSystem, compiled: CompiledSystem, nodes, edges):
@@ -288,9 +299,11 @@ def simulate(system: InfrastructureSystem, fail=(), *, engine: str = "core",
     nodes, edges = compiled.split_ids(fail)
     if compiled.has_flow_layers:
         if engine == "core":
-            _run_core(compiled, nodes, edges)          # raises until the flow kernels are wired in
-        base = _run_reference_flow(system, compiled, [], [])
-        run = _run_reference_flow(system, compiled, nodes, edges)
+            base = _run_core_flow(compiled, [], [])    # a stub: raises until the kernels land
+            run = _run_core_flow(compiled, nodes, edges)
+        else:
+            base = _run_reference_flow(system, compiled, [], [])
+            run = _run_reference_flow(system, compiled, nodes, edges)
         return CascadeResult(compiled, *run[:4], initial_nodes=nodes.astype(np.int64),
                              initial_edges=edges.astype(np.int64), baseline_working=base[0],
                              engine=engine, served=run[4], baseline_served=base[4], flows=run[5],
