@@ -396,7 +396,7 @@ def _dcflow_rule(layer, members, edges, tables, rnd):
             injection = {v: output.get(v, 0.0) - served[v] for v in buses}
             branches = [e for e in live if e["u"] in island]
             flows.update(dc_power_flow(buses, branches, injection, base))
-        over = [e for e in live if abs(flows[e["id"]]) > e["capacity"] * (1 + TOLERANCE)]
+        over = [e for e in live if e["id"] in flows and abs(flows[e["id"]]) > e["capacity"] * (1 + TOLERANCE)]
         if not over:
             return alive, fractions, flows, trips
         step += 1

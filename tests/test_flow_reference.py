@@ -235,7 +235,9 @@ def test_v1_json_has_no_flow_keys(town):
     for engine in ("core", "reference"):
         data = simulate(system, ["plant"], engine=engine).to_dict()
         assert not {"served", "flows", "tripped"} & set(data)
-    assert "priority" not in system.nodes and "threshold" not in system.dependencies
+    assert not {"supply", "dispatch", "priority"} & set(system.nodes)        # v1 tables as before
+    assert not {"reactance", "shift"} & set(system.edges) and "threshold" not in system.dependencies
+    assert (system.units, system.weights, system.bases) == ({}, {}, {})
 
 
 # --------------------------------------------------------------------------- random flow layers
@@ -521,3 +523,91 @@ def test_core_engine_refuses_flow_layers_with_one_line(tmp_path):
         with pytest.raises(InputError) as err:
             call()
         assert "--engine reference" in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- random coupled systems
+@st.composite
+def flow_systems(draw):
+    """A dcflow grid (capacities tight enough to trip, dispatch or not, priorities), a flow
+    network (capacities, directed pipes), a v1 `none` layer, dependencies across them with
+    thresholds, and initial failures of nodes and edges."""
+    nodes, edges, deps = [], [], []
+    nb = draw(st.integers(2, 7))
+    buses = [f"b{i}" for i in range(nb)]
+    gens = draw(st.lists(st.sampled_from(buses), min_size=1, max_size=3, unique=True))
+    with_dispatch = draw(st.booleans())
+    for b in buses:
+        supply = draw(st.sampled_from([20, 50, 100])) if b in gens else 0
+        nodes.append(dict(id=b, layer="power", supply=supply, demand=draw(st.sampled_from([0, 10, 30])),
+                          priority=draw(st.sampled_from([0, 0, 1])),
+                          dispatch=(supply * draw(st.sampled_from([0, 0.5, 1]))) if with_dispatch and supply else None))
+    for k in range(draw(st.integers(1, 2 * nb))):
+        u, v = draw(st.sampled_from(buses)), draw(st.sampled_from(buses))
+        edges.append(dict(id=f"pl{k}", source=u, target=v, reactance=draw(st.sampled_from([0.05, 0.1, 0.3])),
+                          capacity=draw(st.sampled_from([None, 0, 5, 15, 30, 60])),
+                          shift=draw(st.sampled_from([0, 0, 0, 10]))))
+    nw = draw(st.integers(2, 6))
+    taps = [f"w{i}" for i in range(nw)]
+    for i, w in enumerate(taps):
+        nodes.append(dict(id=w, layer="water", supply=draw(st.sampled_from([0, 0, 5, 20])) if i else 15,
+                          demand=draw(st.sampled_from([0, 4, 9])), priority=draw(st.sampled_from([0, 1]))))
+    for k in range(draw(st.integers(1, 2 * nw))):
+        edges.append(dict(id=f"wp{k}", source=draw(st.sampled_from(taps)), target=draw(st.sampled_from(taps)),
+                          directed=draw(st.booleans()), capacity=draw(st.sampled_from([None, 0, 3, 8]))))
+    others = [f"x{i}" for i in range(draw(st.integers(0, 3)))]
+    nodes += [dict(id=x, layer="other") for x in others]
+    everyone = buses + taps + others
+    for _ in range(draw(st.integers(0, 8))):
+        dependent = draw(st.sampled_from(everyone))
+        supplier = draw(st.sampled_from([v for v in everyone if v != dependent]))
+        deps.append(dict(dependent=dependent, supplier=supplier, group=draw(st.sampled_from(["", "", "g"])),
+                         threshold=draw(st.sampled_from([None, 1, 0.5, 0.9]))))
+    system = build(nodes, edges, deps, rules={"power": "dcflow", "water": "flow", "other": "none"},
+                   bases={"power": draw(st.sampled_from([100, 10]))})
+    fail = draw(st.lists(st.sampled_from(everyone + [e["id"] for e in edges]), max_size=3, unique=True))
+    return system, fail
+
+
+@settings(max_examples=120, deadline=None)
+@given(case=flow_systems())
+def test_random_coupled_systems_end_in_a_consistent_state(case):
+    """Whatever happens, the final state obeys FORMAT.md v2: fractions in [0, 1]; every working
+    node's groups hold under the final fractions and thresholds; no usable branch above its
+    capacity; every trip was an overload; at every working bus, generation = served demand + net
+    outflow with 0 ≤ generation ≤ supply (and none at buses without supply); the JSON is finite."""
+    system, fail = case
+    r = ref(system, fail)
+    c = r.compiled
+    data = strict_json_dict(r.to_dict())
+    assert ((r.served >= -1e-12) & (r.served <= 1 + 1e-12)).all() and (r.served[~r.working] == 0).all()
+    for g in range(c.n_groups):
+        owner = c.group_owner[g]
+        if r.working[owner]:
+            members = c.sup_idx[c.sup_ptr[g]:c.sup_ptr[g + 1]]
+            thresholds = c.sup_threshold[c.sup_ptr[g]:c.sup_ptr[g + 1]]
+            assert any(r.working[s] and r.served[s] >= t - 1e-9 for s, t in zip(members, thresholds))
+    for t in data["tripped"]:
+        assert abs(t["flow"]) > t["capacity"] * (1 + 1e-9)
+    net = np.zeros(c.n_nodes)
+    for e, f in data["flows"].items():
+        k = c.edge_index([e])[0]
+        assert abs(f) <= c.edge_capacity[k] * (1 + 1e-9) + 1e-9
+        net[c.edge_src[k]] += f
+        net[c.edge_dst[k]] -= f
+    power = np.flatnonzero((c.node_layer == c.layer_names.index("power")) & r.working)
+    generation = r.served[power] * c.demand[power] + net[power]
+    scale = 1e-7 * max(1.0, c.supply.sum())
+    assert (generation >= -scale).all() and (generation <= c.supply[power] + scale).all()
+    assert set(data["flows"]) == {e for k, e in enumerate(c.edge_ids)
+                                  if c.layer_names[c.node_layer[c.edge_src[k]]] == "power"
+                                  and r.working[c.edge_src[k]] and r.working[c.edge_dst[k]]
+                                  and c.edge_capacity[k] > 0 and e not in fail
+                                  and e not in {t["id"] for t in data["tripped"]}}
+
+
+def strict_json_dict(data):
+    import json
+
+    def refuse(name):
+        raise ValueError(name)
+    return json.loads(json.dumps(data), parse_constant=refuse)
