@@ -295,12 +295,15 @@ def fair_allocation(nodes, arcs, supply, demand, priority) -> dict[str, float]:
     for level in sorted({priority[v] for v in wanted}, reverse=True):
         unfrozen = [v for v in wanted if priority[v] == level]
         while unfrozen:
-            t = lp.best_common_fraction(unfrozen, fixed)
+            t, amounts = lp.best_common_fraction(unfrozen, fixed)
             if t >= 1 - 1e-12:
                 fixed.update({v: demand[v] for v in unfrozen})
                 break
-            stuck = [v for v in unfrozen
-                     if lp.most_for(v, unfrozen, fixed, t) <= t * demand[v] + TOLERANCE * max(1.0, demand[v])]
+            # A node already above t in that optimum can rise (the optimum is the witness);
+            # every other one gets the second LP.
+            slack = {v: TOLERANCE * max(1.0, demand[v]) for v in unfrozen}
+            stuck = [v for v in unfrozen if amounts[v] <= t * demand[v] + slack[v]
+                     and lp.most_for(v, unfrozen, fixed, t) <= t * demand[v] + slack[v]]
             if not stuck:               # numerical noise only: t is as high as it goes for all
                 stuck = list(unfrozen)
             fixed.update({v: t * demand[v] for v in stuck})
@@ -358,9 +361,11 @@ class _AllocationLP:
                 return res
         raise RuntimeError(f"allocation LP failed: {res.message}")
 
-    def best_common_fraction(self, unfrozen, fixed) -> float:
-        """The largest t with every unfrozen node served t of its demand, frozen ones fixed."""
-        return float(min(1.0, max(0.0, self._solve(self.t, unfrozen, fixed, (0, 1)).x[self.t])))
+    def best_common_fraction(self, unfrozen, fixed) -> tuple[float, dict]:
+        """The largest t with every unfrozen node served t of its demand, frozen ones fixed;
+        and the served amounts of the unfrozen nodes in that optimum."""
+        x = self._solve(self.t, unfrozen, fixed, (0, 1)).x
+        return float(min(1.0, max(0.0, x[self.t]))), {v: float(x[self.pos[v]]) for v in unfrozen}
 
     def most_for(self, node, unfrozen, fixed, t) -> float:
         """The most ``node`` can get while every other unfrozen node keeps t of its demand."""
