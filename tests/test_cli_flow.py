@@ -102,6 +102,8 @@ def test_table_shows_units_shortfalls_trips_and_loading(flow_town):
     res = run("simulate", flow_town, "--fail", "L1", "--engine", "reference")
     assert res.exit_code == 0, res.output
     lines = [line.rstrip() for line in res.stdout.splitlines()]
+    assert lines[0] == ("System flow-town: failed 0 node(s) and 1 edge(s); the cascade ran 2 round(s), "
+                        "2 node(s) stopped working, 2 branch(es) tripped on overload.")
     assert "power      4/5     40.0/120.0 MW  100.0%   33.3%" in lines
     assert "water      4/5  100.0/500.0 m3/h  100.0%   20.0%" in lines
     assert "  power: south 30.0/50.0 MW (60.0%)" in lines

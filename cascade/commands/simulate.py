@@ -25,8 +25,10 @@ def render_table(result, system=None) -> str:
     before, after = result.layers(before=True), result.layers()
     data = result.to_dict()
     init = data["initial_failures"]
+    tripped = f", {len(data['tripped'])} branch(es) tripped on overload" if data.get("tripped") else ""
     out = [f"System {data['system']}: failed {len(init['nodes'])} node(s) and {len(init['edges'])} edge(s); "
-           f"the cascade ran {data['rounds']} round(s), {len(data['failed'])} node(s) stopped working.", ""]
+           f"the cascade ran {data['rounds']} round(s), {len(data['failed'])} node(s) stopped working"
+           f"{tripped}.", ""]
     rows = []
     c = result.compiled
     flow_layers = {name for name, code in zip(c.layer_names, c.layer_rule) if code in FLOW_CODES}
