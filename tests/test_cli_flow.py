@@ -159,3 +159,28 @@ def test_bad_input_exits_2_with_one_line(flow_town, tmp_path, file, old, new, wo
                            "--output", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == "" and not out.exists()
     assert proc.stderr.count("\n") == 1 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(after: str) -> str:
+    """The first fenced block after the line ``after`` in README.md."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```", text.index(after))
+    body = text.index("\n", start) + 1
+    return text[body:text.index("```", body)]
+
+
+def test_readme_example_is_this_system_and_prints_what_it_shows(tmp_path, monkeypatch):
+    """The README's files are the ones above, and its printed table is what the CLI prints."""
+    clean = lambda text: [line.strip() for line in text.strip().splitlines()]
+    assert clean(readme_block("`flow-town/nodes.csv`:")) == clean(NODES)
+    assert clean(readme_block("`flow-town/edges.csv`:")) == clean(EDGES)
+    text = README.read_text(encoding="utf-8")
+    start = text.index("$ cascade simulate flow-town --fail L1 --engine reference\n")
+    expected = text[text.index("\n", start) + 1:text.index("```", start)]
+    write_dir(tmp_path / "flow-town", NODES, EDGES, DEPS, TOML)
+    monkeypatch.chdir(tmp_path)
+    res = run("simulate", "flow-town", "--fail", "L1", "--engine", "reference")
+    assert res.exit_code == 0 and res.stdout.rstrip("\n") == expected.rstrip("\n")
