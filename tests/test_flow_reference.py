@@ -513,8 +513,11 @@ def test_bad_v2_input_names_file_line_and_problem(tmp_path, change, file, line, 
 def test_v1_layers_ignore_supply_and_dispatch_checks_of_flow_layers(tmp_path):
     """kind = source without supply is fine in a v1 layer; dispatch for some sources only is
     checked in dcflow layers alone."""
-    s = read_system(flow_dir(tmp_path, toml='[layers.power]\nrule = "source"'))
+    nodes = FLOW_NODES.replace("h,power,,0,50,20,", "h,power,,0,50,,").replace("w,water,source,0,10,,",
+                                                                                "w,water,source,0,,,")
+    s = read_system(flow_dir(tmp_path, nodes=nodes, toml='[layers.power]\nrule = "source"'))
     assert s.layer_rules() == {"power": "source", "water": "source"}
+    assert s.nodes["supply"].tolist() == [100, 50, 0, 0, 0]
 
 
 def test_core_engine_refuses_flow_layers_with_one_line(tmp_path):
