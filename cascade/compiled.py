@@ -16,6 +16,12 @@ Layout
   ``grp_ptr[v]:grp_ptr[v+1]`` are the groups of node v; ``sup_idx[sup_ptr[g]:sup_ptr[g+1]]``
   are the suppliers of group g in table order; ``rdep_grp[rdep_ptr[s]:rdep_ptr[s+1]]`` are
   the groups that node s supplies.
+* Flow layers (docs/format.md (v2)): ``supply``, ``dispatch`` (NaN = none), ``priority`` per node;
+  ``edge_capacity`` (inf = unlimited), ``edge_reactance`` (NaN outside ``dcflow`` layers),
+  ``edge_shift`` (radians) per edge; ``sup_threshold`` per entry of ``sup_idx`` (the smallest
+  threshold among the rows that name the same supplier in the same group); ``layer_base`` per
+  layer.  In ``flow`` and ``dcflow`` layers ``is_source`` is ``supply > 0``.  A v1 system gets
+  supply 0, priority as docs/format.md's default, unlimited capacity, threshold 1.
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ from . import _core
 from .errors import InputError
 from .system import InfrastructureSystem
 
-RULE_CODES = {"none": 0, "source": 1, "giant": 2}
+RULE_CODES = {"none": 0, "source": 1, "giant": 2, "flow": 3, "dcflow": 4}
+FLOW_CODES = (RULE_CODES["flow"], RULE_CODES["dcflow"])
 CAUSES = ("", "initial", "dependency", "disconnected")
 
 
@@ -73,6 +80,19 @@ class CompiledSystem:
     sup_idx: np.ndarray           # (S,) index
     rdep_ptr: np.ndarray          # (n+1,) index
     rdep_grp: np.ndarray          # (S,) index
+    supply: np.ndarray            # (n,) float64
+    dispatch: np.ndarray          # (n,) float64, NaN = none
+    priority: np.ndarray          # (n,) int32
+    edge_capacity: np.ndarray     # (m,) float64, inf = unlimited
+    edge_reactance: np.ndarray    # (m,) float64, NaN outside dcflow layers
+    edge_shift: np.ndarray        # (m,) float64, radians
+    sup_threshold: np.ndarray     # (S,) float64, aligned with sup_idx
+    layer_base: np.ndarray        # (L,) float64
+
+    @property
+    def has_flow_layers(self) -> bool:
+        """Whether a layer uses the ``flow`` or ``dcflow`` rule."""
+        return bool(np.isin(self.layer_rule, FLOW_CODES).any())
 
     @property
     def n_nodes(self) -> int:
@@ -203,6 +223,16 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
     keep = np.sort(keep)
     sup_ptr, sup_order = _csr(group_of_row[keep], n_groups, index_dtype)
     sup_idx = suppliers[keep][sup_order]
+    # The smallest threshold among the rows naming the same (group, supplier).
+    row_threshold = (deps["threshold"].to_numpy(float) if "threshold" in deps.columns
+                     else np.ones(len(deps)))
+    pair_threshold = np.full(len(pair), np.inf)
+    if len(pair):
+        _, pair_of_row = np.unique(pair, return_inverse=True)
+        best = np.full(pair_of_row.max() + 1, np.inf)
+        np.minimum.at(best, pair_of_row, row_threshold)
+        pair_threshold = best[pair_of_row]
+    sup_threshold = pair_threshold[keep][sup_order]
     grp_ptr = np.zeros(n + 1, dtype=index_dtype)
     np.cumsum(np.bincount(group_owner, minlength=n), out=grp_ptr[1:])
     rdep_ptr, rdep_order = _csr(sup_idx, n, index_dtype)
@@ -212,17 +242,57 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
     def arr(values, dtype=index_dtype):
         return np.ascontiguousarray(values, dtype=dtype)
 
+    def column(table, name, default):
+        return table[name].to_numpy(float) if name in table.columns else np.full(len(table), default)
+
+    flow_layer = np.array([rules[name] in ("flow", "dcflow") for name in layer_names], bool)
+    dc_layer = np.array([rules[name] == "dcflow" for name in layer_names], bool)
+    supply = column(nodes, "supply", 0.0)
+    is_source = nodes["kind"].to_numpy() == "source"
+    in_flow = flow_layer[node_layer] if n else np.zeros(0, bool)
+    is_source = np.where(in_flow, supply > 0, is_source)
+    if "priority" in nodes.columns:
+        priority = nodes["priority"].to_numpy(np.int64)
+    else:
+        priority = nodes["id"].isin(set(deps["supplier"])).to_numpy().astype(np.int64)
+    capacity = column(edges, "capacity", np.nan)
+    capacity = np.where(np.isnan(capacity), np.inf, capacity)
+    reactance = column(edges, "reactance", np.nan)
+    edge_dc = dc_layer[node_layer[src]] if m else np.zeros(0, bool)
+    reactance = np.where(edge_dc, reactance, np.nan)
+    shift = np.deg2rad(column(edges, "shift", 0.0))
+    layer_base = np.array([system.layer_base(name) for name in layer_names], float)
+
     return CompiledSystem(
         name=system.name, index_dtype=index_dtype, node_ids=node_ids,
         edge_ids=edges["id"].to_numpy(dtype=object), layer_names=layer_names,
         layer_rule=arr([RULE_CODES[rules[name]] for name in layer_names], np.uint8),
-        node_layer=node_layer, is_source=arr(nodes["kind"].to_numpy() == "source", np.uint8),
+        node_layer=node_layer, is_source=arr(is_source, np.uint8),
         demand=arr(nodes["demand"].to_numpy(float), np.float64),
         layer_ptr=layer_ptr, layer_nodes=arr(layer_nodes), edge_src=arr(src), edge_dst=arr(dst),
         edge_directed=arr(directed, np.uint8), adj_ptr=adj_ptr, adj_nbr=arr(other[order.astype(np.int64)]),
         adj_edge=arr(edge_of[order.astype(np.int64)]), adj_fwd=arr(fwd[order.astype(np.int64)], np.uint8),
         grp_ptr=grp_ptr, group_owner=arr(group_owner), group_name=group_name, group_delay=group_delay,
-        sup_ptr=sup_ptr, sup_idx=arr(sup_idx), rdep_ptr=rdep_ptr, rdep_grp=arr(rdep_grp))
+        sup_ptr=sup_ptr, sup_idx=arr(sup_idx), rdep_ptr=rdep_ptr, rdep_grp=arr(rdep_grp),
+        supply=arr(supply, np.float64), dispatch=arr(column(nodes, "dispatch", np.nan), np.float64),
+        priority=arr(priority, np.int32), edge_capacity=arr(capacity, np.float64),
+        edge_reactance=arr(reactance, np.float64), edge_shift=arr(shift, np.float64),
+        sup_threshold=arr(sup_threshold, np.float64), layer_base=arr(layer_base, np.float64))
+
+
+def require_connectivity_rules(compiled: CompiledSystem) -> None:
+    """Refuse a system with ``flow``/``dcflow`` layers: the compiled core does not run them yet.
+
+    The compiled flow kernels (``cascade/_flow.pyx``) plug in at
+    :func:`cascade.simulation._run_core_flow` (and, for the other commands, in
+    :class:`Workspace`); until then only ``engine="reference"`` handles them.
+    """
+    flow = [name for name, code in zip(compiled.layer_names, compiled.layer_rule) if code in FLOW_CODES]
+    if flow:
+        code = compiled.layer_rule[compiled.layer_names.index(flow[0])]
+        rule = next(name for name, value in RULE_CODES.items() if value == code)
+        raise InputError(f"layer '{flow[0]}' uses the {rule} rule, which the core engine does not run yet; "
+                         f"use --engine reference (cascade simulate; engine=\"reference\" in Python)")
 
 
 class Workspace:
@@ -235,6 +305,7 @@ class Workspace:
 
     def __init__(self, compiled: CompiledSystem):
         c = compiled
+        require_connectivity_rules(c)
         self.compiled = c
         n, idx = c.n_nodes, c.index_dtype
         self.working = np.ones(n, np.uint8)

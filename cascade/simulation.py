@@ -6,15 +6,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .compiled import CAUSES, CompiledSystem, Workspace, compile_system
+from .compiled import (CAUSES, FLOW_CODES, CompiledSystem, Workspace, compile_system,
+                       require_connectivity_rules)
 from .errors import InputError
 from .system import InfrastructureSystem
 
 ENGINES = ("core", "reference")
 
 
-def layer_service(compiled: CompiledSystem, working: np.ndarray) -> pd.DataFrame:
+def layer_service(compiled: CompiledSystem, working: np.ndarray,
+                  served: np.ndarray | None = None) -> pd.DataFrame:
     """Per-layer service of a working mask (docs/format.md, "Service").
+
+    ``served``, when given, is each node's served fraction (docs/format.md (v2)): a working node then
+    counts ``demand * served`` instead of its whole demand.
 
     Returns
     -------
@@ -28,7 +33,8 @@ def layer_service(compiled: CompiledSystem, working: np.ndarray) -> pd.DataFrame
     nodes = np.bincount(compiled.node_layer, minlength=L)
     functioning = np.bincount(compiled.node_layer, weights=working, minlength=L).astype(int)
     demand = np.bincount(compiled.node_layer, weights=compiled.demand, minlength=L)
-    served = np.bincount(compiled.node_layer, weights=compiled.demand * working, minlength=L)
+    share = working if served is None else working * np.asarray(served, float)
+    served = np.bincount(compiled.node_layer, weights=compiled.demand * share, minlength=L)
     with np.errstate(invalid="ignore", divide="ignore"):
         service = np.where(demand > 0, served / np.where(demand > 0, demand, 1),
                            functioning / np.where(nodes > 0, nodes, 1))
@@ -58,6 +64,18 @@ class CascadeResult:
     baseline_working : ndarray of bool, shape (n,)
         State of the intact system (no initial failure), for "before" figures.
     engine : str
+    served : ndarray of float64, shape (n,), or None
+        Systems with flow layers only: each node's served fraction (docs/format.md (v2)): x/d in
+        ``flow``/``dcflow`` layers (1 for a working node without demand), 1 for a working node
+        of a v1 layer, 0 for a node that stopped.  None for v1 systems.
+    baseline_served : ndarray of float64, shape (n,), or None
+        The same for the intact system.
+    flows : ndarray of float64, shape (m,), or None
+        Flow of every usable branch of a ``dcflow`` layer in the final state (signed, source to
+        target, in the layer's unit); NaN for every other edge.  None for v1 systems.
+    trips : pandas.DataFrame or None
+        Branches tripped on overload: ``id``, ``layer``, ``round``, ``step``, ``flow`` (at the
+        moment of the trip), ``capacity``.  None for v1 systems.
     """
 
     compiled: CompiledSystem
@@ -69,12 +87,19 @@ class CascadeResult:
     initial_edges: np.ndarray
     baseline_working: np.ndarray
     engine: str = "core"
+    served: np.ndarray | None = None
+    baseline_served: np.ndarray | None = None
+    flows: np.ndarray | None = None
+    trips: pd.DataFrame | None = None
     _via: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def rounds(self) -> int:
-        """The last round in which a node stopped working (0 when none cascaded)."""
-        return int(self.fail_round.max(initial=0))
+        """The last round in which a node stopped working or a branch tripped (0 when none)."""
+        last = int(self.fail_round.max(initial=0))
+        if self.trips is not None and len(self.trips):
+            last = max(last, int(self.trips["round"].max()))
+        return last
 
     @property
     def via_supplier(self) -> np.ndarray:
@@ -113,7 +138,9 @@ class CascadeResult:
 
     def layers(self, before: bool = False) -> pd.DataFrame:
         """Per-layer service after the cascade, or of the intact system with ``before=True``."""
-        return layer_service(self.compiled, self.baseline_working if before else self.working)
+        if before:
+            return layer_service(self.compiled, self.baseline_working, self.baseline_served)
+        return layer_service(self.compiled, self.working, self.served)
 
     def to_dict(self) -> dict:
         """The JSON shape of ``cascade simulate --format json``."""
@@ -124,7 +151,7 @@ class CascadeResult:
         def num(x):
             return None if pd.isna(x) else float(x)
 
-        return {
+        out = {
             "system": c.name,
             "engine": self.engine,
             "rounds": self.rounds,
@@ -138,6 +165,25 @@ class CascadeResult:
             "failed": [{"id": str(r.id), "layer": r.layer, "round": int(r.round), "cause": r.cause,
                         "via": r.via, "group": r.group}
                        for r in self.failed().itertuples(index=False)],
+        }
+        if self.served is not None:
+            out.update(self._flow_dict())
+        return out
+
+    def _flow_dict(self) -> dict:
+        """docs/format.md (v2)'s ``served``, ``flows`` and ``tripped`` (finite numbers only)."""
+        c = self.compiled
+        flow_node = np.isin(c.layer_rule[c.node_layer], FLOW_CODES)
+        shown = np.flatnonzero(flow_node & self.working & (c.demand > 0))
+        usable = np.flatnonzero(~np.isnan(self.flows))
+        trips = self.trips if self.trips is not None else pd.DataFrame(
+            columns=["id", "layer", "round", "step", "flow", "capacity"])
+        return {
+            "served": {str(c.node_ids[v]): float(self.served[v]) for v in shown},
+            "flows": {str(c.edge_ids[e]): float(self.flows[e]) for e in usable},
+            "tripped": [{"id": str(t.id), "layer": str(t.layer), "round": int(t.round), "step": int(t.step),
+                         "flow": float(t.flow), "capacity": float(t.capacity)}
+                        for t in trips.itertuples(index=False)],
         }
 
 
@@ -165,6 +211,53 @@ def _run_reference(system: InfrastructureSystem, compiled: CompiledSystem, nodes
         if failure.group is not None:
             via_group[v] = compiled.grp_ptr[v] + failure.group
     return working, fail_round, cause, via_group
+
+
+def _run_core_flow(compiled: CompiledSystem, nodes, edges):
+    """The compiled engine on a system with flow layers: a STUB until the flow kernels land.
+
+    The kernels of ``cascade/_flow.pyx`` plug in here.  This must return what
+    :func:`_run_reference_flow` returns, as arrays over the compiled system:
+    ``(working, fail_round, cause, via_group, served, flows, trips, via)`` with ``served``
+    (n,) float64 fractions, ``flows`` (m,) float64 (NaN off usable dcflow branches), ``trips``
+    a DataFrame ``id, layer, round, step, flow, capacity`` and ``via`` (n,) int64 (-1 = none).
+    Until then it raises the one-line :class:`InputError` of
+    :func:`cascade.compiled.require_connectivity_rules` (never a silent fallback).
+    """
+    require_connectivity_rules(compiled)
+    raise AssertionError("unreachable: the system has flow layers")
+
+
+def _run_reference_flow(system: InfrastructureSystem, compiled: CompiledSystem, nodes, edges):
+    """The v2 reference engine as arrays: the v1 four, then served, flows, trips and via."""
+    from .reference_flow import run_flow_cascade
+
+    outcome = run_flow_cascade(system, compiled.node_ids[nodes], compiled.edge_ids[edges])
+    n = compiled.n_nodes
+    working = np.ones(n, bool)
+    fail_round = np.full(n, -1, np.int32)
+    cause = np.zeros(n, np.uint8)
+    via_group = np.full(n, -1, np.int64)
+    via = np.full(n, -1, np.int64)
+    for name, failure in outcome.failures.items():
+        v = compiled.node_index([name])[0]
+        working[v] = False
+        fail_round[v] = failure.round
+        cause[v] = CAUSES.index(failure.cause)
+        if failure.group is not None:
+            via_group[v] = compiled.grp_ptr[v] + failure.group
+        if failure.via is not None:
+            via[v] = compiled.node_index([failure.via])[0]
+    served = np.zeros(n)
+    for name, fraction in outcome.served.items():
+        served[compiled.node_index([name])[0]] = fraction
+    flows = np.full(compiled.n_edges, np.nan)
+    for name, amount in outcome.flows.items():
+        flows[compiled.edge_index([name])[0]] = amount
+    trips = pd.DataFrame([{"id": t.edge, "layer": t.layer, "round": t.round, "step": t.step,
+                           "flow": t.flow, "capacity": t.capacity} for t in outcome.trips],
+                         columns=["id", "layer", "round", "step", "flow", "capacity"])
+    return working, fail_round, cause, via_group, served, flows, trips, via
 
 
 def simulate(system: InfrastructureSystem, fail=(), *, engine: str = "core",
@@ -204,6 +297,17 @@ def simulate(system: InfrastructureSystem, fail=(), *, engine: str = "core",
         raise InputError(f"unknown engine '{engine}' (use core or reference)")
     compiled = compiled if compiled is not None else compile_system(system)
     nodes, edges = compiled.split_ids(fail)
+    if compiled.has_flow_layers:
+        if engine == "core":
+            base = _run_core_flow(compiled, [], [])    # a stub: raises until the kernels land
+            run = _run_core_flow(compiled, nodes, edges)
+        else:
+            base = _run_reference_flow(system, compiled, [], [])
+            run = _run_reference_flow(system, compiled, nodes, edges)
+        return CascadeResult(compiled, *run[:4], initial_nodes=nodes.astype(np.int64),
+                             initial_edges=edges.astype(np.int64), baseline_working=base[0],
+                             engine=engine, served=run[4], baseline_served=base[4], flows=run[5],
+                             trips=run[6], _via=run[7])
     if engine == "core":
         ws = Workspace(compiled)
         baseline = _run_core(compiled, (), (), ws)[0]

@@ -16,13 +16,20 @@ import pandas as pd
 from .errors import InputError
 
 RULES = ("source", "giant", "none", "flow", "dcflow")
+FLOW_RULES = ("flow", "dcflow")
 LIFELINES = ("power", "water", "gas", "transport", "communication")
 
 NODE_NUMBERS = {"demand": 0.0, "x": None, "y": None, "repair_time": None, "repair_cost": None}
 EDGE_NUMBERS = {"repair_time": None, "repair_cost": None, "capacity": None, "length": None}
 DEPENDENCY_NUMBERS = {"delay": 0.0}
-# Coordinates may be negative; every other number of the format is a duration, cost or size.
-SIGNED = {"x", "y"}
+# v2 (docs/format.md, "flow layers"): read when present, added with their defaults when a layer
+# uses a flow rule, absent otherwise (so v1 tables stay exactly as they were).
+FLOW_NODE_NUMBERS = {"supply": 0.0, "dispatch": None}
+FLOW_EDGE_NUMBERS = {"reactance": None, "shift": 0.0}
+FLOW_DEPENDENCY_NUMBERS = {"threshold": 1.0}
+# Coordinates and phase shifts may be negative; every other number is a duration, cost or size.
+SIGNED = {"x", "y", "shift", "reactance"}   # a negative reactance is a series capacitor
+TOLERANCE = 1e-9
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -86,18 +93,6 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
             table[col] = values.astype(float)
 
 
-def _setting(value, key: str, layer: str, file: str, low: float, inclusive: bool) -> float:
-    """A numeric per-layer setting of system.toml (``weight`` ≥ 0, ``base`` > 0)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not np.isfinite(number) or number < low or (number == low and not inclusive):
-        raise InputError(f"layer '{layer}': {key} must be a number {'≥' if inclusive else '>'} {low:g}, "
-                         f"not {value!r}", file)
-    return number
-
-
 def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
     dup = ids.duplicated(keep=False)
     if dup.any():
@@ -105,6 +100,90 @@ def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
         first, second = rows[0], rows[1:][ids.iloc[rows[1:]].to_numpy() == ids.iloc[rows[0]]][0]
         raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first)}){hint}",
                          file, _line(second))
+
+
+def _present(spec: Mapping[str, float | None], table: pd.DataFrame, flow_layers) -> dict:
+    """The v2 columns to parse: those in the table, and all of them when a layer uses a flow rule."""
+    return {col: default for col, default in spec.items() if flow_layers or col in table.columns}
+
+
+def _priority(nodes: pd.DataFrame, suppliers: set, file: str) -> None:
+    """Parse ``priority`` as integers; empty cells default to 1 for suppliers, else 0."""
+    raw = nodes["priority"].to_numpy() if "priority" in nodes.columns else np.full(len(nodes), "", object)
+    default = nodes["id"].isin(suppliers).to_numpy().astype(np.int64)
+    values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
+    bad = np.flatnonzero((raw != "") & ~(np.isfinite(values) & (values == np.round(values))))
+    if bad.size:
+        raise InputError(f"'priority' is not an integer: '{raw[bad[0]]}'", file, _line(bad[0]))
+    nodes["priority"] = np.where(raw == "", default, np.nan_to_num(values)).astype(np.int64)
+
+
+def _layer_settings(units, weights, bases, file: str):
+    """Check the per-layer ``unit``, ``weight`` (>= 0) and ``base`` (> 0) of system.toml."""
+    units = {str(k): v for k, v in (units or {}).items()}
+    weights = {str(k): v for k, v in (weights or {}).items()}
+    bases = {str(k): v for k, v in (bases or {}).items()}
+    for layer, unit in units.items():
+        if not isinstance(unit, str):
+            raise InputError(f"layer '{layer}': unit must be a string", file)
+    for key, table, low, word in (("weight", weights, 0.0, "≥ 0"), ("base", bases, None, "> 0")):
+        for layer, value in table.items():
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+            if not ok or (value < 0 if low is not None else value <= 0):
+                raise InputError(f"layer '{layer}': {key} must be a number {word}, not {value!r}", file)
+            table[layer] = float(value)
+    return units, weights, bases
+
+
+def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
+                rules: Mapping[str, str], files: Mapping[str, str]) -> None:
+    """The checks of docs/format.md (v2): thresholds, reactances, dispatch, sources of flow layers."""
+    if "threshold" in deps.columns:
+        t = deps["threshold"].to_numpy(float)
+        bad = np.flatnonzero(~((t > 0) & (t <= 1)))
+        if bad.size:
+            raise InputError(f"'threshold' must be in (0, 1], not {t[bad[0]]:g}", files["dependencies"],
+                             _line(bad[0]))
+    if "reactance" in edges.columns:
+        x = edges["reactance"].to_numpy(float)
+        bad = np.flatnonzero(x == 0)
+        if bad.size:
+            raise InputError(f"edge '{edges['id'].iloc[bad[0]]}': 'reactance' must not be 0 (negative is a "
+                             "series capacitor; join the buses, or give a small reactance)",
+                             files["edges"], _line(bad[0]))
+    if "dispatch" in nodes.columns:
+        supply = nodes["supply"].to_numpy(float) if "supply" in nodes.columns else np.zeros(len(nodes))
+        dispatch = nodes["dispatch"].to_numpy(float)
+        bad = np.flatnonzero(dispatch > supply * (1 + TOLERANCE) + TOLERANCE)
+        if bad.size:
+            v = bad[0]
+            raise InputError(f"node '{nodes['id'].iloc[v]}': dispatch {dispatch[v]:g} is above its supply "
+                             f"{supply[v]:g}", files["nodes"], _line(v))
+    layer = nodes["layer"].to_numpy(object)
+    for name, rule in rules.items():
+        if rule not in FLOW_RULES:
+            continue
+        here = layer == name
+        bad = np.flatnonzero(here & (nodes["kind"].to_numpy(object) == "source")
+                             & ~(nodes["supply"].to_numpy(float) > 0))
+        if bad.size:
+            raise InputError(f"node '{nodes['id'].iloc[bad[0]]}' has kind = source but no supply "
+                             f"(layer '{name}' uses the {rule} rule; give it a supply > 0)",
+                             files["nodes"], _line(bad[0]))
+        if rule != "dcflow":
+            continue
+        sources = here & (nodes["supply"].to_numpy(float) > 0)
+        given = ~np.isnan(nodes["dispatch"].to_numpy(float))
+        if (sources & given).any() and (sources & ~given).any():
+            v = np.flatnonzero(sources & ~given)[0]
+            raise InputError(f"node '{nodes['id'].iloc[v]}' has no dispatch while other sources of layer "
+                             f"'{name}' have one (give it for every source of the layer or for none)",
+                             files["nodes"], _line(v))
+        edge_layer = edges["source"].map(dict(zip(nodes["id"], layer))).to_numpy(object)
+        bad = np.flatnonzero((edge_layer == name) & np.isnan(edges["reactance"].to_numpy(float)))
+        if bad.size:
+            raise InputError(f"edge '{edges['id'].iloc[bad[0]]}' of dcflow layer '{name}' has no reactance",
+                             files["edges"], _line(bad[0]))
 
 
 @dataclass
@@ -130,9 +209,9 @@ class InfrastructureSystem:
         Coordinate reference system of ``x`` and ``y``, for example ``"EPSG:32650"``.
     rules : dict of str to str
         Rules set explicitly in ``system.toml``; see :meth:`layer_rules` for all layers.
-    units, weights, bases : dict of str to str / float
-        ``unit``, ``weight`` and ``base`` set explicitly in ``system.toml`` (FORMAT v2); see
-        :meth:`layer_unit`, :meth:`layer_weight`, :meth:`layer_base` for every layer.
+    units, weights, bases : dict
+        Per-layer ``unit``, ``weight`` and ``base`` set explicitly in ``system.toml``; see
+        :meth:`layer_unit`, :meth:`layer_weight` and :meth:`layer_base` for the defaults.
     """
 
     nodes: pd.DataFrame
@@ -159,8 +238,10 @@ class InfrastructureSystem:
         ----------
         nodes, edges, dependencies : pandas.DataFrame
             Columns as in docs/format.md; ``edges`` and ``dependencies`` may be omitted.
-        name, crs, rules, units, weights, bases
+        name, crs, rules
             As in ``system.toml``.
+        units, weights, bases : dict, optional
+            Per-layer ``unit``, ``weight`` and ``base`` of ``system.toml`` (docs/format.md (v2)).
         files : dict, optional
             Names to use in error messages for ``nodes``, ``edges``, ``dependencies`` and
             ``system`` (defaults: ``nodes.csv`` and so on).
@@ -177,6 +258,14 @@ class InfrastructureSystem:
         if dependencies is None:
             dependencies = pd.DataFrame(columns=["dependent", "supplier"])
 
+        rules = {str(k): str(v) for k, v in (rules or {}).items()}
+        for layer, rule in rules.items():
+            if rule not in RULES:
+                raise InputError(f"layer '{layer}': unknown rule '{rule}' "
+                                 f"(use {', '.join(RULES[:-1])} or {RULES[-1]})", files["system"])
+        flow_layers = {layer for layer, rule in rules.items() if rule in FLOW_RULES}
+        units, weights, bases = _layer_settings(units, weights, bases, files["system"])
+
         nodes = _strings(nodes)
         f = files["nodes"]
         _require(nodes, ["id", "layer"], f)
@@ -184,7 +273,8 @@ class InfrastructureSystem:
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
         _numbers(nodes, NODE_NUMBERS, f)
-        _attributes(nodes, {"id", "layer", "kind", *NODE_NUMBERS})
+        _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
+        _attributes(nodes, {"id", "layer", "kind", "priority", *NODE_NUMBERS, *FLOW_NODE_NUMBERS})
         layer_of = dict(zip(nodes["id"], nodes["layer"]))
 
         edges = _strings(edges)
@@ -218,7 +308,8 @@ class InfrastructureSystem:
                              f, _line(bad[0]))
         edges["directed"] = flag.isin(TRUE).to_numpy()
         _numbers(edges, EDGE_NUMBERS, f)
-        _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS})
+        _numbers(edges, _present(FLOW_EDGE_NUMBERS, edges, flow_layers), f)
+        _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS, *FLOW_EDGE_NUMBERS})
         edges = edges[["id", "source", "target", "directed"]
                       + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]
 
@@ -237,16 +328,12 @@ class InfrastructureSystem:
         if "group" not in deps.columns:
             deps["group"] = ""
         _numbers(deps, DEPENDENCY_NUMBERS, f)
-        _attributes(deps, {"dependent", "supplier", "group", *DEPENDENCY_NUMBERS})
-
-        rules = {str(k): str(v) for k, v in (rules or {}).items()}
-        for layer, rule in rules.items():
-            if rule not in RULES:
-                raise InputError(f"layer '{layer}': unknown rule '{rule}' (use {', '.join(RULES)})",
-                                 files["system"])
-        units = {str(k): str(v) for k, v in (units or {}).items()}
-        weights = {str(k): _setting(v, "weight", k, files["system"], 0.0, True) for k, v in (weights or {}).items()}
-        bases = {str(k): _setting(v, "base", k, files["system"], 0.0, False) for k, v in (bases or {}).items()}
+        _numbers(deps, _present(FLOW_DEPENDENCY_NUMBERS, deps, flow_layers), f)
+        _attributes(deps, {"dependent", "supplier", "group", *DEPENDENCY_NUMBERS,
+                           *FLOW_DEPENDENCY_NUMBERS})
+        if "priority" in nodes.columns or flow_layers:
+            _priority(nodes, set(deps["supplier"]), files["nodes"])
+        _check_flow(nodes, edges, deps, rules, files)
         return cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
                    crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases)
 
@@ -326,17 +413,21 @@ class InfrastructureSystem:
         return {layer: self.rules.get(layer, "source" if layer in with_source else "giant")
                 for layer in self.layers}
 
+    def flow_layers(self) -> list[str]:
+        """Layers whose rule is ``flow`` or ``dcflow`` (docs/format.md (v2)), in name order."""
+        return [layer for layer, rule in self.layer_rules().items() if rule in FLOW_RULES]
+
     def layer_unit(self, layer: str) -> str:
-        """The layer's unit label (``unit`` in system.toml), ``""`` when not set."""
+        """The layer's unit label from ``system.toml`` (``''`` when not given)."""
         return self.units.get(layer, "")
 
     def layer_weight(self, layer: str) -> float:
         """The layer's weight where layers are summed (default 1)."""
-        return self.weights.get(layer, 1.0)
+        return float(self.weights.get(layer, 1.0))
 
     def layer_base(self, layer: str) -> float:
-        """The per-unit base of a ``dcflow`` layer, in its unit (default 100)."""
-        return self.bases.get(layer, 100.0)
+        """The per-unit base of a ``dcflow`` layer in its unit (default 100)."""
+        return float(self.bases.get(layer, 100.0))
 
     def copy(self) -> "InfrastructureSystem":
         return InfrastructureSystem(self.nodes.copy(), self.edges.copy(), self.dependencies.copy(),

@@ -5,26 +5,42 @@ import io
 from pathlib import Path
 
 import click
+import numpy as np
 
+from ..compiled import FLOW_CODES
 from ..simulation import simulate
 from . import (emit, engine_option, failure_ids, format_option, load, output_option, pct,
                system_argument, table, to_json)
 
 SHOWN_PER_ROUND = 12
+SHOWN_BRANCHES = 10
 
 
-def render_table(result) -> str:
+def _amount(x: float, unit: str) -> str:
+    return f"{x:,.1f} {unit}".rstrip()
+
+
+def render_table(result, system=None) -> str:
+    """The table of ``cascade simulate``; ``system`` gives the layers' units (flow systems)."""
     before, after = result.layers(before=True), result.layers()
     data = result.to_dict()
     init = data["initial_failures"]
+    tripped = f", {len(data['tripped'])} branch(es) tripped on overload" if data.get("tripped") else ""
     out = [f"System {data['system']}: failed {len(init['nodes'])} node(s) and {len(init['edges'])} edge(s); "
-           f"the cascade ran {data['rounds']} round(s), {len(data['failed'])} node(s) stopped working.", ""]
+           f"the cascade ran {data['rounds']} round(s), {len(data['failed'])} node(s) stopped working"
+           f"{tripped}.", ""]
     rows = []
+    c = result.compiled
+    flow_layers = {name for name, code in zip(c.layer_names, c.layer_rule) if code in FLOW_CODES}
+    unit = (system.layer_unit if system is not None else (lambda layer: "")) if flow_layers else None
     for name in after.index:
         b, a = before.loc[name], after.loc[name]
-        rows.append([name, f"{int(a.functioning)}/{int(a.nodes)}", f"{a.demand_served:,.0f}/{a.demand:,.0f}",
-                     pct(b.service), pct(a.service)])
+        served = (f"{a.demand_served:,.0f}/{a.demand:,.0f}" if name not in flow_layers else
+                  f"{a.demand_served:,.1f}/{_amount(a.demand, unit(name))}")
+        rows.append([name, f"{int(a.functioning)}/{int(a.nodes)}", served, pct(b.service), pct(a.service)])
     out.append(table(rows, ["layer", "working", "demand served", "before", "after"], "lrrrr"))
+    if flow_layers:
+        out += _branch_lines(result, unit)
     failed = result.failed()
     if len(failed):
         out.append("Failure chain:")
@@ -40,6 +56,47 @@ def render_table(result) -> str:
             out.append(f"  round {rnd}: {len(group)} node(s)")
             out += parts
     return "\n".join(out) + "\n"
+
+
+def _branch_lines(result, unit) -> list[str]:
+    """Tripped branches with their loading at the trip, then the most loaded branches left."""
+    c = result.compiled
+    out = []
+    short = np.flatnonzero(np.isin(c.layer_rule[c.node_layer], FLOW_CODES) & result.working
+                           & (c.demand > 0) & (result.served < 1 - 1e-9))
+    if short.size:
+        out.append("Served below demand (working nodes; served / demand):")
+        for layer in sorted({int(c.node_layer[v]) for v in short}):
+            name = c.layer_names[layer]
+            here = short[c.node_layer[short] == layer]
+            here = here[np.lexsort((here, result.served[here]))]
+            parts = [f"{c.node_ids[v]} {_amount(result.served[v] * c.demand[v], '')}/"
+                     f"{_amount(c.demand[v], unit(name))} ({100 * result.served[v]:.1f}%)"
+                     for v in here[:SHOWN_PER_ROUND]]
+            more = f" … and {here.size - SHOWN_PER_ROUND} more" if here.size > SHOWN_PER_ROUND else ""
+            out.append(f"  {name}: " + ", ".join(parts) + more)
+        out.append("")
+    trips = result.trips
+    if trips is not None and len(trips):
+        out.append("Tripped on overload (flow at the trip / capacity = loading):")
+        for r in trips.itertuples(index=False):
+            out.append(f"  round {r.round}, step {r.step}: {r.id} [{r.layer}] {_amount(r.flow, unit(r.layer))}"
+                       f" / {_amount(r.capacity, unit(r.layer))} = {100 * abs(r.flow) / r.capacity:.1f}%")
+        out.append("")
+    flows = result.flows
+    rated = np.flatnonzero(~np.isnan(flows) & np.isfinite(c.edge_capacity) & (c.edge_capacity > 0)) \
+        if flows is not None else np.zeros(0, int)
+    if rated.size:
+        loading = np.abs(flows[rated]) / c.edge_capacity[rated]
+        top = rated[np.lexsort((rated, -loading))][:SHOWN_BRANCHES]
+        out.append(f"Most loaded branches after the cascade ({min(SHOWN_BRANCHES, rated.size)} of "
+                   f"{rated.size} rated, flow / capacity = loading):")
+        for e in top:
+            layer = c.layer_names[c.node_layer[c.edge_src[e]]]
+            out.append(f"  {c.edge_ids[e]} [{layer}] {_amount(flows[e], unit(layer))} / "
+                       f"{_amount(c.edge_capacity[e], unit(layer))} = {100 * abs(flows[e]) / c.edge_capacity[e]:.1f}%")
+        out.append("")
+    return out
 
 
 @click.command("simulate")
@@ -67,5 +124,5 @@ def command(system_dir, fail, fail_file, fmt, output, engine):
         result.failed().to_csv(buf, index=False, lineterminator="\n")
         text = buf.getvalue()
     else:
-        text = render_table(result)
+        text = render_table(result, system)
     emit(text, output)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, reading
-from ..system import EDGE_NUMBERS, NODE_NUMBERS, InfrastructureSystem
+from ..system import (EDGE_NUMBERS, FLOW_EDGE_NUMBERS, FLOW_NODE_NUMBERS, NODE_NUMBERS,
+                      InfrastructureSystem)
 
 SYSTEM_KEYS = {"name", "crs"}
 LAYER_KEYS = {"rule", "unit", "weight", "base"}
@@ -151,9 +152,9 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     # Optional numeric columns that are empty everywhere are left out (the reader adds them back).
-    nodes = system.nodes.drop(columns=[c for c in NODE_NUMBERS if c != "demand"
+    nodes = system.nodes.drop(columns=[c for c in [*NODE_NUMBERS, *FLOW_NODE_NUMBERS] if c != "demand"
                                        and c in system.nodes and system.nodes[c].isna().all()])
-    edges = system.edges.drop(columns=[c for c in EDGE_NUMBERS if c in system.edges
+    edges = system.edges.drop(columns=[c for c in [*EDGE_NUMBERS, *FLOW_EDGE_NUMBERS] if c in system.edges
                                        and system.edges[c].isna().all()])
     edges["directed"] = np.where(edges["directed"].astype(bool), "true", "false")
     lines = ["[system]", f"name = {_toml_string(system.name)}"]

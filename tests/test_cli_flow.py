@@ -1,0 +1,186 @@
+"""`cascade simulate` on a system with flow layers, as a user runs it (CliRunner and a real
+process): the README's "Flow layers" example, its table and JSON, and bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cascade.cli import cli
+
+from conftest import write_dir
+
+CASCADE = Path(sys.executable).parent / "cascade"
+
+# The README's worked example ("Flow layers").
+NODES = """id,layer,kind,demand,supply,dispatch,priority
+           plant,power,source,0,120,90,
+           peaker,power,source,0,40,20,
+           north,power,,60,,,
+           south,power,,50,,,
+           hospital,power,,10,,,2
+           works,water,source,0,500,,
+           tank,water,source,0,150,,
+           pump,water,,0,,,
+           east,water,,300,,,
+           west,water,,200,,,"""
+EDGES = """id,source,target,reactance,capacity
+           L1,plant,north,0.1,80
+           L2,plant,south,0.2,60
+           L3,north,south,0.1,40
+           L4,peaker,south,0.1,50
+           L5,south,hospital,0.1,
+           P1,works,pump,,
+           P2,pump,east,,350
+           P3,pump,west,,150
+           P4,tank,west,,100
+           P5,west,east,,50"""
+DEPS = """dependent,supplier,threshold
+          pump,south,0.8
+          works,plant,"""
+TOML = """[system]
+          name = "flow-town"
+          [layers.power]
+          rule = "dcflow"
+          unit = "MW"
+          [layers.water]
+          rule = "flow"
+          unit = "m3/h\""""
+
+
+@pytest.fixture
+def flow_town(tmp_path):
+    return write_dir(tmp_path / "flow-town", NODES, EDGES, DEPS, TOML)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def strict_json(text):
+    """json.loads that refuses NaN and Infinity (docs/format.md: plain numbers only)."""
+    def refuse(name):
+        raise ValueError(f"{name} in JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_has_served_flows_and_tripped(flow_town):
+    """Intact: demand 120 above the setpoints 90 + 20, the 10 more go by headroom 30:20, so the
+    plant makes 96.  Losing L1, the plant's 96 must take L2 (capacity 60) and north's 60 must
+    come over L3 (capacity 40, flow −60 from north to south): both trip in step 1.  north is
+    stranded (disconnected); the plant works alone; peaker's 40 serve the hospital (priority 2)
+    in full and south at 30/50 = 0.6, below the pump's threshold 0.8: the pump stops in round 2.
+    The tank (150) reaches west through P4 (capacity 100) and east only through P5 (50): east
+    freezes at 50/300, west takes the other 50 of P4's 100 (0.25)."""
+    res = run("simulate", flow_town, "--fail", "L1", "--engine", "reference", "--format", "json")
+    assert res.exit_code == 0, res.output
+    data = strict_json(res.stdout)
+    assert data["rounds"] == 2
+    assert data["served"] == pytest.approx({"south": 0.6, "hospital": 1.0, "east": 50 / 300, "west": 0.25})
+    assert data["flows"] == pytest.approx({"L4": 40.0, "L5": 10.0})
+    assert [{k: t[k] for k in ("id", "layer", "round", "step", "capacity")} for t in data["tripped"]] == [
+        {"id": "L2", "layer": "power", "round": 1, "step": 1, "capacity": 60.0},
+        {"id": "L3", "layer": "power", "round": 1, "step": 1, "capacity": 40.0}]
+    assert [t["flow"] for t in data["tripped"]] == pytest.approx([96.0, -60.0])
+    assert [(f["id"], f["round"], f["cause"], f["via"]) for f in data["failed"]] == [
+        ("north", 1, "disconnected", None), ("pump", 2, "dependency", "south")]
+    assert data["layers"]["power"]["demand_served"] == pytest.approx(40.0)
+    assert data["layers"]["water"]["demand_served"] == pytest.approx(100.0)
+    assert data["layers"]["water"]["service_before"] == pytest.approx(1.0)
+
+
+def test_intact_json_has_every_flow_and_no_trip(flow_town):
+    data = strict_json(run("simulate", flow_town, "--engine", "reference", "--format", "json").stdout)
+    assert data["flows"] == pytest.approx({"L1": 63.0, "L2": 33.0, "L3": 3.0, "L4": 24.0, "L5": 10.0})
+    assert data["tripped"] == [] and data["failed"] == []
+    assert set(data["served"]) == {"north", "south", "hospital", "east", "west"}
+
+
+def test_table_shows_units_shortfalls_trips_and_loading(flow_town):
+    res = run("simulate", flow_town, "--fail", "L1", "--engine", "reference")
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.stdout.splitlines()]
+    assert lines[0] == ("System flow-town: failed 0 node(s) and 1 edge(s); the cascade ran 2 round(s), "
+                        "2 node(s) stopped working, 2 branch(es) tripped on overload.")
+    assert "power      4/5     40.0/120.0 MW  100.0%   33.3%" in lines
+    assert "water      4/5  100.0/500.0 m3/h  100.0%   20.0%" in lines
+    assert "  power: south 30.0/50.0 MW (60.0%)" in lines
+    assert "  water: east 50.0/300.0 m3/h (16.7%), west 50.0/200.0 m3/h (25.0%)" in lines
+    assert "  round 1, step 1: L2 [power] 96.0 MW / 60.0 MW = 160.0%" in lines
+    assert "  round 1, step 1: L3 [power] -60.0 MW / 40.0 MW = 150.0%" in lines
+    assert "  L4 [power] 40.0 MW / 50.0 MW = 80.0%" in lines
+    assert "    dependency [water 1]: pump (via south)" in lines
+
+
+def test_csv_lists_the_failed_nodes(flow_town):
+    res = run("simulate", flow_town, "--fail", "L1", "--engine", "reference", "--format", "csv")
+    assert res.exit_code == 0 and res.stdout.splitlines() == [
+        "id,layer,round,cause,via,group", "north,power,1,disconnected,,", "pump,water,2,dependency,south,"]
+
+
+def test_core_engine_refuses_with_one_line_and_writes_nothing(flow_town, tmp_path):
+    out = tmp_path / "out.json"
+    res = run("simulate", flow_town, "--fail", "L1", "--format", "json", "--output", out)
+    assert res.exit_code == 2 and not out.exists()
+    assert res.stderr.count("\n") == 1 and "--engine reference" in res.stderr and "dcflow" in res.stderr
+
+
+def test_real_process(flow_town, tmp_path):
+    out = tmp_path / "result.json"
+    proc = subprocess.run([str(CASCADE), "simulate", str(flow_town), "--fail", "L1", "--engine", "reference",
+                           "--format", "json", "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert strict_json(out.read_text())["served"]["south"] == pytest.approx(0.6)
+    table = subprocess.run([str(CASCADE), "simulate", str(flow_town), "--fail", "L1", "--engine", "reference"],
+                           capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and "Tripped on overload" in table.stdout
+
+
+@pytest.mark.parametrize("file, old, new, words", [
+    ("edges.csv", "L2,plant,south,0.2,60", "L2,plant,south,,60", "edges.csv, line 3: edge 'L2' of dcflow layer"),
+    ("nodes.csv", "tank,water,source,0,150,,", "tank,water,source,0,-150,,", "nodes.csv, line 8: 'supply' is negative"),
+    ("dependencies.csv", "pump,south,0.8", "pump,south,1.2", "dependencies.csv, line 2: 'threshold' must be in (0, 1]"),
+    ("nodes.csv", "peaker,power,source,0,40,20,", "peaker,power,source,0,40,,",
+     "nodes.csv, line 3: node 'peaker' has no dispatch"),
+    ("nodes.csv", "plant,power,source,0,120,90,", "plant,power,source,0,120,190,",
+     "nodes.csv, line 2: node 'plant': dispatch 190 is above its supply 120"),
+    ("nodes.csv", "works,water,source,0,500,,", "works,water,source,0,,,",
+     "nodes.csv, line 7: node 'works' has kind = source but no supply"),
+])
+def test_bad_input_exits_2_with_one_line(flow_town, tmp_path, file, old, new, words):
+    path = flow_town / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    out = tmp_path / "never.json"
+    proc = subprocess.run([str(CASCADE), "simulate", str(flow_town), "--engine", "reference", "--format", "json",
+                           "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "" and not out.exists()
+    assert proc.stderr.count("\n") == 1 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(after: str) -> str:
+    """The first fenced block after the line ``after`` in README.md."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```", text.index(after))
+    body = text.index("\n", start) + 1
+    return text[body:text.index("```", body)]
+
+
+def test_readme_example_is_this_system_and_prints_what_it_shows(tmp_path, monkeypatch):
+    """The README's files are the ones above, and its printed table is what the CLI prints."""
+    clean = lambda text: [line.strip() for line in text.strip().splitlines()]
+    assert clean(readme_block("`flow-town/nodes.csv`:")) == clean(NODES)
+    assert clean(readme_block("`flow-town/edges.csv`:")) == clean(EDGES)
+    text = README.read_text(encoding="utf-8")
+    start = text.index("$ cascade simulate flow-town --fail L1 --engine reference\n")
+    expected = text[text.index("\n", start) + 1:text.index("```", start)]
+    write_dir(tmp_path / "flow-town", NODES, EDGES, DEPS, TOML)
+    monkeypatch.chdir(tmp_path)
+    res = run("simulate", "flow-town", "--fail", "L1", "--engine", "reference")
+    assert res.exit_code == 0 and res.stdout.rstrip("\n") == expected.rstrip("\n")
