@@ -478,7 +478,7 @@ def test_duplicate_supplier_rows_keep_the_smallest_threshold():
 
 @pytest.mark.parametrize("change, file, line, words", [
     (("edges", "gb,g,b,0.1,70,", "gb,g,b,,70,"), "edges.csv", 2, "edge 'gb' of dcflow layer 'power' has no reactance"),
-    (("edges", "gb,g,b,0.1,70,", "gb,g,b,0,70,"), "edges.csv", 2, "'reactance' must be > 0"),
+    (("edges", "gb,g,b,0.1,70,", "gb,g,b,0,70,"), "edges.csv", 2, "'reactance' must not be 0"),
     (("nodes", "w,water,source,0,10,,", "w,water,source,0,-10,,"), "nodes.csv", 5, "'supply' is negative"),
     (("nodes", "w,water,source,0,10,,", "w,water,source,0,lots,,"), "nodes.csv", 5, "'supply' is not a number"),
     (("deps", "w,b,0.8", "w,b,1.5"), "dependencies.csv", 2, "'threshold' must be in (0, 1], not 1.5"),
