@@ -424,7 +424,8 @@ def apply_measures(system: InfrastructureSystem, measures: Iterable[Measure]) ->
     else:
         edges = edges.copy()
     return InfrastructureSystem(system.nodes.copy(), edges, deps, system.name, system.crs,
-                                dict(system.rules))
+                                dict(system.rules), dict(system.units), dict(system.weights),
+                                dict(system.bases), system.currency)
 
 
 def _rows_like(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:

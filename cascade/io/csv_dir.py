@@ -15,8 +15,8 @@ import pandas as pd
 from ..errors import InputError, reading
 from ..system import EDGE_NUMBERS, NODE_NUMBERS, InfrastructureSystem
 
-SYSTEM_KEYS = {"name", "crs"}
-LAYER_KEYS = {"rule"}
+SYSTEM_KEYS = {"name", "crs", "currency"}
+LAYER_KEYS = {"rule", "unit", "weight", "base"}
 
 
 def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
@@ -69,13 +69,13 @@ def _read_toml(path: Path) -> dict:
         raise InputError("[system] and [layers] must be tables", str(path))
     unknown = set(config.get("system", {})) - SYSTEM_KEYS
     if unknown:
-        raise InputError(f"unknown key '{sorted(unknown)[0]}' in [system] (expected name, crs)", str(path))
+        raise InputError(f"unknown key '{sorted(unknown)[0]}' in [system] (expected name, crs, currency)", str(path))
     for layer, table in config.get("layers", {}).items():
         if not isinstance(table, dict):
             raise InputError(f"[layers.{layer}] must be a table", str(path))
         unknown = set(table) - LAYER_KEYS
         if unknown:
-            raise InputError(f"unknown key '{sorted(unknown)[0]}' in [layers.{layer}] (expected rule)",
+            raise InputError(f"unknown key '{sorted(unknown)[0]}' in [layers.{layer}] (expected rule, unit, weight, base)",
                              str(path))
     return config
 
@@ -111,9 +111,14 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     for layer, rule in rules.items():
         if not isinstance(rule, str):
             raise InputError(f"layer '{layer}': rule must be a string", str(root / "system.toml"))
+    layers = config.get("layers", {})
+    settings = {key: {layer: table[key[:-1] if key != "bases" else "base"]
+                      for layer, table in layers.items()
+                      if (key[:-1] if key != "bases" else "base") in table}
+                for key in ("units", "weights", "bases")}
     return InfrastructureSystem.from_tables(
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
-        crs=system.get("crs"), rules=rules,
+        crs=system.get("crs"), rules=rules, currency=system.get("currency"), **settings,
         files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
                "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
 
@@ -138,8 +143,19 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     lines = ["[system]", f"name = {_toml_string(system.name)}"]
     if system.crs:
         lines.append(f"crs = {_toml_string(system.crs)}")
-    for layer, rule in sorted(system.rules.items()):
-        lines += ["", f"[layers.{_toml_string(layer)}]", f"rule = {_toml_string(rule)}"]
+    if system.currency:
+        lines.append(f"currency = {_toml_string(system.currency)}")
+    for layer in sorted(set(system.rules) | set(system.units) | set(system.weights)
+                        | set(system.bases)):
+        lines += ["", f"[layers.{_toml_string(layer)}]"]
+        if layer in system.rules:
+            lines.append(f"rule = {_toml_string(system.rules[layer])}")
+        if layer in system.units:
+            lines.append(f"unit = {_toml_string(system.units[layer])}")
+        if layer in system.weights:
+            lines.append(f"weight = {float(system.weights[layer])!r}")
+        if layer in system.bases:
+            lines.append(f"base = {float(system.bases[layer])!r}")
     texts = {
         "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
         "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
