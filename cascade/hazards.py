@@ -456,7 +456,7 @@ class TargetedHazard(Hazard):
                 raise InputError("targeting by criticality needs cascade.criticality, which "
                                  "this installation lacks", self._file) from None
             table = sweep(system, elements="nodes", compiled=compiled)
-            # sweep's order (demand lost, nodes lost, id) is the ranking: score by position.
+            # sweep's order (score, nodes lost, id) is the ranking: score by position.
             score = np.full(compiled.n_nodes, -np.inf)
             idx = compiled.node_index(table["id"])
             score[idx] = -np.arange(len(idx), dtype=float)

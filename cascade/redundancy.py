@@ -1007,44 +1007,29 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
 # ---------------------------------------------------------------------------------- suggestions
 def node_impact(system: InfrastructureSystem, nodes: Sequence[str] | None = None,
                 compiled: CompiledSystem | None = None) -> pd.DataFrame:
-    """Demand lost (all layers) when each node fails alone, by the static cascade.
-
-    Uses :func:`cascade.criticality.sweep` when that module is available, else one core
-    cascade per node.
+    """The score of each node failing alone by the static cascade (:func:`cascade.criticality.sweep`):
+    the weighted sum over layers of the lost fraction of each layer's demand (unit-free;
+    demands of different layers are never added).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``id``, ``demand_lost``, sorted by demand lost (desc), then file order.
+        Columns ``id``, ``score``, sorted by score (desc), nodes lost (desc), then id.
     """
+    from .criticality import sweep
+
     c = compiled if compiled is not None else compile_system(system)
-    try:
-        from .criticality import sweep
-    except ImportError:
-        sweep = None
-    if sweep is not None:
-        table = sweep(system, elements="nodes", compiled=c)[["id", "demand_lost"]]
-        if nodes is not None:
-            table = table[table["id"].isin(set(nodes))]
-        return table.reset_index(drop=True)
-    ws = Workspace(c)
-    ws.run()
-    base = float(c.demand @ ws.working)
-    idx = c.node_index(nodes) if nodes is not None else np.arange(c.n_nodes)
-    lost = np.zeros(len(idx))
-    for k, v in enumerate(idx):
-        ws.run(np.array([v], c.index_dtype), np.zeros(0, c.index_dtype))
-        lost[k] = base - float(c.demand @ ws.working)
-    table = pd.DataFrame({"id": c.node_ids[idx].astype(str), "demand_lost": lost, "_o": idx})
-    return table.sort_values(["demand_lost", "_o"], ascending=[False, True]).drop(columns="_o") \
-        .reset_index(drop=True)
+    table = sweep(system, elements="nodes", compiled=c)[["id", "score"]]
+    if nodes is not None:
+        table = table[table["id"].isin(set(nodes))]
+    return table.reset_index(drop=True)
 
 
 def suggest(system: InfrastructureSystem, n: int, *, hours: float = SUGGEST_HOURS,
             compiled: CompiledSystem | None = None) -> list[Measure]:
     """Backup and feed candidates for the ``n`` most critical nodes that have dependencies.
 
-    Criticality is the demand lost when the node fails alone (:func:`node_impact`).  For each
+    Criticality is the score of the node failing alone (:func:`node_impact`).  For each
     such node and each supplier layer of its dependency groups:
 
     * a ``backup`` of ``hours`` on those groups, costing
@@ -1069,7 +1054,7 @@ def suggest(system: InfrastructureSystem, n: int, *, hours: float = SUGGEST_HOUR
     xy = dict(zip(nodes["id"][has_xy], nodes[["x", "y"]][has_xy].to_numpy(float)))
     dependents = list(dict.fromkeys(deps["dependent"]))
     impact = node_impact(system, dependents, compiled=compiled)
-    impact = impact[impact["demand_lost"] > 0].head(n)
+    impact = impact[impact["score"] > 0].head(n)
     taken = set(system.nodes["id"]) | set(system.edges["id"])
     out = []
     for v in impact["id"]:

@@ -327,7 +327,9 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
     t0 = time.perf_counter()
     info = describe(system, compiled)
     rows = pd.DataFrame([{"layer": k, "rule": v["rule"], "nodes": v["nodes"], "edges": v["edges"],
-                          "sources": v["sources"], "demand": v["demand"], "never work": v["never_work"]}
+                          "sources": v["sources"], "demand": v["demand"],
+                          "unit": system.layer_unit(k) or "(no unit)", "weight": system.layer_weight(k),
+                          "never work": v["never_work"]}
                          for k, v in info["layers"].items()])
     part = ['<section id="summary"><h2>The system</h2>',
             f"<p>{info['nodes']:,} nodes, {info['edges']:,} edges, {info['dependencies']:,} dependency rows in "
@@ -360,19 +362,24 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         ranking = sweep(system, elements="all", threads=threads, compiled=compiled)
         seconds["critical"] = time.perf_counter() - t0
         shown = ranking.head(top)
-        total = float(compiled.demand.sum())
-        shown = shown.assign(share=shown["demand_lost"] / total if total > 0 else np.nan)
-        cols = [c for c in ("id", "element", "layer", "nodes_lost", "demand_lost", "share", "cross_layer_lost")
-                if c in shown.columns]
+        # Demand lost per layer in the layer's unit; ranked by the unit-free score.
+        lost_cols = {f"demand_lost_{name}": f"{name} lost ({system.layer_unit(name) or 'no unit'})"
+                     for name in compiled.layer_names}
+        cols = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lost", *lost_cols]
+        view = shown[cols].reset_index(drop=True).rename(
+            columns={"nodes_lost": "nodes lost", "cross_layer_lost": "nodes lost in other lifelines",
+                     **lost_cols})
         part = ['<section id="critical"><h2>Critical elements</h2>',
-                f"<p>Every node and edge failed alone (N-1, {len(ranking):,} cascades); the {len(shown)} whose "
-                "failure loses the most demand (<em>share</em>: of the whole system's demand), then the most nodes. "
-                "<em>cross_layer_lost</em> counts nodes lost in other lifelines than the element's own.</p>",
-                _table_html(shown[cols].reset_index(drop=True), {"demand_lost": lambda v: f"{v:,.1f}", "share": _pct})]
+                f"<p>Every node and edge failed alone (N-1, {len(ranking):,} cascades); the {len(shown)} with "
+                "the highest <em>score</em> (the sum over layers of the layer's weight times the lost fraction "
+                "of its demand; unit-free, demands of different layers are never added), then the most nodes. "
+                "Demand lost is given per layer in that layer's unit.</p>",
+                _table_html(view, {"score": lambda v: f"{v:.3f}",
+                                   **{label: (lambda v: f"{v:,.1f}") for label in lost_cols.values()}})]
         if has_xy:
             ranked = shown.assign(rank=np.arange(1, len(shown) + 1))
-            nodes_r = ranked[ranked["element"] == "node"].set_index("id")[["rank", "demand_lost"]]
-            edges_r = ranked[ranked["element"] == "edge"].set_index("id")[["rank", "demand_lost"]]
+            nodes_r = ranked[ranked["element"] == "node"].set_index("id")[["rank", "score"]]
+            edges_r = ranked[ranked["element"] == "edge"].set_index("id")[["rank", "score"]]
             props = ResultProperties("ranking", nodes_r, edges_r)
             pending["critical.png"] = lambda p: draw_map(system, props, p, top=top,
                                                          title=f"{system.name}: the {len(shown)} most critical elements")

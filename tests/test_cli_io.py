@@ -147,7 +147,7 @@ def test_export_with_a_critical_ranking(town, tmp_path):
     table = pd.read_csv(ranking).set_index("id")
     for f in data["features"][:50]:
         assert f["properties"]["rank"] == table.loc[f["id"], "rank"]
-        assert f["properties"]["demand_lost"] == pytest.approx(table.loc[f["id"], "demand_lost"])
+        assert f["properties"]["score"] == pytest.approx(table.loc[f["id"], "score"])
     bad = tmp_path / "bad.json"
     bad.write_text("{\"nothing\": 1}")
     res = run("export", town, "--result", bad, "-o", tmp_path / "x.geojson")

@@ -319,13 +319,17 @@ def test_candidates_round_trip_through_csv(tmp_path):
 
 
 # ------------------------------------------------------------------ suggestions
-def test_node_impact_is_the_demand_lost_by_each_node_alone():
+def test_node_impact_is_the_score_of_each_node_alone():
+    """The weighted lost fractions of each layer's demand, never raw demands added."""
     town = make_town()
-    table = node_impact(town).set_index("id")["demand_lost"]
+    town.weights["water"] = 2.0
+    table = node_impact(town).set_index("id")["score"]
     for name in town.nodes["id"]:
         r = simulate(town, [name], engine="reference")
-        lost = r.layers(before=True)["demand_served"].sum() - r.layers()["demand_served"].sum()
-        assert table[name] == pytest.approx(lost)
+        before, after = r.layers(before=True), r.layers()
+        lost = (before["demand_served"] - after["demand_served"]) / before["demand"]
+        expected = sum(town.layer_weight(layer) * f for layer, f in zip(before["layer"], lost))
+        assert table[name] == pytest.approx(expected)
 
 
 def test_suggest_backs_up_and_feeds_the_pump_that_serves_most_people():
