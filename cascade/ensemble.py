@@ -33,6 +33,7 @@ from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .hazards import Scenario
 from .system import InfrastructureSystem
+from .units import layer_weights
 
 PERCENTILES = (5, 50, 95)
 BLOCK = 32                       # samples drawn at once
@@ -49,7 +50,9 @@ def _workspace(compiled: CompiledSystem) -> Workspace:
 
 
 def _service(compiled: CompiledSystem, working: np.ndarray, totals) -> np.ndarray:
-    """Service per layer and overall (demand-weighted) of a working mask, shape (L+1,)."""
+    """Service per layer and overall of a working mask, shape (L+1,).  The overall column is
+    the plain mean over layers here; :func:`run_ensemble` weighs it by the layers' weights
+    (:func:`_weigh_overall`): demands of different layers are never added."""
     nodes, demand, layer_demand = totals
     L = len(compiled.layer_names)
     w = working.astype(np.float64)
@@ -58,7 +61,7 @@ def _service(compiled: CompiledSystem, working: np.ndarray, totals) -> np.ndarra
     with np.errstate(invalid="ignore", divide="ignore"):
         per_layer = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
                              count / np.where(nodes > 0, nodes, 1))
-        overall = served.sum() / demand if demand > 0 else count.sum() / max(nodes.sum(), 1)
+        overall = per_layer.mean() if len(per_layer) else np.nan
     return np.append(per_layer, overall)
 
 
@@ -73,7 +76,7 @@ def _service_lost(compiled: CompiledSystem, lost: np.ndarray, totals) -> np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         per_layer = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
                              count / np.where(nodes > 0, nodes, 1))
-        overall = served.sum() / demand if demand > 0 else count.sum() / max(nodes.sum(), 1)
+        overall = per_layer.mean() if len(per_layer) else np.nan
     return np.append(per_layer, overall)
 
 
@@ -82,6 +85,16 @@ def _totals(compiled: CompiledSystem):
     layer_demand = np.bincount(compiled.node_layer, weights=compiled.demand, minlength=L)
     return (np.bincount(compiled.node_layer, minlength=L).astype(float),
             float(compiled.demand.sum()), layer_demand)
+
+
+def _weigh_overall(system, compiled: CompiledSystem, rows: np.ndarray) -> None:
+    """Set the last column of ``rows`` (shape (..., L+1)) to the weighted mean of the layer
+    columns, with the layers' weights (``system.toml``; every weight 0 counts them equally)."""
+    w = layer_weights(system, compiled.layer_names)
+    if not w.sum() > 0:
+        w = np.ones(len(w))
+    if len(w):
+        rows[..., -1] = rows[..., :-1] @ (w / w.sum())
 
 
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
@@ -137,7 +150,9 @@ class EnsembleResult:
     compiled : CompiledSystem
     loss : ndarray of float64, shape (samples, L+1)
         Service loss per sample: one column per layer (``compiled.layer_names`` order),
-        the last one overall (demand-weighted).  Loss = intact service - service after.
+        the last one overall: the mean of the layers' losses weighted by their weights
+        (``system.toml``, default 1), never raw demands added.  Loss = intact service -
+        service after.
     failed, direct : ndarray of int64, shape (n,)
         Per node, in how many samples it stopped working / was failed by the hazard itself
         (only nodes that work in the intact system are counted).
@@ -159,16 +174,26 @@ class EnsembleResult:
         return len(self.loss)
 
     def summary(self) -> pd.DataFrame:
-        """Loss distribution: columns ``layer``, ``mean``, ``p5``, ``p50``, ``p95``; one row
-        per layer and a last row ``overall``."""
+        """Loss distribution: columns ``layer``, ``mean``, ``p5``, ``p50``, ``p95``, then
+        ``mean_low`` and ``mean_high``, the Student t 95 % interval of the mean
+        (``mean ± t(0.975, n-1) · sd / √n``, NaN below two samples); one row per layer and a
+        last row ``overall``."""
         names = list(self.compiled.layer_names) + ["overall"]
+        low = high = np.full(len(names), np.nan)
         if self.samples == 0:
             q = np.full((len(PERCENTILES), len(names)), np.nan)
             mean = np.full(len(names), np.nan)
         else:
             q = np.percentile(self.loss, PERCENTILES, axis=0)
             mean = self.loss.mean(axis=0)
-        return pd.DataFrame({"layer": names, "mean": mean, "p5": q[0], "p50": q[1], "p95": q[2]})
+            if self.samples > 1:
+                from scipy.stats import t
+
+                half = t.ppf(0.975, self.samples - 1) * self.loss.std(axis=0, ddof=1) \
+                    / math.sqrt(self.samples)
+                low, high = mean - half, mean + half
+        return pd.DataFrame({"layer": names, "mean": mean, "p5": q[0], "p50": q[1], "p95": q[2],
+                             "mean_low": low, "mean_high": high})
 
     def node_probability(self) -> pd.DataFrame:
         """Per node: ``id``, ``layer``, ``p_fail`` (stopped working), ``p_direct`` (failed by
@@ -196,7 +221,8 @@ class EnsembleResult:
             "system": self.compiled.name, "scenario": self.scenario, "seed": self.seed,
             "samples": self.samples, "executor": self.executor,
             "direct_failures_mean": {"nodes": float(nd[0]), "edges": float(nd[1])},
-            "loss": {r.layer: {"mean": r.mean, "p5": r.p5, "p50": r.p50, "p95": r.p95}
+            "loss": {r.layer: {"mean": r.mean, "p5": r.p5, "p50": r.p50, "p95": r.p95,
+                               "mean_low": r.mean_low, "mean_high": r.mean_high}
                      for r in summary.itertuples(index=False)},
             "nodes": [{"id": str(r.id), "layer": r.layer, "p_fail": r.p_fail, "p_direct": r.p_direct,
                        "p_cascade": r.p_cascade} for r in nodes.itertuples(index=False)],
@@ -313,6 +339,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     finally:
         if bar is not None:
             bar.close()
+    _weigh_overall(system, compiled, loss)
     return EnsembleResult(compiled, loss, failed, direct, n_direct, seed,
                           scenario={**scenario.describe(), "seed": seed}, executor=executor)
 

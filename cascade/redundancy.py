@@ -10,9 +10,10 @@ difference per sample and a measure that changes nothing has a benefit of exactl
 Metrics
 -------
 ``served``
-    Expected demand-weighted service loss of the static cascade (FORMAT.md), the last
-    column of :class:`cascade.ensemble.EnsembleResult`'s ``loss``: ``1 - served / demand``
-    over all layers.  Backups (dependency delays) do not act here: the static cascade treats
+    Expected service loss of the static cascade (FORMAT.md): ``1 - service`` of each layer
+    (served fraction of its demand, of its nodes without demand), averaged over the layers
+    with their weights (``system.toml``, default 1); demands of different layers are never
+    added.  Backups (dependency delays) do not act here: the static cascade treats
     delays as exhausted, so a backup has zero static benefit by definition.
 ``resilience``
     Expected resilience loss R = ∫ (1 − Q(t)) dt (Bruneau et al., Earthquake Spectra 19,
@@ -22,7 +23,8 @@ Metrics
     the repair of its supplier removes that node's outage (and everything downstream of it).
 
 Benefit is the mean of the paired differences ``loss(base) - loss(with measure)`` over the
-samples, with a normal 95 % interval ``mean ± 1.96 · sd / √n`` (sd with ddof = 1; with common
+samples, with a Student t 95 % interval ``mean ± t(0.975, n-1) · sd / √n`` (sd with ddof = 1;
+the t quantile, not the normal 1.96, so that small samples get honest widths; with common
 random numbers the paired sd is small, see Glasserman, *Monte Carlo Methods in Financial
 Engineering*, 2003, §4.2 on common random numbers).
 
@@ -48,6 +50,7 @@ import pandas as pd
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError, reading
 from .system import FALSE, TRUE, InfrastructureSystem
+from .units import layer_weights
 
 TYPES = ("backup", "feed", "link", "harden")
 METRICS = ("served", "resilience")
@@ -67,7 +70,14 @@ RANKING_COLUMNS = ["rank", "id", "type", "cost", "benefit", "benefit_low", "bene
 # (2**10 = 1024 subsets, each evaluated on every sample; a resilience evaluation runs a
 # repair schedule per distinct failed set, so its limit is lower).
 EXHAUSTIVE_LIMIT = {"served": 10, "resilience": 5}
-Z95 = 1.959963984540054
+
+
+def t95(n: int) -> float:
+    """The two-sided 95 % Student t quantile for a mean of ``n`` samples (n - 1 degrees of
+    freedom): 12.7 for n = 2, 2.09 for n = 20, 1.98 for n = 100."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1)) if n > 1 else math.nan
 # Modified systems (with their compiled arrays) kept for reuse during one analysis.
 SYSTEM_CACHE = 64
 
@@ -545,7 +555,7 @@ class Benefit:
         diff = np.asarray(before, float) - np.asarray(after, float)
         n = len(diff)
         mean = float(diff.mean()) if n else 0.0
-        half = Z95 * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
+        half = t95(n) * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
         layers = None
         if layers_before is not None and layers_after is not None:
             per = (np.asarray(layers_before) - np.asarray(layers_after)).mean(axis=0)
@@ -667,7 +677,10 @@ class Evaluator:
         layer = compiled.node_layer
         layer_demand = np.bincount(layer, weights=demand, minlength=L)
         layer_nodes = np.bincount(layer, minlength=L)
-        total = demand.sum()
+        # Overall loss: the layers' losses weighted by their weights (system.toml), never
+        # raw demands of different layers added.
+        weights = layer_weights(self.system, self.layer_names) * (layer_nodes > 0)
+        weights = weights / weights.sum() if weights.sum() > 0 else np.full(L, 1.0 / max(L, 1))
         # Samples with the same failed set (frequent in floods) give the same cascade: run
         # each distinct set once and copy the result to its samples.
         first: dict = {}
@@ -689,7 +702,7 @@ class Evaluator:
                     service = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
                                        up / np.where(layer_nodes > 0, layer_nodes, 1))
                 per_layer[i] = 1.0 - service
-                loss[i] = 1.0 - (served.sum() / total if total > 0 else w.mean())
+                loss[i] = float((1.0 - service) @ weights)
 
         chunks = np.array_split(np.arange(len(distinct)), self.threads)
         if self.threads == 1:
@@ -918,7 +931,7 @@ class RedundancyResult:
                          "why": r.why, "measure": by_id[r.id].to_dict()})
         out = {"system": self.system, "metric": self.metric, "samples": self.samples,
                **self.settings, "base_loss": float(self.base_loss),
-               "interval": "normal 95% of paired differences: mean ± 1.96·sd/√n",
+               "interval": "Student t 95% of paired differences: mean ± t(0.975, n-1)·sd/√n",
                "ranking": rows, "plan": None}
         p = self.plan
         if p is not None:

@@ -179,7 +179,7 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "black", "lw": 0.6})
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", ms=12, mew=2,
                               label=f"most critical (top {min(top, len(ranked))}, numbered)"))
-        subtitle = "N-1 criticality: numbered by demand lost when the element fails"
+        subtitle = "N-1 criticality: numbered by score (weighted lost fractions of the layers' demands)"
     elif result is not None and result.kind == "probability":
         p = result.nodes["p_fail"].reindex(nodes["id"]).fillna(0.0).to_numpy(float)
         sel = has & (p > 0)
@@ -246,7 +246,7 @@ def _figure_loss(ens, path: Path) -> None:
     for q, ls in ((50, "-"), (95, "--")):
         v = np.percentile(overall, q)
         ax1.axvline(v, color=FAILED, ls=ls, lw=1.2, label=f"p{q} = {v:.1f} %")
-    ax1.set_xlabel("overall service loss (% of demand)")
+    ax1.set_xlabel("overall service loss (%, weighted mean of the layers' losses)")
     ax1.set_ylabel("samples")
     ax1.set_title(f"Loss over {ens.samples} samples")
     ax1.legend(fontsize=8)
@@ -411,7 +411,8 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
                 + (f" ({html.escape(str(hazard))})" if hazard else "")
                 + f": {ens.samples:,} samples, seed {ens.seed}. Service loss is the share of demand no longer "
                 "served (or of nodes, in a layer without demand), after the cascade.</p>",
-                _table_html(summary, {c: _pct for c in ("mean", "p5", "p50", "p95")})]
+                _table_html(summary, {c: _pct for c in ("mean", "p5", "p50", "p95", "mean_low",
+                                                        "mean_high")})]
         pending["loss.png"] = lambda p: _figure_loss(ens, p)
         part.append('<img src="loss.png" alt="loss distribution">')
         if len(likely):
