@@ -813,10 +813,29 @@ class Plan:
     note: str = ""
     single_id: str | None = None          # one affordable measure that beats the whole plan
     single_benefit: float | None = None
+    single_cost: float | None = None
 
     @property
     def ids(self) -> list[str]:
         return [s.id for s in self.steps]
+
+    def recommended(self) -> dict:
+        """The best plan this analysis found: the exhaustive optimum when searched, else the
+        greedy plan or the one measure that beats it, whichever avoids more loss.
+
+        Returns
+        -------
+        dict
+            ``source`` ("exhaustive", "single" or "greedy"), ``ids``, ``cost``, ``benefit``.
+        """
+        options = [("greedy", self.ids, self.cost, self.benefit.mean)]
+        if self.single_id is not None:
+            options.append(("single", [self.single_id], self.single_cost, self.single_benefit))
+        if self.best_ids is not None:
+            options.append(("exhaustive", list(self.best_ids), self.best_cost, self.best_benefit))
+        # the better plan first; on a tie the greedy plan (it has the interval per step)
+        source, ids, cost, benefit = max(options, key=lambda o: (o[3] - 1e-12 * (o[0] != "greedy")))
+        return {"source": source, "ids": list(ids), "cost": cost, "benefit": float(benefit)}
 
     @property
     def gap(self) -> float | None:
@@ -872,6 +891,7 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
         value, _, mid = max(singles)
         if value > total.mean + 1e-12:
             plan.single_id, plan.single_benefit = mid, value
+            plan.single_cost = next(m.cost for m in candidates if m.id == mid)
     if len(candidates) <= exhaustive_limit:
         best_ids, best_cost, best_val, searched = [], 0.0, 0.0, 0
         for r in range(1, len(candidates) + 1):
@@ -948,6 +968,7 @@ class RedundancyResult:
                 "note": p.note,
                 "better_single": None if p.single_id is None else
                 {"id": p.single_id, "benefit": p.single_benefit},
+                "recommended": p.recommended(),
             }
         return out
 

@@ -158,6 +158,15 @@ def test_budget_limits_the_plan_and_exhaustive_search_finds_what_greedy_misses()
     plan = result.plan
     assert plan.ids == ["feed-PB"] and plan.cost == 40
     assert sorted(plan.best_ids) == ["h-S1", "h-S3"] and plan.best_cost == 100
+    # The better plan is printed first: the exhaustive one, before the greedy steps.
+    best = plan.recommended()
+    assert best["source"] == "exhaustive" and sorted(best["ids"]) == ["h-S1", "h-S3"]
+    assert best["benefit"] > plan.benefit.mean
+    from cascade.commands.redundancy import render_table
+    town.currency = "EUR"
+    text = render_table(result, "sets", town.currency)
+    assert text.index("Best plan under budget 100 EUR: h-S") < text.index("Greedy plan")
+    assert "from the exhaustive search, better than the greedy plan below" in text
     assert plan.gap > 0.5
     # Brute force, the obvious way, agrees with the best plan's benefit.
     base = np.mean([plain_loss(town, s) for s in sampler.failure_sets])
