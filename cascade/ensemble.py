@@ -214,6 +214,7 @@ class EnsembleResult:
         summary = self.summary()
         nodes = self.node_probability()
         nodes = nodes[nodes["p_fail"] > 0]
+        failing = len(nodes)
         if top is not None:
             nodes = nodes.head(top)
         nd = self.n_direct.mean(axis=0) if self.samples else np.full(2, np.nan)
@@ -224,6 +225,7 @@ class EnsembleResult:
             "loss": {r.layer: {"mean": r.mean, "p5": r.p5, "p50": r.p50, "p95": r.p95,
                                "mean_low": r.mean_low, "mean_high": r.mean_high}
                      for r in summary.itertuples(index=False)},
+            "nodes_failing": failing,   # nodes that fail in some sample; "nodes" lists the top
             "nodes": [{"id": str(r.id), "layer": r.layer, "p_fail": r.p_fail, "p_direct": r.p_direct,
                        "p_cascade": r.p_cascade} for r in nodes.itertuples(index=False)],
         }

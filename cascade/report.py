@@ -188,7 +188,13 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
             sc = ax.scatter(xy[order, 0], xy[order, 1], c=p[order], s=10 + 60 * p[order], cmap="Reds",
                             vmin=0, vmax=1, edgecolors="black", linewidths=0.3, zorder=6)
             fig.colorbar(sc, ax=ax, shrink=0.6, label="probability of failure")
-        subtitle = f"scenario: {int(sel.sum())} nodes fail in some sample"
+        listed = int(np.count_nonzero(result.nodes["p_fail"].to_numpy(float) > 0))
+        failing = int(result.meta.get("failing", listed))
+        subtitle = f"scenario: {failing:,} node(s) fail in some sample"
+        if listed < failing:
+            subtitle += f"; the file lists the {listed:,} most likely"
+        if int(sel.sum()) < listed:
+            subtitle += f"; {int(sel.sum()):,} drawn (the others have no coordinates)"
     ax.set_aspect("equal", adjustable="datalim")
     ax.autoscale_view()
     unit = f" ({system.crs})" if system.crs else ""
@@ -398,6 +404,7 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         run_ensemble = None
     if run_ensemble is not None:
         scenario = load_scenario(scenario_path)
+        scenario.check_system(system, system_dir)
         n = samples or scenario.samples or 1000
         t0 = time.perf_counter()
         ens = run_ensemble(system, scenario, n, seed=seed, threads=threads, compiled=compiled)

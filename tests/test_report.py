@@ -123,3 +123,24 @@ def test_ranking_map_numbers_every_top_element(tmp_path):
     assert labels == ["1,2,3", "4"]
     fig = draw_map(system, read_result(ranking, system), None, top=5)
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["1,2,3", "4", "5"]
+
+
+def test_scenario_map_says_how_many_nodes_fail_not_how_many_are_listed(tmp_path):
+    """A scenario JSON lists its --top 15; the map counts every node that fails."""
+    import json
+
+    from cascade import read_system
+    from cascade.io.geojson import read_result
+    from conftest import DEMO, ROOT
+
+    out = tmp_path / "flood.json"
+    res = run("scenario", DEMO, ROOT / "scenarios" / "flood_heavy_rain.toml", "-n", "20",
+              "--format", "json", "-o", out)
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert len(data["nodes"]) == 15 and data["nodes_failing"] > 1000
+    system = read_system(DEMO)
+    fig = draw_map(system, read_result(out, system), None)
+    text = " ".join([fig.axes[0].get_title()] + [t.get_text() for t in fig.texts])
+    assert f"{data['nodes_failing']:,} node(s) fail in some sample" in text
+    assert "the file lists the 15 most likely" in text

@@ -214,6 +214,7 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
             raise InputError("--scenario needs cascade.hazards, which is not available; "
                              "use --failure-sets") from None
         loaded = load_scenario(scenario)
+        loaded.check_system(system, system_dir)
         sampler = ScenarioSampler(loaded, system, compiled, seed=seed)
         source = str(scenario)
         if samples is None:
