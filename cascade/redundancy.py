@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
-from .errors import InputError, reading
+from .errors import InputError, did_you_mean, reading
 from .system import FALSE, TRUE, InfrastructureSystem
 from .units import layer_weights
 
@@ -185,7 +185,8 @@ class _Lookup:
 
     def node(self, name: str, col: str, file: str, line: int) -> str:
         if name not in self.layer_of:
-            raise InputError(f"{col} '{name}' is not a node of the system", file, line)
+            raise InputError(f"{col} '{name}' is not a node of the system"
+                             + did_you_mean(name, self.layer_of), file, line)
         return name
 
     def group_rows(self, node: str, group: str | None) -> np.ndarray:
@@ -308,7 +309,8 @@ def parse_candidates(table: pd.DataFrame, system: InfrastructureSystem, *,
             element = row["element"]
             if element not in look.layer_of and element not in look.edge_layer:
                 raise InputError(f"measure '{mid}': element '{element}' is not a node or edge of the "
-                                 f"system", file, line)
+                                 f"system" + did_you_mean(element, [*look.layer_of, *look.edge_layer]),
+                                 file, line)
             factor = None
             if row.get("factor", ""):
                 factor = _number(row["factor"], "factor", file, line, positive=True)

@@ -143,3 +143,27 @@ def test_help_texts():
     assert res.exit_code == 0 and "simulate" in res.stdout and "info" in res.stdout
     res = run("simulate", "--help")
     assert "--fail-file" in res.stdout and "--engine" in res.stdout
+
+
+def test_a_mistyped_id_gets_did_you_mean_everywhere_ids_are_given(town, tmp_path):
+    """--fail, fail files, failure sets and candidate files all suggest the closest ids."""
+    res = CliRunner().invoke(cli, ["simulate", str(town), "--fail", "sbu1"])
+    assert res.exit_code == 2
+    assert "unknown node or edge id 'sbu1' (did you mean 'sub1'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    ids = tmp_path / "ids.txt"
+    ids.write_text("sub1\npmup\n")
+    res = CliRunner().invoke(cli, ["recover", str(town), "--fail-file", str(ids)])
+    assert res.exit_code == 2 and "'pmup' (did you mean 'pump'?)" in res.stderr
+    res = CliRunner().invoke(cli, ["redundancy", str(town), "--suggest", "1", "--failure-sets", str(ids)])
+    assert res.exit_code == 2 and "'pmup' (did you mean 'pump'?)" in res.stderr
+    cands = tmp_path / "c.csv"
+    cands.write_text("id,type,cost,element\nh,harden,1,plnat\n")
+    sets = tmp_path / "sets.txt"
+    sets.write_text("sub1\n")
+    res = CliRunner().invoke(cli, ["redundancy", str(town), "--candidates", str(cands),
+                                   "--failure-sets", str(sets)])
+    assert res.exit_code == 2 and "(did you mean 'plant'?)" in res.stderr
+    # nothing close: no suggestion
+    res = CliRunner().invoke(cli, ["simulate", str(town), "--fail", "zzzzzz"])
+    assert res.exit_code == 2 and "did you mean" not in res.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
 from . import (default_threads, emit, format_option, load, output_option, read_id_file,
@@ -49,7 +49,8 @@ def read_failure_sets(path: Path, compiled) -> list[list[str]]:
         ids = [x for x in re.split(r"[,\s]+", line) if x]
         for name in ids:
             if name not in compiled._node_map and name not in compiled._edge_map:
-                raise InputError(f"unknown node or edge id '{name}'", str(path))
+                raise InputError(f"unknown node or edge id '{name}'" + did_you_mean(
+                    name, [*compiled._node_map, *compiled._edge_map]), str(path))
         sets.append(ids)
     if not sets:
         raise InputError("no failure sets (one sample per line)", str(path))
