@@ -843,9 +843,27 @@ def _gain_bounds(p: _Problem, ws: Workspace, waiting: np.ndarray, cand: np.ndarr
 
 
 # --------------------------------------------------------------------------- optimal
+def _layer_counts(p: _Problem) -> np.ndarray:
+    return np.bincount(p.layer, minlength=len(p.compiled.layer_names))
+
+
 def _order_count(p: _Problem) -> int:
-    counts = np.bincount(p.layer, minlength=len(p.compiled.layer_names))
+    counts = _layer_counts(p)
+    if sum(math.lgamma(int(k) + 1) for k in counts) > math.log(OPTIMAL_MAX_ORDERS) + 1:
+        return OPTIMAL_MAX_ORDERS + 1     # above the limit; the exact number is not needed
     return math.prod(math.factorial(int(k)) for k in counts)
+
+
+def _orders_text(counts) -> str:
+    """``12! ≈ 4.8e8`` or ``3! × 4! = 144``: the number of per-layer orders, never 300 digits."""
+    terms = [f"{int(k)}!" for k in counts if k > 1] or ["1"]
+    log10 = sum(math.lgamma(int(k) + 1) for k in counts) / math.log(10)
+    if log10 < 6:
+        value = f"= {math.prod(math.factorial(int(k)) for k in counts):,}"
+    else:
+        exponent = math.floor(log10)
+        value = f"≈ {10 ** (log10 - exponent):.1f}e{exponent}"
+    return f"{' × '.join(terms)} {value}"
 
 
 def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
@@ -1083,9 +1101,12 @@ def schedule_order(system: InfrastructureSystem, failed_ids, order,
 
 def _check_optimal(p: _Problem) -> None:
     if _order_count(p) > OPTIMAL_MAX_ORDERS:
-        raise InputError(f"optimal: {p.k} failed elements give {_order_count(p):,} repair orders "
-                         f"(per layer), more than the {OPTIMAL_MAX_ORDERS:,} it searches; "
-                         "use greedy, or fewer elements")
+        counts = _layer_counts(p)
+        limit = next(k for k in range(1, 30) if math.factorial(k) >= OPTIMAL_MAX_ORDERS)
+        limit_text = (f"{limit}! = {OPTIMAL_MAX_ORDERS:,}" if math.factorial(limit) == OPTIMAL_MAX_ORDERS
+                      else f"{OPTIMAL_MAX_ORDERS:,}")
+        raise InputError(f"optimal: {p.k} failed elements give {_orders_text(counts)} repair orders "
+                         f"per layer, above the limit {limit_text}; use greedy, or fewer elements")
 
 
 def _recover(p: _Problem, strategy: str, seed: int) -> RecoveryResult:

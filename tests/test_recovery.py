@@ -3,6 +3,7 @@ engine, hand-made backup cases, schedule invariants, the fast greedy against exh
 scoring, optimal against brute force over all orders, and bad input."""
 import itertools
 import math
+import re
 
 import networkx as nx
 import numpy as np
@@ -410,8 +411,15 @@ def test_optimal_refuses_too_many_orders():
     s = independent_homes([1] * 9, [1] * 9)
     failed = [f"h{i}" for i in range(9)]      # 9! > OPTIMAL_MAX_ORDERS
     assert math.factorial(9) > OPTIMAL_MAX_ORDERS >= math.factorial(8)
-    with pytest.raises(InputError, match="optimal: 9 failed elements give 362,880 repair orders"):
+    with pytest.raises(InputError, match="optimal: 9 failed elements give 9! = 362,880 repair orders"):
         recover(s, failed, "optimal")
+    # Many elements: the size in a few characters, not a 300-digit number.
+    many = independent_homes([1] * 200, [1] * 200)
+    with pytest.raises(InputError) as info:
+        recover(many, [f"h{i}" for i in range(200)], "optimal")
+    text = str(info.value)
+    assert "200! ≈ 7.9e374 repair orders per layer, above the limit 8! = 40,320" in text
+    assert len(text) < 200 and not re.search(r"\d{12}", text)
     # Nine elements spread over crews in different layers would be fine; one layer is not.
     assert recover(s, failed[:8], "optimal", crews=2).metrics["resilience_loss"] > 0
 
