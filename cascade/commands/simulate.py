@@ -13,7 +13,7 @@ from . import (emit, engine_option, failure_ids, format_option, load, output_opt
 SHOWN_PER_ROUND = 12
 
 
-def render_table(result) -> str:
+def render_table(result, system=None) -> str:
     before, after = result.layers(before=True), result.layers()
     data = result.to_dict()
     init = data["initial_failures"]
@@ -22,9 +22,11 @@ def render_table(result) -> str:
     rows = []
     for name in after.index:
         b, a = before.loc[name], after.loc[name]
-        rows.append([name, f"{int(a.functioning)}/{int(a.nodes)}", f"{a.demand_served:,.0f}/{a.demand:,.0f}",
-                     pct(b.service), pct(a.service)])
-    out.append(table(rows, ["layer", "working", "demand served", "before", "after"], "lrrrr"))
+        unit = (system.layer_unit(name) if system is not None else "") or "(no unit)"
+        rows.append([name, f"{int(a.functioning)}/{int(a.nodes)}",
+                     f"{a.demand_served:,.0f}/{a.demand:,.0f} {unit}", pct(b.service), pct(a.service)])
+    out.append(table(rows, ["layer", "nodes working", "demand served (layer's unit)",
+                            "service before", "service after"], "lrrrr"))
     failed = result.failed()
     if len(failed):
         out.append("Failure chain:")
@@ -61,11 +63,14 @@ def command(system_dir, fail, fail_file, fmt, output, engine):
     ids = failure_ids(compiled, fail, fail_file)
     result = simulate(system, ids, engine=engine, compiled=compiled)
     if fmt == "json":
-        text = to_json(result.to_dict())
+        data = result.to_dict()
+        for name, layer in data["layers"].items():
+            layer["unit"] = system.layer_unit(name)     # of demand and demand_served
+        text = to_json(data)
     elif fmt == "csv":
         buf = io.StringIO()
         result.failed().to_csv(buf, index=False, lineterminator="\n")
         text = buf.getvalue()
     else:
-        text = render_table(result)
+        text = render_table(result, system)
     emit(text, output)
