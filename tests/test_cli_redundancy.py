@@ -84,7 +84,7 @@ def test_table_explains_each_measure_and_shows_the_plan(case):
     out = res.stdout
     assert "rank  id" in out and "Why:" in out
     # the better plan first (here greedy and exhaustive agree), costs labelled
-    assert "Best plan under budget 1000 no currency: feed-PA, feed-PB" in out
+    assert "Best plan under budget 1000 (no currency): feed-PA, feed-PB" in out
     assert out.index("Best plan under budget") < out.index("Greedy plan (by benefit per cost")
     assert "cost (no currency)" in out and "Student t 95% interval" in out
     assert "1. feed-PA (second feed S3 -> PA): PA keeps working on S3" in out
@@ -194,7 +194,7 @@ def test_demo_town_table_and_suggestions():
               "--samples", "40", "--suggest", "3", "--budget", "800", "--exhaustive-limit", "0")
     assert res.exit_code == 0, res.stderr
     out = res.stdout
-    assert "40 hazard sample(s)" in out and "Best plan under budget 800 no currency" in out
+    assert "40 hazard sample(s)" in out and "Best plan under budget 800 (no currency)" in out
     assert "backup at" in out and "second feed" in out
 
 

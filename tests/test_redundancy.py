@@ -165,7 +165,7 @@ def test_budget_limits_the_plan_and_exhaustive_search_finds_what_greedy_misses()
     from cascade.commands.redundancy import render_table
     town.currency = "EUR"
     text = render_table(result, "sets", town.currency)
-    assert text.index("Best plan under budget 100 EUR: h-S") < text.index("Greedy plan")
+    assert text.index("Best plan under budget 100 (EUR): h-S") < text.index("Greedy plan")
     assert "from the exhaustive search, better than the greedy plan below" in text
     assert plan.gap > 0.5
     # Brute force, the obvious way, agrees with the best plan's benefit.

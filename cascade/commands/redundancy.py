@@ -72,6 +72,7 @@ def _per_cost(x: float, metric: str) -> str:
 def render_table(result, source: str, currency: str | None = None) -> str:
     metric = result.metric
     money = currency or "no currency"
+    unit_of_cost = currency or "cost unit"
     unit = ("percentage points of service (static cascade; each layer's served fraction of its "
             "own demand, averaged with the layers' weights)" if metric == "served"
             else "hours of lost service, ∫(Q0-Q)dt")
@@ -82,7 +83,8 @@ def render_table(result, source: str, currency: str | None = None) -> str:
             f"Base system: expected resilience loss {_benefit(result.base_loss, metric)} h "
             f"(strategy {result.settings.get('strategy')}, crews {result.settings.get('crews')})."),
            f"Benefit = expected loss avoided, in {unit}; [low, high] = Student t 95% interval of "
-           f"the paired differences; cost in {money}; per cost = benefit per 1 {money}.", ""]
+           f"the paired differences; per cost = benefit per 1 {unit_of_cost}"
+           + ("" if currency else " (set [system] currency in system.toml to name it)") + ".", ""]
     rows = []
     for r in result.ranking.itertuples(index=False):
         rows.append([r.rank, r.id, r.type, f"{r.cost:g}", _benefit(r.benefit, metric),
@@ -101,11 +103,11 @@ def render_table(result, source: str, currency: str | None = None) -> str:
                 "greedy plan below", "exhaustive": "the exhaustive search, better than the greedy "
                 "plan below"}[best["source"]]
         if best["ids"]:
-            out.append(f"Best plan under budget {p.budget:g} {money}: {', '.join(best['ids'])} "
-                       f"(cost {best['cost']:g} {money}, benefit {_benefit(best['benefit'], metric)}; "
+            out.append(f"Best plan under budget {p.budget:g} ({money}): {', '.join(best['ids'])} "
+                       f"(cost {best['cost']:g}, benefit {_benefit(best['benefit'], metric)}; "
                        f"from {what}).")
         else:
-            out.append(f"Best plan under budget {p.budget:g} {money}: nothing to fund.")
+            out.append(f"Best plan under budget {p.budget:g} ({money}): nothing to fund.")
         out.append(f"Greedy plan (by benefit per cost, re-evaluated after each pick):")
         if p.steps:
             rows = [[k + 1, s.id, f"{s.cost:g}", _benefit(s.benefit.mean, metric),
