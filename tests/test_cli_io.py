@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import logging
 import os
 import subprocess
@@ -120,6 +121,9 @@ def test_couple_appends_rows_and_the_cascade_uses_them(town):
     assert res.exit_code == 0, res.output
     assert "added 2 dependency rows" in res.stdout
     system = read_system(town)
+    # distances carry their unit: the town is in UTM (EPSG:32632), metres
+    assert system.crs == "EPSG:32632"
+    assert re.search(r"farthest [\d,]+ m$", res.stdout.strip())
     assert len(system.dependencies) == 2
     bus = system.dependencies["supplier"].iloc[0]
     pump = system.dependencies["dependent"].iloc[0]

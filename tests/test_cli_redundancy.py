@@ -65,7 +65,8 @@ def test_json_has_ranking_and_plan(case):
               "--budget", "150")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert {"system", "metric", "samples", "base_loss", "ranking", "plan", "source"} <= set(data)
+    assert {"system", "metric", "samples", "base_loss", "ranking", "plan", "source", "units"} <= set(data)
+    assert data["units"]["cost"] is None and "fraction of service" in data["units"]["benefit"]
     assert data["metric"] == "served" and data["samples"] == 5
     assert data["ranking"][0]["id"] == "feed-PA"
     assert data["ranking"][0]["measure"] == {"id": "feed-PA", "type": "feed", "cost": 100.0,

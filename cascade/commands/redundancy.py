@@ -231,6 +231,9 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     if fmt == "json":
         data = result.to_dict()
         data["source"] = source
+        data["units"] = {"benefit": "fraction of service (each layer's served fraction of its own "
+                                    "demand, averaged with the layers' weights)" if metric == "served"
+                         else "hours of lost service", "cost": system.currency}
         if n_suggest:
             data["suggested_candidates_csv"] = write_candidates(measures)
         text = to_json(data)
