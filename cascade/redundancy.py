@@ -645,7 +645,8 @@ class Evaluator:
         Returns
         -------
         loss : ndarray of float64, shape (samples,)
-            Overall loss (metric ``served``: demand-weighted service loss in [0, 1];
+            Overall loss (metric ``served``: the layers' service losses averaged with their
+            weights, in [0, 1];
             ``resilience``: the recovery's ``resilience_loss``).
         layer_loss : ndarray of float64, shape (samples, layers) or None
             Per-layer static service loss (``served`` only).
