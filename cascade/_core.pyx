@@ -664,11 +664,12 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
           uint8_t[::1] aff, index_t[::1] aff_list, index_t[::1] cursor,
           const index_t[::1] layer_root, const index_t[::1] layer_count,
           int64_t[::1] out_nodes, double[::1] out_demand, int64_t[:, ::1] out_layer,
-          int mode, bint skip):
+          double[:, ::1] out_layer_demand, int mode, bint skip):
     """Cascade of each element ``k`` failing on top of ``pre_nodes`` / ``pre_edges``.
 
     Element ``k`` is node ``el_node[k]`` when that is >= 0, else edge ``el_edge[k]``.  Row
-    ``k`` of the outputs gets the nodes lost, their demand and their count per layer.
+    ``k`` of the outputs gets the nodes lost, their demand, and their count and demand per
+    layer (``out_layer``, ``out_layer_demand``: layers have their own units).
 
     ``mode``:
 
@@ -704,6 +705,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
             e = el_edge[k]
             for l in range(n_layers):
                 out_layer[k, l] = 0
+                out_layer_demand[k, l] = 0.0
             out_nodes[k] = 0
             out_demand[k] = 0.0
             if mode != 0:
@@ -715,6 +717,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                         out_nodes[k] = 1
                         out_demand[k] = demand[x]
                         out_layer[k, node_layer[x]] = 1
+                        out_layer_demand[k, node_layer[x]] = demand[x]
                         continue
                     init_nodes[0] = x
                     cur_nodes = init_nodes[:1]
@@ -748,6 +751,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                     v = changed[i]
                     lost_demand += demand[v]
                     out_layer[k, node_layer[v]] += 1
+                    out_layer_demand[k, node_layer[v]] += demand[v]
                 out_nodes[k] = n_changed
                 out_demand[k] = lost_demand
                 _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive, changed,
@@ -780,5 +784,6 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                         lost += 1
                         lost_demand += demand[v]
                         out_layer[k, node_layer[v]] += 1
+                        out_layer_demand[k, node_layer[v]] += demand[v]
                 out_nodes[k] = lost
                 out_demand[k] = lost_demand

@@ -31,7 +31,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _core
-from .errors import InputError
+from .errors import InputError, did_you_mean
 from .system import InfrastructureSystem
 
 RULE_CODES = {"none": 0, "source": 1, "giant": 2, "flow": 3, "dcflow": 4}
@@ -127,7 +127,8 @@ class CompiledSystem:
             elif name in self._edge_map:
                 edges.append(self._edge_map[name])
             else:
-                raise InputError(f"unknown node or edge id '{name}'")
+                raise InputError(f"unknown node or edge id '{name}'"
+                                 + did_you_mean(name, [*self._node_map, *self._edge_map]))
         return (np.unique(np.asarray(nodes, dtype=self.index_dtype)),
                 np.unique(np.asarray(edges, dtype=self.index_dtype)))
 
@@ -138,7 +139,7 @@ class CompiledSystem:
             try:
                 out.append(mapping[str(name)])
             except KeyError:
-                raise InputError(f"unknown {what} id '{name}'") from None
+                raise InputError(f"unknown {what} id '{name}'" + did_you_mean(name, mapping)) from None
         return np.asarray(out, dtype=np.int64)
 
     # Name -> index maps, built on first use and not shipped to workers (rebuilt there).

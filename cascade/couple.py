@@ -190,6 +190,7 @@ def couple_system(system: InfrastructureSystem, *args, **kwargs) -> tuple[Infras
     rows, stats = couple(system, *args, **kwargs)
     deps = pd.concat([system.dependencies, rows], ignore_index=True)
     out = InfrastructureSystem.from_tables(system.nodes, system.edges, deps, name=system.name,
-                                           crs=system.crs, rules=system.rules, units=system.units,
-                                           weights=system.weights, bases=system.bases)
+                                           crs=system.crs, rules=system.rules,
+                                           units=system.units, weights=system.weights,
+                                           bases=system.bases, currency=system.currency)
     return out, stats

@@ -42,8 +42,11 @@ buffers allocated once per thread, threads across chunks with the GIL released):
 * ``plain=True`` turns all of this off (a full cascade per element); the tests hold the fast
   sweep equal to it and to the networkx reference engine.
 
+Elements are ranked by a unit-free **score** (:mod:`cascade.units`): the weighted sum over
+layers of the lost fraction of each layer's demand; layers' demands are never added raw.
+
 The greedy worst set (N-k) adds, at each step, the element whose failure together with the
-ones already chosen loses the most demand (then most nodes, then the smallest id).
+ones already chosen has the highest score (then most nodes, then the smallest id).
 """
 from __future__ import annotations
 
@@ -59,10 +62,11 @@ from .compiled import RULE_CODES, CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .progress import ProgressArg, tracker
 from .system import InfrastructureSystem
+from .units import score as loss_score
 
 ELEMENTS = ("nodes", "edges", "all")
 ENGINES = ("core", "reference")
-BASE_COLUMNS = ["id", "element", "layer", "nodes_lost", "demand_lost", "cross_layer_lost"]
+BASE_COLUMNS = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lost"]
 
 
 def _default_threads() -> int:
@@ -161,6 +165,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     nodes_lost : ndarray of int64, shape (k,)
     demand_lost : ndarray of float64, shape (k,)
     layer_lost : ndarray of int64, shape (k, L)
+    layer_demand_lost : ndarray of float64, shape (k, L)
+        Demand lost per layer, each in its layer's unit (``demand_lost`` is their raw sum,
+        meaningful only where the layers share a unit).
         All relative to the intact system (pre-failures included).
     """
     c = compiled
@@ -198,8 +205,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     out_nodes = np.zeros(n_el, np.int64)
     out_demand = np.zeros(n_el, np.float64)
     out_layer = np.zeros((n_el, L), np.int64)
+    out_layer_demand = np.zeros((n_el, L), np.float64)
     if n_el == 0:
-        return out_nodes, out_demand, out_layer
+        return out_nodes, out_demand, out_layer, out_layer_demand
     held = np.zeros(c.n_groups, np.uint8)
     n = c.n_nodes
     par_edge = np.full(n, -1, idx)
@@ -221,7 +229,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                             start.edge_failed, np.zeros(n, idx), par_edge, child_ptr, child_idx,
                             np.zeros(n, idx))
 
-    def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer) -> None:
+    def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand) -> None:
         """One threaded pass of the kernel over the elements, chunk by chunk."""
         k = len(el_node)
         size = int(chunk or max(8, min(4096, -(-k // (16 * threads)))))
@@ -261,7 +269,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                             child_ptr, child_idx, par_edge, aff, aff_list, cursor,
                             layer_root, layer_count,
                             out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
-                            mode, skip)
+                            out_layer_demand[lo:hi], mode, skip)
                 bar.update(hi - lo)
 
         if threads == 1 or n_chunks == 1:
@@ -272,7 +280,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     future.result()
 
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
-    run(mode, el_node, el_edge, out_nodes, out_demand, out_layer)
+    run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
     redo = np.zeros(0, np.int64)
     if certify:
         # Certificate (see the module docstring): every `giant` layer keeps more than half of
@@ -287,21 +295,24 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         out_nodes += int(before.sum())
         out_demand += float(c.demand[before].sum())
         out_layer += np.bincount(c.node_layer[before], minlength=L).astype(np.int64)
+        out_layer_demand += np.bincount(c.node_layer[before], weights=c.demand[before], minlength=L)
     if len(redo):
         bar.grow(len(redo))
         r_nodes = np.zeros(len(redo), np.int64)
         r_demand = np.zeros(len(redo), np.float64)
         r_layer = np.zeros((len(redo), L), np.int64)
+        r_layer_demand = np.zeros((len(redo), L), np.float64)
         run(0, np.ascontiguousarray(el_node[redo]), np.ascontiguousarray(el_edge[redo]),
-            r_nodes, r_demand, r_layer)
+            r_nodes, r_demand, r_layer, r_layer_demand)
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
+        out_layer_demand[redo] = r_layer_demand
     bar.close()
-    return out_nodes, out_demand, out_layer
+    return out_nodes, out_demand, out_layer, out_layer_demand
 
 
 def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
                     pre_nodes=(), pre_edges=(), progress: ProgressArg = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ) -> tuple[np.ndarray, ...]:
     """:func:`core_sweep` with the networkx reference engine: one fresh cascade per element
     (``progress``: per element, see :mod:`cascade.progress`)."""
     from .reference import run_cascade
@@ -316,6 +327,7 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
     out_demand = np.zeros(len(el_node), np.float64)
     out_layer = np.zeros((len(el_node), L), np.int64)
     bar = tracker(progress, len(el_node), "N-1 sweep (reference engine)", "element")
+    out_layer_demand = np.zeros((len(el_node), L), np.float64)
     for k, (x, e) in enumerate(zip(el_node, el_edge)):
         if x >= 0:
             failed = run_cascade(system, pre_n + [str(c.node_ids[x])], pre_e)
@@ -325,12 +337,14 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
         out_nodes[k] = lost.sum()
         out_demand[k] = c.demand[lost].sum()
         out_layer[k] = np.bincount(c.node_layer[lost], minlength=L)
+        out_layer_demand[k] = np.bincount(c.node_layer[lost], weights=c.demand[lost], minlength=L)
         bar.update()
     bar.close()
-    return out_nodes, out_demand, out_layer
+    return out_nodes, out_demand, out_layer, out_layer_demand
 
 
-def _table(c: CompiledSystem, el_node, el_edge, nodes_lost, demand_lost, layer_lost) -> pd.DataFrame:
+def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, nodes_lost,
+           demand_lost, layer_lost, layer_demand_lost) -> pd.DataFrame:
     el_node = np.asarray(el_node, np.int64)
     el_edge = np.asarray(el_edge, np.int64)
     is_node = el_node >= 0
@@ -343,17 +357,20 @@ def _table(c: CompiledSystem, el_node, el_edge, nodes_lost, demand_lost, layer_l
             "element": np.where(is_node, "node", "edge").astype(object),
             "layer": np.asarray(c.layer_names, dtype=object)[layer_idx] if len(layer_idx) else
             np.zeros(0, object),
-            "nodes_lost": nodes_lost.astype(np.int64), "demand_lost": demand_lost.astype(np.float64),
+            "score": loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64),
+            "nodes_lost": nodes_lost.astype(np.int64),
             "cross_layer_lost": (nodes_lost - own).astype(np.int64)}
     for li, name in enumerate(c.layer_names):
         data[f"lost_{name}"] = layer_lost[:, li].astype(np.int64)
+    for li, name in enumerate(c.layer_names):
+        data[f"demand_lost_{name}"] = layer_demand_lost[:, li].astype(np.float64)
     table = pd.DataFrame(data)
     return sort_ranking(table)
 
 
 def sort_ranking(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows by demand lost, then nodes lost (both descending), then id, then element."""
-    return table.sort_values(["demand_lost", "nodes_lost", "id", "element"],
+    """Rows by score, then nodes lost (both descending), then id, then element."""
+    return table.sort_values(["score", "nodes_lost", "id", "element"],
                              ascending=[False, False, True, True], kind="mergesort").reset_index(drop=True)
 
 
@@ -387,9 +404,12 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
     -------
     pandas.DataFrame
         One row per element with columns ``id``, ``element`` ("node"/"edge"), ``layer``,
-        ``nodes_lost`` (int64), ``demand_lost`` (float64), ``cross_layer_lost`` (int64: lost
-        nodes outside the element's layer), then ``lost_<layer>`` (int64) for each layer in
-        name order; sorted by demand lost, nodes lost (descending), then id.
+        ``score`` (float64: the weighted sum over layers of the lost fraction of each layer's
+        demand, see :mod:`cascade.units`), ``nodes_lost`` (int64), ``cross_layer_lost``
+        (int64: lost nodes outside the element's layer), then ``lost_<layer>`` (int64, nodes)
+        for each layer in name order, then ``demand_lost_<layer>`` (float64, in the layer's
+        unit) for each layer; sorted by score, nodes lost (descending), then id.  No column
+        adds demands of different layers.
 
     Examples
     --------
@@ -408,27 +428,30 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
         arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain, progress=progress)
     else:
         arrays = reference_sweep(system, c, el_node, el_edge, progress=progress)
-    return _table(c, el_node, el_edge, *arrays)
+    return _table(system, c, el_node, el_edge, *arrays)
 
 
 def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "nodes",
                      threads: int | None = None, engine: str = "core",
                      compiled: CompiledSystem | None = None, *, layer: str | None = None,
                      plain: bool = False, progress: ProgressArg = None) -> pd.DataFrame:
-    """Greedy N-k: the set of ``k`` elements whose joint failure loses the most demand, greedily.
+    """Greedy N-k: the set of ``k`` elements whose joint failure has the highest score, greedily.
 
     Each step sweeps every remaining element on top of the ones already chosen and adds the
-    one that loses the most demand (then most nodes, then the smallest id).  Greedy, not
-    optimal: the worst set of ``k`` can differ (the problem is NP-hard in general).
+    one with the highest score (the weighted lost fractions of the layers' demands, then most
+    nodes, then the smallest id).  Greedy, not optimal: the worst set of ``k`` can differ
+    (the problem is NP-hard in general).  It stops early when no remaining element loses
+    anything more (every node already lost, or none reachable by another failure).
     ``progress`` counts the steps (see :mod:`cascade.progress`).
 
     Returns
     -------
     pandas.DataFrame
-        One row per step: ``step`` (1..k), ``id``, ``element``, ``layer``, ``demand_lost`` and
-        ``nodes_lost`` (of the whole set so far, against the intact system), and
-        ``demand_added`` (what this step added).  Fewer than ``k`` rows when the system runs
-        out of elements.
+        One row per step: ``step`` (1..k), ``id``, ``element``, ``layer``, ``score`` and
+        ``nodes_lost`` (of the whole set so far, against the intact system), ``score_added``
+        (what this step added), then ``demand_lost_<layer>`` (the set so far, in each layer's
+        unit).  Fewer than ``k`` rows when the system runs out of elements or nothing more
+        can be lost.
     """
     _check_engine(engine)
     if k < 0:
@@ -437,7 +460,7 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
     el_node, el_edge = element_indices(c, elements, layer)
     chosen_nodes: list[int] = []
     chosen_edges: list[int] = []
-    rows, previous = [], 0.0
+    rows, previous, previous_nodes = [], 0.0, 0
     remaining = np.ones(len(el_node), bool)
     bar = tracker(progress, k, "worst set", "step")
     for step in range(1, k + 1):
@@ -451,9 +474,11 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
         else:
             arrays = reference_sweep(system, c, el_node[cand], el_edge[cand], chosen_nodes,
                                      chosen_edges)
-        table = _table(c, el_node[cand], el_edge[cand], *arrays)
+        table = _table(system, c, el_node[cand], el_edge[cand], *arrays)
         # _table sorts like the ranking; find the winner's position among the candidates.
         best = table.iloc[0]
+        if table["nodes_lost"].max() <= previous_nodes and table["score"].max() <= previous + 1e-12:
+            break   # nothing more can be lost: no candidate loses another node or more score
         pos = cand[_position(c, el_node[cand], el_edge[cand], best)]
         remaining[pos] = False
         if el_node[pos] >= 0:
@@ -461,13 +486,18 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
         else:
             chosen_edges.append(int(el_edge[pos]))
         rows.append({"step": step, "id": best.id, "element": best.element, "layer": best.layer,
-                     "demand_lost": float(best.demand_lost), "nodes_lost": int(best.nodes_lost),
-                     "demand_added": float(best.demand_lost) - previous})
-        previous = float(best.demand_lost)
+                     "score": float(best.score), "nodes_lost": int(best.nodes_lost),
+                     "score_added": float(best.score) - previous,
+                     **{f"demand_lost_{name}": float(best[f"demand_lost_{name}"])
+                        for name in c.layer_names}})
+        previous, previous_nodes = float(best.score), int(best.nodes_lost)
     bar.update(len(rows) > 0)
     bar.close()
-    return pd.DataFrame(rows, columns=["step", "id", "element", "layer", "demand_lost",
-                                       "nodes_lost", "demand_added"])
+    lost_cols = [f"demand_lost_{n}" for n in c.layer_names]
+    out = pd.DataFrame(rows, columns=["step", "id", "element", "layer", "score", "nodes_lost",
+                                      "score_added"] + lost_cols)
+    return out.astype({"step": np.int64, "score": np.float64, "nodes_lost": np.int64,
+                       "score_added": np.float64, **{col: np.float64 for col in lost_cols}})
 
 
 def _position(c: CompiledSystem, el_node, el_edge, row) -> int:
@@ -523,7 +553,7 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
     Parameters
     ----------
     table : pandas.DataFrame
-        A :func:`sweep` result (any order; ranked by demand lost, then nodes lost).
+        A :func:`sweep` result (any order; ranked by score, then nodes lost).
     top : int
         K of the top-K overlap.
 
@@ -533,7 +563,7 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
         One row per measure (``degree``, ``betweenness``) and element kind present:
         ``measure``, ``element``, ``top_k``, ``overlap`` (fraction of the cascade's top K also
         in the measure's top K, ties broken by id) and ``spearman`` (rank correlation with
-        the cascade's (demand lost, nodes lost) order over all elements; NaN when constant).
+        the cascade's (score, nodes lost) order over all elements; NaN when constant).
     """
     from scipy.stats import spearmanr
 
@@ -546,8 +576,8 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
             continue
         sub, sc = table[sel], scores[sel]
         k = min(top, len(sub)) if top > 0 else len(sub)
-        # Cascade order as one number: dense rank of (demand lost, nodes lost).
-        keys = np.column_stack([sub["demand_lost"].to_numpy(), sub["nodes_lost"].to_numpy(float)])
+        # Cascade order as one number: dense rank of (score, nodes lost).
+        keys = np.column_stack([sub["score"].to_numpy(), sub["nodes_lost"].to_numpy(float)])
         _, dense = np.unique(keys, axis=0, return_inverse=True)
         cascade_top = set(sub["id"].iloc[:k])
         for measure in sc.columns:
@@ -567,40 +597,43 @@ def decoupled(system: InfrastructureSystem) -> InfrastructureSystem:
 
 
 def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20,
-                threads: int | None = None, engine: str = "core",
-                progress: ProgressArg = None) -> pd.DataFrame:
+                threads: int | None = None, engine: str = "core", *,
+                layer: str | None = None, progress: ProgressArg = None) -> pd.DataFrame:
     """Interdependency blind spots: critical in the coupled ranking, not when each lifeline
     is analysed alone.
 
     An element of the coupled top ``top`` is a blind spot when, in the sweep of the same
     system without dependencies (the single-lifeline view of peers such as WNTR or
-    pandapower's N-1), it is not in that sweep's top ``top``.
+    pandapower's N-1), it is not in that sweep's top ``top``.  ``layer`` limits that sweep
+    to the elements of one layer, as :func:`sweep`'s (the table's own elements are the only
+    ones compared either way).
 
     Returns
     -------
     pandas.DataFrame
         ``id``, ``element``, ``layer``, ``rank`` (coupled), ``alone_rank``,
-        ``demand_lost``, ``alone_demand_lost``, ``cross_layer_lost``; in coupled rank order.
+        ``score``, ``alone_score``, ``cross_layer_lost``; in coupled rank order.
     """
     table = sort_ranking(table)
     k = min(top, len(table)) if top > 0 else len(table)
     kinds = set(table["element"])
     elements = "all" if kinds == {"node", "edge"} else ("edges" if kinds == {"edge"} else "nodes")
-    alone = sweep(decoupled(system), elements, threads=threads, engine=engine, progress=progress)
+    alone = sweep(decoupled(system), elements, threads=threads, engine=engine, layer=layer,
+                  progress=progress)
     alone = alone[alone.set_index(["id", "element"]).index.isin(
         table.set_index(["id", "element"]).index)].reset_index(drop=True)
     alone_rank = {(r.id, r.element): i + 1 for i, r in enumerate(alone.itertuples(index=False))}
-    alone_demand = {(r.id, r.element): r.demand_lost for r in alone.itertuples(index=False)}
+    alone_score = {(r.id, r.element): r.score for r in alone.itertuples(index=False)}
     rows = []
     for i, r in enumerate(table.iloc[:k].itertuples(index=False)):
         a = alone_rank[(r.id, r.element)]
-        if a > k and r.demand_lost > 0:
+        if a > k and r.score > 0:
             rows.append({"id": r.id, "element": r.element, "layer": r.layer, "rank": i + 1,
-                         "alone_rank": a, "demand_lost": r.demand_lost,
-                         "alone_demand_lost": alone_demand[(r.id, r.element)],
+                         "alone_rank": a, "score": r.score,
+                         "alone_score": alone_score[(r.id, r.element)],
                          "cross_layer_lost": r.cross_layer_lost})
     return pd.DataFrame(rows, columns=["id", "element", "layer", "rank", "alone_rank",
-                                       "demand_lost", "alone_demand_lost", "cross_layer_lost"])
+                                       "score", "alone_score", "cross_layer_lost"])
 
 
 # ------------------------------------------------------------------ a synthetic system for scale

@@ -34,6 +34,7 @@ from .errors import InputError
 from .hazards import Scenario
 from .progress import ProgressArg, tracker
 from .system import InfrastructureSystem
+from .units import layer_weights
 
 PERCENTILES = (5, 50, 95)
 BLOCK = 32                       # samples drawn at once
@@ -50,7 +51,9 @@ def _workspace(compiled: CompiledSystem) -> Workspace:
 
 
 def _service(compiled: CompiledSystem, working: np.ndarray, totals) -> np.ndarray:
-    """Service per layer and overall (demand-weighted) of a working mask, shape (L+1,)."""
+    """Service per layer and overall of a working mask, shape (L+1,).  The overall column is
+    the plain mean over layers here; :func:`run_ensemble` weighs it by the layers' weights
+    (:func:`_weigh_overall`): demands of different layers are never added."""
     nodes, demand, layer_demand = totals
     L = len(compiled.layer_names)
     w = working.astype(np.float64)
@@ -59,7 +62,7 @@ def _service(compiled: CompiledSystem, working: np.ndarray, totals) -> np.ndarra
     with np.errstate(invalid="ignore", divide="ignore"):
         per_layer = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
                              count / np.where(nodes > 0, nodes, 1))
-        overall = served.sum() / demand if demand > 0 else count.sum() / max(nodes.sum(), 1)
+        overall = per_layer.mean() if len(per_layer) else np.nan
     return np.append(per_layer, overall)
 
 
@@ -74,7 +77,7 @@ def _service_lost(compiled: CompiledSystem, lost: np.ndarray, totals) -> np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         per_layer = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
                              count / np.where(nodes > 0, nodes, 1))
-        overall = served.sum() / demand if demand > 0 else count.sum() / max(nodes.sum(), 1)
+        overall = per_layer.mean() if len(per_layer) else np.nan
     return np.append(per_layer, overall)
 
 
@@ -83,6 +86,16 @@ def _totals(compiled: CompiledSystem):
     layer_demand = np.bincount(compiled.node_layer, weights=compiled.demand, minlength=L)
     return (np.bincount(compiled.node_layer, minlength=L).astype(float),
             float(compiled.demand.sum()), layer_demand)
+
+
+def _weigh_overall(system, compiled: CompiledSystem, rows: np.ndarray) -> None:
+    """Set the last column of ``rows`` (shape (..., L+1)) to the weighted mean of the layer
+    columns, with the layers' weights (``system.toml``; every weight 0 counts them equally)."""
+    w = layer_weights(system, compiled.layer_names)
+    if not w.sum() > 0:
+        w = np.ones(len(w))
+    if len(w):
+        rows[..., -1] = rows[..., :-1] @ (w / w.sum())
 
 
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
@@ -173,7 +186,9 @@ class EnsembleResult:
     compiled : CompiledSystem
     loss : ndarray of float64, shape (samples, L+1)
         Service loss per sample: one column per layer (``compiled.layer_names`` order),
-        the last one overall (demand-weighted).  Loss = intact service - service after.
+        the last one overall: the mean of the layers' losses weighted by their weights
+        (``system.toml``, default 1), never raw demands added.  Loss = intact service -
+        service after.
     failed, direct : ndarray of int64, shape (n,)
         Per node, in how many samples it stopped working / was failed by the hazard itself
         (only nodes that work in the intact system are counted).
@@ -202,16 +217,26 @@ class EnsembleResult:
         return len(self.loss)
 
     def summary(self) -> pd.DataFrame:
-        """Loss distribution: columns ``layer``, ``mean``, ``p5``, ``p50``, ``p95``; one row
-        per layer and a last row ``overall``."""
+        """Loss distribution: columns ``layer``, ``mean``, ``p5``, ``p50``, ``p95``, then
+        ``mean_low`` and ``mean_high``, the Student t 95 % interval of the mean
+        (``mean ± t(0.975, n-1) · sd / √n``, NaN below two samples); one row per layer and a
+        last row ``overall``."""
         names = list(self.compiled.layer_names) + ["overall"]
+        low = high = np.full(len(names), np.nan)
         if self.samples == 0:
             q = np.full((len(PERCENTILES), len(names)), np.nan)
             mean = np.full(len(names), np.nan)
         else:
             q = np.percentile(self.loss, PERCENTILES, axis=0)
             mean = self.loss.mean(axis=0)
-        return pd.DataFrame({"layer": names, "mean": mean, "p5": q[0], "p50": q[1], "p95": q[2]})
+            if self.samples > 1:
+                from scipy.stats import t
+
+                half = t.ppf(0.975, self.samples - 1) * self.loss.std(axis=0, ddof=1) \
+                    / math.sqrt(self.samples)
+                low, high = mean - half, mean + half
+        return pd.DataFrame({"layer": names, "mean": mean, "p5": q[0], "p50": q[1], "p95": q[2],
+                             "mean_low": low, "mean_high": high})
 
     def node_probability(self) -> pd.DataFrame:
         """Per node: ``id``, ``layer``, ``p_fail`` (stopped working), ``p_direct`` (failed by
@@ -232,6 +257,7 @@ class EnsembleResult:
         summary = self.summary()
         nodes = self.node_probability()
         nodes = nodes[nodes["p_fail"] > 0]
+        failing = len(nodes)
         if top is not None:
             nodes = nodes.head(top)
         nd = self.n_direct.mean(axis=0) if self.samples else np.full(2, np.nan)
@@ -239,8 +265,10 @@ class EnsembleResult:
             "system": self.compiled.name, "scenario": self.scenario, "seed": self.seed,
             "samples": self.samples, "executor": self.executor,
             "direct_failures_mean": {"nodes": float(nd[0]), "edges": float(nd[1])},
-            "loss": {r.layer: {"mean": r.mean, "p5": r.p5, "p50": r.p50, "p95": r.p95}
+            "loss": {r.layer: {"mean": r.mean, "p5": r.p5, "p50": r.p50, "p95": r.p95,
+                               "mean_low": r.mean_low, "mean_high": r.mean_high}
                      for r in summary.itertuples(index=False)},
+            "nodes_failing": failing,   # nodes that fail in some sample; "nodes" lists the top
             "nodes": [{"id": str(r.id), "layer": r.layer, "p_fail": r.p_fail, "p_direct": r.p_direct,
                        "p_cascade": r.p_cascade} for r in nodes.itertuples(index=False)],
         }
@@ -364,6 +392,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                                  workers, batch_size, collect, bar)
     finally:
         bar.close()
+    _weigh_overall(system, compiled, loss)
     return EnsembleResult(compiled, loss, failed, direct, n_direct, seed,
                           scenario={**scenario.describe(), "seed": seed}, executor=executor,
                           node_share=node_share, edge_share=edge_share)

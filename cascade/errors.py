@@ -52,3 +52,16 @@ def reading(path, kind: str = "file"):
         raise InputError(f"is a directory, not a {kind}", file) from None
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text", file) from None
+
+
+def did_you_mean(name: str, choices, limit: int = 3) -> str:
+    """`` (did you mean 'P-SUB-T01'?)`` for the closest ids to a mistyped ``name``, or ``''``.
+
+    Uses :func:`difflib.get_close_matches` (ratio >= 0.6); ``choices`` is any iterable of ids.
+    """
+    import difflib
+
+    matches = difflib.get_close_matches(str(name), [str(c) for c in choices], n=limit, cutoff=0.6)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(f"'{m}'" for m in matches) + "?)"

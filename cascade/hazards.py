@@ -481,7 +481,7 @@ class TargetedHazard(Hazard):
                 raise InputError("targeting by criticality needs cascade.criticality, which "
                                  "this installation lacks", self._file) from None
             table = sweep(system, elements="nodes", compiled=compiled)
-            # sweep's order (demand lost, nodes lost, id) is the ranking: score by position.
+            # sweep's order (score, nodes lost, id) is the ranking: score by position.
             score = np.full(compiled.n_nodes, -np.inf)
             idx = compiled.node_index(table["id"])
             score[idx] = -np.arange(len(idx), dtype=float)
@@ -1109,6 +1109,36 @@ class Scenario:
         self.annual_rate = annual_rate
         self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._last: tuple[str, dict] | None = None
+
+    def check_system(self, system: InfrastructureSystem, system_dir=None) -> None:
+        """Refuse a system other than the one the file's ``[scenario] system`` names.
+
+        The system matches when it is that directory, or has the same name (its ``system.toml``
+        name, else its folder name: a copy of the system matches).  A file without ``system``
+        fits any system.
+
+        Raises
+        ------
+        InputError
+            One line naming the scenario file, the system it names and the one given.
+        """
+        if self.system is None:
+            return
+        if system_dir is not None and Path(system_dir).resolve() == self.system:
+            return
+        expected = self.system.name
+        toml = self.system / "system.toml"
+        if toml.is_file():
+            try:
+                with open(toml, "rb") as fh:
+                    expected = str(tomllib.load(fh).get("system", {}).get("name", expected))
+            except (OSError, tomllib.TOMLDecodeError, AttributeError):
+                pass
+        if expected != system.name:
+            given = f" ({system_dir})" if system_dir is not None else ""
+            raise InputError(f"[scenario] system names '{expected}' ({self.system}), but the system "
+                             f"given is '{system.name}'{given}; use a scenario for this system or "
+                             "remove the 'system' key", str(self.path) if self.path else None)
 
     def __getstate__(self):
         state = dict(self.__dict__)

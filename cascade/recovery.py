@@ -23,10 +23,12 @@ waiting.  An edge belongs to the layer of its ends.
 
 Service and metrics
 -------------------
-``Q(t)`` is the demand-weighted service of all layers together: the demand of the working
-nodes of every layer, summed, over the total demand of every layer (demands are added as
-they are, so give them comparable units such as customers; when no node has demand, the
-fraction of working nodes).  Per layer it is docs/format.md's service.  ``Q`` is a step function
+``Q(t)`` is the service of all layers together, weighted by the layers' weights
+(``system.toml``, default 1): the sum over layers of weight times the layer's service
+(the served fraction of its demand, or of its nodes where it has no demand), over the sum
+of the weights.  Demands of different layers are never added (they have their own units);
+this is one minus the score of :mod:`cascade.units` over the sum of the weights.  Per layer
+it is docs/format.md's service.  ``Q`` is a step function
 of time.  With ``Q0`` the pre-event service (1 when the intact system serves everything):
 resilience loss ``R = integral of (Q0 - Q(t)) dt`` from the event until ``Q`` is back at
 ``Q0`` for good, in hours (Bruneau et al., Earthquake Spectra 19, 733, 2003, with ``Q`` as a
@@ -43,9 +45,9 @@ Strategies
   hour, then to the order of the failure list.  The choices are those of scoring every
   candidate with a fixpoint, at a fraction of the cost: bounds, kept gains and closed-form
   road gains (see :class:`_Greedy`).
-* ``critical``: a fixed order by static criticality, the demand lost when the element alone
-  fails (``demand_lost`` of :func:`cascade.criticality.sweep`, computed for the failed
-  elements only), then the shorter repair, then the order of the failure list.
+* ``critical``: a fixed order by static criticality, the score lost when the element alone
+  fails (``score`` of :func:`cascade.criticality.sweep`: weighted lost fractions of the
+  layers' demands, computed for the failed elements only), then the shorter repair, then the order of the failure list.
 * ``random``: a seeded random order.
 * ``optimal``: the smallest resilience loss over every repair order (per layer), by branch
   and bound over the crews' choices.  Exact among schedules in which no crew idles while
@@ -55,7 +57,7 @@ Strategies
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
@@ -65,6 +67,7 @@ from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .progress import ProgressArg, Tracker, tracker
 from .system import InfrastructureSystem
+from .units import node_weights
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 
@@ -259,8 +262,12 @@ class _Problem:
         n_layers = len(c.layer_names)
         self.layer_nodes = np.bincount(c.node_layer, minlength=n_layers).astype(float)
         self.layer_demand = np.bincount(c.node_layer, weights=c.demand, minlength=n_layers)
-        # Q's weights: demand, or one per node when the system has no demand at all.
-        self.weight = c.demand.copy() if c.demand.sum() > 0 else np.ones(c.n_nodes)
+        # Q's weights: each node's share of the score (cascade.units): the layer's weight times
+        # its share of the layer's demand (of its nodes without demand).  No raw demands added.
+        self.weight = node_weights(system, c)
+        self.score_weight = self.weight
+        if not self.weight.sum() > 0:   # every weight 0: count the layers equally
+            self.weight = node_weights(replace(system, weights={}), c)
         self.layer_weight = np.where(self.layer_demand[c.node_layer] > 0, c.demand, 1.0)
         self.layer_total = np.bincount(c.node_layer, weights=self.layer_weight, minlength=n_layers)
         self.total = float(self.weight.sum())
@@ -294,17 +301,16 @@ class _Problem:
         ws.run(self.elem[waiting & self.is_node], self.elem[waiting & ~self.is_node])
 
     def criticality(self) -> np.ndarray:
-        """Static criticality, shape (k,): demand lost (nodes lost when the system has no
-        demand) when the element alone fails, delays exhausted.
+        """Static criticality, shape (k,): the score lost (weighted lost fractions of the
+        layers' demands) when the element alone fails, delays exhausted.
 
-        The quantity of ``demand_lost`` in :func:`cascade.criticality.sweep` (the tests hold
-        them equal), computed here for the failed elements only: one fresh core fixpoint
-        each, on a workspace of its own.
+        The quantity of ``score`` in :func:`cascade.criticality.sweep` (the tests hold them
+        equal), computed here for the failed elements only: one fresh core fixpoint each, on
+        a workspace of its own.
         """
         if self._critical is None:
             ws = Workspace(self.compiled)
-            weight = self.compiled.demand if self.compiled.demand.sum() > 0 \
-                else np.ones(self.compiled.n_nodes)
+            weight = self.score_weight
             ws.run()
             before = ws.working.astype(bool)
             out = np.zeros(self.k)
@@ -841,9 +847,27 @@ def _gain_bounds(p: _Problem, ws: Workspace, waiting: np.ndarray, cand: np.ndarr
 
 
 # --------------------------------------------------------------------------- optimal
+def _layer_counts(p: _Problem) -> np.ndarray:
+    return np.bincount(p.layer, minlength=len(p.compiled.layer_names))
+
+
 def _order_count(p: _Problem) -> int:
-    counts = np.bincount(p.layer, minlength=len(p.compiled.layer_names))
+    counts = _layer_counts(p)
+    if sum(math.lgamma(int(k) + 1) for k in counts) > math.log(OPTIMAL_MAX_ORDERS) + 1:
+        return OPTIMAL_MAX_ORDERS + 1     # above the limit; the exact number is not needed
     return math.prod(math.factorial(int(k)) for k in counts)
+
+
+def _orders_text(counts) -> str:
+    """``12! ≈ 4.8e8`` or ``3! × 4! = 144``: the number of per-layer orders, never 300 digits."""
+    terms = [f"{int(k)}!" for k in counts if k > 1] or ["1"]
+    log10 = sum(math.lgamma(int(k) + 1) for k in counts) / math.log(10)
+    if log10 < 6:
+        value = f"= {math.prod(math.factorial(int(k)) for k in counts):,}"
+    else:
+        exponent = math.floor(log10)
+        value = f"≈ {10 ** (log10 - exponent):.1f}e{exponent}"
+    return f"{' × '.join(terms)} {value}"
 
 
 def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
@@ -1087,9 +1111,12 @@ def schedule_order(system: InfrastructureSystem, failed_ids, order,
 
 def _check_optimal(p: _Problem) -> None:
     if _order_count(p) > OPTIMAL_MAX_ORDERS:
-        raise InputError(f"optimal: {p.k} failed elements give {_order_count(p):,} repair orders "
-                         f"(per layer), more than the {OPTIMAL_MAX_ORDERS:,} it searches; "
-                         "use greedy, or fewer elements")
+        counts = _layer_counts(p)
+        limit = next(k for k in range(1, 30) if math.factorial(k) >= OPTIMAL_MAX_ORDERS)
+        limit_text = (f"{limit}! = {OPTIMAL_MAX_ORDERS:,}" if math.factorial(limit) == OPTIMAL_MAX_ORDERS
+                      else f"{OPTIMAL_MAX_ORDERS:,}")
+        raise InputError(f"optimal: {p.k} failed elements give {_orders_text(counts)} repair orders "
+                         f"per layer, above the limit {limit_text}; use greedy, or fewer elements")
 
 
 def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None) -> RecoveryResult:

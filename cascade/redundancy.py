@@ -10,9 +10,10 @@ difference per sample and a measure that changes nothing has a benefit of exactl
 Metrics
 -------
 ``served``
-    Expected demand-weighted service loss of the static cascade (docs/format.md), the last
-    column of :class:`cascade.ensemble.EnsembleResult`'s ``loss``: ``1 - served / demand``
-    over all layers.  Backups (dependency delays) do not act here: the static cascade treats
+    Expected service loss of the static cascade (docs/format.md): ``1 - service`` of each layer
+    (served fraction of its demand, of its nodes without demand), averaged over the layers
+    with their weights (``system.toml``, default 1); demands of different layers are never
+    added.  Backups (dependency delays) do not act here: the static cascade treats
     delays as exhausted, so a backup has zero static benefit by definition.
 ``resilience``
     Expected resilience loss R = ∫ (1 − Q(t)) dt (Bruneau et al., Earthquake Spectra 19,
@@ -22,7 +23,8 @@ Metrics
     the repair of its supplier removes that node's outage (and everything downstream of it).
 
 Benefit is the mean of the paired differences ``loss(base) - loss(with measure)`` over the
-samples, with a normal 95 % interval ``mean ± 1.96 · sd / √n`` (sd with ddof = 1; with common
+samples, with a Student t 95 % interval ``mean ± t(0.975, n-1) · sd / √n`` (sd with ddof = 1;
+the t quantile, not the normal 1.96, so that small samples get honest widths; with common
 random numbers the paired sd is small, see Glasserman, *Monte Carlo Methods in Financial
 Engineering*, 2003, §4.2 on common random numbers).
 
@@ -46,9 +48,10 @@ import numpy as np
 import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
-from .errors import InputError, reading
+from .errors import InputError, did_you_mean, reading
 from .progress import ProgressArg, tracker
 from .system import FALSE, TRUE, InfrastructureSystem
+from .units import layer_weights
 
 TYPES = ("backup", "feed", "link", "harden")
 METRICS = ("served", "resilience")
@@ -68,7 +71,14 @@ RANKING_COLUMNS = ["rank", "id", "type", "cost", "benefit", "benefit_low", "bene
 # (2**10 = 1024 subsets, each evaluated on every sample; a resilience evaluation runs a
 # repair schedule per distinct failed set, so its limit is lower).
 EXHAUSTIVE_LIMIT = {"served": 10, "resilience": 5}
-Z95 = 1.959963984540054
+
+
+def t95(n: int) -> float:
+    """The two-sided 95 % Student t quantile for a mean of ``n`` samples (n - 1 degrees of
+    freedom): 12.7 for n = 2, 2.09 for n = 20, 1.98 for n = 100."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1)) if n > 1 else math.nan
 # Modified systems (with their compiled arrays) kept for reuse during one analysis.
 SYSTEM_CACHE = 64
 
@@ -176,7 +186,8 @@ class _Lookup:
 
     def node(self, name: str, col: str, file: str, line: int) -> str:
         if name not in self.layer_of:
-            raise InputError(f"{col} '{name}' is not a node of the system", file, line)
+            raise InputError(f"{col} '{name}' is not a node of the system"
+                             + did_you_mean(name, self.layer_of), file, line)
         return name
 
     def group_rows(self, node: str, group: str | None) -> np.ndarray:
@@ -299,7 +310,8 @@ def parse_candidates(table: pd.DataFrame, system: InfrastructureSystem, *,
             element = row["element"]
             if element not in look.layer_of and element not in look.edge_layer:
                 raise InputError(f"measure '{mid}': element '{element}' is not a node or edge of the "
-                                 f"system", file, line)
+                                 f"system" + did_you_mean(element, [*look.layer_of, *look.edge_layer]),
+                                 file, line)
             factor = None
             if row.get("factor", ""):
                 factor = _number(row["factor"], "factor", file, line, positive=True)
@@ -426,7 +438,7 @@ def apply_measures(system: InfrastructureSystem, measures: Iterable[Measure]) ->
         edges = edges.copy()
     return InfrastructureSystem(system.nodes.copy(), edges, deps, system.name, system.crs,
                                 dict(system.rules), dict(system.units), dict(system.weights),
-                                dict(system.bases))
+                                dict(system.bases), system.currency)
 
 
 def _rows_like(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
@@ -558,7 +570,7 @@ class Benefit:
         diff = np.asarray(before, float) - np.asarray(after, float)
         n = len(diff)
         mean = float(diff.mean()) if n else 0.0
-        half = Z95 * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
+        half = t95(n) * float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
         layers = None
         if layers_before is not None and layers_after is not None:
             per = (np.asarray(layers_before) - np.asarray(layers_after)).mean(axis=0)
@@ -657,7 +669,8 @@ class Evaluator:
         Returns
         -------
         loss : ndarray of float64, shape (samples,)
-            Overall loss (metric ``served``: demand-weighted service loss in [0, 1];
+            Overall loss (metric ``served``: the layers' service losses averaged with their
+            weights, in [0, 1];
             ``resilience``: the recovery's ``resilience_loss``).
         layer_loss : ndarray of float64, shape (samples, layers) or None
             Per-layer static service loss (``served`` only).
@@ -696,7 +709,10 @@ class Evaluator:
         layer = compiled.node_layer
         layer_demand = np.bincount(layer, weights=demand, minlength=L)
         layer_nodes = np.bincount(layer, minlength=L)
-        total = demand.sum()
+        # Overall loss: the layers' losses weighted by their weights (system.toml), never
+        # raw demands of different layers added.
+        weights = layer_weights(self.system, self.layer_names) * (layer_nodes > 0)
+        weights = weights / weights.sum() if weights.sum() > 0 else np.full(L, 1.0 / max(L, 1))
         # Samples with the same failed set (frequent in floods) give the same cascade: run
         # each distinct set once and copy the result to its samples.
         first: dict = {}
@@ -718,7 +734,7 @@ class Evaluator:
                     service = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
                                        up / np.where(layer_nodes > 0, layer_nodes, 1))
                 per_layer[i] = 1.0 - service
-                loss[i] = 1.0 - (served.sum() / total if total > 0 else w.mean())
+                loss[i] = float((1.0 - service) @ weights)
 
         chunks = np.array_split(np.arange(len(distinct)), self.threads)
         if self.threads == 1:
@@ -829,10 +845,29 @@ class Plan:
     note: str = ""
     single_id: str | None = None          # one affordable measure that beats the whole plan
     single_benefit: float | None = None
+    single_cost: float | None = None
 
     @property
     def ids(self) -> list[str]:
         return [s.id for s in self.steps]
+
+    def recommended(self) -> dict:
+        """The best plan this analysis found: the exhaustive optimum when searched, else the
+        greedy plan or the one measure that beats it, whichever avoids more loss.
+
+        Returns
+        -------
+        dict
+            ``source`` ("exhaustive", "single" or "greedy"), ``ids``, ``cost``, ``benefit``.
+        """
+        options = [("greedy", self.ids, self.cost, self.benefit.mean)]
+        if self.single_id is not None:
+            options.append(("single", [self.single_id], self.single_cost, self.single_benefit))
+        if self.best_ids is not None:
+            options.append(("exhaustive", list(self.best_ids), self.best_cost, self.best_benefit))
+        # the better plan first; on a tie the greedy plan (it has the interval per step)
+        source, ids, cost, benefit = max(options, key=lambda o: (o[3] - 1e-12 * (o[0] != "greedy")))
+        return {"source": source, "ids": list(ids), "cost": cost, "benefit": float(benefit)}
 
     @property
     def gap(self) -> float | None:
@@ -892,6 +927,7 @@ def greedy_plan(evaluator: Evaluator, candidates: Sequence[Measure], budget: flo
         value, _, mid = max(singles)
         if value > total.mean + 1e-12:
             plan.single_id, plan.single_benefit = mid, value
+            plan.single_cost = next(m.cost for m in candidates if m.id == mid)
     if len(candidates) <= exhaustive_limit:
         best_ids, best_cost, best_val, searched = [], 0.0, 0.0, 0
         bar.grow(sum(sum(m.cost for m in combo) <= budget + 1e-9 for r in range(1, len(candidates) + 1)
@@ -955,7 +991,7 @@ class RedundancyResult:
                          "why": r.why, "measure": by_id[r.id].to_dict()})
         out = {"system": self.system, "metric": self.metric, "samples": self.samples,
                **self.settings, "base_loss": float(self.base_loss),
-               "interval": "normal 95% of paired differences: mean ± 1.96·sd/√n",
+               "interval": "Student t 95% of paired differences: mean ± t(0.975, n-1)·sd/√n",
                "ranking": rows, "plan": None}
         p = self.plan
         if p is not None:
@@ -972,6 +1008,7 @@ class RedundancyResult:
                 "note": p.note,
                 "better_single": None if p.single_id is None else
                 {"id": p.single_id, "benefit": p.single_benefit},
+                "recommended": p.recommended(),
             }
         return out
 
@@ -1052,44 +1089,29 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
 # ---------------------------------------------------------------------------------- suggestions
 def node_impact(system: InfrastructureSystem, nodes: Sequence[str] | None = None,
                 compiled: CompiledSystem | None = None) -> pd.DataFrame:
-    """Demand lost (all layers) when each node fails alone, by the static cascade.
-
-    Uses :func:`cascade.criticality.sweep` when that module is available, else one core
-    cascade per node.
+    """The score of each node failing alone by the static cascade (:func:`cascade.criticality.sweep`):
+    the weighted sum over layers of the lost fraction of each layer's demand (unit-free;
+    demands of different layers are never added).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``id``, ``demand_lost``, sorted by demand lost (desc), then file order.
+        Columns ``id``, ``score``, sorted by score (desc), nodes lost (desc), then id.
     """
+    from .criticality import sweep
+
     c = compiled if compiled is not None else compile_system(system)
-    try:
-        from .criticality import sweep
-    except ImportError:
-        sweep = None
-    if sweep is not None:
-        table = sweep(system, elements="nodes", compiled=c)[["id", "demand_lost"]]
-        if nodes is not None:
-            table = table[table["id"].isin(set(nodes))]
-        return table.reset_index(drop=True)
-    ws = Workspace(c)
-    ws.run()
-    base = float(c.demand @ ws.working)
-    idx = c.node_index(nodes) if nodes is not None else np.arange(c.n_nodes)
-    lost = np.zeros(len(idx))
-    for k, v in enumerate(idx):
-        ws.run(np.array([v], c.index_dtype), np.zeros(0, c.index_dtype))
-        lost[k] = base - float(c.demand @ ws.working)
-    table = pd.DataFrame({"id": c.node_ids[idx].astype(str), "demand_lost": lost, "_o": idx})
-    return table.sort_values(["demand_lost", "_o"], ascending=[False, True]).drop(columns="_o") \
-        .reset_index(drop=True)
+    table = sweep(system, elements="nodes", compiled=c)[["id", "score"]]
+    if nodes is not None:
+        table = table[table["id"].isin(set(nodes))]
+    return table.reset_index(drop=True)
 
 
 def suggest(system: InfrastructureSystem, n: int, *, hours: float = SUGGEST_HOURS,
             compiled: CompiledSystem | None = None) -> list[Measure]:
     """Backup and feed candidates for the ``n`` most critical nodes that have dependencies.
 
-    Criticality is the demand lost when the node fails alone (:func:`node_impact`).  For each
+    Criticality is the score of the node failing alone (:func:`node_impact`).  For each
     such node and each supplier layer of its dependency groups:
 
     * a ``backup`` of ``hours`` on those groups, costing
@@ -1114,7 +1136,7 @@ def suggest(system: InfrastructureSystem, n: int, *, hours: float = SUGGEST_HOUR
     xy = dict(zip(nodes["id"][has_xy], nodes[["x", "y"]][has_xy].to_numpy(float)))
     dependents = list(dict.fromkeys(deps["dependent"]))
     impact = node_impact(system, dependents, compiled=compiled)
-    impact = impact[impact["demand_lost"] > 0].head(n)
+    impact = impact[impact["score"] > 0].head(n)
     taken = set(system.nodes["id"]) | set(system.edges["id"])
     out = []
     for v in impact["id"]:

@@ -180,7 +180,7 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "black", "lw": 0.6})
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", ms=12, mew=2,
                               label=f"most critical (top {min(top, len(ranked))}, numbered)"))
-        subtitle = "N-1 criticality: numbered by demand lost when the element fails"
+        subtitle = "N-1 criticality: numbered by score (weighted lost fractions of the layers' demands)"
     elif result is not None and result.kind == "probability":
         p = result.nodes["p_fail"].reindex(nodes["id"]).fillna(0.0).to_numpy(float)
         sel = has & (p > 0)
@@ -189,7 +189,13 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
             sc = ax.scatter(xy[order, 0], xy[order, 1], c=p[order], s=10 + 60 * p[order], cmap="Reds",
                             vmin=0, vmax=1, edgecolors="black", linewidths=0.3, zorder=6)
             fig.colorbar(sc, ax=ax, shrink=0.6, label="probability of failure")
-        subtitle = f"scenario: {int(sel.sum())} nodes fail in some sample"
+        listed = int(np.count_nonzero(result.nodes["p_fail"].to_numpy(float) > 0))
+        failing = int(result.meta.get("failing", listed))
+        subtitle = f"scenario: {failing:,} node(s) fail in some sample"
+        if listed < failing:
+            subtitle += f"; the file lists the {listed:,} most likely"
+        if int(sel.sum()) < listed:
+            subtitle += f"; {int(sel.sum()):,} drawn (the others have no coordinates)"
     ax.set_aspect("equal", adjustable="datalim")
     ax.autoscale_view()
     unit = f" ({system.crs})" if system.crs else ""
@@ -247,7 +253,7 @@ def _figure_loss(ens, path: Path) -> None:
     for q, ls in ((50, "-"), (95, "--")):
         v = np.percentile(overall, q)
         ax1.axvline(v, color=FAILED, ls=ls, lw=1.2, label=f"p{q} = {v:.1f} %")
-    ax1.set_xlabel("overall service loss (% of demand)")
+    ax1.set_xlabel("overall service loss (%, weighted mean of the layers' losses)")
     ax1.set_ylabel("samples")
     ax1.set_title(f"Loss over {ens.samples} samples")
     ax1.legend(fontsize=8)
@@ -332,7 +338,9 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
     t0 = time.perf_counter()
     info = describe(system, compiled)
     rows = pd.DataFrame([{"layer": k, "rule": v["rule"], "nodes": v["nodes"], "edges": v["edges"],
-                          "sources": v["sources"], "demand": v["demand"], "never work": v["never_work"]}
+                          "sources": v["sources"], "demand": v["demand"],
+                          "unit": system.layer_unit(k) or "(no unit)", "weight": system.layer_weight(k),
+                          "never work": v["never_work"]}
                          for k, v in info["layers"].items()])
     part = ['<section id="summary"><h2>The system</h2>',
             f"<p>{info['nodes']:,} nodes, {info['edges']:,} edges, {info['dependencies']:,} dependency rows in "
@@ -367,19 +375,24 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         ranking = sweep(system, elements="all", threads=threads, compiled=compiled, progress=bar.part())
         seconds["critical"] = time.perf_counter() - t0
         shown = ranking.head(top)
-        total = float(compiled.demand.sum())
-        shown = shown.assign(share=shown["demand_lost"] / total if total > 0 else np.nan)
-        cols = [c for c in ("id", "element", "layer", "nodes_lost", "demand_lost", "share", "cross_layer_lost")
-                if c in shown.columns]
+        # Demand lost per layer in the layer's unit; ranked by the unit-free score.
+        lost_cols = {f"demand_lost_{name}": f"{name} lost ({system.layer_unit(name) or 'no unit'})"
+                     for name in compiled.layer_names}
+        cols = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lost", *lost_cols]
+        view = shown[cols].reset_index(drop=True).rename(
+            columns={"nodes_lost": "nodes lost", "cross_layer_lost": "nodes lost in other lifelines",
+                     **lost_cols})
         part = ['<section id="critical"><h2>Critical elements</h2>',
-                f"<p>Every node and edge failed alone (N-1, {len(ranking):,} cascades); the {len(shown)} whose "
-                "failure loses the most demand (<em>share</em>: of the whole system's demand), then the most nodes. "
-                "<em>cross_layer_lost</em> counts nodes lost in other lifelines than the element's own.</p>",
-                _table_html(shown[cols].reset_index(drop=True), {"demand_lost": lambda v: f"{v:,.1f}", "share": _pct})]
+                f"<p>Every node and edge failed alone (N-1, {len(ranking):,} cascades); the {len(shown)} with "
+                "the highest <em>score</em> (the sum over layers of the layer's weight times the lost fraction "
+                "of its demand; unit-free, demands of different layers are never added), then the most nodes. "
+                "Demand lost is given per layer in that layer's unit.</p>",
+                _table_html(view, {"score": lambda v: f"{v:.3f}",
+                                   **{label: (lambda v: f"{v:,.1f}") for label in lost_cols.values()}})]
         if has_xy:
             ranked = shown.assign(rank=np.arange(1, len(shown) + 1))
-            nodes_r = ranked[ranked["element"] == "node"].set_index("id")[["rank", "demand_lost"]]
-            edges_r = ranked[ranked["element"] == "edge"].set_index("id")[["rank", "demand_lost"]]
+            nodes_r = ranked[ranked["element"] == "node"].set_index("id")[["rank", "score"]]
+            edges_r = ranked[ranked["element"] == "edge"].set_index("id")[["rank", "score"]]
             props = ResultProperties("ranking", nodes_r, edges_r)
             pending["critical.png"] = lambda p: draw_map(system, props, p, top=top,
                                                          title=f"{system.name}: the {len(shown)} most critical elements")
@@ -398,6 +411,7 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         run_ensemble = None
     if run_ensemble is not None:
         scenario = load_scenario(scenario_path)
+        scenario.check_system(system, system_dir)
         n = samples or scenario.samples or 1000
         t0 = time.perf_counter()
         bar.grow(n)
@@ -413,7 +427,8 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
                 + (f" ({html.escape(str(hazard))})" if hazard else "")
                 + f": {ens.samples:,} samples, seed {ens.seed}. Service loss is the share of demand no longer "
                 "served (or of nodes, in a layer without demand), after the cascade.</p>",
-                _table_html(summary, {c: _pct for c in ("mean", "p5", "p50", "p95")})]
+                _table_html(summary, {c: _pct for c in ("mean", "p5", "p50", "p95", "mean_low",
+                                                        "mean_high")})]
         pending["loss.png"] = lambda p: _figure_loss(ens, p)
         part.append('<img src="loss.png" alt="loss distribution">')
         if len(likely):

@@ -118,22 +118,6 @@ def _priority(nodes: pd.DataFrame, suppliers: set, file: str) -> None:
     nodes["priority"] = np.where(raw == "", default, np.nan_to_num(values)).astype(np.int64)
 
 
-def _layer_settings(units, weights, bases, file: str):
-    """Check the per-layer ``unit``, ``weight`` (>= 0) and ``base`` (> 0) of system.toml."""
-    units = {str(k): v for k, v in (units or {}).items()}
-    weights = {str(k): v for k, v in (weights or {}).items()}
-    bases = {str(k): v for k, v in (bases or {}).items()}
-    for layer, unit in units.items():
-        if not isinstance(unit, str):
-            raise InputError(f"layer '{layer}': unit must be a string", file)
-    for key, table, low, word in (("weight", weights, 0.0, "≥ 0"), ("base", bases, None, "> 0")):
-        for layer, value in table.items():
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-            if not ok or (value < 0 if low is not None else value <= 0):
-                raise InputError(f"layer '{layer}': {key} must be a number {word}, not {value!r}", file)
-            table[layer] = float(value)
-    return units, weights, bases
-
 
 def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
                 rules: Mapping[str, str], files: Mapping[str, str]) -> None:
@@ -185,6 +169,39 @@ def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
             raise InputError(f"edge '{edges['id'].iloc[bad[0]]}' of dcflow layer '{name}' has no reactance",
                              files["edges"], _line(bad[0]))
 
+def _layer_number(layer: str, key: str, value, positive: bool, file: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating, str)):
+        raise InputError(f"layer '{layer}': {key} must be a number, not {value!r}", file)
+    try:
+        number = float(value)
+    except ValueError:
+        raise InputError(f"layer '{layer}': {key} must be a number, not {value!r}", file) from None
+    if not np.isfinite(number):
+        raise InputError(f"layer '{layer}': {key} must be finite, not {value!r}", file)
+    if positive and number <= 0:
+        raise InputError(f"layer '{layer}': {key} must be > 0, not {value!r}", file)
+    if number < 0:
+        raise InputError(f"layer '{layer}': {key} must be >= 0, not {value!r}", file)
+    return number
+
+
+def _layer_settings(units, weights, bases, currency, file: str):
+    """Validate the layer units, weights, bases and the currency label (system.toml)."""
+    out_units = {}
+    for layer, unit in (units or {}).items():
+        if not isinstance(unit, str):
+            raise InputError(f"layer '{layer}': unit must be a string, not {unit!r}", file)
+        if unit.strip():
+            out_units[str(layer)] = unit.strip()
+    out_weights = {str(k): _layer_number(str(k), "weight", v, False, file)
+                   for k, v in (weights or {}).items()}
+    out_bases = {str(k): _layer_number(str(k), "base", v, True, file)
+                 for k, v in (bases or {}).items()}
+    if currency is not None and not isinstance(currency, str):
+        raise InputError(f"currency must be a string, not {currency!r}", file)
+    currency = currency.strip() if currency else None
+    return out_units, out_weights, out_bases, currency or None
+
 
 @dataclass
 class InfrastructureSystem:
@@ -209,9 +226,17 @@ class InfrastructureSystem:
         Coordinate reference system of ``x`` and ``y``, for example ``"EPSG:32650"``.
     rules : dict of str to str
         Rules set explicitly in ``system.toml``; see :meth:`layer_rules` for all layers.
-    units, weights, bases : dict
-        Per-layer ``unit``, ``weight`` and ``base`` set explicitly in ``system.toml``; see
-        :meth:`layer_unit`, :meth:`layer_weight` and :meth:`layer_base` for the defaults.
+    units : dict of str to str
+        Units of the layers' amounts set explicitly (``[layers.NAME] unit``), e.g. ``"MW"``;
+        see :meth:`layer_unit`.
+    weights : dict of str to float
+        Explicit weights (>= 0) of layers where results add layers together; see
+        :meth:`layer_weight` (default 1).
+    bases : dict of str to float
+        Explicit per-unit bases (> 0) of layers, for ``dcflow`` layers; see
+        :meth:`layer_base` (default 100).
+    currency : str or None
+        The label of repair costs (``[system] currency``), for example ``"EUR"``.
     """
 
     nodes: pd.DataFrame
@@ -223,23 +248,26 @@ class InfrastructureSystem:
     units: dict[str, str] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     bases: dict[str, float] = field(default_factory=dict)
+    currency: str | None = None
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_tables(cls, nodes: pd.DataFrame, edges: pd.DataFrame | None = None,
                     dependencies: pd.DataFrame | None = None, *, name: str = "system",
                     crs: str | None = None, rules: Mapping[str, str] | None = None,
-                    files: Mapping[str, str] | None = None, units: Mapping[str, str] | None = None,
+                    files: Mapping[str, str] | None = None,
+                    units: Mapping[str, str] | None = None,
                     weights: Mapping[str, float] | None = None,
-                    bases: Mapping[str, float] | None = None) -> "InfrastructureSystem":
+                    bases: Mapping[str, float] | None = None,
+                    currency: str | None = None) -> "InfrastructureSystem":
         """Validate raw tables (any cell types) and build a system.
 
         Parameters
         ----------
         nodes, edges, dependencies : pandas.DataFrame
             Columns as in docs/format.md; ``edges`` and ``dependencies`` may be omitted.
-        name, crs, rules
-            As in ``system.toml``.
+        name, crs, rules, currency
+            As in ``system.toml`` (``[system] currency`` labels repair costs).
         units, weights, bases : dict, optional
             Per-layer ``unit``, ``weight`` and ``base`` of ``system.toml`` (docs/format.md (v2)).
         files : dict, optional
@@ -264,7 +292,8 @@ class InfrastructureSystem:
                 raise InputError(f"layer '{layer}': unknown rule '{rule}' "
                                  f"(use {', '.join(RULES[:-1])} or {RULES[-1]})", files["system"])
         flow_layers = {layer for layer, rule in rules.items() if rule in FLOW_RULES}
-        units, weights, bases = _layer_settings(units, weights, bases, files["system"])
+        units, weights, bases, currency = _layer_settings(units, weights, bases, currency,
+                                                          files["system"])
 
         nodes = _strings(nodes)
         f = files["nodes"]
@@ -335,12 +364,17 @@ class InfrastructureSystem:
             _priority(nodes, set(deps["supplier"]), files["nodes"])
         _check_flow(nodes, edges, deps, rules, files)
         return cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
-                   crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases)
+                   crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases,
+                   currency=currency)
 
     @classmethod
     def from_networkx(cls, layers: Mapping[str, "nx.Graph"], dependencies=None, *,
                       name: str = "system", crs: str | None = None,
-                      rules: Mapping[str, str] | None = None) -> "InfrastructureSystem":
+                      rules: Mapping[str, str] | None = None,
+                      units: Mapping[str, str] | None = None,
+                      weights: Mapping[str, float] | None = None,
+                      bases: Mapping[str, float] | None = None,
+                      currency: str | None = None) -> "InfrastructureSystem":
         """Build a system from one networkx graph per layer.
 
         Parameters
@@ -352,7 +386,7 @@ class InfrastructureSystem:
         dependencies : iterable or pandas.DataFrame, optional
             Rows ``(dependent, supplier)``, ``(dependent, supplier, {"group": ..., "delay": ...})``
             or dicts with those keys, or a DataFrame with the columns of ``dependencies.csv``.
-        name, crs, rules
+        name, crs, rules, units, weights, bases, currency
             As in ``system.toml``.
 
         Examples
@@ -386,18 +420,19 @@ class InfrastructureSystem:
                                      "supplier": supplier})
             dep_table = pd.DataFrame(dep_rows, columns=None if dep_rows else ["dependent", "supplier"])
         try:
-            return cls._from_rows(node_rows, edge_rows, dep_table, name, crs, rules)
+            return cls._from_rows(node_rows, edge_rows, dep_table, name, crs, rules,
+                                  units=units, weights=weights, bases=bases, currency=currency)
         except InputError as err:   # tables built in Python have rows, not file lines
             if err.line is not None:
                 err.line, err.unit = err.line - 1, "row"
             raise
 
     @classmethod
-    def _from_rows(cls, node_rows, edge_rows, dep_table, name, crs, rules):
+    def _from_rows(cls, node_rows, edge_rows, dep_table, name, crs, rules, **settings):
         return cls.from_tables(
             pd.DataFrame(node_rows, columns=None if node_rows else ["id", "layer"]),
             pd.DataFrame(edge_rows, columns=None if edge_rows else ["source", "target"]),
-            dep_table, name=name, crs=crs, rules=rules,
+            dep_table, name=name, crs=crs, rules=rules, **settings,
             files={"nodes": "nodes (from networkx)", "edges": "edges (from networkx)",
                    "dependencies": "dependencies"})
 
@@ -432,7 +467,7 @@ class InfrastructureSystem:
     def copy(self) -> "InfrastructureSystem":
         return InfrastructureSystem(self.nodes.copy(), self.edges.copy(), self.dependencies.copy(),
                                     self.name, self.crs, dict(self.rules), dict(self.units),
-                                    dict(self.weights), dict(self.bases))
+                                    dict(self.weights), dict(self.bases), self.currency)
 
     def __repr__(self) -> str:
         return (f"InfrastructureSystem({self.name!r}: {len(self.nodes)} nodes, {len(self.edges)} edges, "

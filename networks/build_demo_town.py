@@ -372,7 +372,9 @@ def main():
     system = InfrastructureSystem.from_tables(
         nodes, edges, deps, name="demo_town", crs="EPSG:32650",
         rules={"power": "source", "water": "source", "gas": "source", "communication": "source",
-               "transport": "giant", "drainage": "none"})
+               "transport": "giant", "drainage": "none"},
+        # demand is the population a consumer, cell site or gas customer block serves
+        units={"power": "people", "water": "people", "gas": "people", "communication": "people"})
     write_system(system, args.out)
     print(f"wrote {args.out}: {len(nodes)} nodes, {len(edges)} edges, {len(deps)} dependency rows")
     import json

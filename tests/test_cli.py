@@ -28,7 +28,8 @@ def test_simulate_json_has_the_documented_shape(town):
     assert data["initial_failures"] == {"nodes": ["sub1"], "edges": []}
     assert data["rounds"] == 1
     assert data["layers"]["water"] == {"nodes": 3, "functioning": 0, "demand": 100.0,
-                                       "demand_served": 0.0, "service": 0.0, "service_before": 1.0}
+                                       "demand_served": 0.0, "service": 0.0, "service_before": 1.0,
+                                       "unit": ""}
     assert data["layers"]["power"]["service"] == pytest.approx(50 / 150)
     assert data["failed"] == [
         {"id": "sub1", "layer": "power", "round": 0, "cause": "initial", "via": None, "group": None},
@@ -101,7 +102,7 @@ def test_info_reports_layers_and_warnings(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["layers"]["power"] == {"nodes": 3, "edges": 1, "sources": 1, "rule": "source",
-                                       "demand": 6.0, "never_work": 1}
+                                       "demand": 6.0, "never_work": 1, "unit": "", "weight": 1.0}
     assert data["couplings"] == {"water <- power": 1}
     text = "\n".join(data["warnings"])
     assert "lonely" in text
@@ -143,3 +144,41 @@ def test_help_texts():
     assert res.exit_code == 0 and "simulate" in res.stdout and "info" in res.stdout
     res = run("simulate", "--help")
     assert "--fail-file" in res.stdout and "--engine" in res.stdout
+
+
+def test_a_mistyped_id_gets_did_you_mean_everywhere_ids_are_given(town, tmp_path):
+    """--fail, fail files, failure sets and candidate files all suggest the closest ids."""
+    res = CliRunner().invoke(cli, ["simulate", str(town), "--fail", "sbu1"])
+    assert res.exit_code == 2
+    assert "unknown node or edge id 'sbu1' (did you mean 'sub1'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    ids = tmp_path / "ids.txt"
+    ids.write_text("sub1\npmup\n")
+    res = CliRunner().invoke(cli, ["recover", str(town), "--fail-file", str(ids)])
+    assert res.exit_code == 2 and "'pmup' (did you mean 'pump'?)" in res.stderr
+    res = CliRunner().invoke(cli, ["redundancy", str(town), "--suggest", "1", "--failure-sets", str(ids)])
+    assert res.exit_code == 2 and "'pmup' (did you mean 'pump'?)" in res.stderr
+    cands = tmp_path / "c.csv"
+    cands.write_text("id,type,cost,element\nh,harden,1,plnat\n")
+    sets = tmp_path / "sets.txt"
+    sets.write_text("sub1\n")
+    res = CliRunner().invoke(cli, ["redundancy", str(town), "--candidates", str(cands),
+                                   "--failure-sets", str(sets)])
+    assert res.exit_code == 2 and "(did you mean 'plant'?)" in res.stderr
+    # nothing close: no suggestion
+    res = CliRunner().invoke(cli, ["simulate", str(town), "--fail", "zzzzzz"])
+    assert res.exit_code == 2 and "did you mean" not in res.stderr
+
+
+def test_units_label_simulate_and_info(town):
+    toml = town / "system.toml"
+    toml.write_text(toml.read_text() + '\n[layers.power]\nunit = "MW"\nweight = 2\n')
+    out = run("simulate", town, "--fail", "sub1").stdout
+    assert "50/150 MW" in out and "0/100 (no unit)" in out
+    data = json.loads(run("simulate", town, "--fail", "sub1", "--format", "json").stdout)
+    assert data["layers"]["power"]["unit"] == "MW"
+    out = run("info", town).stdout
+    assert " MW " in out and "(no unit)" in out and "nodes that never work" in out
+    data = json.loads(run("info", town, "--format", "json").stdout)
+    assert data["layers"]["power"]["unit"] == "MW" and data["layers"]["power"]["weight"] == 2.0
+    assert data["currency"] is None

@@ -30,7 +30,8 @@ def two_layers():
             g.nodes[v]["kind"] = "source" if v == src else ""
             g.nodes[v]["demand"] = demand[v]
     deps = [("pump", "sub2"), ("tap2", "sub1", {"group": "g"}), ("tap2", "sub2", {"group": "g"})]
-    return InfrastructureSystem.from_networkx({"power": power, "water": water}, deps, name="twin")
+    return InfrastructureSystem.from_networkx({"power": power, "water": water}, deps, name="twin",
+                                              units={"power": "MW", "water": "L/s"})
 
 
 @pytest.fixture
@@ -55,37 +56,46 @@ def test_csv_shape_and_order(system_dir):
     res = run(system_dir, "--format", "csv", "--elements", "all")
     assert res.exit_code == 0, res.output
     table = pd.read_csv(io.StringIO(res.stdout))
-    assert list(table.columns) == ["rank", "id", "element", "layer", "nodes_lost", "demand_lost",
-                                   "cross_layer_lost", "lost_power", "lost_water"]
+    assert list(table.columns) == ["rank", "id", "element", "layer", "score", "nodes_lost",
+                                   "cross_layer_lost", "lost_power", "lost_water",
+                                   "demand_lost_power", "demand_lost_water"]
     assert list(table["rank"]) == list(range(1, 11))  # 6 nodes + 4 edges: all by default
     expected = sweep(two_layers(), "all")
     assert list(table["id"]) == list(expected["id"])
     assert list(table["nodes_lost"]) == list(expected["nodes_lost"])
-    # Sorted by demand lost, then nodes lost, descending.
-    keys = list(zip(-table["demand_lost"], -table["nodes_lost"], table["id"]))
+    # Sorted by score, then nodes lost, descending.
+    keys = list(zip(-table["score"], -table["nodes_lost"], table["id"]))
     assert keys == sorted(keys)
     assert table.iloc[0].to_dict() == {"rank": 1, "id": "plant", "element": "node", "layer": "power",
-                                       "nodes_lost": 6, "demand_lost": 25.0, "cross_layer_lost": 3,
-                                       "lost_power": 3, "lost_water": 3}
+                                       "score": 2.0, "nodes_lost": 6, "cross_layer_lost": 3,
+                                       "lost_power": 3, "lost_water": 3, "demand_lost_power": 15.0,
+                                       "demand_lost_water": 10.0}
 
 
 def test_json_is_a_list_of_the_same_records(system_dir):
     res = run(system_dir, "--format", "json", "--top", "2")
     assert res.exit_code == 0
     data = json.loads(res.stdout)
-    assert isinstance(data, list) and len(data) == 2
-    assert data[1] == {"rank": 2, "id": "sub1", "element": "node", "layer": "power", "nodes_lost": 5,
-                       "demand_lost": 25.0, "cross_layer_lost": 3, "lost_power": 2, "lost_water": 3}
+    assert data["units"] == {"power": "MW", "water": "L/s"}
+    assert data["weights"] == {"power": 1.0, "water": 1.0}
+    assert "lost fraction" in data["score"]
+    ranking = data["ranking"]
+    assert isinstance(ranking, list) and len(ranking) == 2
+    assert ranking[1] == {"rank": 2, "id": "sub1", "element": "node", "layer": "power",
+                          "score": 2.0, "nodes_lost": 5, "cross_layer_lost": 3, "lost_power": 2,
+                          "lost_water": 3, "demand_lost_power": 15.0, "demand_lost_water": 10.0}
 
 
 def test_json_with_k(system_dir):
-    res = run(system_dir, "--format", "json", "--k", "2")
+    res = run(system_dir, "--format", "json", "-k", "2")
     assert res.exit_code == 0
     data = json.loads(res.stdout)
-    assert set(data) == {"ranking", "worst_set"}
+    assert set(data) == {"system", "score", "units", "weights", "ranking", "worst_set"}
     expected = greedy_worst_set(two_layers(), 2)
     assert [r["id"] for r in data["worst_set"]] == list(expected["id"])
-    assert [r["demand_lost"] for r in data["worst_set"]] == list(expected["demand_lost"])
+    assert [r["score"] for r in data["worst_set"]] == list(expected["score"])
+    # plant alone loses every node: N-k stops after one step
+    assert len(data["worst_set"]) == 1
 
 
 def test_table_top_and_blind_spots(system_dir, big_dir):
@@ -94,6 +104,12 @@ def test_table_top_and_blind_spots(system_dir, big_dir):
     out = res.stdout
     assert "N-1 over 6 nodes" in out
     assert "Worst set of 2" in out
+    assert "(stopped after 1 step(s): no remaining element loses anything more)" in out
+    # units on the amounts, columns named for what they are, both run times
+    assert "Demand per layer: power 15 MW, water 10 L/s." in out
+    assert "nodes lost in other lifelines" in out
+    assert "power 15 MW; water 10 L/s" in out          # plant's demand lost per layer
+    assert "sweep " in out and " s, comparison " in out
     assert "degree" in out and "betweenness" in out
     # sub2 takes all of water through the pump: a blind spot of the power-only view.
     assert "sub2 (power): rank 3 coupled, rank 5 alone" in out
@@ -167,7 +183,7 @@ def test_real_process(system_dir, tmp_path):
                            "--format", "csv", "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out)
-    assert list(table.columns)[:7] == ["rank", "id", "element", "layer", "nodes_lost", "demand_lost",
+    assert list(table.columns)[:7] == ["rank", "id", "element", "layer", "score", "nodes_lost",
                                        "cross_layer_lost"]
     assert len(table) == 10
     proc = subprocess.run([str(CASCADE), "critical", str(system_dir)], capture_output=True, text=True,
@@ -179,3 +195,30 @@ def test_real_process(system_dir, tmp_path):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "unknown layer 'gas'" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_no_unit_is_labelled(tmp_path):
+    system = two_layers()
+    system.units.clear()
+    write_system(system, tmp_path / "plain")
+    res = run(tmp_path / "plain", "--no-compare")
+    assert res.exit_code == 0
+    assert "power 15 (no unit), water 10 (no unit)" in res.stdout
+
+
+def test_comparison_sweep_honours_layer(system_dir, monkeypatch):
+    """The decoupled sweep of the blind spots runs on --layer's elements only."""
+    import cascade.criticality as crit
+
+    seen = []
+    real = crit.sweep
+
+    def spy(system, elements="nodes", *args, **kwargs):
+        out = real(system, elements, *args, **kwargs)
+        seen.append(set(out["layer"]))
+        return out
+
+    monkeypatch.setattr(crit, "sweep", spy)
+    res = run(system_dir, "--layer", "water")
+    assert res.exit_code == 0, res.output
+    assert seen and all(layers <= {"water"} for layers in seen)

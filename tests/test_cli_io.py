@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import logging
 import os
 import subprocess
@@ -123,6 +124,9 @@ def test_couple_appends_rows_and_the_cascade_uses_them(town):
     assert res.exit_code == 0, res.output
     assert "added 2 dependency rows" in res.stdout
     system = read_system(town)
+    # distances carry their unit: the town is in UTM (EPSG:32632), metres
+    assert system.crs == "EPSG:32632"
+    assert re.search(r"farthest [\d,]+ m$", res.stdout.strip())
     assert len(system.dependencies) == 2
     bus = system.dependencies["supplier"].iloc[0]
     pump = system.dependencies["dependent"].iloc[0]
@@ -150,7 +154,7 @@ def test_export_with_a_critical_ranking(town, tmp_path):
     table = pd.read_csv(ranking).set_index("id")
     for f in data["features"][:50]:
         assert f["properties"]["rank"] == table.loc[f["id"], "rank"]
-        assert f["properties"]["demand_lost"] == pytest.approx(table.loc[f["id"], "demand_lost"])
+        assert f["properties"]["score"] == pytest.approx(table.loc[f["id"], "score"])
     bad = tmp_path / "bad.json"
     bad.write_text("{\"nothing\": 1}")
     res = run("export", town, "--result", bad, "-o", tmp_path / "x.geojson")

@@ -42,7 +42,9 @@ def test_json_shape_for_one_strategy(cells):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert list(data) == ["strategy", "crews", "resilience_loss", "restoration_time", "time_to_90",
-                          "peak_loss", "schedule", "curve"]
+                          "peak_loss", "schedule", "curve", "repair_cost", "repairs_done", "units"]
+    assert data["units"]["time"] == data["units"]["resilience_loss"] == "hours"
+    assert data["units"]["repair_cost"] is None            # no [system] currency
     assert data["strategy"] == "greedy"
     assert data["crews"] == {"communication": 1, "power": 1}
     assert data["schedule"] == [{"id": "sub", "crew": "power-1", "start": 0.0, "finish": 6.0}]
@@ -69,7 +71,7 @@ def test_several_strategies_give_a_list_and_a_table(cells):
     assert table.exit_code == 0, table.output
     out = table.stdout
     assert "resilience loss (h)" in out and "Repair order (optimal):" in out
-    assert "Service of all layers over time:" in out
+    assert "Service of all layers over time (weighted mean of the layers):" in out
     for strategy in ("greedy", "random", "optimal", "critical"):
         assert f"\n{strategy} " in out
 
@@ -80,8 +82,11 @@ def test_table_shows_order_curve_and_cost(cells):
     out = res.stdout
     assert "crews per layer: communication 1, power 2" in out
     assert "Repair order (greedy):" in out and "power-2" in out
-    assert "Service over time (greedy):" in out and "communication" in out
+    assert "Service over time (greedy; 'all' is the weighted mean of the layers):" in out
+    assert "communication" in out
     assert "550" in out          # repair cost 500 + 50
+    assert "repair cost (no currency)" in out and "resilience loss (h)" in out
+    assert "demands in different units are never added" in out
 
 
 def test_fail_file_output_and_plot(cells, tmp_path):
@@ -124,7 +129,8 @@ def test_optimal_too_big_exits_2_and_writes_nothing(tmp_path):
     res = run(*args, *sum((["-f", f"h{i}"] for i in range(9)), []))
     assert res.exit_code == 2
     assert res.stderr.count("\n") == 1
-    assert "optimal: 9 failed elements give 362,880 repair orders" in res.stderr
+    assert "optimal: 9 failed elements give 9! = 362,880 repair orders per layer, above the limit " \
+        "8! = 40,320" in res.stderr
     assert not out.exists() and not png.exists()
     # Eight are searched.
     res = run(*args, *sum((["-f", f"h{i}"] for i in range(8)), []))
@@ -156,3 +162,14 @@ def test_demo_town(tmp_path):
     optimal = data[2]["resilience_loss"]
     assert all(optimal <= d["resilience_loss"] + 1e-9 for d in data)
     assert all(d["curve"][-1][1] == pytest.approx(data[0]["curve"][-1][1]) for d in data)
+
+
+def test_currency_labels_the_repair_cost(cells):
+    (cells / "system.toml").write_text('[system]\nname = "cells"\ncurrency = "EUR"\n')
+    res = CliRunner().invoke(cli, ["recover", str(cells), "--fail", "sub"])
+    assert res.exit_code == 0, res.output
+    assert "repair cost (EUR)" in res.stdout
+    res = CliRunner().invoke(cli, ["recover", str(cells), "--fail", "sub", "--format", "json"])
+    assert json.loads(res.stdout)["units"]["repair_cost"] == "EUR"
+    res = CliRunner().invoke(cli, ["recover", str(cells), "--fail", "sub", "--seed", "-1"])
+    assert res.exit_code == 2 and "Traceback" not in res.output

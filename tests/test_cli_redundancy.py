@@ -65,7 +65,8 @@ def test_json_has_ranking_and_plan(case):
               "--budget", "150")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert {"system", "metric", "samples", "base_loss", "ranking", "plan", "source"} <= set(data)
+    assert {"system", "metric", "samples", "base_loss", "ranking", "plan", "source", "units"} <= set(data)
+    assert data["units"]["cost"] is None and "fraction of service" in data["units"]["benefit"]
     assert data["metric"] == "served" and data["samples"] == 5
     assert data["ranking"][0]["id"] == "feed-PA"
     assert data["ranking"][0]["measure"] == {"id": "feed-PA", "type": "feed", "cost": 100.0,
@@ -82,7 +83,11 @@ def test_table_explains_each_measure_and_shows_the_plan(case):
     res = run("redundancy", system, "--candidates", cands, "--failure-sets", sets, "--budget", "1000")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert "rank  id" in out and "Why:" in out and "Plan under budget 1000" in out
+    assert "rank  id" in out and "Why:" in out
+    # the better plan first (here greedy and exhaustive agree), costs labelled
+    assert "Best plan under budget 1000 (no currency): feed-PA, feed-PB" in out
+    assert out.index("Best plan under budget") < out.index("Greedy plan (by benefit per cost")
+    assert "cost (no currency)" in out and "Student t 95% interval" in out
     assert "1. feed-PA (second feed S3 -> PA): PA keeps working on S3" in out
     assert "backup-PA" in out and "static cascade treats backups as exhausted" in out
     assert "the greedy plan is optimal" in out
@@ -190,7 +195,7 @@ def test_demo_town_table_and_suggestions():
               "--samples", "40", "--suggest", "3", "--budget", "800", "--exhaustive-limit", "0")
     assert res.exit_code == 0, res.stderr
     out = res.stdout
-    assert "40 hazard sample(s)" in out and "Plan under budget 800" in out
+    assert "40 hazard sample(s)" in out and "Best plan under budget 800 (no currency)" in out
     assert "backup at" in out and "second feed" in out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,33 @@ def test_table_shows_the_loss_distribution_and_likely_failures():
     for layer in ("communication", "gas", "power", "transport", "water", "overall"):
         assert f"\n{layer} " in out
     assert "Most likely failures" in out and "P-SUB-T04" in out    # the substation in the valley
+    # units and weights per layer, the overall loss explained, columns named for what they are
+    assert "\npower (people, weight 1) " in out and "\ntransport (no unit, weight 1) " in out
+    assert "never demands added across layers" in out
+    assert "95% interval of the mean" in out and "p(failed by the cascade)" in out
+    failing = int(re.search(r"of the (\d+) nodes that fail in some sample", out).group(1))
+    assert failing > 15
+
+
+def test_scenario_system_key_is_checked(tmp_path):
+    """flood_heavy_rain.toml names ../networks/demo_town: another system is refused in one line."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "nodes.csv").write_text("id,layer,kind,x,y\na,power,source,0,0\nb,power,,1,1\n")
+    (other / "edges.csv").write_text("source,target\na,b\n")
+    (other / "system.toml").write_text('[system]\nname = "other"\n')
+    out = tmp_path / "x.json"
+    for args in (["scenario", other, FLOOD, "-n", 5, "-o", out],
+                 ["report", other, "--scenario", FLOOD, "-n", 5, "-o", tmp_path / "rep"]):
+        r = run(*args)
+        assert r.exit_code == 2
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+        assert "[scenario] system names 'demo_town'" in r.stderr and "'other'" in r.stderr
+    assert not out.exists() and not (tmp_path / "rep").exists()
+    # a copy of the demo town (same name) is the same system
+    import shutil
+    shutil.copytree(DEMO, tmp_path / "copy")
+    assert run("scenario", tmp_path / "copy", FLOOD, "-n", 5).exit_code == 0
 
 
 def test_json_and_csv_match_the_api():

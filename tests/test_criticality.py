@@ -25,7 +25,8 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame):
     assert list(a["layer"]) == list(b["layer"])
     ints = [col for col in a.columns if col in INT_COLUMNS or col.startswith("lost_")]
     assert np.array_equal(a[ints].to_numpy(), b[ints].to_numpy())
-    assert np.allclose(a["demand_lost"], b["demand_lost"], rtol=1e-12, atol=1e-9)
+    floats = ["score"] + [col for col in a.columns if col.startswith("demand_lost_")]
+    assert np.allclose(a[floats].to_numpy(float), b[floats].to_numpy(float), rtol=1e-12, atol=1e-9)
 
 
 def plain_python_sweep(system, elements):
@@ -52,12 +53,22 @@ def plain_python_sweep(system, elements):
         lost = intact & ~working
         per = np.bincount(c.node_layer[lost], minlength=len(c.layer_names))
         row = {"id": name, "element": kind, "layer": c.layer_names[layer],
-               "nodes_lost": int(lost.sum()), "demand_lost": float(c.demand[lost].sum()),
-               "cross_layer_lost": int(lost.sum() - per[layer])}
+               "nodes_lost": int(lost.sum()), "cross_layer_lost": int(lost.sum() - per[layer])}
         row.update({f"lost_{n}": int(per[i]) for i, n in enumerate(c.layer_names)})
+        # The score by its definition: weighted lost fraction of each layer's demand (of its
+        # nodes where the layer has no demand).
+        score = 0.0
+        for i, n in enumerate(c.layer_names):
+            in_layer = c.node_layer == i
+            lost_demand = float(c.demand[lost & in_layer].sum())
+            row[f"demand_lost_{n}"] = lost_demand
+            total = float(c.demand[in_layer].sum())
+            fraction = lost_demand / total if total > 0 else per[i] / in_layer.sum()
+            score += system.layer_weight(n) * fraction
+        row["score"] = score
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(sweep(system, elements).columns))
-    return table.sort_values(["demand_lost", "nodes_lost", "id", "element"],
+    return table.sort_values(["score", "nodes_lost", "id", "element"],
                              ascending=[False, False, True, True], kind="mergesort").reset_index(drop=True)
 
 
@@ -171,7 +182,7 @@ def test_greedy_core_equals_reference(case, k):
     plain = greedy_worst_set(system, k, elements="all", plain=True)
     for other in (ref, plain):
         assert list(core["id"]) == list(other["id"])
-        assert np.allclose(core["demand_lost"], other["demand_lost"])
+        assert np.allclose(core["score"], other["score"])
         assert list(core["nodes_lost"]) == list(other["nodes_lost"])
 
 
@@ -187,7 +198,16 @@ def test_greedy_steps_are_the_joint_cascade(case):
         chosen = list(worst["id"].iloc[:step + 1])
         lost = intact & ~simulate(system, chosen, compiled=c).working
         assert worst["nodes_lost"].iloc[step] == lost.sum()
-        assert np.isclose(worst["demand_lost"].iloc[step], c.demand[lost].sum())
+        for i, name in enumerate(c.layer_names):
+            assert np.isclose(worst[f"demand_lost_{name}"].iloc[step],
+                              c.demand[lost & (c.node_layer == i)].sum())
+    if len(worst) < 3:   # stopped early: no remaining node adds a loss
+        chosen = list(worst["id"])
+        before = (intact & ~simulate(system, chosen, compiled=c).working).sum()
+        for v in c.node_ids:
+            if v not in chosen:
+                after = intact & ~simulate(system, chosen + [v], compiled=c).working
+                assert after.sum() <= before   # (giant layers: a failure can also revive nodes)
 
 
 @pytest.mark.parametrize("n, k, seed", [(60, 2.0, 3), (80, 4.0, 1), (40, 1.5, 2), (200, 3.0, 4)])
@@ -236,7 +256,8 @@ def test_star():
     t = sweep(one_layer(g, {"n0"}), "all")
     assert t["id"].iloc[0] == "n0"
     assert by_id(t).loc["n0", "nodes_lost"] == 7
-    assert by_id(t).loc["n0", "demand_lost"] == 7.0
+    assert by_id(t).loc["n0", "demand_lost_power"] == 7.0
+    assert by_id(t).loc["n0", "score"] == 1.0   # the whole layer's demand
     for i in range(1, 7):
         assert by_id(t).loc[f"n{i}", "nodes_lost"] == 1
         assert by_id(t).loc[f"n0->n{i}", "nodes_lost"] == 1  # the leaf is cut off
@@ -283,13 +304,44 @@ def two_layers():
 def test_two_layers_known_answers():
     t = by_id(sweep(two_layers(), "all"))
     # plant: all of power, then the pump, then water.
-    assert t.loc["plant", ["nodes_lost", "demand_lost", "cross_layer_lost", "lost_power", "lost_water"]].tolist() \
-        == [6, 25.0, 3, 3, 3]
-    assert t.loc["sub2", ["nodes_lost", "demand_lost", "cross_layer_lost"]].tolist() == [4, 15.0, 3]
-    assert t.loc["tap1", ["nodes_lost", "demand_lost", "cross_layer_lost"]].tolist() == [2, 10.0, 0]
-    assert t.loc["tap2", ["nodes_lost", "demand_lost", "cross_layer_lost"]].tolist() == [1, 3.0, 0]
-    assert t.loc["sub1->sub2", ["nodes_lost", "demand_lost", "lost_power"]].tolist() == [4, 15.0, 1]
+    cols = ["nodes_lost", "demand_lost_power", "demand_lost_water", "cross_layer_lost"]
+    assert t.loc["plant", cols + ["lost_power", "lost_water"]].tolist() == [6, 15.0, 10.0, 3, 3, 3]
+    assert t.loc["sub2", cols].tolist() == [4, 5.0, 10.0, 3]
+    assert t.loc["tap1", cols].tolist() == [2, 0.0, 10.0, 0]
+    assert t.loc["tap2", cols].tolist() == [1, 0.0, 3.0, 0]
+    assert t.loc["sub1->sub2", cols[:3] + ["lost_power"]].tolist() == [4, 5.0, 10.0, 1]
+    # score: power demand 15, water demand 10, weights 1
+    assert t.loc["plant", "score"] == pytest.approx(15 / 15 + 10 / 10)
+    assert t.loc["sub2", "score"] == pytest.approx(5 / 15 + 10 / 10)
+    assert t.loc["tap1", "score"] == pytest.approx(10 / 10)
     assert t.index[0] == "plant"
+
+
+def test_score_ranks_by_fractions_not_raw_amounts():
+    """Power in MW (demand 15) and water in L/s (demand 1000): the v1 sum of raw demands put
+    the water tap first; the score puts the substation that loses all of power first."""
+    power = nx.DiGraph([("plant", "sub")])
+    water = nx.Graph([("pump", "tap"), ("pump", "tap2")])
+    nx.set_node_attributes(power, {"plant": "source"}, "kind")
+    nx.set_node_attributes(water, {"pump": "source"}, "kind")
+    nx.set_node_attributes(power, {"plant": 0, "sub": 15}, "demand")
+    nx.set_node_attributes(water, {"pump": 0, "tap": 400, "tap2": 600}, "demand")
+    s = InfrastructureSystem.from_networkx({"power": power, "water": water},
+                                           units={"power": "MW", "water": "L/s"})
+    t = sweep(s)
+    # v1 order by raw demand was pump (1000), tap2 (600), tap (400), plant (15), sub (15).
+    assert list(t["id"]) == ["pump", "plant", "sub", "tap2", "tap"]   # 1.0: all of a layer
+    assert by_id(t).loc["tap2", "score"] == pytest.approx(0.6)
+    # A weight moves a layer up: water counts three times.
+    s.weights["water"] = 3.0
+    t = by_id(sweep(s))
+    assert t.index[0] == "pump"
+    assert t.loc["pump", "score"] == pytest.approx(3.0)
+    assert t.loc["tap2", "score"] == pytest.approx(1.8)
+    # Weight 0 leaves a layer out of the score (the nodes still count as lost).
+    s.weights["water"] = 0.0
+    t = by_id(sweep(s))
+    assert t.loc["pump", "score"] == 0.0 and t.loc["pump", "nodes_lost"] == 3
 
 
 def test_never_working_node_loses_nothing():
@@ -304,8 +356,8 @@ def test_layer_filter_and_columns():
     s = two_layers()
     t = sweep(s, "all", layer="water")
     assert set(t["layer"]) == {"water"}
-    assert list(t.columns) == ["id", "element", "layer", "nodes_lost", "demand_lost", "cross_layer_lost",
-                               "lost_power", "lost_water"]
+    assert list(t.columns) == ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lost",
+                               "lost_power", "lost_water", "demand_lost_power", "demand_lost_water"]
     assert len(t) == 3 + 2
 
 
@@ -320,12 +372,16 @@ def test_greedy_known_set():
     assert n1["id"].iloc[-1] == "B"
     worst = greedy_worst_set(s, 2)
     assert list(worst["id"]) == ["A", "B"]
-    assert list(worst["demand_lost"]) == [1.0, 5.0]
+    assert list(worst["demand_lost_power"]) == [1.0, 5.0]
+    assert list(worst["score"]) == [0.2, 1.0]
     assert list(worst["nodes_lost"]) == [2, 7]
-    assert list(worst["demand_added"]) == [1.0, 4.0]
+    assert worst["score_added"].tolist() == pytest.approx([0.2, 0.8])
     assert list(worst["step"]) == [1, 2]
-    # More steps than elements: stops when none is left.
-    assert len(greedy_worst_set(s, 50)) == 7
+    # More steps than elements: after A and B every node is lost, so N-k stops there.
+    assert len(greedy_worst_set(s, 50)) == 2
+    # Without B's loops the chain goes on while each step loses a node.
+    line = one_layer(nx.path_graph(["s", "a", "b"]), {"s"})
+    assert list(greedy_worst_set(line, 5, elements="nodes")["id"]) == ["s"]
 
 
 def test_greedy_zero_and_bad_k():
@@ -381,8 +437,8 @@ def test_blind_spot_is_named():
     s = two_layers()
     spots = blind_spots(s, sweep(s), top=3)
     assert list(spots["id"]) == ["sub2"]
-    assert spots["alone_demand_lost"].iloc[0] == 5.0
-    assert spots["demand_lost"].iloc[0] == 15.0
+    assert spots["alone_score"].iloc[0] == pytest.approx(5 / 15)
+    assert spots["score"].iloc[0] == pytest.approx(5 / 15 + 1.0)
 
 
 # ------------------------------------------------------------------ larger systems

@@ -3,6 +3,7 @@ engine, hand-made backup cases, schedule invariants, the fast greedy against exh
 scoring, optimal against brute force over all orders, and bad input."""
 import itertools
 import math
+import re
 
 import networkx as nx
 import numpy as np
@@ -47,6 +48,18 @@ def groups_of(system):
     return out
 
 
+def score_weights(system):
+    """Each node's weight in Q by the definition: its layer's weight times its share of the
+    layer's demand, or one over the layer's node count where the layer has no demand."""
+    nodes = system.nodes
+    out = np.zeros(len(nodes))
+    for layer, rows in nodes.groupby("layer").groups.items():
+        demand = nodes.loc[rows, "demand"].to_numpy(float)
+        share = demand / demand.sum() if demand.sum() > 0 else np.full(len(rows), 1 / len(rows))
+        out[nodes.index.get_indexer(rows)] = system.layer_weight(layer) * share
+    return out
+
+
 def plain_curve(system, schedule, horizon):
     """Q at every whole hour by the obvious method: at hour t the damaged elements are those
     not finished by t; a held group is its dependency rows deleted; the reference engine
@@ -57,9 +70,7 @@ def plain_curve(system, schedule, horizon):
     rows_of = {key: [i for i, r in enumerate(deps.itertuples(index=False))
                      if (r.dependent, r.group if r.group != "" else ("row", i)) == key]
                for key in groups}
-    weight = system.nodes["demand"].to_numpy(float)
-    if weight.sum() == 0:
-        weight = np.ones(len(weight))
+    weight = score_weights(system)
     ids = list(system.nodes["id"])
     node_ids = set(ids)
 
@@ -126,8 +137,10 @@ def test_battery_runs_out_then_service_returns_with_the_repair():
     curve = r.curve.set_index("time")
     assert list(curve.index) == [0.0, 4.0, 6.0]
     assert curve["communication"].tolist() == [1.0, 0.0, 1.0]     # by demand: the cell
-    assert curve["service"].tolist() == pytest.approx([30 / 40, 0.0, 1.0])
-    assert r.metrics["resilience_loss"] == pytest.approx(4 * 10 / 40 + 2 * 1.0)
+    # Q is the mean of the layers' services (weights 1), not demand 30 of 40 added across
+    # layers: power is down, communication up for 4 h on the battery.
+    assert curve["service"].tolist() == pytest.approx([0.5, 0.0, 1.0])
+    assert r.metrics["resilience_loss"] == pytest.approx(4 * 0.5 + 2 * 1.0)
     assert r.metrics["restoration_time"] == 6.0
     assert r.metrics["peak_loss"] == 1.0
 
@@ -135,7 +148,7 @@ def test_battery_runs_out_then_service_returns_with_the_repair():
 def test_repair_within_the_battery_keeps_the_dependent_working():
     r = recover(cell_town(battery=4, sub_hours=3), ["sub"])
     assert (r.curve["communication"] == 1.0).all()
-    assert r.metrics["resilience_loss"] == pytest.approx(3 * 10 / 40)
+    assert r.metrics["resilience_loss"] == pytest.approx(3 * 0.5)   # power (1 of 2 layers) for 3 h
 
 
 def test_repair_exactly_when_the_battery_ends_keeps_the_dependent_working():
@@ -166,7 +179,8 @@ def test_alternative_supplier_with_a_backup():
                      columns=["id", "layer", "kind", "demand", "repair_time"]),
         pd.DataFrame([("plant", "sub"), ("plant", "sub2"), ("core", "cell")], columns=["source", "target"]),
         pd.DataFrame([("cell", "sub", "feed", 2), ("cell", "sub2", "feed", 2)],
-                     columns=["dependent", "supplier", "group", "delay"]))
+                     columns=["dependent", "supplier", "group", "delay"]),
+        weights={"power": 0})   # Q follows the cell alone (power, without demand, has weight 0)
     r = recover(s, ["sub", "sub2"], crews=2)
     assert (r.curve["service"] == 1.0).all()
     assert r.metrics["resilience_loss"] == 0.0
@@ -260,7 +274,7 @@ def test_fast_greedy_equals_exhaustive_on_a_generated_town():
 def critical_by_reference(system, failed):
     """Demand lost by each element alone, by the reference engine."""
     base = simulate(system, engine="reference")
-    demand = system.nodes["demand"].to_numpy(float)
+    demand = score_weights(system)
     return {x: float(demand @ (base.working & ~simulate(system, [x], engine="reference").working))
             for x in failed}
 
@@ -397,8 +411,15 @@ def test_optimal_refuses_too_many_orders():
     s = independent_homes([1] * 9, [1] * 9)
     failed = [f"h{i}" for i in range(9)]      # 9! > OPTIMAL_MAX_ORDERS
     assert math.factorial(9) > OPTIMAL_MAX_ORDERS >= math.factorial(8)
-    with pytest.raises(InputError, match="optimal: 9 failed elements give 362,880 repair orders"):
+    with pytest.raises(InputError, match="optimal: 9 failed elements give 9! = 362,880 repair orders"):
         recover(s, failed, "optimal")
+    # Many elements: the size in a few characters, not a 300-digit number.
+    many = independent_homes([1] * 200, [1] * 200)
+    with pytest.raises(InputError) as info:
+        recover(many, [f"h{i}" for i in range(200)], "optimal")
+    text = str(info.value)
+    assert "200! ≈ 7.9e374 repair orders per layer, above the limit 8! = 40,320" in text
+    assert len(text) < 200 and not re.search(r"\d{12}", text)
     # Nine elements spread over crews in different layers would be fine; one layer is not.
     assert recover(s, failed[:8], "optimal", crews=2).metrics["resilience_loss"] > 0
 
@@ -415,6 +436,19 @@ def test_criticality_is_the_sweeps_demand_lost(case):
     c = compile_system(system)
     p = _Problem(system, c, failed, 1)
     table = sweep(system, elements="all", threads=1, compiled=c)
-    lost = {(r.id, r.element): r.demand_lost for r in table.itertuples(index=False)}
+    lost = {(r.id, r.element): r.score for r in table.itertuples(index=False)}
     expected = [lost[(str(x), "node" if is_node else "edge")] for x, is_node in zip(p.ids, p.is_node)]
     assert p.criticality() == pytest.approx(expected)
+
+
+def test_q_weighs_layers_not_raw_demands():
+    """Power in MW (demand 10) and communication in people (30): Q is the weighted mean of
+    the layers' services, and a weight moves it (v1 added 10 MW and 30 people)."""
+    s = cell_town(battery=0, sub_hours=6)
+    s.units.update({"power": "MW", "communication": "people"})
+    assert recover(s, ["sub"]).curve["service"].iloc[0] == pytest.approx(0.0)
+    s = cell_town(battery=4, sub_hours=6)
+    s.weights.update({"power": 3.0})
+    r = recover(s, ["sub"])
+    assert r.curve["service"].iloc[0] == pytest.approx(1 / 4)     # (3 * 0 + 1 * 1) / 4
+    assert r.metrics["resilience_loss"] == pytest.approx(4 * 3 / 4 + 2 * 1.0)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from cascade import InfrastructureSystem, compile_system, simulate
 from cascade.errors import InputError
-from cascade.redundancy import (Evaluator, FixedSampler, Measure, analyse, apply_measures,
+from cascade.redundancy import (Benefit, Evaluator, FixedSampler, Measure, analyse, apply_measures,
                                 greedy_plan, hazard_options, node_impact, parse_candidates,
                                 read_candidates, suggest, write_candidates)
 
@@ -28,8 +28,10 @@ def make_town(spares=("S3",)) -> InfrastructureSystem:
     water.nodes["W"]["kind"] = "source"
     water.nodes["CA"]["demand"] = 1000
     water.nodes["CB"]["demand"] = 10
+    # Power serves no one directly here: weight 0, so the losses are water's alone.
     return InfrastructureSystem.from_networkx({"power": power, "water": water},
-                                              [("PA", "S1"), ("PB", "S2")], name="town")
+                                              [("PA", "S1"), ("PB", "S2")], name="town",
+                                              weights={"power": 0})
 
 
 def measures(system, rows):
@@ -48,12 +50,16 @@ TOWN_SETS = [["S1"], ["S2"], [], ["S1", "S2"], ["S1"], ["W->PB"]]
 
 
 def plain_loss(system, fail_ids, engine="reference"):
-    """Demand-weighted loss of one cascade, the obvious way."""
+    """Loss of one cascade, the obvious way: each layer's unserved fraction (of demand, or of
+    nodes without demand), averaged with the layers' weights (no demands added across layers)."""
     r = simulate(system, fail_ids, engine=engine)
     layers = r.layers()
-    if layers["demand"].sum() == 0:        # no demand anywhere: the share of nodes down
-        return 1.0 - layers["functioning"].sum() / layers["nodes"].sum()
-    return 1.0 - layers["demand_served"].sum() / layers["demand"].sum()
+    weights = np.array([system.layer_weight(name) for name in layers.index])
+    if weights.sum() == 0:
+        weights = np.ones(len(weights))
+    loss = np.where(layers["demand"] > 0, 1.0 - layers["demand_served"] / layers["demand"].where(
+        layers["demand"] > 0, 1), 1.0 - layers["functioning"] / layers["nodes"])
+    return float(np.dot(weights, loss) / weights.sum())
 
 
 # ------------------------------------------------------------------ ranking and plan
@@ -139,7 +145,7 @@ def test_budget_limits_the_plan_and_exhaustive_search_finds_what_greedy_misses()
     town = InfrastructureSystem.from_tables(
         town.nodes, town.edges,
         pd.concat([town.dependencies, pd.DataFrame([{"dependent": "PA", "supplier": "S3"}])]),
-        name="town")   # PA now needs S1 AND S3
+        name="town", weights=town.weights)   # PA now needs S1 AND S3
     cands = measures(town, [
         dict(id="h-S1", type="harden", cost="50", element="S1"),
         dict(id="h-S3", type="harden", cost="50", element="S3"),
@@ -152,6 +158,15 @@ def test_budget_limits_the_plan_and_exhaustive_search_finds_what_greedy_misses()
     plan = result.plan
     assert plan.ids == ["feed-PB"] and plan.cost == 40
     assert sorted(plan.best_ids) == ["h-S1", "h-S3"] and plan.best_cost == 100
+    # The better plan is printed first: the exhaustive one, before the greedy steps.
+    best = plan.recommended()
+    assert best["source"] == "exhaustive" and sorted(best["ids"]) == ["h-S1", "h-S3"]
+    assert best["benefit"] > plan.benefit.mean
+    from cascade.commands.redundancy import render_table
+    town.currency = "EUR"
+    text = render_table(result, "sets", town.currency)
+    assert text.index("Best plan under budget 100 (EUR): h-S") < text.index("Greedy plan")
+    assert "from the exhaustive search, better than the greedy plan below" in text
     assert plan.gap > 0.5
     # Brute force, the obvious way, agrees with the best plan's benefit.
     base = np.mean([plain_loss(town, s) for s in sampler.failure_sets])
@@ -319,13 +334,24 @@ def test_candidates_round_trip_through_csv(tmp_path):
 
 
 # ------------------------------------------------------------------ suggestions
-def test_node_impact_is_the_demand_lost_by_each_node_alone():
+def test_node_impact_is_the_score_of_each_node_alone():
+    """The weighted lost fractions of each layer's demand, never raw demands added."""
     town = make_town()
-    table = node_impact(town).set_index("id")["demand_lost"]
+    town.weights["water"] = 2.0
+    table = node_impact(town).set_index("id")["score"]
     for name in town.nodes["id"]:
         r = simulate(town, [name], engine="reference")
-        lost = r.layers(before=True)["demand_served"].sum() - r.layers()["demand_served"].sum()
-        assert table[name] == pytest.approx(lost)
+        before, after = r.layers(before=True), r.layers()
+        expected = 0.0
+        for layer in before.index:
+            if before.loc[layer, "demand"] > 0:
+                f = (before.loc[layer, "demand_served"] - after.loc[layer, "demand_served"]) \
+                    / before.loc[layer, "demand"]
+            else:
+                f = (before.loc[layer, "functioning"] - after.loc[layer, "functioning"]) \
+                    / before.loc[layer, "nodes"]
+            expected += town.layer_weight(layer) * f
+        assert table[name] == pytest.approx(expected)
 
 
 def test_suggest_backs_up_and_feeds_the_pump_that_serves_most_people():
@@ -473,3 +499,23 @@ def test_threads_give_the_same_losses():
         a, la = serial.losses(m)
         b, lb = parallel.losses(m)
         assert np.array_equal(a, b) and np.array_equal(la, lb)
+
+
+def test_served_loss_weighs_layers_not_raw_demands():
+    """With power's weight 1 (the default) a substation down counts as power's lost share of
+    nodes, next to water's lost share of demand; v1 added power's and water's demands."""
+    town = make_town()
+    town.weights.clear()
+    ev = Evaluator(town, FixedSampler([["S1"]]), 1)
+    # S1 down: power loses 1 of its 4 nodes; water loses PA and CA: 1000 of 1010.
+    assert ev.losses([])[0][0] == pytest.approx((1 / 4 + 1000 / 1010) / 2)
+    town.weights.update({"water": 3.0})
+    ev = Evaluator(town, FixedSampler([["S1"]]), 1)
+    assert ev.losses([])[0][0] == pytest.approx((1 / 4 + 3 * 1000 / 1010) / 4)
+
+
+def test_intervals_use_the_t_quantile():
+    """Two samples: t(0.975, 1) = 12.7 times sd/sqrt(2), not 1.96 times."""
+    b = Benefit.paired(np.array([1.0, 3.0]), np.array([0.0, 0.0]))
+    assert b.mean == 2.0
+    assert b.high - b.mean == pytest.approx(12.7062047 * np.std([1.0, 3.0], ddof=1) / np.sqrt(2))

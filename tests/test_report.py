@@ -168,3 +168,41 @@ def test_ranking_map_numbers_every_top_element(tmp_path):
     assert labels == ["1,2,3", "4"]
     fig = draw_map(system, read_result(ranking, system), None, top=5)
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["1,2,3", "4", "5"]
+
+
+def test_scenario_map_says_how_many_nodes_fail_not_how_many_are_listed(tmp_path):
+    """A scenario JSON lists its --top 15; the map counts every node that fails."""
+    import json
+
+    from cascade import read_system
+    from cascade.io.geojson import read_result
+    from conftest import DEMO, ROOT
+
+    out = tmp_path / "flood.json"
+    res = run("scenario", DEMO, ROOT / "scenarios" / "flood_heavy_rain.toml", "-n", "20",
+              "--format", "json", "-o", out)
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert len(data["nodes"]) == 15 and data["nodes_failing"] > 1000
+    system = read_system(DEMO)
+    fig = draw_map(system, read_result(out, system), None)
+    text = " ".join([fig.axes[0].get_title()] + [t.get_text() for t in fig.texts])
+    assert f"{data['nodes_failing']:,} node(s) fail in some sample" in text
+    assert "the file lists the 15 most likely" in text
+
+
+def test_top_0_means_all_in_map_and_report(tmp_path, monkeypatch):
+    """--top 0 lists every element, as in critical and scenario (v1: map marked none,
+    report refused 0)."""
+    import cascade.report as report
+
+    seen = []
+    monkeypatch.setattr(report, "draw_map", lambda system, props, out, top=10, **kw: seen.append(top))
+    root = write_dir(tmp_path / "s", "id,layer,kind,x,y\na,power,source,0,0\nb,power,,1,1", "source,target\na,b")
+    ranking = tmp_path / "rank.csv"
+    ranking.write_text("id,nodes_lost\na,2\nb,1\n")
+    res = run("map", root, "--result", ranking, "--top", "0", "--output", tmp_path / "m.png")
+    assert res.exit_code == 0, res.output
+    assert seen and seen[-1] >= 2
+    res = run("report", root, "--scenario", tmp_path / "none.toml", "--top", "0", "-o", tmp_path / "r")
+    assert "Invalid value for '--top'" not in res.output

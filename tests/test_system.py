@@ -133,3 +133,69 @@ def test_compile_builds_groups_in_table_order(tmp_path, dtype):
     members = [list(c.node_ids[c.sup_idx[c.sup_ptr[g]:c.sup_ptr[g + 1]]]) for g in groups]
     assert members == [["b", "a"], ["a"], ["b"]]         # g2 (deduplicated), g1, the plain row
     assert list(c.group_name[list(groups)]) == ["g2", "g1", ""]
+
+
+# ------------------------------------------------------------------ units, weights, bases, currency
+
+UNITS_TOML = """[system]
+name = "u"
+currency = "EUR"
+[layers.power]
+unit = "MW"
+weight = 2.0
+base = 50
+[layers.water]
+rule = "none"
+unit = "L/s"
+"""
+
+
+def test_layer_units_weights_bases_and_currency_are_read(tmp_path):
+    s = read(tmp_path, toml=UNITS_TOML)
+    assert s.units == {"power": "MW", "water": "L/s"}
+    assert s.weights == {"power": 2.0}
+    assert s.bases == {"power": 50.0}
+    assert s.currency == "EUR"
+    assert (s.layer_unit("power"), s.layer_weight("power"), s.layer_base("power")) == ("MW", 2.0, 50.0)
+    # defaults for what is not set
+    assert (s.layer_unit("gas"), s.layer_weight("water"), s.layer_base("water")) == ("", 1.0, 100.0)
+    plain = read(tmp_path / "p")
+    assert (plain.units, plain.weights, plain.bases, plain.currency) == ({}, {}, {}, None)
+
+
+def test_layer_settings_survive_write_copy_and_networkx(tmp_path):
+    s = read(tmp_path, toml=UNITS_TOML)
+    write_system(s, tmp_path / "out")
+    back = read_system(tmp_path / "out")
+    assert (back.units, back.weights, back.bases, back.currency, back.rules) == \
+        (s.units, s.weights, s.bases, s.currency, s.rules)
+    c = s.copy()
+    assert (c.units, c.weights, c.bases, c.currency) == (s.units, s.weights, s.bases, "EUR")
+    c.units["power"] = "kW"
+    assert s.units["power"] == "MW"   # a copy, not a view
+    g = InfrastructureSystem.from_networkx({"power": nx.Graph([("a", "b")])}, units={"power": "MW"},
+                                           weights={"power": 0}, bases={"power": 10}, currency="USD")
+    assert (g.layer_unit("power"), g.layer_weight("power"), g.layer_base("power"), g.currency) == \
+        ("MW", 0.0, 10.0, "USD")
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("[layers.power]\nweight = -1", "layer 'power': weight must be >= 0"),
+    ("[layers.power]\nweight = \"heavy\"", "layer 'power': weight must be a number"),
+    ("[layers.power]\nweight = nan", "layer 'power': weight must be finite"),
+    ("[layers.power]\nbase = 0", "layer 'power': base must be > 0"),
+    ("[layers.power]\nbase = -100", "layer 'power': base must be > 0"),
+    ("[layers.power]\nbase = true", "layer 'power': base must be a number"),
+    ("[layers.power]\nunit = 3", "layer 'power': unit must be a string"),
+    ("[system]\ncurrency = 1", "currency must be a string"),
+    ("[layers.power]\nunits = \"MW\"", "unknown key 'units' in [layers.power]"),
+])
+def test_bad_layer_settings_are_one_line_errors(tmp_path, toml, words):
+    with pytest.raises(InputError) as info:
+        read(tmp_path, toml=toml)
+    assert info.value.file.endswith("system.toml")
+    assert words in str(info.value) and "\n" not in str(info.value)
+    # the same checks for a system built in Python
+    with pytest.raises(InputError):
+        InfrastructureSystem.from_tables(pd.DataFrame({"id": ["a"], "layer": ["power"]}),
+                                         weights={"power": -1}, bases={"power": 0})

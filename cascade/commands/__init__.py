@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from ..compiled import CompiledSystem, compile_system
-from ..errors import InputError, reading
+from ..errors import InputError, did_you_mean, reading
 from ..io import read_system, write_atomic
 from ..system import InfrastructureSystem
 
@@ -51,7 +51,8 @@ def failure_ids(compiled: CompiledSystem, fail, fail_file) -> list[str]:
     for name in ids:
         if name not in compiled._node_map and name not in compiled._edge_map:
             where = str(fail_file) if fail_file and name not in fail else source
-            raise InputError(f"unknown node or edge id '{name}'", where)
+            raise InputError(f"unknown node or edge id '{name}'"
+                             + did_you_mean(name, [*compiled._node_map, *compiled._edge_map]), where)
     return ids
 
 

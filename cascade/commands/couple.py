@@ -49,15 +49,31 @@ def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_
         click.echo(rows.to_csv(index=False, lineterminator="\n"), nl=False)
     elif len(rows):
         append_rows(system_dir, dependencies=rows)
+    unit = _distance_unit(system.crs)
     notes = []
     if stats["unmatched"]:
-        notes.append(f"{stats['unmatched']} without a supplier within {radius:g}")
+        notes.append(f"{stats['unmatched']} without a supplier within {radius:g} {unit}")
     if stats["without_coordinates"]:
         notes.append(f"{stats['without_coordinates']} without coordinates (skipped)")
     if stats["existing"]:
         notes.append(f"{stats['existing']} pair(s) already present (skipped)")
-    far = f", farthest {stats['max_distance']:,.0f}" if stats["max_distance"] is not None else ""
+    far = f", farthest {stats['max_distance']:,.0f} {unit}" if stats["max_distance"] is not None else ""
     verb = "would add" if dry_run else "added"
     click.echo(f"{system_dir}: {verb} {stats['rows']} dependency rows: {stats['matched']} of "
                f"{stats['dependents']} {dependent} node(s) on {stats['suppliers']} {supplier} node(s)"
                f"{far}" + (f"; {'; '.join(notes)}" if notes else ""), err=dry_run)
+
+
+def _distance_unit(crs: str | None) -> str:
+    """``m`` for a projected CRS in metres, else the honest ``coordinate units``."""
+    if crs:
+        try:
+            from pyproj import CRS
+
+            parsed = CRS.from_user_input(crs)
+            if parsed.is_projected and parsed.axis_info and \
+                    parsed.axis_info[0].unit_name in ("metre", "meter"):
+                return "m"
+        except Exception:   # an unreadable CRS is reported where it is used, not here
+            pass
+    return "coordinate units"

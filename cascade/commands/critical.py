@@ -9,6 +9,7 @@ import click
 
 from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep
 from ..errors import InputError
+from ..units import amount, layer_totals
 from . import (default_threads, emit, engine_option, format_option, load, output_option,
                show_progress, system_argument, table, to_json)
 
@@ -23,10 +24,25 @@ def ranking_records(ranked) -> list[dict]:
     return out
 
 
-def _layers_down(row, layer_names) -> str:
-    parts = [(int(getattr(row, f"lost_{name}")), name) for name in layer_names]
+SCORE_TEXT = ("score = sum over layers of weight x lost fraction of the layer's demand "
+              "(of its nodes where it has no demand); unit-free")
+
+
+def _nodes_down(row, layer_names) -> str:
+    parts = [(int(row[f"lost_{name}"]), name) for name in layer_names]
     parts = sorted((p for p in parts if p[0] > 0), key=lambda p: (-p[0], p[1]))
     return ", ".join(f"{name} {count}" for count, name in parts) or "-"
+
+
+def _demand_down(row, system, layer_names, totals) -> str:
+    """Demand lost per layer in the layer's unit, largest fraction first."""
+    parts = []
+    for name, total in zip(layer_names, totals):
+        lost = float(row[f"demand_lost_{name}"])
+        if lost > 0:
+            parts.append((-(lost / total if total > 0 else 0.0), name, lost))
+    return "; ".join(f"{name} {amount(lost, system.layer_unit(name))}"
+                     for _, name, lost in sorted(parts)) or "-"
 
 
 def _kinds(system) -> dict:
@@ -39,39 +55,58 @@ def _kinds(system) -> dict:
     return out
 
 
-def render_table(compiled, ranked, shown, worst, comparison, spots, info, kinds=None) -> str:
-    total = float(compiled.demand.sum())
-    share = (lambda d: f"{100 * d / total:5.1f}%") if total > 0 else (lambda d: "  n/a")
+def _timing(info) -> str:
+    text = f"sweep {info['seconds']:.2f} s"
+    if info.get("worst_seconds") is not None:
+        text += f", worst set {info['worst_seconds']:.2f} s"
+    if info.get("compare_seconds") is not None:
+        text += f", comparison {info['compare_seconds']:.2f} s"
+    return text
+
+
+def render_table(system, compiled, ranked, shown, worst, comparison, spots, info, kinds=None) -> str:
+    names = compiled.layer_names
+    totals, _ = layer_totals(compiled)
+    demand_text = ", ".join(f"{name} {amount(total, system.layer_unit(name))}"
+                            for name, total in zip(names, totals))
+    weights = {name: system.layer_weight(name) for name in names}
+    weight_text = ("every layer weight 1" if all(w == 1.0 for w in weights.values()) else
+                   "weights " + ", ".join(f"{n} {w:g}" for n, w in weights.items()))
     out = [f"System {compiled.name}: N-1 over {info['count']:,} {info['what']} "
-           f"({info['engine']} engine, {info['threads']} thread(s), {info['seconds']:.2f} s); "
-           f"total demand {total:,.0f}.",
-           "Ranked by demand lost, then nodes lost; losses count every lifeline, against the "
-           "intact system.", ""]
+           f"({info['engine']} engine, {info['threads']} thread(s); {_timing(info)}).",
+           f"Demand per layer: {demand_text}.",
+           f"Ranked by score, then nodes lost: {SCORE_TEXT} ({weight_text}). "
+           "Losses count every lifeline, against the intact system.", ""]
     if len(shown):
         spot_ids = set(zip(spots["id"], spots["element"])) if spots is not None else set()
         rows = []
-        for rank, r in enumerate(shown.itertuples(index=False), 1):
-            name = r.id if r.element == "node" else f"{r.id} (edge)"
-            rows.append([rank, name, r.layer, (kinds or {}).get((r.id, r.element), ""), r.nodes_lost, f"{r.demand_lost:,.0f}", share(r.demand_lost),
-                         r.cross_layer_lost, _layers_down(r, compiled.layer_names)]
-                        + (["!" if (r.id, r.element) in spot_ids else ""] if spots is not None else []))
-        headers = ["rank", "id", "layer", "kind", "nodes lost", "demand lost", "of total",
-                   "other lifelines", "nodes lost per layer"]
+        for rank, (_, r) in enumerate(shown.iterrows(), 1):
+            name = r["id"] if r["element"] == "node" else f"{r['id']} (edge)"
+            rows.append([rank, name, r["layer"], (kinds or {}).get((r["id"], r["element"]), ""),
+                         f"{r['score']:.3f}", r["nodes_lost"], r["cross_layer_lost"],
+                         _nodes_down(r, names), _demand_down(r, system, names, totals)]
+                        + (["!" if (r["id"], r["element"]) in spot_ids else ""]
+                           if spots is not None else []))
+        headers = ["rank", "id", "layer", "kind", "score", "nodes lost",
+                   "nodes lost in other lifelines", "nodes lost per layer", "demand lost per layer"]
         if spots is not None:
             headers.append("blind spot")
-        out.append(table(rows, headers, "rlllrrrrll"[:len(headers)]))
+        out.append(table(rows, headers, "rlllrrrlll"[:len(headers)]))
         if len(shown) < len(ranked):
             out.append(f"(top {len(shown)} of {len(ranked)}; --top 0 lists all)")
     else:
         out.append("No element to rank.")
     if worst is not None:
-        out += ["", f"Worst set of {info['k']} (greedy: each step adds the element that loses the "
-                    "most demand together with the ones before):"]
-        rows = [[r.step, r.id if r.element == "node" else f"{r.id} (edge)", r.layer,
-                 f"{r.demand_lost:,.0f}", share(r.demand_lost), f"+{r.demand_added:,.0f}", r.nodes_lost]
-                for r in worst.itertuples(index=False)]
-        out.append(table(rows, ["step", "id", "layer", "demand lost", "of total", "added", "nodes lost"],
-                         "rllrrrr").rstrip("\n"))
+        out += ["", f"Worst set of {info['k']} (greedy: each step adds the element with the highest "
+                    "score together with the ones before):"]
+        rows = [[r["step"], r["id"] if r["element"] == "node" else f"{r['id']} (edge)", r["layer"],
+                 f"{r['score']:.3f}", f"+{r['score_added']:.3f}", r["nodes_lost"],
+                 _demand_down(r, system, names, totals)]
+                for _, r in worst.iterrows()]
+        out.append(table(rows, ["step", "id", "layer", "score", "added", "nodes lost",
+                                "demand lost per layer"], "rllrrrl").rstrip("\n"))
+        if len(worst) < info["k"]:
+            out.append(f"(stopped after {len(worst)} step(s): no remaining element loses anything more)")
     if comparison is not None and len(comparison):
         out += ["", "Single-layer structural rankings against this one (igraph):"]
         for r in comparison.itertuples(index=False):
@@ -86,11 +121,22 @@ def render_table(compiled, ranked, shown, worst, comparison, spots, info, kinds=
         if len(spots):
             for r in spots.itertuples(index=False):
                 out.append(f"  {r.id} ({r.layer}): rank {r.rank} coupled, rank {r.alone_rank} alone; "
-                           f"loses {r.demand_lost:,.0f} demand coupled vs {r.alone_demand_lost:,.0f} alone, "
-                           f"{r.cross_layer_lost} node(s) in other lifelines")
+                           f"score {r.score:.3f} coupled vs {r.alone_score:.3f} alone, "
+                           f"{r.cross_layer_lost} node(s) lost in other lifelines")
         else:
             out.append("  none")
     return "\n".join(out) + "\n"
+
+
+def json_data(system, compiled, records, worst) -> dict:
+    """The JSON object: units and weights of the layers, the score's definition, the records."""
+    data = {"system": compiled.name, "score": SCORE_TEXT,
+            "units": {name: system.layer_unit(name) for name in compiled.layer_names},
+            "weights": {name: system.layer_weight(name) for name in compiled.layer_names},
+            "ranking": records}
+    if worst is not None:
+        data["worst_set"] = worst.to_dict(orient="records")
+    return data
 
 
 @click.command("critical")
@@ -101,8 +147,9 @@ def render_table(compiled, ranked, shown, worst, comparison, spots, info, kinds=
               show_default=True, help="Which elements fail one at a time.")
 @click.option("--layer", metavar="L", default=None, help="Only the elements of layer L "
               "(losses are still counted in every layer).")
-@click.option("--k", "k", type=click.IntRange(min=1), default=None, metavar="K",
-              help="Also find the greedy worst set of K elements (table and json).")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Also find the greedy worst set of K elements (table and json); it stops "
+                   "early when nothing more can be lost.")
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Table: degree/betweenness agreement and interdependency blind spots "
                    "(one more sweep of the decoupled system).")
@@ -116,9 +163,13 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
     every lifeline (N-1).
 
     Each element fails alone and the full coupled cascade runs; nodes that did not work
-    before are never counted as lost.  CSV columns: rank, id, element, layer, nodes_lost,
-    demand_lost, cross_layer_lost, then lost_<layer> per layer in name order; JSON is a
-    list of the same records (an object with "ranking" and "worst_set" when --k is given).
+    before are never counted as lost.  Elements are ranked by a unit-free score: the sum over
+    layers of the layer's weight times the lost fraction of its demand (system.toml sets each
+    layer's unit and weight); demands of different layers are never added.  CSV columns:
+    rank, id, element, layer, score, nodes_lost, cross_layer_lost (nodes lost in other
+    lifelines), lost_<layer> (nodes) per layer in name order, then demand_lost_<layer> (in the
+    layer's unit); JSON is an object with the layers' "units" and "weights", "ranking" (the
+    same records) and "worst_set" when -k is given.
     """
     if k is not None and fmt == "csv":
         raise InputError("--k has no CSV form: use --format table or json")
@@ -133,8 +184,10 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
     if top is None:
         top = TABLE_TOP if fmt == "table" else 0
     shown = ranked if top == 0 else ranked.iloc[:top]
+    start = time.perf_counter()
     worst = (greedy_worst_set(system, k, elements, threads=threads, engine=engine, compiled=compiled,
                               layer=layer, progress=show_progress()) if k else None)
+    worst_seconds = time.perf_counter() - start if k else None
 
     if fmt == "csv":
         buf = io.StringIO()
@@ -143,22 +196,23 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
         return
     if fmt == "json":
         records = ranking_records(shown).to_dict(orient="records")
-        data = records if worst is None else {"ranking": records,
-                                              "worst_set": worst.to_dict(orient="records")}
-        emit(to_json(data), output)
+        emit(to_json(json_data(system, compiled, records, worst)), output)
         return
 
     comparison = spots = None
     info = {"count": len(ranked), "what": {"nodes": "nodes", "edges": "edges",
                                            "all": "nodes and edges"}[elements],
             "engine": engine, "threads": threads if engine == "core" else 1,
-            "seconds": seconds, "k": k}
+            "seconds": seconds, "worst_seconds": worst_seconds, "k": k}
     if compare and len(ranked):
+        start = time.perf_counter()
         spot_k = min(top or TABLE_TOP, len(ranked))
         use_btw = compiled.n_nodes <= BETWEENNESS_MAX_NODES
         info["betweenness_skipped"] = not use_btw
         info["spot_k"] = spot_k
         comparison = compare_rankings(compiled, ranked, top=spot_k, betweenness=use_btw)
-        spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine,
+        spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine, layer=layer,
                             progress=show_progress())
-    emit(render_table(compiled, ranked, shown, worst, comparison, spots, info, _kinds(system)), output)
+        info["compare_seconds"] = time.perf_counter() - start
+    emit(render_table(system, compiled, ranked, shown, worst, comparison, spots, info,
+                      _kinds(system)), output)

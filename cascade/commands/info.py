@@ -16,6 +16,10 @@ def command(system_dir, fmt, output):
     (such as nodes that can never work)."""
     system, compiled = load(system_dir)
     summary = describe(system, compiled)
+    for name, d in summary["layers"].items():
+        d["unit"] = system.layer_unit(name)       # of the layer's demand
+        d["weight"] = system.layer_weight(name)   # where results add layers together
+    summary["currency"] = system.currency         # of repair costs
     if fmt == "json":
         emit(to_json(summary), output)
         return
@@ -24,10 +28,12 @@ def command(system_dir, fmt, output):
            f"({summary['groups_with_alternatives']} with alternative suppliers, "
            f"{summary['groups_with_backup']} with backup hours)"
            + (f"; CRS {summary['crs']}" if summary["crs"] else ""), ""]
-    rows = [[name, d["rule"], d["nodes"], d["edges"], d["sources"], f"{d['demand']:,.0f}", d["never_work"]]
+    rows = [[name, d["rule"], d["nodes"], d["edges"], d["sources"], f"{d['demand']:,.0f}",
+             d["unit"] or "(no unit)", f"{d['weight']:g}", d["never_work"]]
             for name, d in summary["layers"].items()]
-    out.append(table(rows, ["layer", "rule", "nodes", "edges", "sources", "demand", "never work"],
-                     "llrrrrr"))
+    out.append(table(rows, ["layer", "rule", "nodes", "edges", "sources", "demand", "unit", "weight",
+                            "nodes that never work"], "llrrrrllr"))
+    out.append(f"Repair costs in {system.currency or '(no currency: set [system] currency)'}.")
     if summary["couplings"]:
         out.append("Dependencies (dependent layer <- supplier layer):")
         out += [f"  {k}: {v}" for k, v in summary["couplings"].items()]

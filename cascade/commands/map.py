@@ -9,6 +9,8 @@ from ..errors import InputError
 from ..io import read_system
 from . import system_argument
 
+ALL = 2**31 - 1   # --top 0: every element
+
 
 @click.command("map")
 @system_argument
@@ -18,7 +20,7 @@ from . import system_argument
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The PNG (or SVG, PDF) file to write.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
-              help="How many of a ranking's most critical elements to mark and number.")
+              help="How many of a ranking's most critical elements to mark and number, 0 for all.")
 @click.option("--title", default=None, help="Title (default: the system's name and the result).")
 @click.option("--dpi", type=click.IntRange(min=30, max=600), default=150, show_default=True)
 def command(system_dir, result, output, top, title, dpi):
@@ -33,5 +35,5 @@ def command(system_dir, result, output, top, title, dpi):
         raise InputError("directory does not exist", str(output.parent))
     system = read_system(system_dir)
     props = read_result(result, system) if result is not None else None
-    draw_map(system, props, output, top=top, title=title, dpi=dpi)
+    draw_map(system, props, output, top=top or ALL, title=title, dpi=dpi)
     click.echo(f"wrote {output}", err=True)

@@ -30,16 +30,21 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
     first = results[0]
     crews = ", ".join(f"{k} {v}" for k, v in first.crews.items())
     q0 = first.metrics["baseline_service"]
+    weights = {name: system.layer_weight(name) for name in system.layers}
+    weight_text = ("equal weights" if len(set(weights.values())) <= 1 else
+                   "weights " + ", ".join(f"{k} {v:g}" for k, v in weights.items()))
     out = [f"System {system.name}: {n_nodes} node(s) and {n_edges} edge(s) to repair; crews per layer: "
            f"{crews}.",
-           f"Service of all layers (demand-weighted): {pct(q0).strip()} before the event, "
-           f"{pct(float(first.curve['service'].iloc[0])).strip()} right after it.", ""]
+           f"Service of all layers (the layers' served fractions of their own demand, averaged with "
+           f"{weight_text}; demands in different units are never added): {pct(q0).strip()} before "
+           f"the event, {pct(float(first.curve['service'].iloc[0])).strip()} right after it.", ""]
     rows = [[r.strategy, f"{r.metrics['resilience_loss']:,.2f}", hours(r.metrics["time_to_90"]),
              hours(r.metrics["restoration_time"]), pct(r.metrics["peak_loss"]),
              hours(r.metrics["repairs_done"]), f"{r.metrics['repair_cost']:,.0f}"]
             for r in results]
     out.append(table(rows, ["strategy", "resilience loss (h)", "90 % at (h)", "100 % at (h)",
-                            "peak loss", "repairs done (h)", "repair cost"], "lrrrrrr"))
+                            "peak loss", "repairs done (h)",
+                            f"repair cost ({system.currency or 'no currency'})"], "lrrrrrr"))
     shown = 25 if len(results) == 1 else 10
     for r in results:
         sched = r.schedule
@@ -62,11 +67,11 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
         layers = [c for c in r.curve.columns if c not in ("time", "service")]
         cols = [service_at(r, times)] + [service_at(r, times, name) for name in layers]
         heads = ["all"] + layers
-        out.append(f"Service over time ({r.strategy}):")
+        out.append(f"Service over time ({r.strategy}; 'all' is the weighted mean of the layers):")
     else:
         cols = [service_at(r, times) for r in results]
         heads = [r.strategy for r in results]
-        out.append("Service of all layers over time:")
+        out.append("Service of all layers over time (weighted mean of the layers):")
     rows = [[f"{t:,.1f}"] + [pct(col[i]) for col in cols] for i, t in enumerate(times)]
     text = table(rows, ["hour"] + heads, "r" * (len(heads) + 1))
     out.append("\n".join("  " + line for line in text.splitlines()))
@@ -87,7 +92,8 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
 @format_option("table", "json")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw the service curves of every strategy into this PNG (or .svg, .pdf).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random strategy.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random strategy.")
 @output_option
 def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, output):
     """Repair the elements failed in SYSTEM and follow service back over time.
@@ -117,7 +123,11 @@ def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, out
     results = recover_many(system, ids, strategies, crews=crew_spec, seed=seed, compiled=compiled,
                            progress=show_progress())
     if fmt == "json":
-        data = [r.to_dict() for r in results]
+        units = {"time": "hours", "resilience_loss": "hours", "repair_cost": system.currency,
+                 "service": "fraction (weighted mean of the layers' served fractions)"}
+        data = [{**r.to_dict(), "repair_cost": float(r.metrics["repair_cost"]),
+                 "repairs_done": float(r.metrics["repairs_done"]), "units": units}
+                for r in results]
         text = to_json(data[0] if len(data) == 1 else data)
     else:
         nodes, edges = compiled.split_ids(ids)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
-from . import (emit, format_option, load, output_option, read_id_file, show_progress, system_argument, table,
-               to_json)
+from . import (default_threads, emit, format_option, load, output_option, read_id_file,
+               show_progress, system_argument, table, to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
@@ -49,7 +49,8 @@ def read_failure_sets(path: Path, compiled) -> list[list[str]]:
         ids = [x for x in re.split(r"[,\s]+", line) if x]
         for name in ids:
             if name not in compiled._node_map and name not in compiled._edge_map:
-                raise InputError(f"unknown node or edge id '{name}'", str(path))
+                raise InputError(f"unknown node or edge id '{name}'" + did_you_mean(
+                    name, [*compiled._node_map, *compiled._edge_map]), str(path))
         sets.append(ids)
     if not sets:
         raise InputError("no failure sets (one sample per line)", str(path))
@@ -68,39 +69,52 @@ def _per_cost(x: float, metric: str) -> str:
     return f"{(100 if metric == 'served' else 1) * x:.4g}"
 
 
-def render_table(result, source: str) -> str:
+def render_table(result, source: str, currency: str | None = None) -> str:
     metric = result.metric
-    unit = ("percentage points of demand-weighted service (static cascade)" if metric == "served"
+    money = currency or "no currency"
+    unit_of_cost = currency or "cost unit"
+    unit = ("percentage points of service (static cascade; each layer's served fraction of its "
+            "own demand, averaged with the layers' weights)" if metric == "served"
             else "hours of lost service, ∫(Q0-Q)dt")
     out = [f"System {result.system}: {len(result.candidates)} candidate measure(s), "
            f"{result.samples} hazard sample(s) from {source}, metric {metric}.",
-           (f"Base system: expected {_benefit(result.base_loss, metric)} % of demand unserved "
-            "after the cascade." if metric == "served" else
+           (f"Base system: expected {_benefit(result.base_loss, metric)} % of service lost "
+            "after the cascade (weighted mean of the layers)." if metric == "served" else
             f"Base system: expected resilience loss {_benefit(result.base_loss, metric)} h "
             f"(strategy {result.settings.get('strategy')}, crews {result.settings.get('crews')})."),
-           f"Benefit = expected loss avoided, in {unit}; [low, high] = 95% interval of the "
-           "paired differences.", ""]
+           f"Benefit = expected loss avoided, in {unit}; [low, high] = Student t 95% interval of "
+           f"the paired differences; per cost = benefit per 1 {unit_of_cost}"
+           + ("" if currency else " (set [system] currency in system.toml to name it)") + ".", ""]
     rows = []
     for r in result.ranking.itertuples(index=False):
         rows.append([r.rank, r.id, r.type, f"{r.cost:g}", _benefit(r.benefit, metric),
                      f"[{_benefit(r.benefit_low, metric)}, {_benefit(r.benefit_high, metric)}]",
                      _per_cost(r.benefit_per_cost, metric)])
-    out.append(table(rows, ["rank", "id", "type", "cost", "benefit", "95% interval", "per cost"],
-                     "rllrrrr"))
+    out.append(table(rows, ["rank", "id", "type", f"cost ({money})", "benefit", "95% interval",
+                            "per cost"], "rllrrrr"))
     out.append("Why:")
     for r in result.ranking.itertuples(index=False):
         out.append(f"  {r.rank}. {r.id} ({r.summary}): {r.why}")
     p = result.plan
     if p is not None:
         out.append("")
-        out.append(f"Plan under budget {p.budget:g} (greedy by benefit per cost, re-evaluated after "
-                   "each pick):")
+        best = p.recommended()
+        what = {"greedy": "the greedy plan below", "single": "one measure alone, better than the "
+                "greedy plan below", "exhaustive": "the exhaustive search, better than the greedy "
+                "plan below"}[best["source"]]
+        if best["ids"]:
+            out.append(f"Best plan under budget {p.budget:g} ({money}): {', '.join(best['ids'])} "
+                       f"(cost {best['cost']:g}, benefit {_benefit(best['benefit'], metric)}; "
+                       f"from {what}).")
+        else:
+            out.append(f"Best plan under budget {p.budget:g} ({money}): nothing to fund.")
+        out.append(f"Greedy plan (by benefit per cost, re-evaluated after each pick):")
         if p.steps:
             rows = [[k + 1, s.id, f"{s.cost:g}", _benefit(s.benefit.mean, metric),
                      f"[{_benefit(s.benefit.low, metric)}, {_benefit(s.benefit.high, metric)}]",
                      f"{s.cumulative_cost:g}"] for k, s in enumerate(p.steps)]
-            out.append(table(rows, ["step", "id", "cost", "marginal benefit", "95% interval",
-                                    "total cost"], "rlrrrr").rstrip("\n"))
+            out.append(table(rows, ["step", "id", f"cost ({money})", "marginal benefit",
+                                    "95% interval", f"total cost ({money})"], "rlrrrr").rstrip("\n"))
             out.append(f"  plan: cost {p.cost:g}, benefit {_benefit(p.benefit.mean, metric)} "
                        f"[{_benefit(p.benefit.low, metric)}, {_benefit(p.benefit.high, metric)}]")
         else:
@@ -143,7 +157,7 @@ def render_table(result, source: str) -> str:
               help="Hazard scenario (TOML) whose samples every measure is evaluated on.")
 @click.option("--failure-sets", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of --scenario: one sample per line, the node and edge ids that fail.")
-@click.option("--samples", type=click.IntRange(min=1),
+@click.option("--samples", "-n", type=click.IntRange(min=1),
               help="Hazard samples (default: the scenario's, else 100, at most 100 with --metric "
                    "resilience; with --failure-sets the number of lines).")
 @click.option("--budget", type=click.FloatRange(min=0), help="Plan measures under this total cost.")
@@ -152,13 +166,14 @@ def render_table(result, source: str) -> str:
               help="served: expected static service loss; resilience: expected ∫(1-Q)dt of the recovery.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="greedy", show_default=True,
               help="Recovery strategy (metric resilience).")
-@click.option("--crews", default="1", show_default=True,
+@click.option("--crews", default="1", show_default=True, metavar="N|LAYER=N,...",
               help="Repair crews (metric resilience): a number, or LAYER=N,... per layer.")
 @click.option("--suggest", "n_suggest", type=click.IntRange(min=0), default=0,
               help="Add backup and feed candidates for the N most critical nodes (default cost model).")
-@click.option("--seed", type=int, help="Seed of the hazard samples (default: the scenario's).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Threads over samples for the static cascade.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the hazard samples (default: the scenario's).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Threads over samples for the static cascade  [default: the machine's cores]")
 @click.option("--exhaustive-limit", type=click.IntRange(min=0),
               help=f"With --budget, also search every plan within budget when there are at most this "
                    f"many candidates (default {EXHAUSTIVE_LIMIT['served']}, or "
@@ -179,6 +194,7 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     if candidates is None and not n_suggest:
         raise InputError("give --candidates FILE, --suggest N, or both")
     crews_value = parse_crews(crews)
+    threads = threads or default_threads()
     system, compiled = load(system_dir)
     measures = read_candidates(candidates, system) if candidates is not None else []
     if n_suggest:
@@ -201,6 +217,7 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
             raise InputError("--scenario needs cascade.hazards, which is not available; "
                              "use --failure-sets") from None
         loaded = load_scenario(scenario)
+        loaded.check_system(system, system_dir)
         sampler = ScenarioSampler(loaded, system, compiled, seed=seed)
         source = str(scenario)
         if samples is None:
@@ -214,6 +231,9 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     if fmt == "json":
         data = result.to_dict()
         data["source"] = source
+        data["units"] = {"benefit": "fraction of service (each layer's served fraction of its own "
+                                    "demand, averaged with the layers' weights)" if metric == "served"
+                         else "hours of lost service", "cost": system.currency}
         if n_suggest:
             data["suggested_candidates_csv"] = write_candidates(measures)
         text = to_json(data)
@@ -223,5 +243,5 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
         frame.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
         text = buf.getvalue()
     else:
-        text = render_table(result, source)
+        text = render_table(result, source, system.currency)
     emit(text, output)

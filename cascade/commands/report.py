@@ -17,8 +17,8 @@ from . import show_progress, system_argument
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None,
               help="Monte Carlo samples (default: the scenario's 'samples', else 1000).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
-@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
-              help="Rows of the critical-elements and likely-failures tables.")
+@click.option("--top", type=click.IntRange(min=0), default=15, show_default=True,
+              help="Rows of the critical-elements and likely-failures tables, 0 for all.")
 @click.option("--crews", default="1", show_default=True, metavar="N|LAYER=N,...",
               help="Repair crews for the recovery curves: a number per lifeline, or power=2,water=1.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -33,8 +33,8 @@ def command(system_dir, scenario_file, output, samples, seed, top, crews, thread
         crews = parse_crews(crews)
     except ImportError:
         crews = int(crews) if str(crews).isdigit() else 1
-    out = build_report(system_dir, scenario_file, output, samples=samples, seed=seed, top=top,
-                       crews=crews, threads=threads, progress=show_progress())
+    out = build_report(system_dir, scenario_file, output, samples=samples, seed=seed,
+                       top=top or 2**31 - 1, crews=crews, threads=threads, progress=show_progress())
     for m in out["missing"]:
         click.echo(f"note: left out {m}", err=True)
     click.echo(f"wrote {out['index']} ({', '.join(out['sections'])}; {len(out['figures'])} figures)", err=True)

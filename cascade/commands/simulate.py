@@ -35,10 +35,12 @@ def render_table(result, system=None) -> str:
     unit = (system.layer_unit if system is not None else (lambda layer: "")) if flow_layers else None
     for name in after.index:
         b, a = before.loc[name], after.loc[name]
-        served = (f"{a.demand_served:,.0f}/{a.demand:,.0f}" if name not in flow_layers else
-                  f"{a.demand_served:,.1f}/{_amount(a.demand, unit(name))}")
+        u = (system.layer_unit(name) if system is not None else "") or "(no unit)"
+        served = (f"{a.demand_served:,.0f}/{a.demand:,.0f} {u}" if name not in flow_layers else
+                  f"{a.demand_served:,.1f}/{a.demand:,.1f} {u}")
         rows.append([name, f"{int(a.functioning)}/{int(a.nodes)}", served, pct(b.service), pct(a.service)])
-    out.append(table(rows, ["layer", "working", "demand served", "before", "after"], "lrrrr"))
+    out.append(table(rows, ["layer", "nodes working", "demand served (layer's unit)",
+                            "service before", "service after"], "lrrrr"))
     if flow_layers:
         out += _branch_lines(result, unit)
     failed = result.failed()
@@ -118,7 +120,10 @@ def command(system_dir, fail, fail_file, fmt, output, engine):
     ids = failure_ids(compiled, fail, fail_file)
     result = simulate(system, ids, engine=engine, compiled=compiled)
     if fmt == "json":
-        text = to_json(result.to_dict())
+        data = result.to_dict()
+        for name, layer in data["layers"].items():
+            layer["unit"] = system.layer_unit(name)     # of demand and demand_served
+        text = to_json(data)
     elif fmt == "csv":
         buf = io.StringIO()
         result.failed().to_csv(buf, index=False, lineterminator="\n")

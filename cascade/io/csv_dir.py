@@ -16,7 +16,7 @@ from ..errors import InputError, reading
 from ..system import (EDGE_NUMBERS, FLOW_EDGE_NUMBERS, FLOW_NODE_NUMBERS, NODE_NUMBERS,
                       InfrastructureSystem)
 
-SYSTEM_KEYS = {"name", "crs"}
+SYSTEM_KEYS = {"name", "crs", "currency"}
 LAYER_KEYS = {"rule", "unit", "weight", "base"}
 
 
@@ -70,7 +70,7 @@ def _read_toml(path: Path) -> dict:
         raise InputError("[system] and [layers] must be tables", str(path))
     unknown = set(config.get("system", {})) - SYSTEM_KEYS
     if unknown:
-        raise InputError(f"unknown key '{sorted(unknown)[0]}' in [system] (expected name, crs)", str(path))
+        raise InputError(f"unknown key '{sorted(unknown)[0]}' in [system] (expected name, crs, currency)", str(path))
     for layer, table in config.get("layers", {}).items():
         if not isinstance(table, dict):
             raise InputError(f"[layers.{layer}] must be a table", str(path))
@@ -120,7 +120,7 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
             raise InputError(f"layer '{layer}': unit must be a string", str(root / "system.toml"))
     return InfrastructureSystem.from_tables(
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
-        crs=system.get("crs"), rules=rules, units=settings["unit"], weights=settings["weight"],
+        crs=system.get("crs"), rules=rules, currency=system.get("currency"), units=settings["unit"], weights=settings["weight"],
         bases=settings["base"],
         files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
                "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
@@ -160,6 +160,8 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     lines = ["[system]", f"name = {_toml_string(system.name)}"]
     if system.crs:
         lines.append(f"crs = {_toml_string(system.crs)}")
+    if system.currency:
+        lines.append(f"currency = {_toml_string(system.currency)}")
     for layer in sorted(set(system.rules) | set(system.units) | set(system.weights) | set(system.bases)):
         lines += [""] + layer_toml(layer, system.rules.get(layer), system.units.get(layer),
                                    system.weights.get(layer), system.bases.get(layer))

@@ -233,6 +233,7 @@ def read_result(path: str | os.PathLike, system: InfrastructureSystem) -> Result
     path = require_file(path)
     where = str(path)
     text_head = path.read_bytes()[:1].decode("utf-8", "ignore")
+    data = None
     if path.suffix.lower() == ".json" or text_head in ("{", "["):
         data = read_json(path)
         if isinstance(data, dict) and "failed" in data and "initial_failures" in data:
@@ -265,7 +266,10 @@ def read_result(path: str | os.PathLike, system: InfrastructureSystem) -> Result
         kind = "ranking"
     else:
         kind = "table"
-    return _split(table, system, kind, where)
+    out = _split(table, system, kind, where)
+    if kind == "probability" and isinstance(data, dict) and isinstance(data.get("nodes_failing"), int):
+        out.meta["failing"] = data["nodes_failing"]   # a scenario JSON lists only its top
+    return out
 
 
 # ---------------------------------------------------------------------- export
