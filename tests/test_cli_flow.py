@@ -104,8 +104,8 @@ def test_table_shows_units_shortfalls_trips_and_loading(flow_town):
     lines = [line.rstrip() for line in res.stdout.splitlines()]
     assert lines[0] == ("System flow-town: failed 0 node(s) and 1 edge(s); the cascade ran 2 round(s), "
                         "2 node(s) stopped working, 2 branch(es) tripped on overload.")
-    assert "power      4/5     40.0/120.0 MW  100.0%   33.3%" in lines
-    assert "water      4/5  100.0/500.0 m3/h  100.0%   20.0%" in lines
+    assert lines[4].split() == ["power", "4/5", "40.0/120.0", "MW", "100.0%", "33.3%"]
+    assert lines[5].split() == ["water", "4/5", "100.0/500.0", "m3/h", "100.0%", "20.0%"]
     assert "  power: south 30.0/50.0 MW (60.0%)" in lines
     assert "  water: east 50.0/300.0 m3/h (16.7%), west 50.0/200.0 m3/h (25.0%)" in lines
     assert "  round 1, step 1: L2 [power] 96.0 MW / 60.0 MW = 160.0%" in lines
@@ -173,14 +173,18 @@ def readme_block(after: str) -> str:
 
 
 def test_readme_example_is_this_system_and_prints_what_it_shows(tmp_path, monkeypatch):
-    """The README's files are the ones above, and its printed table is what the CLI prints."""
+    """The README's files are the ones above and the bundled networks/flow_town, and its printed
+    table is what the CLI prints."""
     clean = lambda text: [line.strip() for line in text.strip().splitlines()]
-    assert clean(readme_block("`flow-town/nodes.csv`:")) == clean(NODES)
-    assert clean(readme_block("`flow-town/edges.csv`:")) == clean(EDGES)
+    bundled = README.parent / "networks" / "flow_town"
+    assert clean(readme_block("`networks/flow_town/nodes.csv`:")) == clean(NODES) \
+        == clean((bundled / "nodes.csv").read_text())
+    assert clean(readme_block("`networks/flow_town/edges.csv`:")) == clean(EDGES) \
+        == clean((bundled / "edges.csv").read_text())
+    assert clean((bundled / "dependencies.csv").read_text()) == clean(DEPS)
     text = README.read_text(encoding="utf-8")
-    start = text.index("$ cascade simulate flow-town --fail L1 --engine reference\n")
+    start = text.index("$ cascade simulate networks/flow_town --fail L1 --engine reference\n")
     expected = text[text.index("\n", start) + 1:text.index("```", start)]
-    write_dir(tmp_path / "flow-town", NODES, EDGES, DEPS, TOML)
-    monkeypatch.chdir(tmp_path)
-    res = run("simulate", "flow-town", "--fail", "L1", "--engine", "reference")
+    monkeypatch.chdir(README.parent)
+    res = run("simulate", "networks/flow_town", "--fail", "L1", "--engine", "reference")
     assert res.exit_code == 0 and res.stdout.rstrip("\n") == expected.rstrip("\n")
