@@ -1,0 +1,489 @@
+# cython: language_level=3
+"""Flow kernels over arrays: max-min fair allocation (``flow`` layers) and DC power flow with
+overload trips (``dcflow`` layers), FORMAT.md v2.
+
+Both kernels see only arrays (indices 0..n-1 for nodes, 0..m-1 for edges); the name-to-index
+boundary stays in ``cascade/compiled.py``.  The thin Python wrapper is ``cascade/flowkernels.py``.
+
+Max-min fair allocation (:class:`MaxMinFlow`)
+---------------------------------------------
+The served vector x (0 <= x_i <= d_i) deliverable from the working sources over the capacitated
+edges forms a polymatroid; the lexicographically max-min fair vector in x_i / d_i is its
+lexicographically optimal base with weights d (Fujishige, "Lexicographically optimal base of a
+polymatroid with respect to a weight vector", Math. Oper. Res. 5, 1980), capped at x_i <= d_i.
+It is found by the decomposition algorithm, with each step one maximum flow on the graph with a
+super source (arcs of capacity supply) and a super sink (arcs of capacity lambda d_i for the
+nodes of the class being served, the fixed x_i of the classes served before it):
+
+* a region of nodes with known total tau for its class nodes gets the uniform level
+  lambda = tau / d(region); if the max flow at lambda saturates every sink arc, every class
+  node of the region is served at lambda (one level);
+* otherwise the minimum cut (the nodes not reachable from the source in the residual graph, A)
+  is a tight set: its nodes' levels are below lambda, the rest's at or above.  A is solved as
+  the *restriction* (the rest contracted into the source: the cut arcs become source arcs) and
+  the rest as the *contraction* (A contracted into the sink: the cut arcs become fixed sink
+  arcs that stay saturated), lower levels first, so that at any time the finished nodes lie
+  below the current region and the pending ones above it (Gallo, Grigoriadis and Tarjan, SIAM
+  J. Comput. 18, 1989, section 4, on the same nested cuts).
+
+Each maximum flow is Dinic's algorithm on a compact graph of the region only.  Priority classes
+are served in decreasing priority, each with the classes before it as fixed sinks.  Tolerances:
+a max flow is feasible when its deficit is at most ``RTOL`` (1e-12) times the layer's scale
+(its total supply plus its total demand); residual arcs below ``RTOL`` times that scale count as
+saturated.
+
+DC power flow with trips (:class:`DCFlow`)
+------------------------------------------
+Islands of alive buses over active branches; in each island priority classes are served in
+order at one fraction min(1, remaining supply / class demand); generators share the served
+total (with or without dispatch); the angles solve the reduced B theta = P / base + shift
+terms with a sparse LU (SuperLU through :func:`scipy.sparse.linalg.splu`); every branch whose
+|flow| exceeds capacity * (1 + 1e-9) trips at once, and the loop repeats until none.  A
+factorization is reused when branches leave an island without splitting it: the new angles
+come from the old factors by the Woodbury identity (the rank-k update that LODFs express),
+and an island is refactorised only when its bus set changes or more than ``kmax`` branches have
+left it since its factors were computed.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.math cimport INFINITY, isinf, isnan, fabs
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import splu
+
+cimport cython
+
+RTOL = 1e-12
+cdef double _RTOL = 1e-12
+DC_TRIP_RTOL = 1e-9
+
+# node states inside one priority class of MaxMinFlow
+cdef enum:
+    ST_OUT = 0        # not working, or not part of the layer
+    ST_PENDING = 1    # in a region waiting on the stack (above the current region)
+    ST_CURRENT = 2    # in the region being solved
+    ST_FINAL = 3      # its region is solved (below the current region)
+
+
+# ----------------------------------------------------------------------------------------------
+# Max-min fair allocation
+# ----------------------------------------------------------------------------------------------
+
+cdef class MaxMinFlow:
+    """Max-min fair allocation by priority on one ``flow`` layer, with reusable buffers.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes (indices 0..n-1; nodes outside the layer are simply never alive).
+    edge_src, edge_dst : ndarray of int64, shape (m,)
+        Ends of every edge.
+    edge_directed : ndarray of uint8, shape (m,)
+        1: the edge carries flow src -> dst only; 0: either way (up to its capacity).
+    edge_capacity : ndarray of float64, shape (m,)
+        The most the edge carries; ``inf`` = unlimited, 0 (or NaN treated as unlimited by the
+        wrapper) = unusable.
+    """
+    cdef readonly Py_ssize_t n, m
+    cdef int64_t[::1] src, dst, adj_ptr, adj_nbr, adj_edge
+    cdef uint8_t[::1] adj_out, adj_in
+    cdef double[::1] cap
+    # per-solve state
+    cdef uint8_t[::1] active, working, state
+    cdef int64_t[::1] order, loc, glob, queue, stk_s, stk_e
+    cdef double[::1] x, eflow, sink_fixed, sink_dem, stk_tau, supply, lsrc, lfix
+    cdef int32_t[::1] prio
+    # local graph (region + S + T)
+    cdef int64_t[::1] head, nxt, to, level, it, path, pair_edge, sink_arc, bnd_edge
+    cdef double[::1] res, cap0, bnd_val
+    cdef Py_ssize_t narcs, nbnd
+    cdef double eps, scale, big
+    cdef readonly Py_ssize_t n_maxflows
+
+    def __init__(self, Py_ssize_t n, int64_t[::1] edge_src, int64_t[::1] edge_dst,
+                 uint8_t[::1] edge_directed, double[::1] edge_capacity):
+        cdef Py_ssize_t m = edge_src.shape[0], e, v, w
+        cdef int64_t[::1] fill
+        self.n = n
+        self.m = m
+        self.src = edge_src
+        self.dst = edge_dst
+        self.cap = edge_capacity
+        deg = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(deg, np.asarray(edge_src) + 1, 1)
+        np.add.at(deg, np.asarray(edge_dst) + 1, 1)
+        self.adj_ptr = np.cumsum(deg)
+        self.adj_nbr = np.empty(2 * m, dtype=np.int64)
+        self.adj_edge = np.empty(2 * m, dtype=np.int64)
+        self.adj_out = np.empty(2 * m, dtype=np.uint8)
+        self.adj_in = np.empty(2 * m, dtype=np.uint8)
+        fill = np.array(self.adj_ptr[:n], dtype=np.int64)
+        for e in range(m):
+            v = edge_src[e]
+            w = edge_dst[e]
+            self.adj_nbr[fill[v]] = w
+            self.adj_edge[fill[v]] = e
+            self.adj_out[fill[v]] = 1
+            self.adj_in[fill[v]] = 0 if edge_directed[e] else 1
+            fill[v] += 1
+            self.adj_nbr[fill[w]] = v
+            self.adj_edge[fill[w]] = e
+            self.adj_out[fill[w]] = 0 if edge_directed[e] else 1
+            self.adj_in[fill[w]] = 1
+            fill[w] += 1
+        self.active = np.zeros(m, dtype=np.uint8)
+        self.working = np.zeros(n, dtype=np.uint8)
+        self.state = np.zeros(n, dtype=np.uint8)
+        self.order = np.zeros(n, dtype=np.int64)
+        self.loc = np.zeros(n, dtype=np.int64)
+        self.glob = np.zeros(n, dtype=np.int64)
+        self.queue = np.zeros(n + 2, dtype=np.int64)
+        self.stk_s = np.zeros(2 * n + 2, dtype=np.int64)
+        self.stk_e = np.zeros(2 * n + 2, dtype=np.int64)
+        self.stk_tau = np.zeros(2 * n + 2, dtype=np.float64)
+        self.x = np.zeros(n, dtype=np.float64)
+        self.eflow = np.zeros(m, dtype=np.float64)
+        self.sink_fixed = np.zeros(n, dtype=np.float64)
+        self.sink_dem = np.zeros(n, dtype=np.float64)
+        self.lsrc = np.zeros(n, dtype=np.float64)
+        self.lfix = np.zeros(n, dtype=np.float64)
+        self.head = np.zeros(n + 2, dtype=np.int64)
+        self.level = np.zeros(n + 2, dtype=np.int64)
+        self.it = np.zeros(n + 2, dtype=np.int64)
+        self.path = np.zeros(n + 2, dtype=np.int64)
+        self.sink_arc = np.zeros(n, dtype=np.int64)
+        na = 2 * m + 4 * n + 4
+        self.nxt = np.zeros(na, dtype=np.int64)
+        self.to = np.zeros(na, dtype=np.int64)
+        self.res = np.zeros(na, dtype=np.float64)
+        self.cap0 = np.zeros(na, dtype=np.float64)
+        self.pair_edge = np.zeros(na // 2 + 1, dtype=np.int64)
+        self.bnd_edge = np.zeros(2 * m + 1, dtype=np.int64)
+        self.bnd_val = np.zeros(2 * m + 1, dtype=np.float64)
+
+    def solve(self, uint8_t[::1] alive, uint8_t[::1] edge_usable, double[::1] supply,
+              double[::1] demand, int32_t[::1] priority):
+        """Served amounts, edge flows and working nodes (see :func:`cascade.flowkernels.maxmin_flow`)."""
+        cdef Py_ssize_t v
+        cdef double tot = 0.0
+        self.supply = supply
+        self.prio = priority
+        with nogil:
+            self._reach(alive, edge_usable, supply)
+            for v in range(self.n):
+                self.x[v] = 0.0
+                if self.working[v]:
+                    if supply[v] > 0:
+                        tot += supply[v]
+                    if demand[v] > 0:
+                        tot += demand[v]
+            self.scale = tot if tot > 0 else 1.0
+            self.eps = _RTOL * self.scale
+            self.big = 4.0 * self.scale   # stands for an unlimited capacity: no flow exceeds the supply
+        self.n_maxflows = 0
+        w = np.asarray(self.working).astype(bool)
+        d = np.asarray(demand)
+        classes = np.unique(np.asarray(priority)[w & (d > 0)])[::-1]
+        for e in range(self.m):
+            self.eflow[e] = 0.0
+        for c in classes:
+            self._serve_class(<int32_t>c, demand)
+        return (np.array(self.x), np.array(self.eflow), np.array(self.working, dtype=bool))
+
+    cdef void _reach(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply) noexcept nogil:
+        """Active edges, and the nodes reachable from an alive source over them (working)."""
+        cdef Py_ssize_t e, v, w, j, head = 0, tail = 0
+        for e in range(self.m):
+            v = self.src[e]
+            w = self.dst[e]
+            self.active[e] = (usable[e] and alive[v] and alive[w] and v != w
+                              and self.cap[e] > 0)
+        for v in range(self.n):
+            self.working[v] = 0
+            if alive[v] and supply[v] > 0:
+                self.working[v] = 1
+                self.queue[tail] = v
+                tail += 1
+        while head < tail:
+            v = self.queue[head]
+            head += 1
+            for j in range(self.adj_ptr[v], self.adj_ptr[v + 1]):
+                if self.adj_out[j] and self.active[self.adj_edge[j]]:
+                    w = self.adj_nbr[j]
+                    if not self.working[w]:
+                        self.working[w] = 1
+                        self.queue[tail] = w
+                        tail += 1
+
+    cdef void _serve_class(self, int32_t cls, double[::1] demand):
+        cdef Py_ssize_t v, e, cnt = 0, top = 0, s, t, i, k, na, nx
+        cdef double tau, lam, value, y, du, du_a, du_x, fixed, tau_a, cut
+        for e in range(self.m):
+            self.eflow[e] = 0.0
+        for v in range(self.n):
+            self.sink_fixed[v] = 0.0
+            self.sink_dem[v] = 0.0
+            if self.working[v]:
+                self.state[v] = ST_PENDING
+                self.order[cnt] = v
+                cnt += 1
+                if demand[v] > 0:
+                    if self.prio[v] > cls:
+                        self.sink_fixed[v] = self.x[v]
+                    elif self.prio[v] == cls:
+                        self.sink_dem[v] = demand[v]
+            else:
+                self.state[v] = ST_OUT
+        self.stk_s[0] = 0
+        self.stk_e[0] = cnt
+        self.stk_tau[0] = -1.0       # unknown: the root finds it with lambda = 1
+        top = 1
+        while top > 0:
+            top -= 1
+            s = self.stk_s[top]
+            t = self.stk_e[top]
+            tau = self.stk_tau[top]
+            k = t - s
+            du = 0.0
+            fixed = 0.0
+            self._build(s, t)
+            for i in range(k):
+                v = self.order[s + i]
+                du += self.sink_dem[v]
+                fixed += self.lfix[i]
+            if du <= 0:
+                lam = 0.0
+            elif tau < 0:
+                lam = 1.0
+                self._set_lambda(k, lam)
+                value = self._maxflow(k)
+                if fixed + du - value <= self.eps:
+                    self._finish(s, t, lam)
+                    continue
+                tau = value - fixed
+                lam = tau / du
+            else:
+                lam = tau / du
+            if lam > 1.0:
+                lam = 1.0
+            if lam < 0.0:
+                lam = 0.0
+            self._set_lambda(k, lam)
+            self._reset_flow()
+            value = self._maxflow(k)
+            y = fixed + lam * du
+            if du <= 0 or y - value <= self.eps:
+                self._finish(s, t, lam)
+                continue
+            # Split along the minimum cut: A = not reachable from S in the residual graph (the
+            # last BFS of _maxflow), placed first in order[s:t]; X = the rest.
+            na = 0
+            du_a = 0.0
+            for i in range(k):
+                if self.level[i] < 0:
+                    du_a += self.sink_dem[self.glob[i]]
+            du_x = du - du_a
+            if du_a <= 0 or du_x <= 0:
+                self._finish(s, t, lam)      # numerically feasible: one level
+                continue
+            cut = 0.0
+            tau_a = 0.0
+            for i in range(k):
+                if self.level[i] < 0:
+                    tau_a += self.lsrc[i] - self.lfix[i]
+            for i in range(self.narcs):
+                # internal arcs from X into A (original capacity); source and sink arcs excluded
+                if (self.to[i] < k and self.level[self.to[i]] < 0
+                        and self.to[i ^ 1] < k and self.level[self.to[i ^ 1]] >= 0):
+                    cut += self.cap0[i]
+            tau_a += cut
+            if tau_a < 0:
+                tau_a = 0.0
+            if tau_a > lam * du_a:
+                tau_a = lam * du_a
+            # partition order[s:t]: A first
+            for i in range(k):
+                self.queue[i] = self.glob[i]
+            for i in range(k):
+                if self.level[i] < 0:
+                    self.order[s + na] = self.queue[i]
+                    na += 1
+            nx = na
+            for i in range(k):
+                if self.level[i] >= 0:
+                    self.order[s + nx] = self.queue[i]
+                    nx += 1
+            for i in range(k):
+                self.state[self.glob[i]] = ST_PENDING
+            self.stk_s[top] = s + na
+            self.stk_e[top] = t
+            self.stk_tau[top] = tau - tau_a
+            top += 1
+            self.stk_s[top] = s
+            self.stk_e[top] = s + na
+            self.stk_tau[top] = tau_a
+            top += 1
+
+    cdef inline void _add_pair(self, int64_t a, int64_t b, double cab, double cba,
+                               int64_t edge) noexcept nogil:
+        cdef int64_t i = self.narcs
+        self.to[i] = b
+        self.res[i] = cab
+        self.cap0[i] = cab
+        self.nxt[i] = self.head[a]
+        self.head[a] = i
+        self.to[i + 1] = a
+        self.res[i + 1] = cba
+        self.cap0[i + 1] = cba
+        self.nxt[i + 1] = self.head[b]
+        self.head[b] = i + 1
+        self.pair_edge[i >> 1] = edge
+        self.narcs = i + 2
+
+    cdef void _build(self, Py_ssize_t s, Py_ssize_t t) noexcept nogil:
+        """Compact graph of region order[s:t]: locals 0..k-1, source k, sink k+1."""
+        cdef Py_ssize_t k = t - s, i, j, v, w, e
+        cdef uint8_t st
+        cdef double c, ls, lf
+        for i in range(k):
+            v = self.order[s + i]
+            self.loc[v] = i
+            self.glob[i] = v
+            self.state[v] = ST_CURRENT
+        for i in range(k + 2):
+            self.head[i] = -1
+        self.narcs = 0
+        self.nbnd = 0
+        for i in range(k):
+            v = self.glob[i]
+            ls = self.supply[v] if self.supply[v] > 0 else 0.0
+            lf = self.sink_fixed[v]
+            for j in range(self.adj_ptr[v], self.adj_ptr[v + 1]):
+                e = self.adj_edge[j]
+                if not self.active[e]:
+                    continue
+                w = self.adj_nbr[j]
+                st = self.state[w]
+                c = self.cap[e]
+                if c > self.big:
+                    c = self.big
+                if st == ST_CURRENT:
+                    if self.src[e] == v:
+                        self._add_pair(i, self.loc[w], c if self.adj_out[j] else 0.0,
+                                       c if self.adj_in[j] else 0.0, e)
+                elif st == ST_FINAL:
+                    if self.adj_out[j]:
+                        lf += c
+                        self.bnd_edge[self.nbnd] = e
+                        self.bnd_val[self.nbnd] = c if self.src[e] == v else -c
+                        self.nbnd += 1
+                elif st == ST_PENDING:
+                    if self.adj_in[j]:
+                        ls += c
+            self.lsrc[i] = ls
+            self.lfix[i] = lf
+            if ls > 0:
+                self._add_pair(k, i, ls, 0.0, -1)
+            self.sink_arc[i] = self.narcs
+            self._add_pair(i, k + 1, lf, 0.0, -1)
+
+    cdef void _set_lambda(self, Py_ssize_t k, double lam) noexcept nogil:
+        cdef Py_ssize_t i, a
+        cdef double c
+        for i in range(k):
+            a = self.sink_arc[i]
+            c = self.lfix[i] + lam * self.sink_dem[self.glob[i]]
+            self.cap0[a] = c
+            self.res[a] = c
+            self.res[a + 1] = 0.0
+
+    cdef void _reset_flow(self) noexcept nogil:
+        cdef Py_ssize_t a
+        for a in range(self.narcs):
+            self.res[a] = self.cap0[a]
+
+    cdef double _maxflow(self, Py_ssize_t k) noexcept nogil:
+        """Dinic's algorithm from k (source) to k+1 (sink) on the compact graph; the last BFS
+        leaves level[v] >= 0 exactly on the nodes reachable from the source in the residual."""
+        cdef Py_ssize_t S = k, T = k + 1, v, u, a, head, tail, plen, i
+        cdef double total = 0.0, f, eps = self.eps
+        self.n_maxflows += 1
+        while True:
+            for v in range(k + 2):
+                self.level[v] = -1
+            self.level[S] = 0
+            self.queue[0] = S
+            head = 0
+            tail = 1
+            while head < tail:
+                u = self.queue[head]
+                head += 1
+                a = self.head[u]
+                while a != -1:
+                    v = self.to[a]
+                    if self.level[v] < 0 and self.res[a] > eps:
+                        self.level[v] = self.level[u] + 1
+                        self.queue[tail] = v
+                        tail += 1
+                    a = self.nxt[a]
+            if self.level[T] < 0:
+                return total
+            for v in range(k + 2):
+                self.it[v] = self.head[v]
+            plen = 0
+            u = S
+            while True:
+                if u == T:
+                    f = INFINITY
+                    for i in range(plen):
+                        if self.res[self.path[i]] < f:
+                            f = self.res[self.path[i]]
+                    for i in range(plen):
+                        a = self.path[i]
+                        self.res[a] -= f
+                        self.res[a ^ 1] += f
+                    total += f
+                    plen = 0
+                    u = S
+                    continue
+                a = self.it[u]
+                while a != -1:
+                    v = self.to[a]
+                    if self.res[a] > eps and self.level[v] == self.level[u] + 1:
+                        break
+                    a = self.nxt[a]
+                self.it[u] = a
+                if a != -1:
+                    self.path[plen] = a
+                    plen += 1
+                    u = self.to[a]
+                    continue
+                # dead end: block u and retreat
+                if u == S:
+                    break
+                self.level[u] = -2
+                plen -= 1
+                u = self.to[self.path[plen] ^ 1]
+                self.it[u] = self.nxt[self.it[u]]
+        return total
+
+    cdef void _finish(self, Py_ssize_t s, Py_ssize_t t, double lam) noexcept nogil:
+        """Serve the region's class nodes at lam and record the flows of its arcs."""
+        cdef Py_ssize_t k = t - s, i, p, e, v
+        cdef double f
+        for i in range(k):
+            v = self.glob[i]
+            if self.sink_dem[v] > 0:
+                f = lam * self.sink_dem[v]
+                self.x[v] = f if f < self.sink_dem[v] else self.sink_dem[v]
+            self.state[v] = ST_FINAL
+        for p in range(self.narcs >> 1):
+            e = self.pair_edge[p]
+            if e >= 0:
+                f = self.cap0[2 * p] - self.res[2 * p]
+                if self.src[e] == self.glob[self.to[2 * p + 1]]:
+                    self.eflow[e] += f
+                else:
+                    self.eflow[e] -= f
+        for i in range(self.nbnd):
+            self.eflow[self.bnd_edge[i]] += self.bnd_val[i]
