@@ -63,6 +63,7 @@ cdef enum:
     ST_PENDING = 1    # in a region waiting on the stack (above the current region)
     ST_CURRENT = 2    # in the region being solved
     ST_FINAL = 3      # its region is solved (below the current region)
+    ST_ABOVE = 4      # served in full at the root's split (above every region): like pending
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,11 +95,13 @@ cdef class MaxMinFlow:
     cdef double[::1] x, eflow, sink_fixed, sink_dem, stk_tau, supply, lsrc, lfix
     cdef int32_t[::1] prio
     # local graph (region + S + T)
-    cdef int64_t[::1] head, nxt, to, level, it, path, pair_edge, sink_arc, bnd_edge
+    cdef int64_t[::1] first, to, rev, level, it, path, pair_edge, sink_arc, bnd_edge, bnd_loc
+    cdef int64_t[::1] t_tail, t_head, slot
+    cdef double[::1] t_cap
     cdef double[::1] res, cap0, bnd_val
     cdef Py_ssize_t narcs, nbnd
     cdef double eps, scale, big
-    cdef readonly Py_ssize_t n_maxflows
+    cdef readonly Py_ssize_t n_maxflows, n_phases, n_paths, n_visits
 
     def __init__(self, Py_ssize_t n, int64_t[::1] edge_src, int64_t[::1] edge_dst,
                  uint8_t[::1] edge_directed, double[::1] edge_capacity):
@@ -147,18 +150,23 @@ cdef class MaxMinFlow:
         self.sink_dem = np.zeros(n, dtype=np.float64)
         self.lsrc = np.zeros(n, dtype=np.float64)
         self.lfix = np.zeros(n, dtype=np.float64)
-        self.head = np.zeros(n + 2, dtype=np.int64)
+        self.first = np.zeros(n + 3, dtype=np.int64)
         self.level = np.zeros(n + 2, dtype=np.int64)
         self.it = np.zeros(n + 2, dtype=np.int64)
         self.path = np.zeros(n + 2, dtype=np.int64)
         self.sink_arc = np.zeros(n, dtype=np.int64)
         na = 2 * m + 4 * n + 4
-        self.nxt = np.zeros(na, dtype=np.int64)
+        self.rev = np.zeros(na, dtype=np.int64)
+        self.t_tail = np.zeros(na, dtype=np.int64)
+        self.t_head = np.zeros(na, dtype=np.int64)
+        self.slot = np.zeros(na, dtype=np.int64)
+        self.t_cap = np.zeros(na, dtype=np.float64)
         self.to = np.zeros(na, dtype=np.int64)
         self.res = np.zeros(na, dtype=np.float64)
         self.cap0 = np.zeros(na, dtype=np.float64)
         self.pair_edge = np.zeros(na // 2 + 1, dtype=np.int64)
         self.bnd_edge = np.zeros(2 * m + 1, dtype=np.int64)
+        self.bnd_loc = np.zeros(2 * m + 1, dtype=np.int64)
         self.bnd_val = np.zeros(2 * m + 1, dtype=np.float64)
 
     def solve(self, uint8_t[::1] alive, uint8_t[::1] edge_usable, double[::1] supply,
@@ -181,6 +189,9 @@ cdef class MaxMinFlow:
             self.eps = _RTOL * self.scale
             self.big = 4.0 * self.scale   # stands for an unlimited capacity: no flow exceeds the supply
         self.n_maxflows = 0
+        self.n_phases = 0
+        self.n_paths = 0
+        self.n_visits = 0
         w = np.asarray(self.working).astype(bool)
         d = np.asarray(demand)
         classes = np.unique(np.asarray(priority)[w & (d > 0)])[::-1]
@@ -254,14 +265,7 @@ cdef class MaxMinFlow:
             if du <= 0:
                 lam = 0.0
             elif tau < 0:
-                lam = 1.0
-                self._set_lambda(k, lam)
-                value = self._maxflow(k)
-                if fixed + du - value <= self.eps:
-                    self._finish(s, t, lam)
-                    continue
-                tau = value - fixed
-                lam = tau / du
+                lam = 1.0                # the root: serve in full if possible
             else:
                 lam = tau / du
             if lam > 1.0:
@@ -275,6 +279,8 @@ cdef class MaxMinFlow:
             if du <= 0 or y - value <= self.eps:
                 self._finish(s, t, lam)
                 continue
+            if tau < 0:
+                tau = value - fixed      # the class total is this maximum flow's
             # Split along the minimum cut: A = not reachable from S in the residual graph (the
             # last BFS of _maxflow), placed first in order[s:t]; X = the rest.
             na = 0
@@ -283,7 +289,7 @@ cdef class MaxMinFlow:
                 if self.level[i] < 0:
                     du_a += self.sink_dem[self.glob[i]]
             du_x = du - du_a
-            if du_a <= 0 or du_x <= 0:
+            if du_a <= 0 or (du_x <= 0 and lam < 1.0):
                 self._finish(s, t, lam)      # numerically feasible: one level
                 continue
             cut = 0.0
@@ -293,9 +299,9 @@ cdef class MaxMinFlow:
                     tau_a += self.lsrc[i] - self.lfix[i]
             for i in range(self.narcs):
                 # internal arcs from X into A (original capacity); source and sink arcs excluded
-                if (self.to[i] < k and self.level[self.to[i]] < 0
-                        and self.to[i ^ 1] < k and self.level[self.to[i ^ 1]] >= 0):
-                    cut += self.cap0[i]
+                if (self.t_head[i] < k and self.level[self.t_head[i]] < 0
+                        and self.t_tail[i] < k and self.level[self.t_tail[i]] >= 0):
+                    cut += self.t_cap[i]
             tau_a += cut
             if tau_a < 0:
                 tau_a = 0.0
@@ -313,12 +319,17 @@ cdef class MaxMinFlow:
                 if self.level[i] >= 0:
                     self.order[s + nx] = self.queue[i]
                     nx += 1
+            if lam >= 1.0:
+                # X's levels are >= 1: served in full, by this very flow
+                self._finish_above(k)
             for i in range(k):
-                self.state[self.glob[i]] = ST_PENDING
-            self.stk_s[top] = s + na
-            self.stk_e[top] = t
-            self.stk_tau[top] = tau - tau_a
-            top += 1
+                if self.state[self.glob[i]] == ST_CURRENT:
+                    self.state[self.glob[i]] = ST_PENDING
+            if lam < 1.0:
+                self.stk_s[top] = s + na
+                self.stk_e[top] = t
+                self.stk_tau[top] = tau - tau_a
+                top += 1
             self.stk_s[top] = s
             self.stk_e[top] = s + na
             self.stk_tau[top] = tau_a
@@ -326,19 +337,38 @@ cdef class MaxMinFlow:
 
     cdef inline void _add_pair(self, int64_t a, int64_t b, double cab, double cba,
                                int64_t edge) noexcept nogil:
+        """Arc a -> b (capacity cab) and its pair b -> a (cba), laid out in CSR by _pack."""
         cdef int64_t i = self.narcs
-        self.to[i] = b
-        self.res[i] = cab
-        self.cap0[i] = cab
-        self.nxt[i] = self.head[a]
-        self.head[a] = i
-        self.to[i + 1] = a
-        self.res[i + 1] = cba
-        self.cap0[i + 1] = cba
-        self.nxt[i + 1] = self.head[b]
-        self.head[b] = i + 1
+        self.t_tail[i] = a
+        self.t_head[i] = b
+        self.t_cap[i] = cab
+        self.t_tail[i + 1] = b
+        self.t_head[i + 1] = a
+        self.t_cap[i + 1] = cba
         self.pair_edge[i >> 1] = edge
         self.narcs = i + 2
+
+    cdef void _pack(self, Py_ssize_t nodes) noexcept nogil:
+        """Counting sort of the arcs by tail: first[v]..first[v+1] are v's arcs, rev[] pairs them."""
+        cdef Py_ssize_t i, v, a
+        for v in range(nodes + 1):
+            self.first[v] = 0
+        for a in range(self.narcs):
+            self.first[self.t_tail[a] + 1] += 1
+        for v in range(nodes):
+            self.first[v + 1] += self.first[v]
+        for v in range(nodes):
+            self.it[v] = self.first[v]
+        for a in range(self.narcs):
+            v = self.t_tail[a]
+            i = self.it[v]
+            self.it[v] = i + 1
+            self.slot[a] = i
+            self.to[i] = self.t_head[a]
+            self.cap0[i] = self.t_cap[a]
+            self.res[i] = self.t_cap[a]
+        for a in range(self.narcs):
+            self.rev[self.slot[a]] = self.slot[a ^ 1]
 
     cdef void _build(self, Py_ssize_t s, Py_ssize_t t) noexcept nogil:
         """Compact graph of region order[s:t]: locals 0..k-1, source k, sink k+1."""
@@ -350,8 +380,6 @@ cdef class MaxMinFlow:
             self.loc[v] = i
             self.glob[i] = v
             self.state[v] = ST_CURRENT
-        for i in range(k + 2):
-            self.head[i] = -1
         self.narcs = 0
         self.nbnd = 0
         for i in range(k):
@@ -375,9 +403,10 @@ cdef class MaxMinFlow:
                     if self.adj_out[j]:
                         lf += c
                         self.bnd_edge[self.nbnd] = e
+                        self.bnd_loc[self.nbnd] = i
                         self.bnd_val[self.nbnd] = c if self.src[e] == v else -c
                         self.nbnd += 1
-                elif st == ST_PENDING:
+                elif st == ST_PENDING or st == ST_ABOVE:
                     if self.adj_in[j]:
                         ls += c
             self.lsrc[i] = ls
@@ -386,6 +415,9 @@ cdef class MaxMinFlow:
                 self._add_pair(k, i, ls, 0.0, -1)
             self.sink_arc[i] = self.narcs
             self._add_pair(i, k + 1, lf, 0.0, -1)
+        self._pack(k + 2)
+        for i in range(k):
+            self.sink_arc[i] = self.slot[self.sink_arc[i]]
 
     cdef void _set_lambda(self, Py_ssize_t k, double lam) noexcept nogil:
         cdef Py_ssize_t i, a
@@ -395,7 +427,7 @@ cdef class MaxMinFlow:
             c = self.lfix[i] + lam * self.sink_dem[self.glob[i]]
             self.cap0[a] = c
             self.res[a] = c
-            self.res[a + 1] = 0.0
+            self.res[self.rev[a]] = 0.0
 
     cdef void _reset_flow(self) noexcept nogil:
         cdef Py_ssize_t a
@@ -405,9 +437,10 @@ cdef class MaxMinFlow:
     cdef double _maxflow(self, Py_ssize_t k) noexcept nogil:
         """Dinic's algorithm from k (source) to k+1 (sink) on the compact graph; the last BFS
         leaves level[v] >= 0 exactly on the nodes reachable from the source in the residual."""
-        cdef Py_ssize_t S = k, T = k + 1, v, u, a, head, tail, plen, i
+        cdef Py_ssize_t S = k, T = k + 1, v, u, a, head, tail, plen, i, stop
         cdef double total = 0.0, f, eps = self.eps
         self.n_maxflows += 1
+        self.n_visits += k
         while True:
             for v in range(k + 2):
                 self.level[v] = -1
@@ -418,18 +451,17 @@ cdef class MaxMinFlow:
             while head < tail:
                 u = self.queue[head]
                 head += 1
-                a = self.head[u]
-                while a != -1:
+                for a in range(self.first[u], self.first[u + 1]):
                     v = self.to[a]
                     if self.level[v] < 0 and self.res[a] > eps:
                         self.level[v] = self.level[u] + 1
                         self.queue[tail] = v
                         tail += 1
-                    a = self.nxt[a]
             if self.level[T] < 0:
                 return total
+            self.n_phases += 1
             for v in range(k + 2):
-                self.it[v] = self.head[v]
+                self.it[v] = self.first[v]
             plen = 0
             u = S
             while True:
@@ -438,38 +470,44 @@ cdef class MaxMinFlow:
                     for i in range(plen):
                         if self.res[self.path[i]] < f:
                             f = self.res[self.path[i]]
+                    stop = -1
                     for i in range(plen):
                         a = self.path[i]
                         self.res[a] -= f
-                        self.res[a ^ 1] += f
+                        self.res[self.rev[a]] += f
+                        if stop < 0 and self.res[a] <= eps:
+                            stop = i
                     total += f
-                    plen = 0
-                    u = S
+                    self.n_paths += 1
+                    # retreat to the tail of the first saturated arc
+                    plen = stop
+                    u = self.to[self.rev[self.path[stop]]]
                     continue
                 a = self.it[u]
-                while a != -1:
+                stop = self.first[u + 1]
+                while a < stop:
                     v = self.to[a]
                     if self.res[a] > eps and self.level[v] == self.level[u] + 1:
                         break
-                    a = self.nxt[a]
+                    a += 1
                 self.it[u] = a
-                if a != -1:
+                if a < stop:
                     self.path[plen] = a
                     plen += 1
-                    u = self.to[a]
+                    u = v
                     continue
                 # dead end: block u and retreat
                 if u == S:
                     break
                 self.level[u] = -2
                 plen -= 1
-                u = self.to[self.path[plen] ^ 1]
-                self.it[u] = self.nxt[self.it[u]]
+                u = self.to[self.rev[self.path[plen]]]
+                self.it[u] += 1
         return total
 
     cdef void _finish(self, Py_ssize_t s, Py_ssize_t t, double lam) noexcept nogil:
         """Serve the region's class nodes at lam and record the flows of its arcs."""
-        cdef Py_ssize_t k = t - s, i, p, e, v
+        cdef Py_ssize_t k = t - s, i, p, e, v, a
         cdef double f
         for i in range(k):
             v = self.glob[i]
@@ -480,10 +518,27 @@ cdef class MaxMinFlow:
         for p in range(self.narcs >> 1):
             e = self.pair_edge[p]
             if e >= 0:
-                f = self.cap0[2 * p] - self.res[2 * p]
-                if self.src[e] == self.glob[self.to[2 * p + 1]]:
-                    self.eflow[e] += f
-                else:
-                    self.eflow[e] -= f
+                a = self.slot[2 * p]          # the arc from the edge's src to its dst
+                self.eflow[e] += self.cap0[a] - self.res[a]
         for i in range(self.nbnd):
             self.eflow[self.bnd_edge[i]] += self.bnd_val[i]
+
+    cdef void _finish_above(self, Py_ssize_t k) noexcept nogil:
+        """Serve in full the region's nodes reachable in the residual (level >= 0) and record
+        the flows of the arcs that touch them; they leave the region as ST_ABOVE."""
+        cdef Py_ssize_t i, p, e, v, a
+        for i in range(k):
+            if self.level[i] >= 0:
+                v = self.glob[i]
+                if self.sink_dem[v] > 0:
+                    self.x[v] = self.sink_dem[v]
+                self.state[v] = ST_ABOVE
+        for p in range(self.narcs >> 1):
+            e = self.pair_edge[p]
+            if e >= 0 and (self.level[self.t_tail[2 * p]] >= 0
+                           or self.level[self.t_head[2 * p]] >= 0):
+                a = self.slot[2 * p]
+                self.eflow[e] += self.cap0[a] - self.res[a]
+        for i in range(self.nbnd):
+            if self.level[self.bnd_loc[i]] >= 0:
+                self.eflow[self.bnd_edge[i]] += self.bnd_val[i]

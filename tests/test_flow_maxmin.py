@@ -81,6 +81,7 @@ def nx_maxflow(L, sinks: np.ndarray) -> float:
     def add(u, v, c):
         if np.isinf(c):
             g.add_edge(u, v)               # no capacity attribute = unlimited
+            g[u][v].pop("capacity", None)
         elif g.has_edge(u, v):
             if "capacity" in g[u][v]:
                 g[u][v]["capacity"] += c
