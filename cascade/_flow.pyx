@@ -542,3 +542,354 @@ cdef class MaxMinFlow:
         for i in range(self.nbnd):
             if self.level[self.bnd_loc[i]] >= 0:
                 self.eflow[self.bnd_edge[i]] += self.bnd_val[i]
+
+
+# ----------------------------------------------------------------------------------------------
+# DC power flow with overload trips
+# ----------------------------------------------------------------------------------------------
+
+cdef Py_ssize_t DENSE_MAX = 24     # islands up to this many buses are solved densely
+
+
+cdef class _Factor:
+    """Sparse LU of one island's reduced susceptance matrix (the island's first bus as reference)."""
+    cdef public object lu, pos, branches
+    cdef public Py_ssize_t ref, size
+
+
+cdef class DCFlow:
+    """DC power flow with overload trips for one ``dcflow`` layer, built once, run many times.
+
+    Parameters
+    ----------
+    n : int
+        Number of buses (0..n-1).
+    br_from, br_to : ndarray of int64, shape (m,)
+        Ends of each branch; flows are positive from ``br_from`` to ``br_to``.
+    reactance : ndarray of float64 > 0, shape (m,)
+        Series reactance in per unit on ``base``.
+    shift : ndarray of float64, shape (m,)
+        Phase shift in radians.
+    capacity : ndarray of float64, shape (m,)
+        Rating in the layer's unit; ``inf`` = unlimited, 0 = unusable.
+    base : float
+        Per-unit base of the layer (in its unit, e.g. MVA).
+    base_usable : ndarray of uint8, shape (m,)
+        Branches of the intact grid whose islands are factorised once and reused by every call
+        (a call's islands are updated from these factors while at most ``kmax`` of their
+        branches are missing).
+    kmax : int
+        Most missing branches handled by a Woodbury update before an island is refactorised.
+    """
+    cdef readonly Py_ssize_t n, m
+    cdef int64_t[::1] fr, to_, adj_ptr, adj_nbr, adj_edge, label, queue
+    cdef double[::1] x, shift, cap
+    cdef readonly double base
+    cdef public Py_ssize_t kmax
+    cdef object base_active, base_label, base_size, base_factors, base_branches
+    cdef readonly Py_ssize_t n_factorizations, n_woodbury, n_solves
+
+    def __init__(self, Py_ssize_t n, int64_t[::1] br_from, int64_t[::1] br_to,
+                 double[::1] reactance, double[::1] shift, double[::1] capacity, double base,
+                 uint8_t[::1] base_usable, Py_ssize_t kmax=32):
+        cdef Py_ssize_t m = br_from.shape[0], e, v, w
+        cdef int64_t[::1] fill
+        self.n = n
+        self.m = m
+        self.fr = br_from
+        self.to_ = br_to
+        self.x = reactance
+        self.shift = shift
+        self.cap = capacity
+        self.base = base
+        self.kmax = kmax
+        deg = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(deg, np.asarray(br_from) + 1, 1)
+        np.add.at(deg, np.asarray(br_to) + 1, 1)
+        self.adj_ptr = np.cumsum(deg)
+        self.adj_nbr = np.empty(2 * m, dtype=np.int64)
+        self.adj_edge = np.empty(2 * m, dtype=np.int64)
+        fill = np.array(self.adj_ptr[:n], dtype=np.int64)
+        for e in range(m):
+            v = br_from[e]
+            w = br_to[e]
+            self.adj_nbr[fill[v]] = w
+            self.adj_edge[fill[v]] = e
+            fill[v] += 1
+            self.adj_nbr[fill[w]] = v
+            self.adj_edge[fill[w]] = e
+            fill[w] += 1
+        self.label = np.zeros(n, dtype=np.int64)
+        self.queue = np.zeros(n, dtype=np.int64)
+        fr_a = np.asarray(br_from)
+        to_a = np.asarray(br_to)
+        self.base_active = (np.asarray(base_usable).astype(bool) & (np.asarray(capacity) > 0)
+                            & (fr_a != to_a))
+        nb = self._islands(np.ones(n, dtype=np.uint8), self.base_active.view(np.uint8))
+        self.base_label = np.array(self.label)
+        self.base_size = np.bincount(self.base_label, minlength=nb)
+        # branches of each base island, by island
+        lab_br = self.base_label[fr_a]
+        ids = np.flatnonzero(self.base_active)
+        order = np.argsort(lab_br[ids], kind="stable")
+        ids = ids[order]
+        cuts = np.searchsorted(lab_br[ids], np.arange(nb + 1))
+        self.base_branches = [ids[cuts[i]:cuts[i + 1]] for i in range(nb)]
+        self.base_factors = {}
+        self.n_factorizations = 0
+        self.n_woodbury = 0
+        self.n_solves = 0
+
+    cdef Py_ssize_t _islands(self, uint8_t[::1] alive, uint8_t[::1] active) noexcept nogil:
+        """label[v] = island of each alive bus over active branches (-1 if not alive)."""
+        cdef Py_ssize_t v, s, j, u, w, head, tail, nl = 0
+        for v in range(self.n):
+            self.label[v] = -1
+        for s in range(self.n):
+            if not alive[s] or self.label[s] >= 0:
+                continue
+            self.label[s] = nl
+            self.queue[0] = s
+            head = 0
+            tail = 1
+            while head < tail:
+                u = self.queue[head]
+                head += 1
+                for j in range(self.adj_ptr[u], self.adj_ptr[u + 1]):
+                    if active[self.adj_edge[j]]:
+                        w = self.adj_nbr[j]
+                        if self.label[w] < 0:
+                            self.label[w] = nl
+                            self.queue[tail] = w
+                            tail += 1
+            nl += 1
+        return nl
+
+    cdef _Factor _factorize(self, object buses, object br):
+        """Sparse LU of the reduced B over branches ``br`` of the island ``buses`` (sorted)."""
+        cdef _Factor f = _Factor()
+        nb = len(buses)
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[buses[1:]] = np.arange(nb - 1)
+        B = self._reduced_b(pos, br, nb - 1)
+        f.lu = splu(B.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                    options={"SymmetricMode": True})
+        f.pos = pos
+        f.branches = br
+        f.ref = buses[0]
+        f.size = nb
+        self.n_factorizations += 1
+        return f
+
+    cdef object _reduced_b(self, object pos, object br, Py_ssize_t nr):
+        x = np.asarray(self.x)[br]
+        pf = pos[np.asarray(self.fr)[br]]
+        pt = pos[np.asarray(self.to_)[br]]
+        b = 1.0 / x
+        rows = np.concatenate([pf, pt, pf, pt])
+        cols = np.concatenate([pf, pt, pt, pf])
+        vals = np.concatenate([b, b, -b, -b])
+        keep = (rows >= 0) & (cols >= 0)
+        return sp.coo_matrix((vals[keep], (rows[keep], cols[keep])), shape=(nr, nr))
+
+    cdef object _theta(self, object buses, object br, object rhs, object active, dict cache,
+                       dict wcache):
+        """Angles (radians) of the island ``buses`` (sorted; the first is the reference, 0)."""
+        cdef _Factor f = None
+        cdef Py_ssize_t nb = len(buses), lab
+        if nb <= DENSE_MAX:
+            pos = np.full(self.n, -1, dtype=np.int64)
+            pos[buses[1:]] = np.arange(nb - 1)
+            B = self._reduced_b(pos, br, nb - 1).toarray()
+            theta = np.zeros(nb)
+            theta[1:] = np.linalg.solve(B, rhs[buses[1:]])
+            self.n_solves += 1
+            return theta
+        removed = None
+        lab = self.base_label[buses[0]]
+        if self.base_size[lab] == nb:
+            cand = self.base_branches[lab]
+            if self.base_active[br].all():
+                removed = cand[~active[cand]]
+                if len(removed) <= self.kmax:
+                    f = self.base_factors.get(lab)
+                    if f is None:
+                        f = self._factorize(buses, cand)
+                        self.base_factors[lab] = f
+                else:
+                    removed = None
+        if f is None:
+            key = (int(buses[0]), nb)
+            f = cache.get(key)
+            if f is not None:
+                removed = f.branches[~active[f.branches]]
+                if len(removed) > self.kmax:
+                    f = None
+            if f is None:
+                f = self._factorize(buses, br)
+                cache[key] = f
+                removed = br[:0]
+        pos = f.pos
+        z = f.lu.solve(rhs[buses[1:]])
+        self.n_solves += 1
+        k = len(removed)
+        if k:
+            # Woodbury: (B - A D A^T)^-1 p = z + W (D^-1 - A^T W)^-1 A^T z, W = B^-1 A
+            self.n_woodbury += 1
+            nr = nb - 1
+            W = np.empty((nr + 1, k))
+            W[nr] = 0.0                       # the reference's row
+            for j in range(k):
+                b = int(removed[j])
+                col = wcache.get((id(f), b))
+                if col is None:
+                    a = np.zeros(nr)
+                    if pos[self.fr[b]] >= 0:
+                        a[pos[self.fr[b]]] += 1.0
+                    if pos[self.to_[b]] >= 0:
+                        a[pos[self.to_[b]]] -= 1.0
+                    col = f.lu.solve(a)
+                    self.n_solves += 1
+                    wcache[(id(f), b)] = col
+                W[:nr, j] = col
+            px = np.where(pos >= 0, pos, nr)
+            pfr = px[np.asarray(self.fr)[removed]]
+            pto = px[np.asarray(self.to_)[removed]]
+            M = np.diag(np.asarray(self.x)[removed]) - (W[pfr] - W[pto])
+            zx = np.append(z, 0.0)
+            z = z + W[:nr] @ np.linalg.solve(M, zx[pfr] - zx[pto])
+        theta = np.zeros(nb)
+        theta[1:] = z
+        return theta
+
+    def cascade(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
+                double[::1] dispatch, double[::1] demand, int32_t[::1] priority):
+        """Run the DC power flow and its overload trips to the end.
+
+        Returns (served fraction (n,), working (n,) bool, flows (m,) with NaN on branches that
+        carry nothing at the end, trip branches (k,) int64, trip steps (k,) int32 counted from
+        1, trip flows (k,) float64).
+        """
+        cdef Py_ssize_t ni, step = 0
+        n, m = self.n, self.m
+        fr = np.asarray(self.fr)
+        to = np.asarray(self.to_)
+        x = np.asarray(self.x)
+        phi = np.asarray(self.shift)
+        cap = np.asarray(self.cap)
+        alive_b = np.asarray(alive).astype(bool)
+        sup = np.asarray(supply)
+        disp = np.asarray(dispatch)
+        dem = np.asarray(demand)
+        prio = np.asarray(priority)
+        active = (np.asarray(usable).astype(bool) & (cap > 0) & alive_b[fr] & alive_b[to]
+                  & (fr != to))
+        flow = np.full(m, np.nan)
+        frac = np.zeros(n)
+        working = np.zeros(n, dtype=bool)
+        trip_b, trip_s, trip_f = [], [], []
+        cache = {}
+        wcache = {}
+        dirty = np.ones(n, dtype=bool)
+        limit = cap * (1.0 + DC_TRIP_RTOL)
+        while True:
+            step += 1
+            ni = self._islands(alive, active.view(np.uint8))
+            lab = np.asarray(self.label)
+            ok = lab >= 0
+            labk = lab[ok]
+            G = np.bincount(labk, weights=np.where(sup > 0, sup, 0.0)[ok], minlength=ni)
+            has = G > 0
+            work = ok.copy()
+            work[ok] = has[labk]
+            working = work
+            # priority classes in each island, in decreasing priority, at one fraction each
+            frac = np.where(work, 1.0, 0.0)
+            idx = np.flatnonzero(work & (dem > 0))
+            served_isl = np.zeros(ni)
+            if len(idx):
+                idx = idx[np.lexsort((-prio[idx], lab[idx]))]
+                li = lab[idx]
+                pi = prio[idx]
+                start = np.flatnonzero(np.r_[True, (li[1:] != li[:-1]) | (pi[1:] != pi[:-1])])
+                dc = np.add.reduceat(dem[idx], start)
+                gl = li[start]
+                fc = np.empty(len(start))
+                rem = G.copy()
+                for g in range(len(start)):
+                    isl = gl[g]
+                    fg = rem[isl] / dc[g] if rem[isl] < dc[g] else 1.0
+                    fc[g] = fg
+                    rem[isl] -= fg * dc[g]
+                    if rem[isl] < 0:
+                        rem[isl] = 0.0
+                frac[idx] = np.repeat(fc, np.diff(np.r_[start, len(idx)]))
+                served_isl = G - rem
+            # generators share the served total
+            src = work & (sup > 0)
+            S = served_isl
+            gen = np.zeros(n)
+            nanc = np.bincount(lab[src], weights=np.isnan(disp[src]).astype(float), minlength=ni)
+            usep = nanc == 0
+            P = np.where(src & ~np.isnan(disp), disp, 0.0)
+            Psum = np.bincount(lab[src], weights=P[src], minlength=ni)
+            ls = lab[src]
+            g_prop = S[ls] * sup[src] / G[ls]
+            head = G - Psum
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g_up = P[src] + (S - Psum)[ls] * (sup[src] - P[src]) / head[ls]
+                g_dn = S[ls] * P[src] / Psum[ls]
+            g_disp = np.where(S[ls] > Psum[ls], g_up, np.where(S[ls] < Psum[ls], g_dn, P[src]))
+            gen[src] = np.where(usep[ls], g_disp, g_prop)
+            inj = gen - frac * np.where(work, dem, 0.0)
+            rhs = inj / self.base
+            act = np.flatnonzero(active)
+            sx = phi[act] / x[act]
+            np.add.at(rhs, fr[act], sx)
+            np.add.at(rhs, to[act], -sx)
+            # solve the islands that changed
+            solve_isl = np.zeros(ni, dtype=bool)
+            solve_isl[lab[ok & dirty]] = True
+            ab = act[work[fr[act]]]                  # active branches of supplied islands
+            dead = act[~work[fr[act]]]
+            flow[dead] = 0.0
+            lab_ab = lab[fr[ab]]
+            sel = solve_isl[lab_ab]
+            ab = ab[sel]
+            lab_ab = lab_ab[sel]
+            if len(ab):
+                order = np.argsort(lab_ab, kind="stable")
+                ab = ab[order]
+                lab_ab = lab_ab[order]
+                bounds = np.flatnonzero(np.r_[True, lab_ab[1:] != lab_ab[:-1], True])
+                bus_order = np.argsort(lab, kind="stable")
+                bus_cuts = np.searchsorted(lab[bus_order], np.arange(ni + 1))
+                for j in range(len(bounds) - 1):
+                    br = ab[bounds[j]:bounds[j + 1]]
+                    isl = lab_ab[bounds[j]]
+                    buses = np.sort(bus_order[bus_cuts[isl]:bus_cuts[isl + 1]])
+                    theta = np.zeros(n)
+                    theta[buses] = self._theta(buses, br, rhs, active, cache, wcache)
+                    flow[br] = self.base * (theta[fr[br]] - theta[to[br]] - phi[br]) / x[br]
+            over = act[np.abs(flow[act]) > limit[act]]
+            if len(over) == 0:
+                break
+            trip_b.append(over)
+            trip_s.append(np.full(len(over), step, dtype=np.int32))
+            trip_f.append(flow[over].copy())
+            active[over] = False
+            flow[over] = np.nan
+            dirty = np.zeros(n, dtype=bool)
+            dirty[fr[over]] = True
+            dirty[to[over]] = True
+        flow[~active] = np.nan
+        served = np.where(working, frac, 0.0)
+        if trip_b:
+            tb = np.concatenate(trip_b)
+            ts = np.concatenate(trip_s)
+            tf = np.concatenate(trip_f)
+        else:
+            tb = np.zeros(0, dtype=np.int64)
+            ts = np.zeros(0, dtype=np.int32)
+            tf = np.zeros(0)
+        return served, working, flow, tb, ts, tf

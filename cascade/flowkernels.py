@@ -40,13 +40,14 @@ def _mask(a, name: str, size: int) -> np.ndarray:
     return a
 
 
-def _floats(a, name: str, size: int, nonneg: bool = True, nan: float | None = None) -> np.ndarray:
+def _floats(a, name: str, size: int, nonneg: bool = True, nan: float | None = None,
+            allow_nan: bool = False) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True).reshape(-1)
     if a.shape != (size,):
         raise ValueError(f"{name}: expected shape ({size},), got {a.shape}")
     if nan is not None:
         a[np.isnan(a)] = nan
-    elif np.isnan(a).any():
+    elif not allow_nan and np.isnan(a).any():
         raise ValueError(f"{name}: NaN")
     if nonneg and (a < 0).any():
         raise ValueError(f"{name}: negative value")
@@ -136,3 +137,116 @@ def maxmin_flow(alive, edge_src, edge_dst, edge_directed, edge_capacity, edge_us
     """One-shot :meth:`MaxMinFlow.solve` (builds the adjacency each call)."""
     return MaxMinFlow(len(alive), edge_src, edge_dst, edge_directed, edge_capacity).solve(
         alive, edge_usable, supply, demand, priority)
+
+
+# ------------------------------------------------------------------------------------------------
+# dcflow layers: DC power flow with overload trips
+# ------------------------------------------------------------------------------------------------
+
+class DCResult(NamedTuple):
+    served: np.ndarray       # (n,) float64: served fraction (1 on working buses without demand, 0 if stopped)
+    working: np.ndarray      # (n,) bool: alive and in an island with supply at the end
+    flows: np.ndarray        # (m,) float64: final flow, from -> to, in the layer's unit; NaN if the branch
+    #                          carries nothing (unusable, tripped, or an end not alive); 0 in islands without supply
+    trip_branch: np.ndarray  # (k,) int64: tripped branches, in trip order
+    trip_step: np.ndarray    # (k,) int32: step of each trip (1, 2, ...)
+    trip_flow: np.ndarray    # (k,) float64: flow of the branch when it tripped (signed as flows)
+
+
+class DCFlow:
+    """DC power flow with overload trips for one ``dcflow`` layer, built once, run many times.
+
+    The intact grid (branches with ``base_usable`` and capacity > 0) is factorised once per
+    island, lazily; each :meth:`cascade` reuses those factors through Woodbury updates while at
+    most ``kmax`` of an island's branches are missing, and refactorises an island whose bus set
+    changed (it split, or lost buses).
+
+    Parameters
+    ----------
+    n : int
+        Number of buses (0..n-1).
+    br_from, br_to : array of int, shape (m,)
+        Ends of each branch (the ``source`` and ``target`` columns); flows are positive from
+        ``br_from`` to ``br_to``.
+    reactance : array of float > 0, shape (m,)
+        Series reactance in per unit on ``base``.
+    shift : array of float, shape (m,)
+        Phase shift in **radians** (CompiledSystem.edge_shift); None = 0.
+    capacity : array of float, shape (m,)
+        Rating in the layer's unit; NaN or inf = unlimited, 0 = unusable.
+    base : float
+        Per-unit base in the layer's unit (default 100).
+    base_usable : array of bool, shape (m,), optional
+        The intact grid to factorise once (default: every branch).
+    kmax : int
+        Most missing branches per island handled by a Woodbury update (0 = always refactorise).
+    """
+
+    def __init__(self, n: int, br_from, br_to, reactance, shift=None, capacity=None,
+                 base: float = 100.0, base_usable=None, kmax: int = 32):
+        self.n = int(n)
+        self.br_from = _index(br_from, "br_from", n=self.n)
+        self.m = m = self.br_from.shape[0]
+        self.br_to = _index(br_to, "br_to", m, self.n)
+        self.reactance = _floats(reactance, "reactance", m)
+        if (self.reactance <= 0).any() or np.isinf(self.reactance).any():
+            raise ValueError("reactance must be finite and > 0")
+        self.shift = (np.zeros(m) if shift is None
+                      else _floats(shift, "shift", m, nonneg=False))
+        self.capacity = (np.full(m, np.inf) if capacity is None
+                         else _capacity(capacity, "capacity", m))
+        if not base > 0:
+            raise ValueError("base must be > 0")
+        self.base = float(base)
+        usable = np.ones(m, dtype=np.uint8) if base_usable is None else _mask(
+            base_usable, "base_usable", m)
+        if kmax < 0:
+            raise ValueError("kmax must be >= 0")
+        self._kernel = _flow.DCFlow(self.n, self.br_from, self.br_to, self.reactance,
+                                    self.shift, self.capacity, self.base, usable, int(kmax))
+
+    def cascade(self, alive, usable, supply, demand, priority=None, dispatch=None) -> DCResult:
+        """Serve, flow and trip until no branch is overloaded.
+
+        Parameters
+        ----------
+        alive : array of bool, shape (n,)
+            Buses that passed the failure and dependency checks.
+        usable : array of bool, shape (m,)
+            Branches not failed.
+        supply : array of float >= 0, shape (n,)
+            Generation capacity; sources are the buses with supply > 0.
+        demand : array of float >= 0, shape (n,)
+        priority : array of int, shape (n,), optional
+            Higher classes are served first (default: all 0).
+        dispatch : array of float, shape (n,), optional
+            The operator's setpoints (NaN = none; an island uses them when all its sources have one).
+        """
+        n, m = self.n, self.m
+        alive = _mask(alive, "alive", n)
+        usable = _mask(usable, "usable", m)
+        supply = _floats(supply, "supply", n)
+        demand = _floats(demand, "demand", n)
+        if np.isinf(supply).any() or np.isinf(demand).any():
+            raise ValueError("supply and demand must be finite")
+        priority = (np.zeros(n, dtype=np.int32) if priority is None
+                    else np.ascontiguousarray(priority, dtype=np.int32))
+        if priority.shape != (n,):
+            raise ValueError(f"priority: expected shape ({n},), got {priority.shape}")
+        dispatch = (np.full(n, np.nan) if dispatch is None
+                    else _floats(dispatch, "dispatch", n, allow_nan=True))
+        return DCResult(*self._kernel.cascade(alive, usable, supply, dispatch, demand, priority))
+
+    @property
+    def stats(self) -> dict:
+        """Counters since construction: factorizations, Woodbury updates, triangular solves."""
+        k = self._kernel
+        return {"factorizations": k.n_factorizations, "woodbury": k.n_woodbury,
+                "solves": k.n_solves}
+
+
+def dc_cascade(alive, br_from, br_to, reactance, shift, capacity, usable, supply, demand,
+               priority=None, dispatch=None, base: float = 100.0) -> DCResult:
+    """One-shot :meth:`DCFlow.cascade` (factorises each call)."""
+    return DCFlow(len(alive), br_from, br_to, reactance, shift, capacity, base).cascade(
+        alive, usable, supply, demand, priority, dispatch)
