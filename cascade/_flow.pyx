@@ -37,7 +37,8 @@ DC power flow with trips (:class:`DCFlow`)
 Islands of alive buses over active branches; in each island priority classes are served in
 order at one fraction min(1, remaining supply / class demand); generators share the served
 total (with or without dispatch); the angles solve the reduced B theta = P / base + shift
-terms with a sparse LU (SuperLU through :func:`scipy.sparse.linalg.splu`); every branch whose
+terms with a sparse LDL^T in Cython (Davis's LDL algorithm, in the minimum-degree order that
+SuperLU finds once for the intact grid); every branch whose
 |flow| exceeds capacity * (1 + 1e-9) trips at once, and the loop repeats until none.  A
 factorization is reused when branches leave an island without splitting it: the new angles
 come from the old factors by the Woodbury identity (the rank-k update that LODFs express),
@@ -556,6 +557,107 @@ cdef class MaxMinFlow:
 cdef Py_ssize_t DENSE_MAX = 24     # islands up to this many buses are solved densely
 
 
+cdef class _LDL:
+    """Sparse LDL^T of a symmetric positive definite matrix in its given order (the caller
+    permutes it first), after T. A. Davis's LDL package (ACM TOMS 31(4), 2005): elimination
+    tree, column counts, then the up-looking numeric factorization; solves in O(nnz(L))."""
+    cdef Py_ssize_t n
+    cdef int64_t[::1] Lp, Li
+    cdef double[::1] Lx, D
+
+    def __init__(self, object A):
+        A = sp.csc_matrix(A)
+        A.sort_indices()
+        cdef Py_ssize_t n = A.shape[0], k, p, i, top, ln, p2
+        cdef int64_t[::1] Ap = A.indptr.astype(np.int64)
+        cdef int64_t[::1] Ai = A.indices.astype(np.int64)
+        cdef double[::1] Ax = A.data.astype(np.float64)
+        cdef int64_t[::1] parent = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] lnz = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] flag = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] pattern = np.empty(n, dtype=np.int64)
+        cdef double[::1] y = np.zeros(n, dtype=np.float64)
+        cdef double yi, lki
+        cdef bint bad = False
+        self.n = n
+        self.Lp = np.zeros(n + 1, dtype=np.int64)
+        self.D = np.zeros(n, dtype=np.float64)
+        with nogil:
+            for k in range(n):
+                parent[k] = -1
+                flag[k] = k
+                lnz[k] = 0
+                for p in range(Ap[k], Ap[k + 1]):
+                    i = Ai[p]
+                    if i < k:
+                        while flag[i] != k:
+                            if parent[i] == -1:
+                                parent[i] = k
+                            lnz[i] += 1
+                            flag[i] = k
+                            i = parent[i]
+            for k in range(n):
+                self.Lp[k + 1] = self.Lp[k] + lnz[k]
+        self.Li = np.empty(max(self.Lp[n], 1), dtype=np.int64)
+        self.Lx = np.empty(max(self.Lp[n], 1), dtype=np.float64)
+        with nogil:
+            for k in range(n):
+                y[k] = 0.0
+                top = n
+                flag[k] = k
+                lnz[k] = 0
+                for p in range(Ap[k], Ap[k + 1]):
+                    i = Ai[p]
+                    if i <= k:
+                        y[i] += Ax[p]
+                        ln = 0
+                        while flag[i] != k:
+                            pattern[ln] = i
+                            ln += 1
+                            flag[i] = k
+                            i = parent[i]
+                        while ln > 0:
+                            top -= 1
+                            ln -= 1
+                            pattern[top] = pattern[ln]
+                self.D[k] = y[k]
+                y[k] = 0.0
+                while top < n:
+                    i = pattern[top]
+                    yi = y[i]
+                    y[i] = 0.0
+                    p2 = self.Lp[i] + lnz[i]
+                    for p in range(self.Lp[i], p2):
+                        y[self.Li[p]] -= self.Lx[p] * yi
+                    lki = yi / self.D[i]
+                    self.D[k] -= lki * yi
+                    self.Li[p2] = k
+                    self.Lx[p2] = lki
+                    lnz[i] += 1
+                    top += 1
+                if not self.D[k] > 0:
+                    bad = True
+                    break
+        if bad:
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+
+    def solve(self, b):
+        """x with (L D L^T) x = b."""
+        x = np.array(b, dtype=np.float64, copy=True)
+        cdef double[::1] X = x
+        cdef Py_ssize_t j, p
+        with nogil:
+            for j in range(self.n):
+                for p in range(self.Lp[j], self.Lp[j + 1]):
+                    X[self.Li[p]] -= self.Lx[p] * X[j]
+            for j in range(self.n):
+                X[j] /= self.D[j]
+            for j in range(self.n - 1, -1, -1):
+                for p in range(self.Lp[j], self.Lp[j + 1]):
+                    X[j] -= self.Lx[p] * X[self.Li[p]]
+        return x
+
+
 cdef class _Factor:
     """Sparse LU of one island's reduced susceptance matrix (the island's first bus as reference)."""
     cdef public object lu, pos, branches
@@ -591,7 +693,7 @@ cdef class DCFlow:
     cdef double[::1] x, shift, cap
     cdef readonly double base
     cdef public Py_ssize_t kmax
-    cdef object base_active, base_label, base_size, base_factors, base_branches
+    cdef object base_active, base_label, base_size, base_factors, base_branches, rank
     cdef readonly Py_ssize_t n_factorizations, n_woodbury, n_solves
 
     def __init__(self, Py_ssize_t n, int64_t[::1] br_from, int64_t[::1] br_to,
@@ -641,6 +743,15 @@ cdef class DCFlow:
         cuts = np.searchsorted(lab_br[ids], np.arange(nb + 1))
         self.base_branches = [ids[cuts[i]:cuts[i + 1]] for i in range(nb)]
         self.base_factors = {}
+        # one fill-reducing order for every factorization: SuperLU's minimum degree on the
+        # pattern of the intact grid's B + I (values irrelevant), each island's buses in it
+        bi = np.flatnonzero(self.base_active)
+        pat = sp.coo_matrix((np.ones(2 * len(bi)), (np.r_[fr_a[bi], to_a[bi]],
+                                                    np.r_[to_a[bi], fr_a[bi]])), shape=(n, n))
+        pat = (pat + sp.identity(n) * (2.0 * len(bi) + 1.0)).tocsc()
+        self.rank = (np.asarray(splu(pat, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                     options={"SymmetricMode": True}).perm_c)
+                     if n > DENSE_MAX else np.arange(n))
         self.n_factorizations = 0
         self.n_woodbury = 0
         self.n_solves = 0
@@ -671,14 +782,16 @@ cdef class DCFlow:
         return nl
 
     cdef _Factor _factorize(self, object buses, object br):
-        """Sparse LU of the reduced B over branches ``br`` of the island ``buses`` (sorted)."""
+        """LDL^T of the reduced B over branches ``br`` of the island ``buses`` (sorted), its
+        buses in the fill-reducing order of the whole grid (``rank``)."""
         cdef _Factor f = _Factor()
         nb = len(buses)
+        rest = buses[1:]
+        rest = rest[np.argsort(self.rank[rest], kind="stable")]
         pos = np.full(self.n, -1, dtype=np.int64)
-        pos[buses[1:]] = np.arange(nb - 1)
+        pos[rest] = np.arange(nb - 1)
         B = self._reduced_b(pos, br, nb - 1)
-        f.lu = splu(B.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                    options={"SymmetricMode": True})
+        f.lu = _LDL(B)
         f.pos = pos
         f.branches = br
         f.ref = buses[0]
@@ -735,7 +848,11 @@ cdef class DCFlow:
                 cache[key] = f
                 removed = br[:0]
         pos = f.pos
-        z = f.lu.solve(rhs[buses[1:]])
+        rest = buses[1:]
+        pr = rest if pos is None else pos[rest]
+        rr = np.empty(nb - 1)
+        rr[pr] = rhs[rest]
+        z = f.lu.solve(rr)
         self.n_solves += 1
         k = len(removed)
         if k:
@@ -764,7 +881,7 @@ cdef class DCFlow:
             zx = np.append(z, 0.0)
             z = z + W[:nr] @ np.linalg.solve(M, zx[pfr] - zx[pto])
         theta = np.zeros(nb)
-        theta[1:] = z
+        theta[1:] = z[pr]
         return theta
 
     def cascade(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
