@@ -565,13 +565,10 @@ cdef class _LDL:
     cdef int64_t[::1] Lp, Li
     cdef double[::1] Lx, D
 
-    def __init__(self, object A):
-        A = sp.csc_matrix(A)
-        A.sort_indices()
-        cdef Py_ssize_t n = A.shape[0], k, p, i, top, ln, p2
-        cdef int64_t[::1] Ap = A.indptr.astype(np.int64)
-        cdef int64_t[::1] Ai = A.indices.astype(np.int64)
-        cdef double[::1] Ax = A.data.astype(np.float64)
+    def __init__(self, Py_ssize_t n, int64_t[::1] Ap, int64_t[::1] Ai, double[::1] Ax):
+        # A in compressed columns; only the entries on and above the diagonal are read, and
+        # duplicates add up
+        cdef Py_ssize_t k, p, i, top, ln, p2
         cdef int64_t[::1] parent = np.empty(n, dtype=np.int64)
         cdef int64_t[::1] lnz = np.empty(n, dtype=np.int64)
         cdef int64_t[::1] flag = np.empty(n, dtype=np.int64)
@@ -790,8 +787,7 @@ cdef class DCFlow:
         rest = rest[np.argsort(self.rank[rest], kind="stable")]
         pos = np.full(self.n, -1, dtype=np.int64)
         pos[rest] = np.arange(nb - 1)
-        B = self._reduced_b(pos, br, nb - 1)
-        f.lu = _LDL(B)
+        f.lu = self._ldl(pos, br, nb - 1)
         f.pos = pos
         f.branches = br
         f.ref = buses[0]
@@ -799,16 +795,48 @@ cdef class DCFlow:
         self.n_factorizations += 1
         return f
 
-    cdef object _reduced_b(self, object pos, object br, Py_ssize_t nr):
-        x = np.asarray(self.x)[br]
-        pf = pos[np.asarray(self.fr)[br]]
-        pt = pos[np.asarray(self.to_)[br]]
-        b = 1.0 / x
-        rows = np.concatenate([pf, pt, pf, pt])
-        cols = np.concatenate([pf, pt, pt, pf])
-        vals = np.concatenate([b, b, -b, -b])
-        keep = (rows >= 0) & (cols >= 0)
-        return sp.coo_matrix((vals[keep], (rows[keep], cols[keep])), shape=(nr, nr))
+    cdef _LDL _ldl(self, int64_t[::1] pos, int64_t[::1] br, Py_ssize_t nr):
+        """LDL^T of the reduced B (rows/columns pos[bus] >= 0) over branches br, assembled as
+        the upper triangle in compressed columns without going through scipy.sparse."""
+        cdef Py_ssize_t nbr = br.shape[0], j, e, i, k, c, q
+        cdef double b
+        cdef int64_t[::1] Ap = np.zeros(nr + 1, dtype=np.int64)
+        cdef int64_t[::1] fill
+        cdef int64_t[::1] Ai = np.empty(nr + nbr, dtype=np.int64)
+        cdef double[::1] Ax = np.empty(nr + nbr, dtype=np.float64)
+        cdef double[::1] diag = np.zeros(nr, dtype=np.float64)
+        with nogil:
+            for j in range(nbr):
+                e = br[j]
+                i = pos[self.fr[e]]
+                k = pos[self.to_[e]]
+                b = 1.0 / self.x[e]
+                if i >= 0:
+                    diag[i] += b
+                if k >= 0:
+                    diag[k] += b
+                if i >= 0 and k >= 0 and i != k:
+                    c = i if i > k else k
+                    Ap[c + 1] += 1
+            for c in range(nr):
+                Ap[c + 1] += Ap[c] + 1          # + the diagonal
+        fill = np.array(Ap[:nr], dtype=np.int64)
+        with nogil:
+            for c in range(nr):
+                Ai[fill[c]] = c
+                Ax[fill[c]] = diag[c]
+                fill[c] += 1
+            for j in range(nbr):
+                e = br[j]
+                i = pos[self.fr[e]]
+                k = pos[self.to_[e]]
+                if i >= 0 and k >= 0 and i != k:
+                    c = i if i > k else k
+                    q = fill[c]
+                    Ai[q] = k if i > k else i
+                    Ax[q] = -1.0 / self.x[e]
+                    fill[c] = q + 1
+        return _LDL(nr, Ap, Ai[:Ap[nr]], Ax[:Ap[nr]])
 
     cdef object _theta(self, object buses, object br, object rhs, object active, dict cache,
                        dict wcache):
@@ -818,7 +846,15 @@ cdef class DCFlow:
         if nb <= DENSE_MAX:
             pos = np.full(self.n, -1, dtype=np.int64)
             pos[buses[1:]] = np.arange(nb - 1)
-            B = self._reduced_b(pos, br, nb - 1).toarray()
+            B = np.zeros((nb, nb))
+            pf = pos[np.asarray(self.fr)[br]]
+            pt = pos[np.asarray(self.to_)[br]]
+            b = 1.0 / np.asarray(self.x)[br]
+            np.add.at(B, (pf, pf), b)
+            np.add.at(B, (pt, pt), b)
+            np.add.at(B, (pf, pt), -b)
+            np.add.at(B, (pt, pf), -b)
+            B = B[:nb - 1, :nb - 1]           # index -1 (the reference) lands in the last row
             theta = np.zeros(nb)
             theta[1:] = np.linalg.solve(B, rhs[buses[1:]])
             self.n_solves += 1
