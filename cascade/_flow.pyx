@@ -92,7 +92,8 @@ cdef class MaxMinFlow:
     cdef double[::1] cap
     # per-solve state
     cdef uint8_t[::1] active, working, state
-    cdef int64_t[::1] order, loc, glob, queue, stk_s, stk_e
+    cdef int64_t[::1] order, loc, glob, queue, stk_s, stk_e, bfs
+    cdef Py_ssize_t nwork
     cdef double[::1] x, eflow, sink_fixed, sink_dem, stk_tau, supply, lsrc, lfix
     cdef int32_t[::1] prio
     # local graph (region + S + T)
@@ -143,6 +144,7 @@ cdef class MaxMinFlow:
         self.loc = np.zeros(n, dtype=np.int64)
         self.glob = np.zeros(n, dtype=np.int64)
         self.queue = np.zeros(n + 2, dtype=np.int64)
+        self.bfs = np.zeros(n + 2, dtype=np.int64)
         self.stk_s = np.zeros(2 * n + 2, dtype=np.int64)
         self.stk_e = np.zeros(2 * n + 2, dtype=np.int64)
         self.stk_tau = np.zeros(2 * n + 2, dtype=np.float64)
@@ -215,18 +217,19 @@ cdef class MaxMinFlow:
             self.working[v] = 0
             if alive[v] and supply[v] > 0:
                 self.working[v] = 1
-                self.queue[tail] = v
+                self.bfs[tail] = v
                 tail += 1
         while head < tail:
-            v = self.queue[head]
+            v = self.bfs[head]
             head += 1
             for j in range(self.adj_ptr[v], self.adj_ptr[v + 1]):
                 if self.adj_out[j] and self.active[self.adj_edge[j]]:
                     w = self.adj_nbr[j]
                     if not self.working[w]:
                         self.working[w] = 1
-                        self.queue[tail] = w
+                        self.bfs[tail] = w
                         tail += 1
+        self.nwork = tail        # bfs[:nwork]: the working nodes in breadth-first order
 
     cdef void _serve_class(self, int32_t cls, double[::1] demand):
         cdef Py_ssize_t v, e, cnt = 0, top = 0, s, t, i, k, na, nx
@@ -236,17 +239,19 @@ cdef class MaxMinFlow:
         for v in range(self.n):
             self.sink_fixed[v] = 0.0
             self.sink_dem[v] = 0.0
-            if self.working[v]:
-                self.state[v] = ST_PENDING
-                self.order[cnt] = v
-                cnt += 1
-                if demand[v] > 0:
-                    if self.prio[v] > cls:
-                        self.sink_fixed[v] = self.x[v]
-                    elif self.prio[v] == cls:
-                        self.sink_dem[v] = demand[v]
-            else:
-                self.state[v] = ST_OUT
+            self.state[v] = ST_OUT
+        # the working nodes in breadth-first order from the sources: local graphs keep
+        # neighbours close in memory (the regions inherit the order)
+        for i in range(self.nwork):
+            v = self.bfs[i]
+            self.state[v] = ST_PENDING
+            self.order[cnt] = v
+            cnt += 1
+            if demand[v] > 0:
+                if self.prio[v] > cls:
+                    self.sink_fixed[v] = self.x[v]
+                elif self.prio[v] == cls:
+                    self.sink_dem[v] = demand[v]
         self.stk_s[0] = 0
         self.stk_e[0] = cnt
         self.stk_tau[0] = -1.0       # unknown: the root finds it with lambda = 1
