@@ -201,8 +201,11 @@ cdef class MaxMinFlow:
         classes = np.unique(np.asarray(priority)[w & (d > 0)])[::-1]
         for e in range(self.m):
             self.eflow[e] = 0.0
+        cdef int32_t cls
         for c in classes:
-            self._serve_class(<int32_t>c, demand)
+            cls = <int32_t>c
+            with nogil:
+                self._serve_class(cls, demand)
         return (np.array(self.x), np.array(self.eflow), np.array(self.working, dtype=bool))
 
     cdef void _reach(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply) noexcept nogil:
@@ -231,7 +234,7 @@ cdef class MaxMinFlow:
                         tail += 1
         self.nwork = tail        # bfs[:nwork]: the working nodes in breadth-first order
 
-    cdef void _serve_class(self, int32_t cls, double[::1] demand):
+    cdef void _serve_class(self, int32_t cls, double[::1] demand) noexcept nogil:
         cdef Py_ssize_t v, e, cnt = 0, top = 0, s, t, i, k, na, nx
         cdef double tau, lam, value, y, du, du_a, du_x, fixed, tau_a, cut
         for e in range(self.m):
