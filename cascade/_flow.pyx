@@ -94,7 +94,9 @@ cdef class MaxMinFlow:
     cdef uint8_t[::1] active, working, state
     cdef int64_t[::1] order, loc, glob, queue, stk_s, stk_e, bfs
     cdef Py_ssize_t nwork
-    cdef double[::1] x, eflow, sink_fixed, sink_dem, stk_tau, supply, lsrc, lfix
+    cdef double[::1] x, eflow, sink_fixed, sink_dem, stk_tau, supply, lsrc, lfix, wflow, wsrc, wexc
+    cdef uint8_t[::1] stk_warm
+    cdef int64_t[::1] src_arc
     cdef int32_t[::1] prio
     # local graph (region + S + T)
     cdef int64_t[::1] first, rev, it, path, pair_edge, sink_arc, bnd_edge, bnd_loc
@@ -148,6 +150,11 @@ cdef class MaxMinFlow:
         self.stk_s = np.zeros(2 * n + 2, dtype=np.int64)
         self.stk_e = np.zeros(2 * n + 2, dtype=np.int64)
         self.stk_tau = np.zeros(2 * n + 2, dtype=np.float64)
+        self.stk_warm = np.zeros(2 * n + 2, dtype=np.uint8)
+        self.wflow = np.zeros(m, dtype=np.float64)
+        self.wsrc = np.zeros(n, dtype=np.float64)
+        self.wexc = np.zeros(n, dtype=np.float64)
+        self.src_arc = np.zeros(n, dtype=np.int64)
         self.x = np.zeros(n, dtype=np.float64)
         self.eflow = np.zeros(m, dtype=np.float64)
         self.sink_fixed = np.zeros(n, dtype=np.float64)
@@ -237,6 +244,7 @@ cdef class MaxMinFlow:
     cdef void _serve_class(self, int32_t cls, double[::1] demand) noexcept nogil:
         cdef Py_ssize_t v, e, cnt = 0, top = 0, s, t, i, k, na, nx
         cdef double tau, lam, value, y, du, du_a, du_x, fixed, tau_a, cut
+        cdef uint8_t warm
         for e in range(self.m):
             self.eflow[e] = 0.0
         for v in range(self.n):
@@ -258,12 +266,14 @@ cdef class MaxMinFlow:
         self.stk_s[0] = 0
         self.stk_e[0] = cnt
         self.stk_tau[0] = -1.0       # unknown: the root finds it with lambda = 1
+        self.stk_warm[0] = 0
         top = 1
         while top > 0:
             top -= 1
             s = self.stk_s[top]
             t = self.stk_e[top]
             tau = self.stk_tau[top]
+            warm = self.stk_warm[top]
             k = t - s
             du = 0.0
             fixed = 0.0
@@ -283,8 +293,8 @@ cdef class MaxMinFlow:
             if lam < 0.0:
                 lam = 0.0
             self._set_lambda(k, lam)
-            self._reset_flow()
-            value = self._maxflow(k)
+            value = self._warm_start(k) if warm else 0.0
+            value += self._maxflow(k)
             y = fixed + lam * du
             if du <= 0 or y - value <= self.eps:
                 self._finish(s, t, lam)
@@ -339,10 +349,13 @@ cdef class MaxMinFlow:
                 self.stk_s[top] = s + na
                 self.stk_e[top] = t
                 self.stk_tau[top] = tau - tau_a
+                self.stk_warm[top] = 1
+                self._save_warm(k)
                 top += 1
             self.stk_s[top] = s
             self.stk_e[top] = s + na
             self.stk_tau[top] = tau_a
+            self.stk_warm[top] = 0
             top += 1
 
     cdef inline void _add_pair(self, int64_t a, int64_t b, double cab, double cba,
@@ -421,13 +434,17 @@ cdef class MaxMinFlow:
                         ls += c
             self.lsrc[i] = ls
             self.lfix[i] = lf
+            self.src_arc[i] = -1
             if ls > 0:
+                self.src_arc[i] = self.narcs
                 self._add_pair(k, i, ls, 0.0, -1)
             self.sink_arc[i] = self.narcs
             self._add_pair(i, k + 1, lf, 0.0, -1)
         self._pack(k + 2)
         for i in range(k):
             self.sink_arc[i] = self.slot[self.sink_arc[i]]
+            if self.src_arc[i] >= 0:
+                self.src_arc[i] = self.slot[self.src_arc[i]]
 
     cdef void _set_lambda(self, Py_ssize_t k, double lam) noexcept nogil:
         cdef Py_ssize_t i, a
@@ -556,6 +573,57 @@ cdef class MaxMinFlow:
         for i in range(self.nbnd):
             if self.level[self.bnd_loc[i]] >= 0:
                 self.eflow[self.bnd_edge[i]] += self.bnd_val[i]
+
+    cdef void _save_warm(self, Py_ssize_t k) noexcept nogil:
+        """Keep the flow of the upper part X (level >= 0) of a split region: X's levels are at
+        or above this lambda, so this flow stays feasible for X and starts its max flow."""
+        cdef Py_ssize_t p, i, a
+        for p in range(self.narcs >> 1):
+            if (self.pair_edge[p] >= 0 and self.level[self.t_tail[2 * p]] >= 0
+                    and self.level[self.t_head[2 * p]] >= 0):
+                a = self.slot[2 * p]
+                self.wflow[self.pair_edge[p]] = self.cap0[a] - self.res[a]
+        for i in range(k):
+            if self.level[i] >= 0:
+                a = self.src_arc[i]
+                self.wsrc[self.glob[i]] = self.cap0[a] - self.res[a] if a >= 0 else 0.0
+
+    cdef double _warm_start(self, Py_ssize_t k) noexcept nogil:
+        """Load the flow saved by _save_warm into the fresh compact graph of region X; each
+        node's sink arc takes what the node receives (conservation), within its capacity."""
+        cdef Py_ssize_t p, i, a, b
+        cdef double f, c, total = 0.0
+        for i in range(k):
+            self.wexc[i] = 0.0          # reused below as each node's net inflow
+        for p in range(self.narcs >> 1):
+            if self.pair_edge[p] >= 0:
+                a = self.slot[2 * p]
+                b = self.rev[a]
+                f = self.wflow[self.pair_edge[p]]
+                self.res[a] = self.cap0[a] - f
+                self.res[b] = self.cap0[b] + f
+                self.wexc[self.t_tail[2 * p]] -= f
+                self.wexc[self.t_head[2 * p]] += f
+        for i in range(k):
+            a = self.src_arc[i]
+            if a >= 0:
+                f = self.wsrc[self.glob[i]]
+                if f > self.cap0[a]:
+                    f = self.cap0[a]
+                self.res[a] = self.cap0[a] - f
+                self.res[self.rev[a]] = f
+                self.wexc[i] += f
+            a = self.sink_arc[i]
+            c = self.cap0[a]
+            f = self.wexc[i]
+            if f < 0:
+                f = 0.0
+            if f > c:
+                f = c
+            self.res[a] = c - f
+            self.res[self.rev[a]] = f
+            total += f
+        return total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1059,3 +1127,4 @@ cdef class DCFlow:
             ts = np.zeros(0, dtype=np.int32)
             tf = np.zeros(0)
         return served, working, flow, tb, ts, tf
+
