@@ -464,76 +464,90 @@ cdef class MaxMinFlow:
     cdef double _maxflow(self, Py_ssize_t k) noexcept nogil:
         """Dinic's algorithm from k (source) to k+1 (sink) on the compact graph; the last BFS
         leaves level[v] >= 0 exactly on the nodes reachable from the source in the residual."""
-        cdef Py_ssize_t S = k, T = k + 1, v, u, a, head, tail, plen, i, stop, lt
+        cdef Py_ssize_t S = k, T = k + 1, v, u, a, head, tail, plen, i, stop, lt, lu
         cdef double total = 0.0, f, eps = self.eps
+        # raw pointers: the compiler keeps them in registers (memoryview fields of self are
+        # reloaded at every access)
+        cdef int64_t* first = &self.first[0]
+        cdef int64_t* rev = &self.rev[0]
+        cdef int64_t* it = &self.it[0]
+        cdef int64_t* path = &self.path[0]
+        cdef int64_t* queue = &self.queue[0]
+        cdef int32_t* to = &self.to[0]
+        cdef int32_t* level = &self.level[0]
+        cdef double* res = &self.res[0]
         self.n_maxflows += 1
         self.n_visits += k
         while True:
             for v in range(k + 2):
-                self.level[v] = -1
-            self.level[S] = 0
-            self.queue[0] = S
+                level[v] = -1
+            level[S] = 0
+            queue[0] = S
             head = 0
             tail = 1
+            lt = -1
             while head < tail:
-                u = self.queue[head]
+                u = queue[head]
                 head += 1
-                if self.level[T] >= 0 and self.level[u] >= self.level[T]:
+                lu = level[u]
+                if lt >= 0 and lu >= lt:
                     break                 # nodes beyond the sink's distance cannot reach it
-                for a in range(self.first[u], self.first[u + 1]):
-                    v = self.to[a]
-                    if self.level[v] < 0 and self.res[a] > eps:
-                        self.level[v] = self.level[u] + 1
-                        self.queue[tail] = v
+                for a in range(first[u], first[u + 1]):
+                    v = to[a]
+                    if level[v] < 0 and res[a] > eps:
+                        level[v] = lu + 1
+                        queue[tail] = v
                         tail += 1
-            if self.level[T] < 0:
+                        if v == T:
+                            lt = lu + 1
+            if level[T] < 0:
                 return total
-            lt = self.level[T]
+            lt = level[T]
             self.n_phases += 1
             for v in range(k + 2):
-                self.it[v] = self.first[v]
+                it[v] = first[v]
             plen = 0
             u = S
             while True:
                 if u == T:
                     f = INFINITY
                     for i in range(plen):
-                        if self.res[self.path[i]] < f:
-                            f = self.res[self.path[i]]
+                        if res[path[i]] < f:
+                            f = res[path[i]]
                     stop = -1
                     for i in range(plen):
-                        a = self.path[i]
-                        self.res[a] -= f
-                        self.res[self.rev[a]] += f
-                        if stop < 0 and self.res[a] <= eps:
+                        a = path[i]
+                        res[a] -= f
+                        res[rev[a]] += f
+                        if stop < 0 and res[a] <= eps:
                             stop = i
                     total += f
                     self.n_paths += 1
                     # retreat to the tail of the first saturated arc
                     plen = stop
-                    u = self.to[self.rev[self.path[stop]]]
+                    u = to[rev[path[stop]]]
                     continue
-                a = self.it[u]
-                stop = self.first[u + 1]
+                a = it[u]
+                stop = first[u + 1]
+                lu = level[u] + 1
                 while a < stop:
-                    v = self.to[a]
-                    if (self.res[a] > eps and self.level[v] == self.level[u] + 1
-                            and (self.level[v] < lt or v == T)):
+                    v = to[a]
+                    if res[a] > eps and level[v] == lu and (lu < lt or v == T):
                         break
                     a += 1
-                self.it[u] = a
+                it[u] = a
                 if a < stop:
-                    self.path[plen] = a
+                    path[plen] = a
                     plen += 1
                     u = v
                     continue
                 # dead end: block u and retreat
                 if u == S:
                     break
-                self.level[u] = -2
+                level[u] = -2
                 plen -= 1
-                u = self.to[self.rev[self.path[plen]]]
-                self.it[u] += 1
+                u = to[rev[path[plen]]]
+                it[u] += 1
         return total
 
     cdef void _finish(self, Py_ssize_t s, Py_ssize_t t, double lam) noexcept nogil:
