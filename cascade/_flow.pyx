@@ -46,13 +46,12 @@ and an island is refactorised only when its bus set changes or more than ``kmax`
 left it since its factors were computed.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.math cimport INFINITY, isinf, isnan, fabs
+from libc.math cimport INFINITY
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-cimport cython
 
 RTOL = 1e-12
 cdef double _RTOL = 1e-12
@@ -455,11 +454,6 @@ cdef class MaxMinFlow:
             self.cap0[a] = c
             self.res[a] = c
             self.res[self.rev[a]] = 0.0
-
-    cdef void _reset_flow(self) noexcept nogil:
-        cdef Py_ssize_t a
-        for a in range(self.narcs):
-            self.res[a] = self.cap0[a]
 
     cdef double _maxflow(self, Py_ssize_t k) noexcept nogil:
         """Dinic's algorithm from k (source) to k+1 (sink) on the compact graph; the last BFS
@@ -1059,7 +1053,8 @@ cdef class DCFlow:
                 idx = idx[np.lexsort((-prio[idx], lab[idx]))]
                 li = lab[idx]
                 pi = prio[idx]
-                start = np.flatnonzero(np.r_[True, (li[1:] != li[:-1]) | (pi[1:] != pi[:-1])])
+                nl = len(li) - 1          # (no negative indices: wraparound is off)
+                start = np.flatnonzero(np.r_[True, (li[1:] != li[:nl]) | (pi[1:] != pi[:nl])])
                 dc = np.add.reduceat(dem[idx], start)
                 gl = li[start]
                 fc = np.empty(len(start))
@@ -1109,7 +1104,7 @@ cdef class DCFlow:
                 order = np.argsort(lab_ab, kind="stable")
                 ab = ab[order]
                 lab_ab = lab_ab[order]
-                bounds = np.flatnonzero(np.r_[True, lab_ab[1:] != lab_ab[:-1], True])
+                bounds = np.flatnonzero(np.r_[True, lab_ab[1:] != lab_ab[:len(lab_ab) - 1], True])
                 bus_order = np.argsort(lab, kind="stable")
                 bus_cuts = np.searchsorted(lab[bus_order], np.arange(ni + 1))
                 for j in range(len(bounds) - 1):
