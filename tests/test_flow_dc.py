@@ -293,3 +293,20 @@ def test_bad_input_is_refused():
         dc_cascade([1, 1], [0], [1], [0.0], None, None, [1], [1, 0], [0, 1])
     with pytest.raises(ValueError):
         dc_cascade([1, 1], [0], [5], [0.1], None, None, [1], [1, 0], [0, 1])
+
+
+def test_no_branches_int32_indices_and_reuse():
+    k = DCFlow(3, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    r = k.cascade([1, 1, 0], np.zeros(0, bool), [5, 0, 5], [2, 1, 1])
+    np.testing.assert_array_equal(r.working, [True, False, False])
+    np.testing.assert_allclose(r.served, [1, 0, 0])
+    assert r.flows.shape == (0,) and len(r.trip_branch) == 0
+    rng = np.random.default_rng(5)
+    fr, to, x, phi, supply, demand = random_grid(rng, 40, 20)
+    m = len(fr)
+    a = DCFlow(40, fr.astype(np.int32), to.astype(np.int32), x, phi).cascade(
+        np.ones(40, bool), np.ones(m, bool), supply, demand)
+    b = DCFlow(40, fr, to, x, phi)
+    for _ in range(2):                        # the same object twice: no state leaks
+        c = b.cascade(np.ones(40, bool), np.ones(m, bool), supply, demand)
+        np.testing.assert_array_equal(a.flows, c.flows)
