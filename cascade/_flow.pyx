@@ -928,19 +928,17 @@ cdef class DCFlow:
         cdef _Factor f = None
         cdef Py_ssize_t nb = len(buses), lab
         if nb <= DENSE_MAX:
-            pos = np.full(self.n, -1, dtype=np.int64)
-            pos[buses[1:]] = np.arange(nb - 1)
+            # local index by search in the sorted buses (no n-sized arrays per small island)
+            pf = np.searchsorted(buses, np.asarray(self.fr)[br])
+            pt = np.searchsorted(buses, np.asarray(self.to_)[br])
             B = np.zeros((nb, nb))
-            pf = pos[np.asarray(self.fr)[br]]
-            pt = pos[np.asarray(self.to_)[br]]
             b = 1.0 / np.asarray(self.x)[br]
             np.add.at(B, (pf, pf), b)
             np.add.at(B, (pt, pt), b)
             np.add.at(B, (pf, pt), -b)
             np.add.at(B, (pt, pf), -b)
-            B = B[:nb - 1, :nb - 1]           # index -1 (the reference) lands in the last row
-            theta = np.zeros(nb)
-            theta[1:] = np.linalg.solve(B, rhs[buses[1:]])
+            theta = np.zeros(nb)             # the reference, buses[0], is row and column 0
+            theta[1:] = np.linalg.solve(B[1:, 1:], rhs[buses[1:]])
             self.n_solves += 1
             return theta
         removed = None
@@ -1105,13 +1103,13 @@ cdef class DCFlow:
                 ab = ab[order]
                 lab_ab = lab_ab[order]
                 bounds = np.flatnonzero(np.r_[True, lab_ab[1:] != lab_ab[:len(lab_ab) - 1], True])
+                theta = np.zeros(n)
                 bus_order = np.argsort(lab, kind="stable")
                 bus_cuts = np.searchsorted(lab[bus_order], np.arange(ni + 1))
                 for j in range(len(bounds) - 1):
                     br = ab[bounds[j]:bounds[j + 1]]
                     isl = lab_ab[bounds[j]]
                     buses = np.sort(bus_order[bus_cuts[isl]:bus_cuts[isl + 1]])
-                    theta = np.zeros(n)
                     theta[buses] = self._theta(buses, br, rhs, active, cache, wcache)
                     flow[br] = self.base * (theta[fr[br]] - theta[to[br]] - phi[br]) / x[br]
             over = act[np.abs(flow[act]) > limit[act]]
