@@ -12,12 +12,13 @@ DEBUG = os.environ.get("CASCADE_DEBUG", "") not in ("", "0")
 
 extensions = [
     Extension(
-        "cascade._core",
-        ["cascade/_core.pyx"],
+        name,
+        [f"cascade/{name.split('.')[-1]}.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
+    for name in ("cascade._core", "cascade._flow")
 ]
 
 setup(

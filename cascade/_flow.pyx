@@ -1,0 +1,1137 @@
+# cython: language_level=3
+"""Flow kernels over arrays: max-min fair allocation (``flow`` layers) and DC power flow with
+overload trips (``dcflow`` layers), FORMAT.md v2.
+
+Both kernels see only arrays (indices 0..n-1 for nodes, 0..m-1 for edges); the name-to-index
+boundary stays in ``cascade/compiled.py``.  The thin Python wrapper is ``cascade/flowkernels.py``.
+
+Max-min fair allocation (:class:`MaxMinFlow`)
+---------------------------------------------
+The served vector x (0 <= x_i <= d_i) deliverable from the working sources over the capacitated
+edges forms a polymatroid; the lexicographically max-min fair vector in x_i / d_i is its
+lexicographically optimal base with weights d (Fujishige, "Lexicographically optimal base of a
+polymatroid with respect to a weight vector", Math. Oper. Res. 5, 1980), capped at x_i <= d_i.
+It is found by the decomposition algorithm, with each step one maximum flow on the graph with a
+super source (arcs of capacity supply) and a super sink (arcs of capacity lambda d_i for the
+nodes of the class being served, the fixed x_i of the classes served before it):
+
+* a region of nodes with known total tau for its class nodes gets the uniform level
+  lambda = tau / d(region); if the max flow at lambda saturates every sink arc, every class
+  node of the region is served at lambda (one level);
+* otherwise the minimum cut (the nodes not reachable from the source in the residual graph, A)
+  is a tight set: its nodes' levels are below lambda, the rest's at or above.  A is solved as
+  the *restriction* (the rest contracted into the source: the cut arcs become source arcs) and
+  the rest as the *contraction* (A contracted into the sink: the cut arcs become fixed sink
+  arcs that stay saturated), lower levels first, so that at any time the finished nodes lie
+  below the current region and the pending ones above it (Gallo, Grigoriadis and Tarjan, SIAM
+  J. Comput. 18, 1989, section 4, on the same nested cuts).
+
+Each maximum flow is Dinic's algorithm on a compact graph of the region only.  Priority classes
+are served in decreasing priority, each with the classes before it as fixed sinks.  Tolerances:
+a max flow is feasible when its deficit is at most ``RTOL`` (1e-12) times the layer's scale
+(its total supply plus its total demand); residual arcs below ``RTOL`` times that scale count as
+saturated.
+
+DC power flow with trips (:class:`DCFlow`)
+------------------------------------------
+Islands of alive buses over active branches; in each island priority classes are served in
+order at one fraction min(1, remaining supply / class demand); generators share the served
+total (with or without dispatch); the angles solve the reduced B theta = P / base + shift
+terms with a sparse LDL^T in Cython (Davis's LDL algorithm, in the minimum-degree order that
+SuperLU finds once for the intact grid); every branch whose
+|flow| exceeds capacity * (1 + 1e-9) trips at once, and the loop repeats until none.  A
+factorization is reused when branches leave an island without splitting it: the new angles
+come from the old factors by the Woodbury identity (the rank-k update that LODFs express),
+and an island is refactorised only when its bus set changes or more than ``kmax`` branches have
+left it since its factors were computed.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.math cimport INFINITY
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import splu
+
+
+RTOL = 1e-12
+cdef double _RTOL = 1e-12
+DC_TRIP_RTOL = 1e-9
+
+# node states inside one priority class of MaxMinFlow
+cdef enum:
+    ST_OUT = 0        # not working, or not part of the layer
+    ST_PENDING = 1    # in a region waiting on the stack (above the current region)
+    ST_CURRENT = 2    # in the region being solved
+    ST_FINAL = 3      # its region is solved (below the current region)
+    ST_ABOVE = 4      # served in full at the root's split (above every region): like pending
+
+
+# ----------------------------------------------------------------------------------------------
+# Max-min fair allocation
+# ----------------------------------------------------------------------------------------------
+
+cdef class MaxMinFlow:
+    """Max-min fair allocation by priority on one ``flow`` layer, with reusable buffers.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes (indices 0..n-1; nodes outside the layer are simply never alive).
+    edge_src, edge_dst : ndarray of int64, shape (m,)
+        Ends of every edge.
+    edge_directed : ndarray of uint8, shape (m,)
+        1: the edge carries flow src -> dst only; 0: either way (up to its capacity).
+    edge_capacity : ndarray of float64, shape (m,)
+        The most the edge carries; ``inf`` = unlimited, 0 (or NaN treated as unlimited by the
+        wrapper) = unusable.
+    """
+    cdef readonly Py_ssize_t n, m
+    cdef int64_t[::1] src, dst, adj_ptr, adj_nbr, adj_edge
+    cdef uint8_t[::1] adj_out, adj_in
+    cdef double[::1] cap
+    # per-solve state
+    cdef uint8_t[::1] active, working, state
+    cdef int64_t[::1] order, loc, glob, queue, stk_s, stk_e, bfs
+    cdef Py_ssize_t nwork
+    cdef double[::1] x, eflow, sink_fixed, sink_dem, stk_tau, supply, lsrc, lfix, wflow, wsrc, wexc
+    cdef uint8_t[::1] stk_warm
+    cdef int64_t[::1] src_arc
+    cdef int32_t[::1] prio
+    # local graph (region + S + T)
+    cdef int64_t[::1] first, rev, it, path, pair_edge, sink_arc, bnd_edge, bnd_loc
+    cdef int32_t[::1] to, level     # node indices of the local graph: 4 bytes halve the traffic
+    cdef int64_t[::1] t_tail, t_head, slot
+    cdef double[::1] t_cap
+    cdef double[::1] res, cap0, bnd_val
+    cdef Py_ssize_t narcs, nbnd
+    cdef double eps, scale, big
+    cdef readonly Py_ssize_t n_maxflows, n_phases, n_paths, n_visits
+
+    def __init__(self, Py_ssize_t n, int64_t[::1] edge_src, int64_t[::1] edge_dst,
+                 uint8_t[::1] edge_directed, double[::1] edge_capacity):
+        cdef Py_ssize_t m = edge_src.shape[0], e, v, w
+        cdef int64_t[::1] fill
+        self.n = n
+        self.m = m
+        self.src = edge_src
+        self.dst = edge_dst
+        self.cap = edge_capacity
+        deg = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(deg, np.asarray(edge_src) + 1, 1)
+        np.add.at(deg, np.asarray(edge_dst) + 1, 1)
+        self.adj_ptr = np.cumsum(deg)
+        self.adj_nbr = np.empty(2 * m, dtype=np.int64)
+        self.adj_edge = np.empty(2 * m, dtype=np.int64)
+        self.adj_out = np.empty(2 * m, dtype=np.uint8)
+        self.adj_in = np.empty(2 * m, dtype=np.uint8)
+        fill = np.array(self.adj_ptr[:n], dtype=np.int64)
+        for e in range(m):
+            v = edge_src[e]
+            w = edge_dst[e]
+            self.adj_nbr[fill[v]] = w
+            self.adj_edge[fill[v]] = e
+            self.adj_out[fill[v]] = 1
+            self.adj_in[fill[v]] = 0 if edge_directed[e] else 1
+            fill[v] += 1
+            self.adj_nbr[fill[w]] = v
+            self.adj_edge[fill[w]] = e
+            self.adj_out[fill[w]] = 0 if edge_directed[e] else 1
+            self.adj_in[fill[w]] = 1
+            fill[w] += 1
+        self.active = np.zeros(m, dtype=np.uint8)
+        self.working = np.zeros(n, dtype=np.uint8)
+        self.state = np.zeros(n, dtype=np.uint8)
+        self.order = np.zeros(n, dtype=np.int64)
+        self.loc = np.zeros(n, dtype=np.int64)
+        self.glob = np.zeros(n, dtype=np.int64)
+        self.queue = np.zeros(n + 2, dtype=np.int64)
+        self.bfs = np.zeros(n + 2, dtype=np.int64)
+        self.stk_s = np.zeros(2 * n + 2, dtype=np.int64)
+        self.stk_e = np.zeros(2 * n + 2, dtype=np.int64)
+        self.stk_tau = np.zeros(2 * n + 2, dtype=np.float64)
+        self.stk_warm = np.zeros(2 * n + 2, dtype=np.uint8)
+        self.wflow = np.zeros(m, dtype=np.float64)
+        self.wsrc = np.zeros(n, dtype=np.float64)
+        self.wexc = np.zeros(n, dtype=np.float64)
+        self.src_arc = np.zeros(n, dtype=np.int64)
+        self.x = np.zeros(n, dtype=np.float64)
+        self.eflow = np.zeros(m, dtype=np.float64)
+        self.sink_fixed = np.zeros(n, dtype=np.float64)
+        self.sink_dem = np.zeros(n, dtype=np.float64)
+        self.lsrc = np.zeros(n, dtype=np.float64)
+        self.lfix = np.zeros(n, dtype=np.float64)
+        self.first = np.zeros(n + 3, dtype=np.int64)
+        self.level = np.zeros(n + 2, dtype=np.int32)
+        self.it = np.zeros(n + 2, dtype=np.int64)
+        self.path = np.zeros(n + 2, dtype=np.int64)
+        self.sink_arc = np.zeros(n, dtype=np.int64)
+        na = 2 * m + 4 * n + 4
+        self.rev = np.zeros(na, dtype=np.int64)
+        self.t_tail = np.zeros(na, dtype=np.int64)
+        self.t_head = np.zeros(na, dtype=np.int64)
+        self.slot = np.zeros(na, dtype=np.int64)
+        self.t_cap = np.zeros(na, dtype=np.float64)
+        self.to = np.zeros(na, dtype=np.int32)
+        self.res = np.zeros(na, dtype=np.float64)
+        self.cap0 = np.zeros(na, dtype=np.float64)
+        self.pair_edge = np.zeros(na // 2 + 1, dtype=np.int64)
+        self.bnd_edge = np.zeros(2 * m + 1, dtype=np.int64)
+        self.bnd_loc = np.zeros(2 * m + 1, dtype=np.int64)
+        self.bnd_val = np.zeros(2 * m + 1, dtype=np.float64)
+
+    def solve(self, uint8_t[::1] alive, uint8_t[::1] edge_usable, double[::1] supply,
+              double[::1] demand, int32_t[::1] priority):
+        """Served amounts, edge flows and working nodes (see :func:`cascade.flowkernels.maxmin_flow`)."""
+        cdef Py_ssize_t v
+        cdef double tot = 0.0
+        self.supply = supply
+        self.prio = priority
+        with nogil:
+            self._reach(alive, edge_usable, supply)
+            for v in range(self.n):
+                self.x[v] = 0.0
+                if self.working[v]:
+                    if supply[v] > 0:
+                        tot += supply[v]
+                    if demand[v] > 0:
+                        tot += demand[v]
+            self.scale = tot if tot > 0 else 1.0
+            self.eps = _RTOL * self.scale
+            self.big = 4.0 * self.scale   # stands for an unlimited capacity: no flow exceeds the supply
+        self.n_maxflows = 0
+        self.n_phases = 0
+        self.n_paths = 0
+        self.n_visits = 0
+        w = np.asarray(self.working).astype(bool)
+        d = np.asarray(demand)
+        classes = np.unique(np.asarray(priority)[w & (d > 0)])[::-1]
+        for e in range(self.m):
+            self.eflow[e] = 0.0
+        cdef int32_t cls
+        for c in classes:
+            cls = <int32_t>c
+            with nogil:
+                self._serve_class(cls, demand)
+        return (np.array(self.x), np.array(self.eflow), np.array(self.working, dtype=bool))
+
+    cdef void _reach(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply) noexcept nogil:
+        """Active edges, and the nodes reachable from an alive source over them (working)."""
+        cdef Py_ssize_t e, v, w, j, head = 0, tail = 0
+        for e in range(self.m):
+            v = self.src[e]
+            w = self.dst[e]
+            self.active[e] = (usable[e] and alive[v] and alive[w] and v != w
+                              and self.cap[e] > 0)
+        for v in range(self.n):
+            self.working[v] = 0
+            if alive[v] and supply[v] > 0:
+                self.working[v] = 1
+                self.bfs[tail] = v
+                tail += 1
+        while head < tail:
+            v = self.bfs[head]
+            head += 1
+            for j in range(self.adj_ptr[v], self.adj_ptr[v + 1]):
+                if self.adj_out[j] and self.active[self.adj_edge[j]]:
+                    w = self.adj_nbr[j]
+                    if not self.working[w]:
+                        self.working[w] = 1
+                        self.bfs[tail] = w
+                        tail += 1
+        self.nwork = tail        # bfs[:nwork]: the working nodes in breadth-first order
+
+    cdef void _serve_class(self, int32_t cls, double[::1] demand) noexcept nogil:
+        cdef Py_ssize_t v, e, cnt = 0, top = 0, s, t, i, k, na, nx
+        cdef double tau, lam, value, y, du, du_a, du_x, fixed, tau_a, cut
+        cdef uint8_t warm
+        for e in range(self.m):
+            self.eflow[e] = 0.0
+        for v in range(self.n):
+            self.sink_fixed[v] = 0.0
+            self.sink_dem[v] = 0.0
+            self.state[v] = ST_OUT
+        # the working nodes in breadth-first order from the sources: local graphs keep
+        # neighbours close in memory (the regions inherit the order)
+        for i in range(self.nwork):
+            v = self.bfs[i]
+            self.state[v] = ST_PENDING
+            self.order[cnt] = v
+            cnt += 1
+            if demand[v] > 0:
+                if self.prio[v] > cls:
+                    self.sink_fixed[v] = self.x[v]
+                elif self.prio[v] == cls:
+                    self.sink_dem[v] = demand[v]
+        self.stk_s[0] = 0
+        self.stk_e[0] = cnt
+        self.stk_tau[0] = -1.0       # unknown: the root finds it with lambda = 1
+        self.stk_warm[0] = 0
+        top = 1
+        while top > 0:
+            top -= 1
+            s = self.stk_s[top]
+            t = self.stk_e[top]
+            tau = self.stk_tau[top]
+            warm = self.stk_warm[top]
+            k = t - s
+            du = 0.0
+            fixed = 0.0
+            self._build(s, t)
+            for i in range(k):
+                v = self.order[s + i]
+                du += self.sink_dem[v]
+                fixed += self.lfix[i]
+            if du <= 0:
+                lam = 0.0
+            elif tau < 0:
+                lam = 1.0                # the root: serve in full if possible
+            else:
+                lam = tau / du
+            if lam > 1.0:
+                lam = 1.0
+            if lam < 0.0:
+                lam = 0.0
+            self._set_lambda(k, lam)
+            value = self._warm_start(k) if warm else 0.0
+            value += self._maxflow(k)
+            y = fixed + lam * du
+            if du <= 0 or y - value <= self.eps:
+                self._finish(s, t, lam)
+                continue
+            if tau < 0:
+                tau = value - fixed      # the class total is this maximum flow's
+            # Split along the minimum cut: A = not reachable from S in the residual graph (the
+            # last BFS of _maxflow), placed first in order[s:t]; X = the rest.
+            na = 0
+            du_a = 0.0
+            for i in range(k):
+                if self.level[i] < 0:
+                    du_a += self.sink_dem[self.glob[i]]
+            du_x = du - du_a
+            if du_a <= 0 or (du_x <= 0 and lam < 1.0):
+                self._finish(s, t, lam)      # numerically feasible: one level
+                continue
+            cut = 0.0
+            tau_a = 0.0
+            for i in range(k):
+                if self.level[i] < 0:
+                    tau_a += self.lsrc[i] - self.lfix[i]
+            for i in range(self.narcs):
+                # internal arcs from X into A (original capacity); source and sink arcs excluded
+                if (self.t_head[i] < k and self.level[self.t_head[i]] < 0
+                        and self.t_tail[i] < k and self.level[self.t_tail[i]] >= 0):
+                    cut += self.t_cap[i]
+            tau_a += cut
+            if tau_a < 0:
+                tau_a = 0.0
+            if tau_a > lam * du_a:
+                tau_a = lam * du_a
+            # partition order[s:t]: A first
+            for i in range(k):
+                self.queue[i] = self.glob[i]
+            for i in range(k):
+                if self.level[i] < 0:
+                    self.order[s + na] = self.queue[i]
+                    na += 1
+            nx = na
+            for i in range(k):
+                if self.level[i] >= 0:
+                    self.order[s + nx] = self.queue[i]
+                    nx += 1
+            if lam >= 1.0:
+                # X's levels are >= 1: served in full, by this very flow
+                self._finish_above(k)
+            for i in range(k):
+                if self.state[self.glob[i]] == ST_CURRENT:
+                    self.state[self.glob[i]] = ST_PENDING
+            if lam < 1.0:
+                self.stk_s[top] = s + na
+                self.stk_e[top] = t
+                self.stk_tau[top] = tau - tau_a
+                self.stk_warm[top] = 1
+                self._save_warm(k)
+                top += 1
+            self.stk_s[top] = s
+            self.stk_e[top] = s + na
+            self.stk_tau[top] = tau_a
+            self.stk_warm[top] = 0
+            top += 1
+
+    cdef inline void _add_pair(self, int64_t a, int64_t b, double cab, double cba,
+                               int64_t edge) noexcept nogil:
+        """Arc a -> b (capacity cab) and its pair b -> a (cba), laid out in CSR by _pack."""
+        cdef int64_t i = self.narcs
+        self.t_tail[i] = a
+        self.t_head[i] = b
+        self.t_cap[i] = cab
+        self.t_tail[i + 1] = b
+        self.t_head[i + 1] = a
+        self.t_cap[i + 1] = cba
+        self.pair_edge[i >> 1] = edge
+        self.narcs = i + 2
+
+    cdef void _pack(self, Py_ssize_t nodes) noexcept nogil:
+        """Counting sort of the arcs by tail: first[v]..first[v+1] are v's arcs, rev[] pairs them."""
+        cdef Py_ssize_t i, v, a
+        for v in range(nodes + 1):
+            self.first[v] = 0
+        for a in range(self.narcs):
+            self.first[self.t_tail[a] + 1] += 1
+        for v in range(nodes):
+            self.first[v + 1] += self.first[v]
+        for v in range(nodes):
+            self.it[v] = self.first[v]
+        for a in range(self.narcs):
+            v = self.t_tail[a]
+            i = self.it[v]
+            self.it[v] = i + 1
+            self.slot[a] = i
+            self.to[i] = self.t_head[a]
+            self.cap0[i] = self.t_cap[a]
+            self.res[i] = self.t_cap[a]
+        for a in range(self.narcs):
+            self.rev[self.slot[a]] = self.slot[a ^ 1]
+
+    cdef void _build(self, Py_ssize_t s, Py_ssize_t t) noexcept nogil:
+        """Compact graph of region order[s:t]: locals 0..k-1, source k, sink k+1."""
+        cdef Py_ssize_t k = t - s, i, j, v, w, e
+        cdef uint8_t st
+        cdef double c, ls, lf
+        for i in range(k):
+            v = self.order[s + i]
+            self.loc[v] = i
+            self.glob[i] = v
+            self.state[v] = ST_CURRENT
+        self.narcs = 0
+        self.nbnd = 0
+        for i in range(k):
+            v = self.glob[i]
+            ls = self.supply[v] if self.supply[v] > 0 else 0.0
+            lf = self.sink_fixed[v]
+            for j in range(self.adj_ptr[v], self.adj_ptr[v + 1]):
+                e = self.adj_edge[j]
+                if not self.active[e]:
+                    continue
+                w = self.adj_nbr[j]
+                st = self.state[w]
+                c = self.cap[e]
+                if c > self.big:
+                    c = self.big
+                if st == ST_CURRENT:
+                    if self.src[e] == v:
+                        self._add_pair(i, self.loc[w], c if self.adj_out[j] else 0.0,
+                                       c if self.adj_in[j] else 0.0, e)
+                elif st == ST_FINAL:
+                    if self.adj_out[j]:
+                        lf += c
+                        self.bnd_edge[self.nbnd] = e
+                        self.bnd_loc[self.nbnd] = i
+                        self.bnd_val[self.nbnd] = c if self.src[e] == v else -c
+                        self.nbnd += 1
+                elif st == ST_PENDING or st == ST_ABOVE:
+                    if self.adj_in[j]:
+                        ls += c
+            self.lsrc[i] = ls
+            self.lfix[i] = lf
+            self.src_arc[i] = -1
+            if ls > 0:
+                self.src_arc[i] = self.narcs
+                self._add_pair(k, i, ls, 0.0, -1)
+            self.sink_arc[i] = self.narcs
+            self._add_pair(i, k + 1, lf, 0.0, -1)
+        self._pack(k + 2)
+        for i in range(k):
+            self.sink_arc[i] = self.slot[self.sink_arc[i]]
+            if self.src_arc[i] >= 0:
+                self.src_arc[i] = self.slot[self.src_arc[i]]
+
+    cdef void _set_lambda(self, Py_ssize_t k, double lam) noexcept nogil:
+        cdef Py_ssize_t i, a
+        cdef double c
+        for i in range(k):
+            a = self.sink_arc[i]
+            c = self.lfix[i] + lam * self.sink_dem[self.glob[i]]
+            self.cap0[a] = c
+            self.res[a] = c
+            self.res[self.rev[a]] = 0.0
+
+    cdef double _maxflow(self, Py_ssize_t k) noexcept nogil:
+        """Dinic's algorithm from k (source) to k+1 (sink) on the compact graph; the last BFS
+        leaves level[v] >= 0 exactly on the nodes reachable from the source in the residual."""
+        cdef Py_ssize_t S = k, T = k + 1, v, u, a, head, tail, plen, i, stop, lt, lu
+        cdef double total = 0.0, f, eps = self.eps
+        # raw pointers: the compiler keeps them in registers (memoryview fields of self are
+        # reloaded at every access)
+        cdef int64_t* first = &self.first[0]
+        cdef int64_t* rev = &self.rev[0]
+        cdef int64_t* it = &self.it[0]
+        cdef int64_t* path = &self.path[0]
+        cdef int64_t* queue = &self.queue[0]
+        cdef int32_t* to = &self.to[0]
+        cdef int32_t* level = &self.level[0]
+        cdef double* res = &self.res[0]
+        self.n_maxflows += 1
+        self.n_visits += k
+        while True:
+            for v in range(k + 2):
+                level[v] = -1
+            level[S] = 0
+            queue[0] = S
+            head = 0
+            tail = 1
+            lt = -1
+            while head < tail:
+                u = queue[head]
+                head += 1
+                lu = level[u]
+                if lt >= 0 and lu >= lt:
+                    break                 # nodes beyond the sink's distance cannot reach it
+                for a in range(first[u], first[u + 1]):
+                    v = to[a]
+                    if level[v] < 0 and res[a] > eps:
+                        level[v] = lu + 1
+                        queue[tail] = v
+                        tail += 1
+                        if v == T:
+                            lt = lu + 1
+            if level[T] < 0:
+                return total
+            lt = level[T]
+            self.n_phases += 1
+            for v in range(k + 2):
+                it[v] = first[v]
+            plen = 0
+            u = S
+            while True:
+                if u == T:
+                    f = INFINITY
+                    for i in range(plen):
+                        if res[path[i]] < f:
+                            f = res[path[i]]
+                    stop = -1
+                    for i in range(plen):
+                        a = path[i]
+                        res[a] -= f
+                        res[rev[a]] += f
+                        if stop < 0 and res[a] <= eps:
+                            stop = i
+                    total += f
+                    self.n_paths += 1
+                    # retreat to the tail of the first saturated arc
+                    plen = stop
+                    u = to[rev[path[stop]]]
+                    continue
+                a = it[u]
+                stop = first[u + 1]
+                lu = level[u] + 1
+                while a < stop:
+                    v = to[a]
+                    if res[a] > eps and level[v] == lu and (lu < lt or v == T):
+                        break
+                    a += 1
+                it[u] = a
+                if a < stop:
+                    path[plen] = a
+                    plen += 1
+                    u = v
+                    continue
+                # dead end: block u and retreat
+                if u == S:
+                    break
+                level[u] = -2
+                plen -= 1
+                u = to[rev[path[plen]]]
+                it[u] += 1
+        return total
+
+    cdef void _finish(self, Py_ssize_t s, Py_ssize_t t, double lam) noexcept nogil:
+        """Serve the region's class nodes at lam and record the flows of its arcs."""
+        cdef Py_ssize_t k = t - s, i, p, e, v, a
+        cdef double f
+        for i in range(k):
+            v = self.glob[i]
+            if self.sink_dem[v] > 0:
+                f = lam * self.sink_dem[v]
+                self.x[v] = f if f < self.sink_dem[v] else self.sink_dem[v]
+            self.state[v] = ST_FINAL
+        for p in range(self.narcs >> 1):
+            e = self.pair_edge[p]
+            if e >= 0:
+                a = self.slot[2 * p]          # the arc from the edge's src to its dst
+                self.eflow[e] += self.cap0[a] - self.res[a]
+        for i in range(self.nbnd):
+            self.eflow[self.bnd_edge[i]] += self.bnd_val[i]
+
+    cdef void _finish_above(self, Py_ssize_t k) noexcept nogil:
+        """Serve in full the region's nodes reachable in the residual (level >= 0) and record
+        the flows of the arcs that touch them; they leave the region as ST_ABOVE."""
+        cdef Py_ssize_t i, p, e, v, a
+        for i in range(k):
+            if self.level[i] >= 0:
+                v = self.glob[i]
+                if self.sink_dem[v] > 0:
+                    self.x[v] = self.sink_dem[v]
+                self.state[v] = ST_ABOVE
+        for p in range(self.narcs >> 1):
+            e = self.pair_edge[p]
+            if e >= 0 and (self.level[self.t_tail[2 * p]] >= 0
+                           or self.level[self.t_head[2 * p]] >= 0):
+                a = self.slot[2 * p]
+                self.eflow[e] += self.cap0[a] - self.res[a]
+        for i in range(self.nbnd):
+            if self.level[self.bnd_loc[i]] >= 0:
+                self.eflow[self.bnd_edge[i]] += self.bnd_val[i]
+
+    cdef void _save_warm(self, Py_ssize_t k) noexcept nogil:
+        """Keep the flow of the upper part X (level >= 0) of a split region: X's levels are at
+        or above this lambda, so this flow stays feasible for X and starts its max flow."""
+        cdef Py_ssize_t p, i, a
+        for p in range(self.narcs >> 1):
+            if (self.pair_edge[p] >= 0 and self.level[self.t_tail[2 * p]] >= 0
+                    and self.level[self.t_head[2 * p]] >= 0):
+                a = self.slot[2 * p]
+                self.wflow[self.pair_edge[p]] = self.cap0[a] - self.res[a]
+        for i in range(k):
+            if self.level[i] >= 0:
+                a = self.src_arc[i]
+                self.wsrc[self.glob[i]] = self.cap0[a] - self.res[a] if a >= 0 else 0.0
+
+    cdef double _warm_start(self, Py_ssize_t k) noexcept nogil:
+        """Load the flow saved by _save_warm into the fresh compact graph of region X; each
+        node's sink arc takes what the node receives (conservation), within its capacity."""
+        cdef Py_ssize_t p, i, a, b
+        cdef double f, c, total = 0.0
+        for i in range(k):
+            self.wexc[i] = 0.0          # reused below as each node's net inflow
+        for p in range(self.narcs >> 1):
+            if self.pair_edge[p] >= 0:
+                a = self.slot[2 * p]
+                b = self.rev[a]
+                f = self.wflow[self.pair_edge[p]]
+                self.res[a] = self.cap0[a] - f
+                self.res[b] = self.cap0[b] + f
+                self.wexc[self.t_tail[2 * p]] -= f
+                self.wexc[self.t_head[2 * p]] += f
+        for i in range(k):
+            a = self.src_arc[i]
+            if a >= 0:
+                f = self.wsrc[self.glob[i]]
+                if f > self.cap0[a]:
+                    f = self.cap0[a]
+                self.res[a] = self.cap0[a] - f
+                self.res[self.rev[a]] = f
+                self.wexc[i] += f
+            a = self.sink_arc[i]
+            c = self.cap0[a]
+            f = self.wexc[i]
+            if f < 0:
+                f = 0.0
+            if f > c:
+                f = c
+            self.res[a] = c - f
+            self.res[self.rev[a]] = f
+            total += f
+        return total
+
+
+# ----------------------------------------------------------------------------------------------
+# DC power flow with overload trips
+# ----------------------------------------------------------------------------------------------
+
+cdef Py_ssize_t DENSE_MAX = 24     # islands up to this many buses are solved densely
+
+
+cdef class _LDL:
+    """Sparse LDL^T of a symmetric positive definite matrix in its given order (the caller
+    permutes it first), after T. A. Davis's LDL package (ACM TOMS 31(4), 2005): elimination
+    tree, column counts, then the up-looking numeric factorization; solves in O(nnz(L))."""
+    cdef Py_ssize_t n
+    cdef int64_t[::1] Lp, Li
+    cdef double[::1] Lx, D
+
+    def __init__(self, Py_ssize_t n, int64_t[::1] Ap, int64_t[::1] Ai, double[::1] Ax):
+        # A in compressed columns; only the entries on and above the diagonal are read, and
+        # duplicates add up
+        cdef Py_ssize_t k, p, i, top, ln, p2
+        cdef int64_t[::1] parent = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] lnz = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] flag = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] pattern = np.empty(n, dtype=np.int64)
+        cdef double[::1] y = np.zeros(n, dtype=np.float64)
+        cdef double yi, lki
+        cdef bint bad = False
+        self.n = n
+        self.Lp = np.zeros(n + 1, dtype=np.int64)
+        self.D = np.zeros(n, dtype=np.float64)
+        with nogil:
+            for k in range(n):
+                parent[k] = -1
+                flag[k] = k
+                lnz[k] = 0
+                for p in range(Ap[k], Ap[k + 1]):
+                    i = Ai[p]
+                    if i < k:
+                        while flag[i] != k:
+                            if parent[i] == -1:
+                                parent[i] = k
+                            lnz[i] += 1
+                            flag[i] = k
+                            i = parent[i]
+            for k in range(n):
+                self.Lp[k + 1] = self.Lp[k] + lnz[k]
+        self.Li = np.empty(max(self.Lp[n], 1), dtype=np.int64)
+        self.Lx = np.empty(max(self.Lp[n], 1), dtype=np.float64)
+        with nogil:
+            for k in range(n):
+                y[k] = 0.0
+                top = n
+                flag[k] = k
+                lnz[k] = 0
+                for p in range(Ap[k], Ap[k + 1]):
+                    i = Ai[p]
+                    if i <= k:
+                        y[i] += Ax[p]
+                        ln = 0
+                        while flag[i] != k:
+                            pattern[ln] = i
+                            ln += 1
+                            flag[i] = k
+                            i = parent[i]
+                        while ln > 0:
+                            top -= 1
+                            ln -= 1
+                            pattern[top] = pattern[ln]
+                self.D[k] = y[k]
+                y[k] = 0.0
+                while top < n:
+                    i = pattern[top]
+                    yi = y[i]
+                    y[i] = 0.0
+                    p2 = self.Lp[i] + lnz[i]
+                    for p in range(self.Lp[i], p2):
+                        y[self.Li[p]] -= self.Lx[p] * yi
+                    lki = yi / self.D[i]
+                    self.D[k] -= lki * yi
+                    self.Li[p2] = k
+                    self.Lx[p2] = lki
+                    lnz[i] += 1
+                    top += 1
+                if not self.D[k] > 0:
+                    bad = True
+                    break
+        if bad:
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+
+    def solve(self, b):
+        """x with (L D L^T) x = b."""
+        x = np.array(b, dtype=np.float64, copy=True)
+        cdef double[::1] X = x
+        cdef Py_ssize_t j, p
+        with nogil:
+            for j in range(self.n):
+                for p in range(self.Lp[j], self.Lp[j + 1]):
+                    X[self.Li[p]] -= self.Lx[p] * X[j]
+            for j in range(self.n):
+                X[j] /= self.D[j]
+            for j in range(self.n - 1, -1, -1):
+                for p in range(self.Lp[j], self.Lp[j + 1]):
+                    X[j] -= self.Lx[p] * X[self.Li[p]]
+        return x
+
+
+cdef class _Factor:
+    """Sparse LU of one island's reduced susceptance matrix (the island's first bus as reference)."""
+    cdef public object lu, pos, branches
+    cdef public Py_ssize_t ref, size
+
+
+cdef class DCFlow:
+    """DC power flow with overload trips for one ``dcflow`` layer, built once, run many times.
+
+    Parameters
+    ----------
+    n : int
+        Number of buses (0..n-1).
+    br_from, br_to : ndarray of int64, shape (m,)
+        Ends of each branch; flows are positive from ``br_from`` to ``br_to``.
+    reactance : ndarray of float64 > 0, shape (m,)
+        Series reactance in per unit on ``base``.
+    shift : ndarray of float64, shape (m,)
+        Phase shift in radians.
+    capacity : ndarray of float64, shape (m,)
+        Rating in the layer's unit; ``inf`` = unlimited, 0 = unusable.
+    base : float
+        Per-unit base of the layer (in its unit, e.g. MVA).
+    base_usable : ndarray of uint8, shape (m,)
+        Branches of the intact grid whose islands are factorised once and reused by every call
+        (a call's islands are updated from these factors while at most ``kmax`` of their
+        branches are missing).
+    kmax : int
+        Most missing branches handled by a Woodbury update before an island is refactorised.
+    """
+    cdef readonly Py_ssize_t n, m
+    cdef int64_t[::1] fr, to_, adj_ptr, adj_nbr, adj_edge, label, queue
+    cdef double[::1] x, shift, cap
+    cdef readonly double base
+    cdef public Py_ssize_t kmax
+    cdef object base_active, base_label, base_size, base_factors, base_branches, rank
+    cdef readonly Py_ssize_t n_factorizations, n_woodbury, n_solves
+
+    def __init__(self, Py_ssize_t n, int64_t[::1] br_from, int64_t[::1] br_to,
+                 double[::1] reactance, double[::1] shift, double[::1] capacity, double base,
+                 uint8_t[::1] base_usable, Py_ssize_t kmax=32):
+        cdef Py_ssize_t m = br_from.shape[0], e, v, w
+        cdef int64_t[::1] fill
+        self.n = n
+        self.m = m
+        self.fr = br_from
+        self.to_ = br_to
+        self.x = reactance
+        self.shift = shift
+        self.cap = capacity
+        self.base = base
+        self.kmax = kmax
+        deg = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(deg, np.asarray(br_from) + 1, 1)
+        np.add.at(deg, np.asarray(br_to) + 1, 1)
+        self.adj_ptr = np.cumsum(deg)
+        self.adj_nbr = np.empty(2 * m, dtype=np.int64)
+        self.adj_edge = np.empty(2 * m, dtype=np.int64)
+        fill = np.array(self.adj_ptr[:n], dtype=np.int64)
+        for e in range(m):
+            v = br_from[e]
+            w = br_to[e]
+            self.adj_nbr[fill[v]] = w
+            self.adj_edge[fill[v]] = e
+            fill[v] += 1
+            self.adj_nbr[fill[w]] = v
+            self.adj_edge[fill[w]] = e
+            fill[w] += 1
+        self.label = np.zeros(n, dtype=np.int64)
+        self.queue = np.zeros(n, dtype=np.int64)
+        fr_a = np.asarray(br_from)
+        to_a = np.asarray(br_to)
+        self.base_active = (np.asarray(base_usable).astype(bool) & (np.asarray(capacity) > 0)
+                            & (fr_a != to_a))
+        nb = self._islands(np.ones(n, dtype=np.uint8), self.base_active.view(np.uint8))
+        self.base_label = np.array(self.label)
+        self.base_size = np.bincount(self.base_label, minlength=nb)
+        # branches of each base island, by island
+        lab_br = self.base_label[fr_a]
+        ids = np.flatnonzero(self.base_active)
+        order = np.argsort(lab_br[ids], kind="stable")
+        ids = ids[order]
+        cuts = np.searchsorted(lab_br[ids], np.arange(nb + 1))
+        self.base_branches = [ids[cuts[i]:cuts[i + 1]] for i in range(nb)]
+        self.base_factors = {}
+        # one fill-reducing order for every factorization: SuperLU's minimum degree on the
+        # pattern of the intact grid's B + I (values irrelevant), each island's buses in it
+        bi = np.flatnonzero(self.base_active)
+        pat = sp.coo_matrix((np.ones(2 * len(bi)), (np.r_[fr_a[bi], to_a[bi]],
+                                                    np.r_[to_a[bi], fr_a[bi]])), shape=(n, n))
+        pat = (pat + sp.identity(n) * (2.0 * len(bi) + 1.0)).tocsc()
+        self.rank = (np.asarray(splu(pat, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                     options={"SymmetricMode": True}).perm_c)
+                     if n > DENSE_MAX else np.arange(n))
+        self.n_factorizations = 0
+        self.n_woodbury = 0
+        self.n_solves = 0
+
+    cdef Py_ssize_t _islands(self, uint8_t[::1] alive, uint8_t[::1] active) noexcept nogil:
+        """label[v] = island of each alive bus over active branches (-1 if not alive)."""
+        cdef Py_ssize_t v, s, j, u, w, head, tail, nl = 0
+        for v in range(self.n):
+            self.label[v] = -1
+        for s in range(self.n):
+            if not alive[s] or self.label[s] >= 0:
+                continue
+            self.label[s] = nl
+            self.queue[0] = s
+            head = 0
+            tail = 1
+            while head < tail:
+                u = self.queue[head]
+                head += 1
+                for j in range(self.adj_ptr[u], self.adj_ptr[u + 1]):
+                    if active[self.adj_edge[j]]:
+                        w = self.adj_nbr[j]
+                        if self.label[w] < 0:
+                            self.label[w] = nl
+                            self.queue[tail] = w
+                            tail += 1
+            nl += 1
+        return nl
+
+    cdef _Factor _factorize(self, object buses, object br):
+        """LDL^T of the reduced B over branches ``br`` of the island ``buses`` (sorted), its
+        buses in the fill-reducing order of the whole grid (``rank``)."""
+        cdef _Factor f = _Factor()
+        nb = len(buses)
+        rest = buses[1:]
+        rest = rest[np.argsort(self.rank[rest], kind="stable")]
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[rest] = np.arange(nb - 1)
+        f.lu = self._ldl(pos, br, nb - 1)
+        f.pos = pos
+        f.branches = br
+        f.ref = buses[0]
+        f.size = nb
+        self.n_factorizations += 1
+        return f
+
+    cdef _LDL _ldl(self, int64_t[::1] pos, int64_t[::1] br, Py_ssize_t nr):
+        """LDL^T of the reduced B (rows/columns pos[bus] >= 0) over branches br, assembled as
+        the upper triangle in compressed columns without going through scipy.sparse."""
+        cdef Py_ssize_t nbr = br.shape[0], j, e, i, k, c, q
+        cdef double b
+        cdef int64_t[::1] Ap = np.zeros(nr + 1, dtype=np.int64)
+        cdef int64_t[::1] fill
+        cdef int64_t[::1] Ai = np.empty(nr + nbr, dtype=np.int64)
+        cdef double[::1] Ax = np.empty(nr + nbr, dtype=np.float64)
+        cdef double[::1] diag = np.zeros(nr, dtype=np.float64)
+        with nogil:
+            for j in range(nbr):
+                e = br[j]
+                i = pos[self.fr[e]]
+                k = pos[self.to_[e]]
+                b = 1.0 / self.x[e]
+                if i >= 0:
+                    diag[i] += b
+                if k >= 0:
+                    diag[k] += b
+                if i >= 0 and k >= 0 and i != k:
+                    c = i if i > k else k
+                    Ap[c + 1] += 1
+            for c in range(nr):
+                Ap[c + 1] += Ap[c] + 1          # + the diagonal
+        fill = np.array(Ap[:nr], dtype=np.int64)
+        with nogil:
+            for c in range(nr):
+                Ai[fill[c]] = c
+                Ax[fill[c]] = diag[c]
+                fill[c] += 1
+            for j in range(nbr):
+                e = br[j]
+                i = pos[self.fr[e]]
+                k = pos[self.to_[e]]
+                if i >= 0 and k >= 0 and i != k:
+                    c = i if i > k else k
+                    q = fill[c]
+                    Ai[q] = k if i > k else i
+                    Ax[q] = -1.0 / self.x[e]
+                    fill[c] = q + 1
+        return _LDL(nr, Ap, Ai[:Ap[nr]], Ax[:Ap[nr]])
+
+    cdef object _theta(self, object buses, object br, object rhs, object active, dict cache,
+                       dict wcache):
+        """Angles (radians) of the island ``buses`` (sorted; the first is the reference, 0)."""
+        cdef _Factor f = None
+        cdef Py_ssize_t nb = len(buses), lab
+        if nb <= DENSE_MAX:
+            # local index by search in the sorted buses (no n-sized arrays per small island)
+            pf = np.searchsorted(buses, np.asarray(self.fr)[br])
+            pt = np.searchsorted(buses, np.asarray(self.to_)[br])
+            B = np.zeros((nb, nb))
+            b = 1.0 / np.asarray(self.x)[br]
+            np.add.at(B, (pf, pf), b)
+            np.add.at(B, (pt, pt), b)
+            np.add.at(B, (pf, pt), -b)
+            np.add.at(B, (pt, pf), -b)
+            theta = np.zeros(nb)             # the reference, buses[0], is row and column 0
+            theta[1:] = np.linalg.solve(B[1:, 1:], rhs[buses[1:]])
+            self.n_solves += 1
+            return theta
+        removed = None
+        lab = self.base_label[buses[0]]
+        if self.base_size[lab] == nb:
+            cand = self.base_branches[lab]
+            if self.base_active[br].all():
+                removed = cand[~active[cand]]
+                if len(removed) <= self.kmax:
+                    f = self.base_factors.get(lab)
+                    if f is None:
+                        f = self._factorize(buses, cand)
+                        self.base_factors[lab] = f
+                else:
+                    removed = None
+        if f is None:
+            key = (int(buses[0]), nb)
+            f = cache.get(key)
+            if f is not None:
+                removed = f.branches[~active[f.branches]]
+                if len(removed) > self.kmax:
+                    f = None
+            if f is None:
+                f = self._factorize(buses, br)
+                cache[key] = f
+                removed = br[:0]
+        pos = f.pos
+        rest = buses[1:]
+        pr = rest if pos is None else pos[rest]
+        rr = np.empty(nb - 1)
+        rr[pr] = rhs[rest]
+        z = f.lu.solve(rr)
+        self.n_solves += 1
+        k = len(removed)
+        if k:
+            # Woodbury: (B - A D A^T)^-1 p = z + W (D^-1 - A^T W)^-1 A^T z, W = B^-1 A
+            self.n_woodbury += 1
+            nr = nb - 1
+            W = np.empty((nr + 1, k))
+            W[nr] = 0.0                       # the reference's row
+            for j in range(k):
+                b = int(removed[j])
+                col = wcache.get((id(f), b))
+                if col is None:
+                    a = np.zeros(nr)
+                    if pos[self.fr[b]] >= 0:
+                        a[pos[self.fr[b]]] += 1.0
+                    if pos[self.to_[b]] >= 0:
+                        a[pos[self.to_[b]]] -= 1.0
+                    col = f.lu.solve(a)
+                    self.n_solves += 1
+                    wcache[(id(f), b)] = col
+                W[:nr, j] = col
+            px = np.where(pos >= 0, pos, nr)
+            pfr = px[np.asarray(self.fr)[removed]]
+            pto = px[np.asarray(self.to_)[removed]]
+            M = np.diag(np.asarray(self.x)[removed]) - (W[pfr] - W[pto])
+            zx = np.append(z, 0.0)
+            z = z + W[:nr] @ np.linalg.solve(M, zx[pfr] - zx[pto])
+        theta = np.zeros(nb)
+        theta[1:] = z[pr]
+        return theta
+
+    def cascade(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
+                double[::1] dispatch, double[::1] demand, int32_t[::1] priority):
+        """Run the DC power flow and its overload trips to the end.
+
+        Returns (served fraction (n,), working (n,) bool, flows (m,) with NaN on branches that
+        carry nothing at the end, trip branches (k,) int64, trip steps (k,) int32 counted from
+        1, trip flows (k,) float64).
+        """
+        cdef Py_ssize_t ni, step = 0
+        n, m = self.n, self.m
+        fr = np.asarray(self.fr)
+        to = np.asarray(self.to_)
+        x = np.asarray(self.x)
+        phi = np.asarray(self.shift)
+        cap = np.asarray(self.cap)
+        alive_b = np.asarray(alive).astype(bool)
+        sup = np.asarray(supply)
+        disp = np.asarray(dispatch)
+        dem = np.asarray(demand)
+        prio = np.asarray(priority)
+        active = (np.asarray(usable).astype(bool) & (cap > 0) & alive_b[fr] & alive_b[to]
+                  & (fr != to))
+        flow = np.full(m, np.nan)
+        frac = np.zeros(n)
+        working = np.zeros(n, dtype=bool)
+        trip_b, trip_s, trip_f = [], [], []
+        cache = {}
+        wcache = {}
+        dirty = np.ones(n, dtype=bool)
+        limit = cap * (1.0 + DC_TRIP_RTOL)
+        while True:
+            step += 1
+            ni = self._islands(alive, active.view(np.uint8))
+            lab = np.asarray(self.label)
+            ok = lab >= 0
+            labk = lab[ok]
+            G = np.bincount(labk, weights=np.where(sup > 0, sup, 0.0)[ok], minlength=ni)
+            has = G > 0
+            work = ok.copy()
+            work[ok] = has[labk]
+            working = work
+            # priority classes in each island, in decreasing priority, at one fraction each
+            frac = np.where(work, 1.0, 0.0)
+            idx = np.flatnonzero(work & (dem > 0))
+            served_isl = np.zeros(ni)
+            if len(idx):
+                idx = idx[np.lexsort((-prio[idx], lab[idx]))]
+                li = lab[idx]
+                pi = prio[idx]
+                nl = len(li) - 1          # (no negative indices: wraparound is off)
+                start = np.flatnonzero(np.r_[True, (li[1:] != li[:nl]) | (pi[1:] != pi[:nl])])
+                dc = np.add.reduceat(dem[idx], start)
+                gl = li[start]
+                fc = np.empty(len(start))
+                rem = G.copy()
+                for g in range(len(start)):
+                    isl = gl[g]
+                    fg = rem[isl] / dc[g] if rem[isl] < dc[g] else 1.0
+                    fc[g] = fg
+                    rem[isl] -= fg * dc[g]
+                    if rem[isl] < 0:
+                        rem[isl] = 0.0
+                frac[idx] = np.repeat(fc, np.diff(np.r_[start, len(idx)]))
+                served_isl = G - rem
+            # generators share the served total
+            src = work & (sup > 0)
+            S = served_isl
+            gen = np.zeros(n)
+            nanc = np.bincount(lab[src], weights=np.isnan(disp[src]).astype(float), minlength=ni)
+            usep = nanc == 0
+            P = np.where(src & ~np.isnan(disp), disp, 0.0)
+            Psum = np.bincount(lab[src], weights=P[src], minlength=ni)
+            ls = lab[src]
+            g_prop = S[ls] * sup[src] / G[ls]
+            head = G - Psum
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g_up = P[src] + (S - Psum)[ls] * (sup[src] - P[src]) / head[ls]
+                g_dn = S[ls] * P[src] / Psum[ls]
+            g_disp = np.where(S[ls] > Psum[ls], g_up, np.where(S[ls] < Psum[ls], g_dn, P[src]))
+            gen[src] = np.where(usep[ls], g_disp, g_prop)
+            inj = gen - frac * np.where(work, dem, 0.0)
+            rhs = inj / self.base
+            act = np.flatnonzero(active)
+            sx = phi[act] / x[act]
+            np.add.at(rhs, fr[act], sx)
+            np.add.at(rhs, to[act], -sx)
+            # solve the islands that changed
+            solve_isl = np.zeros(ni, dtype=bool)
+            solve_isl[lab[ok & dirty]] = True
+            ab = act[work[fr[act]]]                  # active branches of supplied islands
+            dead = act[~work[fr[act]]]
+            flow[dead] = 0.0
+            lab_ab = lab[fr[ab]]
+            sel = solve_isl[lab_ab]
+            ab = ab[sel]
+            lab_ab = lab_ab[sel]
+            if len(ab):
+                order = np.argsort(lab_ab, kind="stable")
+                ab = ab[order]
+                lab_ab = lab_ab[order]
+                bounds = np.flatnonzero(np.r_[True, lab_ab[1:] != lab_ab[:len(lab_ab) - 1], True])
+                theta = np.zeros(n)
+                bus_order = np.argsort(lab, kind="stable")
+                bus_cuts = np.searchsorted(lab[bus_order], np.arange(ni + 1))
+                for j in range(len(bounds) - 1):
+                    br = ab[bounds[j]:bounds[j + 1]]
+                    isl = lab_ab[bounds[j]]
+                    buses = np.sort(bus_order[bus_cuts[isl]:bus_cuts[isl + 1]])
+                    theta[buses] = self._theta(buses, br, rhs, active, cache, wcache)
+                    flow[br] = self.base * (theta[fr[br]] - theta[to[br]] - phi[br]) / x[br]
+            over = act[np.abs(flow[act]) > limit[act]]
+            if len(over) == 0:
+                break
+            trip_b.append(over)
+            trip_s.append(np.full(len(over), step, dtype=np.int32))
+            trip_f.append(flow[over].copy())
+            active[over] = False
+            flow[over] = np.nan
+            dirty = np.zeros(n, dtype=bool)
+            dirty[fr[over]] = True
+            dirty[to[over]] = True
+        flow[~active] = np.nan
+        served = np.where(working, frac, 0.0)
+        if trip_b:
+            tb = np.concatenate(trip_b)
+            ts = np.concatenate(trip_s)
+            tf = np.concatenate(trip_f)
+        else:
+            tb = np.zeros(0, dtype=np.int64)
+            ts = np.zeros(0, dtype=np.int32)
+            tf = np.zeros(0)
+        return served, working, flow, tb, ts, tf
+
