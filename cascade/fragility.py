@@ -16,12 +16,34 @@ Transcribed here
   short-period shape factor for the slight state: exact for straight bridges whose
   3-D factor is 1, and a simplification otherwise.
 
-Not transcribed (values not found in a source that could be checked from here)
-------------------------------------------------------------------------------
-Hazus chapter 8 tables for potable water pumping plants (PWP), treatment plants (PWT),
-storage tanks (PST), wells (PWE), waste-water lift stations (WWL), natural gas compressor
-and regulator stations (NGC/NGR) and communication central offices (CCO).  Scenario files
-give such kinds ``{median = g, beta = β}`` themselves until the tables are transcribed.
+* Potable water facilities: treatment plants PWT1-PWT6, pumping plants PPP1-PPP4 and
+  on-ground tanks PST.G.C.A / PST.G.C.U / PST.G.S.A / PST.G.S.U, all on PGA.  Values from
+  Hazus-MH 2.1, Technical Manual, chapter 8 (potable water), as transcribed in the R3
+  regional-recovery simulator (GitHub rccosta1/R3, ``R3_Source/Networks/Models/Water/``
+  ``RWaterTreatmentFacilityModel.cpp``, ``RWaterPumpStationModel.cpp``,
+  ``RWaterStorageTankModel.cpp`` and, for the tanks, ``Fuel/RFuelTankFarmModel.cpp``), which
+  cites the manual by page (treatment plants p. 398, pumping plants p. 399, tanks p. 394),
+  not by table number; the table numbers could not be checked from here.  The same files
+  carry the electric-power substation and generation curves, which agree with the Hazus 5.1
+  values of ``cascade/hazards.py`` (SimCenter) to the last digit except one typo (EP.S.H.U
+  moderate 0.013 for 0.13): a check of the transcriber, not of the water tables themselves.
+  Class labels: PWT1-6 are R3's own (Hazus's) names; the pumping-plant numbering PPP1-4
+  follows the order small/anchored, small/unanchored, medium-large/anchored,
+  medium-large/unanchored (R3 names them only by description; pyincore's fragility-mapping
+  rules use Hazus class names such as "PPP1" and "PWT2"); the tank names follow SimCenter pelicun's labels
+  (``PST.G.C.A`` = potable water storage tank, on ground, concrete, anchored).
+
+Not transcribed
+---------------
+* Tanks above ground (steel), on-ground wood and buried concrete: R3 has values, but its two
+  copies label the wood row differently, the above-ground steel row has β = 0.10 for every
+  state (not credible as a Hazus dispersion) and the buried tank is damaged by ground
+  deformation only.  Left out rather than guessed.
+* Wells, waste-water lift stations, natural-gas compressor and regulator/metering
+  stations and communication central offices: no machine-readable transcription that could
+  be checked was found (SimCenter's water_network library has pipes only; pyincore keeps
+  facility fragilities on its server).  Cell sites: Hazus has no class.  Scenario files can
+  give such kinds ``{median = g, beta = β}`` themselves.
 """
 from __future__ import annotations
 
@@ -91,3 +113,49 @@ BRIDGE_DESCRIPTIONS = {
 
 #: Ground-motion measure of each class family (classes not listed use PGA).
 CLASS_MEASURE = {name: "SA1" for name in BRIDGE_CLASSES}
+
+
+#: Hazus-MH 2.1 potable water facilities (chapter 8), damaged by PGA: (median PGA in g, β)
+#: for slight, moderate, extensive, complete.  Source and caveats in the module docstring.
+#: Transcribed from rccosta1/R3 (R3_Source/Networks/Models/Water, Fuel), which cites
+#: "Hazus 2.1" pages 398 (treatment plants), 399 (pumping plants) and 394 (tanks).
+WATER_CLASSES: dict[str, tuple[tuple[float, float], ...]] = {
+    # Treatment plants, RWaterTreatmentFacilityModel.cpp ("HAZUS 2.1 pg. 398").
+    "PWT1": ((0.25, 0.50), (0.38, 0.50), (0.53, 0.60), (0.83, 0.60)),
+    "PWT2": ((0.16, 0.40), (0.27, 0.40), (0.53, 0.60), (0.83, 0.60)),
+    "PWT3": ((0.37, 0.40), (0.52, 0.40), (0.73, 0.50), (1.28, 0.50)),
+    "PWT4": ((0.20, 0.40), (0.35, 0.40), (0.75, 0.50), (1.28, 0.50)),
+    "PWT5": ((0.44, 0.40), (0.58, 0.40), (0.87, 0.45), (1.57, 0.45)),
+    "PWT6": ((0.22, 0.40), (0.35, 0.40), (0.87, 0.45), (1.57, 0.45)),
+    # Pumping plants, RWaterPumpStationModel.cpp ("HAZUS 2.1 pg. 399").
+    "PPP1": ((0.15, 0.70), (0.36, 0.65), (0.66, 0.65), (1.50, 0.80)),
+    "PPP2": ((0.13, 0.60), (0.28, 0.50), (0.66, 0.65), (1.50, 0.80)),
+    "PPP3": ((0.15, 0.75), (0.36, 0.65), (0.77, 0.65), (1.50, 0.80)),
+    "PPP4": ((0.13, 0.60), (0.28, 0.50), (0.77, 0.65), (1.50, 0.80)),
+    # On-ground tanks, RFuelTankFarmModel.cpp = RWaterStorageTankModel.cpp ("pg. 394").
+    "PST.G.C.A": ((0.25, 0.55), (0.52, 0.70), (0.95, 0.60), (1.64, 0.70)),
+    "PST.G.C.U": ((0.18, 0.60), (0.42, 0.70), (0.70, 0.55), (1.04, 0.60)),
+    "PST.G.S.A": ((0.30, 0.60), (0.70, 0.60), (1.25, 0.65), (1.60, 0.60)),
+    "PST.G.S.U": ((0.15, 0.70), (0.35, 0.75), (0.68, 0.75), (0.95, 0.70)),
+}
+
+WATER_DESCRIPTIONS = {
+    "PWT1": "water treatment plant, small (< 50 MGD), anchored components",
+    "PWT2": "water treatment plant, small (< 50 MGD), unanchored components",
+    "PWT3": "water treatment plant, medium (50-200 MGD), anchored components",
+    "PWT4": "water treatment plant, medium (50-200 MGD), unanchored components",
+    "PWT5": "water treatment plant, large (> 200 MGD), anchored components",
+    "PWT6": "water treatment plant, large (> 200 MGD), unanchored components",
+    "PPP1": "water pumping plant, small, anchored components",
+    "PPP2": "water pumping plant, small, unanchored components",
+    "PPP3": "water pumping plant, medium/large, anchored components",
+    "PPP4": "water pumping plant, medium/large, unanchored components",
+    "PST.G.C.A": "water storage tank, on ground, concrete, anchored",
+    "PST.G.C.U": "water storage tank, on ground, concrete, unanchored",
+    "PST.G.S.A": "water storage tank, on ground, steel, anchored",
+    "PST.G.S.U": "water storage tank, on ground, steel, unanchored",
+}
+
+#: Every class of this module: name -> four (median, β) pairs.
+FACILITY_CLASSES = {**BRIDGE_CLASSES, **WATER_CLASSES}
+DESCRIPTIONS = {**BRIDGE_DESCRIPTIONS, **WATER_DESCRIPTIONS}

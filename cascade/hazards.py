@@ -63,6 +63,7 @@ References
   transcription of the Hazus 5.1 tables in NHERI SimCenter's DamageAndLossModelLibrary
   (``seismic/power_network/portfolio/Hazus v5.1/fragility.csv``); the table numbers of the
   printed manual could not be checked from here, so cite the classes (EP.S.L.A, ...).
+  Potable water facilities (PWT, PPP, PST): Hazus-MH 2.1 chapter 8, see cascade/fragility.py.
 * O'Rourke, M. J. & Ayala, G. (1993). Pipeline damage due to wave propagation. Journal of
   Geotechnical Engineering 119(9), 1490-1498 (the source of the Hazus repair rate).
 """
@@ -82,7 +83,7 @@ from scipy.special import ndtr, ndtri
 
 from .compiled import CompiledSystem, compile_system
 from .errors import InputError, reading
-from .fragility import BRIDGE_CLASSES
+from .fragility import FACILITY_CLASSES
 from .system import InfrastructureSystem
 
 HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "table", "rainfall")
@@ -108,8 +109,9 @@ HAZUS_CLASSES: dict[str, tuple[tuple[float, float], ...]] = {
     "EP.G.ML.U": ((0.10, 0.60), (0.22, 0.55), (0.49, 0.50), (0.79, 0.50)),
 }
 DAMAGE_STATES = ("slight", "moderate", "extensive", "complete")
-# Other lifelines' Hazus classes (bridges HWB1-28 on SA(1 s), ...): cascade/fragility.py.
-HAZUS_CLASSES.update(BRIDGE_CLASSES)
+# Other lifelines' Hazus classes (bridges HWB1-28 on SA(1 s), potable water treatment plants
+# PWT1-6, pumping plants PPP1-4, on-ground tanks PST.G.*, all on PGA): cascade/fragility.py.
+HAZUS_CLASSES.update(FACILITY_CLASSES)
 #: Kinds of the demo system's power layer that map to a Hazus class unless the scenario
 #: says otherwise ("layer:kind" keys take precedence over "kind" keys).
 DEFAULT_FRAGILITY = {"substation": "EP.S.M.A", "distribution": "EP.S.L.A", "feeder": "EP.C.A",
