@@ -1,6 +1,6 @@
 # cython: language_level=3
 """Flow kernels over arrays: max-min fair allocation (``flow`` layers) and DC power flow with
-overload trips (``dcflow`` layers), FORMAT.md v2.
+overload trips (``dcflow`` layers), docs/format.md (v2).
 
 Both kernels see only arrays (indices 0..n-1 for nodes, 0..m-1 for edges); the name-to-index
 boundary stays in ``cascade/compiled.py``.  The thin Python wrapper is ``cascade/flowkernels.py``.

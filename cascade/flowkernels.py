@@ -1,6 +1,6 @@
 """Flow kernels on arrays: the Python face of ``cascade/_flow.pyx``.
 
-Two rules of FORMAT.md v2, each on one layer given as plain arrays (indices, masks, amounts):
+Two rules of docs/format.md (v2), each on one layer given as plain arrays (indices, masks, amounts):
 
 * :func:`maxmin_flow` / :class:`MaxMinFlow` for a ``flow`` layer: max-min fair served amounts by
   priority class (exact, by parametric maximum flow: Fujishige's decomposition algorithm with

@@ -1,6 +1,6 @@
 """DC power flow with overload trips (cascade/_flow.pyx DCFlow) against plain dense solves.
 
-Oracles: numpy.linalg.solve of the reduced B theta = P per island (written here from FORMAT.md
+Oracles: numpy.linalg.solve of the reduced B theta = P per island (written here from docs/format.md
 v2, independently of the kernel), hand-made cases with flows worked out by hand, and the kernel
 with Woodbury updates against the same kernel refactorising every island (kmax = 0).
 """
@@ -16,7 +16,7 @@ from cascade.flowkernels import DCFlow, dc_cascade
 
 
 # ------------------------------------------------------------------------------------------------
-# a plain reference: FORMAT.md v2's dcflow rule, dense and slow
+# a plain reference: docs/format.md (v2)'s dcflow rule, dense and slow
 # ------------------------------------------------------------------------------------------------
 
 def plain_dc_cascade(alive, fr, to, x, phi, cap, usable, supply, demand, priority, dispatch,
