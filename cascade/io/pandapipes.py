@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, edge_table, read_json, require_file
+from .imports import ImportedLayer, edge_table, require_file
 from .pandapower import _in_service, _point, _table
+from .ppjson import SafeNet, read_net, require_columns
 
 # component table -> (edge kind, directed)
 COMPONENTS = {"pipe": ("pipe", False), "press_control": ("regulator", True),
@@ -29,25 +30,15 @@ COMPONENTS = {"pipe": ("pipe", False), "press_control": ("regulator", True),
               "pump": ("pump", True)}
 
 
-def _load(src) -> "pandapipes.pandapipesNet":
+def _load(src) -> SafeNet:
+    """The network's tables, read as data by :mod:`cascade.io.ppjson` (never by
+    ``pandapipes.from_json``, which runs code named in the file)."""
     path = require_file(src)
-    data = read_json(path)
-    if not (isinstance(data, dict) and str(data.get("_class", "")).startswith("pandapipes")
-            and isinstance(data.get("_object"), dict)):
-        raise InputError("not a pandapipes network (expected the JSON that pandapipes.to_json writes, "
-                         "with \"_class\": \"pandapipesNet\")", str(path))
-    try:
-        import pandapipes
-    except ImportError:
-        raise InputError("importing pandapipes networks needs the 'import' extra: "
-                         "pip install 'cascade-lifelines[import]'") from None
-    try:
-        net = pandapipes.from_json(str(path))
-    except Exception as exc:  # pandapipes raises many kinds; the user needs one line
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        raise InputError(f"pandapipes cannot read it: {message}", str(path)) from None
-    if "junction" not in net or not isinstance(net.junction, pd.DataFrame):
+    net = read_net(path, "pandapipes")
+    if not isinstance(net.get("junction"), pd.DataFrame):
         raise InputError("pandapipes network without a junction table", str(path))
+    require_columns(net, "ext_grid", {"junction"}, str(path))
+    require_columns(net, "sink", {"junction", "mdot_kg_per_s"}, str(path))
     return net
 
 

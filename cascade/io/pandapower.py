@@ -26,28 +26,24 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, edge_table, read_json, require_file
+from .imports import ImportedLayer, edge_table, require_file
+from .ppjson import SafeNet, read_net, require_columns
+
+# the columns the mapping reads, per table (when the table has rows)
+REQUIRED = {"ext_grid": {"bus"}, "gen": {"bus"}, "load": {"bus", "p_mw"},
+            "line": {"from_bus", "to_bus"}, "trafo": {"hv_bus", "lv_bus"},
+            "trafo3w": {"hv_bus", "mv_bus", "lv_bus"}, "switch": {"bus", "element", "et", "closed"}}
 
 
-def _load(src) -> "pandapower.pandapowerNet":
+def _load(src) -> SafeNet:
+    """The network's tables, read as data by :mod:`cascade.io.ppjson` (never by
+    ``pandapower.from_json``, which runs code named in the file)."""
     path = require_file(src)
-    data = read_json(path)
-    if not (isinstance(data, dict) and str(data.get("_class", "")).startswith("pandapower")
-            and isinstance(data.get("_object"), dict)):
-        raise InputError("not a pandapower network (expected the JSON that pandapower.to_json writes, "
-                         "with \"_class\": \"pandapowerNet\")", str(path))
-    try:
-        import pandapower as pp
-    except ImportError:
-        raise InputError("importing pandapower networks needs the 'import' extra: "
-                         "pip install 'cascade-lifelines[import]'") from None
-    try:
-        net = pp.from_json(str(path))
-    except Exception as exc:  # pandapower raises many kinds; the user needs one line
-        raise InputError(f"pandapower cannot read it: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                         str(path)) from None
-    if "bus" not in net or not isinstance(net.bus, pd.DataFrame):
+    net = read_net(path, "pandapower")
+    if not isinstance(net.get("bus"), pd.DataFrame):
         raise InputError("pandapower network without a bus table", str(path))
+    for table, columns in REQUIRED.items():
+        require_columns(net, table, columns, str(path))
     return net
 
 
