@@ -31,6 +31,7 @@ import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError
+from .resources import require_memory
 from .hazards import Scenario
 from .system import InfrastructureSystem
 
@@ -272,6 +273,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     baseline = ws.working.astype(bool)
     baseline_service = _service(compiled, baseline, _totals(compiled))
     n, L = compiled.n_nodes, len(compiled.layer_names)
+    require_memory(samples * ((L + 1) * 8 + 16), f"{samples:,} samples")
     loss = np.empty((samples, L + 1))
     failed = np.zeros(n, np.int64)
     direct = np.zeros(n, np.int64)

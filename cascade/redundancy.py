@@ -47,6 +47,7 @@ import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError, reading
+from .resources import require_memory
 from .system import FALSE, TRUE, InfrastructureSystem
 
 TYPES = ("backup", "feed", "link", "harden")
@@ -584,6 +585,9 @@ class Evaluator:
         self.compiled = compiled if compiled is not None else compile_system(system)
         self.sampler = sampler
         self.samples = int(samples)
+        # per sample: the failed sets (two small arrays) and a row of losses per evaluation
+        require_memory(self.samples * (400 + 8 * (len(self.compiled.layer_names) + 1)),
+                       f"{self.samples:,} hazard samples")
         self.metric = metric
         self.strategy = strategy
         self.crews = crews

@@ -23,6 +23,10 @@ engine_option = click.option("--engine", type=click.Choice(["core", "reference"]
                              show_default=True,
                              help="The Cython core, or the slow networkx reference engine to check it.")
 
+# One rule for --seed in every command: numpy seeds are non-negative; 63 bits keep them exact
+# in JSON and in every integer type on the way.
+SEED = click.IntRange(0, 2**63 - 1)
+
 
 def format_option(*choices: str, default: str = "table"):
     return click.option("--format", "fmt", type=click.Choice(list(choices)), default=default,

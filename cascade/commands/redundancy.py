@@ -16,7 +16,7 @@ import click
 from ..errors import InputError
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
-from . import emit, format_option, load, output_option, read_id_file, system_argument, table, to_json
+from . import SEED, emit, format_option, load, output_option, read_id_file, system_argument, table, to_json
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
@@ -155,7 +155,7 @@ def render_table(result, source: str) -> str:
               help="Repair crews (metric resilience): a number, or LAYER=N,... per layer.")
 @click.option("--suggest", "n_suggest", type=click.IntRange(min=0), default=0,
               help="Add backup and feed candidates for the N most critical nodes (default cost model).")
-@click.option("--seed", type=int, help="Seed of the hazard samples (default: the scenario's).")
+@click.option("--seed", type=SEED, help="Seed of the hazard samples (default: the scenario's).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads over samples for the static cascade.")
 @click.option("--exhaustive-limit", type=click.IntRange(min=0),

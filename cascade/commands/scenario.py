@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import emit, format_option, is_terminal, load, output_option, pct, system_argument, table, to_json
+from . import SEED, emit, format_option, is_terminal, load, output_option, pct, system_argument, table, to_json
 
 
 def render_table(result, top: int) -> str:
@@ -39,7 +39,7 @@ def render_table(result, top: int) -> str:
 @click.argument("scenario_file", metavar="SCENARIO.toml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None,
               help="Number of samples (default: the file's 'samples', else 1000).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the file's seed.")
+@click.option("--seed", type=SEED, default=None, help="Override the file's seed.")
 @format_option("table", "json", "csv")
 @output_option
 @click.option("--threads", type=click.IntRange(min=1), default=None,
