@@ -17,6 +17,11 @@ from .errors import InputError
 
 RULES = ("source", "giant", "none")
 LIFELINES = ("power", "water", "gas", "transport", "communication")
+# Layers that carry a supply from sources, and node kinds that name one: a layer like these
+# without a node of kind 'source' falls back to rule 'giant', which `cascade info` points out.
+SUPPLY_LAYERS = ("power", "electricity", "electric", "water", "gas", "heat", "district_heating")
+SOURCE_LIKE = ("src", "plant", "generator", "gen", "ext_grid", "reservoir", "tank", "supply",
+               "sources", "substation_source", "feed", "intake", "treatment", "well")
 
 NODE_NUMBERS = {"demand": 0.0, "x": None, "y": None, "repair_time": None, "repair_cost": None}
 EDGE_NUMBERS = {"repair_time": None, "repair_cost": None, "capacity": None, "length": None}
@@ -163,6 +168,8 @@ class InfrastructureSystem:
         _duplicates(nodes["id"], "node id", f)
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
+        # 'source' is the one kind the model reads: 'Source' or 'SOURCE' mean it too.
+        nodes.loc[nodes["kind"].str.lower() == "source", "kind"] = "source"
         _numbers(nodes, NODE_NUMBERS, f)
         _attributes(nodes, {"id", "layer", "kind", *NODE_NUMBERS})
         layer_of = dict(zip(nodes["id"], nodes["layer"]))
@@ -296,6 +303,25 @@ class InfrastructureSystem:
     def layers(self) -> list[str]:
         """Layer names in name order (the order of every per-layer output)."""
         return sorted(set(self.nodes["layer"]) | set(self.rules))
+
+    def fallback_warnings(self) -> list[str]:
+        """Layers whose rule fell back to ``giant`` for lack of a source although they look
+        like a supply lifeline (their name, or a node kind like ``plant`` or ``Src``)."""
+        out = []
+        rules = self.layer_rules()
+        kinds = self.nodes.groupby("layer")["kind"].agg(lambda k: sorted(set(k)))
+        for layer, rule in rules.items():
+            if layer in self.rules or rule != "giant" or layer not in kinds.index:
+                continue
+            looks = [k for k in kinds[layer] if k.lower() in SOURCE_LIKE or "source" in k.lower()]
+            if looks or layer.lower() in SUPPLY_LAYERS:
+                why = (f"kind(s) {', '.join(repr(k) for k in looks[:3])} look like a source"
+                       if looks else "its name is a supply lifeline")
+                out.append(f"layer '{layer}' has no node of kind 'source', so its rule fell back to "
+                           f"'giant' (a node works when in the layer's largest connected piece), but "
+                           f"{why}: mark its sources with kind = source, or set "
+                           f"[layers.{layer}] rule = \"giant\" in system.toml to keep this rule")
+        return out
 
     def layer_rules(self) -> dict[str, str]:
         """The rule of every layer: explicit, else ``source`` when it has a source, else ``giant``."""

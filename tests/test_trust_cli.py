@@ -52,3 +52,42 @@ def test_huge_samples_is_refused_before_any_work(command, tmp_path):
     line = one_line_error(run(*command, "--samples", str(10**12)))
     assert "--samples" in line and "memory" in line and "TiB" in line
     assert not (tmp_path / "rep").exists()
+
+
+# ------------------------------------------------------------------ kinds and rule fall-back
+def small(tmp_path, nodes: str, toml: str | None = None) -> Path:
+    root = tmp_path / "sys"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nodes.csv").write_text(nodes)
+    (root / "edges.csv").write_text("source,target\np,a\nw,b\n")
+    if toml:
+        (root / "system.toml").write_text(toml)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["Source", "SOURCE", " source "])
+def test_kind_source_in_any_case_keeps_the_source_rule(tmp_path, kind):
+    root = small(tmp_path, f"id,layer,kind,demand\np,power,{kind},0\na,power,,5\nw,water,source,0\nb,water,,3\n")
+    res = run("info", root, "--format", "json")
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["layers"]["power"]["rule"] == "source" and info["layers"]["power"]["sources"] == 1
+    # the plant failing now takes its substation down (under 'giant' the substation would stay up)
+    res = run("simulate", root, "--fail", "p", "--format", "json")
+    assert res.exit_code == 0
+    assert json.loads(res.stdout)["layers"]["power"]["functioning"] == 0
+
+
+def test_info_warns_about_a_supply_layer_that_fell_back_to_giant(tmp_path):
+    root = small(tmp_path, "id,layer,kind,demand\np,power,plant,0\na,power,,5\nw,roads,,0\nb,roads,,3\n")
+    res = run("info", root)
+    assert res.exit_code == 0
+    warning = [line for line in res.stdout.splitlines() if "fell back to 'giant'" in line]
+    assert len(warning) == 1 and "layer 'power'" in warning[0] and "'plant'" in warning[0]
+    # an explicit rule silences it; a layer that is not a supply lifeline never had it
+    (root / "system.toml").write_text('[layers.power]\nrule = "giant"\n')
+    assert "fell back" not in run("info", root).stdout
+    root2 = small(tmp_path / "b", "id,layer,kind,demand\np,water,,0\na,water,,5\nw,roads,,0\nb,roads,,3\n")
+    out = run("info", root2).stdout
+    assert "layer 'water' has no node of kind 'source'" in out and "supply lifeline" in out
+    assert "layer 'roads'" not in out
