@@ -47,6 +47,7 @@ import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError, reading
+from .io.csv_dir import check_header
 from .resources import require_memory
 from .system import FALSE, TRUE, InfrastructureSystem
 
@@ -346,23 +347,25 @@ def read_candidates(path: str | os.PathLike, system: InfrastructureSystem) -> li
         with reading(path), open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh, skipinitialspace=True)
             header, rows, lines = None, [], []
+            end = 0
             for record in reader:
+                start, end = end + 1, reader.line_num  # a quoted field may span lines
                 if not record or all(not c.strip() for c in record) or record[0].lstrip().startswith("#"):
                     continue
                 if header is None:
                     header = [c.strip() for c in record]
                     width = len(header)
+                    header_line = start
                     continue
                 if len(record) > width:
-                    raise InputError(f"{len(record)} fields, the header has {width}", file, reader.line_num)
+                    raise InputError(f"{len(record)} fields, the header has {width}", file, start)
                 rows.append(record + [""] * (width - len(record)))
-                lines.append(reader.line_num)
+                lines.append(start)
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", file) from None
     if header is None:
         raise InputError("empty file (it needs a header line)", file)
-    if len(set(header)) != len(header):
-        raise InputError("duplicate column in the header", file, 1)
+    check_header(header, header_line, file)
     return parse_candidates(pd.DataFrame(rows, columns=header, dtype=object), system,
                             file=file, lines=lines)
 

@@ -32,8 +32,24 @@ TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
 
 
-def _line(row: int) -> int:
-    """File line of a table row (the CSV header is line 1)."""
+class _File(str):
+    """A file name for messages that also knows the line each table row starts on."""
+
+    lines = None
+
+    @classmethod
+    def of(cls, name: str, lines=None) -> "_File":
+        out = cls(name)
+        out.lines = None if lines is None else list(lines)
+        return out
+
+
+def _line(row: int, file: str | None = None) -> int:
+    """File line of a table row: the line the CSV reader saw it start on, else row + 2 (the
+    header is line 1 and no blank lines or multi-line fields come before)."""
+    lines = getattr(file, "lines", None)
+    if lines is not None and 0 <= int(row) < len(lines):
+        return int(lines[int(row)])
     return int(row) + 2
 
 
@@ -57,7 +73,7 @@ def _require(table: pd.DataFrame, columns: Iterable[str], file: str) -> None:
     for col in columns:
         empty = np.flatnonzero(table[col].to_numpy() == "")
         if empty.size:
-            raise InputError(f"empty '{col}'", file, _line(empty[0]))
+            raise InputError(f"empty '{col}'", file, _line(empty[0], file))
 
 
 def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -> None:
@@ -70,11 +86,11 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
         values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
         bad = np.flatnonzero(np.isnan(values) & (raw != "") | np.isinf(values))
         if bad.size:
-            raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0]))
+            raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0], file))
         if col not in SIGNED:
             neg = np.flatnonzero(values < 0)
             if neg.size:
-                raise InputError(f"'{col}' is negative: '{raw[neg[0]]}'", file, _line(neg[0]))
+                raise InputError(f"'{col}' is negative: '{raw[neg[0]]}'", file, _line(neg[0], file))
         if default is not None:
             values = np.where(np.isnan(values), default, values)
         table[col] = values
@@ -96,8 +112,8 @@ def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
     if dup.any():
         rows = np.flatnonzero(dup.to_numpy())
         first, second = rows[0], rows[1:][ids.iloc[rows[1:]].to_numpy() == ids.iloc[rows[0]]][0]
-        raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first)}){hint}",
-                         file, _line(second))
+        raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first, file)}){hint}",
+                         file, _line(second, file))
 
 
 @dataclass
@@ -137,7 +153,8 @@ class InfrastructureSystem:
     def from_tables(cls, nodes: pd.DataFrame, edges: pd.DataFrame | None = None,
                     dependencies: pd.DataFrame | None = None, *, name: str = "system",
                     crs: str | None = None, rules: Mapping[str, str] | None = None,
-                    files: Mapping[str, str] | None = None) -> "InfrastructureSystem":
+                    files: Mapping[str, str] | None = None,
+                    lines: Mapping[str, Iterable[int] | None] | None = None) -> "InfrastructureSystem":
         """Validate raw tables (any cell types) and build a system.
 
         Parameters
@@ -149,6 +166,9 @@ class InfrastructureSystem:
         files : dict, optional
             Names to use in error messages for ``nodes``, ``edges``, ``dependencies`` and
             ``system`` (defaults: ``nodes.csv`` and so on).
+        lines : dict, optional
+            For ``nodes``, ``edges`` and ``dependencies`` read from files: the file line each
+            row starts on, so that errors name it (default: row + 2).
 
         Raises
         ------
@@ -163,7 +183,8 @@ class InfrastructureSystem:
             dependencies = pd.DataFrame(columns=["dependent", "supplier"])
 
         nodes = _strings(nodes)
-        f = files["nodes"]
+        lines = lines or {}
+        f = _File.of(files["nodes"], lines.get("nodes"))
         _require(nodes, ["id", "layer"], f)
         _duplicates(nodes["id"], "node id", f)
         if "kind" not in nodes.columns:
@@ -175,7 +196,7 @@ class InfrastructureSystem:
         layer_of = dict(zip(nodes["id"], nodes["layer"]))
 
         edges = _strings(edges)
-        f = files["edges"]
+        f = _File.of(files["edges"], lines.get("edges"))
         _require(edges, ["source", "target"], f)
         if "id" not in edges.columns:
             edges["id"] = ""
@@ -186,7 +207,7 @@ class InfrastructureSystem:
             if unknown.size:
                 row = unknown[0]
                 raise InputError(f"edge '{edges['id'].iloc[row]}' names unknown node "
-                                 f"'{edges[end].iloc[row]}'", f, _line(row))
+                                 f"'{edges[end].iloc[row]}'", f, _line(row, f))
         src_layer = edges["source"].map(layer_of)
         dst_layer = edges["target"].map(layer_of)
         across = np.flatnonzero((src_layer != dst_layer).to_numpy())
@@ -194,7 +215,7 @@ class InfrastructureSystem:
             row = across[0]
             raise InputError(f"edge '{edges['id'].iloc[row]}' joins layer '{src_layer.iloc[row]}' "
                              f"to layer '{dst_layer.iloc[row]}'; edges stay inside one layer",
-                             f, _line(row))
+                             f, _line(row, f))
         _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
         if "directed" not in edges.columns:
             edges["directed"] = ""
@@ -202,7 +223,7 @@ class InfrastructureSystem:
         bad = np.flatnonzero(~flag.isin(TRUE | FALSE).to_numpy())
         if bad.size:
             raise InputError(f"'directed' must be true or false, not '{edges['directed'].iloc[bad[0]]}'",
-                             f, _line(bad[0]))
+                             f, _line(bad[0], f))
         edges["directed"] = flag.isin(TRUE).to_numpy()
         _numbers(edges, EDGE_NUMBERS, f)
         _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS})
@@ -210,17 +231,17 @@ class InfrastructureSystem:
                       + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]
 
         deps = _strings(dependencies)
-        f = files["dependencies"]
+        f = _File.of(files["dependencies"], lines.get("dependencies"))
         _require(deps, ["dependent", "supplier"], f)
         for col in ("dependent", "supplier"):
             unknown = np.flatnonzero(~deps[col].isin(layer_of).to_numpy())
             if unknown.size:
                 row = unknown[0]
-                raise InputError(f"{col} '{deps[col].iloc[row]}' is not a node", f, _line(row))
+                raise InputError(f"{col} '{deps[col].iloc[row]}' is not a node", f, _line(row, f))
         selfdep = np.flatnonzero((deps["dependent"] == deps["supplier"]).to_numpy())
         if selfdep.size:
             raise InputError(f"node '{deps['dependent'].iloc[selfdep[0]]}' depends on itself",
-                             f, _line(selfdep[0]))
+                             f, _line(selfdep[0], f))
         if "group" not in deps.columns:
             deps["group"] = ""
         _numbers(deps, DEPENDENCY_NUMBERS, f)

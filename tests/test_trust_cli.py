@@ -91,3 +91,66 @@ def test_info_warns_about_a_supply_layer_that_fell_back_to_giant(tmp_path):
     out = run("info", root2).stdout
     assert "layer 'water' has no node of kind 'source'" in out and "supply lifeline" in out
     assert "layer 'roads'" not in out
+
+
+# ------------------------------------------------------------------ line numbers, repeated columns
+def system_with(tmp_path, nodes: str, edges: str = "source,target\n", deps: str | None = None) -> Path:
+    root = tmp_path / "lines"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nodes.csv").write_text(nodes)
+    (root / "edges.csv").write_text(edges)
+    if deps is not None:
+        (root / "dependencies.csv").write_text(deps)
+    return root
+
+
+@pytest.mark.parametrize("nodes,line,message", [
+    # blank lines before the bad row
+    ("id,layer,demand\n\na,power,1\n\n\nb,power,-3\n", 6, "'demand' is negative"),
+    # a quoted field that spans two lines before the bad row
+    ('id,layer,demand,note\na,power,1,"two\nlines"\nb,power,x,\n', 4, "'demand' is not a number"),
+    # the duplicate's both lines
+    ("id,layer\n\na,power\n\"long\nname\",power\na,power\n", 6, "duplicate node id 'a' (also on line 3)"),
+    # an empty required cell after whitespace-only lines
+    ("id,layer\n   \na,power\n,power\n", 4, "empty 'id'"),
+])
+def test_errors_name_the_real_file_line(tmp_path, nodes, line, message):
+    root = system_with(tmp_path, nodes)
+    err = one_line_error(run("info", root))
+    assert f"nodes.csv, line {line}: " in err and message in err, err
+
+
+def test_edge_and_dependency_errors_name_the_real_line(tmp_path):
+    nodes = "id,layer\na,power\nb,power\n"
+    root = system_with(tmp_path, nodes, 'source,target,note\n\na,b,"x\ny"\na,zz,\n')
+    assert "edges.csv, line 5: edge 'a->zz' names unknown node 'zz'" in one_line_error(run("info", root))
+    root = system_with(tmp_path, nodes, "source,target\na,b\n", 'dependent,supplier,note\n\na,b,"1\n2\n3"\nb,b,\n')
+    assert "dependencies.csv, line 6: node 'b' depends on itself" in one_line_error(run("info", root))
+
+
+def test_candidate_errors_name_the_line_a_multiline_row_starts_on(tmp_path):
+    cands = tmp_path / "c.csv"
+    cands.write_text('id,type,cost,node,hours,description\n\nb1,backup,10,W-PS-01,12,"a\nlong note"\n'
+                     'b2,backup,-5,W-PS-01,12,\n')
+    err = one_line_error(run("redundancy", DEMO, "--candidates", cands, "--scenario", RANDOM, "--samples", "3"))
+    assert "c.csv, line 5:" in err, err
+
+
+@pytest.mark.parametrize("header", ["id,layer,id", "id,layer, layer", "id,layer,demand,demand"])
+def test_a_repeated_column_is_an_error_naming_both(tmp_path, header):
+    width = len(header.split(","))
+    root = system_with(tmp_path, header + "\n" + ",".join(["a", "power"] + ["1"] * (width - 2)) + "\n")
+    err = one_line_error(run("info", root))
+    name = header.split(",")[-1].strip()
+    assert f"nodes.csv, line 1: column '{name}' appears twice" in err and f"columns " in err, err
+
+
+def test_a_repeated_column_in_a_candidate_or_result_file(tmp_path):
+    cands = tmp_path / "c.csv"
+    cands.write_text("id,type,cost,node,hours,cost\nb1,backup,10,W-PS-01,12,3\n")
+    err = one_line_error(run("redundancy", DEMO, "--candidates", cands, "--scenario", RANDOM, "--samples", "3"))
+    assert "column 'cost' appears twice" in err and "columns 3 and 6" in err
+    result = tmp_path / "r.csv"
+    result.write_text("id,p_fail,id\nP-PLANT-1,0.5,x\n")
+    err = one_line_error(run("export", DEMO, "--format", "geojson", "--result", result, "-o", tmp_path / "o.geojson"))
+    assert "column 'id' appears twice" in err and not (tmp_path / "o.geojson").exists()

@@ -31,6 +31,12 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
                                 encoding="utf-8-sig", index_col=False)
             if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
                 _raise_long_row(path)
+            header, header_line, lines = record_lines(path)
+        check_header(header, header_line, path)
+        # The file line where each row starts (blank lines and multi-line quoted fields make it
+        # differ from row + 2); from_tables names these lines in its errors.
+        if len(lines) == len(table):
+            table.attrs["lines"] = lines
         return table
     except pd.errors.EmptyDataError:
         raise InputError("empty file (it needs at least a header line)", str(path)) from None
@@ -39,6 +45,35 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
         detail = str(exc).strip().splitlines()[-1]
         raise InputError(f"malformed CSV: {detail}", str(path),
                          int(match.group(1)) if match else None) from None
+
+
+def record_lines(path: Path) -> tuple[list[str], int, list[int]]:
+    """The header's fields and line, and the line each data row starts on, skipping the blank
+    lines pandas skips (a quoted field may span lines)."""
+    header, header_line, lines = None, 0, []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh, skipinitialspace=True)
+        end = 0
+        for row in rows:
+            start, end = end + 1, rows.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header, header_line = row, start
+            else:
+                lines.append(start)
+    return header or [], header_line, lines
+
+
+def check_header(header: list[str], line: int, path: Path) -> None:
+    """A column named twice would be renamed by pandas ('id.1') and read as another column."""
+    seen = {}
+    for i, name in enumerate(header, start=1):
+        key = name.strip()
+        if key in seen:
+            raise InputError(f"column '{key}' appears twice in the header (columns {seen[key]} and {i}); "
+                             "give every column its own name", str(path), line)
+        seen[key] = i
 
 
 def _raise_long_row(path: Path) -> None:
@@ -114,6 +149,8 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     return InfrastructureSystem.from_tables(
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
         crs=system.get("crs"), rules=rules,
+        lines={key: table.attrs.get("lines") for key, table in
+               (("nodes", nodes), ("edges", edges), ("dependencies", deps)) if table is not None},
         files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
                "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
 

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
@@ -21,6 +22,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..system import InfrastructureSystem
+from .csv_dir import check_header, record_lines
 from .imports import ImportedLayer, crs_or_error, read_json, require_file
 
 RESERVED = {"id", "layer", "source", "target", "directed"}
@@ -254,8 +256,10 @@ def read_result(path: str | os.PathLike, system: InfrastructureSystem) -> Result
     else:
         try:
             table = pd.read_csv(path, dtype={"id": str}, encoding="utf-8-sig")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            header, header_line, _ = record_lines(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"malformed CSV: {' '.join(str(exc).split())}", where) from None
+        check_header(header, header_line, where)
         if "id" not in table.columns:
             raise InputError("result table has no 'id' column", where)
     columns = set(table.columns)
