@@ -993,6 +993,13 @@ def plot_curves(results, path=None, title: str | None = None):
     course.  With ``path`` the figure is written there atomically (format from
     the suffix).  Returns the :class:`matplotlib.figure.Figure`.
     """
+    from .report import literal_text  # user text (strategy, layer names) drawn as written
+
+    return literal_text(_plot_curves)(results, path, title)
+
+
+def _plot_curves(results, path=None, title: str | None = None):
+    """The figure of :func:`plot_curves`."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
