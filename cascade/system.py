@@ -96,6 +96,22 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
         table[col] = values
 
 
+def _finite_sums(table: pd.DataFrame, col: str, file: str, by_layer: bool = False) -> None:
+    """Reject numbers so large that their sum overflows (1e308 + 1e308 is inf): totals, shares
+    and JSON would turn into inf, nan and 'Infinity' without a word."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = table[col].to_numpy(float)
+        if np.isfinite(np.nansum(values)):
+            return
+        where = ""
+        if by_layer:
+            sums = pd.Series(values).groupby(table["layer"].to_numpy()).sum()
+            bad = [str(k) for k, v in sums.items() if not np.isfinite(v)]
+            where = f" of layer '{bad[0]}'" if bad else " of all layers together"
+    raise InputError(f"the '{col}' values{where} add up to more than the largest number "
+                     f"(about 1.8e308); write them in a larger unit", file)
+
+
 def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
     """Other columns are kept; a column whose filled cells are all numbers becomes float."""
     for col in table.columns:
@@ -192,6 +208,7 @@ class InfrastructureSystem:
         # 'source' is the one kind the model reads: 'Source' or 'SOURCE' mean it too.
         nodes.loc[nodes["kind"].str.lower() == "source", "kind"] = "source"
         _numbers(nodes, NODE_NUMBERS, f)
+        _finite_sums(nodes, "demand", f, by_layer=True)
         _attributes(nodes, {"id", "layer", "kind", *NODE_NUMBERS})
         layer_of = dict(zip(nodes["id"], nodes["layer"]))
 
@@ -226,6 +243,8 @@ class InfrastructureSystem:
                              f, _line(bad[0], f))
         edges["directed"] = flag.isin(TRUE).to_numpy()
         _numbers(edges, EDGE_NUMBERS, f)
+        for col in ("repair_time", "repair_cost"):  # recovery adds them up over nodes and edges
+            _finite_sums(pd.concat([nodes[[col]], edges[[col]]]), col, f"{files['nodes']} and {f}")
         _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS})
         edges = edges[["id", "source", "target", "directed"]
                       + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]

@@ -154,3 +154,46 @@ def test_a_repeated_column_in_a_candidate_or_result_file(tmp_path):
     result.write_text("id,p_fail,id\nP-PLANT-1,0.5,x\n")
     err = one_line_error(run("export", DEMO, "--format", "geojson", "--result", result, "-o", tmp_path / "o.geojson"))
     assert "column 'id' appears twice" in err and not (tmp_path / "o.geojson").exists()
+
+
+# ------------------------------------------------------------------ overflowing sums, strict JSON
+def strict_json(text: str):
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("rows,message", [
+    ("p,power,source,0,1,1\na,power,,1e308,1,1\nb,power,,1e308,1,1\n", "'demand' values of layer 'power' add up"),
+    ("p,power,source,0,1,1\na,power,,1,1e308,1\nb,power,,1,1e308,1\n", "'repair_time' values add up"),
+    ("p,power,source,0,1,1\na,power,,1,1,1.7e308\nb,power,,1,1,1e308\n", "'repair_cost' values add up"),
+])
+def test_demands_that_overflow_their_sum_are_refused(tmp_path, rows, message):
+    root = system_with(tmp_path, "id,layer,kind,demand,repair_time,repair_cost\n" + rows,
+                       "source,target\np,a\np,b\n")
+    for command in (["info"], ["simulate", "--fail", "a", "--format", "json"], ["critical", "--format", "json"]):
+        err = one_line_error(run(command[0], root, *command[1:]))
+        assert message in err and "larger unit" in err
+
+
+def test_huge_but_summable_numbers_give_strict_json(tmp_path):
+    root = system_with(tmp_path, "id,layer,kind,demand,repair_time,repair_cost\n"
+                                 "p,power,source,0,1,1\na,power,,1e308,1e308,1\nb,power,,1,1,1\n",
+                       "source,target\np,a\np,b\n")
+    for command in (["info", "--format", "json"], ["simulate", "--fail", "a", "--format", "json"],
+                    ["critical", "--format", "json"], ["recover", "--fail", "p", "--format", "json"]):
+        res = run(command[0], root, *command[1:])
+        assert res.exit_code == 0, res.output
+        strict_json(res.stdout)
+    res = run("export", root, "--format", "geojson")
+    assert res.exit_code == 0
+    strict_json(res.stdout)
+
+
+def test_to_json_writes_null_for_nan_and_infinities():
+    from cascade.commands import to_json
+
+    import numpy as np
+
+    text = to_json({"a": float("inf"), "b": -np.inf, "c": np.float32("nan"), "d": [1.5, np.float64(2)]})
+    assert strict_json(text) == {"a": None, "b": None, "c": None, "d": [1.5, 2.0]}

@@ -60,7 +60,7 @@ def failure_ids(compiled: CompiledSystem, fail, fail_file) -> list[str]:
 
 
 def to_json(data) -> str:
-    """JSON with NaN as null and numpy scalars as numbers."""
+    """Strict JSON (RFC 8259): NaN and infinities as null, numpy scalars as numbers."""
     def clean(x):
         if isinstance(x, dict):
             return {str(k): clean(v) for k, v in x.items()}
@@ -69,11 +69,11 @@ def to_json(data) -> str:
         if isinstance(x, (np.integer,)):
             return int(x)
         if isinstance(x, (float, np.floating)):
-            return None if math.isnan(x) else float(x)
+            return float(x) if math.isfinite(x) else None  # JSON has no NaN or Infinity
         if isinstance(x, np.bool_):
             return bool(x)
         return x
-    return json.dumps(clean(data), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def emit(text: str, output: Path | None) -> None:
