@@ -7,7 +7,8 @@ systems to disasters with an example earthquake case study", Environmental Model
 - junctions, tanks and reservoirs are nodes (``kind`` junction, or ``source`` for tanks and
   reservoirs: they feed the network; ``element`` keeps which one it is, ``elevation`` is kept);
 - base demand becomes demand: the sum of the base values of a junction's demand categories,
-  in litres per second (WNTR's SI m³/s × 1000);
+  in litres per second (WNTR's SI m³/s × 1000); a negative sum (inflow) counts as 0 and the
+  import says so, a NaN or infinite one is an error naming the junction;
 - pipes and valves are edges (``kind`` pipe, or the valve type such as PRV); a pipe with a
   check valve is directed from its start node to its end node, other pipes and valves are
   undirected; links are kept whatever their initial status, since controls open and close them;
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, require_file
+from .imports import ImportedLayer, checked_demand, require_file
 
 
 def _load(src) -> "wntr.network.WaterNetworkModel":
@@ -78,7 +79,7 @@ def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "ep
         x, y = node.coordinates if node.coordinates is not None else (np.nan, np.nan)
         node_rows.append({"id": f"{prefix}{name}", "layer": layer,
                           "kind": "junction" if kind == "junction" else "source",
-                          "demand": max(demand, 0.0), "x": float(x), "y": float(y),
+                          "demand": demand, "x": float(x), "y": float(y),
                           "element": kind, "name": name,
                           "elevation": float(getattr(node, "elevation", np.nan)
                                              if kind != "reservoir" else node.base_head)})
@@ -108,9 +109,11 @@ def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "ep
                               "length": np.nan, "name": name, "diameter": float(link.diameter)})
     nodes = pd.DataFrame(node_rows, columns=["id", "layer", "kind", "demand", "x", "y", "element",
                                               "name", "elevation"])
+    nodes["demand"], note = checked_demand(nodes["demand"].to_numpy(float), nodes["id"].to_numpy(), source,
+                                           negative="zero", meaning=" (inflow into the network)")
     edges = pd.DataFrame(edge_rows, columns=["id", "source", "target", "directed", "kind", "length",
                                               "name", "diameter"])
-    return ImportedLayer(nodes, edges, None, source)
+    return ImportedLayer(nodes, edges, None, source, [note] if note else [])
 
 
 def read_epanet(src: str | os.PathLike, layer: str = "water", prefix: str = "water-") -> ImportedLayer:

@@ -23,7 +23,7 @@ import pandas as pd
 from ..errors import InputError
 from ..system import InfrastructureSystem
 from .csv_dir import check_header, record_lines
-from .imports import ImportedLayer, crs_or_error, read_json, require_file
+from .imports import ImportedLayer, checked_demand, crs_or_error, read_json, require_file
 
 RESERVED = {"id", "layer", "source", "target", "directed"}
 
@@ -53,7 +53,8 @@ def read_geojson(src: str | os.PathLike, layer: str = "layer", prefix: str = "")
     """Read a GeoJSON FeatureCollection as one layer.
 
     Point features are nodes (id from the ``id`` property or the feature id; ``kind`` and
-    ``demand`` properties are used; other properties are kept).  LineString and
+    ``demand`` properties are used, ``demand`` a finite number ≥ 0 as in ``nodes.csv``; other
+    properties are kept).  LineString and
     MultiLineString features are edges: between the ``source`` and ``target`` properties when
     both are given, else between the Points at their first and last coordinate (an end with no
     Point there becomes a new node ``<prefix>n<k>``).  When the features carry a ``layer``
@@ -131,6 +132,7 @@ def read_geojson(src: str | os.PathLike, layer: str = "layer", prefix: str = "")
         dup = table["id"].duplicated()
         if dup.any():
             raise InputError(f"two {what} features have the id '{table.loc[dup, 'id'].iloc[0]}'", where)
+    nodes["demand"], _ = checked_demand(nodes["demand"].to_numpy(float), nodes["id"].to_numpy(), where)
     return ImportedLayer(nodes, edges, _crs_member(data), where)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -41,12 +41,60 @@ class ImportedLayer:
         CRS of ``x`` and ``y`` as the source states it (``None`` when it does not).
     source : str
         The file it came from, for messages.
+    notes : list of str
+        What the reader changed that the user should know (printed with the import summary).
     """
 
     nodes: pd.DataFrame
     edges: pd.DataFrame
     crs: str | None
     source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def checked_demand(values, ids, source: str, *, negative: str = "refuse",
+                   meaning: str = "") -> tuple[np.ndarray, str | None]:
+    """Imported demands held to the rule of ``nodes.csv``: a finite number, not negative.
+
+    Parameters
+    ----------
+    values : array-like of float
+    ids : array-like of str
+        The element each value belongs to, named in the message.
+    source : str
+        The file, for messages.
+    negative : {"refuse", "zero"}
+        ``"refuse"``: a negative value is an error.  ``"zero"``: it counts as demand 0 and a
+        note says so (for models where a negative load is generation or inflow).
+    meaning : str
+        What a negative value means in the source model, for the note.
+
+    Returns
+    -------
+    demand : ndarray of float
+    note : str or None
+
+    Raises
+    ------
+    InputError
+        On NaN or an infinite value (or a negative one with ``negative="refuse"``), naming the
+        first such element.
+    """
+    values = np.asarray(values, float)
+    ids = np.asarray(ids, dtype=object)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise InputError(f"{ids[bad[0]]}: demand is {values[bad[0]]} ({bad.size} such element(s)); "
+                         "a demand must be a finite number", source)
+    neg = np.flatnonzero(values < 0)
+    if not neg.size:
+        return values, None
+    if negative == "refuse":
+        raise InputError(f"{ids[neg[0]]}: demand is negative ({values[neg[0]]:g}; {neg.size} such "
+                         "element(s)); a demand must be 0 or more", source)
+    examples = ", ".join(str(i) for i in ids[neg[:3]]) + (" ..." if neg.size > 3 else "")
+    return (np.where(values < 0, 0.0, values),
+            f"{neg.size} node(s) with a negative net demand{meaning} counted as 0: {examples}")
 
 
 def crs_or_error(text: str | None, what: str) -> "pyproj.CRS | None":
@@ -162,7 +210,7 @@ def place(layer: ImportedLayer, source_crs: str | None, system_crs: str | None,
     nodes = nodes.copy()
     nodes.loc[has_xy, "x"] = np.round(x, 3)
     nodes.loc[has_xy, "y"] = np.round(y, 3)
-    return (ImportedLayer(nodes, layer.edges, target_name, layer.source), target_name,
+    return (ImportedLayer(nodes, layer.edges, target_name, layer.source, layer.notes), target_name,
             f"reprojected from {src.name} to {target.name}")
 
 
@@ -290,7 +338,7 @@ def add_layer(layer: ImportedLayer, into: str | os.PathLike, name: str,
     if "length" in layer.edges.columns and layer.edges["length"].isna().any():
         edges = layer.edges.copy()
         fill_lengths(layer.nodes, edges)
-        layer = ImportedLayer(layer.nodes, edges, layer.crs, layer.source)
+        layer = ImportedLayer(layer.nodes, edges, layer.crs, layer.source, layer.notes)
     if new:
         system = InfrastructureSystem.from_tables(
             layer.nodes, layer.edges, None, name=root.resolve().name, crs=crs,
@@ -301,7 +349,8 @@ def add_layer(layer: ImportedLayer, into: str | os.PathLike, name: str,
         system = append_rows(root, layer.nodes, layer.edges)
     sources = int((layer.nodes["kind"] == "source").sum())
     summary = (f"layer '{name}': {len(layer.nodes)} nodes ({sources} sources), {len(layer.edges)} edges, "
-               f"demand {layer.nodes['demand'].sum():,.6g}; {note}")
+               f"demand {layer.nodes['demand'].sum():,.6g}; {note}"
+               + "".join(f"; note: {n}" for n in layer.notes))
     return system, summary
 
 

@@ -5,7 +5,8 @@ Multi-Energy Grid Simulations", Sustainability 12(23)):
 
 - every junction is a node (``kind = junction``; ``name``, ``elevation`` from ``height_m``);
 - the junction of an in-service external grid (``ext_grid``) gets ``kind = source``;
-- in-service sinks become demand: ``mdot_kg_per_s * scaling`` summed per junction, in kg/s;
+- in-service sinks become demand: ``mdot_kg_per_s * scaling`` summed per junction, in kg/s
+  (a negative sum counts as 0 and the import says so; NaN or infinite is an error);
 - in-service pipes (undirected), open valves (undirected), pressure regulators
   (``press_control``), flow controllers, compressors and pumps (directed, from_junction to
   to_junction, the way they push gas) become edges with that ``kind``;
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, edge_table, require_file
+from .imports import ImportedLayer, checked_demand, edge_table, require_file
 from .pandapower import _in_service, _point, _table
 from .ppjson import SafeNet, read_net, require_columns
 
@@ -86,11 +87,15 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
     demand = pd.Series(0.0, index=junction.index)
     if len(sinks):
         m = sinks["mdot_kg_per_s"].astype(float) * (sinks["scaling"].astype(float) if "scaling" in sinks else 1.0)
-        demand = demand.add(m.groupby(sinks["junction"].astype(int)).sum(), fill_value=0.0).reindex(junction.index)
+        checked_demand(m.clip(lower=0).to_numpy(), [f"sink {i}" for i in sinks.index], source)  # NaN, inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            demand = demand.add(m.groupby(sinks["junction"].astype(int)).sum(), fill_value=0.0).reindex(junction.index)
+    values, note = checked_demand(demand.to_numpy(float), jid.to_numpy(), source, negative="zero",
+                                  meaning=" (sinks that feed in)")
     nodes = pd.DataFrame({
         "id": jid.to_numpy(), "layer": layer,
         "kind": ["source" if i in sources else "junction" for i in junction.index],
-        "demand": np.clip(demand.to_numpy(float), 0.0, None), "x": x, "y": y,
+        "demand": values, "x": x, "y": y,
         "element": "junction", "name": _names(junction),
         "elevation": junction["height_m"].to_numpy(float) if "height_m" in junction else np.nan,
     })
@@ -121,7 +126,7 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
             "source": jid.reindex(a.astype(int)).to_numpy(),
             "target": jid.reindex(b.astype(int)).to_numpy(),
             "directed": False, "kind": "valve", "length": 0.0, "name": _names(valves)}))
-    return ImportedLayer(nodes, edge_table(rows, "junction", source), crs, source)
+    return ImportedLayer(nodes, edge_table(rows, "junction", source), crs, source, [note] if note else [])
 
 
 def read_pandapipes(src: str | os.PathLike, layer: str = "gas", prefix: str = "gas-") -> ImportedLayer:
