@@ -28,6 +28,20 @@ engine_option = click.option("--engine", type=click.Choice(["core", "reference"]
 SEED = click.IntRange(0, 2**63 - 1)
 
 
+csv_safe_option = click.option(
+    "--csv-safe", is_flag=True,
+    help="CSV: start text cells that begin with = + - @, a tab or CR with ' so that spreadsheets "
+         "show them as text instead of running them as formulas (map/export --result read such "
+         "files back to the same ids).")
+
+
+def csv_text(frame, safe: bool = False, **kwargs) -> str:
+    """A table as CSV text; with ``safe``, formula-like text cells are neutralised."""
+    from ..io.csv_dir import neutralise_formulas
+
+    return (neutralise_formulas(frame) if safe else frame).to_csv(index=False, lineterminator="\n", **kwargs)
+
+
 def format_option(*choices: str, default: str = "table"):
     return click.option("--format", "fmt", type=click.Choice(list(choices)), default=default,
                         show_default=True, help="Output format.")

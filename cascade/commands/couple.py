@@ -6,7 +6,7 @@ import click
 from ..couple import couple
 from ..errors import InputError
 from ..io.imports import append_rows
-from . import system_argument
+from . import csv_safe_option, csv_text, system_argument
 
 
 @click.command("couple")
@@ -25,7 +25,8 @@ from . import system_argument
 @click.option("--delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="HOURS",
               help="Hours the dependent keeps working after losing its suppliers (a backup).")
 @click.option("--dry-run", is_flag=True, help="Print the rows instead of writing them.")
-def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_run):
+@csv_safe_option
+def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_run, csv_safe):
     """Append dependency rows to SYSTEM/dependencies.csv by geography: every --dependent
     node depends on its --nearest K --supplier nodes, or on those within --radius.
 
@@ -43,7 +44,7 @@ def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_
     rows, stats = couple(system, dependent, supplier, nearest=nearest, radius=radius, group=group,
                          delay=delay)
     if dry_run:
-        click.echo(rows.to_csv(index=False, lineterminator="\n"), nl=False)
+        click.echo(csv_text(rows, csv_safe), nl=False)
     elif len(rows):
         append_rows(system_dir, dependencies=rows)
     notes = []

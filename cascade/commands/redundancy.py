@@ -16,7 +16,8 @@ import click
 from ..errors import InputError
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
-from . import SEED, emit, format_option, load, output_option, read_id_file, system_argument, table, to_json
+from . import (SEED, csv_safe_option, csv_text, emit, format_option, load, output_option,
+               read_id_file, system_argument, table, to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
@@ -164,8 +165,9 @@ def render_table(result, source: str) -> str:
                    f"{EXHAUSTIVE_LIMIT['resilience']} with --metric resilience).")
 @format_option("table", "json", "csv")
 @output_option
+@csv_safe_option
 def command(system_dir, candidates, scenario, failure_sets, samples, budget, metric, strategy,
-            crews, n_suggest, seed, threads, exhaustive_limit, fmt, output):
+            crews, n_suggest, seed, threads, exhaustive_limit, fmt, output, csv_safe):
     """Rank redundancy measures of SYSTEM by the loss they avoid per unit cost.
 
     Every measure sees the same hazard samples (common random numbers).  The table shows the
@@ -219,7 +221,7 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     elif fmt == "csv":
         buf = io.StringIO()
         frame = result.ranking[RANKING_COLUMNS].copy()
-        frame.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
+        buf.write(csv_text(frame, csv_safe, float_format="%.10g"))
         text = buf.getvalue()
     else:
         text = render_table(result, source)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import SEED, emit, format_option, is_terminal, load, output_option, pct, system_argument, table, to_json
+from . import (SEED, csv_safe_option, csv_text, emit, format_option, is_terminal, load,
+               output_option, pct, system_argument, table, to_json)
 
 
 def render_table(result, top: int) -> str:
@@ -50,7 +51,8 @@ def render_table(result, top: int) -> str:
               help="Send the samples to a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--top", type=click.IntRange(min=0), default=15, show_default=True,
               help="Nodes listed under 'most likely failures' (table and JSON).")
-def command(system_dir, scenario_file, samples, seed, fmt, output, threads, workers, scheduler, top):
+@csv_safe_option
+def command(system_dir, scenario_file, samples, seed, fmt, output, threads, workers, scheduler, top, csv_safe):
     """Sample a hazard SCENARIO.toml on SYSTEM many times, cascade each sample, and report
     the distribution of service loss per layer and each node's failure probability (how
     much of it the hazard causes directly and how much the cascade adds).
@@ -73,7 +75,7 @@ def command(system_dir, scenario_file, samples, seed, fmt, output, threads, work
         text = to_json(result.to_dict(top=None if top == 0 else top))
     elif fmt == "csv":
         buf = io.StringIO()
-        result.node_probability().to_csv(buf, index=False, lineterminator="\n")
+        buf.write(csv_text(result.node_probability(), csv_safe))
         text = buf.getvalue()
     else:
         text = render_table(result, top)

@@ -187,6 +187,35 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
         write_atomic(root / name, text)
 
 
+# A cell that starts with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells that a spreadsheet would run as a formula (they start
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) start with ``'`` instead, which
+    spreadsheets show as text.  Numbers are left alone.  :func:`restore_ids` undoes it for ids."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = [("'" + v) if isinstance(v, str) and v.startswith(FORMULA_START) else v
+                        for v in out[col]]
+    return out
+
+
+def restore_ids(values, known) -> list:
+    """Ids (or layer names) read back from a CSV written with ``--csv-safe``: ``'=x`` is ``=x``
+    when only the latter is known (a value that is known as written is kept; other text stays
+    as written)."""
+    out = []
+    for v in values:
+        if isinstance(v, str) and v not in known and v[:1] == "'" and v[1:2] and \
+                v[1:].startswith(FORMULA_START) and v[1:] in known:
+            v = v[1:]
+        out.append(v)
+    return out
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
     path = Path(path)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..system import InfrastructureSystem
-from .csv_dir import check_header, record_lines
+from .csv_dir import check_header, record_lines, restore_ids
 from .imports import ImportedLayer, checked_demand, crs_or_error, read_json, require_file
 
 RESERVED = {"id", "layer", "source", "target", "directed"}
@@ -168,6 +168,9 @@ def _records_table(records: list, where: str) -> pd.DataFrame:
 
 def _split(table: pd.DataFrame, system: InfrastructureSystem, kind: str, where: str) -> ResultProperties:
     node_ids, edge_ids = set(system.nodes["id"]), set(system.edges["id"])
+    known = node_ids | edge_ids | set(system.nodes["layer"])
+    table = table.assign(**{c: restore_ids(table[c], known) for c in table.columns  # --csv-safe files
+                            if c == "id" or table[c].dtype == object})
     if kind == "ranking" and "rank" not in table.columns:
         table = table.assign(rank=np.arange(1, len(table) + 1))
     unknown = table.loc[~table["id"].isin(node_ids | edge_ids), "id"]
@@ -257,7 +260,12 @@ def read_result(path: str | os.PathLike, system: InfrastructureSystem) -> Result
         table = _records_table(records, where) if records else pd.DataFrame(columns=["id"])
     else:
         try:
-            table = pd.read_csv(path, dtype={"id": str}, encoding="utf-8-sig")
+            # ids as written: 'NA', 'null' or 'nan' are ids, not missing values
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            for col in table.columns.drop("id", errors="ignore"):
+                values = pd.to_numeric(table[col].replace("", np.nan), errors="coerce")
+                if not (values.isna() & (table[col] != "")).any():
+                    table[col] = values
             header, header_line, _ = record_lines(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"malformed CSV: {' '.join(str(exc).split())}", where) from None
