@@ -31,8 +31,8 @@ import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError
-from .resources import require_memory
 from .hazards import Scenario
+from .resources import require_memory
 from .system import InfrastructureSystem
 
 PERCENTILES = (5, 50, 95)
@@ -88,8 +88,11 @@ def _totals(compiled: CompiledSystem):
 
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
               baseline: np.ndarray, baseline_service: np.ndarray, immune=(),
-              fragility_scale=None) -> tuple:
+              fragility_scale=None, cancel=None) -> tuple:
     """Samples ``start .. stop-1``: the work unit of every executor.
+
+    ``cancel`` (a :class:`threading.Event`, threads only) is checked between blocks of
+    samples: once set, the batch stops early and returns ``None``.
 
     Returns
     -------
@@ -112,6 +115,8 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     n_direct = np.zeros((b, 2), np.int32)
     plain = not immune and not fragility_scale
     for k, i in enumerate(range(start, stop)):
+        if k % BLOCK == 0 and cancel is not None and cancel.is_set():
+            return None
         if plain and k % BLOCK == 0:
             # Draw BLOCK samples at once (vectorised, identical to one by one).
             block = scenario.sample_block(compiled, i, min(i + BLOCK, stop), seed=seed)
@@ -304,12 +309,21 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                     done = collect(run_batch(compiled, *args, a, b, baseline, baseline_service, **kw))
                     bar and bar.update(done)
             else:
-                with ThreadPoolExecutor(threads) as pool:
+                cancel = threading.Event()
+                pool = ThreadPoolExecutor(threads)
+                try:
                     futures = [pool.submit(run_batch, compiled, *args, a, b, baseline,
-                                           baseline_service, **kw) for a, b in spans]
+                                           baseline_service, cancel=cancel, **kw) for a, b in spans]
                     for f in futures:
                         done = collect(f.result())
                         bar and bar.update(done)
+                except BaseException:
+                    # Ctrl-C (or an error): drop the queued batches and stop the running ones at
+                    # their next block, instead of computing the rest of the ensemble first.
+                    cancel.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                pool.shutdown(wait=True)
         else:
             executor = _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler,
                                  workers, batch_size, collect, bar)
@@ -434,8 +448,12 @@ def _gather(client, futures, collect, bar, where: str) -> None:
 
 def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
               batch_size, collect, bar) -> str:
+    import logging
+
     distributed = _dask()
     cluster = None
+    log = logging.getLogger("distributed")
+    level = log.level
     try:
         if scheduler is not None:
             scheduler = check_scheduler(scheduler)
@@ -446,11 +464,11 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
             executor = f"dask ({scheduler})"
             where = scheduler
         else:
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=40)
+            cluster = _local_cluster(distributed, workers)
             client = distributed.Client(cluster, set_as_default=False)
             executor = f"dask (local cluster, {workers} workers)"
             where = "local Dask cluster"
+        futures = []
         try:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             # Scatter once to every worker; tasks then carry only sample ranges.
@@ -459,13 +477,40 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
             spans = _batches(samples, n_workers * 8, batch_size or 256)
             futures = [client.submit(run_batch, comp_f, scen_f, args[1], a, b, base_f, serv_f,
                                      pure=False, **kw) for a, b in spans]
-            try:
-                _gather(client, futures, collect, bar, where)
-            finally:
-                client.cancel(futures)
+            _gather(client, futures, collect, bar, where)
         finally:
-            client.close()
+            # The teardown's complaints about cancelled tasks and closed connections (after
+            # Ctrl-C, or a lost cluster) are noise next to the one line the user gets.
+            log.setLevel(logging.CRITICAL + 1)
+            try:
+                if futures:
+                    client.cancel(futures)
+            finally:
+                client.close()
     finally:
-        if cluster is not None:
-            cluster.close()
+        try:
+            if cluster is not None:
+                cluster.close()
+        except Exception:  # already shutting down (Ctrl-C); the run's own error matters
+            pass
+        finally:
+            log.setLevel(level)
     return executor
+
+
+def _local_cluster(distributed, workers: int):
+    """A LocalCluster whose processes ignore SIGINT: Ctrl-C at the terminal reaches the whole
+    process group, and the command (not each worker, with its traceback) decides what stops.
+
+    The worker processes inherit the ignored SIGINT from this process, which ignores it while
+    they start (a few seconds); a Ctrl-C in that window is lost (press it again)."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=":0", silence_logs=40)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
