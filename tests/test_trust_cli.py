@@ -197,3 +197,18 @@ def test_to_json_writes_null_for_nan_and_infinities():
 
     text = to_json({"a": float("inf"), "b": -np.inf, "c": np.float32("nan"), "d": [1.5, np.float64(2)]})
     assert strict_json(text) == {"a": None, "b": None, "c": None, "d": [1.5, 2.0]}
+
+
+def test_a_huge_crew_count_does_not_allocate_a_slot_per_crew(tmp_path):
+    """Crews beyond one per failed element never work; 10**20 of them must not hang."""
+    import subprocess
+    import sys
+
+    cascade = Path(sys.executable).parent / "cascade"
+    for crews in ("99999999999999999999", "power=99999999999999999999"):
+        proc = subprocess.run([str(cascade), "recover", str(DEMO), "--fail", "P-PLANT-1", "--crews", crews,
+                               "--format", "json"], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        one = json.loads(run("recover", DEMO, "--fail", "P-PLANT-1", "--crews", "1", "--format", "json").stdout)
+        many = json.loads(proc.stdout)
+        assert many["resilience_loss"] <= one["resilience_loss"]
