@@ -28,6 +28,9 @@ EDGE_NUMBERS = {"repair_time": None, "repair_cost": None, "capacity": None, "len
 DEPENDENCY_NUMBERS = {"delay": 0.0}
 # Coordinates may be negative; every other number of the format is a duration, cost or size.
 SIGNED = {"x", "y"}
+# Far beyond any map in metres, feet or degrees, and small enough that squared distances between
+# coordinates stay finite.
+MAX_COORDINATE = 1e15
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -87,6 +90,11 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
         bad = np.flatnonzero(np.isnan(values) & (raw != "") | np.isinf(values))
         if bad.size:
             raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0], file))
+        if col in SIGNED:  # distances between coordinates must not overflow
+            far = np.flatnonzero(np.abs(values) > MAX_COORDINATE)
+            if far.size:
+                raise InputError(f"'{col}' is out of range: '{raw[far[0]]}' (coordinates stay within "
+                                 f"±{MAX_COORDINATE:.0e})", file, _line(far[0], file))
         if col not in SIGNED:
             neg = np.flatnonzero(values < 0)
             if neg.size:

@@ -212,3 +212,14 @@ def test_a_huge_crew_count_does_not_allocate_a_slot_per_crew(tmp_path):
         one = json.loads(run("recover", DEMO, "--fail", "P-PLANT-1", "--crews", "1", "--format", "json").stdout)
         many = json.loads(proc.stdout)
         assert many["resilience_loss"] <= one["resilience_loss"]
+
+
+@pytest.mark.parametrize("x", ["1e308", "-1e16"])
+def test_coordinates_whose_distances_overflow_are_refused(tmp_path, x):
+    root = system_with(tmp_path, f"id,layer,kind,x,y\na,power,source,0,0\nb,power,,{x},0\nw,water,,1,1\n",
+                       "source,target\na,b\n")
+    for command in (["info"], ["map", "-o", str(tmp_path / "m.png")],
+                    ["couple", "--dependent", "water", "--supplier", "power", "--nearest", "1", "--dry-run"]):
+        err = one_line_error(run(command[0], root, *command[1:]))
+        assert "nodes.csv, line 3: 'x' is out of range" in err, err
+    assert not (tmp_path / "m.png").exists()
