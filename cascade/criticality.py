@@ -48,6 +48,7 @@ ones already chosen loses the most demand (then most nodes, then the smallest id
 from __future__ import annotations
 
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -224,6 +225,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         size = int(chunk or max(8, min(4096, -(-k // (16 * threads)))))
         n_chunks = -(-k // size)
         counter = itertools.count()
+        stop = threading.Event()
 
         def worker() -> None:
             # Private buffers, copied once from the start fixpoint (STYLE.md rule 6).
@@ -245,7 +247,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             cursor = np.zeros(L, idx)
             while True:
                 i = next(counter)  # atomic under the GIL
-                if i >= n_chunks:
+                if i >= n_chunks or stop.is_set():
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
                 _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed,
@@ -264,8 +266,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             worker()
         else:
             with ThreadPoolExecutor(max_workers=min(threads, n_chunks)) as pool:
-                for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
-                    future.result()
+                try:
+                    for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
+                        future.result()
+                except BaseException:  # Ctrl-C: the workers stop after their current chunk
+                    stop.set()
+                    raise
 
     run(mode, el_node, el_edge, out_nodes, out_demand, out_layer)
     redo = np.zeros(0, np.int64)

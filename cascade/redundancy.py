@@ -38,6 +38,7 @@ import csv
 import itertools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
@@ -683,9 +684,13 @@ class Evaluator:
         loss = np.zeros(len(distinct))
         per_layer = np.zeros((len(distinct), L))
 
+        stop = threading.Event()
+
         def run(chunk):
             ws = Workspace(compiled)
             for i in chunk:
+                if stop.is_set():  # Ctrl-C in the main thread
+                    return
                 nodes, edges = distinct[i]
                 ws.run(nodes.astype(compiled.index_dtype), edges.astype(compiled.index_dtype))
                 w = ws.working.astype(bool)
@@ -702,7 +707,11 @@ class Evaluator:
             run(chunks[0])
         else:
             with ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(run, chunks))
+                try:
+                    list(pool.map(run, chunks))
+                except BaseException:
+                    stop.set()
+                    raise
         return loss[inverse], per_layer[inverse]
 
     def _resilience(self, system, compiled, failures, structure: frozenset) -> np.ndarray:
