@@ -223,3 +223,14 @@ def test_coordinates_whose_distances_overflow_are_refused(tmp_path, x):
         err = one_line_error(run(command[0], root, *command[1:]))
         assert "nodes.csv, line 3: 'x' is out of range" in err, err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_unknown_ids_in_id_files_name_the_line(tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# the plants\nP-PLANT-1\n\nGHOST\n")
+    assert "ids.txt, line 4: unknown node or edge id 'GHOST'" in one_line_error(run("simulate", DEMO, "--fail-file", ids))
+    assert "ids.txt, line 4: unknown node or edge id 'GHOST'" in one_line_error(run("recover", DEMO, "--fail-file", ids))
+    sets = tmp_path / "sets.txt"
+    sets.write_text("P-PLANT-1\n\n# two at once\nP-PLANT-1, GHOST\n")
+    err = one_line_error(run("redundancy", DEMO, "--failure-sets", sets, "--suggest", "2"))
+    assert "sets.txt, line 4: unknown node or edge id 'GHOST'" in err

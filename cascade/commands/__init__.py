@@ -53,24 +53,28 @@ def load(system_dir: Path) -> tuple[InfrastructureSystem, CompiledSystem]:
     return system, compile_system(system)
 
 
-def read_id_file(path: Path) -> list[str]:
-    """Ids, one per line; blank lines and lines starting with # are skipped."""
+def read_id_lines(path: Path) -> list[tuple[str, int]]:
+    """(text, file line) of every line that is not blank and does not start with #."""
     with reading(path):
         text = Path(path).read_text(encoding="utf-8-sig")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.strip(), k) for k, line in enumerate(text.splitlines(), start=1)
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def read_id_file(path: Path) -> list[str]:
+    """Ids, one per line; blank lines and lines starting with # are skipped."""
+    return [text for text, _ in read_id_lines(path)]
 
 
 def failure_ids(compiled: CompiledSystem, fail, fail_file) -> list[str]:
     """The ids of --fail and --fail-file, checked against the system (unknown id: exit 2)."""
-    ids = list(fail)
-    source = "--fail"
+    ids = [(name, "--fail", None) for name in fail]
     if fail_file:
-        ids += read_id_file(fail_file)
-    for name in ids:
+        ids += [(name, str(fail_file), line) for name, line in read_id_lines(fail_file)]
+    for name, where, line in ids:
         if name not in compiled._node_map and name not in compiled._edge_map:
-            where = str(fail_file) if fail_file and name not in fail else source
-            raise InputError(f"unknown node or edge id '{name}'", where)
-    return ids
+            raise InputError(f"unknown node or edge id '{name}'", where, line)
+    return [name for name, _, _ in ids]
 
 
 def to_json(data) -> str:

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
 from . import (SEED, csv_safe_option, csv_text, emit, format_option, load, output_option,
-               read_id_file, system_argument, table, to_json)
+               read_id_lines, system_argument, table, to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
@@ -45,11 +45,11 @@ def parse_crews(text: str):
 def read_failure_sets(path: Path, compiled) -> list[list[str]]:
     """One sample per line: node and edge ids separated by spaces or commas."""
     sets = []
-    for line in read_id_file(path):
+    for line, number in read_id_lines(path):
         ids = [x for x in re.split(r"[,\s]+", line) if x]
         for name in ids:
             if name not in compiled._node_map and name not in compiled._edge_map:
-                raise InputError(f"unknown node or edge id '{name}'", str(path))
+                raise InputError(f"unknown node or edge id '{name}'", str(path), number)
         sets.append(ids)
     if not sets:
         raise InputError("no failure sets (one sample per line)", str(path))
