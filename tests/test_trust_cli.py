@@ -3,7 +3,6 @@ a hang or a partial output (issue 14, "crashes and wrong output on odd but possi
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
