@@ -263,7 +263,7 @@ def read_result(path: str | os.PathLike, system: InfrastructureSystem) -> Result
             # ids as written: 'NA', 'null' or 'nan' are ids, not missing values
             table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
             for col in table.columns.drop("id", errors="ignore"):
-                values = pd.to_numeric(table[col].replace("", np.nan), errors="coerce")
+                values = pd.to_numeric(table[col].where(table[col] != ""), errors="coerce")
                 if not (values.isna() & (table[col] != "")).any():
                     table[col] = values
             header, header_line, _ = record_lines(path)
