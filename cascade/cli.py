@@ -55,7 +55,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except InputError as exc:
             raise CliError(str(exc)) from None
-        except (BrokenPipeError, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            # Ctrl-C: the work stops (threads cancel their queued batches, worker processes
+            # ignore the signal and are shut down), one line, the shell's status for SIGINT.
+            click.echo("interrupted: stopped, nothing written", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
             raise
         except OSError as exc:
             raise CliError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None

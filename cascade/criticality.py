@@ -51,6 +51,7 @@ ones already chosen has the highest score (then most nodes, then the smallest id
 from __future__ import annotations
 
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -235,6 +236,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         size = int(chunk or max(8, min(4096, -(-k // (16 * threads)))))
         n_chunks = -(-k // size)
         counter = itertools.count()
+        stop = threading.Event()
 
         def worker() -> None:
             # Private buffers, copied once from the start fixpoint (docs/development.md, rule 6).
@@ -256,7 +258,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             cursor = np.zeros(L, idx)
             while True:
                 i = next(counter)  # atomic under the GIL
-                if i >= n_chunks:
+                if i >= n_chunks or stop.is_set():
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
                 _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed,
@@ -276,8 +278,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             worker()
         else:
             with ThreadPoolExecutor(max_workers=min(threads, n_chunks)) as pool:
-                for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
-                    future.result()
+                try:
+                    for future in [pool.submit(worker) for _ in range(min(threads, n_chunks))]:
+                        future.result()
+                except BaseException:  # Ctrl-C: the workers stop after their current chunk
+                    stop.set()
+                    raise
 
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
     run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)

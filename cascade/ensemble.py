@@ -33,12 +33,14 @@ from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .hazards import Scenario
 from .progress import ProgressArg, tracker
+from .resources import require_memory
 from .system import InfrastructureSystem
 from .units import layer_weights
 
 PERCENTILES = (5, 50, 95)
 BLOCK = 32                       # samples drawn at once
 CONNECT_TIMEOUT = "10s"          # reaching a Dask scheduler
+NO_WORKERS_GRACE = 60.0          # seconds a Dask run waits for workers to come back
 _local = threading.local()
 
 
@@ -100,8 +102,11 @@ def _weigh_overall(system, compiled: CompiledSystem, rows: np.ndarray) -> None:
 
 def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: int, stop: int,
               baseline: np.ndarray, baseline_service: np.ndarray, immune=(),
-              fragility_scale=None, attribute: bool | str = False) -> tuple:
+              fragility_scale=None, attribute: bool | str = False, cancel=None) -> tuple:
     """Samples ``start .. stop-1``: the work unit of every executor.
+
+    ``cancel`` (a :class:`threading.Event`, threads only) is checked between blocks of
+    samples: once set, the batch stops early and returns ``None``.
 
     Returns
     -------
@@ -144,6 +149,8 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
             node_share[nodes] += part[:len(nodes)]
             edge_share[edges] += part[len(nodes):]
     for k, i in enumerate(range(start, stop)):
+        if k % BLOCK == 0 and cancel is not None and cancel.is_set():
+            return None
         if feedback:
             nodes, edges = scenario.run(compiled, ws, i, seed=seed, immune=immune,
                                         fragility_scale=fragility_scale)
@@ -348,6 +355,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     baseline = ws.working.astype(bool)
     baseline_service = _service(compiled, baseline, _totals(compiled))
     n, L = compiled.n_nodes, len(compiled.layer_names)
+    require_memory(samples * ((L + 1) * 8 + 16), f"{samples:,} samples")
     loss = np.empty((samples, L + 1))
     failed = np.zeros(n, np.int64)
     direct = np.zeros(n, np.int64)
@@ -381,12 +389,21 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                     done = collect(run_batch(compiled, *args, a, b, baseline, baseline_service, **kw))
                     bar.update(done)
             else:
-                with ThreadPoolExecutor(threads) as pool:
+                cancel = threading.Event()
+                pool = ThreadPoolExecutor(threads)
+                try:
                     futures = [pool.submit(run_batch, compiled, *args, a, b, baseline,
-                                           baseline_service, **kw) for a, b in spans]
+                                           baseline_service, cancel=cancel, **kw) for a, b in spans]
                     for f in futures:
                         done = collect(f.result())
-                        bar.update(done)
+                        bar and bar.update(done)
+                except BaseException:
+                    # Ctrl-C (or an error): drop the queued batches and stop the running ones at
+                    # their next block, instead of computing the rest of the ensemble first.
+                    cancel.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                pool.shutdown(wait=True)
         else:
             executor = _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler,
                                  workers, batch_size, collect, bar)
@@ -404,22 +421,135 @@ def _default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _seconds(timeout) -> float:
+    if isinstance(timeout, (int, float)):
+        return float(timeout)
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(timeout))
+
+
+def check_scheduler(address: str) -> str:
+    """Ask ``address`` who it is, within ``CONNECT_TIMEOUT``; return the address when a Dask
+    scheduler answers.
+
+    ``distributed.Client`` alone waits forever on a port that accepts connections but does
+    not speak Dask, and prints tracebacks for a malformed address; this probe does neither.
+
+    Raises
+    ------
+    InputError
+        One line: a malformed address, nothing listening, or something that is not a Dask
+        scheduler.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor as _Pool
+
+    _dask()
+    from distributed.comm import connect
+
+    text = str(address).strip()
+    if not text:
+        raise InputError("the Dask scheduler address is empty (e.g. tcp://10.0.0.5:8786)", "--scheduler")
+    seconds = _seconds(CONNECT_TIMEOUT)
+
+    async def probe():
+        comm = await connect(text, timeout=seconds)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    def run():
+        return asyncio.run(asyncio.wait_for(probe(), seconds))
+
+    try:
+        with _Pool(1) as pool:  # its own event loop, also when the caller has one running
+            reply = pool.submit(run).result()
+    except (asyncio.TimeoutError, TimeoutError):
+        raise InputError(f"cannot reach the Dask scheduler at {text}: no answer within {seconds:g} s "
+                         "(nothing listening there, or not a Dask scheduler)", "--scheduler") from None
+    except Exception as exc:  # a malformed address, a refused or reset connection
+        raise InputError(f"cannot reach the Dask scheduler at {text}: {_one_line(exc)}", "--scheduler") from None
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        raise InputError(f"{text} answered, but not as a Dask scheduler", "--scheduler")
+    return text
+
+
+def _gather(client, futures, collect, bar, where: str) -> None:
+    """Collect every batch as it finishes.  Lost workers are Dask's business (it resubmits
+    their tasks) as long as some worker comes back within ``NO_WORKERS_GRACE`` seconds; a task
+    that fails, or a cluster left without workers for longer, ends the run with one line."""
+    import asyncio
+    import time
+
+    pending = set(futures)
+    total = len(futures)
+    idle_since = None
+    while pending:
+        done = [f for f in pending if f.done()]
+        if not done:
+            try:  # block on one unfinished batch for a while
+                next(iter(pending)).result(timeout=1)
+            except (TimeoutError, asyncio.TimeoutError):
+                pass
+            except (Exception, asyncio.CancelledError):
+                pass  # reported below, from the batch's own result
+            done = [f for f in pending if f.done()]
+        pending.difference_update(done)
+        for f in done:
+            try:
+                n = collect(f.result())
+            except (Exception, asyncio.CancelledError) as exc:
+                raise InputError(f"the Dask run failed with {total - len(pending)} of {total} batches "
+                                 f"done: {_one_line(exc)}; nothing written", where) from None
+            if bar is not None:
+                bar.update(n)
+        if done or not pending:
+            idle_since = None
+            continue
+        try:
+            workers = client.scheduler_info().get("workers", {})
+        except Exception:  # the scheduler itself is gone
+            workers = {}
+        if workers:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > NO_WORKERS_GRACE:
+            raise InputError(f"the Dask cluster has had no workers for {NO_WORKERS_GRACE:g} s with "
+                             f"{len(pending)} of {total} batches unfinished; nothing written", where)
+
+
 def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
               batch_size, collect, bar) -> str:
+    import logging
+
     distributed = _dask()
     cluster = None
+    log = logging.getLogger("distributed")
+    level = log.level
     try:
         if scheduler is not None:
+            scheduler = check_scheduler(scheduler)
             try:
                 client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
-                raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+                raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)}") from None
             executor = f"dask ({scheduler})"
+            where = scheduler
         else:
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=40)
+            cluster = _local_cluster(distributed, workers)
             client = distributed.Client(cluster, set_as_default=False)
             executor = f"dask (local cluster, {workers} workers)"
+            where = "local Dask cluster"
+        futures = []
         try:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             # Scatter once to every worker; tasks then carry only sample ranges.
@@ -428,12 +558,40 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
             spans = _batches(samples, n_workers * 8, batch_size or 256)
             futures = [client.submit(run_batch, comp_f, scen_f, args[1], a, b, base_f, serv_f,
                                      pure=False, **kw) for a, b in spans]
-            for f in futures:
-                done = collect(f.result())
-                bar.update(done)
+            _gather(client, futures, collect, bar, where)
         finally:
-            client.close()
+            # The teardown's complaints about cancelled tasks and closed connections (after
+            # Ctrl-C, or a lost cluster) are noise next to the one line the user gets.
+            log.setLevel(logging.CRITICAL + 1)
+            try:
+                if futures:
+                    client.cancel(futures)
+            finally:
+                client.close()
     finally:
-        if cluster is not None:
-            cluster.close()
+        try:
+            if cluster is not None:
+                cluster.close()
+        except Exception:  # already shutting down (Ctrl-C); the run's own error matters
+            pass
+        finally:
+            log.setLevel(level)
     return executor
+
+
+def _local_cluster(distributed, workers: int):
+    """A LocalCluster whose processes ignore SIGINT: Ctrl-C at the terminal reaches the whole
+    process group, and the command (not each worker, with its traceback) decides what stops.
+
+    The worker processes inherit the ignored SIGINT from this process, which ignores it while
+    they start (a few seconds); a Ctrl-C in that window is lost (press it again)."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=":0", silence_logs=40)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

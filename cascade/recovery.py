@@ -252,8 +252,10 @@ class _Problem:
 
         self.crews = crews_per_layer(c, crews)
         names, layers = [], []
+        failed_in = np.bincount(self.layer, minlength=len(c.layer_names))
         for li, name in enumerate(c.layer_names):
-            for j in range(self.crews[name]):
+            # A crew beyond one per failed element never works: 10**20 crews is not 10**20 slots.
+            for j in range(min(self.crews[name], max(1, int(failed_in[li])))):
                 names.append(f"{name}-{j + 1}")
                 layers.append(li)
         self.crew_names = np.array(names, dtype=object)
@@ -1027,6 +1029,13 @@ def plot_curves(results, path=None, title: str | None = None):
     course.  With ``path`` the figure is written there atomically (format from
     the suffix).  Returns the :class:`matplotlib.figure.Figure`.
     """
+    from .report import literal_text  # user text (strategy, layer names) drawn as written
+
+    return literal_text(_plot_curves)(results, path, title)
+
+
+def _plot_curves(results, path=None, title: str | None = None):
+    """The figure of :func:`plot_curves`."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -40,6 +40,7 @@ import csv
 import itertools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
@@ -49,7 +50,9 @@ import pandas as pd
 
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError, did_you_mean, reading
+from .io.csv_dir import check_header
 from .progress import ProgressArg, tracker
+from .resources import require_memory
 from .system import FALSE, TRUE, InfrastructureSystem
 from .units import layer_weights
 
@@ -358,23 +361,25 @@ def read_candidates(path: str | os.PathLike, system: InfrastructureSystem) -> li
         with reading(path), open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh, skipinitialspace=True)
             header, rows, lines = None, [], []
+            end = 0
             for record in reader:
+                start, end = end + 1, reader.line_num  # a quoted field may span lines
                 if not record or all(not c.strip() for c in record) or record[0].lstrip().startswith("#"):
                     continue
                 if header is None:
                     header = [c.strip() for c in record]
                     width = len(header)
+                    header_line = start
                     continue
                 if len(record) > width:
-                    raise InputError(f"{len(record)} fields, the header has {width}", file, reader.line_num)
+                    raise InputError(f"{len(record)} fields, the header has {width}", file, start)
                 rows.append(record + [""] * (width - len(record)))
-                lines.append(reader.line_num)
+                lines.append(start)
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", file) from None
     if header is None:
         raise InputError("empty file (it needs a header line)", file)
-    if len(set(header)) != len(header):
-        raise InputError("duplicate column in the header", file, 1)
+    check_header(header, header_line, file)
     return parse_candidates(pd.DataFrame(rows, columns=header, dtype=object), system,
                             file=file, lines=lines)
 
@@ -610,6 +615,9 @@ class Evaluator:
         self.compiled = compiled if compiled is not None else compile_system(system)
         self.sampler = sampler
         self.samples = int(samples)
+        # per sample: the failed sets (two small arrays) and a row of losses per evaluation
+        require_memory(self.samples * (400 + 8 * (len(self.compiled.layer_names) + 1)),
+                       f"{self.samples:,} hazard samples")
         self.metric = metric
         self.strategy = strategy
         self.crews = crews
@@ -722,9 +730,13 @@ class Evaluator:
         loss = np.zeros(len(distinct))
         per_layer = np.zeros((len(distinct), L))
 
+        stop = threading.Event()
+
         def run(chunk):
             ws = Workspace(compiled)
             for i in chunk:
+                if stop.is_set():  # Ctrl-C in the main thread
+                    return
                 nodes, edges = distinct[i]
                 ws.run(nodes.astype(compiled.index_dtype), edges.astype(compiled.index_dtype))
                 w = ws.working.astype(bool)
@@ -741,7 +753,11 @@ class Evaluator:
             run(chunks[0])
         else:
             with ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(run, chunks))
+                try:
+                    list(pool.map(run, chunks))
+                except BaseException:
+                    stop.set()
+                    raise
         return loss[inverse], per_layer[inverse]
 
     def _resilience(self, system, compiled, failures, structure: frozenset) -> np.ndarray:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +56,23 @@ def _pyplot():
     return plt
 
 
+def literal_text(draw):
+    """Decorator for every function that draws a figure: user text (layer, system and
+    scenario names, titles, ids) is drawn as written.  matplotlib would read ``$...$`` as math
+    and stop with a parse error on names like ``a$^$b``; ``text.parse_math = False`` for every
+    text made while drawing turns that off."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+@literal_text
 def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLike | None = None, *,
              top: int = 10, title: str | None = None, dpi: int = 150, ax=None):
     """Draw the lifelines of ``system`` on their coordinates and mark ``result`` on them.
@@ -206,9 +225,17 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
     ax.set_title(title or (system.name + (f" — {subtitle}" if subtitle else "")), fontsize=12)
-    if output is not None:
-        fig.savefig(output, dpi=dpi)
-        plt.close(fig)
+    if output is not None:  # whole or not at all: a failed save leaves no partial file
+        import io
+
+        from .io.csv_dir import write_atomic
+
+        buf = io.BytesIO()
+        try:
+            fig.savefig(buf, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=dpi)
+        finally:
+            plt.close(fig)
+        write_atomic(output, buf.getvalue())
     return fig
 
 
@@ -243,6 +270,7 @@ nav a{margin-right:1em}
 """
 
 
+@literal_text
 def _figure_loss(ens, path: Path) -> None:
     plt = _pyplot()
     names = list(ens.compiled.layer_names)
@@ -270,6 +298,7 @@ def _figure_loss(ens, path: Path) -> None:
     plt.close(fig)
 
 
+@literal_text
 def _figure_recovery(results: dict, names: list[str], path: Path) -> None:
     plt = _pyplot()
     colours = layer_colours(names)
@@ -320,7 +349,6 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
     """
     from .compiled import compile_system
     from .io import read_system
-    from .io.csv_dir import write_atomic
     from .io.geojson import ResultProperties
     from .summary import describe
 
@@ -481,15 +509,44 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
         html_parts.append("".join(part))
         sections.append("recovery")
 
-    out.mkdir(parents=True, exist_ok=True)
+    # Everything is written into a temporary directory next to --output and moved into place at
+    # the end: a failure on the way leaves no partial report.
+    anchor = out.parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=anchor))
     bar.grow(len(pending))
-    for name, write in pending.items():
-        tmp = out / f".{name}.tmp.png"
-        write(tmp)
-        os.replace(tmp, out / name)
-        figures.append(str(out / name))
-        bar.update()
+    try:
+        for name, write in pending.items():
+            write(staging / name)
+            figures.append(str(out / name))
+            bar.update()
+        _write_page(staging, sections, missing, html_parts, system, system_dir, scenario_path)
+        os.chmod(staging, 0o777 & ~_umask())
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging, out)
+        else:  # an existing directory: replace our files one by one, keep the others
+            for item in sorted(staging.iterdir()):
+                os.replace(item, out / item.name)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     bar.close()
+    index = out / "index.html"
+    return {"index": str(index), "figures": figures, "sections": sections, "missing": missing,
+            "seconds": seconds}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_page(out: Path, sections, missing, html_parts, system, system_dir, scenario_path) -> None:
+    from .io.csv_dir import write_atomic
+
     nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in
                   (("summary", "System"), ("critical", "Critical elements"), ("loss", "Loss distribution"),
                    ("recovery", "Recovery")) if s in sections)
@@ -501,7 +558,4 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
             f"<p class=\"note\">Made by cascade on {stamp} from <code>{html.escape(str(system_dir))}</code> and "
             f"<code>{html.escape(str(scenario_path))}</code>.</p><nav>{nav}</nav>{note}"
             + "".join(html_parts) + "</body></html>\n")
-    index = out / "index.html"
-    write_atomic(index, page)
-    return {"index": str(index), "figures": figures, "sections": sections, "missing": missing,
-            "seconds": seconds}
+    write_atomic(out / "index.html", page)

@@ -45,6 +45,7 @@ def describe(system: InfrastructureSystem, compiled: CompiledSystem | None = Non
             more = f" and {int(dead.sum()) - 5} more" if dead.sum() > 5 else ""
             warnings.append(f"{int(dead.sum())} node(s) of layer '{name}' can never work, even with "
                             f"nothing failed: {examples}{more}")
+    warnings += system.fallback_warnings()
     both = sorted(set(compiled.node_ids) & set(compiled.edge_ids))
     if both:
         warnings.append(f"{len(both)} id(s) name both a node and an edge (--fail takes the node): "

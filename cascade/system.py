@@ -18,6 +18,11 @@ from .errors import InputError
 RULES = ("source", "giant", "none", "flow", "dcflow")
 FLOW_RULES = ("flow", "dcflow")
 LIFELINES = ("power", "water", "gas", "transport", "communication")
+# Layers that carry a supply from sources, and node kinds that name one: a layer like these
+# without a node of kind 'source' falls back to rule 'giant', which `cascade info` points out.
+SUPPLY_LAYERS = ("power", "electricity", "electric", "water", "gas", "heat", "district_heating")
+SOURCE_LIKE = ("src", "plant", "generator", "gen", "ext_grid", "reservoir", "tank", "supply",
+               "sources", "substation_source", "feed", "intake", "treatment", "well")
 
 NODE_NUMBERS = {"demand": 0.0, "x": None, "y": None, "repair_time": None, "repair_cost": None}
 EDGE_NUMBERS = {"repair_time": None, "repair_cost": None, "capacity": None, "length": None}
@@ -30,12 +35,31 @@ FLOW_DEPENDENCY_NUMBERS = {"threshold": 1.0}
 # Coordinates and phase shifts may be negative; every other number is a duration, cost or size.
 SIGNED = {"x", "y", "shift", "reactance"}   # a negative reactance is a series capacitor
 TOLERANCE = 1e-9
+# Far beyond any map in metres, feet or degrees, and small enough that squared distances between
+# coordinates stay finite.
+MAX_COORDINATE = 1e15
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
 
 
-def _line(row: int) -> int:
-    """File line of a table row (the CSV header is line 1)."""
+class _File(str):
+    """A file name for messages that also knows the line each table row starts on."""
+
+    lines = None
+
+    @classmethod
+    def of(cls, name: str, lines=None) -> "_File":
+        out = cls(name)
+        out.lines = None if lines is None else list(lines)
+        return out
+
+
+def _line(row: int, file: str | None = None) -> int:
+    """File line of a table row: the line the CSV reader saw it start on, else row + 2 (the
+    header is line 1 and no blank lines or multi-line fields come before)."""
+    lines = getattr(file, "lines", None)
+    if lines is not None and 0 <= int(row) < len(lines):
+        return int(lines[int(row)])
     return int(row) + 2
 
 
@@ -59,7 +83,7 @@ def _require(table: pd.DataFrame, columns: Iterable[str], file: str) -> None:
     for col in columns:
         empty = np.flatnonzero(table[col].to_numpy() == "")
         if empty.size:
-            raise InputError(f"empty '{col}'", file, _line(empty[0]))
+            raise InputError(f"empty '{col}'", file, _line(empty[0], file))
 
 
 def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -> None:
@@ -72,14 +96,35 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
         values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
         bad = np.flatnonzero(np.isnan(values) & (raw != "") | np.isinf(values))
         if bad.size:
-            raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0]))
+            raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0], file))
+        if col in SIGNED:  # distances between coordinates must not overflow
+            far = np.flatnonzero(np.abs(values) > MAX_COORDINATE)
+            if far.size:
+                raise InputError(f"'{col}' is out of range: '{raw[far[0]]}' (coordinates stay within "
+                                 f"±{MAX_COORDINATE:.0e})", file, _line(far[0], file))
         if col not in SIGNED:
             neg = np.flatnonzero(values < 0)
             if neg.size:
-                raise InputError(f"'{col}' is negative: '{raw[neg[0]]}'", file, _line(neg[0]))
+                raise InputError(f"'{col}' is negative: '{raw[neg[0]]}'", file, _line(neg[0], file))
         if default is not None:
             values = np.where(np.isnan(values), default, values)
         table[col] = values
+
+
+def _finite_sums(table: pd.DataFrame, col: str, file: str, by_layer: bool = False) -> None:
+    """Reject numbers so large that their sum overflows (1e308 + 1e308 is inf): totals, shares
+    and JSON would turn into inf, nan and 'Infinity' without a word."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = table[col].to_numpy(float)
+        if np.isfinite(np.nansum(values)):
+            return
+        where = ""
+        if by_layer:
+            sums = pd.Series(values).groupby(table["layer"].to_numpy()).sum()
+            bad = [str(k) for k, v in sums.items() if not np.isfinite(v)]
+            where = f" of layer '{bad[0]}'" if bad else " of all layers together"
+    raise InputError(f"the '{col}' values{where} add up to more than the largest number "
+                     f"(about 1.8e308); write them in a larger unit", file)
 
 
 def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
@@ -98,8 +143,8 @@ def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
     if dup.any():
         rows = np.flatnonzero(dup.to_numpy())
         first, second = rows[0], rows[1:][ids.iloc[rows[1:]].to_numpy() == ids.iloc[rows[0]]][0]
-        raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first)}){hint}",
-                         file, _line(second))
+        raise InputError(f"duplicate {what} '{ids.iloc[first]}' (also on line {_line(first, file)}){hint}",
+                         file, _line(second, file))
 
 
 def _present(spec: Mapping[str, float | None], table: pd.DataFrame, flow_layers) -> dict:
@@ -114,7 +159,7 @@ def _priority(nodes: pd.DataFrame, suppliers: set, file: str) -> None:
     values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
     bad = np.flatnonzero((raw != "") & ~(np.isfinite(values) & (values == np.round(values))))
     if bad.size:
-        raise InputError(f"'priority' is not an integer: '{raw[bad[0]]}'", file, _line(bad[0]))
+        raise InputError(f"'priority' is not an integer: '{raw[bad[0]]}'", file, _line(bad[0], file))
     nodes["priority"] = np.where(raw == "", default, np.nan_to_num(values)).astype(np.int64)
 
 
@@ -127,14 +172,14 @@ def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
         bad = np.flatnonzero(~((t > 0) & (t <= 1)))
         if bad.size:
             raise InputError(f"'threshold' must be in (0, 1], not {t[bad[0]]:g}", files["dependencies"],
-                             _line(bad[0]))
+                             _line(bad[0], files["dependencies"]))
     if "reactance" in edges.columns:
         x = edges["reactance"].to_numpy(float)
         bad = np.flatnonzero(x == 0)
         if bad.size:
             raise InputError(f"edge '{edges['id'].iloc[bad[0]]}': 'reactance' must not be 0 (negative is a "
                              "series capacitor; join the buses, or give a small reactance)",
-                             files["edges"], _line(bad[0]))
+                             files["edges"], _line(bad[0], files["edges"]))
     if "dispatch" in nodes.columns:
         supply = nodes["supply"].to_numpy(float) if "supply" in nodes.columns else np.zeros(len(nodes))
         dispatch = nodes["dispatch"].to_numpy(float)
@@ -142,7 +187,7 @@ def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
         if bad.size:
             v = bad[0]
             raise InputError(f"node '{nodes['id'].iloc[v]}': dispatch {dispatch[v]:g} is above its supply "
-                             f"{supply[v]:g}", files["nodes"], _line(v))
+                             f"{supply[v]:g}", files["nodes"], _line(v, files["nodes"]))
     layer = nodes["layer"].to_numpy(object)
     for name, rule in rules.items():
         if rule not in FLOW_RULES:
@@ -153,7 +198,7 @@ def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
         if bad.size:
             raise InputError(f"node '{nodes['id'].iloc[bad[0]]}' has kind = source but no supply "
                              f"(layer '{name}' uses the {rule} rule; give it a supply > 0)",
-                             files["nodes"], _line(bad[0]))
+                             files["nodes"], _line(bad[0], files["nodes"]))
         if rule != "dcflow":
             continue
         sources = here & (nodes["supply"].to_numpy(float) > 0)
@@ -162,12 +207,12 @@ def _check_flow(nodes: pd.DataFrame, edges: pd.DataFrame, deps: pd.DataFrame,
             v = np.flatnonzero(sources & ~given)[0]
             raise InputError(f"node '{nodes['id'].iloc[v]}' has no dispatch while other sources of layer "
                              f"'{name}' have one (give it for every source of the layer or for none)",
-                             files["nodes"], _line(v))
+                             files["nodes"], _line(v, files["nodes"]))
         edge_layer = edges["source"].map(dict(zip(nodes["id"], layer))).to_numpy(object)
         bad = np.flatnonzero((edge_layer == name) & np.isnan(edges["reactance"].to_numpy(float)))
         if bad.size:
             raise InputError(f"edge '{edges['id'].iloc[bad[0]]}' of dcflow layer '{name}' has no reactance",
-                             files["edges"], _line(bad[0]))
+                             files["edges"], _line(bad[0], files["edges"]))
 
 def _layer_number(layer: str, key: str, value, positive: bool, file: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating, str)):
@@ -259,7 +304,8 @@ class InfrastructureSystem:
                     units: Mapping[str, str] | None = None,
                     weights: Mapping[str, float] | None = None,
                     bases: Mapping[str, float] | None = None,
-                    currency: str | None = None) -> "InfrastructureSystem":
+                    currency: str | None = None,
+                    lines: Mapping[str, Iterable[int] | None] | None = None) -> "InfrastructureSystem":
         """Validate raw tables (any cell types) and build a system.
 
         Parameters
@@ -273,6 +319,9 @@ class InfrastructureSystem:
         files : dict, optional
             Names to use in error messages for ``nodes``, ``edges``, ``dependencies`` and
             ``system`` (defaults: ``nodes.csv`` and so on).
+        lines : dict, optional
+            For ``nodes``, ``edges`` and ``dependencies`` read from files: the file line each
+            row starts on, so that errors name it (default: row + 2).
 
         Raises
         ------
@@ -296,18 +345,22 @@ class InfrastructureSystem:
                                                           files["system"])
 
         nodes = _strings(nodes)
-        f = files["nodes"]
+        lines = lines or {}
+        f = _File.of(files["nodes"], lines.get("nodes"))
         _require(nodes, ["id", "layer"], f)
         _duplicates(nodes["id"], "node id", f)
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
+        # 'source' is the one kind the model reads: 'Source' or 'SOURCE' mean it too.
+        nodes.loc[nodes["kind"].str.lower() == "source", "kind"] = "source"
         _numbers(nodes, NODE_NUMBERS, f)
         _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
+        _finite_sums(nodes, "demand", f, by_layer=True)
         _attributes(nodes, {"id", "layer", "kind", "priority", *NODE_NUMBERS, *FLOW_NODE_NUMBERS})
         layer_of = dict(zip(nodes["id"], nodes["layer"]))
 
         edges = _strings(edges)
-        f = files["edges"]
+        f = _File.of(files["edges"], lines.get("edges"))
         _require(edges, ["source", "target"], f)
         if "id" not in edges.columns:
             edges["id"] = ""
@@ -318,7 +371,7 @@ class InfrastructureSystem:
             if unknown.size:
                 row = unknown[0]
                 raise InputError(f"edge '{edges['id'].iloc[row]}' names unknown node "
-                                 f"'{edges[end].iloc[row]}'", f, _line(row))
+                                 f"'{edges[end].iloc[row]}'", f, _line(row, f))
         src_layer = edges["source"].map(layer_of)
         dst_layer = edges["target"].map(layer_of)
         across = np.flatnonzero((src_layer != dst_layer).to_numpy())
@@ -326,7 +379,7 @@ class InfrastructureSystem:
             row = across[0]
             raise InputError(f"edge '{edges['id'].iloc[row]}' joins layer '{src_layer.iloc[row]}' "
                              f"to layer '{dst_layer.iloc[row]}'; edges stay inside one layer",
-                             f, _line(row))
+                             f, _line(row, f))
         _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
         if "directed" not in edges.columns:
             edges["directed"] = ""
@@ -334,26 +387,28 @@ class InfrastructureSystem:
         bad = np.flatnonzero(~flag.isin(TRUE | FALSE).to_numpy())
         if bad.size:
             raise InputError(f"'directed' must be true or false, not '{edges['directed'].iloc[bad[0]]}'",
-                             f, _line(bad[0]))
+                             f, _line(bad[0], f))
         edges["directed"] = flag.isin(TRUE).to_numpy()
         _numbers(edges, EDGE_NUMBERS, f)
         _numbers(edges, _present(FLOW_EDGE_NUMBERS, edges, flow_layers), f)
+        for col in ("repair_time", "repair_cost"):  # recovery adds them up over nodes and edges
+            _finite_sums(pd.concat([nodes[[col]], edges[[col]]]), col, f"{files['nodes']} and {f}")
         _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS, *FLOW_EDGE_NUMBERS})
         edges = edges[["id", "source", "target", "directed"]
                       + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]
 
         deps = _strings(dependencies)
-        f = files["dependencies"]
+        f = _File.of(files["dependencies"], lines.get("dependencies"))
         _require(deps, ["dependent", "supplier"], f)
         for col in ("dependent", "supplier"):
             unknown = np.flatnonzero(~deps[col].isin(layer_of).to_numpy())
             if unknown.size:
                 row = unknown[0]
-                raise InputError(f"{col} '{deps[col].iloc[row]}' is not a node", f, _line(row))
+                raise InputError(f"{col} '{deps[col].iloc[row]}' is not a node", f, _line(row, f))
         selfdep = np.flatnonzero((deps["dependent"] == deps["supplier"]).to_numpy())
         if selfdep.size:
             raise InputError(f"node '{deps['dependent'].iloc[selfdep[0]]}' depends on itself",
-                             f, _line(selfdep[0]))
+                             f, _line(selfdep[0], f))
         if "group" not in deps.columns:
             deps["group"] = ""
         _numbers(deps, DEPENDENCY_NUMBERS, f)
@@ -361,8 +416,8 @@ class InfrastructureSystem:
         _attributes(deps, {"dependent", "supplier", "group", *DEPENDENCY_NUMBERS,
                            *FLOW_DEPENDENCY_NUMBERS})
         if "priority" in nodes.columns or flow_layers:
-            _priority(nodes, set(deps["supplier"]), files["nodes"])
-        _check_flow(nodes, edges, deps, rules, files)
+            _priority(nodes, set(deps["supplier"]), _File.of(files["nodes"], lines.get("nodes")))
+        _check_flow(nodes, edges, deps, rules, {key: _File.of(name, lines.get(key)) for key, name in files.items()})
         return cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
                    crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases,
                    currency=currency)
@@ -441,6 +496,25 @@ class InfrastructureSystem:
     def layers(self) -> list[str]:
         """Layer names in name order (the order of every per-layer output)."""
         return sorted(set(self.nodes["layer"]) | set(self.rules))
+
+    def fallback_warnings(self) -> list[str]:
+        """Layers whose rule fell back to ``giant`` for lack of a source although they look
+        like a supply lifeline (their name, or a node kind like ``plant`` or ``Src``)."""
+        out = []
+        rules = self.layer_rules()
+        kinds = self.nodes.groupby("layer")["kind"].agg(lambda k: sorted(set(k)))
+        for layer, rule in rules.items():
+            if layer in self.rules or rule != "giant" or layer not in kinds.index:
+                continue
+            looks = [k for k in kinds[layer] if k.lower() in SOURCE_LIKE or "source" in k.lower()]
+            if looks or layer.lower() in SUPPLY_LAYERS:
+                why = (f"kind(s) {', '.join(repr(k) for k in looks[:3])} look like a source"
+                       if looks else "its name is a supply lifeline")
+                out.append(f"layer '{layer}' has no node of kind 'source', so its rule fell back to "
+                           f"'giant' (a node works when in the layer's largest connected piece), but "
+                           f"{why}: mark its sources with kind = source, or set "
+                           f"[layers.{layer}] rule = \"giant\" in system.toml to keep this rule")
+        return out
 
     def layer_rules(self) -> dict[str, str]:
         """The rule of every layer: explicit, else ``source`` when it has a source, else ``giant``."""

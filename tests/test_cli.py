@@ -82,7 +82,7 @@ def test_unknown_id_in_fail_file_names_the_file(town, tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("sub1\nghost\n")
     res = run("simulate", town, "--fail-file", ids)
-    assert res.exit_code == 2 and "ids.txt: unknown node or edge id 'ghost'" in res.stderr
+    assert res.exit_code == 2 and "ids.txt, line 2: unknown node or edge id 'ghost'" in res.stderr
 
 
 def test_output_into_missing_directory_is_a_clear_error(town, tmp_path):

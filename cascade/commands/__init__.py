@@ -23,6 +23,24 @@ engine_option = click.option("--engine", type=click.Choice(["core", "reference"]
                              show_default=True,
                              help="The Cython core, or the slow networkx reference engine to check it.")
 
+# One rule for --seed in every command: numpy seeds are non-negative; 63 bits keep them exact
+# in JSON and in every integer type on the way.
+SEED = click.IntRange(0, 2**63 - 1)
+
+
+csv_safe_option = click.option(
+    "--csv-safe", is_flag=True,
+    help="CSV: start text cells that begin with = + - @, a tab or CR with ' so that spreadsheets "
+         "show them as text instead of running them as formulas (map/export --result read such "
+         "files back to the same ids).")
+
+
+def csv_text(frame, safe: bool = False, **kwargs) -> str:
+    """A table as CSV text; with ``safe``, formula-like text cells are neutralised."""
+    from ..io.csv_dir import neutralise_formulas
+
+    return (neutralise_formulas(frame) if safe else frame).to_csv(index=False, lineterminator="\n", **kwargs)
+
 
 def format_option(*choices: str, default: str = "table"):
     return click.option("--format", "fmt", type=click.Choice(list(choices)), default=default,
@@ -35,29 +53,33 @@ def load(system_dir: Path) -> tuple[InfrastructureSystem, CompiledSystem]:
     return system, compile_system(system)
 
 
-def read_id_file(path: Path) -> list[str]:
-    """Ids, one per line; blank lines and lines starting with # are skipped."""
+def read_id_lines(path: Path) -> list[tuple[str, int]]:
+    """(text, file line) of every line that is not blank and does not start with #."""
     with reading(path):
         text = Path(path).read_text(encoding="utf-8-sig")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.strip(), k) for k, line in enumerate(text.splitlines(), start=1)
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def read_id_file(path: Path) -> list[str]:
+    """Ids, one per line; blank lines and lines starting with # are skipped."""
+    return [text for text, _ in read_id_lines(path)]
 
 
 def failure_ids(compiled: CompiledSystem, fail, fail_file) -> list[str]:
     """The ids of --fail and --fail-file, checked against the system (unknown id: exit 2)."""
-    ids = list(fail)
-    source = "--fail"
+    ids = [(name, "--fail", None) for name in fail]
     if fail_file:
-        ids += read_id_file(fail_file)
-    for name in ids:
+        ids += [(name, str(fail_file), line) for name, line in read_id_lines(fail_file)]
+    for name, where, line in ids:
         if name not in compiled._node_map and name not in compiled._edge_map:
-            where = str(fail_file) if fail_file and name not in fail else source
             raise InputError(f"unknown node or edge id '{name}'"
-                             + did_you_mean(name, [*compiled._node_map, *compiled._edge_map]), where)
-    return ids
+                             + did_you_mean(name, [*compiled._node_map, *compiled._edge_map]), where, line)
+    return [name for name, _, _ in ids]
 
 
 def to_json(data) -> str:
-    """JSON with NaN as null and numpy scalars as numbers."""
+    """Strict JSON (RFC 8259): NaN and infinities as null, numpy scalars as numbers."""
     def clean(x):
         if isinstance(x, dict):
             return {str(k): clean(v) for k, v in x.items()}
@@ -66,11 +88,11 @@ def to_json(data) -> str:
         if isinstance(x, (np.integer,)):
             return int(x)
         if isinstance(x, (float, np.floating)):
-            return None if math.isnan(x) else float(x)
+            return float(x) if math.isfinite(x) else None  # JSON has no NaN or Infinity
         if isinstance(x, np.bool_):
             return bool(x)
         return x
-    return json.dumps(clean(data), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def emit(text: str, output: Path | None) -> None:

@@ -6,7 +6,7 @@ import click
 from ..couple import couple
 from ..errors import InputError
 from ..io.imports import append_rows
-from . import system_argument
+from . import csv_safe_option, csv_text, system_argument
 
 
 @click.command("couple")
@@ -28,7 +28,9 @@ from . import system_argument
 @click.option("--reproject", is_flag=True,
               help="A system in a geographic CRS (degrees): measure distances (and --radius) in "
                    "metres in the UTM zone of its centroid.")
-def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_run, reproject):
+@csv_safe_option
+def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_run, reproject,
+            csv_safe):
     """Append dependency rows to SYSTEM/dependencies.csv by geography: every --dependent
     node depends on its --nearest K --supplier nodes, or on those within --radius.
 
@@ -46,7 +48,7 @@ def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_
     rows, stats = couple(system, dependent, supplier, nearest=nearest, radius=radius, group=group,
                          delay=delay, reproject=reproject)
     if dry_run:
-        click.echo(rows.to_csv(index=False, lineterminator="\n"), nl=False)
+        click.echo(csv_text(rows, csv_safe), nl=False)
     elif len(rows):
         append_rows(system_dir, dependencies=rows)
     unit = _distance_unit(system.crs)

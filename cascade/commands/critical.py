@@ -10,8 +10,8 @@ import click
 from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep
 from ..errors import InputError
 from ..units import amount, layer_totals
-from . import (default_threads, emit, engine_option, format_option, load, output_option,
-               show_progress, system_argument, table, to_json)
+from . import (csv_safe_option, csv_text, default_threads, emit, engine_option, format_option, load,
+               output_option, show_progress, system_argument, table, to_json)
 
 TABLE_TOP = 20                 # rows of the table when --top is not given
 BETWEENNESS_MAX_NODES = 20_000  # betweenness is O(n m): skipped above this size
@@ -158,7 +158,8 @@ def json_data(system, compiled, records, worst) -> dict:
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Worker threads  [default: the machine's cores]")
 @engine_option
-def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, engine):
+@csv_safe_option
+def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, engine, csv_safe):
     """Rank the nodes (or edges) of SYSTEM by what their failure alone takes down across
     every lifeline (N-1).
 
@@ -191,7 +192,7 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
 
     if fmt == "csv":
         buf = io.StringIO()
-        ranking_records(shown).to_csv(buf, index=False, lineterminator="\n")
+        buf.write(csv_text(ranking_records(shown), csv_safe))
         emit(buf.getvalue(), output)
         return
     if fmt == "json":

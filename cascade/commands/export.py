@@ -25,4 +25,5 @@ def command(system_dir, fmt, result, output):
     property; the CRS of system.toml named for QGIS), with a --result's columns added."""
     system = read_system(system_dir)
     props = read_result(result, system) if result is not None else None
-    emit(json.dumps(to_geojson(system, props), ensure_ascii=False, separators=(",", ":")) + "\n", output)
+    emit(json.dumps(to_geojson(system, props), ensure_ascii=False, separators=(",", ":"),
+                         allow_nan=False) + "\n", output)

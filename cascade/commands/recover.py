@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..recovery import STRATEGIES, parse_crews, plot_curves, recover_many
-from . import (emit, failure_ids, format_option, load, output_option, pct, show_progress, system_argument,
-               table, to_json)
+from . import (SEED, emit, failure_ids, format_option, load, output_option, pct, show_progress,
+               system_argument, table, to_json)
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 
@@ -92,8 +92,7 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
 @format_option("table", "json")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw the service curves of every strategy into this PNG (or .svg, .pdf).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the random strategy.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random strategy.")
 @output_option
 def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, output):
     """Repair the elements failed in SYSTEM and follow service back over time.

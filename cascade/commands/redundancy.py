@@ -16,8 +16,9 @@ import click
 from ..errors import InputError, did_you_mean
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
-from . import (default_threads, emit, format_option, load, output_option, read_id_file,
-               show_progress, system_argument, table, to_json)
+from . import (SEED, csv_safe_option, csv_text, default_threads, emit, format_option, load,
+               output_option, read_id_file, read_id_lines, show_progress, system_argument, table,
+               to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
@@ -45,12 +46,12 @@ def parse_crews(text: str):
 def read_failure_sets(path: Path, compiled) -> list[list[str]]:
     """One sample per line: node and edge ids separated by spaces or commas."""
     sets = []
-    for line in read_id_file(path):
+    for line, number in read_id_lines(path):
         ids = [x for x in re.split(r"[,\s]+", line) if x]
         for name in ids:
             if name not in compiled._node_map and name not in compiled._edge_map:
                 raise InputError(f"unknown node or edge id '{name}'" + did_you_mean(
-                    name, [*compiled._node_map, *compiled._edge_map]), str(path))
+                    name, [*compiled._node_map, *compiled._edge_map]), str(path), number)
         sets.append(ids)
     if not sets:
         raise InputError("no failure sets (one sample per line)", str(path))
@@ -170,8 +171,7 @@ def render_table(result, source: str, currency: str | None = None) -> str:
               help="Repair crews (metric resilience): a number, or LAYER=N,... per layer.")
 @click.option("--suggest", "n_suggest", type=click.IntRange(min=0), default=0,
               help="Add backup and feed candidates for the N most critical nodes (default cost model).")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the hazard samples (default: the scenario's).")
+@click.option("--seed", type=SEED, default=None, help="Seed of the hazard samples (default: the scenario's).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Threads over samples for the static cascade  [default: the machine's cores]")
 @click.option("--exhaustive-limit", type=click.IntRange(min=0),
@@ -180,8 +180,9 @@ def render_table(result, source: str, currency: str | None = None) -> str:
                    f"{EXHAUSTIVE_LIMIT['resilience']} with --metric resilience).")
 @format_option("table", "json", "csv")
 @output_option
+@csv_safe_option
 def command(system_dir, candidates, scenario, failure_sets, samples, budget, metric, strategy,
-            crews, n_suggest, seed, threads, exhaustive_limit, fmt, output):
+            crews, n_suggest, seed, threads, exhaustive_limit, fmt, output, csv_safe):
     """Rank redundancy measures of SYSTEM by the loss they avoid per unit cost.
 
     Every measure sees the same hazard samples (common random numbers).  The table shows the
@@ -240,7 +241,7 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     elif fmt == "csv":
         buf = io.StringIO()
         frame = result.ranking[RANKING_COLUMNS].copy()
-        frame.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
+        buf.write(csv_text(frame, csv_safe, float_format="%.10g"))
         text = buf.getvalue()
     else:
         text = render_table(result, source, system.currency)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from . import show_progress, system_argument
+from . import SEED, show_progress, system_argument
 
 
 @click.command("report")
@@ -16,7 +16,7 @@ from . import show_progress, system_argument
               help="Directory for index.html and its PNGs (created when missing).")
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None,
               help="Monte Carlo samples (default: the scenario's 'samples', else 1000).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
+@click.option("--seed", type=SEED, default=None, help="Override the scenario's seed.")
 @click.option("--top", type=click.IntRange(min=0), default=15, show_default=True,
               help="Rows of the critical-elements and likely-failures tables, 0 for all.")
 @click.option("--crews", default="1", show_default=True, metavar="N|LAYER=N,...",

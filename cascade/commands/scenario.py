@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import emit, format_option, load, output_option, pct, show_progress, system_argument, table, to_json
+from . import (SEED, csv_safe_option, csv_text, emit, format_option, load, output_option, pct,
+               show_progress, system_argument, table, to_json)
 
 
 def render_table(result, top: int, system=None) -> str:
@@ -55,7 +56,7 @@ def render_table(result, top: int, system=None) -> str:
 @click.argument("scenario_file", metavar="SCENARIO.toml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None,
               help="Number of samples (default: the file's 'samples', else 1000).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the file's seed.")
+@click.option("--seed", type=SEED, default=None, help="Override the file's seed.")
 @format_option("table", "json", "csv")
 @output_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
@@ -69,8 +70,9 @@ def render_table(result, top: int, system=None) -> str:
 @click.option("--reproject", is_flag=True,
               help="A system in a geographic CRS (degrees): measure distances in the UTM zone of "
                    "its centroid (scenario coordinates such as an epicentre stay in the system's CRS).")
+@csv_safe_option
 def command(system_dir, scenario_file, samples, seed, fmt, output, threads, workers, scheduler, top,
-            reproject):
+            reproject, csv_safe):
     """Sample a hazard SCENARIO.toml on SYSTEM many times, cascade each sample, and report
     the distribution of service loss per layer and each node's failure probability (how
     much of it the hazard causes directly and how much the cascade adds).
@@ -98,7 +100,7 @@ def command(system_dir, scenario_file, samples, seed, fmt, output, threads, work
         text = to_json(data)
     elif fmt == "csv":
         buf = io.StringIO()
-        result.node_probability().to_csv(buf, index=False, lineterminator="\n")
+        buf.write(csv_text(result.node_probability(), csv_safe))
         text = buf.getvalue()
     else:
         text = render_table(result, top, system)

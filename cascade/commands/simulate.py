@@ -9,8 +9,8 @@ import numpy as np
 
 from ..compiled import FLOW_CODES
 from ..simulation import simulate
-from . import (emit, engine_option, failure_ids, format_option, load, output_option, pct,
-               system_argument, table, to_json)
+from . import (csv_safe_option, csv_text, emit, engine_option, failure_ids, format_option, load,
+               output_option, pct, system_argument, table, to_json)
 
 SHOWN_PER_ROUND = 12
 SHOWN_BRANCHES = 10
@@ -109,7 +109,8 @@ def _branch_lines(result, unit) -> list[str]:
 @format_option("table", "json", "csv")
 @output_option
 @engine_option
-def command(system_dir, fail, fail_file, fmt, output, engine):
+@csv_safe_option
+def command(system_dir, fail, fail_file, fmt, output, engine, csv_safe):
     """Fail some nodes and edges of SYSTEM and show what stops working in every lifeline.
 
     The table shows each layer's service before and after and the failure chain round by
@@ -126,7 +127,7 @@ def command(system_dir, fail, fail_file, fmt, output, engine):
         text = to_json(data)
     elif fmt == "csv":
         buf = io.StringIO()
-        result.failed().to_csv(buf, index=False, lineterminator="\n")
+        buf.write(csv_text(result.failed(), csv_safe))
         text = buf.getvalue()
     else:
         text = render_table(result, system)

@@ -32,6 +32,12 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
                                 encoding="utf-8-sig", index_col=False)
             if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
                 _raise_long_row(path)
+            header, header_line, lines = record_lines(path)
+        check_header(header, header_line, path)
+        # The file line where each row starts (blank lines and multi-line quoted fields make it
+        # differ from row + 2); from_tables names these lines in its errors.
+        if len(lines) == len(table):
+            table.attrs["lines"] = lines
         return table
     except pd.errors.EmptyDataError:
         raise InputError("empty file (it needs at least a header line)", str(path)) from None
@@ -40,6 +46,35 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
         detail = str(exc).strip().splitlines()[-1]
         raise InputError(f"malformed CSV: {detail}", str(path),
                          int(match.group(1)) if match else None) from None
+
+
+def record_lines(path: Path) -> tuple[list[str], int, list[int]]:
+    """The header's fields and line, and the line each data row starts on, skipping the blank
+    lines pandas skips (a quoted field may span lines)."""
+    header, header_line, lines = None, 0, []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh, skipinitialspace=True)
+        end = 0
+        for row in rows:
+            start, end = end + 1, rows.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header, header_line = row, start
+            else:
+                lines.append(start)
+    return header or [], header_line, lines
+
+
+def check_header(header: list[str], line: int, path: Path) -> None:
+    """A column named twice would be renamed by pandas ('id.1') and read as another column."""
+    seen = {}
+    for i, name in enumerate(header, start=1):
+        key = name.strip()
+        if key in seen:
+            raise InputError(f"column '{key}' appears twice in the header (columns {seen[key]} and {i}); "
+                             "give every column its own name", str(path), line)
+        seen[key] = i
 
 
 def _raise_long_row(path: Path) -> None:
@@ -122,6 +157,8 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
         crs=system.get("crs"), rules=rules, currency=system.get("currency"), units=settings["unit"], weights=settings["weight"],
         bases=settings["base"],
+        lines={key: table.attrs.get("lines") for key, table in
+               (("nodes", nodes), ("edges", edges), ("dependencies", deps)) if table is not None},
         files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
                "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
 
@@ -173,6 +210,35 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     }
     for name, text in texts.items():
         write_atomic(root / name, text)
+
+
+# A cell that starts with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells that a spreadsheet would run as a formula (they start
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) start with ``'`` instead, which
+    spreadsheets show as text.  Numbers are left alone.  :func:`restore_ids` undoes it for ids."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = [("'" + v) if isinstance(v, str) and v.startswith(FORMULA_START) else v
+                        for v in out[col]]
+    return out
+
+
+def restore_ids(values, known) -> list:
+    """Ids (or layer names) read back from a CSV written with ``--csv-safe``: ``'=x`` is ``=x``
+    when only the latter is known (a value that is known as written is kept; other text stays
+    as written)."""
+    out = []
+    for v in values:
+        if isinstance(v, str) and v not in known and v[:1] == "'" and v[1:2] and \
+                v[1:].startswith(FORMULA_START) and v[1:] in known:
+            v = v[1:]
+        out.append(v)
+    return out
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:

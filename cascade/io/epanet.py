@@ -7,7 +7,8 @@ systems to disasters with an example earthquake case study", Environmental Model
 - junctions, tanks and reservoirs are nodes (``kind`` junction, or ``source`` for tanks and
   reservoirs: they feed the network; ``element`` keeps which one it is, ``elevation`` is kept);
 - base demand becomes demand: the sum of the base values of a junction's demand categories,
-  in litres per second (WNTR's SI m³/s × 1000);
+  in litres per second (WNTR's SI m³/s × 1000); a negative sum (inflow) counts as 0 and the
+  import says so, a NaN or infinite one is an error naming the junction;
 - pipes and valves are edges (``kind`` pipe, or the valve type such as PRV); a pipe with a
   check valve is directed from its start node to its end node, other pipes and valves are
   undirected; links are kept whatever their initial status, since controls open and close them;
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, require_file
+from .imports import ImportedLayer, checked_demand, require_file
 
 VELOCITY = 2.0   # m/s: the velocity limit that turns a pipe's diameter into its capacity
 
@@ -111,7 +112,7 @@ def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "ep
         x, y = node.coordinates if node.coordinates is not None else (np.nan, np.nan)
         node_rows.append({"id": f"{prefix}{name}", "layer": layer,
                           "kind": "junction" if kind == "junction" else "source",
-                          "demand": max(demand, 0.0), "x": float(x), "y": float(y),
+                          "demand": demand, "x": float(x), "y": float(y),
                           "element": kind, "name": name,
                           "elevation": float(getattr(node, "elevation", np.nan)
                                              if kind != "reservoir" else node.base_head)})
@@ -147,15 +148,20 @@ def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "ep
                               "capacity": capacity})
     nodes = pd.DataFrame(node_rows, columns=["id", "layer", "kind", "demand", "x", "y", "element",
                                               "name", "elevation"])
+    nodes["demand"], note = checked_demand(nodes["demand"].to_numpy(float), nodes["id"].to_numpy(), source,
+                                           negative="zero", meaning=" (inflow into the network)")
     edges = pd.DataFrame(edge_rows, columns=["id", "source", "target", "directed", "kind", "length",
                                               "name", "diameter", "capacity"])
     if rule == "source":
-        return ImportedLayer(nodes, edges.drop(columns="capacity"), None, source)
+        return ImportedLayer(nodes, edges.drop(columns="capacity"), None, source,
+                             notes=[note] if note else [])
     total = float(nodes["demand"].sum())
     nodes.insert(4, "supply", np.where(nodes["kind"] == "source", total, 0.0))
     notes = [f"pipes and valves: capacity = {velocity:g} m/s x cross-section (from their diameter), in L/s",
              f"{int((nodes['kind'] == 'source').sum())} reservoir(s) and tank(s): supply = the layer's "
              f"whole base demand, {total:,.6g} L/s"]
+    if note:
+        notes.insert(0, note)
     unlimited = int(((edges["kind"] == "pump") & edges["capacity"].isna()).sum()) // 2
     if unlimited:
         notes.append(f"{unlimited} pump(s) without a head curve: capacity left empty (unlimited)")

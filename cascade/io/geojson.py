@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
@@ -21,7 +22,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..system import InfrastructureSystem
-from .imports import ImportedLayer, crs_or_error, read_json, require_file
+from .csv_dir import check_header, record_lines, restore_ids
+from .imports import ImportedLayer, checked_demand, crs_or_error, read_json, require_file
 
 RESERVED = {"id", "layer", "source", "target", "directed"}
 
@@ -51,7 +53,8 @@ def read_geojson(src: str | os.PathLike, layer: str = "layer", prefix: str = "")
     """Read a GeoJSON FeatureCollection as one layer.
 
     Point features are nodes (id from the ``id`` property or the feature id; ``kind`` and
-    ``demand`` properties are used; other properties are kept).  LineString and
+    ``demand`` properties are used, ``demand`` a finite number ≥ 0 as in ``nodes.csv``; other
+    properties are kept).  LineString and
     MultiLineString features are edges: between the ``source`` and ``target`` properties when
     both are given, else between the Points at their first and last coordinate (an end with no
     Point there becomes a new node ``<prefix>n<k>``).  When the features carry a ``layer``
@@ -129,6 +132,7 @@ def read_geojson(src: str | os.PathLike, layer: str = "layer", prefix: str = "")
         dup = table["id"].duplicated()
         if dup.any():
             raise InputError(f"two {what} features have the id '{table.loc[dup, 'id'].iloc[0]}'", where)
+    nodes["demand"], _ = checked_demand(nodes["demand"].to_numpy(float), nodes["id"].to_numpy(), where)
     return ImportedLayer(nodes, edges, _crs_member(data), where)
 
 
@@ -164,6 +168,9 @@ def _records_table(records: list, where: str) -> pd.DataFrame:
 
 def _split(table: pd.DataFrame, system: InfrastructureSystem, kind: str, where: str) -> ResultProperties:
     node_ids, edge_ids = set(system.nodes["id"]), set(system.edges["id"])
+    known = node_ids | edge_ids | set(system.nodes["layer"])
+    table = table.assign(**{c: restore_ids(table[c], known) for c in table.columns  # --csv-safe files
+                            if c == "id" or table[c].dtype == object})
     if kind == "ranking" and "rank" not in table.columns:
         table = table.assign(rank=np.arange(1, len(table) + 1))
     unknown = table.loc[~table["id"].isin(node_ids | edge_ids), "id"]
@@ -254,9 +261,16 @@ def read_result(path: str | os.PathLike, system: InfrastructureSystem) -> Result
         table = _records_table(records, where) if records else pd.DataFrame(columns=["id"])
     else:
         try:
-            table = pd.read_csv(path, dtype={"id": str}, encoding="utf-8-sig")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            # ids as written: 'NA', 'null' or 'nan' are ids, not missing values
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            for col in table.columns.drop("id", errors="ignore"):
+                values = pd.to_numeric(table[col].where(table[col] != ""), errors="coerce")
+                if not (values.isna() & (table[col] != "")).any():
+                    table[col] = values
+            header, header_line, _ = record_lines(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"malformed CSV: {' '.join(str(exc).split())}", where) from None
+        check_header(header, header_line, where)
         if "id" not in table.columns:
             raise InputError("result table has no 'id' column", where)
     columns = set(table.columns)

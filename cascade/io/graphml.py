@@ -7,7 +7,7 @@ Environment and Urban Systems 65) saves its graphs this way, with node attribute
 and the graph attribute ``crs``.
 
 - every node is a node; attributes ``kind`` and ``demand`` are used when present (``kind``
-  defaults to ``node``), ``x`` and ``y`` are the coordinates, other simple attributes are kept;
+  defaults to ``node``; ``demand`` must be a finite number ≥ 0, as in ``nodes.csv``), ``x`` and ``y`` are the coordinates, other simple attributes are kept;
 - every edge is an edge (directed when the graph is), id ``<prefix><u>-<v>`` (``-<key>`` added in
   a multigraph) unless it has an ``id`` attribute; ``length`` is kept; bulky ``geometry`` is dropped;
 - the graph attribute ``crs`` (or ``--crs``) names the CRS of ``x``, ``y``.
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, require_file
+from .imports import ImportedLayer, checked_demand, require_file
 
 RESERVED = {"id", "layer", "source", "target", "directed", "geometry"}
 
@@ -54,9 +54,13 @@ def to_layer(graph, layer: str = "transport", prefix: str = "transport-",
     node_rows = []
     for node, attrs in graph.nodes(data=True):
         row = {k: v for k, v in attrs.items() if k not in RESERVED and not isinstance(v, (list, dict))}
-        demand = _number(row.pop("demand", 0.0))
+        raw = row.pop("demand", None)
+        try:
+            demand = 0.0 if raw is None or str(raw).strip() == "" else float(raw)
+        except (TypeError, ValueError):
+            raise InputError(f"node '{node}': demand '{raw}' is not a number", source) from None
         row.update({"id": f"{prefix}{node}", "layer": layer, "kind": str(attrs.get("kind", "node")) or "node",
-                    "demand": 0.0 if np.isnan(demand) else max(demand, 0.0),
+                    "demand": demand,
                     "x": _number(attrs.get("x")), "y": _number(attrs.get("y")), "name": str(node)})
         node_rows.append(row)
     edge_rows = []
@@ -78,6 +82,7 @@ def to_layer(graph, layer: str = "transport", prefix: str = "transport-",
     dup = edges_df["id"].duplicated()
     if dup.any():
         raise InputError(f"two edges have the id '{edges_df.loc[dup, 'id'].iloc[0]}'", source)
+    nodes["demand"], _ = checked_demand(nodes["demand"].to_numpy(float), nodes["id"].to_numpy(), source)
     crs = graph.graph.get("crs")
     return ImportedLayer(nodes, edges_df, str(crs) if crs else None, source)
 

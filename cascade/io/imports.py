@@ -69,6 +69,52 @@ class ImportedLayer:
         return dataclasses.replace(self, **changes)
 
 
+
+def checked_demand(values, ids, source: str, *, negative: str = "refuse",
+                   meaning: str = "") -> tuple[np.ndarray, str | None]:
+    """Imported demands held to the rule of ``nodes.csv``: a finite number, not negative.
+
+    Parameters
+    ----------
+    values : array-like of float
+    ids : array-like of str
+        The element each value belongs to, named in the message.
+    source : str
+        The file, for messages.
+    negative : {"refuse", "zero"}
+        ``"refuse"``: a negative value is an error.  ``"zero"``: it counts as demand 0 and a
+        note says so (for models where a negative load is generation or inflow).
+    meaning : str
+        What a negative value means in the source model, for the note.
+
+    Returns
+    -------
+    demand : ndarray of float
+    note : str or None
+
+    Raises
+    ------
+    InputError
+        On NaN or an infinite value (or a negative one with ``negative="refuse"``), naming the
+        first such element.
+    """
+    values = np.asarray(values, float)
+    ids = np.asarray(ids, dtype=object)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise InputError(f"{ids[bad[0]]}: demand is {values[bad[0]]} ({bad.size} such element(s)); "
+                         "a demand must be a finite number", source)
+    neg = np.flatnonzero(values < 0)
+    if not neg.size:
+        return values, None
+    if negative == "refuse":
+        raise InputError(f"{ids[neg[0]]}: demand is negative ({values[neg[0]]:g}; {neg.size} such "
+                         "element(s)); a demand must be 0 or more", source)
+    examples = ", ".join(str(i) for i in ids[neg[:3]]) + (" ..." if neg.size > 3 else "")
+    return (np.where(values < 0, 0.0, values),
+            f"{neg.size} node(s) with a negative net demand{meaning} counted as 0: {examples}")
+
+
 def crs_or_error(text: str | None, what: str) -> "pyproj.CRS | None":
     """Parse a CRS (``EPSG:NNNN``, a WKT or a PROJ string); a bad one is an :class:`InputError`."""
     if text is None or str(text).strip() == "":

@@ -5,7 +5,8 @@ Multi-Energy Grid Simulations", Sustainability 12(23)):
 
 - every junction is a node (``kind = junction``; ``name``, ``elevation`` from ``height_m``);
 - the junction of an in-service external grid (``ext_grid``) gets ``kind = source``;
-- in-service sinks become demand: ``mdot_kg_per_s * scaling`` summed per junction, in kg/s;
+- in-service sinks become demand: ``mdot_kg_per_s * scaling`` summed per junction, in kg/s
+  (a negative sum counts as 0 and the import says so; NaN or infinite is an error);
 - in-service pipes (undirected), open valves (undirected), pressure regulators
   (``press_control``), flow controllers, compressors and pumps (directed, from_junction to
   to_junction, the way they push gas) become edges with that ``kind``;
@@ -32,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, edge_table, read_json, require_file
+from .imports import ImportedLayer, checked_demand, edge_table, require_file
 from .pandapower import _in_service, _point, _table
+from .ppjson import SafeNet, read_net, require_columns
 
 # component table -> (edge kind, directed)
 GAS_VELOCITY = 20.0      # m/s, the velocity limit of gas pipes
@@ -44,25 +46,15 @@ COMPONENTS = {"pipe": ("pipe", False), "press_control": ("regulator", True),
               "pump": ("pump", True)}
 
 
-def _load(src) -> "pandapipes.pandapipesNet":
+def _load(src) -> SafeNet:
+    """The network's tables, read as data by :mod:`cascade.io.ppjson` (never by
+    ``pandapipes.from_json``, which runs code named in the file)."""
     path = require_file(src)
-    data = read_json(path)
-    if not (isinstance(data, dict) and str(data.get("_class", "")).startswith("pandapipes")
-            and isinstance(data.get("_object"), dict)):
-        raise InputError("not a pandapipes network (expected the JSON that pandapipes.to_json writes, "
-                         "with \"_class\": \"pandapipesNet\")", str(path))
-    try:
-        import pandapipes
-    except ImportError:
-        raise InputError("importing pandapipes networks needs the 'import' extra: "
-                         "pip install 'cascade-lifelines[import]'") from None
-    try:
-        net = pandapipes.from_json(str(path))
-    except Exception as exc:  # pandapipes raises many kinds; the user needs one line
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        raise InputError(f"pandapipes cannot read it: {message}", str(path)) from None
-    if "junction" not in net or not isinstance(net.junction, pd.DataFrame):
+    net = read_net(path, "pandapipes")
+    if not isinstance(net.get("junction"), pd.DataFrame):
         raise InputError("pandapipes network without a junction table", str(path))
+    require_columns(net, "ext_grid", {"junction"}, str(path))
+    require_columns(net, "sink", {"junction", "mdot_kg_per_s"}, str(path))
     return net
 
 
@@ -152,11 +144,15 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
     demand = pd.Series(0.0, index=junction.index)
     if len(sinks):
         m = sinks["mdot_kg_per_s"].astype(float) * (sinks["scaling"].astype(float) if "scaling" in sinks else 1.0)
-        demand = demand.add(m.groupby(sinks["junction"].astype(int)).sum(), fill_value=0.0).reindex(junction.index)
+        checked_demand(m.clip(lower=0).to_numpy(), [f"sink {i}" for i in sinks.index], source)  # NaN, inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            demand = demand.add(m.groupby(sinks["junction"].astype(int)).sum(), fill_value=0.0).reindex(junction.index)
+    values, note = checked_demand(demand.to_numpy(float), jid.to_numpy(), source, negative="zero",
+                                  meaning=" (sinks that feed in)")
     nodes = pd.DataFrame({
         "id": jid.to_numpy(), "layer": layer,
         "kind": ["source" if i in sources else "junction" for i in junction.index],
-        "demand": np.clip(demand.to_numpy(float), 0.0, None), "x": x, "y": y,
+        "demand": values, "x": x, "y": y,
         "element": "junction", "name": _names(junction),
         "elevation": junction["height_m"].to_numpy(float) if "height_m" in junction else np.nan,
     })
@@ -193,8 +189,10 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
             "capacity": capacity_of(valves, a, b)}))
     edges = edge_table(rows, "junction", source)
     if rule == "source":
-        return ImportedLayer(nodes, edges.drop(columns="capacity", errors="ignore"), crs, source)
-    return _flow_layer(net, nodes, edges, jid, capacity_of, crs, source)
+        return ImportedLayer(nodes, edges.drop(columns="capacity", errors="ignore"), crs, source,
+                             notes=[note] if note else [])
+    layer = _flow_layer(net, nodes, edges, jid, capacity_of, crs, source)
+    return layer.replace(notes=([note] if note else []) + layer.notes)
 
 
 def _flow_layer(net, nodes, edges, jid, capacity_of, crs, source) -> ImportedLayer:

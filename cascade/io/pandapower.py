@@ -13,7 +13,8 @@ IEEE Trans. Power Systems 33(6)):
   ``kind = source``; static generators (``sgen``, rooftop PV and the like) do not, as they cannot
   hold a grid up on their own;
 - in-service loads become demand: ``p_mw * scaling`` summed per bus, in MW (negative sums,
-  loads used as generators, count as 0);
+  loads used as generators, count as 0 and the import says so; a NaN or infinite load is an
+  error naming it);
 - in-service lines, two-winding transformers (hv-lv), three-winding transformers (hv-mv and
   hv-lv) and closed bus-bus switches become undirected edges (``kind`` line, trafo, trafo3w,
   switch); a line or transformer behind an open line/trafo switch carries nothing and is left
@@ -30,28 +31,24 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, edge_table, read_json, require_file
+from .imports import ImportedLayer, checked_demand, edge_table, require_file
+from .ppjson import SafeNet, read_net, require_columns
+
+# the columns the mapping reads, per table (when the table has rows)
+REQUIRED = {"ext_grid": {"bus"}, "gen": {"bus"}, "load": {"bus", "p_mw"},
+            "line": {"from_bus", "to_bus"}, "trafo": {"hv_bus", "lv_bus"},
+            "trafo3w": {"hv_bus", "mv_bus", "lv_bus"}, "switch": {"bus", "element", "et", "closed"}}
 
 
-def _load(src) -> "pandapower.pandapowerNet":
+def _load(src) -> SafeNet:
+    """The network's tables, read as data by :mod:`cascade.io.ppjson` (never by
+    ``pandapower.from_json``, which runs code named in the file)."""
     path = require_file(src)
-    data = read_json(path)
-    if not (isinstance(data, dict) and str(data.get("_class", "")).startswith("pandapower")
-            and isinstance(data.get("_object"), dict)):
-        raise InputError("not a pandapower network (expected the JSON that pandapower.to_json writes, "
-                         "with \"_class\": \"pandapowerNet\")", str(path))
-    try:
-        import pandapower as pp
-    except ImportError:
-        raise InputError("importing pandapower networks needs the 'import' extra: "
-                         "pip install 'cascade-lifelines[import]'") from None
-    try:
-        net = pp.from_json(str(path))
-    except Exception as exc:  # pandapower raises many kinds; the user needs one line
-        raise InputError(f"pandapower cannot read it: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                         str(path)) from None
-    if "bus" not in net or not isinstance(net.bus, pd.DataFrame):
+    net = read_net(path, "pandapower")
+    if not isinstance(net.get("bus"), pd.DataFrame):
         raise InputError("pandapower network without a bus table", str(path))
+    for table, columns in REQUIRED.items():
+        require_columns(net, table, columns, str(path))
     return net
 
 
@@ -154,11 +151,15 @@ def _connectivity_layer(net, layer: str, prefix: str, source: str) -> ImportedLa
     demand = pd.Series(0.0, index=bus.index)
     if len(loads):
         p = loads["p_mw"].astype(float) * (loads["scaling"].astype(float) if "scaling" in loads else 1.0)
-        demand = demand.add(p.groupby(loads["bus"].astype(int)).sum(), fill_value=0.0).reindex(bus.index)
+        checked_demand(p.clip(lower=0).to_numpy(), [f"load {i}" for i in loads.index], source)  # NaN, inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            demand = demand.add(p.groupby(loads["bus"].astype(int)).sum(), fill_value=0.0).reindex(bus.index)
+    values, note = checked_demand(demand.to_numpy(float), bus_id.to_numpy(), source, negative="zero",
+                                  meaning=" (loads used as generators)")
     nodes = pd.DataFrame({
         "id": bus_id.to_numpy(), "layer": layer,
         "kind": ["source" if i in sources else "bus" for i in bus.index],
-        "demand": np.clip(demand.to_numpy(float), 0.0, None), "x": x, "y": y,
+        "demand": values, "x": x, "y": y,
         "element": "bus", "name": bus["name"].astype(object).where(bus["name"].notna(), "").to_numpy()
         if "name" in bus else "",
         "vn_kv": bus["vn_kv"].to_numpy(float) if "vn_kv" in bus else np.nan,
@@ -214,7 +215,7 @@ def _connectivity_layer(net, layer: str, prefix: str, source: str) -> ImportedLa
             "directed": False, "kind": "switch", "length": 0.0,
             "name": bus_bus["name"].astype(object).where(bus_bus["name"].notna(), "").to_numpy()
             if "name" in bus_bus else ""}))
-    return ImportedLayer(nodes, edge_table(rows, "bus", source), crs, source)
+    return ImportedLayer(nodes, edge_table(rows, "bus", source), crs, source, notes=[note] if note else [])
 
 
 def read_pandapower(src: str | os.PathLike, layer: str = "power", prefix: str = "power-",
