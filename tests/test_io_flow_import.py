@@ -173,9 +173,9 @@ def test_layer_settings_are_read_and_written_back(tmp_path):
 
 
 @pytest.mark.parametrize("table,message", [
-    ("base = 0\n", "base must be a number > 0"),
-    ("weight = -1\n", "weight must be a number ≥ 0"),
-    ('base = "x"\n', "base must be a number > 0"),
+    ("base = 0\n", "base must be > 0"),
+    ("weight = -1\n", "weight must be >= 0"),
+    ('base = "x"\n', "base must be a number"),
     ("unit = 3\n", "unit must be a string"),
     ("colour = 1\n", "unknown key 'colour'"),
 ])

@@ -60,11 +60,34 @@ UNSUPPORTED = ("motor", "asymmetric_load", "asymmetric_sgen", "dcline", "svc", "
                "line_dc", "load_dc", "source_dc")
 
 
-def _run_dc(net, source: str):
-    """``rundcpp`` on a copy of ``net``; the copy holds the results and the PYPOWER tables."""
+def _pandapower_net(tables):
+    """A real pandapowerNet holding ``tables`` (a :class:`cascade.io.ppjson.SafeNet` or a net).
+
+    The file was read as data (no object of it is ever built); here pandapower's own empty
+    network receives copies of its tables and plain settings, so ``rundcpp`` can run on them.
+    """
     import pandapower as pp
 
-    net = copy.deepcopy(net)
+    net = pp.create_empty_network()
+    for name, value in tables.items():
+        if str(name).startswith("_") or name not in net:
+            continue
+        if isinstance(value, pd.DataFrame):
+            net[name] = value.copy()
+        elif isinstance(value, (int, float, str, bool)) and not isinstance(net[name], pd.DataFrame):
+            net[name] = value
+    # What pandapower.from_json does after reading: bring a file of an older version up to date
+    # (columns added since, such as a transformer's tap_dependency_table).
+    pp.convert_format(net)
+    return net
+
+
+def _run_dc(net, source: str):
+    """``rundcpp`` on a pandapower copy of ``net``; the copy holds the results and the PYPOWER
+    tables."""
+    import pandapower as pp
+
+    net = _pandapower_net(net)
     logger = logging.getLogger("pandapower")
     level = logger.level
     logger.setLevel(logging.ERROR)

@@ -47,6 +47,68 @@ class Opaque:
         return f"<{self.module}.{self.cls}, not loaded>"
 
 
+class SafeFluid:
+    """A pandapipes fluid read as data: its name, whether it is a gas, and its density.
+
+    pandapipes writes a ``Fluid`` with its properties as nested objects; only the density is
+    read here, from the property types pandapipes ships (a constant, a linear function of
+    temperature, or a table interpolated linearly, as ``FluidPropertyInterExtra`` does inside
+    its range).  Any other density type leaves it unknown (``None``), never built.
+    """
+
+    def __init__(self, name: str, is_gas: bool, density):
+        self.name, self.is_gas, self._density = name, is_gas, density
+
+    @classmethod
+    def of(cls, text):
+        try:
+            data = json.loads(text) if isinstance(text, str) else dict(text)
+            prop = data.get("all_properties", {}).get("density")
+            kind = str(prop.get("_class", "")) if isinstance(prop, dict) else ""
+            raw = prop.get("_object", "{}") if isinstance(prop, dict) else "{}"
+            values = json.loads(raw) if isinstance(raw, str) else dict(raw)
+            values = {key: cls._plain(v) for key, v in values.items()}
+            if kind == "FluidPropertyConstant":
+                density = ("constant", float(values["value"]))
+            elif kind == "FluidPropertyLinear":
+                density = ("linear", float(values["offset"]), float(values["slope"]))
+            elif kind == "FluidPropertyInterExtra":
+                density = ("table", np.asarray(values["x"], float), np.asarray(values["y"], float))
+            else:
+                density = None
+            return cls(str(data.get("name", "")), bool(data.get("is_gas", data.get("fluid_type") == "gas")),
+                       density)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return Opaque("pandapipes.properties.fluids", "Fluid")
+
+    @staticmethod
+    def _plain(value):
+        """Numbers of a fluid property: numpy scalars and arrays are written as nested
+        ``{"_module": "numpy", "_object": ...}`` entries; read them as plain numbers."""
+        if isinstance(value, dict) and str(value.get("_module", "")).split(".")[0] == "numpy":
+            inner = value.get("_object")
+            if isinstance(inner, str):
+                inner = json.loads(inner)
+            return SafeFluid._plain(inner)
+        if isinstance(value, list):
+            return [SafeFluid._plain(v) for v in value]
+        return value
+
+    def get_density(self, temperature):
+        t = np.asarray(temperature, float)
+        if self._density is None:
+            raise ValueError(f"fluid '{self.name}': density of an unknown form")
+        if self._density[0] == "constant":
+            return np.full(t.shape, self._density[1])
+        if self._density[0] == "linear":
+            return self._density[1] + self._density[2] * t
+        x, y = self._density[1], self._density[2]
+        return np.interp(t, x, y)
+
+    def __repr__(self) -> str:
+        return f"<pandapipes fluid {self.name!r} read as data>"
+
+
 class SafeNet(dict):
     """The entries of a network file: tables as pandas objects, plain JSON values as they are.
 
@@ -140,6 +202,8 @@ def _value(value, name: str, file: str):
         pair = (str(value["_module"]), str(value.get("_class", "")))
         if pair in TABLES:
             return _table(value, name, file)
+        if pair == ("pandapipes.properties.fluids", "Fluid"):
+            return SafeFluid.of(value.get("_object", "{}"))
         return Opaque(*pair)
     return value
 
