@@ -222,12 +222,13 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
     for name in (units or {}):
         if name not in layers:
             raise InputError(f"--unit: no layer '{name}' in the system (layers: {', '.join(layers)})")
-    w = layer_weights(layers, weights)
+    # system.toml's layer weights and units are the defaults; the options override them.
+    w = layer_weights(layers, {**{name: system.layer_weight(name) for name in layers}, **(weights or {})})
     demand = np.bincount(compiled.node_layer, weights=compiled.demand, minlength=L)
     count = np.bincount(compiled.node_layer, minlength=L).astype(float)
     totals = np.where(demand > 0, demand, count)
-    unit_names = [(units or {}).get(name, "demand units" if demand[k] > 0 else "nodes")
-                  for k, name in enumerate(layers)]
+    unit_names = [(units or {}).get(name, system.layer_unit(name) or "demand units") if demand[k] > 0
+                  else (units or {}).get(name, "nodes") for k, name in enumerate(layers)]
 
     cluster = None
     if workers is not None:

@@ -210,3 +210,18 @@ def test_marginal_attribution_reruns_the_rainfall_fixpoint(tmp_path):
     assert a.loc["S2", "contribution_drainage"] == pytest.approx(0.05 * 2 / 3)
     assert a.loc["S1", "contribution_drainage"] == pytest.approx(0.05 / 3)
     assert set(r.assets["id"]) == {"S1", "S2"}
+
+
+def test_system_toml_units_and_weights_are_the_defaults(hamlet):
+    """system.toml's `unit` and `weight` apply without options; --weight/--unit override them
+    (the same numbers as test_weights_change_the_score_not_the_layers, weights 3:1 from the file)."""
+    system_dir, files = hamlet
+    (system_dir / "system.toml").write_text('[system]\nname = "hamlet"\n[layers.power]\nunit = "MW"\n'
+                                            'weight = 3\n[layers.water]\nunit = "L/s"\n')
+    system = read_system(system_dir)
+    scenarios = [load_scenario(f) for f in files]
+    r = annual_risk(system, scenarios, threads=1)
+    assert r.weights.tolist() == [0.75, 0.25] and r.units == ["MW", "L/s"]
+    assert r.eal_score == pytest.approx(0.0325)
+    r = annual_risk(system, scenarios, threads=1, weights={"power": 1}, units={"water": "m3/h"})
+    assert r.weights.tolist() == [0.5, 0.5] and r.units == ["MW", "m3/h"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import emit, format_option, is_terminal, load, output_option, system_argument, table, to_json
+from . import SEED, emit, format_option, load, output_option, show_progress, system_argument, table, to_json
 
 
 def _pairs(values, option, cast):
@@ -78,11 +78,11 @@ def render_table(result, top: int) -> str:
                 type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None,
               help="Samples per scenario (default: each file's 'samples', else 1000).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override every file's seed.")
+@click.option("--seed", type=SEED, default=None, help="Override every file's seed.")
 @click.option("--weight", "weights", multiple=True, metavar="LAYER=W",
-              help="Weight of a layer in the score (default 1 each; repeat per layer).")
+              help="Weight of a layer in the score (default: its weight in system.toml, else 1; repeat per layer).")
 @click.option("--unit", "units", multiple=True, metavar="LAYER=TEXT",
-              help="Unit label of a layer's demand (default 'demand units'; 'nodes' without demand).")
+              help="Unit label of a layer's demand (default: the layer's unit in system.toml, else 'demand units'; 'nodes' without demand).")
 @format_option("table", "json", "csv")
 @output_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -136,7 +136,7 @@ def command(system_dir, scenario_files, samples, seed, weights, units, fmt, outp
     scenarios = [load_scenario(f) for f in scenario_files]
     system, _ = load(system_dir)
     result = annual_risk(system, scenarios, samples=samples, seed=seed, weights=weights, units=units,
-                         threads=threads, scheduler=scheduler, workers=workers, progress=is_terminal(),
+                         threads=threads, scheduler=scheduler, workers=workers, progress=show_progress(),
                          attribution=attribution)
     if fmt == "json":
         text = to_json(result.to_dict(top=None if top == 0 else top))
