@@ -1146,9 +1146,9 @@ def plot_curves(results, path=None, title: str | None = None):
     from .io import write_atomic
 
     results = list(results)
-    fig = Figure(figsize=(9, 7.5), layout="constrained")
+    fig = Figure(figsize=(9, 11), layout="constrained")
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
+    top, bottom, gantt = fig.subplots(3, 1, height_ratios=[3, 2, 2.5])
     q0 = results[0].metrics["baseline_service"]
     # Top: up to the latest return to Q0 (the part that counts in R), with some margin.
     restored = [r.metrics["restoration_time"] for r in results
@@ -1196,11 +1196,45 @@ def plot_curves(results, path=None, title: str | None = None):
     bottom.grid(alpha=0.3)
     bottom.set_ylim(-3, 103)
     bottom.set_xlim(-0.03 * span, span)
+    _gantt(gantt, next((r for r in results if r.strategy == "milp"), best))
     if path is not None:
         buf = io.BytesIO()
         fig.savefig(buf, format=str(path).rsplit(".", 1)[-1].lower(), dpi=110)
         write_atomic(path, buf.getvalue())
     return fig
+
+
+def _gantt(ax, result: RecoveryResult) -> None:
+    """The crews' Gantt chart of one recovery: a row per crew, repairs coloured by layer,
+    travel legs hatched.  Names from the input are drawn literally (no math text)."""
+    sched = result.schedule[result.schedule["crew"] != ""]
+    crews = list(dict.fromkeys(sched["crew"]))
+    row = {name: i for i, name in enumerate(crews)}
+    layers = list(dict.fromkeys(result.schedule["layer"]))
+    colours = {name: f"C{i % 10}" for i, name in enumerate(layers)}
+    for r in sched.to_dict("records"):
+        y = row[r["crew"]]
+        if "travel" in r and r["travel"] > 0:
+            ax.barh(y, r["travel"], left=r["depart"], height=0.6, color="0.85", edgecolor="0.5",
+                    hatch="//", lw=0.5)
+        ax.barh(y, r["finish"] - r["start"], left=r["start"], height=0.6,
+                color=colours[r["layer"]], edgecolor="black", lw=0.5)
+    ax.set_yticks(range(len(crews)))
+    ax.set_yticklabels(crews, fontsize=7)
+    for label in ax.get_yticklabels():
+        label.set_parse_math(False)
+    ax.invert_yaxis()
+    ax.set_xlabel("hours after the event")
+    title = ax.set_title(f"crews under {result.strategy}: repairs by layer"
+                         + (", travel hatched" if "travel" in result.schedule.columns else ""),
+                         fontsize=9)
+    title.set_parse_math(False)
+    from matplotlib.patches import Patch
+    legend = ax.legend(handles=[Patch(color=colours[name], label=name) for name in layers],
+                       loc="lower right", fontsize=7, ncol=min(5, max(1, len(layers))))
+    for text in legend.get_texts():
+        text.set_parse_math(False)
+    ax.grid(alpha=0.3, axis="x")
 
 
 def schedule_order(system: InfrastructureSystem, failed_ids, order,
