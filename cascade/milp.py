@@ -272,8 +272,11 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         mine = p.layer == L
         if not mine.any():
             continue
-        work = dur[mine].sum() + (dur[~mine].sum() if pool else 0)
-        horizon = max(horizon, int(math.ceil(work / (layer_crews[L] + pool))) + int(dur.max()))
+        work = int(dur[mine].sum() + (dur[~mine].sum() if pool else 0))
+        # The last job j of L starts once the others are done or under way: at most
+        # floor((work - d_j) / crews), and ends d_j later (Graham's list-scheduling bound).
+        d = dur[mine]
+        horizon = max(horizon, int(((work - d) // (layer_crews[L] + pool) + d).max()))
     if p.roads is not None:
         horizon += int(dur[p.roads.road_elem].sum())
     warm_start = None
@@ -450,6 +453,7 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
                 le_sum(v, t, [x(s, t) for s in sups if var[s] or const_on[s]])
     # flows
     n_arcs = 0
+    layer_arcs = []
     for L in range(n_layers):
         if c.layer_rule[L] == 0:
             continue
@@ -477,6 +481,7 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
                     fixed_rows["ub0"].append(x(v, t))
             continue
         n_arcs += len(arcs)
+        layer_arcs.append((vs, arcs))
         f0 = m.var(len(arcs) * T, 0, big)[0]
         inflow = {int(v): [] for v in vs}
         outflow = {int(v): [] for v in vs}
@@ -502,6 +507,7 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
                 vals = [1] * len(inflow[v]) + [-1] * len(outflow[v])
                 m.row(cols + [x(v, t)], vals + [-1], lb=0)
     # columns fixed to 0
+    ub0_set = set(int(col) for col in fixed_rows["ub0"] if not _is_const(col))
     ub = np.concatenate(m.ub).copy()
     for col in fixed_rows["ub0"]:
         if not _is_const(col):
@@ -514,14 +520,64 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     h = m.highs(threads)
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("mip_rel_gap", float(gap))
-    if warm_start is not None:
-        idx, val = [], []
-        for i in range(k):
-            for t in range(T - dur[i]):
-                idx.append(st(i, t))
-                val.append(1.0 if t >= warm_start[i] else 0.0)
-        h.setSolution(len(idx), np.array(idx, np.int32), np.array(val, float))
     tic = _time.perf_counter()
+    warm_value = None
+    if warm_start is not None:
+        # Warm start: the greedy schedule's starts and the nodes that work under them in the
+        # program (its largest fixpoint, computed here); HiGHS completes the flows.
+        idx = [st(i, t) for i in range(k) for t in range(T - dur[i])]
+        val = [1.0 if t >= warm_start[i] else 0.0 for i in range(k) for t in range(T - dur[i])]
+
+        def done(i, t):
+            return t - dur[i] >= warm_start[i]
+
+        def xval(v, t, on):
+            col = x(v, t)
+            return _value(col) if _is_const(col) else on.get(int(v), 0)
+
+        for t in range(T):
+            on = {int(v): 1 for v in nodes if xcol[v] + t not in ub0_set}
+            changed = True
+            while changed:
+                changed = False
+                for v in list(on):
+                    if not on[v]:
+                        continue
+                    i = damaged_elem[v]
+                    ok = i < 0 or done(i, t)
+                    for g in group_of[v] if ok else ():
+                        if t < held_periods[g]:
+                            continue
+                        sups = c.sup_idx[c.sup_ptr[g]:c.sup_ptr[g + 1]]
+                        if not any(xval(sv, t, on) for sv in sups if var[sv] or const_on[sv]):
+                            ok = False
+                            break
+                    if not ok:
+                        on[v] = 0
+                        changed = True
+                for vs, arcs in layer_arcs:
+                    reached = set()
+                    out = {}
+                    for (u, w, e) in arcs:
+                        if on.get(w) and (e < 0 or done(e, t)) and (u < 0 or on.get(u)):
+                            out.setdefault(u, []).append(w)
+                    stack = list(out.get(-1, []))
+                    while stack:
+                        w = stack.pop()
+                        if w in reached:
+                            continue
+                        reached.add(w)
+                        stack += out.get(w, [])
+                    for v in vs:
+                        if on.get(int(v)) and int(v) not in reached:
+                            on[int(v)] = 0
+                            changed = True
+            for v in nodes:
+                idx.append(int(xcol[v] + t))
+                val.append(float(on.get(int(v), 0)))
+        h.setSolution(len(idx), np.array(idx, np.int32), np.array(val, float))
+        warm_value = float(m.offset + np.concatenate(m.cost)[np.array(idx)] @ np.array(val))
+    h.setOptionValue("time_limit", max(float(time_limit) - (_time.perf_counter() - tic), 0.1))
     h.run()
     elapsed = _time.perf_counter() - tic
     info = h.getInfo()
@@ -536,7 +592,8 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
            "bound": bound, "gap": float(max(mip_gap, 0.0)), "status": status,
            "optimal": bool(has_sol and status == "Optimal"),
            "solve_time": float(elapsed), "variables": int(m.n), "constraints": int(m.m),
-           "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0, "arcs": int(n_arcs)}
+           "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0, "arcs": int(n_arcs),
+           "warm_start": warm_value}
     if not has_sol:
         return None, out
     sol = np.asarray(h.getSolution().col_value)
