@@ -246,6 +246,11 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     """
     from .compiled import Workspace
 
+    try:
+        import highspy  # noqa: F401
+    except ImportError:
+        raise InputError("the milp strategy needs HiGHS: pip install 'cascade-lifelines[milp]' "
+                         "(highspy)") from None
     if period is None:
         period = default_period(p.repair_time)
     if not (period > 0 and math.isfinite(period)):
