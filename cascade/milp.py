@@ -45,6 +45,8 @@ import numpy as np
 from .errors import InputError
 
 DEFAULT_TIME_LIMIT = 60.0
+#: Seconds HiGHS may overrun its time limit before its answer is given up (see solve).
+GRACE = 10.0
 #: Constants standing where a column index would: a term fixed at 0, or at 1.
 ZERO, ONE = -1, -2
 
@@ -138,7 +140,7 @@ def _new_highs():
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
             h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
+            h.setOptionValue("output_flag", bool(os.environ.get("CASCADE_HIGHS_LOG")))
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -583,8 +585,36 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         h.setSolution(len(idx), np.array(idx, np.int32), np.array(val, float))
         warm_value = float(m.offset + np.concatenate(m.cost)[np.array(idx)] @ np.array(val))
     h.setOptionValue("time_limit", max(float(time_limit) - (_time.perf_counter() - tic), 0.1))
-    h.run()
+    # HiGHS checks its time limit in some phases only (not while solving the root LP of a
+    # large program): interrupt it from its callbacks at the deadline as well.
+    deadline = tic + float(time_limit)
+    # Symmetry detection on a large program runs for minutes without checking the clock.
+    h.setOptionValue("mip_detect_symmetry", False)
+
+    def stop(event) -> None:
+        if _time.perf_counter() > deadline:
+            event.interrupt()
+
+    for name in ("cbSimplexInterrupt", "cbIpmInterrupt", "cbMipInterrupt"):
+        if hasattr(h, name):
+            getattr(h, name).subscribe(stop)
+    # Some phases (the root LP of a program of 10^5 columns) check neither: HiGHS runs in a
+    # thread of its own, and when it has not returned GRACE seconds after the deadline it is
+    # left to finish in the background and the warm start is the answer (bound unknown).
+    import threading
+
+    worker = threading.Thread(target=h.run, daemon=True)
+    worker.start()
+    worker.join(max(deadline - _time.perf_counter(), 0.0) + GRACE)
     elapsed = _time.perf_counter() - tic
+    if worker.is_alive():
+        out = {"period": float(period), "horizon": int(T), "objective": warm_value if warm_value
+               is not None else math.inf, "bound": -math.inf, "gap": math.inf,
+               "status": "Time limit reached (HiGHS did not stop; left running)", "optimal": False,
+               "solve_time": float(elapsed), "variables": int(m.n), "constraints": int(m.m),
+               "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0,
+               "arcs": int(n_arcs), "warm_start": warm_value}
+        return None, out
     info = h.getInfo()
     status = h.modelStatusToString(h.getModelStatus())
     has_sol = info.primal_solution_status >= 2

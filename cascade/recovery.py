@@ -1239,11 +1239,15 @@ def _gantt(ax, result: RecoveryResult) -> None:
 
 def schedule_order(system: InfrastructureSystem, failed_ids, order,
                    crews: int | Mapping[str, int] = 1,
-                   compiled: CompiledSystem | None = None) -> RecoveryResult:
+                   compiled: CompiledSystem | None = None, depots=None,
+                   speed: float | None = None) -> RecoveryResult:
     """Recover with a given priority list: each free crew takes the first waiting element of
-    its layer in ``order`` (ids, a permutation of ``failed_ids``).  Strategy name ``order``."""
+    its layer in ``order`` (ids, a permutation of ``failed_ids``) that it may take (with
+    ``depots``: that it can reach).  Strategy name ``order``."""
     compiled = compiled if compiled is not None else compile_system(system)
     p = _Problem(system, compiled, failed_ids, crews)
+    if depots is not None:
+        _set_roads(system, p, depots, speed)
     pos = {str(x): i for i, x in enumerate(p.ids)}
     try:
         idx = np.array([pos[str(x)] for x in order], np.int64)

@@ -245,3 +245,12 @@ def test_unreachable_forever_is_reported_not_scheduled():
 def test_bad_depots(depots, message):
     with pytest.raises(InputError, match=message):
         recover(road_town(), ["p1"], depots=depots)
+
+
+def test_replay_of_the_milp_order_with_roads_is_the_reported_schedule():
+    s = road_town()
+    failed = ["p1", "r1-r2", "p2", "p0-p2"]
+    r = recover(s, failed, strategy="milp", crews={"pool": 2}, depots=["r0", "r3"], period=1.0)
+    again = schedule_order(s, failed, list(r.schedule["id"]), crews={"pool": 2}, depots=["r0", "r3"])
+    pd.testing.assert_frame_equal(r.schedule.reset_index(drop=True), again.schedule.reset_index(drop=True))
+    assert r.metrics["resilience_loss"] == pytest.approx(again.metrics["resilience_loss"])

@@ -30,7 +30,8 @@ def milp_line(info: dict) -> str:
     proof = ("the program is proven optimal" if info["optimal"] and info["gap"] == 0 else
              f"the program is proven within {100 * info['gap']:.2f} % of its optimum" if info["optimal"]
              else f"not proven optimal: gap {100 * info['gap']:.2f} %" if math.isfinite(info["gap"])
-             else "no schedule found in time (greedy's schedule used)")
+             else "no bound proven in time: the greedy schedule stands, unproven"
+             if math.isfinite(info["objective"]) else "no schedule found in time (greedy's used)")
     return (f"milp: {info['status']} after {info['solve_time']:.1f} s, {proof}; program objective "
             f"{info['objective']:,.2f} h, bound {info['bound']:,.2f} h (periods of {info['period']:g} h, "
             f"horizon {info['horizon']} periods, {info['binaries']:,} binaries); the metrics above "
