@@ -376,9 +376,9 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
 
     x_first = m.var(len(nodes) * T, 0, 1, 0.0, True)[0] if len(nodes) else 0
     xcol[nodes] = x_first + np.arange(len(nodes)) * T
-    obj_const = 0.0
-    coef = -period * weight[nodes] / total
-    m.cost[-1] = np.repeat(coef, T) if len(nodes) else m.cost[-1]
+    # Loss = sum_t period * sum_v weight_v (1 - x[v,t]) / total: a constant minus the x terms.
+    if len(nodes):
+        m.cost[-1] = np.repeat(-period * weight[nodes] / total, T)
     obj_const = period * T * weight[nodes].sum() / total
 
     def x(v, t):
@@ -582,8 +582,12 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
             for v in nodes:
                 idx.append(int(xcol[v] + t))
                 val.append(float(on.get(int(v), 0)))
-        h.setSolution(len(idx), np.array(idx, np.int32), np.array(val, float))
-        warm_value = float(m.offset + np.concatenate(m.cost)[np.array(idx)] @ np.array(val))
+        idx = np.array(idx, np.int64)
+        warm_value = float(m.offset + np.concatenate(m.cost)[idx] @ np.array(val, float))
+        # The greedy schedule's value is the MIP's first cutoff: only better schedules are
+        # searched.  (HiGHS 1.16 returned wrong optima after setSolution with a full, feasible
+        # start in our tests, so the schedule itself is not handed over.)
+        h.setOptionValue("objective_bound", warm_value + 1e-9 * max(1.0, abs(warm_value)))
     h.setOptionValue("time_limit", max(float(time_limit) - (_time.perf_counter() - tic), 0.1))
     # HiGHS checks its time limit in some phases only (not while solving the root LP of a
     # large program): interrupt it from its callbacks at the deadline as well.
@@ -617,15 +621,27 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         return None, out
     info = h.getInfo()
     status = h.modelStatusToString(h.getModelStatus())
+    if status == "Interrupted by user":        # our deadline callback
+        status = "Time limit reached"
     has_sol = info.primal_solution_status >= 2
     objective = float(info.objective_function_value) if has_sol else math.inf
     bound = float(info.mip_dual_bound)
-    mip_gap = (objective - bound) / max(abs(objective), 1e-9) if has_sol else math.inf
-    if has_sol and abs(objective - bound) <= 1e-7 * max(1.0, abs(objective)):
+    if not has_sol and warm_value is not None:
+        # Nothing better than the cutoff: the greedy schedule is the incumbent, and optimal
+        # when the search finished (the program is then "infeasible" below the cutoff).
+        objective = warm_value
+        if status == "Infeasible":
+            status, bound = "Optimal", warm_value
+        bound = min(bound, warm_value) if not math.isnan(bound) else -math.inf
+    if objective < math.inf and bound > objective:
+        bound = objective
+    found = objective < math.inf
+    mip_gap = (objective - bound) / max(abs(objective), 1e-9) if found else math.inf
+    if found and abs(objective - bound) <= 1e-7 * max(1.0, abs(objective)):
         mip_gap = 0.0
     out = {"period": float(period), "horizon": int(T), "objective": objective,
            "bound": bound, "gap": float(max(mip_gap, 0.0)), "status": status,
-           "optimal": bool(has_sol and status == "Optimal"),
+           "optimal": bool(found and status == "Optimal"),
            "solve_time": float(elapsed), "variables": int(m.n), "constraints": int(m.m),
            "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0, "arcs": int(n_arcs),
            "warm_start": warm_value}
