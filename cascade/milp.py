@@ -626,6 +626,8 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     has_sol = info.primal_solution_status >= 2
     objective = float(info.objective_function_value) if has_sol else math.inf
     bound = float(info.mip_dual_bound)
+    if has_sol and warm_value is not None and objective > warm_value:
+        has_sol = False       # HiGHS's incumbent is worse than the greedy schedule: keep that
     if not has_sol and warm_value is not None:
         # Nothing better than the cutoff: the greedy schedule is the incumbent, and optimal
         # when the search finished (the program is then "infeasible" below the cutoff).
@@ -633,6 +635,8 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         if status == "Infeasible":
             status, bound = "Optimal", warm_value
         bound = min(bound, warm_value) if not math.isnan(bound) else -math.inf
+    if warm_value is not None and not math.isnan(bound):
+        bound = min(bound, warm_value)     # nodes cut off by the cutoff hold nothing better
     if objective < math.inf and bound > objective:
         bound = objective
     found = objective < math.inf
