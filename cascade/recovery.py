@@ -51,6 +51,15 @@ Strategies
   and bound over the crews' choices.  Exact among schedules in which no crew idles while
   its layer has work waiting (idling never helps when service only grows with repairs,
   which holds for ``source`` and ``none`` layers).  Refused above :data:`OPTIMAL_MAX_ORDERS`.
+* ``milp``: a time-indexed mixed-integer program solved with HiGHS (:mod:`cascade.milp`),
+  warm-started from greedy; its order is replayed by this event loop.
+
+Shared crews and roads
+----------------------
+Crews of the pool (``crews={"pool": N}``, :data:`POOL`; crew layer -1) take work of any
+layer, after the layer's own crews.  With depots (:mod:`cascade.travel`) a crew drives from
+its base or last job over the undamaged roads; the repair starts on arrival, and a crew only
+takes an element it can reach now.
 """
 from __future__ import annotations
 
