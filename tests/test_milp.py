@@ -254,3 +254,20 @@ def test_replay_of_the_milp_order_with_roads_is_the_reported_schedule():
     again = schedule_order(s, failed, list(r.schedule["id"]), crews={"pool": 2}, depots=["r0", "r3"])
     pd.testing.assert_frame_equal(r.schedule.reset_index(drop=True), again.schedule.reset_index(drop=True))
     assert r.metrics["resilience_loss"] == pytest.approx(again.metrics["resilience_loss"])
+
+
+def test_cost_weight_finishes_the_expensive_repair_first():
+    """Two equal repairs of equal service value: the cost term breaks the tie toward the
+    expensive one, in both orders of the failure list."""
+    nodes = pd.DataFrame([
+        {"id": "plant", "layer": "power", "kind": "source", "demand": 0, "repair_time": 1, "repair_cost": 0},
+        {"id": "cheap", "layer": "power", "kind": "", "demand": 1, "repair_time": 2, "repair_cost": 1},
+        {"id": "dear", "layer": "power", "kind": "", "demand": 1, "repair_time": 2, "repair_cost": 100}])
+    edges = pd.DataFrame([{"source": "plant", "target": "cheap", "directed": "false"},
+                          {"source": "plant", "target": "dear", "directed": "false"}])
+    s = InfrastructureSystem.from_tables(nodes, edges, pd.DataFrame(
+        columns=["dependent", "supplier", "group", "delay"]))
+    for failed in (["cheap", "dear"], ["dear", "cheap"]):
+        r = recover(s, failed, strategy="milp", period=2.0, cost_weight=1.0)
+        assert list(r.schedule["id"]) == ["dear", "cheap"]
+        assert r.solver["optimal"]
