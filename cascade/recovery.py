@@ -53,6 +53,15 @@ Strategies
   and bound over the crews' choices.  Exact among schedules in which no crew idles while
   its layer has work waiting (idling never helps when service only grows with repairs,
   which holds for ``source`` and ``none`` layers).  Refused above :data:`OPTIMAL_MAX_ORDERS`.
+* ``milp``: a time-indexed mixed-integer program solved with HiGHS (:mod:`cascade.milp`),
+  warm-started from greedy; its order is replayed by this event loop.
+
+Shared crews and roads
+----------------------
+Crews of the pool (``crews={"pool": N}``, :data:`POOL`; crew layer -1) take work of any
+layer, after the layer's own crews.  With depots (:mod:`cascade.travel`) a crew drives from
+its base or last job over the undamaged roads; the repair starts on arrival, and a crew only
+takes an element it can reach now.
 """
 from __future__ import annotations
 
@@ -69,7 +78,9 @@ from .progress import ProgressArg, Tracker, tracker
 from .system import InfrastructureSystem
 from .units import node_weights
 
-STRATEGIES = ("greedy", "critical", "random", "optimal")
+STRATEGIES = ("greedy", "critical", "random", "optimal", "milp")
+#: The name of the shared crews in ``--crews``: ``pool=6`` (any crew repairs any layer).
+POOL = "pool"
 
 #: Repair hours by node ``kind`` where ``repair_time`` is empty (orders of magnitude after the
 #: restoration curves of FEMA HAZUS: plants take days, a bridge a week, a service point hours).
@@ -93,7 +104,8 @@ _EPS = 1e-9
 
 # --------------------------------------------------------------------------- crews
 def parse_crews(text: str) -> int | dict[str, int]:
-    """Parse ``--crews``: ``"3"`` (three crews in every layer) or ``"power=3,water=2"``.
+    """Parse ``--crews``: ``"3"`` (three crews in every layer), ``"power=3,water=2"``, or with a
+    shared pool ``"pool=6"`` / ``"power=2,pool=3"`` (:data:`POOL`).
 
     Raises
     ------
@@ -120,15 +132,25 @@ def parse_crews(text: str) -> int | dict[str, int]:
         layer, value = (s.strip() for s in part.split("="))
         if layer in out:
             raise InputError(f"--crews: layer '{layer}' given twice")
-        out[layer] = count(value, f" for layer '{layer}'")
+        out[layer] = count(value, f" for '{layer}'" if layer == POOL else f" for layer '{layer}'")
     return out
 
 
 def crews_per_layer(compiled: CompiledSystem, crews: int | Mapping[str, int] = 1) -> dict[str, int]:
     """Crews of every layer: a number is that many crews in each layer; a mapping names
-    some layers and the others get one crew.  Unknown layers raise :class:`InputError`."""
+    some layers and the others get one crew.  Unknown layers raise :class:`InputError`.
+
+    A mapping with the key :data:`POOL` adds that many shared crews (any crew repairs any
+    layer); then the layers not named get no crew of their own, and the result holds the
+    ``pool`` entry after the layers.
+    """
     if isinstance(crews, Mapping):
-        out = {name: 1 for name in compiled.layer_names}
+        crews = dict(crews)
+        has_pool = POOL in crews
+        pool = crews.pop(POOL, 0)
+        if has_pool and (isinstance(pool, bool) or int(pool) != pool or pool < 1):
+            raise InputError(f"--crews: need at least one crew for '{POOL}', not {pool}")
+        out = {name: 0 if pool else 1 for name in compiled.layer_names}
         for layer, n in crews.items():
             if layer not in out:
                 raise InputError(f"--crews: unknown layer '{layer}' (layers: "
@@ -136,6 +158,8 @@ def crews_per_layer(compiled: CompiledSystem, crews: int | Mapping[str, int] = 1
             if int(n) != n or n < 1:
                 raise InputError(f"--crews: need at least one crew for layer '{layer}', not {n}")
             out[layer] = int(n)
+        if pool:
+            out[POOL] = int(pool)
         return out
     if isinstance(crews, bool) or int(crews) != crews or crews < 1:
         raise InputError(f"--crews: need at least one crew, not {crews}")
@@ -169,6 +193,9 @@ class RecoveryResult:
     curve: pd.DataFrame
     schedule: pd.DataFrame
     metrics: dict = field(default_factory=dict)
+    #: ``milp`` only: the solver's report (:func:`cascade.milp.solve`): objective, bound, gap,
+    #: status, solve time, period, horizon, sizes.
+    solver: dict | None = None
 
     def to_dict(self) -> dict:
         """The JSON of ``cascade recover`` for one strategy."""
@@ -177,15 +204,25 @@ class RecoveryResult:
         def num(x):      # never back to service (not expected: repairs restore Q0) -> null
             return float(x) if math.isfinite(x) else None
 
-        return {
+        def row(r) -> dict:
+            out = {"id": str(r["id"]), "crew": str(r["crew"]) or None, "start": num(r["start"]),
+                   "finish": num(r["finish"])}
+            if "travel" in r:       # crews on roads: the leg before the repair
+                out.update({"from": str(r["from"]) or None, "depart": num(r["depart"]),
+                            "travel": num(r["travel"])})
+            return out
+
+        out = {
             "strategy": self.strategy, "crews": dict(self.crews),
             "resilience_loss": num(m["resilience_loss"]),
             "restoration_time": num(m["restoration_time"]),
             "time_to_90": num(m["time_to_90"]), "peak_loss": float(m["peak_loss"]),
-            "schedule": [{"id": str(r.id), "crew": str(r.crew), "start": float(r.start),
-                          "finish": float(r.finish)} for r in self.schedule.itertuples(index=False)],
+            "schedule": [row(r) for r in self.schedule.to_dict("records")],
             "curve": [[float(t), float(q)] for t, q in zip(self.curve["time"], self.curve["service"])],
         }
+        if self.solver is not None:
+            out["milp"] = {k: (num(v) if isinstance(v, float) else v) for k, v in self.solver.items()}
+        return out
 
 
 def curve_metrics(time: np.ndarray, service: np.ndarray, baseline: float) -> dict:
@@ -258,6 +295,10 @@ class _Problem:
             for j in range(min(self.crews[name], max(1, int(failed_in[li])))):
                 names.append(f"{name}-{j + 1}")
                 layers.append(li)
+        # Shared crews come after the layers' own (layer -1: any layer).
+        for j in range(self.crews.get(POOL, 0)):
+            names.append(f"{POOL}-{j + 1}")
+            layers.append(-1)
         self.crew_names = np.array(names, dtype=object)
         self.crew_layer = np.array(layers, np.int64)
 
@@ -287,6 +328,7 @@ class _Problem:
         elem_of_node[self.node_idx] = np.arange(k_nodes)
         self.group_elem = elem_of_node[c.group_owner]
         self._critical = None
+        self.roads = None          # cascade.travel.Roads when crews drive (set by recover)
 
     def served(self, working: np.ndarray) -> float:
         return float(self.weight @ working)
@@ -376,6 +418,11 @@ class _Run:
         self.crew_of = np.full(p.k, -1, np.int64)
         self.seq = np.full(p.k, -1, np.int64)        # order in which crews took the elements
         self.n_assigned = 0
+        # Crews on roads: where each crew is, and each repair's trip.
+        self.crew_pos = p.roads.base.copy() if p.roads is not None else np.zeros(0, np.int64)
+        self.travel = np.full(p.k, math.nan)
+        self.depart = np.full(p.k, math.nan)
+        self.origin = np.full(p.k, -1, np.int64)
         self.q = p.q0
         self.draining = np.zeros(0, np.int64)
         self.curve_t: list[float] = []
@@ -410,18 +457,45 @@ class _Run:
             return -1
         waiting_layers = self.p.layer[self.status == 0]
         for c in free:
-            if np.any(waiting_layers == self.p.crew_layer[c]):
+            layer = self.p.crew_layer[c]
+            if (waiting_layers.size if layer < 0 else np.any(waiting_layers == layer)) and (
+                    self.p.roads is None or self.candidates(int(c)).size):
                 return int(c)
         return -1
 
     def waiting_in(self, layer: int) -> np.ndarray:
+        """Waiting elements of a layer (all layers for a pool crew, layer -1)."""
+        if layer < 0:
+            return np.flatnonzero(self.status == 0)
         return np.flatnonzero((self.status == 0) & (self.p.layer == layer))
 
+    def candidates(self, crew: int) -> np.ndarray:
+        """The waiting elements crew ``crew`` may take: of its layer (any for a pool crew)
+        and, with roads, reachable from where it is over open roads."""
+        cand = self.waiting_in(int(self.p.crew_layer[crew]))
+        if self.p.roads is None or not cand.size:
+            return cand
+        hours, _ = self.trip(crew, cand)
+        return cand[np.isfinite(hours)]
+
+    def trip(self, crew: int, elems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Travel hours of ``crew`` from where it is to each element, and the node reached."""
+        roads = self.p.roads
+        return roads.travel(roads.distances(self.status, int(self.crew_pos[crew])), elems)
+
     def assign(self, crew: int, e: int) -> None:
+        travel = 0.0
+        if self.p.roads is not None:
+            hours, node = self.trip(crew, np.array([e]))
+            travel = float(hours[0])
+            self.origin[e] = self.crew_pos[crew]
+            self.crew_pos[crew] = node[0]
+        self.travel[e] = travel
         self.status[e] = 1
         self.crew_elem[crew] = e
-        self.crew_finish[crew] = self.t + self.p.repair_time[e]
-        self.start[e] = self.t
+        self.crew_finish[crew] = self.t + travel + self.p.repair_time[e]
+        self.depart[e] = self.t
+        self.start[e] = self.t + travel
         self.crew_of[e] = crew
         self.seq[e] = self.n_assigned
         self.n_assigned += 1
@@ -451,11 +525,16 @@ class _Run:
     def snapshot(self):
         return (self.t, self.status.copy(), self.crew_elem.copy(), self.crew_finish.copy(),
                 self.remaining.copy(), self.loss, self.q, self.draining, self.start.copy(),
-                self.finish.copy(), self.crew_of.copy(), self.seq.copy(), self.n_assigned)
+                self.finish.copy(), self.crew_of.copy(), self.seq.copy(), self.n_assigned,
+                self.crew_pos.copy(), self.travel.copy(), self.depart.copy(), self.origin.copy())
 
     def restore(self, snap) -> None:
         (self.t, status, crew_elem, crew_finish, remaining, self.loss, self.q, self.draining,
-         start, finish, crew_of, seq, self.n_assigned) = snap
+         start, finish, crew_of, seq, self.n_assigned, crew_pos, travel, depart, origin) = snap
+        self.crew_pos[:] = crew_pos
+        self.travel[:] = travel
+        self.depart[:] = depart
+        self.origin[:] = origin
         self.status[:] = status
         self.crew_elem[:] = crew_elem
         self.crew_finish[:] = crew_finish
@@ -490,7 +569,7 @@ def _order_policy(p: _Problem, order: np.ndarray):
     position[np.asarray(order, np.int64)] = np.arange(p.k)
 
     def choose(run: _Run, crew: int) -> int:
-        cand = run.waiting_in(p.crew_layer[crew])
+        cand = run.candidates(crew)
         return int(cand[np.argmin(position[cand])])
     return choose
 
@@ -587,7 +666,7 @@ class _Greedy:
 
     def __call__(self, run: _Run, crew: int) -> int:
         p, ws = self.p, self.ws
-        cand = run.waiting_in(p.crew_layer[crew])
+        cand = run.candidates(crew)
         held = run.remaining > 0
         if self.holds is None or not np.array_equal(held, self.holds):
             self.holds = held
@@ -597,9 +676,9 @@ class _Greedy:
         p.run_waiting(ws, waiting)
         base = p.served(ws.working)
         layer = int(p.crew_layer[crew])
-        if self.closed_layer[layer] and not self.exhaustive:
-            gains = _giant_gains(p, ws, waiting, layer, cand, self.src, self.dst, self.via)
-            hours = np.maximum(p.repair_time[cand], _EPS)
+        hours, bonus = self._hours(run, crew, cand)
+        if layer >= 0 and self.closed_layer[layer] and not self.exhaustive:
+            gains = _giant_gains(p, ws, waiting, layer, cand, self.src, self.dst, self.via) + bonus
             keys = [((g / h), self.crit[e], -p.rank[e]) for g, h, e in zip(gains, hours, cand)]
             best = 0
             for i in range(1, len(cand)):
@@ -609,14 +688,13 @@ class _Greedy:
             return int(cand[best])
         bound, seeds, label, down = _gain_bounds(p, ws, waiting, cand, self.src, self.dst,
                                                  self.via, self.giant)
-        hours = np.maximum(p.repair_time[cand], _EPS)
-        ub = bound / hours
+        ub = (bound + bonus) / hours
         known = np.zeros(len(cand), bool)
         if not self.exhaustive:
             last = np.maximum.reduceat(self.touch[self.partners], self.partner_ptr[:-1])[cand]
             # Kept at or after the last mark of every partner: still exact.
             known = (self.cache_step[cand] >= last) & (bound > 0)
-            ub[known] = self.cache[cand[known]] / hours[known]
+            ub[known] = (self.cache[cand[known]] + bonus[known]) / hours[known]
         # Try candidates by bound; the tie-break key is (score, criticality per hour, -rank).
         order = np.lexsort((p.rank[cand], -self.crit[cand], -ub))
         best_key, best = None, -1
@@ -631,14 +709,48 @@ class _Greedy:
                 g = self.gain(waiting, e, base)
                 if np.isfinite(bound[i]):      # gains that touch a giant layer are not kept
                     self.cache[e], self.cache_step[e] = g, self.step
-                score = g / hours[i]
+                score = (g + bonus[i]) / hours[i]
             else:
-                score = 0.0
+                score = bonus[i] / hours[i]
             key = (score, self.crit[e], -p.rank[e])
             if best_key is None or _better(key, best_key):
                 best_key, best = key, e
         self._mark(int(best), seeds[np.flatnonzero(cand == best)[0]], label, down)
         return int(best)
+
+    def _hours(self, run: _Run, crew: int, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hours each candidate takes the crew (travel + repair) and, with crews on roads,
+        the value of what a road repair unblocks: the static criticality (demand lost alone)
+        of the waiting elements no crew reaches now and one of them would after it."""
+        p = self.p
+        bonus = np.zeros(len(cand))
+        if p.roads is None:
+            return np.maximum(p.repair_time[cand], _EPS), bonus
+        travel, _ = run.trip(crew, cand)
+        hours = np.maximum(p.repair_time[cand] + travel, _EPS)
+        roads = p.roads
+        road_cand = np.flatnonzero(roads.road_elem[cand])
+        waiting = np.flatnonzero(run.status == 0)
+        if road_cand.size and waiting.size:
+            origins = np.unique(run.crew_pos)
+
+            def reached(status) -> np.ndarray:
+                ok = np.zeros(len(waiting), bool)
+                for o in origins:
+                    ok |= np.isfinite(roads.travel(roads.distances(status, int(o)), waiting)[0])
+                return ok
+
+            now = reached(run.status)
+            if not now.all():
+                crit = p.criticality()
+                status = run.status.copy()
+                for i in road_cand:
+                    e = cand[i]
+                    status[e] = 2
+                    gained = reached(status) & ~now
+                    status[e] = run.status[e]
+                    bonus[i] = float(crit[waiting[gained]].sum())
+        return hours, bonus
 
     def _wild(self, e: int, comp_labels: np.ndarray, label: np.ndarray) -> bool:
         """Whether element e touches a giant layer that supplies a dependency."""
@@ -850,6 +962,10 @@ def _gain_bounds(p: _Problem, ws: Workspace, waiting: np.ndarray, cand: np.ndarr
 
 # --------------------------------------------------------------------------- optimal
 def _layer_counts(p: _Problem) -> np.ndarray:
+    """Elements whose repair orders are independent: per layer, or all together when a pool or
+    roads let any crew take any element."""
+    if p.crews.get(POOL, 0) or p.roads is not None:
+        return np.array([p.k])
     return np.bincount(p.layer, minlength=len(p.compiled.layer_names))
 
 
@@ -892,7 +1008,7 @@ def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
     def dominated() -> bool:
         """Whether this state (time, every element's status, the crews' jobs, the backups
         left) was already reached with no more loss: the future depends on nothing else."""
-        key = (round(run.t, 9), run.status.tobytes(), run.crew_elem.tobytes(),
+        key = (round(run.t, 9), run.status.tobytes(), run.crew_elem.tobytes(), run.crew_pos.tobytes(),
                np.round(run.crew_finish, 9).tobytes(), np.round(run.remaining, 9).tobytes())
         if key in seen and seen[key] <= run.loss + 1e-12:
             return True
@@ -913,8 +1029,9 @@ def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
             run.restore(snap)
             return
         layer = int(p.crew_layer[crew])
-        cand = run.waiting_in(layer)
-        floor = batch_last.get(layer, -1) if batch_time == run.t else -1
+        cand = run.candidates(crew)
+        # Crews on roads are not interchangeable (they stand in different places).
+        floor = batch_last.get(layer, -1) if batch_time == run.t and p.roads is None else -1
         for e in cand[cand > floor]:
             snap = run.snapshot()
             run.assign(crew, int(e))
@@ -936,13 +1053,22 @@ def _result(p: _Problem, run: _Run, strategy: str) -> RecoveryResult:
     layers = np.array(run.curve_layers).reshape(len(run.curve_t), len(c.layer_names))
     for i, name in enumerate(c.layer_names):
         curve[name] = layers[:, i]
-    order = np.argsort(run.seq, kind="stable")
+    # In the order crews took them; elements no crew could reach (roads) last, unscheduled.
+    order = np.argsort(np.where(run.seq >= 0, run.seq, p.k + np.arange(p.k)), kind="stable")
+    crew = np.where(run.crew_of[order] >= 0, p.crew_names[np.maximum(run.crew_of[order], 0)], "")
     schedule = pd.DataFrame({
-        "id": p.ids[order], "crew": p.crew_names[run.crew_of[order]],
+        "id": p.ids[order], "crew": crew,
         "start": run.start[order], "finish": run.finish[order],
         "layer": [c.layer_names[i] for i in p.layer[order]], "repair_cost": p.repair_cost[order]})
+    if p.roads is not None:
+        origin = run.origin[order]
+        schedule["depart"] = run.depart[order]
+        schedule["travel"] = run.travel[order]
+        schedule["from"] = np.where(origin >= 0, c.node_ids[np.maximum(origin, 0)], "")
     metrics = curve_metrics(curve["time"].to_numpy(), curve["service"].to_numpy(), p.q0)
-    metrics.update(baseline_service=p.q0, repairs_done=float(np.nanmax(run.finish, initial=0.0)),
+    metrics.update(baseline_service=p.q0,
+                   repairs_done=float(np.nanmax(run.finish, initial=0.0)) if not np.isnan(run.finish).any()
+                   else math.inf,
                    repair_cost=float(p.repair_cost.sum()))
     return RecoveryResult(strategy=strategy, crews=dict(p.crews), curve=curve, schedule=schedule,
                           metrics=metrics)
@@ -950,7 +1076,8 @@ def _result(p: _Problem, run: _Run, strategy: str) -> RecoveryResult:
 
 def recover(system: InfrastructureSystem, failed_ids, strategy: str = "greedy",
             crews: int | Mapping[str, int] = 1, seed: int = 0,
-            compiled: CompiledSystem | None = None, progress: ProgressArg = None) -> RecoveryResult:
+            compiled: CompiledSystem | None = None, depots=None, speed: float | None = None,
+            progress: ProgressArg = None, **milp) -> RecoveryResult:
     """Schedule the repair of the elements a hazard failed and follow service in time.
 
     Parameters
@@ -967,6 +1094,14 @@ def recover(system: InfrastructureSystem, failed_ids, strategy: str = "greedy",
         Seed of ``random``.
     compiled : CompiledSystem, optional
         The compiled ``system``.
+    depots : path or sequence of str, optional
+        Crew bases (a CSV of :func:`cascade.travel.read_depots`, or transport node ids, one
+        per crew slot): crews then drive on the roads (:mod:`cascade.travel`).
+    speed : float, optional
+        Crew speed in km/h on edges without ``travel_time`` (default 30).
+    **milp
+        ``milp`` options: ``period`` (hours), ``time_limit`` (s), ``gap``, ``cost_weight``,
+        ``threads`` (see :func:`cascade.milp.solve`).
     progress : None, bool or callable
         Progress in repairs scheduled (see :mod:`cascade.progress`).
 
@@ -993,18 +1128,14 @@ def recover(system: InfrastructureSystem, failed_ids, strategy: str = "greedy",
     >>> list(r.schedule["id"]), r.metrics["resilience_loss"]
     (['h1', 'h2'], 3.0)
     """
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown strategy '{strategy}' (use {', '.join(STRATEGIES)})")
-    compiled = compiled if compiled is not None else compile_system(system)
-    p = _Problem(system, compiled, failed_ids, crews)
-    with tracker(progress, p.k, f"recovery ({strategy})", "repair") as bar:
-        return _recover(p, strategy, seed, bar)
+    return recover_many(system, failed_ids, [strategy], crews=crews, seed=seed, compiled=compiled,
+                        depots=depots, speed=speed, progress=progress, **milp)[0]
 
 
 def recover_many(system: InfrastructureSystem, failed_ids, strategies=("greedy",),
                  crews: int | Mapping[str, int] = 1, seed: int = 0,
-                 compiled: CompiledSystem | None = None,
-                 progress: ProgressArg = None) -> list[RecoveryResult]:
+                 compiled: CompiledSystem | None = None, depots=None, speed: float | None = None,
+                 progress: ProgressArg = None, **milp) -> list[RecoveryResult]:
     """:func:`recover` with several strategies on one setup (compiled arrays, workspaces and
     criticality shared); every strategy is checked before any runs.  ``progress`` counts
     the repairs scheduled over all strategies."""
@@ -1012,12 +1143,35 @@ def recover_many(system: InfrastructureSystem, failed_ids, strategies=("greedy",
     for strategy in strategies:
         if strategy not in STRATEGIES:
             raise InputError(f"unknown strategy '{strategy}' (use {', '.join(STRATEGIES)})")
+    unknown = set(milp) - {"period", "time_limit", "gap", "cost_weight", "threads"}
+    if unknown:
+        raise TypeError(f"unknown milp option(s): {', '.join(sorted(unknown))}")
     compiled = compiled if compiled is not None else compile_system(system)
     p = _Problem(system, compiled, failed_ids, crews)
+    if depots is not None:
+        _set_roads(system, p, depots, speed)
     if "optimal" in strategies:
         _check_optimal(p)
     with tracker(progress, p.k * len(strategies), "recovery", "repair") as bar:
-        return [_recover(p, strategy, seed, bar) for strategy in strategies]
+        return [_recover(p, strategy, seed, bar, milp) for strategy in strategies]
+
+
+def _set_roads(system: InfrastructureSystem, p: _Problem, depots, speed) -> None:
+    from .travel import DEFAULT_SPEED, ROAD_LAYER, Roads, read_depots
+
+    c = p.compiled
+    if isinstance(depots, (str, bytes)) or hasattr(depots, "__fspath__"):
+        bases = read_depots(depots, c)
+    else:
+        if ROAD_LAYER not in c.layer_names:
+            raise InputError(f"depots need a layer named '{ROAD_LAYER}' to drive on")
+        bases = c.node_index([str(x) for x in depots]).astype(np.int64)
+        off = c.node_layer[bases] != c.layer_names.index(ROAD_LAYER)
+        if off.any() or not len(bases):
+            raise InputError(f"depot '{c.node_ids[bases[off][0]]}' is not in '{ROAD_LAYER}'"
+                             if len(bases) else "no depot given")
+    p.roads = Roads(system, c, p.elem, p.is_node, bases, len(p.crew_layer),
+                    DEFAULT_SPEED if speed is None else float(speed))
 
 
 def plot_curves(results, path=None, title: str | None = None):
@@ -1044,9 +1198,9 @@ def _plot_curves(results, path=None, title: str | None = None):
     from .io import write_atomic
 
     results = list(results)
-    fig = Figure(figsize=(9, 7.5), layout="constrained")
+    fig = Figure(figsize=(9, 11), layout="constrained")
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
+    top, bottom, gantt = fig.subplots(3, 1, height_ratios=[3, 2, 2.5])
     q0 = results[0].metrics["baseline_service"]
     # Top: up to the latest return to Q0 (the part that counts in R), with some margin.
     restored = [r.metrics["restoration_time"] for r in results
@@ -1094,6 +1248,7 @@ def _plot_curves(results, path=None, title: str | None = None):
     bottom.grid(alpha=0.3)
     bottom.set_ylim(-3, 103)
     bottom.set_xlim(-0.03 * span, span)
+    _gantt(gantt, next((r for r in results if r.strategy == "milp"), best))
     if path is not None:
         buf = io.BytesIO()
         fig.savefig(buf, format=str(path).rsplit(".", 1)[-1].lower(), dpi=110)
@@ -1101,13 +1256,50 @@ def _plot_curves(results, path=None, title: str | None = None):
     return fig
 
 
+def _gantt(ax, result: RecoveryResult) -> None:
+    """The crews' Gantt chart of one recovery: a row per crew, repairs coloured by layer,
+    travel legs hatched.  Names from the input are drawn literally (no math text)."""
+    sched = result.schedule[result.schedule["crew"] != ""]
+    crews = list(dict.fromkeys(sched["crew"]))
+    row = {name: i for i, name in enumerate(crews)}
+    layers = list(dict.fromkeys(result.schedule["layer"]))
+    colours = {name: f"C{i % 10}" for i, name in enumerate(layers)}
+    for r in sched.to_dict("records"):
+        y = row[r["crew"]]
+        if "travel" in r and r["travel"] > 0:
+            ax.barh(y, r["travel"], left=r["depart"], height=0.6, color="0.85", edgecolor="0.5",
+                    hatch="//", lw=0.5)
+        ax.barh(y, r["finish"] - r["start"], left=r["start"], height=0.6,
+                color=colours[r["layer"]], edgecolor="black", lw=0.5)
+    ax.set_yticks(range(len(crews)))
+    ax.set_yticklabels(crews, fontsize=7)
+    for label in ax.get_yticklabels():
+        label.set_parse_math(False)
+    ax.invert_yaxis()
+    ax.set_xlabel("hours after the event")
+    title = ax.set_title(f"crews under {result.strategy}: repairs by layer"
+                         + (", travel hatched" if "travel" in result.schedule.columns else ""),
+                         fontsize=9)
+    title.set_parse_math(False)
+    from matplotlib.patches import Patch
+    legend = ax.legend(handles=[Patch(color=colours[name], label=name) for name in layers],
+                       loc="lower right", fontsize=7, ncol=min(5, max(1, len(layers))))
+    for text in legend.get_texts():
+        text.set_parse_math(False)
+    ax.grid(alpha=0.3, axis="x")
+
+
 def schedule_order(system: InfrastructureSystem, failed_ids, order,
                    crews: int | Mapping[str, int] = 1,
-                   compiled: CompiledSystem | None = None) -> RecoveryResult:
+                   compiled: CompiledSystem | None = None, depots=None,
+                   speed: float | None = None) -> RecoveryResult:
     """Recover with a given priority list: each free crew takes the first waiting element of
-    its layer in ``order`` (ids, a permutation of ``failed_ids``).  Strategy name ``order``."""
+    its layer in ``order`` (ids, a permutation of ``failed_ids``) that it may take (with
+    ``depots``: that it can reach).  Strategy name ``order``."""
     compiled = compiled if compiled is not None else compile_system(system)
     p = _Problem(system, compiled, failed_ids, crews)
+    if depots is not None:
+        _set_roads(system, p, depots, speed)
     pos = {str(x): i for i, x in enumerate(p.ids)}
     try:
         idx = np.array([pos[str(x)] for x in order], np.int64)
@@ -1128,7 +1320,8 @@ def _check_optimal(p: _Problem) -> None:
                          f"per layer, above the limit {limit_text}; use greedy, or fewer elements")
 
 
-def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None) -> RecoveryResult:
+def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None,
+             milp: dict | None = None) -> RecoveryResult:
     if strategy == "optimal":
         _check_optimal(p)
     if strategy == "random":
@@ -1140,6 +1333,19 @@ def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None) 
     greedy = _play(p, _Greedy(p), bar)
     if strategy == "greedy":
         return _result(p, greedy, strategy)
+    if strategy == "milp":
+        from .milp import solve
+
+        warm = np.argsort(np.where(greedy.seq >= 0, greedy.seq, p.k + np.arange(p.k)), kind="stable")
+        order, info = solve(p, warm, **(milp or {}))
+        info.pop("start_periods", None)
+        info["greedy_resilience_loss"] = _result(p, greedy, "greedy").metrics["resilience_loss"]
+        # The replay: each free crew takes the first waiting element it may in the MILP's
+        # order (by start period); no solution in time: the greedy schedule.
+        run = greedy if order is None else _play(p, _order_policy(p, order))
+        result = _result(p, run, strategy)
+        result.solver = info
+        return result
     # optimal: the greedy schedule as incumbent, then branch and bound.
     order = _optimal_order(p, greedy)
     if order is None:

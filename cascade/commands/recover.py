@@ -26,9 +26,22 @@ def service_at(result, times: np.ndarray, column: str = "service") -> np.ndarray
     return result.curve[column].to_numpy()[np.maximum(pos, 0)]
 
 
+def milp_line(info: dict) -> str:
+    """The MILP's proof: optimal, or its gap and bound."""
+    proof = ("the program is proven optimal" if info["optimal"] and info["gap"] == 0 else
+             f"the program is proven within {100 * info['gap']:.2f} % of its optimum" if info["optimal"]
+             else f"not proven optimal: gap {100 * info['gap']:.2f} %" if math.isfinite(info["gap"])
+             else "no bound proven in time: the greedy schedule stands, unproven"
+             if math.isfinite(info["objective"]) else "no schedule found in time (greedy's used)")
+    return (f"milp: {info['status']} after {info['solve_time']:.1f} s, {proof}; program objective "
+            f"{info['objective']:,.2f} h, bound {info['bound']:,.2f} h (periods of {info['period']:g} h, "
+            f"horizon {info['horizon']} periods, {info['binaries']:,} binaries); the metrics above "
+            "are the replay's")
+
+
 def render_table(system, results, n_nodes: int, n_edges: int) -> str:
     first = results[0]
-    crews = ", ".join(f"{k} {v}" for k, v in first.crews.items())
+    crews = ", ".join(f"{k} {v}" for k, v in first.crews.items() if v)
     q0 = first.metrics["baseline_service"]
     weights = {name: system.layer_weight(name) for name in system.layers}
     weight_text = ("equal weights" if len(set(weights.values())) <= 1 else
@@ -47,11 +60,23 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
                             f"repair cost ({system.currency or 'no currency'})"], "lrrrrrr"))
     shown = 25 if len(results) == 1 else 10
     for r in results:
+        if r.solver is not None:
+            out.append(milp_line(r.solver))
+    if any(r.solver is not None for r in results):
+        out.append("")
+    for r in results:
         sched = r.schedule
         out.append(f"Repair order ({r.strategy}):")
-        rows = [[i + 1, s.id, s.layer, s.crew, f"{s.start:,.1f}", f"{s.finish:,.1f}"]
-                for i, s in enumerate(sched.head(shown).itertuples(index=False))]
-        text = table(rows, ["#", "id", "layer", "crew", "start (h)", "finish (h)"], "rlllrr")
+        if "travel" in sched.columns:        # crews on roads: the leg before each repair
+            rows = [[i + 1, s["id"], s["layer"], s["crew"], s["from"], hours(s["depart"]),
+                     hours(s["travel"]), hours(s["start"]), hours(s["finish"])]
+                    for i, s in enumerate(sched.head(shown).to_dict("records"))]
+            text = table(rows, ["#", "id", "layer", "crew", "from", "depart (h)", "travel (h)",
+                                "start (h)", "finish (h)"], "rllllrrrr")
+        else:
+            rows = [[i + 1, s.id, s.layer, s.crew, f"{s.start:,.1f}", f"{s.finish:,.1f}"]
+                    for i, s in enumerate(sched.head(shown).itertuples(index=False))]
+            text = table(rows, ["#", "id", "layer", "crew", "start (h)", "finish (h)"], "rlllrr")
         out.append("\n".join("  " + line for line in text.splitlines()))
         if len(sched) > shown:
             out.append(f"  … and {len(sched) - shown} more (--format json lists all)")
@@ -93,8 +118,22 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw the service curves of every strategy into this PNG (or .svg, .pdf).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random strategy.")
+@click.option("--depots", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of crew bases (column node: a transport node id; optional count): crews "
+                   "drive on the roads.")
+@click.option("--speed", type=float, default=None, metavar="KM/H",
+              help="Crew speed on roads without travel_time (km/h, default 30).")
+@click.option("--period", type=float, default=None, metavar="H",
+              help="milp: hours per period (default: the median repair time).")
+@click.option("--time-limit", "time_limit", type=float, default=60.0, show_default=True, metavar="S",
+              help="milp: seconds for HiGHS; the best schedule found and its gap are reported.")
+@click.option("--gap", type=float, default=0.0, show_default=True,
+              help="milp: stop at this proven relative optimality gap (0.01 = 1 %).")
+@click.option("--cost-weight", "cost_weight", type=float, default=0.0, show_default=True,
+              help="milp: hours of loss per hour of repair-cost-weighted mean completion time.")
 @output_option
-def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, output):
+def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, depots, speed, period,
+            time_limit, gap, cost_weight, output):
     """Repair the elements failed in SYSTEM and follow service back over time.
 
     Backups (the dependencies' delay) keep dependents working for their hours; crews repair
@@ -119,8 +158,11 @@ def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, out
     ids = failure_ids(compiled, fail, fail_file)
     if not ids:
         raise InputError("nothing to repair: give --fail ID or --fail-file FILE")
+    milp = {}
+    if "milp" in strategies:
+        milp = {"period": period, "time_limit": time_limit, "gap": gap, "cost_weight": cost_weight}
     results = recover_many(system, ids, strategies, crews=crew_spec, seed=seed, compiled=compiled,
-                           progress=show_progress())
+                           depots=depots, speed=speed, progress=show_progress(), **milp)
     if fmt == "json":
         units = {"time": "hours", "resilience_loss": "hours", "repair_cost": system.currency,
                  "service": "fraction (weighted mean of the layers' served fractions)"}
