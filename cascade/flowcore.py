@@ -136,7 +136,10 @@ class FlowEngine:
     """
 
     def __init__(self, compiled: CompiledSystem):
-        c = self.compiled = compiled
+        c = compiled
+        # A weak reference: the per-thread cache of :func:`flow_engine` is keyed weakly by the
+        # compiled system, and a strong one here would keep every compiled system alive.
+        self._compiled = weakref.ref(compiled)
         self.layers = [_Layer(c, i) for i in range(len(c.layer_names))]
         self.entry_group = np.repeat(np.arange(c.n_groups), np.diff(np.asarray(c.sup_ptr, np.int64)))
         self.sup_idx = np.asarray(c.sup_idx, np.int64)
@@ -146,6 +149,10 @@ class FlowEngine:
         self.grp_ptr = np.asarray(c.grp_ptr, np.int64)
         self.src = np.asarray(c.edge_src, np.int64)
         self.dst = np.asarray(c.edge_dst, np.int64)
+
+    @property
+    def compiled(self) -> CompiledSystem:
+        return self._compiled()
 
     def _counting(self, working, frac):
         """Per dependency entry: does its supplier count (works at >= the row's threshold)?"""

@@ -192,8 +192,8 @@ def test_readme_example_is_this_system_and_prints_what_it_shows(tmp_path, monkey
         == clean((bundled / "edges.csv").read_text())
     assert clean((bundled / "dependencies.csv").read_text()) == clean(DEPS)
     text = README.read_text(encoding="utf-8")
-    start = text.index("$ cascade simulate networks/flow_town --fail L1 --engine reference\n")
+    start = text.index("$ cascade simulate networks/flow_town --fail L1\n")
     expected = text[text.index("\n", start) + 1:text.index("```", start)]
     monkeypatch.chdir(README.parent)
-    res = run("simulate", "networks/flow_town", "--fail", "L1", "--engine", "reference")
+    res = run("simulate", "networks/flow_town", "--fail", "L1")
     assert res.exit_code == 0 and res.stdout.rstrip("\n") == expected.rstrip("\n")

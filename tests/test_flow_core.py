@@ -125,3 +125,15 @@ def test_kernels_are_built_once_per_compiled_system_and_reused():
             np.testing.assert_array_equal(x, y)
         pd.testing.assert_frame_equal(a[6], b[6])
     assert flow_engine(compile_system(read_system(FLOW_TOWN))) is not engine
+
+
+def test_the_cache_does_not_keep_compiled_systems_alive():
+    import gc
+    import weakref
+
+    c = compile_system(read_system(FLOW_TOWN))
+    flow_engine(c).run()
+    ref = weakref.ref(c)
+    del c
+    gc.collect()
+    assert ref() is None
