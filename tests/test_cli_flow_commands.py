@@ -53,6 +53,25 @@ def test_info_describes_a_flow_system():
     assert table.exit_code == 0 and "dcflow" in table.stdout
 
 
+def test_info_warns_about_shortage_and_overloads_of_the_intact_system(tmp_path):
+    """With L1 rated 50 instead of 80, the intact flow of 63 trips it (and then L2, L3, as when L1
+    fails): info says so, and that power serves 40/120 = 33.3 % with nothing failed."""
+    import shutil
+
+    town = tmp_path / "town"
+    shutil.copytree(FLOW_TOWN, town)
+    edges = town / "edges.csv"
+    edges.write_text(edges.read_text().replace("L1,plant,north,0.1,80", "L1,plant,north,0.1,50"))
+    res = run("info", town, "--format", "json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["layers"]["power"]["service"] == pytest.approx(40 / 120)
+    assert "layer 'power' serves 33.3% of its demand with nothing failed" in data["warnings"]
+    assert "3 branch(es) trip on overload with nothing failed: L1, L2, L3" in data["warnings"]
+    clean = json.loads(run("info", FLOW_TOWN, "--format", "json").stdout)
+    assert clean["warnings"] == [] and clean["layers"]["water"]["service"] == pytest.approx(1.0)
+
+
 def test_critical_finds_the_line_whose_loss_trips_others():
     """Losing L1 trips L2 and L3 (tests/test_flow_reference.py's worked example): north is
     stranded (60 MW), south falls to 0.6 (20 MW short) and the pump stops (400 m3/h of water
