@@ -170,3 +170,20 @@ def test_real_process_critical_and_scenario(tmp_path):
     proc = subprocess.run([CASCADE, "scenario", str(FLOW_TOWN), str(path)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "water (m3/h" in proc.stdout, proc.stderr
+
+
+def test_export_and_map_results_mark_tripped_branches_with_their_flows(tmp_path):
+    """A flow system's `simulate --format json` read back (export, map): L2 and L3 tripped, so
+    not usable although both their ends work; L4 carries 40 MW."""
+    sim = tmp_path / "sim.json"
+    assert run("simulate", FLOW_TOWN, "--fail", "L1", "--format", "json", "--output", sim).exit_code == 0
+    out = tmp_path / "x.geojson"
+    proc = subprocess.run([CASCADE, "export", str(FLOW_TOWN), "--format", "geojson", "--result", str(sim),
+                           "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    props = {f["properties"]["id"]: f["properties"] for f in json.loads(out.read_text())["features"]
+             if f["properties"]["feature"] == "edge"}
+    assert [props[e]["usable"] for e in ("L1", "L2", "L3", "L4", "L5")] == [False, False, False, True, True]
+    assert [props[e]["tripped"] for e in ("L1", "L2", "L3", "L4")] == [False, True, True, False]
+    assert props["L4"]["flow"] == pytest.approx(40.0) and props["L2"]["flow"] is None
+    assert props["P4"]["usable"] and props["P4"]["flow"] is None
