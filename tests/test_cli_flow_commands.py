@@ -187,3 +187,9 @@ def test_export_and_map_results_mark_tripped_branches_with_their_flows(tmp_path)
     assert [props[e]["tripped"] for e in ("L1", "L2", "L3", "L4")] == [False, True, True, False]
     assert props["L4"]["flow"] == pytest.approx(40.0) and props["L2"]["flow"] is None
     assert props["P4"]["usable"] and props["P4"]["flow"] is None
+
+
+def test_critical_on_flow_layers_does_not_depend_on_threads():
+    system = read_system(FLOW_TOWN)
+    one, two = sweep(system, "all", threads=1), sweep(system, "all", threads=2)
+    assert one.equals(two)
