@@ -15,6 +15,10 @@ Executors
   failure counts).  A task lost with its worker is rerun elsewhere by Dask.
 * ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded processes.
 
+A system with flow layers runs each sample's cascade on :mod:`cascade.flowcore` (one engine
+per thread, its kernels reused across samples) and its loss counts served amounts (partial
+service); hazards with feedback and loss attribution refuse flow layers in one line.
+
 Results depend only on the seed and the sample indices: batches are reassembled by index
 and counts are integer sums, so threads, processes and clusters give identical numbers.
 Dask is the optional extra ``cascade-lifelines[dask]``.
