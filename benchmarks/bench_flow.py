@@ -258,3 +258,91 @@ def test_dcn1sample_rundcpp(benchmark):
     sample = contingencies(a)[:N1_SAMPLE]
     _tag(benchmark, "dcn1sample", "pegase2869", "rundcpp")
     benchmark.pedantic(rundcpp_n1, args=(net, a, sample), rounds=1, iterations=1)
+
+
+# ------------------------------------------------------------------------------------------------
+# static: one static cascade of a coupled flow system, the core engine against the reference
+# ------------------------------------------------------------------------------------------------
+# ``flowtown<n>``: a seeded coupled system of n ``dcflow`` buses (a ring with chords, 10 % of
+# the buses generators with 1.2x the total demand, no dispatch, ratings 1.3x the intact flow of
+# each branch so that a failure trips others) and n ``flow`` nodes (a random tree with chords,
+# pipes of capacity 2..20, 5 % of the nodes sources with 0.9x the demand: a shortage, so the
+# max-min fair allocation has several levels), every water source needing its nearest-numbered
+# bus at served fraction >= 0.9.  The cascade starts from the failure of the 3 most loaded
+# branches.  The core is timed with warm kernels (the cached ``flow_engine`` of the compiled
+# system: what an N-1 sweep or an ensemble pays per cascade); the reference recomputes
+# everything, as always.
+
+STATIC_SIZES = (60,) if QUICK else (60, 200)
+_STATIC: dict = {}
+
+
+def static_system(n: int):
+    if n in _STATIC:
+        return _STATIC[n]
+    import pandas as pd
+
+    from cascade import InfrastructureSystem, compile_system, simulate
+
+    rng = np.random.default_rng(SEED)
+    buses = [f"b{i}" for i in range(n)]
+    demand = rng.integers(5, 30, n).astype(float)
+    gens = rng.choice(n, max(2, n // 10), replace=False)
+    demand[gens] = 0
+    supply = np.zeros(n)
+    supply[gens] = 1.2 * demand.sum() / len(gens)
+    pairs = [(i, (i + 1) % n) for i in range(n)] + [tuple(rng.choice(n, 2, replace=False)) for _ in range(n // 3)]
+    nodes = [dict(id=b, layer="power", demand=demand[i], supply=supply[i]) for i, b in enumerate(buses)]
+    edges = [dict(id=f"l{k}", source=buses[u], target=buses[v], reactance=float(rng.uniform(0.05, 0.3)))
+             for k, (u, v) in enumerate(pairs)]
+    taps = [f"w{i}" for i in range(n)]
+    wdemand = rng.integers(1, 10, n).astype(float)
+    wsources = rng.choice(n, max(2, n // 20), replace=False)
+    wdemand[wsources] = 0
+    wsupply = np.zeros(n)
+    wsupply[wsources] = 0.9 * wdemand.sum() / len(wsources)
+    nodes += [dict(id=w, layer="water", demand=wdemand[i], supply=wsupply[i]) for i, w in enumerate(taps)]
+    wpairs = [(int(rng.integers(0, i)), i) for i in range(1, n)] + \
+        [tuple(rng.choice(n, 2, replace=False)) for _ in range(n // 4)]
+    edges += [dict(id=f"p{k}", source=taps[u], target=taps[v], capacity=float(rng.integers(2, 21)))
+              for k, (u, v) in enumerate(wpairs)]
+    deps = [dict(dependent=taps[s], supplier=buses[s], threshold=0.9) for s in wsources]
+    build = lambda e: InfrastructureSystem.from_tables(   # noqa: E731
+        pd.DataFrame(nodes), pd.DataFrame(e), pd.DataFrame(deps), rules={"power": "dcflow", "water": "flow"},
+        name=f"flowtown{n}")
+    intact = simulate(build(edges), [])
+    for k, e in enumerate(edges):
+        if "reactance" in e:
+            e["capacity"] = 1.3 * abs(intact.flows[k]) + 1.0
+    system = build(edges)
+    compiled = compile_system(system)
+    power = np.flatnonzero(~np.isnan(intact.flows))
+    fail = [str(compiled.edge_ids[k]) for k in power[np.argsort(-np.abs(intact.flows[power]))[:3]]]
+    _STATIC[n] = (system, compiled, fail)
+    return _STATIC[n]
+
+
+@pytest.mark.parametrize("n", STATIC_SIZES)
+def test_static_core(benchmark, n):
+    from cascade.simulation import simulate
+
+    system, compiled, fail = static_system(n)
+    simulate(system, fail, compiled=compiled)           # warm the cached kernels
+    _tag(benchmark, "static", f"flowtown{n}", "core")
+    result = benchmark.pedantic(simulate, args=(system, fail), kwargs={"compiled": compiled},
+                                rounds=5, iterations=1)
+    benchmark.extra_info["trips"] = len(result.trips)
+    benchmark.extra_info["rounds"] = result.rounds
+    reference = simulate(system, fail, engine="reference", compiled=compiled)
+    assert (result.working == reference.working).all()
+    assert np.allclose(result.served, reference.served, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", STATIC_SIZES)
+def test_static_reference(benchmark, n):
+    from cascade.simulation import simulate
+
+    system, compiled, fail = static_system(n)
+    _tag(benchmark, "static", f"flowtown{n}", "reference")
+    benchmark.pedantic(simulate, args=(system, fail), kwargs={"engine": "reference", "compiled": compiled},
+                       rounds=1, iterations=1)

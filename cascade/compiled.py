@@ -282,18 +282,17 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
 
 
 def require_connectivity_rules(compiled: CompiledSystem) -> None:
-    """Refuse a system with ``flow``/``dcflow`` layers: the compiled core does not run them yet.
+    """Refuse a system with ``flow``/``dcflow`` layers where only the v1 kernel runs.
 
-    The compiled flow kernels (``cascade/_flow.pyx``) plug in at
-    :func:`cascade.simulation._run_core_flow` (and, for the other commands, in
-    :class:`Workspace`); until then only ``engine="reference"`` handles them.
+    The v1 kernel (:class:`Workspace`, ``cascade/_core.pyx``) runs the connectivity rules only;
+    flow systems run on :mod:`cascade.flowcore` (``simulate``, N-1 sweeps, ensembles).
     """
     flow = [name for name, code in zip(compiled.layer_names, compiled.layer_rule) if code in FLOW_CODES]
     if flow:
         code = compiled.layer_rule[compiled.layer_names.index(flow[0])]
         rule = next(name for name, value in RULE_CODES.items() if value == code)
-        raise InputError(f"layer '{flow[0]}' uses the {rule} rule, which the core engine does not run yet; "
-                         f"use --engine reference (cascade simulate; engine=\"reference\" in Python)")
+        raise InputError(f"layer '{flow[0]}' uses the {rule} rule, which this computation does not take yet "
+                         "(flow layers run in simulate, critical and scenario)")
 
 
 class Workspace:

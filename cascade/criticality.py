@@ -349,6 +349,79 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
     return out_nodes, out_demand, out_layer, out_layer_demand
 
 
+def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
+               pre_nodes=(), pre_edges=(), threads: int | None = None, engine: str = "core",
+               progress: ProgressArg = None) -> tuple[np.ndarray, ...]:
+    """:func:`core_sweep` on a system with flow layers: one full flow cascade per element.
+
+    A first version: no incremental shortcut; elements are spread over ``threads`` threads,
+    each with its own :func:`cascade.flowcore.flow_engine` (kernels and the factors of the
+    intact grids built once per thread and reused for every element), or run one by one with
+    the reference engine (``engine="reference"``, the oracle of the tests).
+
+    Losses count partial service: a layer's demand lost is the served amount of the intact
+    system minus the served amount after the cascade (``demand × served fraction`` over its
+    working nodes), so a branch whose loss trips others or sheds load scores even when no node
+    stops working.  ``nodes_lost`` counts the nodes that worked intact and stop.
+
+    Returns
+    -------
+    The four arrays of :func:`core_sweep` (``demand_lost`` is the raw sum over layers).
+    """
+    from .simulation import _run_core_flow, _run_reference_flow
+
+    c = compiled
+    el_node = np.asarray(el_node, np.int64)
+    el_edge = np.asarray(el_edge, np.int64)
+    pre_nodes = [int(v) for v in pre_nodes]
+    pre_edges = [int(e) for e in pre_edges]
+    n_el, L = len(el_node), len(c.layer_names)
+
+    def cascade(nodes, edges):
+        if engine == "core":
+            return _run_core_flow(c, nodes, edges)
+        return _run_reference_flow(system, c, nodes, edges)
+
+    intact = cascade([], [])
+    worked = intact[0].astype(bool)
+    served_before = c.demand * intact[4]
+    out_nodes = np.zeros(n_el, np.int64)
+    out_demand = np.zeros(n_el, np.float64)
+    out_layer = np.zeros((n_el, L), np.int64)
+    out_layer_demand = np.zeros((n_el, L), np.float64)
+    bar = tracker(progress, n_el, "N-1 sweep (flow layers)", "element")
+
+    def one(k):
+        nodes, edges = list(pre_nodes), list(pre_edges)
+        if el_node[k] >= 0:
+            nodes.append(int(el_node[k]))
+        else:
+            edges.append(int(el_edge[k]))
+        run = cascade(np.unique(np.asarray(nodes, np.int64)), np.unique(np.asarray(edges, np.int64)))
+        lost = worked & ~run[0]
+        out_nodes[k] = lost.sum()
+        out_layer[k] = np.bincount(c.node_layer[lost], minlength=L)
+        out_layer_demand[k] = np.bincount(c.node_layer, weights=served_before - c.demand * run[4], minlength=L)
+        out_demand[k] = out_layer_demand[k].sum()
+        bar.update()
+
+    threads = max(1, int(threads or _default_threads())) if engine == "core" else 1
+    if threads == 1 or n_el < 2:
+        for k in range(n_el):
+            one(k)
+    else:
+        counter = itertools.count()
+
+        def worker():
+            while (k := next(counter)) < n_el:
+                one(k)
+        with ThreadPoolExecutor(max_workers=min(threads, n_el)) as pool:
+            for future in [pool.submit(worker) for _ in range(min(threads, n_el))]:
+                future.result()
+    bar.close()
+    return out_nodes, out_demand, out_layer, out_layer_demand
+
+
 def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, nodes_lost,
            demand_lost, layer_lost, layer_demand_lost) -> pd.DataFrame:
     el_node = np.asarray(el_node, np.int64)
@@ -430,7 +503,9 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
     _check_engine(engine)
     c = compiled if compiled is not None else compile_system(system)
     el_node, el_edge = element_indices(c, elements, layer)
-    if engine == "core":
+    if c.has_flow_layers:
+        arrays = flow_sweep(system, c, el_node, el_edge, threads=threads, engine=engine, progress=progress)
+    elif engine == "core":
         arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain, progress=progress)
     else:
         arrays = reference_sweep(system, c, el_node, el_edge, progress=progress)
@@ -474,7 +549,10 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
         cand = np.flatnonzero(remaining)
         if not len(cand):
             break
-        if engine == "core":
+        if c.has_flow_layers:
+            arrays = flow_sweep(system, c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
+                                threads=threads, engine=engine)
+        elif engine == "core":
             arrays = core_sweep(c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
                                 threads=threads, plain=plain)
         else:

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .compiled import (CAUSES, FLOW_CODES, CompiledSystem, Workspace, compile_system,
-                       require_connectivity_rules)
+from .compiled import CAUSES, FLOW_CODES, CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .system import InfrastructureSystem
 
@@ -214,18 +213,17 @@ def _run_reference(system: InfrastructureSystem, compiled: CompiledSystem, nodes
 
 
 def _run_core_flow(compiled: CompiledSystem, nodes, edges):
-    """The compiled engine on a system with flow layers: a STUB until the flow kernels land.
+    """The compiled engine on a system with flow layers (:mod:`cascade.flowcore`).
 
-    The kernels of ``cascade/_flow.pyx`` plug in here.  This must return what
-    :func:`_run_reference_flow` returns, as arrays over the compiled system:
+    Returns what :func:`_run_reference_flow` returns, as arrays over the compiled system:
     ``(working, fail_round, cause, via_group, served, flows, trips, via)`` with ``served``
     (n,) float64 fractions, ``flows`` (m,) float64 (NaN off usable dcflow branches), ``trips``
     a DataFrame ``id, layer, round, step, flow, capacity`` and ``via`` (n,) int64 (-1 = none).
-    Until then it raises the one-line :class:`InputError` of
-    :func:`cascade.compiled.require_connectivity_rules` (never a silent fallback).
+    The kernels are built once per compiled system and thread, and reused.
     """
-    require_connectivity_rules(compiled)
-    raise AssertionError("unreachable: the system has flow layers")
+    from .flowcore import flow_engine
+
+    return flow_engine(compiled).run(nodes, edges)
 
 
 def _run_reference_flow(system: InfrastructureSystem, compiled: CompiledSystem, nodes, edges):
@@ -299,7 +297,7 @@ def simulate(system: InfrastructureSystem, fail=(), *, engine: str = "core",
     nodes, edges = compiled.split_ids(fail)
     if compiled.has_flow_layers:
         if engine == "core":
-            base = _run_core_flow(compiled, [], [])    # a stub: raises until the kernels land
+            base = _run_core_flow(compiled, [], [])
             run = _run_core_flow(compiled, nodes, edges)
         else:
             base = _run_reference_flow(system, compiled, [], [])

@@ -20,7 +20,10 @@ def describe(system: InfrastructureSystem, compiled: CompiledSystem | None = Non
     dict
         ``system``, ``crs``, ``nodes``, ``edges``, ``dependencies``, ``groups``,
         ``groups_with_alternatives``, ``groups_with_backup``, ``layers`` (name -> dict),
-        ``couplings`` ("dependent <- supplier" -> rows) and ``warnings`` (list of str).
+        ``couplings`` ("dependent <- supplier" -> rows) and ``warnings`` (list of str).  A
+        ``flow``/``dcflow`` layer also has ``service``: its served amount / demand in the intact
+        system; the warnings name flow layers that fall short and branches that trip with
+        nothing failed.
     """
     compiled = compiled if compiled is not None else compile_system(system)
     rules = system.layer_rules()
@@ -46,6 +49,19 @@ def describe(system: InfrastructureSystem, compiled: CompiledSystem | None = Non
             warnings.append(f"{int(dead.sum())} node(s) of layer '{name}' can never work, even with "
                             f"nothing failed: {examples}{more}")
     warnings += system.fallback_warnings()
+    if intact.served is not None:
+        # Flow layers: what the intact system delivers, and branches it overloads already.
+        service = intact.layers()["service"]
+        for i, name in enumerate(compiled.layer_names):
+            if rules[name] in ("flow", "dcflow"):
+                layers[name]["service"] = None if np.isnan(service[name]) else float(service[name])
+                if service[name] < 1 - 1e-9:
+                    warnings.append(f"layer '{name}' serves {100 * service[name]:.1f}% of its demand "
+                                    "with nothing failed")
+        if len(intact.trips):
+            ids = ", ".join(str(x) for x in intact.trips["id"][:5])
+            more = f" and {len(intact.trips) - 5} more" if len(intact.trips) > 5 else ""
+            warnings.append(f"{len(intact.trips)} branch(es) trip on overload with nothing failed: {ids}{more}")
     both = sorted(set(compiled.node_ids) & set(compiled.edge_ids))
     if both:
         warnings.append(f"{len(both)} id(s) name both a node and an edge (--fail takes the node): "

@@ -120,11 +120,20 @@ def test_csv_lists_the_failed_nodes(flow_town):
         "id,layer,round,cause,via,group", "north,power,1,disconnected,,", "pump,water,2,dependency,south,"]
 
 
-def test_core_engine_refuses_with_one_line_and_writes_nothing(flow_town, tmp_path):
-    out = tmp_path / "out.json"
-    res = run("simulate", flow_town, "--fail", "L1", "--format", "json", "--output", out)
-    assert res.exit_code == 2 and not out.exists()
-    assert res.stderr.count("\n") == 1 and "--engine reference" in res.stderr and "dcflow" in res.stderr
+def test_default_core_engine_prints_what_the_reference_prints(flow_town, tmp_path):
+    """The default engine (core) runs flow layers: same JSON numbers, same table, same CSV."""
+    for fmt in ("json", "table", "csv"):
+        core = run("simulate", flow_town, "--fail", "L1", "--format", fmt)
+        ref = run("simulate", flow_town, "--fail", "L1", "--engine", "reference", "--format", fmt)
+        assert core.exit_code == 0 and ref.exit_code == 0, core.output
+        if fmt == "json":
+            a, b = strict_json(core.stdout), strict_json(ref.stdout)
+            assert a.pop("engine") == "core" and b.pop("engine") == "reference"
+            assert a["served"] == pytest.approx(b["served"], rel=1e-9) and a["flows"] == pytest.approx(b["flows"])
+            assert a["tripped"] == [dict(t, flow=pytest.approx(t["flow"])) for t in b["tripped"]]
+            assert a["failed"] == b["failed"] and a["rounds"] == b["rounds"] == 2
+        else:
+            assert core.stdout == ref.stdout
 
 
 def test_real_process(flow_town, tmp_path):
@@ -183,8 +192,8 @@ def test_readme_example_is_this_system_and_prints_what_it_shows(tmp_path, monkey
         == clean((bundled / "edges.csv").read_text())
     assert clean((bundled / "dependencies.csv").read_text()) == clean(DEPS)
     text = README.read_text(encoding="utf-8")
-    start = text.index("$ cascade simulate networks/flow_town --fail L1 --engine reference\n")
+    start = text.index("$ cascade simulate networks/flow_town --fail L1\n")
     expected = text[text.index("\n", start) + 1:text.index("```", start)]
     monkeypatch.chdir(README.parent)
-    res = run("simulate", "networks/flow_town", "--fail", "L1", "--engine", "reference")
+    res = run("simulate", "networks/flow_town", "--fail", "L1")
     assert res.exit_code == 0 and res.stdout.rstrip("\n") == expected.rstrip("\n")

@@ -520,12 +520,12 @@ def test_v1_layers_ignore_supply_and_dispatch_checks_of_flow_layers(tmp_path):
     assert s.nodes["supply"].tolist() == [100, 50, 0, 0, 0]
 
 
-def test_core_engine_refuses_flow_layers_with_one_line(tmp_path):
+def test_v1_workspace_refuses_flow_layers_with_one_line(tmp_path):
+    """The v1 kernel's Workspace cannot run flow layers (cascade/flowcore.py does): one line."""
     s = read_system(flow_dir(tmp_path))
-    for call in (lambda: simulate(s, []), lambda: Workspace(compile_system(s))):
-        with pytest.raises(InputError) as err:
-            call()
-        assert "--engine reference" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(InputError) as err:
+        Workspace(compile_system(s))
+    assert "flow" in str(err.value) and "\n" not in str(err.value)
 
 
 # --------------------------------------------------------------------------- random coupled systems

@@ -76,7 +76,12 @@ def render_table(system, compiled, ranked, shown, worst, comparison, spots, info
            f"({info['engine']} engine, {info['threads']} thread(s); {_timing(info)}).",
            f"Demand per layer: {demand_text}.",
            f"Ranked by score, then nodes lost: {SCORE_TEXT} ({weight_text}). "
-           "Losses count every lifeline, against the intact system.", ""]
+           "Losses count every lifeline, against the intact system."]
+    if compiled.has_flow_layers:
+        out.append("Flow layers: demand lost = served amount of the intact system - served amount after "
+                   "the cascade (partial service and overload trips counted; one full flow cascade per "
+                   "element).")
+    out.append("")
     if len(shown):
         spot_ids = set(zip(spots["id"], spots["element"])) if spots is not None else set()
         rows = []

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..recovery import STRATEGIES, parse_crews, plot_curves, recover_many
-from . import (SEED, emit, failure_ids, format_option, load, output_option, pct, show_progress,
-               system_argument, table, to_json)
+from . import (SEED, emit, failure_ids, format_option, load, output_option, pct, refuse_flow_layers,
+               show_progress, system_argument, table, to_json)
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 
@@ -155,6 +155,7 @@ def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, dep
     if output is not None and not output.parent.exists():
         raise InputError("directory does not exist", str(output.parent))
     system, compiled = load(system_dir)
+    refuse_flow_layers(compiled, "recover")
     ids = failure_ids(compiled, fail, fail_file)
     if not ids:
         raise InputError("nothing to repair: give --fail ID or --fail-file FILE")

@@ -17,8 +17,8 @@ from ..errors import InputError, did_you_mean
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
 from . import (SEED, csv_safe_option, csv_text, default_threads, emit, format_option, load,
-               output_option, read_id_file, read_id_lines, show_progress, system_argument, table,
-               to_json)
+               output_option, read_id_file, read_id_lines, refuse_flow_layers, show_progress,
+               system_argument, table, to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
 DEFAULT_SAMPLES = 100
@@ -197,6 +197,7 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     crews_value = parse_crews(crews)
     threads = threads or default_threads()
     system, compiled = load(system_dir)
+    refuse_flow_layers(compiled, "redundancy")
     measures = read_candidates(candidates, system) if candidates is not None else []
     if n_suggest:
         taken = {m.id for m in measures}

@@ -27,6 +27,9 @@ def command(system_dir, scenario_file, output, samples, seed, top, crews, thread
     """Write a report a planner can open: the system and its map, the critical elements,
     the loss distribution of a hazard SCENARIO and recovery curves of one bad sample of it."""
     from ..report import build_report
+    from . import load, refuse_flow_layers
+
+    refuse_flow_layers(load(system_dir)[1], "report")
 
     try:
         from ..recovery import parse_crews

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import SEED, emit, format_option, load, output_option, show_progress, system_argument, table, to_json
+from . import (SEED, emit, format_option, load, output_option, refuse_flow_layers, show_progress,
+               system_argument, table, to_json)
 
 
 def _pairs(values, option, cast):
@@ -134,7 +135,8 @@ def command(system_dir, scenario_files, samples, seed, weights, units, fmt, outp
     weights = _pairs(weights, "--weight", float)
     units = _pairs(units, "--unit", str)
     scenarios = [load_scenario(f) for f in scenario_files]
-    system, _ = load(system_dir)
+    system, compiled = load(system_dir)
+    refuse_flow_layers(compiled, "risk")
     result = annual_risk(system, scenarios, samples=samples, seed=seed, weights=weights, units=units,
                          threads=threads, scheduler=scheduler, workers=workers, progress=show_progress(),
                          attribution=attribution)

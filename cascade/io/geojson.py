@@ -210,8 +210,19 @@ def _simulate(data: dict, system: InfrastructureSystem, where: str) -> ResultPro
     e = system.edges
     edge_initial = e["id"].isin(set(map(str, init.get("edges", []))))
     usable = ~edge_initial & e["source"].map(working) & e["target"].map(working)
+    tripped = set(map(str, (t.get("id") for t in data.get("tripped") or [] if isinstance(t, dict))))
+    if tripped - set(e["id"]):
+        raise InputError(f"id '{sorted(tripped - set(e['id']))[0]}' of the result is not in the system; "
+                         "is it a result of another system?", where)
+    usable &= ~e["id"].isin(tripped)
     edges = pd.DataFrame({"initial": edge_initial.to_numpy(), "usable": usable.to_numpy(bool)},
                          index=pd.Index(e["id"], name="id"))
+    if "tripped" in data or "flows" in data:
+        # Flow layers (docs/format.md (v2)): branches tripped on overload are not usable; the
+        # final flow of each usable dcflow branch (NaN elsewhere), in its layer's unit.
+        edges["tripped"] = e["id"].isin(tripped).to_numpy()
+        flows = data.get("flows") or {}
+        edges["flow"] = [float(flows[i]) if i in flows else np.nan for i in e["id"]]
     return ResultProperties("simulate", nodes, edges, where,
                             {"rounds": data.get("rounds"), "failed": len(failed)})
 

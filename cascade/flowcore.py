@@ -1,0 +1,274 @@
+"""The core engine on systems with flow layers (docs/format.md (v2)): the fixpoint on arrays.
+
+:class:`FlowEngine` runs the v2 static cascade of a :class:`~cascade.compiled.CompiledSystem`:
+each round the dependency step with thresholds (a supplier counts for a row only while it works
+at a served fraction >= the row's ``sup_threshold``, with the 1e-9 slack of docs/format.md),
+then every layer's rule among the nodes that passed it: the compiled kernels of
+``cascade/_flow.pyx`` (:class:`~cascade.flowkernels.MaxMinFlow` for ``flow``,
+:class:`~cascade.flowkernels.DCFlow` for ``dcflow``, trips recorded by round and step) and
+array code (scipy's sparse graph routines) for the v1 rules ``source``, ``giant`` and
+``none``.  The loop ends when a round changes no working node, trips nothing and leaves every
+dependency row counting as before.
+
+The round loop is driven from Python; the heavy work (max-min fair allocation, DC power flow
+with its factorization, trips) is inside the kernels.  The kernel objects are built once per
+compiled system and thread (:func:`flow_engine`), so repeated cascades (N-1 sweeps, ensembles)
+reuse the factors of the intact grid.
+
+The semantics are those of :func:`cascade.reference_flow.run_flow_cascade`, which is the oracle
+of tests/test_flow_core.py.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+from .compiled import RULE_CODES, CompiledSystem
+from .flowkernels import DCFlow, MaxMinFlow
+
+TOLERANCE = 1e-9          # docs/format.md: thresholds are compared with this slack
+TRIP_COLUMNS = ["id", "layer", "round", "step", "flow", "capacity"]
+
+
+class _Layer:
+    """One layer's nodes and edges in local indices, and its kernel (flow rules)."""
+
+    def __init__(self, c: CompiledSystem, index: int):
+        self.index = index
+        self.name = c.layer_names[index]
+        self.rule = int(c.layer_rule[index])
+        self.nodes = np.asarray(c.layer_nodes[c.layer_ptr[index]:c.layer_ptr[index + 1]], np.int64)
+        self.nodes.sort()                                   # file order
+        local = np.full(c.n_nodes, -1, np.int64)
+        local[self.nodes] = np.arange(len(self.nodes))
+        self.edges = np.flatnonzero(c.node_layer[c.edge_src] == index).astype(np.int64)
+        self.src = local[np.asarray(c.edge_src, np.int64)[self.edges]]
+        self.dst = local[np.asarray(c.edge_dst, np.int64)[self.edges]]
+        k = len(self.nodes)
+        self.supply = c.supply[self.nodes]
+        self.demand = c.demand[self.nodes]
+        self.priority = c.priority[self.nodes]
+        self.dispatch = c.dispatch[self.nodes]
+        self.is_source = c.is_source[self.nodes].astype(bool)
+        self.directed = c.edge_directed[self.edges].astype(bool)
+        self.kernel = None
+        if self.rule == RULE_CODES["flow"]:
+            self.kernel = MaxMinFlow(k, self.src, self.dst, self.directed, c.edge_capacity[self.edges])
+        elif self.rule == RULE_CODES["dcflow"]:
+            # A branch from a bus to itself carries base·(−shift)/x whatever the angles; the
+            # kernel leaves it out and :meth:`self_loops` handles it as the reference does.
+            self.capacity = c.edge_capacity[self.edges]
+            self.loop = self.src == self.dst
+            self.loop_flow = -float(c.layer_base[index]) * c.edge_shift[self.edges] / c.edge_reactance[self.edges]
+            self.kernel = DCFlow(k, self.src, self.dst, c.edge_reactance[self.edges], c.edge_shift[self.edges],
+                                 self.capacity, base=float(c.layer_base[index]), base_usable=~self.loop)
+
+    def self_loops(self, members, here, working):
+        """Self-loop branches of a ``dcflow`` layer: (tripped local indices, final flows).
+
+        Such a branch trips in step 1 when its bus is in an island with supply before any trip
+        of the round and its constant flow is above capacity; otherwise it carries that flow
+        while its bus works at the end.
+        """
+        live = np.flatnonzero(here & self.loop & (self.capacity > 0) & members[self.src])
+        over = live[np.abs(self.loop_flow[live]) > self.capacity[live] * (1 + TOLERANCE)]
+        if len(over):
+            k = len(self.nodes)
+            ok = here & ~self.loop & (self.capacity > 0) & members[self.src] & members[self.dst]
+            graph = coo_matrix((np.ones(ok.sum()), (self.src[ok], self.dst[ok])), shape=(k, k)).tocsr()
+            _, labels = connected_components(graph, directed=False)
+            supplied = np.zeros(labels.max() + 1, bool)
+            supplied[labels[members & (self.supply > 0)]] = True
+            over = over[supplied[labels[self.src[over]]]]
+        flows = np.full(len(self.edges), np.nan)
+        stay = np.setdiff1d(live, over)
+        stay = stay[working[self.src[stay]]]
+        flows[stay] = self.loop_flow[stay]
+        return over, flows
+
+    # ---------------------------------------------------------------- v1 rules on local arrays
+    def _graph(self, usable, both_ways):
+        k = len(self.nodes)
+        s, d = self.src[usable], self.dst[usable]
+        if both_ways is not None:
+            back = both_ways[usable]
+            s, d = np.concatenate([s, d[back]]), np.concatenate([d, s[back]])
+        return s, d, k
+
+    def connectivity(self, members: np.ndarray, usable: np.ndarray) -> np.ndarray:
+        """The v1 rules among ``members`` (local mask) over ``usable`` edges (local mask)."""
+        if self.rule == RULE_CODES["none"] or not members.any():
+            return members.copy()
+        if self.rule == RULE_CODES["source"]:
+            s, d, k = self._graph(usable, ~self.directed)
+            roots = np.flatnonzero(members & self.is_source)
+            if not len(roots):
+                return np.zeros(k, bool)
+            s = np.concatenate([s, np.full(len(roots), k)])
+            d = np.concatenate([d, roots])
+            graph = coo_matrix((np.ones(len(s)), (s, d)), shape=(k + 1, k + 1)).tocsr()
+            reached = breadth_first_order(graph, k, directed=True, return_predecessors=False)
+            alive = np.zeros(k + 1, bool)
+            alive[reached] = True
+            return alive[:k]
+        # giant: the largest weakly connected component, the one with the first node on a tie
+        s, d, k = self._graph(usable, None)
+        graph = coo_matrix((np.ones(len(s)), (s, d)), shape=(k, k)).tocsr()
+        _, labels = connected_components(graph, directed=True, connection="weak")
+        inside = np.flatnonzero(members)
+        size = np.bincount(labels[inside], minlength=labels.max() + 1)
+        first = np.full(len(size), k, np.int64)
+        np.minimum.at(first, labels[inside], inside)
+        best = np.lexsort((first, -size))[0]
+        return members & (labels == best)
+
+
+class FlowEngine:
+    """The per-layer kernels of one compiled system, for one thread; :meth:`run` is one cascade.
+
+    Build it once (or take the cached one of :func:`flow_engine`) and call :meth:`run` many
+    times: the ``dcflow`` kernels keep the factors of the intact grid between runs.
+    """
+
+    def __init__(self, compiled: CompiledSystem):
+        c = compiled
+        # A weak reference: the per-thread cache of :func:`flow_engine` is keyed weakly by the
+        # compiled system, and a strong one here would keep every compiled system alive.
+        self._compiled = weakref.ref(compiled)
+        self.layers = [_Layer(c, i) for i in range(len(c.layer_names))]
+        self.entry_group = np.repeat(np.arange(c.n_groups), np.diff(np.asarray(c.sup_ptr, np.int64)))
+        self.sup_idx = np.asarray(c.sup_idx, np.int64)
+        self.threshold = c.sup_threshold - TOLERANCE
+        self.group_owner = np.asarray(c.group_owner, np.int64)
+        self.sup_ptr = np.asarray(c.sup_ptr, np.int64)
+        self.grp_ptr = np.asarray(c.grp_ptr, np.int64)
+        self.src = np.asarray(c.edge_src, np.int64)
+        self.dst = np.asarray(c.edge_dst, np.int64)
+
+    @property
+    def compiled(self) -> CompiledSystem:
+        return self._compiled()
+
+    def _counting(self, working, frac):
+        """Per dependency entry: does its supplier count (works at >= the row's threshold)?"""
+        s = self.sup_idx
+        return working[s] & (frac[s] >= self.threshold)
+
+    def run(self, init_nodes=(), init_edges=()):
+        """One static cascade from failed node and edge indices.
+
+        Returns
+        -------
+        tuple
+            ``(working, fail_round, cause, via_group, served, flows, trips, via)`` exactly as
+            :func:`cascade.simulation._run_reference_flow`.
+        """
+        c = self.compiled
+        n, m, G = c.n_nodes, c.n_edges, c.n_groups
+        init_nodes = np.asarray(init_nodes, np.int64)
+        init_edges = np.asarray(init_edges, np.int64)
+        working = np.ones(n, bool)
+        working[init_nodes] = False
+        fail_round = np.full(n, -1, np.int32)
+        fail_round[init_nodes] = 0
+        cause = np.zeros(n, np.uint8)
+        cause[init_nodes] = 1
+        via_group = np.full(n, -1, np.int64)
+        via = np.full(n, -1, np.int64)
+        frac = np.ones(n)
+        edge_ok = np.ones(m, bool)
+        edge_ok[init_edges] = False
+        flows = np.full(m, np.nan)
+        trips: list[tuple] = []
+        ok_before = np.ones(len(self.sup_idx), bool)          # the state before round 1: all work
+        rnd = 0
+        while True:
+            rnd += 1
+            ok = self._counting(working, frac)
+            candidates = working.copy()
+            if G:
+                held = np.bincount(self.entry_group, weights=ok, minlength=G) > 0
+                empty = np.flatnonzero(~held)
+                owners = self.group_owner[empty]
+                keep = working[owners]
+                empty, owners = empty[keep], owners[keep]
+                owners, first = np.unique(owners, return_index=True)   # groups are numbered by owner
+                for v, g in zip(owners, empty[first]):
+                    candidates[v] = False
+                    fail_round[v] = rnd
+                    cause[v] = 2
+                    via_group[v] = g
+                    lo, hi = self.sup_ptr[g], self.sup_ptr[g + 1]
+                    counted = np.flatnonzero(ok_before[lo:hi])
+                    via[v] = self.sup_idx[lo + counted[0]] if len(counted) else -1
+            survivors = np.zeros(n, bool)
+            new_frac = np.zeros(n)
+            usable = edge_ok & candidates[self.src] & candidates[self.dst]
+            round_trips = []
+            for layer in self.layers:
+                members = candidates[layer.nodes]
+                here = usable[layer.edges]
+                if layer.rule == RULE_CODES["flow"]:
+                    r = layer.kernel.solve(members, here, layer.supply, layer.demand, layer.priority)
+                    alive = r.working
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        fractions = np.where(layer.demand > 0, r.served / np.where(layer.demand > 0,
+                                                                                   layer.demand, 1), 1.0)
+                elif layer.rule == RULE_CODES["dcflow"]:
+                    r = layer.kernel.cascade(members, here, layer.supply, layer.demand, layer.priority,
+                                             layer.dispatch)
+                    alive = r.working
+                    fractions = r.served
+                    live = alive[layer.src] & alive[layer.dst] & ~np.isnan(r.flows) & ~layer.loop
+                    layer_flows = np.where(live, r.flows, np.nan)
+                    trip_branch, trip_step, trip_flow = r.trip_branch, r.trip_step, r.trip_flow
+                    if layer.loop.any():
+                        over, loop_flows = layer.self_loops(members, here, alive)
+                        layer_flows = np.where(layer.loop, loop_flows, layer_flows)
+                        trip_branch = np.concatenate([trip_branch, over])
+                        trip_step = np.concatenate([trip_step, np.ones(len(over), np.int32)])
+                        trip_flow = np.concatenate([trip_flow, layer.loop_flow[over]])
+                    gone = layer.edges[trip_branch]
+                    edge_ok[gone] = False                       # tripped: out for good
+                    order = np.lexsort((gone, trip_step))
+                    round_trips += [(int(gone[k]), layer.name, rnd, int(trip_step[k]),
+                                     float(trip_flow[k]), float(c.edge_capacity[gone[k]])) for k in order]
+                    flows[layer.edges] = layer_flows
+                else:
+                    alive = layer.connectivity(members, here)
+                    fractions = np.ones(len(layer.nodes))
+                survivors[layer.nodes] = alive
+                new_frac[layer.nodes] = np.where(alive, fractions, 0.0)
+            trips += round_trips
+            lost = candidates & ~survivors
+            fail_round[lost] = rnd
+            cause[lost] = 3
+            ok_after = self._counting(survivors, new_frac)
+            if (survivors == working).all() and not round_trips and (ok_after == ok).all():
+                table = pd.DataFrame([(c.edge_ids[e], *rest) for e, *rest in trips], columns=TRIP_COLUMNS)
+                return working, fail_round, cause, via_group, new_frac, flows, table, via
+            ok_before = ok
+            working, frac = survivors, new_frac
+
+
+_local = threading.local()
+
+
+def flow_engine(compiled: CompiledSystem) -> FlowEngine:
+    """The :class:`FlowEngine` of ``compiled`` for the calling thread, built on first use.
+
+    Kept as long as the compiled system lives, so repeated cascades reuse the kernels (and the
+    factors of the intact grids); one per thread because kernels hold buffers.
+    """
+    cache = getattr(_local, "engines", None)
+    if cache is None:
+        cache = _local.engines = weakref.WeakKeyDictionary()
+    engine = cache.get(compiled)
+    if engine is None:
+        engine = cache[compiled] = FlowEngine(compiled)
+    return engine
