@@ -1152,7 +1152,8 @@ def recover_many(system: InfrastructureSystem, failed_ids, strategies=("greedy",
         _set_roads(system, p, depots, speed)
     if "optimal" in strategies:
         _check_optimal(p)
-    with tracker(progress, p.k * len(strategies), "recovery", "repair") as bar:
+    label = f"recovery ({strategies[0]})" if len(strategies) == 1 else "recovery"
+    with tracker(progress, p.k * len(strategies), label, "repair") as bar:
         return [_recover(p, strategy, seed, bar, milp) for strategy in strategies]
 
 

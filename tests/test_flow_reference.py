@@ -494,8 +494,8 @@ def test_duplicate_supplier_rows_keep_the_smallest_threshold():
     (("nodes", "b,power,,80,,,2", "b,power,,80,,,1.5"), "nodes.csv", 4, "'priority' is not an integer: '1.5'"),
     (("toml", 'rule = "flow"', 'rule = "flows"'), "system.toml", None,
      "unknown rule 'flows' (use source, giant, none, flow or dcflow)"),
-    (("toml", "weight = 2", "weight = -1"), "system.toml", None, "layer 'water': weight must be a number ≥ 0"),
-    (("toml", "base = 50", "base = 0"), "system.toml", None, "layer 'power': base must be a number > 0"),
+    (("toml", "weight = 2", "weight = -1"), "system.toml", None, "layer 'water': weight must be >= 0"),
+    (("toml", "base = 50", "base = 0"), "system.toml", None, "layer 'power': base must be > 0"),
     (("toml", 'unit = "MW"', "unit = 3"), "system.toml", None, "layer 'power': unit must be a string"),
     (("toml", 'unit = "MW"', 'units = "MW"'), "system.toml", None, "unknown key 'units' in [layers.power]"),
 ])

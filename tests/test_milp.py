@@ -207,8 +207,9 @@ def test_travel_makes_a_far_element_wait():
     assert row["travel"] == pytest.approx(3.0)            # r0 -> r3: three 1 h roads
     assert row["start"] == pytest.approx(3.0) and row["finish"] == pytest.approx(5.0)
     assert row["from"] == "r0"
-    # p1 lost 5 of 6 demand units for 5 h.
-    assert r.metrics["resilience_loss"] == pytest.approx(5 / 6 * 5.0)
+    # p1 lost 5 of 6 power demand units for 5 h; Q is the mean of the two layers' services
+    # (power and transport, weight 1 each; transport loses nothing): 5/12 for 5 h.
+    assert r.metrics["resilience_loss"] == pytest.approx(5 / 12 * 5.0)
     near = recover(s, ["p2"], crews={"pool": 1}, depots=["r0"]).schedule.iloc[0]
     assert near["travel"] == pytest.approx(0.0)
 

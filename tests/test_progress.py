@@ -108,9 +108,9 @@ def test_sweep_of_the_demo_town_counts_chunks_from_threads(demo):
     assert calls.increasing("N-1 sweep")
 
 
-def test_worst_set_counts_its_steps(town):
+def test_worst_set_counts_its_steps(demo):
     calls = Calls()
-    worst = greedy_worst_set(read_system(town), 2, progress=calls)
+    worst = greedy_worst_set(demo, 2, progress=calls)
     assert len(worst) == 2 and calls.calls == [(1, 2, "worst set"), (2, 2, "worst set")]
 
 

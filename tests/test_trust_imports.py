@@ -8,6 +8,7 @@ import json
 import math
 
 import networkx as nx
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -95,16 +96,25 @@ def test_pandapower_nan_load_is_refused_and_negative_bus_is_a_note(tmp_path):
     pp.create_load(net, b[1], p_mw=0.5)
     pp.create_load(net, b[2], p_mw=-0.3)  # a generator written as a negative load
     pp.to_json(net, str(tmp_path / "ok.json"))
-    res = run("import", "pandapower", tmp_path / "ok.json", "--layer", "power", "--into", tmp_path / "s")
+    res = run("import", "pandapower", tmp_path / "ok.json", "--layer", "power", "--into", tmp_path / "s",
+              "--rule", "source")
     assert res.exit_code == 0, res.output
     assert "note: 1 node(s) with a negative net demand (loads used as generators) counted as 0: power-bus-2" in res.output
+    # As a dcflow layer the negative load is what it means: a source giving 0.3 MW.
+    res = run("import", "pandapower", tmp_path / "ok.json", "--layer", "power", "--into", tmp_path / "dc")
+    assert res.exit_code == 0, res.output
+    nodes = pd.read_csv(tmp_path / "dc" / "nodes.csv").set_index("id")
+    assert nodes.loc["power-bus-2", "supply"] == pytest.approx(0.3) and nodes.loc["power-bus-2", "demand"] == 0
     net.load.loc[0, "p_mw"] = math.nan
     pp.to_json(net, str(tmp_path / "nan.json"))
-    err = one_line_error(run("import", "pandapower", tmp_path / "nan.json", "--layer", "power", "--into", tmp_path / "s2"))
-    assert "load 0: demand is nan" in err and not (tmp_path / "s2").exists()
+    for k, rule in enumerate(("source", "dcflow")):
+        err = one_line_error(run("import", "pandapower", tmp_path / "nan.json", "--layer", "power",
+                                 "--into", tmp_path / f"s2{k}", "--rule", rule))
+        assert ("demand is nan" in err or "p_mw is nan" in err) and not (tmp_path / f"s2{k}").exists()
     net.load.loc[0, "p_mw"] = math.inf
     pp.to_json(net, str(tmp_path / "inf.json"))
-    err = one_line_error(run("import", "pandapower", tmp_path / "inf.json", "--layer", "power", "--into", tmp_path / "s3"))
+    err = one_line_error(run("import", "pandapower", tmp_path / "inf.json", "--layer", "power",
+                             "--into", tmp_path / "s3", "--rule", "source"))
     assert "load 0: demand is" in err  # pandas writes inf as null: read back as nan
 
 

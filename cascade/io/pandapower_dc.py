@@ -44,7 +44,6 @@ FACTS devices and the internal branch of an extended ward (no DC flow in ``rundc
 """
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 
@@ -52,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .imports import ImportedLayer, edge_table
+from .imports import ImportedLayer, checked_demand, edge_table
 from .pandapower import _in_service, _table, bus_coordinates
 
 SWITCH_REACTANCE = 1e-6      # x the smallest |reactance| of the grid: a closed bus-bus switch without impedance
@@ -229,11 +228,28 @@ def _open_switches(net) -> tuple[dict[str, set], pd.DataFrame]:
     return open_at, switches[(switches["et"] == "b") & closed]
 
 
+def _finite_powers(net, source: str) -> None:
+    """A NaN or infinite power of an in-service element is refused, as a demand in nodes.csv
+    is (pandas' sums would otherwise read it as 0)."""
+    for name in ("load", "sgen", "gen", "storage", "shunt", "ward", "xward", "ext_grid"):
+        table = _active(net, name)
+        for col in ("p_mw", "ps_mw", "pz_mw", "max_p_mw", "scaling"):
+            if col not in table or not len(table):
+                continue
+            values = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
+            bad = np.isinf(values) | (np.isnan(values) & (col in ("p_mw", "ps_mw", "pz_mw")))
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{name} {table.index[k]}: {col} is {values[k]} ({int(bad.sum())} such "
+                                 "element(s)); a demand or power must be a finite number", source)
+
+
 def dcflow_layer(net, layer: str, prefix: str, source: str) -> ImportedLayer:
     """The ``dcflow`` layer of a pandapower network (mapping in the module docstring)."""
     from pandapower.pypower.idx_brch import BR_X, SHIFT, TAP
 
     notes: list[str] = []
+    _finite_powers(net, source)
     ran = _run_dc(net, source)
     branch = ran._ppc["branch"]
     lookup = ran._pd2ppc_lookups["branch"]
@@ -246,10 +262,16 @@ def dcflow_layer(net, layer: str, prefix: str, source: str) -> ImportedLayer:
     x, y, crs = bus_coordinates(net)
     buses = _injections(net, ran, notes)
     supply = buses.supply.to_numpy(float)
+    # A NaN or infinite load is refused as in nodes.csv (negative ones became sources above).
+    demand, _ = checked_demand(buses.demand.to_numpy(float), bus_id.to_numpy(), source)
+    if not np.isfinite(supply).all():
+        bad = int(np.flatnonzero(~np.isfinite(supply))[0])
+        raise InputError(f"{bus_id.iloc[bad]}: supply is {supply[bad]}; a supply must be a finite number",
+                         source)
     nodes = pd.DataFrame({
         "id": bus_id.to_numpy(), "layer": layer,
         "kind": np.where(supply > 0, "source", "bus"),
-        "demand": buses.demand.to_numpy(float), "supply": supply,
+        "demand": demand, "supply": supply,
         "dispatch": np.where(supply > 0, buses.dispatch.to_numpy(float), np.nan), "x": x, "y": y,
         "element": "bus", "name": bus["name"].astype(object).where(bus["name"].notna(), "").to_numpy()
         if "name" in bus else "",
