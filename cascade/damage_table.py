@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from .errors import InputError, reading
-from .hazards import EarthquakeHazard, Hazard, _Table, keyed_uniform
+from .hazards import EarthquakeHazard, Hazard, RandomHazard, _Table, keyed_uniform
 
 MEASURE_ALIASES = {"PGA": "PGA", "PGV": "PGV", "SA1": "SA1", "SA(1.0)": "SA1", "SA10": "SA1",
                    "PSA10": "SA1", "SA03": "SA03", "SA(0.3)": "SA03", "PSA03": "SA03",
@@ -209,11 +209,8 @@ class TableHazard(Hazard):
             pe[i] = p
         return {"pn": pn, "pe": pe}
 
-    def draw(self, prep, draws, compiled, scale_nodes, scale_edges):
-        el = prep["elements"]
-        nodes = keyed_uniform(el.node_keys, draws.salts[0]) < prep["pn"]
-        edges = keyed_uniform(el.edge_keys, draws.salts[1]) < prep["pe"]
-        return nodes, edges
+    # The same keyed draw as a random hazard's: each element fails with its own probability.
+    draw = RandomHazard.draw
 
     def describe(self):
         return {"type": self.type, "file": self.file, "layout": self.layout,

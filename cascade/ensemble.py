@@ -133,14 +133,9 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     """
     if compiled.has_flow_layers:
         return _run_flow_batch(compiled, scenario, seed, start, stop, baseline, baseline_service,
-                               immune, fragility_scale, attribute)
+                               immune, fragility_scale, attribute, cancel)
     ws = _workspace(compiled)
-    totals = _totals(compiled)
-    b = stop - start
-    loss = np.empty((b, len(compiled.layer_names) + 1))
-    failed = np.zeros(compiled.n_nodes, np.int32)
-    direct = np.zeros(compiled.n_nodes, np.int32)
-    n_direct = np.zeros((b, 2), np.int32)
+    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
     feedback = getattr(scenario.hazard, "feedback", False)
     plain = not immune and not fragility_scale and not feedback
     if attribute:
@@ -216,21 +211,26 @@ def _flow_service(compiled: CompiledSystem, working: np.ndarray, served: np.ndar
     return np.append(per_layer, overall)
 
 
+def _batch_buffers(compiled: CompiledSystem, b: int) -> tuple:
+    """What a batch of ``b`` samples fills: the layers' totals, then loss (b, L+1), failed and
+    direct counts per node, and direct failures per sample."""
+    return (_totals(compiled), np.empty((b, len(compiled.layer_names) + 1)),
+            np.zeros(compiled.n_nodes, np.int32), np.zeros(compiled.n_nodes, np.int32),
+            np.zeros((b, 2), np.int32))
+
+
 def _run_flow_batch(compiled, scenario, seed, start, stop, baseline, baseline_service, immune,
-                    fragility_scale, attribute) -> tuple:
+                    fragility_scale, attribute, cancel=None) -> tuple:
     """:func:`run_batch` on a system with flow layers: each sample's cascade on the flow core
     (:func:`cascade.flowcore.flow_engine`, one per thread), the loss from served amounts."""
     from .flowcore import flow_engine
 
     engine = flow_engine(compiled)
-    totals = _totals(compiled)
-    b = stop - start
-    loss = np.empty((b, len(compiled.layer_names) + 1))
-    failed = np.zeros(compiled.n_nodes, np.int32)
-    direct = np.zeros(compiled.n_nodes, np.int32)
-    n_direct = np.zeros((b, 2), np.int32)
+    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
     plain = not immune and not fragility_scale
     for k, i in enumerate(range(start, stop)):
+        if k % BLOCK == 0 and cancel is not None and cancel.is_set():
+            return None
         if plain and k % BLOCK == 0:
             block = scenario.sample_block(compiled, i, min(i + BLOCK, stop), seed=seed)
         if plain:

@@ -197,11 +197,18 @@ def _run_reference(system: InfrastructureSystem, compiled: CompiledSystem, nodes
     from .reference import run_cascade
 
     failures = run_cascade(system, compiled.node_ids[nodes], compiled.edge_ids[edges])
+    return _failure_arrays(compiled, failures)[:4]
+
+
+def _failure_arrays(compiled: CompiledSystem, failures) -> tuple:
+    """A reference engine's failures by name as arrays: working, fail_round, cause, via_group
+    and via (the supplier index, -1 for none)."""
     n = compiled.n_nodes
     working = np.ones(n, bool)
     fail_round = np.full(n, -1, np.int32)
     cause = np.zeros(n, np.uint8)
     via_group = np.full(n, -1, np.int64)
+    via = np.full(n, -1, np.int64)
     for name, failure in failures.items():
         v = compiled.node_index([name])[0]
         working[v] = False
@@ -209,7 +216,9 @@ def _run_reference(system: InfrastructureSystem, compiled: CompiledSystem, nodes
         cause[v] = CAUSES.index(failure.cause)
         if failure.group is not None:
             via_group[v] = compiled.grp_ptr[v] + failure.group
-    return working, fail_round, cause, via_group
+        if getattr(failure, "via", None) is not None:
+            via[v] = compiled.node_index([failure.via])[0]
+    return working, fail_round, cause, via_group, via
 
 
 def _run_core_flow(compiled: CompiledSystem, nodes, edges):
@@ -231,21 +240,8 @@ def _run_reference_flow(system: InfrastructureSystem, compiled: CompiledSystem, 
     from .reference_flow import run_flow_cascade
 
     outcome = run_flow_cascade(system, compiled.node_ids[nodes], compiled.edge_ids[edges])
+    working, fail_round, cause, via_group, via = _failure_arrays(compiled, outcome.failures)
     n = compiled.n_nodes
-    working = np.ones(n, bool)
-    fail_round = np.full(n, -1, np.int32)
-    cause = np.zeros(n, np.uint8)
-    via_group = np.full(n, -1, np.int64)
-    via = np.full(n, -1, np.int64)
-    for name, failure in outcome.failures.items():
-        v = compiled.node_index([name])[0]
-        working[v] = False
-        fail_round[v] = failure.round
-        cause[v] = CAUSES.index(failure.cause)
-        if failure.group is not None:
-            via_group[v] = compiled.grp_ptr[v] + failure.group
-        if failure.via is not None:
-            via[v] = compiled.node_index([failure.via])[0]
     served = np.zeros(n)
     for name, fraction in outcome.served.items():
         served[compiled.node_index([name])[0]] = fraction

@@ -193,3 +193,25 @@ def test_critical_on_flow_layers_does_not_depend_on_threads():
     system = read_system(FLOW_TOWN)
     one, two = sweep(system, "all", threads=1), sweep(system, "all", threads=2)
     assert one.equals(two)
+
+
+def test_a_cancelled_flow_batch_stops_like_a_v1_one(tmp_path):
+    """Ctrl-C sets the cancel flag; a flow batch checks it between blocks, as run_batch does."""
+    import threading
+
+    from cascade import compile_system
+    from cascade.ensemble import run_batch
+
+    path = tmp_path / "random.toml"
+    path.write_text('[scenario]\nseed = 1\n[hazard]\ntype = "random"\nfraction = 0.2\n')
+    system = read_system(FLOW_TOWN)
+    compiled = compile_system(system)
+    scenario = load_scenario(path)
+    scenario.prepare(system, compiled)
+    base = np.ones(compiled.n_nodes, np.int32)
+    cancel = threading.Event()
+    cancel.set()
+    assert run_batch(compiled, scenario, 1, 0, 40, base, np.zeros(len(compiled.layer_names) + 1),
+                     cancel=cancel) is None
+    done = run_batch(compiled, scenario, 1, 0, 40, base, np.zeros(len(compiled.layer_names) + 1))
+    assert done[0] == 0 and done[1].shape == (40, len(compiled.layer_names) + 1)

@@ -18,7 +18,7 @@ systems to disasters with an example earthquake case study", Environmental Model
 
 EPANET files carry no CRS: give ``--crs`` (an EPSG code or a PROJ string) to place them.
 
-As a ``flow`` layer (the default; FORMAT v2, unit L/s), amounts come from the model where it has
+As a ``flow`` layer (the default; the v2 format of docs/format.md, unit L/s), amounts come from the model where it has
 them and from stated assumptions where it does not:
 
 - ``capacity`` of a pipe or a valve: a velocity limit ``VELOCITY`` (2 m/s, a common design limit
@@ -96,7 +96,7 @@ def to_layer(wn, layer: str = "water", prefix: str = "water-", source: str = "ep
     source : str
         Name of the origin, for messages.
     rule : {"flow", "source"}
-        ``flow`` (default): a FORMAT v2 layer in L/s with ``supply`` and ``capacity`` (module
+        ``flow`` (default): a the v2 format of docs/format.md layer in L/s with ``supply`` and ``capacity`` (module
         docstring); ``source``: the v1 connectivity layer.
     velocity : float
         The velocity limit (m/s) that gives pipes and valves their capacity.

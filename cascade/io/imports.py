@@ -421,7 +421,7 @@ def import_network(fmt: str, src: str | os.PathLike, layer: str, into: str | os.
 
     ``prefix`` starts every node and edge id (default ``"<layer>-"``), so that two imports
     never clash.  ``rule`` chooses the layer's model where a format has two: ``dcflow``
-    (pandapower's default) or ``flow`` (pandapipes' and EPANET's default) for a FORMAT v2 layer
+    (pandapower's default) or ``flow`` (pandapipes' and EPANET's default) for a the v2 format of docs/format.md layer
     with amounts, ``source`` for the v1 connectivity layer.  Returns the system after the import
     and a summary line (followed by one ``note:`` line per assumption the importer made).
     """

@@ -13,7 +13,7 @@ Multi-Energy Grid Simulations", Sustainability 12(23)):
 - coordinates: the ``junction_geodata`` table (its CRS is not stored: give --crs), or a GeoJSON
   ``geo`` column of the junction table (WGS 84 when the values are degrees).
 
-As a ``flow`` layer (the default; FORMAT v2, unit kg/s, pandapipes' own mass flows), amounts come
+As a ``flow`` layer (the default; the v2 format of docs/format.md, unit kg/s, pandapipes' own mass flows), amounts come
 from the model where it has them and from stated assumptions where it does not:
 
 - ``capacity`` of a pipe or a valve: a velocity limit (``GAS_VELOCITY`` 20 m/s for a gas,
@@ -129,7 +129,7 @@ def to_layer(net, layer: str = "gas", prefix: str = "gas-", source: str = "panda
     source : str
         Name of the origin, for messages.
     rule : {"flow", "source"}
-        ``flow`` (default): a FORMAT v2 layer in kg/s with ``supply`` and ``capacity`` (module
+        ``flow`` (default): a the v2 format of docs/format.md layer in kg/s with ``supply`` and ``capacity`` (module
         docstring); ``source``: the v1 connectivity layer.
     """
     if rule not in ("flow", "source"):

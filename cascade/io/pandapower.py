@@ -1,6 +1,6 @@
 """Import a pandapower grid (its ``to_json`` file) as one power layer.
 
-By default the layer is a ``dcflow`` layer (FORMAT v2) built by :mod:`cascade.io.pandapower_dc`:
+By default the layer is a ``dcflow`` layer (the v2 format of docs/format.md) built by :mod:`cascade.io.pandapower_dc`:
 supplies, dispatch, reactances and ratings whose DC flows are pandapower's ``rundcpp`` flows.
 With ``rule="source"`` (``cascade import --rule source``) it is the v1 connectivity layer below.
 
@@ -105,7 +105,7 @@ def to_layer(net, layer: str = "power", prefix: str = "power-", source: str = "p
     source : str
         Name of the origin, for messages.
     rule : {"dcflow", "source"}
-        ``dcflow`` (default): a FORMAT v2 power layer with supply, dispatch, demand, reactance,
+        ``dcflow`` (default): a v2 (docs/format.md) power layer with supply, dispatch, demand, reactance,
         shift and capacity, whose intact DC flows are pandapower's ``rundcpp`` flows.
         ``source``: the v1 connectivity layer of earlier versions (no flow columns).
 

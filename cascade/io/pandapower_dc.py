@@ -1,4 +1,4 @@
-"""A pandapower grid as a ``dcflow`` layer (FORMAT v2): what pandapower's DC power flow sees.
+"""A pandapower grid as a ``dcflow`` layer (the v2 format of docs/format.md): what pandapower's DC power flow sees.
 
 The layer reproduces pandapower's ``rundcpp`` (Thurner et al. 2018, IEEE Trans. Power Systems
 33(6)) on the intact grid: the same bus injections and, per island, the same branch flows
