@@ -33,17 +33,26 @@ Transcribed here
   rules use Hazus class names such as "PPP1" and "PWT2"); the tank names follow SimCenter pelicun's labels
   (``PST.G.C.A`` = potable water storage tank, on ground, concrete, anchored).
 
+* Wells PWE1 and natural-gas compressor stations NGC1 (anchored) / NGC2 (unanchored), on
+  PGA: the CIGRA toolbox's transcription of the Hazus tables (GitHub CICR-Lab/CIGRA,
+  ``SeismicCascadeComDamg/WaterComSeismicFragilityParams.xlsx`` row "WL",
+  ``GasComSeismicFragilityParams.xlsx`` rows "CSA", "CSU").  CIGRA's rows for the treatment
+  plants, pumping plants and on-ground tanks equal R3's values above to the last digit: two
+  independent transcriptions agree, which is the check these tables get here.  The class
+  names are Hazus's prefixes (PWE, NGC), numbered anchored before unanchored as CIGRA orders
+  them; the numbering could not be checked.
+
 Not transcribed
 ---------------
 * Tanks above ground (steel), on-ground wood and buried concrete: R3 has values, but its two
   copies label the wood row differently, the above-ground steel row has β = 0.10 for every
   state (not credible as a Hazus dispersion) and the buried tank is damaged by ground
   deformation only.  Left out rather than guessed.
-* Wells, waste-water lift stations, natural-gas compressor and regulator/metering
-  stations and communication central offices: no machine-readable transcription that could
-  be checked was found (SimCenter's water_network library has pipes only; pyincore keeps
-  facility fragilities on its server).  Cell sites: Hazus has no class.  Scenario files can
-  give such kinds ``{median = g, beta = β}`` themselves.
+* Waste-water lift stations, natural-gas regulator/metering stations and communication
+  central offices: no transcription that could be checked was found (SimCenter's
+  water_network library has pipes only; pyincore keeps facility fragilities on its server;
+  CIGRA covers power, water, gas and roads only).  Cell sites: Hazus has no class.
+  Scenario files can give such kinds ``{median = g, beta = β}`` themselves.
 """
 from __future__ import annotations
 
@@ -137,6 +146,27 @@ WATER_CLASSES: dict[str, tuple[tuple[float, float], ...]] = {
     "PST.G.C.U": ((0.18, 0.60), (0.42, 0.70), (0.70, 0.55), (1.04, 0.60)),
     "PST.G.S.A": ((0.30, 0.60), (0.70, 0.60), (1.25, 0.65), (1.60, 0.60)),
     "PST.G.S.U": ((0.15, 0.70), (0.35, 0.75), (0.68, 0.75), (0.95, 0.70)),
+    # Wells, from CIGRA (second source, see WELL_GAS_SOURCE): row "Well", type "WL".
+    "PWE1": ((0.15, 0.75), (0.36, 0.65), (0.72, 0.65), (1.50, 0.80)),
+}
+
+#: Where the wells and the gas compressor stations come from: the CIGRA toolbox (GitHub
+#: CICR-Lab/CIGRA, ``SeismicCascadeComDamg/WaterComSeismicFragilityParams.xlsx`` and
+#: ``GasComSeismicFragilityParams.xlsx``, sheet "GroundShakingFragilityParams"), which
+#: transcribes the Hazus tables without table numbers.  Its rows for treatment plants,
+#: pumping plants and on-ground tanks equal the R3 values above to the last digit, an
+#: independent check of both transcriptions.
+WELL_GAS_SOURCE = "CIGRA (CICR-Lab/CIGRA), SeismicCascadeComDamg/*ComSeismicFragilityParams.xlsx"
+
+#: Hazus natural-gas compressor stations, on PGA: (median g, β) for slight, moderate,
+#: extensive, complete; CIGRA types "CSA" (anchored) and "CSU" (unanchored).
+GAS_CLASSES: dict[str, tuple[tuple[float, float], ...]] = {
+    "NGC1": ((0.15, 0.75), (0.34, 0.65), (0.77, 0.65), (1.50, 0.80)),
+    "NGC2": ((0.12, 0.60), (0.24, 0.60), (0.77, 0.65), (1.50, 0.80)),
+}
+GAS_DESCRIPTIONS = {
+    "NGC1": "natural-gas compressor station, anchored components",
+    "NGC2": "natural-gas compressor station, unanchored components",
 }
 
 WATER_DESCRIPTIONS = {
@@ -154,8 +184,9 @@ WATER_DESCRIPTIONS = {
     "PST.G.C.U": "water storage tank, on ground, concrete, unanchored",
     "PST.G.S.A": "water storage tank, on ground, steel, anchored",
     "PST.G.S.U": "water storage tank, on ground, steel, unanchored",
+    "PWE1": "water well (pump and well casing)",
 }
 
 #: Every class of this module: name -> four (median, β) pairs.
-FACILITY_CLASSES = {**BRIDGE_CLASSES, **WATER_CLASSES}
-DESCRIPTIONS = {**BRIDGE_DESCRIPTIONS, **WATER_DESCRIPTIONS}
+FACILITY_CLASSES = {**BRIDGE_CLASSES, **WATER_CLASSES, **GAS_CLASSES}
+DESCRIPTIONS = {**BRIDGE_DESCRIPTIONS, **WATER_DESCRIPTIONS, **GAS_DESCRIPTIONS}

@@ -16,7 +16,7 @@ import pytest
 
 from cascade import compile_system, read_system
 from cascade.fragility import (BRIDGE_CLASSES, CLASS_MEASURE, DESCRIPTIONS, FACILITY_CLASSES,
-                               WATER_CLASSES)
+                               GAS_CLASSES, WATER_CLASSES)
 from cascade.hazards import DAMAGE_STATES, HAZUS_CLASSES, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,20 +35,21 @@ def test_every_class_is_a_valid_lognormal(name):
     assert medians == sorted(medians)
 
 
-@pytest.mark.parametrize("name", sorted(WATER_CLASSES))
+@pytest.mark.parametrize("name", sorted(WATER_CLASSES) + sorted(GAS_CLASSES))
 def test_water_medians_increase_strictly_and_use_pga(name):
-    medians = [m for m, _ in WATER_CLASSES[name]]
+    medians = [m for m, _ in FACILITY_CLASSES[name]]
     assert all(a < b for a, b in zip(medians, medians[1:]))
     assert CLASS_MEASURE.get(name, "PGA") == "PGA"
     assert name in DESCRIPTIONS
 
 
 def test_facility_classes_are_registered_once():
-    assert set(FACILITY_CLASSES) == set(BRIDGE_CLASSES) | set(WATER_CLASSES)
+    assert set(FACILITY_CLASSES) == set(BRIDGE_CLASSES) | set(WATER_CLASSES) | set(GAS_CLASSES)
     assert not set(BRIDGE_CLASSES) & set(WATER_CLASSES)
+    assert not (set(BRIDGE_CLASSES) | set(WATER_CLASSES)) & set(GAS_CLASSES)
     assert set(FACILITY_CLASSES) <= set(HAZUS_CLASSES)
     assert not {"EP.S.L.A", "EP.G.ML.A"} & set(FACILITY_CLASSES)   # power stays in hazards.py
-    assert len(WATER_CLASSES) == 14
+    assert len(WATER_CLASSES) == 15 and len(GAS_CLASSES) == 2
 
 
 @pytest.mark.parametrize("name, state, median, beta", [
@@ -58,6 +59,10 @@ def test_facility_classes_are_registered_once():
     ("PPP1", "extensive", 0.66, 0.65),    # RWaterPumpStationModel.cpp, "pg. 399"
     ("PPP3", "slight", 0.15, 0.75),
     ("PPP4", "complete", 1.50, 0.80),
+    ("PWE1", "moderate", 0.36, 0.65),     # CIGRA WaterComSeismicFragilityParams.xlsx, "WL"
+    ("PWE1", "extensive", 0.72, 0.65),
+    ("NGC1", "moderate", 0.34, 0.65),     # CIGRA GasComSeismicFragilityParams.xlsx, "CSA"
+    ("NGC2", "slight", 0.12, 0.60),       # "CSU"
     ("PST.G.C.A", "complete", 1.64, 0.70),   # RFuelTankFarmModel.cpp, "pg. 394"
     ("PST.G.S.U", "moderate", 0.35, 0.75),
 ])
@@ -67,13 +72,13 @@ def test_spot_check_against_the_source(name, state, median, beta):
 
 def test_left_out_classes_are_unknown(tmp_path):
     """Classes without a checkable source are not invented: a scenario naming one is refused."""
-    for name in ("PWE1", "WWL1", "NGC1", "CCO1", "PST.A.S", "PST.B.C"):
+    for name in ("WWL1", "CCO1", "PST.A.S", "PST.B.C"):
         assert name not in HAZUS_CLASSES
     path = tmp_path / "s.toml"
     path.write_text("[scenario]\nseed = 1\n[hazard]\ntype = 'earthquake'\nepicenter = [0.0, 0.0]\n"
-                    "magnitude = 6.0\n[hazard.fragility]\nregulator = 'NGC1'\n")
+                    "magnitude = 6.0\n[hazard.fragility]\nregulator = 'CCO1'\n")
     from cascade import InputError
-    with pytest.raises(InputError, match="unknown Hazus class 'NGC1'"):
+    with pytest.raises(InputError, match="unknown Hazus class 'CCO1'"):
         load_scenario(path)
 
 
