@@ -731,12 +731,13 @@ class ScenarioSampler:
 def refuse_flow_resilience(compiled: CompiledSystem) -> None:
     """One line (exit 2) for ``--metric resilience`` on flow layers: the repair schedules of
     :mod:`cascade.recovery` do not take them on this branch yet."""
-    from .compiled import FLOW_CODES
+    from .compiled import FLOW_CODES, RULE_CODES
 
     for name, code in zip(compiled.layer_names, compiled.layer_rule):
         if code in FLOW_CODES:
+            rule = next(r for r, value in RULE_CODES.items() if value == code)
             raise InputError(f"--metric resilience does not take flow layers yet (layer '{name}' "
-                             "uses a flow rule); use --metric served")
+                             f"uses the {rule} rule); use --metric served")
 
 
 @dataclass
