@@ -1316,6 +1316,11 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
         plan = greedy_plan(ev, list(candidates), float(budget), exhaustive_limit=exhaustive_limit,
                            progress=progress)
     settings = {"strategy": strategy, "crews": crews} if metric == "resilience" else {}
+    if c.has_flow_layers:
+        # Losses count from full demand: a shortfall of the intact system is in every sample
+        # (and a measure that relieves it gains in every sample).
+        none = np.zeros(0, np.int64)
+        settings["intact_loss"] = float(ev._served(c, [(none, none)])[0][0])
     return RedundancyResult(ranking, base_loss, metric, ev.samples, system.name, plan,
                             list(candidates), settings)
 

@@ -224,12 +224,15 @@ def test_cli_json_and_a_real_process_agree_with_max_flow(pipes, tmp_path):
     by_id = {r["id"]: r for r in data["ranking"]}
     assert by_id["up-e2"]["benefit"] == pytest.approx(want, abs=1e-9)
     assert by_id["more-S"]["benefit"] == 0.0                 # supply was never short
+    assert data["intact_loss"] == pytest.approx(1 - max_flow(system, []) / 100, abs=1e-12)
+    assert data["intact_loss"] > 0                           # e2 and e4 hold B at 30 of 40
     assert by_id["up-e2"]["measure"] == {"id": "up-e2", "type": "capacity", "cost": 10.0, "element": "e2",
                                          "capacity": 45.0}
     proc = subprocess.run([CASCADE, "redundancy", str(d), "--candidates", str(cands), "--failure-sets",
                            str(sets), "--budget", "12"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "capacity of e2 to 45" in proc.stdout and "Best plan under budget 12" in proc.stdout
+    assert "the intact system already lacks 10.000 % of its service" in proc.stdout
 
 
 def test_cli_flow_town_line_ranks_first(tmp_path):

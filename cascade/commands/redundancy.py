@@ -83,6 +83,10 @@ def render_table(result, source: str, currency: str | None = None) -> str:
             "after the cascade (weighted mean of the layers)." if metric == "served" else
             f"Base system: expected resilience loss {_benefit(result.base_loss, metric)} h "
             f"(strategy {result.settings.get('strategy')}, crews {result.settings.get('crews')})."),
+           *([f"Flow layers: served amounts count (partial service, overload trips); the intact "
+              f"system already lacks {_benefit(result.settings['intact_loss'], metric)} % of its "
+              "service, which every sample's loss includes."]
+             if result.settings.get("intact_loss", 0) > 0 else []),
            f"Benefit = expected loss avoided, in {unit}; [low, high] = Student t 95% interval of "
            f"the paired differences; per cost = benefit per 1 {unit_of_cost}"
            + ("" if currency else " (set [system] currency in system.toml to name it)") + ".", ""]
