@@ -1044,6 +1044,15 @@ def why(measure: Measure, benefit: Benefit, metric: str, hits: int | None = None
             if amounts and best[0] in amounts:
                 total, unit = amounts[best[0]]
                 tail += f" ({best[1] * total:.4g} {unit} served)"
+        elif amounts:
+            # Flow layers: a measure can cost service (more supply behind a line that then
+            # trips); name the layer that loses most.
+            worst = min(benefit.layers.items(), key=lambda kv: kv[1])
+            if worst[1] < 0:
+                tail = f"; {worst[0]} service {100 * worst[1]:.2f} pts"
+                if worst[0] in amounts:
+                    total, unit = amounts[worst[0]]
+                    tail += f" ({worst[1] * total:.4g} {unit} served)"
     return f"{what}; {acts}{tail}"
 
 
