@@ -133,3 +133,16 @@ def test_real_process_table_and_csv(scenario, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert rows and set(rows[0]) >= {"id", "contribution", "contribution_power", "contribution_water"}
 
+
+
+def test_a_local_dask_cluster_gives_the_threads_numbers(scenario):
+    """The ensemble runs on the Dask workers, the asset shares locally: the same JSON."""
+    pytest.importorskip("distributed")
+    args = ["risk", str(FLOW_TOWN), str(scenario), "--format", "json", "--top", "0", "-n", "60"]
+    dask = subprocess.run([CASCADE, *args, "--workers", "1"], capture_output=True, text=True, timeout=300)
+    threads = subprocess.run([CASCADE, *args, "--threads", "2"], capture_output=True, text=True, timeout=300)
+    assert dask.returncode == 0 and threads.returncode == 0, dask.stderr + threads.stderr
+    a, b = json.loads(dask.stdout), json.loads(threads.stdout)
+    for key in ("layers", "eal_score", "exceedance", "assets"):
+        assert a[key] == b[key]
+    assert a["assets"]
