@@ -528,7 +528,8 @@ def apply_measures(system: InfrastructureSystem, measures: Iterable[Measure]) ->
 
     Flow layers: ``capacity`` sets the edge's ``capacity``, ``supply`` the node's ``supply``
     (a node of a ``dcflow`` layer whose sources have a ``dispatch`` and that had no supply
-    becomes a source dispatched at 0, taking load only when others cannot), and ``line``
+    becomes a source dispatched at 0: it takes a share of the load above the setpoints in
+    proportion to its headroom, like the other sources, docs/format.md), and ``line``
     appends an edge with its ``capacity`` (NaN: unlimited), ``reactance`` (dcflow) and
     ``shift`` 0.  Two measures on the same edge or node keep the larger value.
 

@@ -323,3 +323,28 @@ def test_write_candidates_adds_flow_columns_only_for_flow_measures():
     feed = rows(town, [dict(id="f", type="feed", cost="1", node="pump", supplier="north")])
     assert write_candidates(feed).splitlines()[0] == ("id,type,cost,node,group,hours,supplier,source,target,"
                                                       "directed,element,factor,description")
+
+
+def test_modified_flow_systems_pass_the_loaders_checks_and_both_engines_agree():
+    """Every flow measure leaves a system that the loader's validation accepts (dispatch for every
+    source of a dcflow layer or none, reactances, shifts) and on which the core and the reference
+    engine agree.  A new source in flow_town's power layer is dispatched at 0."""
+    town = read_system(FLOW_TOWN)
+    ms = rows(town, [dict(id="gen-north", type="supply", cost="1", node="north", supply="30"),
+                     dict(id="more-peaker", type="supply", cost="1", node="peaker", supply="60"),
+                     dict(id="L3b", type="line", cost="1", source="north", target="south", reactance="0.2",
+                          capacity="30"),
+                     dict(id="W2", type="line", cost="1", source="tank", target="east", directed="true"),
+                     dict(id="up-P5", type="capacity", cost="1", element="P5", capacity="120")])
+    after = apply_measures(town, ms)
+    nodes = after.nodes.set_index("id")
+    assert nodes.loc["north", "supply"] == 30 and nodes.loc["north", "dispatch"] == 0
+    assert nodes.loc["peaker", "supply"] == 60 and nodes.loc["peaker", "dispatch"] == 20
+    again = InfrastructureSystem.from_tables(after.nodes, after.edges, after.dependencies, rules=after.rules,
+                                             units=after.units)
+    assert list(again.edges["id"]) == [*town.edges["id"], "L3b", "W2"]
+    for fail in ([], ["L1"], ["plant"], ["P2"], ["L2", "P3"]):
+        core, ref = simulate(after, fail), simulate(after, fail, engine="reference")
+        assert np.array_equal(core.working, ref.working)
+        assert core.served == pytest.approx(ref.served, abs=1e-9)
+        assert list(core.trips["id"]) == list(ref.trips["id"])
