@@ -1,4 +1,5 @@
-"""Redundancy investments: which backup, feed, link or hardening buys the most resilience.
+"""Redundancy investments: which backup, feed, link, hardening (or, on flow layers, capacity,
+supply or new line) buys the most resilience.
 
 A planner lists candidate measures in a CSV file (see :func:`read_candidates` for the exact
 columns).  Each measure changes the system (:func:`apply_measures` returns a new
@@ -14,7 +15,10 @@ Metrics
     (served fraction of its demand, of its nodes without demand), averaged over the layers
     with their weights (``system.toml``, default 1); demands of different layers are never
     added.  Backups (dependency delays) do not act here: the static cascade treats
-    delays as exhausted, so a backup has zero static benefit by definition.
+    delays as exhausted, so a backup has zero static benefit by definition.  On a system
+    with flow layers the cascade is the v2 one (:mod:`cascade.flowcore`) and a node counts
+    demand x its served fraction, so partial service and overload trips count; the measures
+    ``capacity``, ``supply`` and ``line`` act on the flows.
 ``resilience``
     Expected resilience loss R = ∫ (1 − Q(t)) dt (Bruneau et al., Earthquake Spectra 19,
     733, 2003) of the restoration computed by :func:`cascade.recovery.recover` with a

@@ -1,6 +1,7 @@
 """``cascade redundancy SYSTEM --candidates FILE --scenario FILE``: rank redundancy measures.
 
-Ranks backups, second feeds, new links and hardening by the expected loss they avoid under a
+Ranks backups, second feeds, new links and hardening (on flow layers also raised capacities and
+supplies and new lines) by the expected loss they avoid under a
 hazard scenario (common random numbers), per unit cost, and with ``--budget`` plans greedily
 with re-evaluation after each pick (see :mod:`cascade.redundancy`).
 """
