@@ -1,4 +1,5 @@
-"""Redundancy investments: which backup, feed, link or hardening buys the most resilience.
+"""Redundancy investments: which backup, feed, link, hardening (or, on flow layers, capacity,
+supply or new line) buys the most resilience.
 
 A planner lists candidate measures in a CSV file (see :func:`read_candidates` for the exact
 columns).  Each measure changes the system (:func:`apply_measures` returns a new
@@ -14,7 +15,10 @@ Metrics
     (served fraction of its demand, of its nodes without demand), averaged over the layers
     with their weights (``system.toml``, default 1); demands of different layers are never
     added.  Backups (dependency delays) do not act here: the static cascade treats
-    delays as exhausted, so a backup has zero static benefit by definition.
+    delays as exhausted, so a backup has zero static benefit by definition.  On a system
+    with flow layers the cascade is the v2 one (:mod:`cascade.flowcore`) and a node counts
+    demand x its served fraction, so partial service and overload trips count; the measures
+    ``capacity``, ``supply`` and ``line`` act on the flows.
 ``resilience``
     Expected resilience loss R = ∫ (1 − Q(t)) dt (Bruneau et al., Earthquake Spectra 19,
     733, 2003) of the restoration computed by :func:`cascade.recovery.recover` with a
@@ -56,7 +60,9 @@ from .resources import require_memory
 from .system import FALSE, TRUE, InfrastructureSystem
 from .units import layer_weights
 
-TYPES = ("backup", "feed", "link", "harden")
+TYPES = ("backup", "feed", "link", "harden", "capacity", "supply", "line")
+# Measures that only make sense on flow layers (docs/format.md (v2)).
+FLOW_TYPES = ("capacity", "supply", "line")
 METRICS = ("served", "resilience")
 # Columns a candidates CSV may fill, per type; `id`, `type`, `cost` are always required and
 # `description` is free text.  Any other column is kept out of the way (ignored).
@@ -65,9 +71,12 @@ COLUMNS = {
     "feed": {"node": True, "supplier": True, "group": False},
     "link": {"source": True, "target": True, "directed": False},
     "harden": {"element": True, "factor": False},
+    "capacity": {"element": True, "capacity": True},
+    "supply": {"node": True, "supply": True},
+    "line": {"source": True, "target": True, "capacity": False, "reactance": False, "directed": False},
 }
 PARAMETER_COLUMNS = ("node", "group", "hours", "supplier", "source", "target", "directed",
-                     "element", "factor")
+                     "element", "factor", "capacity", "supply", "reactance")
 RANKING_COLUMNS = ["rank", "id", "type", "cost", "benefit", "benefit_low", "benefit_high",
                    "benefit_per_cost"]
 # Exhaustive search over every affordable subset is offered up to this many candidates
@@ -118,7 +127,15 @@ class Measure:
         ``link``: a new edge inside one layer.
     element, factor
         ``harden``: a node or edge that survives the hazard (``factor`` empty), or whose
-        fragility median is multiplied by ``factor`` (>= 1).
+        fragility median is multiplied by ``factor`` (>= 1).  ``capacity``: the edge whose
+        capacity is raised.
+    capacity : float or None
+        ``capacity``: the edge's new capacity (above its current one), in its layer's unit.
+        ``line``: the new edge's capacity (None: unlimited).
+    supply : float or None
+        ``supply``: the node's new supply (above its current one), in its layer's unit.
+    reactance : float or None
+        ``line`` in a ``dcflow`` layer: the new branch's reactance (per unit, not 0).
     description : str
         Free text shown in the table.
     line : int or None
@@ -137,6 +154,9 @@ class Measure:
     directed: bool = False
     element: str | None = None
     factor: float | None = None
+    capacity: float | None = None
+    supply: float | None = None
+    reactance: float | None = None
     description: str = ""
     line: int | None = None
 
@@ -150,6 +170,14 @@ class Measure:
         if self.type == "link":
             arrow = "->" if self.directed else "--"
             return f"new link {self.source} {arrow} {self.target}"
+        if self.type == "capacity":
+            return f"capacity of {self.element} to {self.capacity:g}"
+        if self.type == "supply":
+            return f"supply of {self.node} to {self.supply:g}"
+        if self.type == "line":
+            arrow = "->" if self.directed else "--"
+            rating = "unlimited" if self.capacity is None else f"capacity {self.capacity:g}"
+            return f"new line {self.source} {arrow} {self.target} ({rating})"
         if self.factor is None:
             return f"harden {self.element} (survives the hazard)"
         return f"harden {self.element} (fragility median x{self.factor:g})"
@@ -179,6 +207,19 @@ def _number(raw: str, col: str, file: str, line: int, *, positive: bool = False)
     return value
 
 
+def _reactance(raw: str, file: str, line: int) -> float:
+    """A line's reactance: a finite number, not 0 (negative: a series capacitor, as in edges.csv)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"'reactance' is not a number: '{raw}'", file, line) from None
+    if not math.isfinite(value):
+        raise InputError(f"'reactance' is not a finite number: '{raw}'", file, line)
+    if value == 0:
+        raise InputError("'reactance' must not be 0 (negative is a series capacitor)", file, line)
+    return value
+
+
 class _Lookup:
     """Ids, layers and dependency groups of a system, for validating candidates."""
 
@@ -186,6 +227,28 @@ class _Lookup:
         self.layer_of = dict(zip(system.nodes["id"], system.nodes["layer"]))
         self.edge_layer = dict(zip(system.edges["id"], system.edges["source"].map(self.layer_of)))
         self.deps = system.dependencies
+        self.rules = system.layer_rules()
+        self.system = system
+
+    def flow_rule(self, layer: str) -> str | None:
+        """``"flow"`` or ``"dcflow"`` for a flow layer, else None."""
+        rule = self.rules.get(layer)
+        return rule if rule in ("flow", "dcflow") else None
+
+    def edge_capacity(self, edge: str) -> float:
+        """The edge's capacity (inf: unlimited)."""
+        edges = self.system.edges
+        if "capacity" not in edges.columns:
+            return math.inf
+        value = float(edges.loc[edges["id"] == edge, "capacity"].iloc[0])
+        return math.inf if math.isnan(value) else value
+
+    def node_supply(self, node: str) -> float:
+        nodes = self.system.nodes
+        if "supply" not in nodes.columns:
+            return 0.0
+        value = float(nodes.loc[nodes["id"] == node, "supply"].iloc[0])
+        return 0.0 if math.isnan(value) else value
 
     def node(self, name: str, col: str, file: str, line: int) -> str:
         if name not in self.layer_of:
@@ -250,8 +313,8 @@ def parse_candidates(table: pd.DataFrame, system: InfrastructureSystem, *,
             raise InputError(f"duplicate measure id '{mid}' (also on line {seen[mid]})", file, line)
         seen[mid] = line
         if mtype not in TYPES:
-            raise InputError(f"measure '{mid}': unknown type '{row['type']}' (use backup, feed, link "
-                             f"or harden)", file, line)
+            raise InputError(f"measure '{mid}': unknown type '{row['type']}' (use backup, feed, link, "
+                             f"harden, capacity, supply or line)", file, line)
         if row["cost"] == "":
             raise InputError(f"measure '{mid}': empty 'cost'", file, line)
         cost = _number(row["cost"], "cost", file, line)
@@ -293,13 +356,13 @@ def parse_candidates(table: pd.DataFrame, system: InfrastructureSystem, *,
                 raise InputError(f"measure '{mid}': '{supplier}' already supplies that group of "
                                  f"'{node}'", file, line)
             out.append(Measure(node=node, supplier=supplier, group=group, **kw))
-        elif mtype == "link":
+        elif mtype in ("link", "line"):
             source = look.node(row["source"], "source", file, line)
             target = look.node(row["target"], "target", file, line)
             if source == target:
-                raise InputError(f"measure '{mid}': a link needs two different nodes", file, line)
+                raise InputError(f"measure '{mid}': a {mtype} needs two different nodes", file, line)
             if look.layer_of[source] != look.layer_of[target]:
-                raise InputError(f"measure '{mid}': link joins layer '{look.layer_of[source]}' to layer "
+                raise InputError(f"measure '{mid}': {mtype} joins layer '{look.layer_of[source]}' to layer "
                                  f"'{look.layer_of[target]}'; edges stay inside one layer", file, line)
             if mid in look.edge_layer or mid in look.layer_of:
                 raise InputError(f"measure '{mid}': the new edge would take the id '{mid}', which the "
@@ -308,7 +371,60 @@ def parse_candidates(table: pd.DataFrame, system: InfrastructureSystem, *,
             if flag not in TRUE | FALSE:
                 raise InputError(f"measure '{mid}': 'directed' must be true or false, not "
                                  f"'{row['directed']}'", file, line)
-            out.append(Measure(source=source, target=target, directed=flag in TRUE, **kw))
+            layer = look.layer_of[source]
+            if mtype == "link" and look.flow_rule(layer):
+                raise InputError(f"measure '{mid}': layer '{layer}' uses the {look.flow_rule(layer)} rule; "
+                                 f"add the edge as a 'line' with its capacity"
+                                 + (" and reactance" if look.flow_rule(layer) == "dcflow" else ""), file, line)
+            if mtype == "link":
+                out.append(Measure(source=source, target=target, directed=flag in TRUE, **kw))
+                continue
+            rule = look.flow_rule(layer)
+            if rule is None:
+                raise InputError(f"measure '{mid}': a line needs a flow or dcflow layer, and layer "
+                                 f"'{layer}' uses the {look.rules[layer]} rule (use a 'link')", file, line)
+            capacity = _number(row["capacity"], "capacity", file, line) if row.get("capacity", "") else None
+            reactance = None
+            if rule == "dcflow":
+                if not row.get("reactance", ""):
+                    raise InputError(f"measure '{mid}': a line in dcflow layer '{layer}' needs 'reactance'",
+                                     file, line)
+                reactance = _reactance(row["reactance"], file, line)
+            elif row.get("reactance", ""):
+                raise InputError(f"measure '{mid}': 'reactance' applies to dcflow layers only, and layer "
+                                 f"'{layer}' uses the flow rule", file, line)
+            out.append(Measure(source=source, target=target, directed=flag in TRUE, capacity=capacity,
+                               reactance=reactance, **kw))
+        elif mtype == "capacity":
+            edge = row["element"]
+            if edge not in look.edge_layer:
+                raise InputError(f"measure '{mid}': element '{edge}' is not an edge of the system"
+                                 + did_you_mean(edge, look.edge_layer), file, line)
+            layer = look.edge_layer[edge]
+            if not look.flow_rule(layer):
+                raise InputError(f"measure '{mid}': edge '{edge}' is in layer '{layer}', which uses the "
+                                 f"{look.rules[layer]} rule; capacities act in flow and dcflow layers only",
+                                 file, line)
+            capacity = _number(row["capacity"], "capacity", file, line)
+            now = look.edge_capacity(edge)
+            if not capacity > now:
+                raise InputError(f"measure '{mid}': the new capacity {capacity:g} of '{edge}' is not above "
+                                 f"its capacity {now:g}" if math.isfinite(now) else
+                                 f"measure '{mid}': edge '{edge}' has no capacity limit to raise", file, line)
+            out.append(Measure(element=edge, capacity=capacity, **kw))
+        elif mtype == "supply":
+            node = look.node(row["node"], "node", file, line)
+            layer = look.layer_of[node]
+            if not look.flow_rule(layer):
+                raise InputError(f"measure '{mid}': node '{node}' is in layer '{layer}', which uses the "
+                                 f"{look.rules[layer]} rule; supplies act in flow and dcflow layers only",
+                                 file, line)
+            supply = _number(row["supply"], "supply", file, line)
+            now = look.node_supply(node)
+            if not supply > now:
+                raise InputError(f"measure '{mid}': the new supply {supply:g} of '{node}' is not above its "
+                                 f"supply {now:g}", file, line)
+            out.append(Measure(node=node, supply=supply, **kw))
         else:
             element = row["element"]
             if element not in look.layer_of and element not in look.edge_layer:
@@ -340,12 +456,16 @@ def read_candidates(path: str | os.PathLike, system: InfrastructureSystem) -> li
                     one group on the supplier's layer
     ``hours``       backup: delay in hours (> 0)
     ``supplier``    feed: the new supplier node
-    ``source``,     link: the new edge's ends (same layer); its id is the measure id
-    ``target``
-    ``directed``    link (optional): true/false, default false
-    ``element``     harden: node or edge id
+    ``source``,     link, line: the new edge's ends (same layer); its id is the measure id
+    ``target``      (a link in a v1 layer, a line in a flow or dcflow layer)
+    ``directed``    link, line (optional): true/false, default false
+    ``element``     harden: node or edge id; capacity: an edge of a flow or dcflow layer
     ``factor``      harden (optional): fragility median multiplied by this (>= 1); empty:
                     the element survives the hazard
+    ``capacity``    capacity: the new capacity of the edge ``element`` (above its current
+                    one); line (optional): the new edge's capacity, empty = unlimited
+    ``supply``      supply: the new supply of ``node`` (above its current one)
+    ``reactance``   line in a ``dcflow`` layer: the new branch's reactance (not 0)
     ``description`` free text (optional)
     ==============  =========================================================================
 
@@ -386,11 +506,14 @@ def read_candidates(path: str | os.PathLike, system: InfrastructureSystem) -> li
 
 def write_candidates(measures: Iterable[Measure]) -> str:
     """Measures as candidates CSV text (the columns of :func:`read_candidates`)."""
-    cols = ["id", "type", "cost", *PARAMETER_COLUMNS, "description"]
+    measures = list(measures)
+    params = [c for c in PARAMETER_COLUMNS if c not in ("capacity", "supply", "reactance")
+              or any(m.type in FLOW_TYPES for m in measures)]
+    cols = ["id", "type", "cost", *params, "description"]
     rows = []
     for m in measures:
         d = m.to_dict()
-        if m.type == "link":
+        if m.type in ("link", "line"):
             d["directed"] = "true" if m.directed else "false"
         rows.append({c: d.get(c, "") for c in cols})
     frame = pd.DataFrame(rows, columns=cols)
@@ -402,9 +525,17 @@ def apply_measures(system: InfrastructureSystem, measures: Iterable[Measure]) ->
 
     ``backup`` raises the ``delay`` of the selected dependency rows to at least ``hours``;
     ``feed`` adds a dependency row to the selected group (a group that was a row of its own
-    gets the label ``feed:<measure id>`` so that both rows form one group); ``link`` appends
-    an edge whose id is the measure id.  ``harden`` leaves the system alone: it acts through
-    the hazard (:func:`hazard_options`).
+    gets the label ``feed:<measure id>`` so that both rows form one group; the row takes the
+    group's largest delay and, where the system has thresholds, its smallest threshold);
+    ``link`` appends an edge whose id is the measure id.  ``harden`` leaves the system alone:
+    it acts through the hazard (:func:`hazard_options`).
+
+    Flow layers: ``capacity`` sets the edge's ``capacity``, ``supply`` the node's ``supply``
+    (a node of a ``dcflow`` layer whose sources have a ``dispatch`` and that had no supply
+    becomes a source dispatched at 0: it takes a share of the load above the setpoints in
+    proportion to its headroom, like the other sources, docs/format.md), and ``line``
+    appends an edge with its ``capacity`` (NaN: unlimited), ``reactance`` (dcflow) and
+    ``shift`` 0.  Two measures on the same edge or node keep the larger value.
 
     Node order, and the order of the existing edges, never change, so node and edge indices
     of the base system's compiled form stay valid in the new one (new edges come last).
@@ -416,7 +547,10 @@ def apply_measures(system: InfrastructureSystem, measures: Iterable[Measure]) ->
     look = _Lookup(system)
     deps = system.dependencies.copy()
     edges = system.edges
+    nodes = system.nodes
     new_edges, new_deps = [], []
+    if any(m.type in FLOW_TYPES for m in structural):
+        edges, nodes = _apply_flow(system, structural)
     for m in structural:
         look.deps = deps  # rows added or relabelled by earlier measures count
         if m.type == "backup":
@@ -432,6 +566,8 @@ def apply_measures(system: InfrastructureSystem, measures: Iterable[Measure]) ->
             delay = float(deps["delay"].iloc[rows].max())
             new_deps.append({"dependent": m.node, "supplier": m.supplier, "group": label,
                              "delay": delay})
+            if "threshold" in deps.columns:
+                new_deps[-1]["threshold"] = float(np.nanmin(deps["threshold"].iloc[rows].to_numpy(float)))
             deps = pd.concat([deps, _rows_like(deps, new_deps[-1:])], ignore_index=True)
             new_deps.clear()
         elif m.type == "link":
@@ -441,9 +577,48 @@ def apply_measures(system: InfrastructureSystem, measures: Iterable[Measure]) ->
         edges = pd.concat([edges, _rows_like(edges, new_edges)], ignore_index=True)
     else:
         edges = edges.copy()
-    return InfrastructureSystem(system.nodes.copy(), edges, deps, system.name, system.crs,
+    return InfrastructureSystem(nodes.copy(), edges, deps, system.name, system.crs,
                                 dict(system.rules), dict(system.units), dict(system.weights),
                                 dict(system.bases), system.currency)
+
+
+def _apply_flow(system: InfrastructureSystem, measures: Sequence[Measure]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Edges and nodes with the ``capacity``, ``supply`` and ``line`` measures applied (new
+    lines appended after the existing edges, in measure order)."""
+    edges, nodes = system.edges.copy(), system.nodes.copy()
+    lines = [m for m in measures if m.type == "line"]
+    if "capacity" not in edges.columns and (lines or any(m.type == "capacity" for m in measures)):
+        edges["capacity"] = np.nan
+    if lines and "reactance" not in edges.columns:
+        edges["reactance"] = np.nan
+    if lines and "shift" not in edges.columns:
+        edges["shift"] = 0.0
+    rules = system.layer_rules()
+    layer_of = dict(zip(nodes["id"], nodes["layer"]))
+    for m in measures:
+        if m.type == "capacity":
+            at = np.flatnonzero((edges["id"] == m.element).to_numpy())
+            col = edges.columns.get_loc("capacity")
+            now = edges.iloc[at, col].to_numpy(float)
+            edges.iloc[at, col] = np.fmax(now, float(m.capacity))
+        elif m.type == "supply":
+            at = np.flatnonzero((nodes["id"] == m.node).to_numpy())
+            col = nodes.columns.get_loc("supply")
+            before = np.nan_to_num(nodes.iloc[at, col].to_numpy(float))
+            nodes.iloc[at, col] = np.fmax(before, float(m.supply))
+            layer = layer_of[m.node]
+            if rules.get(layer) == "dcflow" and "dispatch" in nodes.columns and not (before > 0).any():
+                here = (nodes["layer"] == layer).to_numpy()
+                sources = here & (nodes["supply"].to_numpy(float) > 0)
+                if (~np.isnan(nodes["dispatch"].to_numpy(float)[sources & ~np.isin(np.arange(len(nodes)), at)])).any():
+                    nodes.iloc[at, nodes.columns.get_loc("dispatch")] = 0.0
+    if lines:
+        rows = [{"id": m.id, "source": m.source, "target": m.target, "directed": bool(m.directed),
+                 "capacity": np.nan if m.capacity is None else float(m.capacity),
+                 "reactance": np.nan if m.reactance is None else float(m.reactance), "shift": 0.0}
+                for m in lines]
+        edges = pd.concat([edges, _rows_like(edges, rows)], ignore_index=True)
+    return edges, nodes
 
 
 def _rows_like(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
@@ -558,6 +733,18 @@ class ScenarioSampler:
 
 
 # ---------------------------------------------------------------------------------- evaluation
+def refuse_flow_resilience(compiled: CompiledSystem) -> None:
+    """One line (exit 2) for ``--metric resilience`` on flow layers: the repair schedules of
+    :mod:`cascade.recovery` do not take them on this branch yet."""
+    from .compiled import FLOW_CODES, RULE_CODES
+
+    for name, code in zip(compiled.layer_names, compiled.layer_rule):
+        if code in FLOW_CODES:
+            rule = next(r for r, value in RULE_CODES.items() if value == code)
+            raise InputError(f"--metric resilience does not take flow layers yet (layer '{name}' "
+                             f"uses the {rule} rule); use --metric served")
+
+
 @dataclass
 class Benefit:
     """A paired benefit: ``diff[i] = loss_before[i] - loss_after[i]`` over the samples."""
@@ -613,6 +800,8 @@ class Evaluator:
             raise InputError("--samples must be at least 1")
         self.system = system
         self.compiled = compiled if compiled is not None else compile_system(system)
+        if metric == "resilience":
+            refuse_flow_resilience(self.compiled)
         self.sampler = sampler
         self.samples = int(samples)
         # per sample: the failed sets (two small arrays) and a row of losses per evaluation
@@ -732,15 +921,29 @@ class Evaluator:
 
         stop = threading.Event()
 
+        flow = compiled.has_flow_layers
+
         def run(chunk):
-            ws = Workspace(compiled)
+            if flow:
+                # Flow layers: the v2 cascade (cascade.flowcore); a node counts demand x its
+                # served fraction, so partial service and overload trips count.
+                from .flowcore import flow_engine
+
+                engine = flow_engine(compiled)
+            else:
+                ws = Workspace(compiled)
             for i in chunk:
                 if stop.is_set():  # Ctrl-C in the main thread
                     return
                 nodes, edges = distinct[i]
-                ws.run(nodes.astype(compiled.index_dtype), edges.astype(compiled.index_dtype))
-                w = ws.working.astype(bool)
-                served = np.bincount(layer, weights=demand * w, minlength=L)
+                if flow:
+                    result = engine.run(nodes, edges)
+                    w = result[0].astype(bool)
+                    served = np.bincount(layer, weights=demand * result[4], minlength=L)
+                else:
+                    ws.run(nodes.astype(compiled.index_dtype), edges.astype(compiled.index_dtype))
+                    w = ws.working.astype(bool)
+                    served = np.bincount(layer, weights=demand * w, minlength=L)
                 up = np.bincount(layer, weights=w, minlength=L)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     service = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
@@ -798,10 +1001,13 @@ def _per_cost(benefit: float, cost: float) -> float:
     return math.inf if benefit > 0 else 0.0
 
 
-def why(measure: Measure, benefit: Benefit, metric: str, hits: int | None = None) -> str:
+def why(measure: Measure, benefit: Benefit, metric: str, hits: int | None = None,
+        amounts: dict | None = None) -> str:
     """One line on why a measure helps (or does not).
 
     ``hits`` is, for ``harden``, the number of samples in which the hazard fails the element.
+    ``amounts`` maps a flow layer to (its demand, its unit): the layer's gain is then also
+    given as an expected served amount in that unit.
     """
     acts = f"changes the outcome in {benefit.changed}/{benefit.samples} samples"
     if benefit.changed == 0:
@@ -821,6 +1027,12 @@ def why(measure: Measure, benefit: Benefit, metric: str, hits: int | None = None
         what = f"{measure.node} keeps working on {measure.supplier} when its other supplier fails"
     elif measure.type == "link":
         what = f"a second path from {measure.source} to {measure.target}"
+    elif measure.type == "capacity":
+        what = f"{measure.element} carries up to {measure.capacity:g}"
+    elif measure.type == "supply":
+        what = f"{measure.node} can inject up to {measure.supply:g}"
+    elif measure.type == "line":
+        what = f"a new branch {measure.source} -- {measure.target} shares the flow"
     elif measure.factor is None:
         what = f"{measure.element} no longer fails in the hazard" + \
             (" (no outage, and no crew time spent on it)" if timed else "")
@@ -834,6 +1046,18 @@ def why(measure: Measure, benefit: Benefit, metric: str, hits: int | None = None
         best = max(benefit.layers.items(), key=lambda kv: kv[1])
         if best[1] > 0:
             tail = f"; {best[0]} service +{100 * best[1]:.2f} pts"
+            if amounts and best[0] in amounts:
+                total, unit = amounts[best[0]]
+                tail += f" ({best[1] * total:.4g} {unit} served)"
+        elif amounts:
+            # Flow layers: a measure can cost service (more supply behind a line that then
+            # trips); name the layer that loses most.
+            worst = min(benefit.layers.items(), key=lambda kv: kv[1])
+            if worst[1] < 0:
+                tail = f"; {worst[0]} service {100 * worst[1]:.2f} pts"
+                if worst[0] in amounts:
+                    total, unit = amounts[worst[0]]
+                    tail += f" ({worst[1] * total:.4g} {unit} served)"
     return f"{what}; {acts}{tail}"
 
 
@@ -1072,6 +1296,14 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
     for nodes, edges in ev.failures():
         hit_nodes[nodes] += 1
         hit_edges[edges] += 1
+    amounts = None
+    if c.has_flow_layers:
+        from .compiled import FLOW_CODES
+
+        demand = np.bincount(c.node_layer, weights=c.demand, minlength=len(c.layer_names))
+        amounts = {name: (float(demand[k]), system.layer_unit(name) or "demand units")
+                   for k, name in enumerate(c.layer_names)
+                   if c.layer_rule[k] in FLOW_CODES and demand[k] > 0}
     rows = []
     for order, m in enumerate(candidates):
         b = ev.benefit([m])
@@ -1085,7 +1317,7 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
         rows.append({"id": m.id, "type": m.type, "cost": m.cost, "benefit": b.mean,
                      "benefit_low": b.low, "benefit_high": b.high,
                      "benefit_per_cost": _per_cost(b.mean, m.cost), "changed": b.changed,
-                     "summary": m.summary(), "why": why(m, b, metric, hits), "_order": order})
+                     "summary": m.summary(), "why": why(m, b, metric, hits, amounts), "_order": order})
     ranking = pd.DataFrame(rows, columns=["id", "type", "cost", "benefit", "benefit_low", "benefit_high",
                                           "benefit_per_cost", "changed", "summary", "why", "_order"])
     ranking = ranking.sort_values(["benefit_per_cost", "benefit", "_order"],
@@ -1098,6 +1330,11 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
         plan = greedy_plan(ev, list(candidates), float(budget), exhaustive_limit=exhaustive_limit,
                            progress=progress)
     settings = {"strategy": strategy, "crews": crews} if metric == "resilience" else {}
+    if c.has_flow_layers:
+        # Losses count from full demand: a shortfall of the intact system is in every sample
+        # (and a measure that relieves it gains in every sample).
+        none = np.zeros(0, np.int64)
+        settings["intact_loss"] = float(ev._served(c, [(none, none)])[0][0])
     return RedundancyResult(ranking, base_loss, metric, ev.samples, system.name, plan,
                             list(candidates), settings)
 

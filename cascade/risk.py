@@ -163,6 +163,77 @@ def sample_shares(compiled, scenario, ws, i, seed, nodes, edges, loss_k, baselin
     return out
 
 
+def flow_shares(compiled, scenario, samples: int, seed: int, loss: np.ndarray, how: str,
+                threads: int | None = None, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Asset shares of an ensemble on a system with flow layers, shapes (n, L) and (m, L).
+
+    The ensemble (:func:`cascade.ensemble.run_ensemble`) gives each sample's loss per layer,
+    ``loss`` (samples, L), counted on served amounts; this pass draws every sample's direct
+    failures again (the same keyed draws, so the same sets) and splits each sample's loss
+    among them as :func:`sample_shares` does: equally, or (``marginal``) in proportion to the
+    loss each one alone avoids when it is spared (one more flow cascade per direct failure of
+    every sample with a loss, on :func:`cascade.flowcore.flow_engine`; cached by failed set).
+    It runs on local threads whatever executor ran the ensemble.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .ensemble import _default_threads, _flow_service, _totals
+    from .flowcore import flow_engine
+
+    L = loss.shape[1]
+    totals = _totals(compiled)
+    intact = flow_engine(compiled).run()
+    baseline = _flow_service(compiled, intact[0], intact[4], totals)[:L]
+
+    def part(span):
+        a, b = span
+        engine = flow_engine(compiled) if how == "marginal" else None
+        node_share = np.zeros((compiled.n_nodes, L))
+        edge_share = np.zeros((compiled.n_edges, L))
+        cache: dict = {}
+        for i, (nodes, edges) in zip(range(a, b), scenario.sample_block(compiled, a, b, seed=seed)):
+            nodes = np.asarray(nodes, np.int64)
+            edges = np.asarray(edges, np.int64)
+            k = len(nodes) + len(edges)
+            if not k:
+                continue
+            loss_k = loss[i]
+            out = np.broadcast_to(loss_k / k, (k, L))
+            if how == "marginal" and k > 1 and (loss_k > 0).any():
+                key = (nodes.tobytes(), edges.tobytes())
+                avoided = cache.get(key)
+                if avoided is None:
+                    avoided = np.zeros((k, L))
+                    for j in range(k):
+                        if j < len(nodes):
+                            run = engine.run(np.delete(nodes, j), edges)
+                        else:
+                            run = engine.run(nodes, np.delete(edges, j - len(nodes)))
+                        after = baseline - _flow_service(compiled, run[0], run[4], totals)[:L]
+                        avoided[j] = np.maximum(loss_k - after, 0.0)
+                    cache[key] = avoided
+                total = avoided.sum(axis=0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out = np.where(total > 0, loss_k * avoided / np.where(total > 0, total, 1.0), out)
+            np.add.at(node_share, nodes, out[:len(nodes)])
+            np.add.at(edge_share, edges, out[len(nodes):])
+        return node_share, edge_share
+
+    spans = [(a, min(a + block, samples)) for a in range(0, samples, block)]
+    threads = max(1, min(threads or _default_threads(), len(spans))) if how == "marginal" else 1
+    if threads == 1:
+        parts = [part(span) for span in spans]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(part, spans))
+    node_share = np.zeros((compiled.n_nodes, L))
+    edge_share = np.zeros((compiled.n_edges, L))
+    for ns, es in parts:          # in span order: the same sums for any thread count
+        node_share += ns
+        edge_share += es
+    return node_share, edge_share
+
+
 def layer_weights(layers: Sequence[str], weights: Mapping[str, float] | None) -> np.ndarray:
     """Weights per layer (default 1), normalised to sum 1; unknown layers are errors."""
     w = np.ones(len(layers))
@@ -248,14 +319,23 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
         executor = ""
         for s in scenarios:
             n = samples or s.samples or 1000
+            # Flow layers: the ensemble counts served amounts; the shares come from a second,
+            # local pass over the same samples (flow_shares).
+            flow = compiled.has_flow_layers
             res = run_ensemble(system, s, n, seed=seed, threads=threads, scheduler=scheduler,
-                               compiled=compiled, progress=progress, attribute=attribution)
+                               compiled=compiled, progress=progress,
+                               attribute=False if flow else attribution)
             executor = res.executor if cluster is None else f"dask (local cluster, {workers} workers)"
             loss = res.loss[:, :L]
             rate = float(s.annual_rate)
             eal += rate * loss.mean(axis=0)
-            node_c += rate * res.node_share[:, :L] / n
-            edge_c += rate * res.edge_share[:, :L] / n
+            if flow:
+                node_share, edge_share = flow_shares(compiled, s, n, res.seed, loss, attribution,
+                                                     threads=threads)
+            else:
+                node_share, edge_share = res.node_share[:, :L], res.edge_share[:, :L]
+            node_c += rate * node_share / n
+            edge_c += rate * edge_share / n
             outage += rate * res.failed / n
             score = loss @ w
             points.append(score)

@@ -136,7 +136,6 @@ def test_scenario_loss_counts_served_amounts(tmp_path):
 
 @pytest.mark.parametrize("command, extra", [
     ("recover", ["--fail", "L1"]),
-    ("risk", ["SCENARIO"]),
     ("report", ["--scenario", "SCENARIO", "--output", "OUT"]),
 ])
 def test_commands_without_flow_support_refuse_in_one_line(tmp_path, command, extra):
@@ -149,15 +148,17 @@ def test_commands_without_flow_support_refuse_in_one_line(tmp_path, command, ext
     assert not (tmp_path / "report").exists()
 
 
-def test_redundancy_refuses_in_one_line(tmp_path):
+def test_redundancy_resilience_refuses_in_one_line(tmp_path):
+    """`redundancy` takes flow layers with --metric served (tests/test_redundancy_flow.py); the
+    resilience metric waits for recover on flow layers."""
     sets = tmp_path / "sets.txt"
     sets.write_text("L1\n")
     cand = tmp_path / "cand.csv"
-    cand.write_text("kind,dependent,supplier,cost\nfeed,pump,north,1\n")
+    cand.write_text("id,type,cost,node,supplier\nf,feed,1,pump,north\n")
     proc = subprocess.run([CASCADE, "redundancy", str(FLOW_TOWN), "--candidates", str(cand), "--failure-sets",
-                           str(sets)], capture_output=True, text=True, timeout=120)
+                           str(sets), "--metric", "resilience"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
-    assert "cascade redundancy does not take flow layers" in proc.stderr
+    assert "--metric resilience does not take flow layers yet" in proc.stderr
 
 
 def test_real_process_critical_and_scenario(tmp_path):

@@ -1,6 +1,7 @@
 """``cascade redundancy SYSTEM --candidates FILE --scenario FILE``: rank redundancy measures.
 
-Ranks backups, second feeds, new links and hardening by the expected loss they avoid under a
+Ranks backups, second feeds, new links and hardening (on flow layers also raised capacities and
+supplies and new lines) by the expected loss they avoid under a
 hazard scenario (common random numbers), per unit cost, and with ``--budget`` plans greedily
 with re-evaluation after each pick (see :mod:`cascade.redundancy`).
 """
@@ -17,7 +18,7 @@ from ..errors import InputError, did_you_mean
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
 from . import (SEED, csv_safe_option, csv_text, default_threads, emit, format_option, load,
-               output_option, read_id_file, read_id_lines, refuse_flow_layers, show_progress,
+               output_option, read_id_file, read_id_lines, show_progress,
                system_argument, table, to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
@@ -83,6 +84,10 @@ def render_table(result, source: str, currency: str | None = None) -> str:
             "after the cascade (weighted mean of the layers)." if metric == "served" else
             f"Base system: expected resilience loss {_benefit(result.base_loss, metric)} h "
             f"(strategy {result.settings.get('strategy')}, crews {result.settings.get('crews')})."),
+           *([f"Flow layers: served amounts count (partial service, overload trips); the intact "
+              f"system already lacks {_benefit(result.settings['intact_loss'], metric)} % of its "
+              "service, which every sample's loss includes."]
+             if result.settings.get("intact_loss", 0) > 0 else []),
            f"Benefit = expected loss avoided, in {unit}; [low, high] = Student t 95% interval of "
            f"the paired differences; per cost = benefit per 1 {unit_of_cost}"
            + ("" if currency else " (set [system] currency in system.toml to name it)") + ".", ""]
@@ -153,7 +158,7 @@ def render_table(result, source: str, currency: str | None = None) -> str:
 @system_argument
 @click.option("--candidates", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV of candidate measures: id,type,cost,node,group,hours,supplier,source,target,"
-                   "directed,element,factor,description (see the README).")
+                   "directed,element,factor,capacity,supply,reactance,description (see the README).")
 @click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path),
               help="Hazard scenario (TOML) whose samples every measure is evaluated on.")
 @click.option("--failure-sets", type=click.Path(dir_okay=False, path_type=Path),
@@ -197,7 +202,10 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     crews_value = parse_crews(crews)
     threads = threads or default_threads()
     system, compiled = load(system_dir)
-    refuse_flow_layers(compiled, "redundancy")
+    if metric == "resilience":
+        from ..redundancy import refuse_flow_resilience
+
+        refuse_flow_resilience(compiled)
     measures = read_candidates(candidates, system) if candidates is not None else []
     if n_suggest:
         taken = {m.id for m in measures}

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import (SEED, emit, format_option, load, output_option, refuse_flow_layers, show_progress,
+from . import (SEED, emit, format_option, load, output_option, show_progress,
                system_argument, table, to_json)
 
 
@@ -136,7 +136,6 @@ def command(system_dir, scenario_files, samples, seed, weights, units, fmt, outp
     units = _pairs(units, "--unit", str)
     scenarios = [load_scenario(f) for f in scenario_files]
     system, compiled = load(system_dir)
-    refuse_flow_layers(compiled, "risk")
     result = annual_risk(system, scenarios, samples=samples, seed=seed, weights=weights, units=units,
                          threads=threads, scheduler=scheduler, workers=workers, progress=show_progress(),
                          attribution=attribution)
