@@ -83,7 +83,9 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
         Nodes need ``x`` and ``y``; nodes without them are left out of the picture.
     result : cascade.io.geojson.ResultProperties, optional
         ``simulate``: failed nodes as red crosses, initial failures circled, edges that are no
-        longer usable in red.  ``ranking``: the ``top`` most critical elements numbered.
+        longer usable in red; a flow system's result (:func:`flow_state`, or its simulate JSON
+        read back) also colours each rated ``dcflow`` branch by its loading |flow| / capacity
+        (colour bar), draws tripped branches as black dashes and partly served nodes as squares.  ``ranking``: the ``top`` most critical elements numbered.
         ``probability``: nodes coloured by ``p_fail``.
     output : path, optional
         Where to save the figure (PNG, SVG or PDF by suffix).  Without it the figure is returned.

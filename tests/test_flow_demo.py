@@ -159,6 +159,18 @@ def test_map_command_writes_png_and_svg_for_the_base_state_and_a_failure(tmp_pat
     assert run("map", FLOW_DEMO, "--result", sim, "-o", out).exit_code == 0 and out.stat().st_size > 0
 
 
+def test_map_fail_on_the_v1_town_marks_the_cascade_without_loading(tmp_path):
+    v1 = read_system(DEMO)
+    fig = draw_map(v1, flow_state(v1, ["P-SUB-T03"]))
+    failed = len(simulate(v1, ["P-SUB-T03"]).failed())
+    assert fig.axes[0].get_title() == f"demo_town — cascade: {failed} of {len(v1.nodes)} nodes failed"
+    assert len(fig.axes) == 1                                   # no colour bar: no flow layer
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    out = tmp_path / "v1.png"
+    assert run("map", DEMO, "--fail", "P-SUB-T03", "-o", out).exit_code == 0 and out.stat().st_size > 0
+
+
 def test_map_of_a_flow_system_draws_odd_text_as_written(tmp_path):
     root = write_dir(tmp_path / "odd", """
         id,layer,kind,demand,supply,x,y
