@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS ?= test,dask,plot,geo,import,milp
 DEMO   := networks/demo_town
+FLOWDEMO := networks/demo_town_flow
 
 .PHONY: setup build demo test bench clean
 
@@ -28,6 +29,11 @@ demo: build
 	$(VENV)/bin/cascade info $(DEMO)
 	$(VENV)/bin/cascade simulate $(DEMO) --fail P-SUB-T03
 	$(VENV)/bin/cascade critical $(DEMO) --top 10
+	@echo "--- the same town with flows (power dcflow, water and gas flow): an overload cascade"
+	$(VENV)/bin/cascade simulate $(FLOWDEMO) --fail 'P-SUB-T06->P-SUB-T07'
+	@echo "--- a treatment works lost: water only partly served"
+	$(VENV)/bin/cascade simulate $(FLOWDEMO) --fail W-TP-2
+	$(VENV)/bin/cascade critical $(FLOWDEMO) --layer power --elements edges --top 10 --no-compare
 
 test: build browser
 	$(PY) -m pytest

@@ -340,6 +340,164 @@ def build(seed: int = 2026) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return nodes, pd.DataFrame(b.edges), pd.DataFrame(b.deps)
 
 
+# ---------------------------------------------------------------------- the flow version
+# networks/demo_town_flow: the same assets and ids as a v2 flow system (docs/format.md (v2)).
+# Amounts per person: power 0.8 kW (MW in the file), water 200 L/day (m3/h), gas 0.02 m3/h.
+KW_PER_PERSON, WATER_M3H_PER_PERSON, GAS_M3H_PER_PERSON = 0.8, 0.2 / 24, 0.02
+# Reactances (per unit on 100 MVA): 110 kV lines 0.4 ohm/km over Z_base = 121 ohm; a 110/10 kV
+# transformer with its line 0.08 pu; 10 kV feeders 0.35 ohm/km over Z_base = 1 ohm; service drops.
+X_TRANSMISSION_PER_KM, X_TRANSFORMER, X_FEEDER_PER_KM, X_DROP = 0.4 / 121, 0.08, 0.35, 0.01
+# Ratings of the 110 kV lines (ring, chords, plant lines) and of the transformer feeds of the
+# distribution substations: N-1 secure, as a planner rates them: the largest flow the line
+# carries with the grid intact or after the loss of any one 110 kV substation, line or feed
+# (before any trip), times N1_MARGIN, and at least the intact flow over a loading drawn in
+# LOADING (seeded) and MIN_RATING MW.  The weak spot of the demo: the WEAK_LINES ring lines
+# that pick up most of P-SUB-T03's power when it is lost are rated for the intact grid only,
+# at a loading of WEAK_LOADING.  Feeders and service drops are not limiting (no rating).
+N1_MARGIN, LOADING, MIN_RATING, WEAK_SUBSTATION, WEAK_LINES, WEAK_LOADING = 1.05, (0.45, 0.8), 10.0, "P-SUB-T03", 2, 0.9
+# Plants: supply and dispatch as shares of the town's power demand (P-PLANT-1 coal, P-PLANT-2 gas).
+PLANT_SUPPLY, PLANT_DISPATCH = {"P-PLANT-1": 0.75, "P-PLANT-2": 0.55}, {"P-PLANT-1": 0.6, "P-PLANT-2": 0.4}
+# Water: each treatment plant can make TP_MARGIN times its own zones' demand; a works-to-pump main carries
+# ZONE_MARGIN of its zone's demand, a trunk main TRUNK_SHARE of its zone's, each of a tank's two
+# outlets TANK_OUTLET of the zone's; zone mains are not limiting.
+TP_MARGIN, ZONE_MARGIN, TRUNK_SHARE, TANK_OUTLET = 1.1, 1.25, 0.5, 0.65
+# Gas: the gate station supplies GATE_SUPPLY of the demand; its two pipes GATE_PIPE of it each,
+# ring pipes RING_PIPE; district mains are not limiting.
+GATE_SUPPLY, GATE_PIPE, RING_PIPE = 1.2, 0.65, 0.45
+
+
+def build_flow(seed: int = 2026):
+    """The demo town's tables with the v2 columns: ``supply``, ``dispatch``, ``capacity``,
+    ``reactance`` (power), amounts in MW and m3/h instead of people.  The power lines get their
+    ratings in :func:`flow_system`, from the grid's DC flows.
+    """
+    nodes, edges, deps = build(seed)
+    layer = dict(zip(nodes["id"], nodes["layer"]))
+    kind = dict(zip(nodes["id"], nodes["kind"]))
+    population = nodes["demand"].copy()
+    per = {"power": KW_PER_PERSON / 1000, "water": WATER_M3H_PER_PERSON, "gas": GAS_M3H_PER_PERSON}
+    for name, factor in per.items():
+        sel = nodes["layer"] == name
+        nodes.loc[sel, "demand"] = (population[sel] * factor).round(4)
+    total = {name: float(nodes.loc[nodes["layer"] == name, "demand"].sum()) for name in per}
+    nodes["supply"] = np.nan
+    nodes["dispatch"] = np.nan
+    for plant in PLANT_SUPPLY:
+        i = nodes.index[nodes["id"] == plant][0]
+        nodes.loc[i, "supply"] = round(PLANT_SUPPLY[plant] * total["power"], 1)
+        nodes.loc[i, "dispatch"] = round(PLANT_DISPATCH[plant] * total["power"], 1)
+    nodes.loc[nodes["id"] == "G-GATE-1", "supply"] = round(GATE_SUPPLY * total["gas"], 1)
+
+    # Water zones: a pump station, its tank and the junctions the tank feeds, by the builder's
+    # ids (W-PS-zz -> W-TK-zz -> W-Jxxxx ...); a zone's demand is its consumers'.
+    src_of = {}
+    for u, v in zip(edges["source"], edges["target"]):
+        src_of.setdefault(v, []).append(u)
+    zone_of_junction = {}
+    adjacency = {}
+    for u, v in zip(edges["source"], edges["target"]):
+        if layer[u] == "water" and kind[u] in ("main", "tank") and kind[v] == "main":
+            adjacency.setdefault(u, []).append(v)
+            if kind[u] == "main":
+                adjacency.setdefault(v, []).append(u)
+    for tank in (n for n in nodes["id"] if kind[n] == "tank"):
+        stack = list(adjacency.get(tank, []))
+        while stack:
+            j = stack.pop()
+            if j not in zone_of_junction:
+                zone_of_junction[j] = tank
+                stack.extend(adjacency.get(j, []))
+    demand = dict(zip(nodes["id"], nodes["demand"]))
+    zone_demand: dict[str, float] = {}
+    for u, v in zip(edges["source"], edges["target"]):
+        if layer[v] == "water" and kind[v] == "consumer":
+            zone_demand[zone_of_junction[u]] = zone_demand.get(zone_of_junction[u], 0.0) + demand[v]
+    for tp in ("W-TP-1", "W-TP-2"):     # its own zones' demand, with a margin
+        own = sum(zone_demand["W-TK" + v[4:]] for u, v, e in zip(edges["source"], edges["target"], edges["id"])
+                  if u == tp and not e.startswith("W-TRUNK"))
+        nodes.loc[nodes["id"] == tp, "supply"] = round(TP_MARGIN * own, 1)
+    gate_pipes = {(u, v) for u, v in zip(edges["source"], edges["target"]) if u == "G-GATE-1"}
+
+    capacity, reactance = [], []
+    for e, u, v, length in zip(edges["id"], edges["source"], edges["target"], edges["length"]):
+        cap, x = np.nan, np.nan
+        if layer[u] == "power":
+            if kind[v] in ("substation", "source") or kind[u] == "source":
+                x = max(0.001, X_TRANSMISSION_PER_KM * length / 1000)
+            elif kind[v] == "distribution":
+                x = X_TRANSFORMER + X_FEEDER_PER_KM * length / 1000 / 10
+            elif kind[v] == "feeder":
+                x = max(0.001, X_FEEDER_PER_KM * length / 1000)
+            else:
+                x = X_DROP
+            x = round(float(x), 5)
+        elif layer[u] == "water":
+            if e.startswith("W-TRUNK"):
+                cap = TRUNK_SHARE * zone_demand["W-TK" + v[4:]]
+            elif kind[u] == "source":
+                cap = ZONE_MARGIN * zone_demand["W-TK" + v[4:]]
+            elif kind[u] == "tank":
+                cap = TANK_OUTLET * zone_demand[u]
+        elif layer[u] == "gas":
+            if (u, v) in gate_pipes:
+                cap = GATE_PIPE * total["gas"]
+            elif kind[u] == "regulator" and kind[v] == "regulator" and v != "G-REG-PLANT":
+                cap = RING_PIPE * total["gas"]
+        capacity.append(cap if np.isnan(cap) else round(float(cap), 1))
+        reactance.append(x)
+    edges["capacity"] = capacity
+    edges["reactance"] = reactance
+    return nodes, edges, deps
+
+
+FLOW_RULES = {"power": "dcflow", "water": "flow", "gas": "flow", "communication": "source",
+              "transport": "giant", "drainage": "none"}
+FLOW_UNITS = {"power": "MW", "water": "m3/h", "gas": "m3/h", "communication": "people"}
+
+
+def _rated(nodes, edges):
+    """The power lines that get a rating: 110 kV lines and transformer feeds."""
+    kind = dict(zip(nodes["id"], nodes["kind"]))
+    return [e for e, u, v in zip(edges["id"], edges["source"], edges["target"])
+            if kind[u] in ("source", "substation") and kind[v] in ("source", "substation", "distribution")]
+
+
+def flow_system(seed: int = 2026):
+    """The flow town as an InfrastructureSystem: DC flows of the unrated grid, intact and after
+    each single 110 kV contingency, then the ratings from them (see N1_MARGIN)."""
+    from cascade import InfrastructureSystem, simulate
+
+    nodes, edges, deps = build_flow(seed)
+
+    def make():
+        return InfrastructureSystem.from_tables(nodes, edges, deps, name="demo_town_flow", crs="EPSG:32650",
+                                                rules=FLOW_RULES, units=FLOW_UNITS)
+
+    rated = _rated(nodes, edges)
+    unrated = make()
+    intact = simulate(unrated).to_dict()["flows"]
+    substations = [v for v, k in zip(nodes["id"], nodes["kind"]) if k == "substation"]
+    worst = {e: abs(intact.get(e, 0.0)) for e in rated}
+    after: dict[str, dict] = {}
+    for outage in substations + rated:
+        flows = simulate(unrated, [outage]).to_dict()["flows"]
+        after[outage] = flows
+        for e in rated:
+            worst[e] = max(worst[e], abs(flows.get(e, 0.0)))
+    rng = np.random.default_rng(seed + 1)        # its own stream: the v1 town stays as it is
+    kind = dict(zip(nodes["id"], nodes["kind"]))
+    ends = dict(zip(edges["id"], zip(edges["source"], edges["target"])))
+    rating = {e: max(N1_MARGIN * worst[e], abs(intact.get(e, 0.0)) / rng.uniform(*LOADING), MIN_RATING)
+              for e in rated}
+    ring = [e for e in rated if kind[ends[e][0]] == kind[ends[e][1]] == "substation"
+            and WEAK_SUBSTATION not in ends[e]]
+    pickup = sorted(ring, key=lambda e: (-(abs(after[WEAK_SUBSTATION].get(e, 0.0)) - abs(intact.get(e, 0.0))), e))
+    for e in pickup[:WEAK_LINES]:
+        rating[e] = max(abs(intact.get(e, 0.0)) / WEAK_LOADING, 1.0)
+    edges["capacity"] = [round(rating[e], 1) if e in rating else c for e, c in zip(edges["id"], edges["capacity"])]
+    return make()
+
+
 def catchments() -> dict:
     """The drainage districts as a GeoJSON FeatureCollection (cascade.rainfall's format)."""
     features = []
@@ -363,6 +521,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "demo_town")
+    parser.add_argument("--flow-out", type=Path, default=Path(__file__).parent / "demo_town_flow",
+                        help="where the flow version goes (docs/format.md (v2))")
     parser.add_argument("--catchments", type=Path,
                         default=Path(__file__).parent.parent / "scenarios" / "demo_town_catchments.geojson")
     args = parser.parse_args()
@@ -377,6 +537,10 @@ def main():
         units={"power": "people", "water": "people", "gas": "people", "communication": "people"})
     write_system(system, args.out)
     print(f"wrote {args.out}: {len(nodes)} nodes, {len(edges)} edges, {len(deps)} dependency rows")
+    flow = flow_system(args.seed)
+    write_system(flow, args.flow_out)
+    print(f"wrote {args.flow_out}: {len(flow.nodes)} nodes, {len(flow.edges)} edges, "
+          f"{len(flow.dependencies)} dependency rows (flow layers)")
     import json
 
     args.catchments.write_text(json.dumps(catchments(), indent=1) + "\n")

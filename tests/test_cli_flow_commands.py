@@ -136,7 +136,6 @@ def test_scenario_loss_counts_served_amounts(tmp_path):
 
 @pytest.mark.parametrize("command, extra", [
     ("recover", ["--fail", "L1"]),
-    ("report", ["--scenario", "SCENARIO", "--output", "OUT"]),
 ])
 def test_commands_without_flow_support_refuse_in_one_line(tmp_path, command, extra):
     scenario = tmp_path / "s.toml"

@@ -223,8 +223,18 @@ def _simulate(data: dict, system: InfrastructureSystem, where: str) -> ResultPro
         edges["tripped"] = e["id"].isin(tripped).to_numpy()
         flows = data.get("flows") or {}
         edges["flow"] = [float(flows[i]) if i in flows else np.nan for i in e["id"]]
+    if isinstance(data.get("served"), dict):
+        # served fraction of the working nodes with demand of flow layers (NaN elsewhere)
+        served = data["served"]
+        nodes["served"] = [float(served[i]) if i in served else np.nan for i in nodes.index]
     return ResultProperties("simulate", nodes, edges, where,
                             {"rounds": data.get("rounds"), "failed": len(failed)})
+
+
+def simulate_properties(data: dict, system: InfrastructureSystem, where: str = "") -> ResultProperties:
+    """The properties of a ``cascade simulate --format json`` result held in memory
+    (:meth:`cascade.simulation.CascadeResult.to_dict`), as :func:`read_result` reads its file."""
+    return _simulate(data, system, where)
 
 
 def read_result(path: str | os.PathLike, system: InfrastructureSystem) -> ResultProperties:
