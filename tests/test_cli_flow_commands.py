@@ -135,7 +135,6 @@ def test_scenario_loss_counts_served_amounts(tmp_path):
 
 
 @pytest.mark.parametrize("command, extra", [
-    ("recover", ["--fail", "L1"]),
     ("risk", ["SCENARIO"]),
     ("report", ["--scenario", "SCENARIO", "--output", "OUT"]),
 ])
