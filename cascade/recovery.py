@@ -1414,6 +1414,15 @@ def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None,
         # The replay: each free crew takes the first waiting element it may in the MILP's
         # order (by start period); no solution in time: the greedy schedule.
         run = greedy if order is None else _play(p, _order_policy(p, order))
+        if p.flow:
+            # With flow layers the program relaxes (dcflow without the voltage law or trips,
+            # thresholds on amounts it may allot freely): its schedule is kept only when its
+            # replay loses no more than greedy's; otherwise greedy's schedule stands.
+            info["schedule"] = "milp"
+            if run is not greedy and run.loss > greedy.loss + 1e-12 * max(1.0, abs(greedy.loss)):
+                run, info["schedule"] = greedy, "greedy"
+            elif run is greedy:
+                info["schedule"] = "greedy"
         result = _result(p, run, strategy)
         result.solver = info
         return result
