@@ -62,7 +62,7 @@ def refuse_flow_layers(compiled: CompiledSystem, command: str) -> None:
         if code in FLOW_CODES:
             rule = next(r for r, value in RULE_CODES.items() if value == code)
             raise InputError(f"cascade {command} does not take flow layers yet (layer '{name}' uses the "
-                             f"{rule} rule); simulate, info, critical and scenario do")
+                             f"{rule} rule); simulate, info, critical, scenario and recover do")
 
 
 def read_id_lines(path: Path) -> list[tuple[str, int]]:
