@@ -184,3 +184,30 @@ def test_cli_bad_input_on_a_flow_system_is_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "nowhere" in proc.stderr
     assert not (tmp_path / "o.txt").exists()
+
+
+def test_crews_on_roads_in_a_flow_system():
+    """Crews drive on a `transport` layer (rule giant) to the elements of flow layers: a repair
+    starts on arrival (1 h per road edge at 30 km/h), a damaged road blocks until repaired, and
+    every strategy, milp included, gives the same travel-aware replay of its order."""
+    nodes = [dict(id="g", layer="power", supply=50.0, x=0.0, y=0.0, repair_time=2.0),
+             dict(id="b", layer="power", demand=30.0, x=2000.0, y=0.0, repair_time=2.0),
+             dict(id="src", layer="water", supply=20.0, x=0.0, y=10.0, repair_time=2.0),
+             dict(id="tap", layer="water", demand=20.0, x=2000.0, y=10.0, repair_time=2.0)]
+    nodes += [dict(id=f"r{i}", layer="transport", x=1000.0 * i, y=5.0, repair_time=1.0) for i in range(3)]
+    edges = [dict(id="L", source="g", target="b", reactance=0.1, capacity=40.0, repair_time=2.0),
+             dict(id="P", source="src", target="tap", capacity=30.0, repair_time=2.0)]
+    edges += [dict(id=f"r{i}-r{i + 1}", source=f"r{i}", target=f"r{i + 1}", length=30000.0, repair_time=1.0)
+              for i in range(2)]
+    system = build(nodes, edges, rules={"power": "dcflow", "water": "flow", "transport": "giant"})
+    failed = ["b", "tap", "r1-r2"]
+    results = recover_many(system, failed, ["greedy", "critical", "random", "milp"], crews={"pool": 1},
+                           depots=["r0"], period=1.0)
+    for r in results:
+        rows = r.schedule.set_index("id")
+        # b and tap are reached at r2, behind the damaged road r1-r2: it is repaired first.
+        assert r.schedule["id"].iloc[0] == "r1-r2", r.strategy
+        assert (rows["start"] >= rows["depart"] + rows["travel"] - 1e-9).all()
+        assert rows.loc["r1-r2", "travel"] == pytest.approx(1.0)
+        assert r.curve["service"].iloc[-1] == pytest.approx(r.metrics["baseline_service"])
+        assert r.metrics["resilience_loss"] > 0
