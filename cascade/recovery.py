@@ -56,6 +56,17 @@ Strategies
 * ``milp``: a time-indexed mixed-integer program solved with HiGHS (:mod:`cascade.milp`),
   warm-started from greedy; its order is replayed by this event loop.
 
+Flow layers
+-----------
+With ``flow`` or ``dcflow`` layers (:class:`FlowWorkspace`), Q counts served amounts: a node
+weighs its served fraction, so partial service shows in the curve.  Each event reruns the flow
+cascade from the damaged set with every undamaged branch closed (a branch tripped on overload is
+re-closed by the operators at the next event and trips again only if the new flows overload
+it).  Served amounts are not monotone in repairs, so ``greedy`` evaluates every candidate with a
+cascade (no bounds, no kept gains), and ``optimal`` cuts on the loss so far only when Q0 = 1.
+``milp`` adds flow variables (:mod:`cascade.milp`); its replay stands only when no worse than
+greedy's.
+
 Shared crews and roads
 ----------------------
 Crews of the pool (``crews={"pool": N}``, :data:`POOL`; crew layer -1) take work of any
