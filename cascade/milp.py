@@ -1,7 +1,7 @@
 """Optimal restoration as a time-indexed mixed-integer program, solved with HiGHS (``highspy``).
 
-The program (González et al. 2016's time-indexed INDP, restricted to what v1 layers need)
-------------------------------------------------------------------------------------------
+The program (González et al. 2016's time-indexed INDP)
+------------------------------------------------------
 Time is cut in periods of ``P`` hours, t = 0 .. T-1.  A failed element i takes
 ``d_i = ceil((repair_time_i + travel_i) / P)`` periods of one crew (travel_i: see below, 0
 without depots).  Binary ``st[i,t]`` = "the repair of i has started by period t" (monotone in
@@ -24,6 +24,17 @@ t, 1 at T - d_i); i works again from period t when ``st[i, t - d_i] = 1``.
   there are none, its best-connected node of the intact giant is the root).  ``none``: no
   constraint.  Leaves (a node with one edge, no damage, no dependency in or out) are folded
   into their neighbour (they work exactly when it does).
+* **Flow layers** (``flow``, ``dcflow``): nodes work by the connectivity above (``source``-like;
+  capacity-0 edges unusable, ``dcflow`` edges both ways).  Each flow layer with demand adds,
+  per period, a transport problem: g[v,t] <= supply_v (generation), f[a,t] <= capacity on
+  both directions of an edge (one for a directed ``flow`` pipe), s[v,t] <= demand_v, all gated
+  by x of the ends and by the edge's repair, conservation g + in - out = s at every node.  Its
+  nodes weigh in the objective by s / demand (relative to the intact state's served fraction)
+  instead of x.  A dependency row with a threshold counts a supplier of such a layer through a
+  binary z <= x with threshold * demand * z <= s.  Exact for ``flow`` layers without priority
+  classes or thresholds (the simulation's max-min fair allocation totals the maximum flow);
+  ``dcflow`` gets this transport relaxation (no Kirchhoff voltage law, no trips: optimistic).
+  The greedy schedule's value is found by solving with its starts fixed, then used as cutoff.
 * **Objective**: ``sum_t P * sum_L a_L (1 - service_L(t))``, ``a_L`` the layer's share of Q's
   weight (its demand over the total), i.e. the resilience loss of the discretised schedule
   in hours, plus ``cost_weight`` times the repair-cost-weighted mean completion time (hours).
