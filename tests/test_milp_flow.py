@@ -114,6 +114,7 @@ def test_a_capacity_bottleneck_turns_the_connectivity_order_around():
     v1 = recover(bottleneck("source"), ["PB", "PA"], strategy="milp", period=2.0)
     flow = recover(bottleneck("flow"), ["PB", "PA"], strategy="milp", period=2.0)
     assert list(v1.schedule["id"]) == ["PB", "PA"] and v1.solver["optimal"]
+    assert "schedule" not in v1.solver                 # v1 answers keep their keys
     assert list(flow.schedule["id"]) == ["PA", "PB"] and flow.solver["optimal"]
     assert flow.metrics["baseline_service"] == pytest.approx(0.45)
     assert flow.metrics["resilience_loss"] == pytest.approx(1.0)
@@ -140,6 +141,17 @@ def test_the_dcflow_transport_relaxation_is_optimistic_and_the_replay_is_reporte
     assert r.solver["objective"] < r.metrics["resilience_loss"] - 0.5
     again = schedule_order(system, ["ab", "c"], list(r.schedule["id"]), crews={"pool": 1})
     assert r.metrics["resilience_loss"] == pytest.approx(again.metrics["resilience_loss"])
+
+
+def test_cli_says_when_greedys_schedule_stands():
+    """flow_town(20): the program's schedule replays worse than greedy's (relaxation)."""
+    from test_recovery_flow import flow_town as town
+    system = town(20)
+    failed = damage(system, 7, 0)
+    r = recover(system, failed, strategy="milp", crews={"pool": 2}, period=1.0)
+    assert r.solver["schedule"] == "greedy"
+    from cascade.commands.recover import milp_line
+    assert "greedy's schedule stands" in milp_line(r.solver)
 
 
 def test_cli_milp_on_the_flow_town():

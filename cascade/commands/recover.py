@@ -37,7 +37,8 @@ def milp_line(info: dict) -> str:
     return (f"milp: {info['status']} after {info['solve_time']:.1f} s, {proof}; program objective "
             f"{info['objective']:,.2f} h, bound {info['bound']:,.2f} h (periods of {info['period']:g} h, "
             f"horizon {info['horizon']} periods, {info['binaries']:,} binaries); the metrics above "
-            "are the replay's")
+            "are the replay's" + ("; with flow layers greedy's schedule stands (the program's "
+                                  "replayed no better)" if info.get("schedule") == "greedy" else ""))
 
 
 def flow_amounts_line(system, compiled, result) -> str | None:
