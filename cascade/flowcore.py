@@ -159,8 +159,12 @@ class FlowEngine:
         s = self.sup_idx
         return working[s] & (frac[s] >= self.threshold)
 
-    def run(self, init_nodes=(), init_edges=()):
+    def run(self, init_nodes=(), init_edges=(), held=None):
         """One static cascade from failed node and edge indices.
+
+        ``held`` (bool, shape (n_groups,), optional): groups whose backup still runs
+        (:mod:`cascade.recovery`); they keep their dependent working whatever their suppliers
+        do, as ``Workspace.group_held`` does in the v1 core.  None (the default): no backup.
 
         Returns
         -------
@@ -170,6 +174,7 @@ class FlowEngine:
         """
         c = self.compiled
         n, m, G = c.n_nodes, c.n_edges, c.n_groups
+        held_groups = None if held is None else np.asarray(held, bool)
         init_nodes = np.asarray(init_nodes, np.int64)
         init_edges = np.asarray(init_edges, np.int64)
         working = np.ones(n, bool)
@@ -193,6 +198,8 @@ class FlowEngine:
             candidates = working.copy()
             if G:
                 held = np.bincount(self.entry_group, weights=ok, minlength=G) > 0
+                if held_groups is not None:
+                    held |= held_groups
                 empty = np.flatnonzero(~held)
                 owners = self.group_owner[empty]
                 keep = working[owners]

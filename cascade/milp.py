@@ -1,7 +1,7 @@
 """Optimal restoration as a time-indexed mixed-integer program, solved with HiGHS (``highspy``).
 
-The program (González et al. 2016's time-indexed INDP, restricted to what v1 layers need)
-------------------------------------------------------------------------------------------
+The program (González et al. 2016's time-indexed INDP)
+------------------------------------------------------
 Time is cut in periods of ``P`` hours, t = 0 .. T-1.  A failed element i takes
 ``d_i = ceil((repair_time_i + travel_i) / P)`` periods of one crew (travel_i: see below, 0
 without depots).  Binary ``st[i,t]`` = "the repair of i has started by period t" (monotone in
@@ -24,6 +24,17 @@ t, 1 at T - d_i); i works again from period t when ``st[i, t - d_i] = 1``.
   there are none, its best-connected node of the intact giant is the root).  ``none``: no
   constraint.  Leaves (a node with one edge, no damage, no dependency in or out) are folded
   into their neighbour (they work exactly when it does).
+* **Flow layers** (``flow``, ``dcflow``): nodes work by the connectivity above (``source``-like;
+  capacity-0 edges unusable, ``dcflow`` edges both ways).  Each flow layer with demand adds,
+  per period, a transport problem: g[v,t] <= supply_v (generation), f[a,t] <= capacity on
+  both directions of an edge (one for a directed ``flow`` pipe), s[v,t] <= demand_v, all gated
+  by x of the ends and by the edge's repair, conservation g + in - out = s at every node.  Its
+  nodes weigh in the objective by s / demand (relative to the intact state's served fraction)
+  instead of x.  A dependency row with a threshold counts a supplier of such a layer through a
+  binary z <= x with threshold * demand * z <= s.  Exact for ``flow`` layers without priority
+  classes or thresholds (the simulation's max-min fair allocation totals the maximum flow);
+  ``dcflow`` gets this transport relaxation (no Kirchhoff voltage law, no trips: optimistic).
+  The greedy schedule's value is found by solving with its starts fixed, then used as cutoff.
 * **Objective**: ``sum_t P * sum_L a_L (1 - service_L(t))``, ``a_L`` the layer's share of Q's
   weight (its demand over the total), i.e. the resilience loss of the discretised schedule
   in hours, plus ``cost_weight`` times the repair-cost-weighted mean completion time (hours).
@@ -246,7 +257,8 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         ``status``, ``optimal`` (a proof within ``gap``), ``solve_time`` (s), ``warm_start``
         (objective of the greedy schedule in the program, or None), sizes.
     """
-    from .compiled import Workspace
+    from .compiled import FLOW_CODES
+    from .recovery import workspace
 
     try:
         import highspy  # noqa: F401
@@ -294,13 +306,19 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     T = horizon
 
     # ---- which nodes can change
-    ws = Workspace(c)
+    ws = workspace(c)
     ws.group_held[:] = 0
     p.run_waiting(ws, np.ones(k, bool))
     w_min = ws.working.astype(bool)
     ws.run()
     w_final = ws.working.astype(bool)
+    share_final = np.asarray(p.share(ws), float).copy()
     rule = c.layer_rule[c.node_layer]
+    # Flow layers with demand: served amounts are variables (see "Flow layers" above).
+    flow_layer = np.isin(c.layer_rule, FLOW_CODES)
+    layer_demand = np.bincount(c.node_layer, weights=c.demand, minlength=n_layers)
+    amount_layer = flow_layer & (layer_demand > 0)
+    amount_node = amount_layer[c.node_layer]
     damaged_elem = np.full(c.n_nodes, -1, np.int64)
     damaged_elem[p.elem[p.is_node]] = np.flatnonzero(p.is_node)
     edge_elem = np.full(c.n_edges, -1, np.int64)
@@ -334,7 +352,7 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         touch_const[c.edge_src[ce]] = True
         touch_const[c.edge_dst[ce]] = True
         leaf = alive & (deg == 1) & (damaged_elem < 0) & ~has_group & ~supplies & ~roots \
-            & (rule != 0) & ~touch_const
+            & (rule != 0) & ~touch_const & ~flow_layer[c.node_layer]
         cand_edges = np.flatnonzero(usable_edge & (leaf[c.edge_src] ^ leaf[c.edge_dst])
                                     & (edge_elem < 0) & (c.edge_directed == 0))
         if not cand_edges.size:
@@ -377,9 +395,20 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     x_first = m.var(len(nodes) * T, 0, 1, 0.0, True)[0] if len(nodes) else 0
     xcol[nodes] = x_first + np.arange(len(nodes)) * T
     # Loss = sum_t period * sum_v weight_v (1 - x[v,t]) / total: a constant minus the x terms.
+    # In a flow layer with demand the served amounts carry the weight instead (below).
+    xweight = np.where(amount_node, 0.0, weight)
     if len(nodes):
-        m.cost[-1] = np.repeat(-period * weight[nodes] / total, T)
-    obj_const = period * T * weight[nodes].sum() / total
+        m.cost[-1] = np.repeat(-period * xweight[nodes] / total, T)
+    obj_const = period * T * xweight[nodes].sum() / total
+    # Served amounts s[v,t] (0..demand) of the nodes of flow layers with demand that work once
+    # everything is repaired; loss = period * weight_v * (share_final_v - s[v,t] / d_v) / total.
+    served_nodes = np.flatnonzero(amount_node & w_final & (c.demand > 0))
+    scol = np.full(c.n_nodes, -1, np.int64)
+    if served_nodes.size:
+        first = m.var(len(served_nodes) * T, 0, np.repeat(c.demand[served_nodes], T),
+                      np.repeat(-period * weight[served_nodes] / (c.demand[served_nodes] * total), T))[0]
+        scol[served_nodes] = first + np.arange(len(served_nodes)) * T
+        obj_const += period * T * float(weight[served_nodes] @ share_final[served_nodes]) / total
 
     def x(v, t):
         if const_on[v]:
@@ -448,6 +477,20 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     group_of = [[] for _ in range(c.n_nodes)]
     for g in range(c.n_groups):
         group_of[c.group_owner[g]].append(g)
+    def counts(s_node, entry, t):
+        """The column that says supplier s_node counts for a dependency row in period t: x, or
+        for a node of a flow layer with demand and a threshold, a binary z <= x with
+        threshold * demand * z <= s (its served amount)."""
+        xs = x(s_node, t)
+        th = float(c.sup_threshold[entry])
+        if scol[s_node] < 0 or th <= 1e-9 or xs == ZERO:
+            return xs
+        z = int(m.var(1, 0, 1, 0.0, True)[0])
+        if xs != ONE:
+            m.row([z, xs], [1, -1], ub=0)
+        m.row([z, int(scol[s_node] + t)], [th * (1 - 1e-9) * c.demand[s_node], -1], ub=0)
+        return z
+
     for v in nodes:
         for t in range(T):
             i = damaged_elem[v]
@@ -456,8 +499,9 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
             for g in group_of[v]:
                 if t < held_periods[g]:
                     continue
-                sups = c.sup_idx[c.sup_ptr[g]:c.sup_ptr[g + 1]]
-                le_sum(v, t, [x(s, t) for s in sups if var[s] or const_on[s]])
+                lo, hi = int(c.sup_ptr[g]), int(c.sup_ptr[g + 1])
+                le_sum(v, t, [counts(int(c.sup_idx[j]), j, t) for j in range(lo, hi)
+                              if var[c.sup_idx[j]] or const_on[c.sup_idx[j]]])
     # flows
     n_arcs = 0
     layer_arcs = []
@@ -473,8 +517,11 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         for v in vs[roots[vs]]:
             arcs.append((-1, int(v), -1))
         for e in np.flatnonzero(c.node_layer[c.edge_src] == L):
+            if flow_layer[L] and not c.edge_capacity[e] > 0:
+                continue                      # capacity 0: unusable in a flow layer
             a, b = int(c.edge_src[e]), int(c.edge_dst[e])
-            dirs = [(a, b)] if c.edge_directed[e] else [(a, b), (b, a)]
+            one_way = c.edge_directed[e] and c.layer_rule[L] != 4     # dcflow ignores directed
+            dirs = [(a, b)] if one_way else [(a, b), (b, a)]
             for u, w in dirs:
                 if not alive[w]:
                     continue
@@ -513,6 +560,66 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
                 cols = [f0 + j * T + t for j in inflow[v]] + [f0 + j * T + t for j in outflow[v]]
                 vals = [1] * len(inflow[v]) + [-1] * len(outflow[v])
                 m.row(cols + [x(v, t)], vals + [-1], lb=0)
+    # served amounts: per flow layer with demand and period, a transport problem (capacities
+    # and supplies; no Kirchhoff voltage law in dcflow layers, no trips: a relaxation).
+    for L in np.flatnonzero(amount_layer):
+        vs = np.flatnonzero((c.node_layer == L) & w_final)
+        if not vs.size:
+            continue
+        cap_total = float(c.supply[vs].sum())
+        arcs = []
+        if cap_total > 0:
+            for e in np.flatnonzero(c.node_layer[c.edge_src] == L):
+                a, b = int(c.edge_src[e]), int(c.edge_dst[e])
+                if not (c.edge_capacity[e] > 0 and w_final[a] and w_final[b]) or a == b:
+                    continue
+                cap = min(float(c.edge_capacity[e]), cap_total)
+                one_way = c.edge_directed[e] and c.layer_rule[L] == 3
+                for u, w in ([(a, b)] if one_way else [(a, b), (b, a)]):
+                    arcs.append((u, w, int(edge_elem[e]), cap))
+        n_arcs += len(arcs)
+        f0 = m.var(len(arcs) * T, 0, np.repeat([a[3] for a in arcs], T))[0] if arcs else 0
+        gens = vs[c.supply[vs] > 0]
+        g0 = m.var(len(gens) * T, 0, np.repeat(c.supply[gens], T))[0] if gens.size else 0
+        gcol = {int(v): g0 + j * T for j, v in enumerate(gens)}
+        inflow = {int(v): [] for v in vs}
+        outflow = {int(v): [] for v in vs}
+        for j, (u, w, e, cap) in enumerate(arcs):
+            inflow[w].append(j)
+            outflow[u].append(j)
+
+        def gate(col, bound, v, t):
+            """col <= bound * x(v, t)."""
+            xv = x(v, t)
+            if xv == ZERO:
+                fixed_rows["ub0"].append(col)
+            elif xv != ONE:
+                m.row([col, xv], [1, -bound], ub=0)
+
+        for t in range(T):
+            for j, (u, w, e, cap) in enumerate(arcs):
+                f = f0 + j * T + t
+                gate(f, cap, u, t)
+                gate(f, cap, w, t)
+                if e >= 0:
+                    done = st(e, t - dur[e])
+                    if done == ZERO:
+                        fixed_rows["ub0"].append(f)
+                    elif done != ONE:
+                        m.row([f, done], [1, -cap], ub=0)
+            for v in vs:
+                v = int(v)
+                cols = [f0 + j * T + t for j in inflow[v]] + [f0 + j * T + t for j in outflow[v]]
+                vals = [1.0] * len(inflow[v]) + [-1.0] * len(outflow[v])
+                if v in gcol:
+                    gate(gcol[v] + t, float(c.supply[v]), v, t)
+                    cols.append(gcol[v] + t)
+                    vals.append(1.0)
+                if scol[v] >= 0:
+                    gate(int(scol[v] + t), float(c.demand[v]), v, t)
+                    cols.append(int(scol[v] + t))
+                    vals.append(-1.0)
+                m.row(cols, vals, lb=0, ub=0)
     # columns fixed to 0
     ub0_set = set(int(col) for col in fixed_rows["ub0"] if not _is_const(col))
     ub = np.concatenate(m.ub).copy()
@@ -529,7 +636,24 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     h.setOptionValue("mip_rel_gap", float(gap))
     tic = _time.perf_counter()
     warm_value = None
-    if warm_start is not None:
+    if warm_start is not None and amount_layer.any():
+        # Flow layers: the greedy schedule's value in the program is the program with its
+        # starts fixed (HiGHS finds the amounts and states), then the starts are freed again.
+        idx = np.array([st(i, t) for i in range(k) for t in range(T - dur[i])], np.int32)
+        val = np.array([1.0 if t >= warm_start[i] else 0.0 for i in range(k) for t in range(T - dur[i])])
+        lb_all = np.concatenate(m.lb)
+        if idx.size:
+            h.changeColsBounds(idx.size, idx, np.maximum(val, lb_all[idx]), np.minimum(val, ub[idx]))
+        h.setOptionValue("time_limit", max(0.25 * float(time_limit), 0.1))
+        h.run()
+        if h.getInfo().primal_solution_status >= 2:
+            warm_value = float(h.getInfo().objective_function_value)
+        if idx.size:
+            h.changeColsBounds(idx.size, idx, lb_all[idx], ub[idx])
+        h.clearSolver()
+        if warm_value is not None:
+            h.setOptionValue("objective_bound", warm_value + 1e-9 * max(1.0, abs(warm_value)))
+    elif warm_start is not None:
         # Warm start: the greedy schedule's starts and the nodes that work under them in the
         # program (its largest fixpoint, computed here); HiGHS completes the flows.
         idx = [st(i, t) for i in range(k) for t in range(T - dur[i])]

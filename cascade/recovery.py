@@ -56,6 +56,17 @@ Strategies
 * ``milp``: a time-indexed mixed-integer program solved with HiGHS (:mod:`cascade.milp`),
   warm-started from greedy; its order is replayed by this event loop.
 
+Flow layers
+-----------
+With ``flow`` or ``dcflow`` layers (:class:`FlowWorkspace`), Q counts served amounts: a node
+weighs its served fraction, so partial service shows in the curve.  Each event reruns the flow
+cascade from the damaged set with every undamaged branch closed (a branch tripped on overload is
+re-closed by the operators at the next event and trips again only if the new flows overload
+it).  Served amounts are not monotone in repairs, so ``greedy`` evaluates every candidate with a
+cascade (no bounds, no kept gains), and ``optimal`` cuts on the loss so far only when Q0 = 1.
+``milp`` adds flow variables (:mod:`cascade.milp`); its replay stands only when no worse than
+greedy's.
+
 Shared crews and roads
 ----------------------
 Crews of the pool (``crews={"pool": N}``, :data:`POOL`; crew layer -1) take work of any
@@ -315,11 +326,13 @@ class _Problem:
         self.layer_total = np.bincount(c.node_layer, weights=self.layer_weight, minlength=n_layers)
         self.total = float(self.weight.sum())
 
-        self.ws = Workspace(c)
+        #: Flow layers (``flow``, ``dcflow``): Q counts served fractions (:class:`FlowWorkspace`).
+        self.flow = bool(c.has_flow_layers)
+        self.ws = workspace(c)
         self.ws.run()
-        self.baseline_served = self.served(self.ws.working)
+        self.baseline_served = self.served(self.share(self.ws))
         self.q0 = self.baseline_served / self.total if self.total > 0 else 1.0
-        self.q0_layers = self.layer_service(self.ws.working)
+        self.q0_layers = self.layer_service(self.share(self.ws))
         # Backups of groups without a working supplier even before the event are spent.
         self.remaining0 = c.group_delay.astype(np.float64).copy()
         self.remaining0[self.ws.alive == 0] = 0.0
@@ -330,7 +343,13 @@ class _Problem:
         self._critical = None
         self.roads = None          # cascade.travel.Roads when crews drive (set by recover)
 
+    def share(self, ws) -> np.ndarray:
+        """Each node's served share after the last run of ``ws``: working (0/1) in a v1
+        system, the served fraction (0 for a node that stopped) with flow layers."""
+        return ws.share if self.flow else ws.working
+
     def served(self, working: np.ndarray) -> float:
+        """Q's numerator for a served share per node (:meth:`share`)."""
         return float(self.weight @ working)
 
     def layer_service(self, working: np.ndarray) -> np.ndarray:
@@ -353,20 +372,69 @@ class _Problem:
         a workspace of its own.
         """
         if self._critical is None:
-            ws = Workspace(self.compiled)
+            ws = workspace(self.compiled)
             weight = self.score_weight
             ws.run()
             before = ws.working.astype(bool)
+            share_before = ws.share.copy() if self.flow else None
             out = np.zeros(self.k)
             one = np.zeros(self.k, bool)
             for i in range(self.k):
                 one[i] = True
                 self.run_waiting(ws, one)
                 one[i] = False
+                if self.flow:       # served amounts lost (cascade.criticality.flow_sweep)
+                    out[i] = float(weight @ (share_before - ws.share))
+                    continue
                 # Lost: worked before and not after (a giant that moves gains nothing back).
                 out[i] = float(weight[before & (ws.working == 0)].sum())
             self._critical = out
         return self._critical
+
+
+class FlowWorkspace:
+    """The recovery's view of a system with flow layers: :class:`cascade.compiled.Workspace`'s
+    attributes that the event loop reads, filled by the flow engine (:mod:`cascade.flowcore`).
+
+    After :meth:`run`: ``working`` (uint8, n), ``share`` (float64, n: each node's served
+    fraction, 0 for a node that stopped; 1 for a working node of a v1 layer), ``alive``
+    (int64, per group: suppliers that count, i.e. work at a served fraction at least the
+    row's threshold) and ``trips`` (the branches tripped on overload in this run).
+    ``group_held`` (uint8, per group) is read by :meth:`run`: the groups whose backup runs.
+
+    Every run is the static cascade of docs/format.md (v2) from the given damaged set with
+    **every undamaged branch closed**: a branch tripped on overload at one event is re-closed
+    by the operators at the next (after each repair or backup running out), and trips again
+    only if the flows of the new state overload it.
+    """
+
+    def __init__(self, compiled: CompiledSystem):
+        from .flowcore import flow_engine
+
+        c = self.compiled = compiled
+        self.engine = flow_engine(c)
+        n, G = c.n_nodes, c.n_groups
+        self.working = np.ones(n, np.uint8)
+        self.share = np.ones(n)
+        self.alive = np.diff(np.asarray(c.sup_ptr, np.int64))
+        self.group_held = np.zeros(G, np.uint8)
+        self.trips = None
+
+    def run(self, init_nodes=(), init_edges=()) -> None:
+        held = self.group_held.astype(bool) if self.group_held.any() else None
+        working, *_, served, _flows, trips, _via = self.engine.run(init_nodes, init_edges, held=held)
+        self.working[:] = working
+        self.share[:] = np.where(working, served, 0.0)
+        counting = self.engine._counting(working.astype(bool), served)
+        self.alive[:] = np.bincount(self.engine.entry_group, weights=counting,
+                                    minlength=self.compiled.n_groups).astype(np.int64)
+        self.trips = trips
+
+
+def workspace(compiled: CompiledSystem):
+    """A v1 :class:`cascade.compiled.Workspace`, or a :class:`FlowWorkspace` when the system
+    has flow layers."""
+    return FlowWorkspace(compiled) if compiled.has_flow_layers else Workspace(compiled)
 
 
 def _repair_columns(system: InfrastructureSystem, p: _Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -433,14 +501,14 @@ class _Run:
         p, ws = self.p, self.p.ws
         np.greater(self.remaining, 0.0, out=ws.group_held, casting="unsafe")
         p.run_waiting(ws, self.status < 2)
-        self.q = p.served(ws.working) / p.total if p.total > 0 else 1.0
+        self.q = p.served(p.share(ws)) / p.total if p.total > 0 else 1.0
         # Backups that run now: held groups without a working supplier whose dependent is
         # not damaged itself.
         owner_damaged = p.group_elem >= 0
         owner_damaged[owner_damaged] = self.status[p.group_elem[owner_damaged]] < 2
         self.draining = np.flatnonzero((ws.alive == 0) & (self.remaining > 0) & ~owner_damaged)
         if self.record:
-            layers = p.layer_service(ws.working)
+            layers = p.layer_service(p.share(ws))
             if self.curve_t and self.curve_t[-1] >= self.t - _EPS:
                 self.curve_t.pop(), self.curve_q.pop(), self.curve_layers.pop()
             if self.curve_t and self.curve_q[-1] == self.q and np.array_equal(
@@ -614,7 +682,7 @@ class _Greedy:
         self.p = p
         self.exhaustive = exhaustive
         c = p.compiled
-        self.ws = Workspace(c)
+        self.ws = workspace(c)
         self.crit = p.criticality() / np.maximum(p.repair_time, _EPS)
         self.src, self.dst, self.via = _links(c)
         self.giant = c.layer_rule[c.node_layer] == 2
@@ -662,7 +730,7 @@ class _Greedy:
         self.p.run_waiting(self.ws, waiting)
         waiting[e] = True
         self.evaluations += 1
-        return self.p.served(self.ws.working) - base
+        return self.p.served(self.p.share(self.ws)) - base
 
     def __call__(self, run: _Run, crew: int) -> int:
         p, ws = self.p, self.ws
@@ -674,7 +742,7 @@ class _Greedy:
         ws.group_held[:] = held
         waiting = run.status == 0             # repairs under way count as done
         p.run_waiting(ws, waiting)
-        base = p.served(ws.working)
+        base = p.served(p.share(ws))
         layer = int(p.crew_layer[crew])
         hours, bonus = self._hours(run, crew, cand)
         if layer >= 0 and self.closed_layer[layer] and not self.exhaustive:
@@ -686,8 +754,16 @@ class _Greedy:
                     best = i
             # Its repair changes only its own layer, whose candidates are never kept.
             return int(cand[best])
-        bound, seeds, label, down = _gain_bounds(p, ws, waiting, cand, self.src, self.dst,
-                                                 self.via, self.giant)
+        if p.flow:
+            # Served amounts are not monotone in repairs (a closed line can overload another,
+            # a fairer share can cut a node's): every candidate is evaluated, nothing is kept.
+            bound = np.full(len(cand), math.inf)
+            seeds = [np.zeros(0, np.int64)] * len(cand)
+            label = np.zeros(p.compiled.n_nodes, np.int64)
+            down = np.zeros(p.compiled.n_nodes, bool)
+        else:
+            bound, seeds, label, down = _gain_bounds(p, ws, waiting, cand, self.src, self.dst,
+                                                     self.via, self.giant)
         ub = (bound + bonus) / hours
         known = np.zeros(len(cand), bool)
         if not self.exhaustive:
@@ -1002,6 +1078,11 @@ def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
             "order": None}
     run = _Run(p, record=False)
     run.settle()
+    # The loss so far only grows while Q never exceeds Q0: true for v1 layers, and with flow
+    # layers when the intact system serves everything (Q0 = 1).  Otherwise (a flow system whose
+    # intact state already sheds load: a damaged line may then spare a trip) only states
+    # reached again are cut.
+    prune = not p.flow or p.q0 >= 1 - 1e-12
     decisions: list[int] = []
     seen: dict = {}
 
@@ -1022,7 +1103,7 @@ def _optimal_order(p: _Problem, incumbent: _Run) -> np.ndarray:
             if not run.advance():
                 if run.loss < best["loss"]:
                     best["loss"], best["order"] = run.loss, list(decisions)
-            elif run.loss < best["loss"]:
+            elif run.loss < best["loss"] or not prune:
                 run.settle()
                 if not dominated():
                     descend(run.t, {})
@@ -1344,6 +1425,15 @@ def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None,
         # The replay: each free crew takes the first waiting element it may in the MILP's
         # order (by start period); no solution in time: the greedy schedule.
         run = greedy if order is None else _play(p, _order_policy(p, order))
+        if p.flow:
+            # With flow layers the program relaxes (dcflow without the voltage law or trips,
+            # thresholds on amounts it may allot freely): its schedule is kept only when its
+            # replay loses no more than greedy's; otherwise greedy's schedule stands.
+            info["schedule"] = "milp"
+            if run is not greedy and run.loss > greedy.loss + 1e-12 * max(1.0, abs(greedy.loss)):
+                run, info["schedule"] = greedy, "greedy"
+            elif run is greedy:
+                info["schedule"] = "greedy"
         result = _result(p, run, strategy)
         result.solver = info
         return result

@@ -733,18 +733,6 @@ class ScenarioSampler:
 
 
 # ---------------------------------------------------------------------------------- evaluation
-def refuse_flow_resilience(compiled: CompiledSystem) -> None:
-    """One line (exit 2) for ``--metric resilience`` on flow layers: the repair schedules of
-    :mod:`cascade.recovery` do not take them on this branch yet."""
-    from .compiled import FLOW_CODES, RULE_CODES
-
-    for name, code in zip(compiled.layer_names, compiled.layer_rule):
-        if code in FLOW_CODES:
-            rule = next(r for r, value in RULE_CODES.items() if value == code)
-            raise InputError(f"--metric resilience does not take flow layers yet (layer '{name}' "
-                             f"uses the {rule} rule); use --metric served")
-
-
 @dataclass
 class Benefit:
     """A paired benefit: ``diff[i] = loss_before[i] - loss_after[i]`` over the samples."""
@@ -800,8 +788,6 @@ class Evaluator:
             raise InputError("--samples must be at least 1")
         self.system = system
         self.compiled = compiled if compiled is not None else compile_system(system)
-        if metric == "resilience":
-            refuse_flow_resilience(self.compiled)
         self.sampler = sampler
         self.samples = int(samples)
         # per sample: the failed sets (two small arrays) and a row of losses per evaluation

@@ -248,9 +248,6 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
     return fig
 
 
-# Switch on when cascade.recovery takes flow layers (the flow-restore branch): the recovery
-# section then runs on flow systems as on v1 ones.
-RECOVERY_ON_FLOW_LAYERS = False
 LOADING_CMAP = "viridis"        # perceptually uniform; readable in grey and by colour-blind readers
 TRIPPED = "#000000"
 PARTIAL = "#e7298a"
@@ -424,8 +421,8 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
     percentile) under each of ``strategies``.  ``elements`` ("nodes", "edges" or "all") and
     ``layer`` choose the elements of the N-1 sweep (:func:`cascade.criticality.sweep`).
     On a system with flow layers (docs/format.md (v2)) the summary map shows the intact
-    system's line loading and the recovery section is left out with a note (see
-    ``RECOVERY_ON_FLOW_LAYERS``).  A section whose module is missing is left out and
+    system's line loading and the recovery curves follow served amounts
+    (:mod:`cascade.recovery`).  A section whose module is missing is left out and
     the page says so.  ``progress`` counts the work of all sections in one bar: the summary,
     each element of the N-1 sweep, each sample, each recovery and each figure (see
     :mod:`cascade.progress`).
@@ -577,12 +574,6 @@ def build_report(system_dir: str | os.PathLike, scenario_path: str | os.PathLike
     except ImportError:
         recover = None
         missing.append("recovery curves (cascade.recovery is not installed)")
-    if recover is not None and flows and not RECOVERY_ON_FLOW_LAYERS:
-        # Recovery on flow layers (Q(t) from served amounts) comes with the flow-restore branch;
-        # until it is merged the report leaves the section out and says so.
-        recover = None
-        missing.append("recovery curves (not yet for systems with flow layers: the recovery of served "
-                       "amounts is being added; simulate, critical and scenario parts are complete)")
     if recover is not None and ens is not None and ens.samples:
         overall = ens.loss[:, -1]
         pick = int(np.argmin(np.abs(overall - np.percentile(overall, 90)) + 1e-12 * np.arange(len(overall))))

@@ -207,21 +207,21 @@ def test_map_of_a_flow_system_draws_odd_text_as_written(tmp_path):
     plt.close(fig)
 
 
-def test_report_on_the_flow_demo_leaves_out_recovery_with_a_note(tmp_path):
+def test_report_on_the_flow_demo_has_every_section(tmp_path):
     out = tmp_path / "report"
     proc = subprocess.run([CASCADE, "report", str(FLOW_DEMO), "--scenario",
                            str(ROOT / "scenarios" / "earthquake_m62_flow.toml"), "--samples", "8",
                            "--elements", "edges", "--layer", "power", "--top", "5", "--threads", "2",
                            "--output", str(out)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    assert "note: left out recovery curves (not yet for systems with flow layers" in proc.stderr
+    assert "left out" not in proc.stderr
     page = (out / "index.html").read_text()
-    for section in ('id="summary"', 'id="critical"', 'id="loss"'):
+    for section in ('id="summary"', 'id="critical"', 'id="loss"', 'id="recovery"'):
         assert section in page
-    assert 'id="recovery"' not in page and "Left out: recovery curves" in page
+    assert "Left out" not in page
     assert "Every edge of layer power failed alone (N-1, 1,376 cascades)" in page
     assert "power (MW" in page or "MW" in page
-    for png in ("map.png", "critical.png", "loss.png", "probability.png"):
+    for png in ("map.png", "critical.png", "loss.png", "probability.png", "recovery.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -53,18 +53,6 @@ def load(system_dir: Path) -> tuple[InfrastructureSystem, CompiledSystem]:
     return system, compile_system(system)
 
 
-def refuse_flow_layers(compiled: CompiledSystem, command: str) -> None:
-    """One line and exit 2 for a command that does not take flow layers yet (never a v1 answer
-    of a flow system)."""
-    from ..compiled import FLOW_CODES, RULE_CODES
-
-    for name, code in zip(compiled.layer_names, compiled.layer_rule):
-        if code in FLOW_CODES:
-            rule = next(r for r, value in RULE_CODES.items() if value == code)
-            raise InputError(f"cascade {command} does not take flow layers yet (layer '{name}' uses the "
-                             f"{rule} rule); simulate, info, critical and scenario do")
-
-
 def read_id_lines(path: Path) -> list[tuple[str, int]]:
     """(text, file line) of every line that is not blank and does not start with #."""
     with reading(path):

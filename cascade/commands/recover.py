@@ -8,8 +8,9 @@ import click
 import numpy as np
 
 from ..errors import InputError
+from ..units import amount
 from ..recovery import STRATEGIES, parse_crews, plot_curves, recover_many
-from . import (SEED, emit, failure_ids, format_option, load, output_option, pct, refuse_flow_layers,
+from . import (SEED, emit, failure_ids, format_option, load, output_option, pct,
                show_progress, system_argument, table, to_json)
 
 PLOT_FORMATS = ("png", "svg", "pdf")
@@ -36,10 +37,32 @@ def milp_line(info: dict) -> str:
     return (f"milp: {info['status']} after {info['solve_time']:.1f} s, {proof}; program objective "
             f"{info['objective']:,.2f} h, bound {info['bound']:,.2f} h (periods of {info['period']:g} h, "
             f"horizon {info['horizon']} periods, {info['binaries']:,} binaries); the metrics above "
-            "are the replay's")
+            "are the replay's" + ("; with flow layers greedy's schedule stands (the program's "
+                                  "replayed no better)" if info.get("schedule") == "greedy" else ""))
 
 
-def render_table(system, results, n_nodes: int, n_edges: int) -> str:
+def flow_amounts_line(system, compiled, result) -> str | None:
+    """With flow layers: each flow layer's served amount in its unit, before the event and
+    right after it (the curve's fractions times the layer's demand); None for v1 systems."""
+    from ..compiled import FLOW_CODES
+
+    if compiled is None or not compiled.has_flow_layers:
+        return None
+    demand = np.bincount(compiled.node_layer, weights=compiled.demand, minlength=len(compiled.layer_names))
+    parts = []
+    for li, name in enumerate(compiled.layer_names):
+        if compiled.layer_rule[li] not in FLOW_CODES or not demand[li] > 0:
+            continue
+        unit = system.units.get(name)
+        after = float(result.curve[name].iloc[0]) * demand[li]
+        parts.append(f"{name} {amount(after, unit, 1)} of {amount(demand[li], unit, 1)}")
+    if not parts:
+        return None
+    return ("Served right after the event, of the demand (flow layers, partial service counted): "
+            + "; ".join(parts) + ".")
+
+
+def render_table(system, results, n_nodes: int, n_edges: int, compiled=None) -> str:
     first = results[0]
     crews = ", ".join(f"{k} {v}" for k, v in first.crews.items() if v)
     q0 = first.metrics["baseline_service"]
@@ -50,7 +73,11 @@ def render_table(system, results, n_nodes: int, n_edges: int) -> str:
            f"{crews}.",
            f"Service of all layers (the layers' served fractions of their own demand, averaged with "
            f"{weight_text}; demands in different units are never added): {pct(q0).strip()} before "
-           f"the event, {pct(float(first.curve['service'].iloc[0])).strip()} right after it.", ""]
+           f"the event, {pct(float(first.curve['service'].iloc[0])).strip()} right after it."]
+    amounts = flow_amounts_line(system, compiled, first)
+    if amounts:
+        out.append(amounts)
+    out.append("")
     rows = [[r.strategy, f"{r.metrics['resilience_loss']:,.2f}", hours(r.metrics["time_to_90"]),
              hours(r.metrics["restoration_time"]), pct(r.metrics["peak_loss"]),
              hours(r.metrics["repairs_done"]), f"{r.metrics['repair_cost']:,.0f}"]
@@ -155,7 +182,6 @@ def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, dep
     if output is not None and not output.parent.exists():
         raise InputError("directory does not exist", str(output.parent))
     system, compiled = load(system_dir)
-    refuse_flow_layers(compiled, "recover")
     ids = failure_ids(compiled, fail, fail_file)
     if not ids:
         raise InputError("nothing to repair: give --fail ID or --fail-file FILE")
@@ -173,7 +199,7 @@ def command(system_dir, fail, fail_file, crews, strategies, fmt, plot, seed, dep
         text = to_json(data[0] if len(data) == 1 else data)
     else:
         nodes, edges = compiled.split_ids(ids)
-        text = render_table(system, results, len(nodes), len(edges))
+        text = render_table(system, results, len(nodes), len(edges), compiled)
     if plot is not None:
         plot_curves(results, plot, title=f"{system.name}: recovery from {len(ids)} failed element(s)")
     emit(text, output)

@@ -202,10 +202,6 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     crews_value = parse_crews(crews)
     threads = threads or default_threads()
     system, compiled = load(system_dir)
-    if metric == "resilience":
-        from ..redundancy import refuse_flow_resilience
-
-        refuse_flow_resilience(compiled)
     measures = read_candidates(candidates, system) if candidates is not None else []
     if n_suggest:
         taken = {m.id for m in measures}
