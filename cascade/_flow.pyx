@@ -641,6 +641,54 @@ cdef class MaxMinFlow:
 cdef Py_ssize_t DENSE_MAX = 24     # islands up to this many buses are solved densely
 
 
+def _class_fractions(double[::1] rem, int64_t[::1] gl, double[::1] dc, double[::1] fc):
+    """Priority classes in order (grouped by island, decreasing priority): each served at
+    min(1, what remains of its island's supply / its demand)."""
+    cdef Py_ssize_t g, isl
+    cdef double fg
+    for g in range(gl.shape[0]):
+        isl = gl[g]
+        fg = rem[isl] / dc[g] if rem[isl] < dc[g] else 1.0
+        fc[g] = fg
+        rem[isl] -= fg * dc[g]
+        if rem[isl] < 0:
+            rem[isl] = 0.0
+
+
+def _buckets(int64_t[::1] lab, Py_ssize_t ni):
+    """Buses grouped by island label (labels >= 0), increasing within each: (order, cuts)."""
+    cdef Py_ssize_t n = lab.shape[0], v, c
+    cuts = np.zeros(ni + 1, dtype=np.int64)
+    cdef int64_t[::1] cv = cuts
+    for v in range(n):
+        if lab[v] >= 0:
+            cv[lab[v] + 1] += 1
+    for c in range(ni):
+        cv[c + 1] += cv[c]
+    order = np.empty(cv[ni], dtype=np.int64)
+    cdef int64_t[::1] ov = order
+    cdef int64_t[::1] fill = np.array(cuts[:ni], dtype=np.int64)
+    for v in range(n):
+        if lab[v] >= 0:
+            ov[fill[lab[v]]] = v
+            fill[lab[v]] += 1
+    return order, cuts
+
+
+def _dense_b(double[:, ::1] B, int64_t[::1] pf, int64_t[::1] pt, double[::1] x):
+    """B += the susceptances 1/x of branches pf -- pt (local indices)."""
+    cdef Py_ssize_t j, i, k
+    cdef double b
+    for j in range(pf.shape[0]):
+        i = pf[j]
+        k = pt[j]
+        b = 1.0 / x[j]
+        B[i, i] += b
+        B[k, k] += b
+        B[i, k] -= b
+        B[k, i] -= b
+
+
 cdef class _LDL:
     """Sparse LDL^T of a symmetric positive definite matrix in its given order (the caller
     permutes it first), after T. A. Davis's LDL package (ACM TOMS 31(4), 2005): elimination
@@ -944,11 +992,7 @@ cdef class DCFlow:
             pf = np.searchsorted(buses, np.asarray(self.fr)[br])
             pt = np.searchsorted(buses, np.asarray(self.to_)[br])
             B = np.zeros((nb, nb))
-            b = 1.0 / np.asarray(self.x)[br]
-            np.add.at(B, (pf, pf), b)
-            np.add.at(B, (pt, pt), b)
-            np.add.at(B, (pf, pt), -b)
-            np.add.at(B, (pt, pf), -b)
+            _dense_b(B, pf, pt, np.asarray(self.x)[br])
             theta = np.zeros(nb)             # the reference, buses[0], is row and column 0
             theta[1:] = np.linalg.solve(B[1:, 1:], rhs[buses[1:]])
             self.n_solves += 1
@@ -1064,19 +1108,13 @@ cdef class DCFlow:
                 li = lab[idx]
                 pi = prio[idx]
                 nl = len(li) - 1          # (no negative indices: wraparound is off)
-                start = np.flatnonzero(np.r_[True, (li[1:] != li[:nl]) | (pi[1:] != pi[:nl])])
+                start = np.flatnonzero(np.concatenate(([True], (li[1:] != li[:nl]) | (pi[1:] != pi[:nl]))))
                 dc = np.add.reduceat(dem[idx], start)
                 gl = li[start]
                 fc = np.empty(len(start))
                 rem = G.copy()
-                for g in range(len(start)):
-                    isl = gl[g]
-                    fg = rem[isl] / dc[g] if rem[isl] < dc[g] else 1.0
-                    fc[g] = fg
-                    rem[isl] -= fg * dc[g]
-                    if rem[isl] < 0:
-                        rem[isl] = 0.0
-                frac[idx] = np.repeat(fc, np.diff(np.r_[start, len(idx)]))
+                _class_fractions(rem, gl, dc, fc)
+                frac[idx] = np.repeat(fc, np.diff(np.append(start, len(idx))))
                 served_isl = G - rem
             # generators share the served total
             src = work & (sup > 0)
@@ -1098,8 +1136,7 @@ cdef class DCFlow:
             rhs = inj / self.base
             act = np.flatnonzero(active)
             sx = phi[act] / x[act]
-            np.add.at(rhs, fr[act], sx)
-            np.add.at(rhs, to[act], -sx)
+            rhs += np.bincount(fr[act], sx, minlength=n) - np.bincount(to[act], sx, minlength=n)
             # solve the islands that changed
             solve_isl = np.zeros(ni, dtype=bool)
             solve_isl[lab[ok & dirty]] = True
@@ -1114,14 +1151,13 @@ cdef class DCFlow:
                 order = np.argsort(lab_ab, kind="stable")
                 ab = ab[order]
                 lab_ab = lab_ab[order]
-                bounds = np.flatnonzero(np.r_[True, lab_ab[1:] != lab_ab[:len(lab_ab) - 1], True])
+                bounds = np.flatnonzero(np.concatenate(([True], lab_ab[1:] != lab_ab[:len(lab_ab) - 1], [True])))
                 theta = np.zeros(n)
-                bus_order = np.argsort(lab, kind="stable")
-                bus_cuts = np.searchsorted(lab[bus_order], np.arange(ni + 1))
+                bus_order, bus_cuts = _buckets(lab, ni)
                 for j in range(len(bounds) - 1):
                     br = ab[bounds[j]:bounds[j + 1]]
                     isl = lab_ab[bounds[j]]
-                    buses = np.sort(bus_order[bus_cuts[isl]:bus_cuts[isl + 1]])
+                    buses = bus_order[bus_cuts[isl]:bus_cuts[isl + 1]]      # sorted
                     theta[buses] = self._theta(buses, br, rhs, active, cache, wcache)
                     flow[br] = self.base * (theta[fr[br]] - theta[to[br]] - phi[br]) / x[br]
             over = act[np.abs(flow[act]) > limit[act]]
