@@ -194,9 +194,12 @@ def coupled_from_arrays(g, water=True):
         bases={"power": g["base"]})
 
 
-def sweeps(system, elements="all"):
+def sweeps(system, elements="all", sample=None):
     c = compile_system(system)
     el_node, el_edge = element_indices(c, elements)
+    if sample is not None and len(el_node) > sample:
+        pick = np.sort(np.random.default_rng(11).choice(len(el_node), sample, replace=False))
+        el_node, el_edge = el_node[pick], el_edge[pick]
     fast = flow_sweep(system, c, el_node, el_edge, threads=1)
     full = flow_sweep(system, c, el_node, el_edge, threads=1, screen=False)
     return c, fast, full
@@ -210,7 +213,7 @@ def assert_same_sweep(a, b, rtol=1e-9):
     assert np.abs(a[1] - b[1]).max(initial=0) <= rtol * scale
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(g=dc_grids(), water=st.booleans())
 def test_screened_sweep_equals_the_sweep_of_full_cascades(g, water):
     system = coupled_from_arrays(g, water)
@@ -218,7 +221,7 @@ def test_screened_sweep_equals_the_sweep_of_full_cascades(g, water):
     assert_same_sweep(fast, full, rtol=0)                     # cleared rows are exact zeros
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(g=dc_grids())
 def test_screened_sweep_equals_the_reference_engine(g):
     system = coupled_from_arrays(g, water=True)
@@ -284,8 +287,9 @@ def _imported(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["case118", "case1354pegase"])
 def test_screened_sweep_equals_full_cascades_on_imported_grids(name, tmp_path):
+    """Every branch of IEEE 118; a seeded sample of 300 of PEGASE 1354's 1 991 (time)."""
     system = _imported(name, tmp_path)
-    c, fast, full = sweeps(system, "edges")
+    c, fast, full = sweeps(system, "edges", sample=300)
     assert_same_sweep(fast, full, rtol=0)
     assert (fast[1] > 0).any() and (fast[1] == 0).any()      # both kinds of contingencies
 
