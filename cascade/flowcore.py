@@ -260,7 +260,6 @@ class FlowEngine:
             ok_before = ok
             working, frac = survivors, new_frac
 
-
     def screen_dc(self, edges, record) -> np.ndarray:
         """Which edges, lost alone, provably end like the cascade ``record`` was taken from.
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from cascade import InfrastructureSystem, compile_system
 from cascade.criticality import element_indices, flow_sweep
+from cascade.flowcore import flow_engine
 from cascade.flowkernels import DCFlow
 
 from test_flow_dc import plain_dc_cascade
@@ -261,9 +262,9 @@ def test_a_base_case_that_trips_is_not_screened():
 def _imported(name, tmp_path):
     pp = pytest.importorskip("pandapower")
     pn = pytest.importorskip("pandapower.networks")
-    from cascade import read_system
-    from cascade.io.imports import import_network  # noqa: F401  (the CLI below uses it)
     from click.testing import CliRunner
+
+    from cascade import read_system
     from cascade.cli import cli
 
     src = tmp_path / "net.json"
@@ -275,7 +276,6 @@ def _imported(name, tmp_path):
     system = read_system(root)
     # ratings 1.1x the intact flow (at least 1 MW): a secure intact grid whose losses overload
     c = compile_system(system)
-    from cascade.flowcore import flow_engine
     flows = flow_engine(c).run([], [])[5]
     edges = system.edges.copy()
     pos = c.edge_index(edges["id"])
