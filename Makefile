@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS ?= test,dask,plot,geo,import,milp
+EXTRAS ?= test,dask,plot,geo,import,milp,bench
 DEMO   := networks/demo_town
 FLOWDEMO := networks/demo_town_flow
 

@@ -45,8 +45,8 @@ come from the old factors by the Woodbury identity (the rank-k update that LODFs
 and an island is refactorised only when its bus set changes or more than ``kmax`` branches have
 left it since its factors were computed.
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.math cimport INFINITY
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.math cimport INFINITY, fabs
 
 import numpy as np
 import scipy.sparse as sp
@@ -641,6 +641,54 @@ cdef class MaxMinFlow:
 cdef Py_ssize_t DENSE_MAX = 24     # islands up to this many buses are solved densely
 
 
+def _class_fractions(double[::1] rem, int64_t[::1] gl, double[::1] dc, double[::1] fc):
+    """Priority classes in order (grouped by island, decreasing priority): each served at
+    min(1, what remains of its island's supply / its demand)."""
+    cdef Py_ssize_t g, isl
+    cdef double fg
+    for g in range(gl.shape[0]):
+        isl = gl[g]
+        fg = rem[isl] / dc[g] if rem[isl] < dc[g] else 1.0
+        fc[g] = fg
+        rem[isl] -= fg * dc[g]
+        if rem[isl] < 0:
+            rem[isl] = 0.0
+
+
+def _buckets(int64_t[::1] lab, Py_ssize_t ni):
+    """Buses grouped by island label (labels >= 0), increasing within each: (order, cuts)."""
+    cdef Py_ssize_t n = lab.shape[0], v, c
+    cuts = np.zeros(ni + 1, dtype=np.int64)
+    cdef int64_t[::1] cv = cuts
+    for v in range(n):
+        if lab[v] >= 0:
+            cv[lab[v] + 1] += 1
+    for c in range(ni):
+        cv[c + 1] += cv[c]
+    order = np.empty(cv[ni], dtype=np.int64)
+    cdef int64_t[::1] ov = order
+    cdef int64_t[::1] fill = np.array(cuts[:ni], dtype=np.int64)
+    for v in range(n):
+        if lab[v] >= 0:
+            ov[fill[lab[v]]] = v
+            fill[lab[v]] += 1
+    return order, cuts
+
+
+def _dense_b(double[:, ::1] B, int64_t[::1] pf, int64_t[::1] pt, double[::1] x):
+    """B += the susceptances 1/x of branches pf -- pt (local indices)."""
+    cdef Py_ssize_t j, i, k
+    cdef double b
+    for j in range(pf.shape[0]):
+        i = pf[j]
+        k = pt[j]
+        b = 1.0 / x[j]
+        B[i, i] += b
+        B[k, k] += b
+        B[i, k] -= b
+        B[k, i] -= b
+
+
 cdef class _LDL:
     """Sparse LDL^T of a symmetric positive definite matrix in its given order (the caller
     permutes it first), after T. A. Davis's LDL package (ACM TOMS 31(4), 2005): elimination
@@ -721,6 +769,18 @@ cdef class _LDL:
                     break
         if bad:
             raise np.linalg.LinAlgError("matrix is not positive definite")
+
+    cdef void _solve(self, double* X) noexcept nogil:
+        """X <- (L D L^T)^-1 X in place."""
+        cdef Py_ssize_t j, p
+        for j in range(self.n):
+            for p in range(self.Lp[j], self.Lp[j + 1]):
+                X[self.Li[p]] -= self.Lx[p] * X[j]
+        for j in range(self.n):
+            X[j] /= self.D[j]
+        for j in range(self.n - 1, -1, -1):
+            for p in range(self.Lp[j], self.Lp[j + 1]):
+                X[j] -= self.Lx[p] * X[self.Li[p]]
 
     def solve(self, b):
         """x with (L D L^T) x = b."""
@@ -932,11 +992,7 @@ cdef class DCFlow:
             pf = np.searchsorted(buses, np.asarray(self.fr)[br])
             pt = np.searchsorted(buses, np.asarray(self.to_)[br])
             B = np.zeros((nb, nb))
-            b = 1.0 / np.asarray(self.x)[br]
-            np.add.at(B, (pf, pf), b)
-            np.add.at(B, (pt, pt), b)
-            np.add.at(B, (pf, pt), -b)
-            np.add.at(B, (pt, pf), -b)
+            _dense_b(B, pf, pt, np.asarray(self.x)[br])
             theta = np.zeros(nb)             # the reference, buses[0], is row and column 0
             theta[1:] = np.linalg.solve(B[1:, 1:], rhs[buses[1:]])
             self.n_solves += 1
@@ -1052,19 +1108,13 @@ cdef class DCFlow:
                 li = lab[idx]
                 pi = prio[idx]
                 nl = len(li) - 1          # (no negative indices: wraparound is off)
-                start = np.flatnonzero(np.r_[True, (li[1:] != li[:nl]) | (pi[1:] != pi[:nl])])
+                start = np.flatnonzero(np.concatenate(([True], (li[1:] != li[:nl]) | (pi[1:] != pi[:nl]))))
                 dc = np.add.reduceat(dem[idx], start)
                 gl = li[start]
                 fc = np.empty(len(start))
                 rem = G.copy()
-                for g in range(len(start)):
-                    isl = gl[g]
-                    fg = rem[isl] / dc[g] if rem[isl] < dc[g] else 1.0
-                    fc[g] = fg
-                    rem[isl] -= fg * dc[g]
-                    if rem[isl] < 0:
-                        rem[isl] = 0.0
-                frac[idx] = np.repeat(fc, np.diff(np.r_[start, len(idx)]))
+                _class_fractions(rem, gl, dc, fc)
+                frac[idx] = np.repeat(fc, np.diff(np.append(start, len(idx))))
                 served_isl = G - rem
             # generators share the served total
             src = work & (sup > 0)
@@ -1086,8 +1136,7 @@ cdef class DCFlow:
             rhs = inj / self.base
             act = np.flatnonzero(active)
             sx = phi[act] / x[act]
-            np.add.at(rhs, fr[act], sx)
-            np.add.at(rhs, to[act], -sx)
+            rhs += np.bincount(fr[act], sx, minlength=n) - np.bincount(to[act], sx, minlength=n)
             # solve the islands that changed
             solve_isl = np.zeros(ni, dtype=bool)
             solve_isl[lab[ok & dirty]] = True
@@ -1102,14 +1151,13 @@ cdef class DCFlow:
                 order = np.argsort(lab_ab, kind="stable")
                 ab = ab[order]
                 lab_ab = lab_ab[order]
-                bounds = np.flatnonzero(np.r_[True, lab_ab[1:] != lab_ab[:len(lab_ab) - 1], True])
+                bounds = np.flatnonzero(np.concatenate(([True], lab_ab[1:] != lab_ab[:len(lab_ab) - 1], [True])))
                 theta = np.zeros(n)
-                bus_order = np.argsort(lab, kind="stable")
-                bus_cuts = np.searchsorted(lab[bus_order], np.arange(ni + 1))
+                bus_order, bus_cuts = _buckets(lab, ni)
                 for j in range(len(bounds) - 1):
                     br = ab[bounds[j]:bounds[j + 1]]
                     isl = lab_ab[bounds[j]]
-                    buses = np.sort(bus_order[bus_cuts[isl]:bus_cuts[isl + 1]])
+                    buses = bus_order[bus_cuts[isl]:bus_cuts[isl + 1]]      # sorted
                     theta[buses] = self._theta(buses, br, rhs, active, cache, wcache)
                     flow[br] = self.base * (theta[fr[br]] - theta[to[br]] - phi[br]) / x[br]
             over = act[np.abs(flow[act]) > limit[act]]
@@ -1135,3 +1183,181 @@ cdef class DCFlow:
             tf = np.zeros(0)
         return served, working, flow, tb, ts, tf
 
+    # ------------------------------------------------------------------ N-1 screening (LODF)
+    cdef object _bridges(self, uint8_t[::1] active):
+        """Mask of the active branches whose loss splits their island (Tarjan's low links,
+        iteratively; parallel branches are not bridges)."""
+        cdef Py_ssize_t n = self.n, s, u, w, j, e, top, t = 0
+        cdef int64_t[::1] disc = np.full(n, -1, dtype=np.int64)
+        cdef int64_t[::1] low = np.zeros(n, dtype=np.int64)
+        cdef int64_t[::1] it = np.zeros(n, dtype=np.int64)
+        cdef int64_t[::1] pedge = np.full(n, -1, dtype=np.int64)
+        cdef int64_t[::1] stack = np.zeros(n, dtype=np.int64)
+        out = np.zeros(self.m, dtype=np.uint8)
+        cdef uint8_t[::1] br = out
+        with nogil:
+            for s in range(n):
+                if disc[s] >= 0:
+                    continue
+                disc[s] = t
+                low[s] = t
+                t += 1
+                it[s] = self.adj_ptr[s]
+                stack[0] = s
+                top = 1
+                while top > 0:
+                    u = stack[top - 1]
+                    if it[u] < self.adj_ptr[u + 1]:
+                        j = it[u]
+                        it[u] += 1
+                        e = self.adj_edge[j]
+                        if not active[e] or e == pedge[u]:
+                            continue
+                        w = self.adj_nbr[j]
+                        if disc[w] < 0:
+                            disc[w] = t
+                            low[w] = t
+                            t += 1
+                            it[w] = self.adj_ptr[w]
+                            pedge[w] = e
+                            stack[top] = w
+                            top += 1
+                        elif disc[w] < low[u]:
+                            low[u] = disc[w]
+                    else:
+                        top -= 1
+                        if top > 0:
+                            w = stack[top - 1]
+                            if low[u] < low[w]:
+                                low[w] = low[u]
+                            if low[u] > disc[w]:
+                                br[pedge[u]] = 1
+        return out.astype(bool)
+
+    cdef void _lodf(self, _LDL L, int64_t[::1] pos, int64_t[::1] ibr, int64_t[::1] cand,
+                    int64_t[::1] crow, double[::1] flow, double[::1] lim, double tol_abs,
+                    double rtol, int8_t[::1] status, double[:, ::1] out, bint want,
+                    double[::1] w) noexcept nogil:
+        """First-round flows after the loss of each branch of ``cand`` (one island, its factor
+        ``L``): f_l + LODF(l, b) f_b, with LODF(l, b) = PTDF(l, b) / (1 - PTDF(b, b)) and the
+        PTDF column from one solve with the factor.  status[crow[c]] = 1 when a branch comes
+        within ``rtol`` of its limit (or the column is numerically degenerate), else 0."""
+        cdef Py_ssize_t nr = L.n, c, q, l, b, i, j
+        cdef double dbb, t, fl, lm
+        cdef int8_t st
+        for c in range(cand.shape[0]):
+            b = cand[c]
+            for q in range(nr + 1):
+                w[q] = 0.0
+            i = pos[self.fr[b]]
+            j = pos[self.to_[b]]
+            if i < 0:
+                i = nr
+            if j < 0:
+                j = nr
+            w[i] += 1.0
+            w[j] -= 1.0
+            w[nr] = 0.0
+            L._solve(&w[0])
+            dbb = 1.0 - (w[i] - w[j]) / self.x[b]
+            if not dbb > 1e-9:
+                status[crow[c]] = 1
+                continue
+            t = flow[b] / dbb
+            st = 0
+            for q in range(ibr.shape[0]):
+                l = ibr[q]
+                if l == b:
+                    continue
+                i = pos[self.fr[l]]
+                j = pos[self.to_[l]]
+                if i < 0:
+                    i = nr
+                if j < 0:
+                    j = nr
+                fl = flow[l] + (w[i] - w[j]) / self.x[l] * t
+                if want:
+                    out[crow[c], l] = fl
+                lm = lim[l]
+                if lm < INFINITY and fabs(fl) > lm - rtol * lm - tol_abs:
+                    st = 1
+                    if not want:
+                        break
+            status[crow[c]] = st
+
+    def screen(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
+               double[::1] dispatch, double[::1] demand, int32_t[::1] priority,
+               int64_t[::1] branches, double rtol=1e-6, bint flows=False):
+        """Which single-branch losses on top of (alive, usable) change more than flows.
+
+        Runs the base cascade once; when it trips nothing, factorises each supplied island once
+        and finds the first-round flows after the loss of every branch of ``branches`` from
+        LODF columns (one solve each with the factor).  Returns ``(status, base, out)``:
+        status[c] = 0 when losing branches[c] provably ends exactly like the base case (no
+        trip, same islands, same served fractions and working buses; only flows differ): the
+        branch is inactive, in an island without supply, or its loss keeps every other
+        branch of its island below (1 - rtol) of its trip limit; 1 when the full cascade must
+        run (it overloads something or comes within rtol of a limit, it is a bridge, its island
+        is small (solved densely), or the base case itself trips branches).  ``base`` is the
+        base cascade's result tuple; ``out`` (k, m) holds the first-round flows when
+        ``flows`` (NaN where not computed, and on every row whose status is 1 for a reason
+        other than a limit), else None.
+        """
+        cdef Py_ssize_t k = branches.shape[0], nb, c
+        cdef _Factor f
+        base = self.cascade(alive, usable, supply, dispatch, demand, priority)
+        status = np.ones(k, dtype=np.int8)
+        out = np.full((k, self.m), np.nan) if flows else None
+        if len(base[3]) or k == 0:
+            return status, base, out
+        fr = np.asarray(self.fr)
+        to = np.asarray(self.to_)
+        cap = np.asarray(self.cap)
+        alive_b = np.asarray(alive).astype(bool)
+        active = (np.asarray(usable).astype(bool) & (cap > 0) & alive_b[fr] & alive_b[to]
+                  & (fr != to))
+        working = base[1]
+        flow = np.array(base[2])
+        br = np.asarray(branches)
+        act_c = active[br]
+        status[~act_c] = 0
+        dead = act_c & ~working[fr[br]]
+        status[dead] = 0
+        ni = self._islands(alive, active.view(np.uint8))
+        lab = np.array(self.label)
+        bridge = self._bridges(active.view(np.uint8))
+        todo = np.flatnonzero(act_c & working[fr[br]] & ~bridge[br])
+        if not len(todo):
+            return status, base, out
+        lim = cap * (1.0 + DC_TRIP_RTOL)
+        lab_c = lab[fr[br[todo]]]
+        size = np.bincount(lab[lab >= 0], minlength=ni)
+        act = np.flatnonzero(active)
+        lab_act = lab[fr[act]]
+        fmax = np.zeros(ni)
+        np.maximum.at(fmax, lab_act, np.abs(flow[act]))
+        cdef int8_t[::1] st = status
+        cdef double[:, ::1] ov = out if flows else np.zeros((1, 1))
+        cdef _LDL L
+        cdef int64_t[::1] pos, ibr, cand, crow
+        cdef double[::1] fv, lv, wv
+        cdef double tol
+        for isl in np.unique(lab_c):
+            rows = todo[lab_c == isl]
+            nb = size[isl]
+            if nb <= DENSE_MAX:
+                continue                          # solved densely: the full cascade is cheap
+            buses = np.flatnonzero(lab == isl)
+            ibr = np.ascontiguousarray(act[lab_act == isl], dtype=np.int64)
+            f = self._factorize(buses, ibr)
+            L = f.lu
+            pos = f.pos
+            cand = np.ascontiguousarray(br[rows])
+            crow = rows.astype(np.int64)
+            fv = flow
+            lv = lim
+            wv = np.zeros(L.n + 1)
+            tol = 1e-9 * fmax[isl]
+            with nogil:
+                self._lodf(L, pos, ibr, cand, crow, fv, lv, tol, rtol, st, ov, flows, wv)
+        return status, base, out

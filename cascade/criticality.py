@@ -351,13 +351,18 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
 
 def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
                pre_nodes=(), pre_edges=(), threads: int | None = None, engine: str = "core",
-               progress: ProgressArg = None) -> tuple[np.ndarray, ...]:
-    """:func:`core_sweep` on a system with flow layers: one full flow cascade per element.
+               progress: ProgressArg = None, screen: bool = True) -> tuple[np.ndarray, ...]:
+    """:func:`core_sweep` on a system with flow layers: one flow cascade per element.
 
-    A first version: no incremental shortcut; elements are spread over ``threads`` threads,
-    each with its own :func:`cascade.flowcore.flow_engine` (kernels and the factors of the
-    intact grids built once per thread and reused for every element), or run one by one with
-    the reference engine (``engine="reference"``, the oracle of the tests).
+    With the core engine and no earlier failures, ``dcflow`` branches are screened first
+    (:meth:`cascade.flowcore.FlowEngine.screen_dc`): when the intact cascade trips nothing, a
+    branch whose loss provably changes nothing but flows (first-round flows from LODF columns
+    below every limit, no island split, in every recorded round) scores zero without a
+    cascade; the others, and every node, run the full cascade.  Elements are spread over
+    ``threads`` threads, each with its own :func:`cascade.flowcore.flow_engine` (kernels and
+    the factors of the intact grids built once per thread and reused for every element), or
+    run one by one with the reference engine (``engine="reference"``, the oracle of the tests,
+    without screening).  ``screen=False`` runs every element in full (the check of the tests).
 
     Losses count partial service: a layer's demand lost is the served amount of the intact
     system minus the served amount after the cascade (``demand × served fraction`` over its
@@ -382,7 +387,12 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
             return _run_core_flow(c, nodes, edges)
         return _run_reference_flow(system, c, nodes, edges)
 
-    intact = cascade([], [])
+    record: list = []
+    if engine == "core":
+        from .flowcore import flow_engine
+        intact = flow_engine(c).run([], [], record=record)
+    else:
+        intact = cascade([], [])
     worked = intact[0].astype(bool)
     served_before = c.demand * intact[4]
     out_nodes = np.zeros(n_el, np.int64)
@@ -405,18 +415,27 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
         out_demand[k] = out_layer_demand[k].sum()
         bar.update()
 
+    todo = np.arange(n_el)
+    if (screen and engine == "core" and not pre_nodes and not pre_edges and record
+            and not len(intact[6]) and (el_node < 0).any()):
+        # cleared branches lose nothing: their rows stay zero
+        edge_rows = np.flatnonzero(el_node < 0)
+        clear = flow_engine(c).screen_dc(el_edge[edge_rows], record)
+        todo = np.setdiff1d(todo, edge_rows[clear])
+        bar.update(int(clear.sum()))
+    n_run = len(todo)
     threads = max(1, int(threads or _default_threads())) if engine == "core" else 1
-    if threads == 1 or n_el < 2:
-        for k in range(n_el):
+    if threads == 1 or n_run < 2:
+        for k in todo:
             one(k)
     else:
         counter = itertools.count()
 
         def worker():
-            while (k := next(counter)) < n_el:
-                one(k)
-        with ThreadPoolExecutor(max_workers=min(threads, n_el)) as pool:
-            for future in [pool.submit(worker) for _ in range(min(threads, n_el))]:
+            while (i := next(counter)) < n_run:
+                one(todo[i])
+        with ThreadPoolExecutor(max_workers=min(threads, n_run)) as pool:
+            for future in [pool.submit(worker) for _ in range(min(threads, n_run))]:
                 future.result()
     bar.close()
     return out_nodes, out_demand, out_layer, out_layer_demand

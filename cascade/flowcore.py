@@ -159,12 +159,14 @@ class FlowEngine:
         s = self.sup_idx
         return working[s] & (frac[s] >= self.threshold)
 
-    def run(self, init_nodes=(), init_edges=(), held=None):
+    def run(self, init_nodes=(), init_edges=(), held=None, record: list | None = None):
         """One static cascade from failed node and edge indices.
 
         ``held`` (bool, shape (n_groups,), optional): groups whose backup still runs
         (:mod:`cascade.recovery`); they keep their dependent working whatever their suppliers
         do, as ``Workspace.group_held`` does in the v1 core.  None (the default): no backup.
+        ``record`` (a list, optional) receives ``(layer position, members, usable)`` for every
+        call of a ``dcflow`` kernel, in order: the states :meth:`screen_dc` screens from.
 
         Returns
         -------
@@ -227,6 +229,8 @@ class FlowEngine:
                         fractions = np.where(layer.demand > 0, r.served / np.where(layer.demand > 0,
                                                                                    layer.demand, 1), 1.0)
                 elif layer.rule == RULE_CODES["dcflow"]:
+                    if record is not None:
+                        record.append((layer.index, members.copy(), here.copy()))
                     r = layer.kernel.cascade(members, here, layer.supply, layer.demand, layer.priority,
                                              layer.dispatch)
                     alive = r.working
@@ -261,6 +265,35 @@ class FlowEngine:
                 return working, fail_round, cause, via_group, new_frac, flows, table, via
             ok_before = ok
             working, frac = survivors, new_frac
+
+    def screen_dc(self, edges, record) -> np.ndarray:
+        """Which edges, lost alone, provably end like the cascade ``record`` was taken from.
+
+        ``record`` is what :meth:`run` recorded on a cascade that tripped nothing.  An edge
+        of a ``dcflow`` layer is cleared (True) when, in every recorded state of its layer, its
+        loss trips nothing, splits no island and leaves every branch below its limit by the
+        margin of :meth:`cascade.flowkernels.DCFlow.screen` (first-round flows from LODF
+        columns): each round then ends exactly as in the recorded cascade (the same working
+        nodes and served fractions, only the flows differ), so the cascade without the edge
+        ends in the same state.  Other edges are not cleared.
+        """
+        edges = np.asarray(edges, np.int64)
+        clear = np.zeros(len(edges), bool)
+        for layer in self.layers:
+            if layer.rule != RULE_CODES["dcflow"]:
+                continue
+            states = [(members, here) for i, members, here in record if i == layer.index]
+            mine = np.flatnonzero(np.isin(edges, layer.edges))
+            if not len(mine) or not states:
+                continue
+            local = np.searchsorted(layer.edges, edges[mine])
+            ok = np.ones(len(mine), bool)
+            for members, here in states:
+                status, _, _ = layer.kernel.screen(members, here, layer.supply, layer.demand,
+                                                   local, layer.priority, layer.dispatch)
+                ok &= ~status
+            clear[mine] = ok
+        return clear
 
 
 _local = threading.local()
