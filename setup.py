@@ -18,7 +18,7 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
-    for name in ("cascade._core", "cascade._flow")
+    for name in ("cascade._core", "cascade._flow", "cascade._ensemble")
 ]
 
 setup(

@@ -43,6 +43,7 @@ from .units import layer_weights
 
 PERCENTILES = (5, 50, 95)
 BLOCK = 32                       # samples drawn at once
+COMPILED_SAMPLING = True         # plain samples in cascade._ensemble (False: the Python path)
 CONNECT_TIMEOUT = "10s"          # reaching a Dask scheduler
 NO_WORKERS_GRACE = 60.0          # seconds a Dask run waits for workers to come back
 _local = threading.local()
@@ -134,10 +135,15 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     if compiled.has_flow_layers:
         return _run_flow_batch(compiled, scenario, seed, start, stop, baseline, baseline_service,
                                immune, fragility_scale, attribute, cancel)
-    ws = _workspace(compiled)
-    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
     feedback = getattr(scenario.hazard, "feedback", False)
     plain = not immune and not fragility_scale and not feedback
+    if plain and not attribute and COMPILED_SAMPLING:
+        plan = _plan(compiled, scenario)
+        if plan is not None:
+            return _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline,
+                                       baseline_service, cancel)
+    ws = _workspace(compiled)
+    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
     if attribute:
         node_share = np.zeros((compiled.n_nodes, loss.shape[1]))
         edge_share = np.zeros((compiled.n_edges, loss.shape[1]))
@@ -183,6 +189,71 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
             share(k, i, nodes, edges)
     if attribute:
         return start, loss, failed, direct, n_direct, node_share, edge_share
+    return start, loss, failed, direct, n_direct
+
+
+def _plan(compiled: CompiledSystem, scenario: Scenario):
+    """The scenario's :class:`cascade.hazards.SamplingPlan` for ``compiled`` (built once, kept
+    with the prepared scenario), or None when its hazard samples in Python only."""
+    prep = scenario._prepared(compiled)
+    if "compiled_plan" not in prep:
+        plan = scenario.hazard.compiled_plan(prep, compiled)
+        prep["compiled_plan"] = None if plan is None else (
+            plan, plan.nodes.arrays(), plan.edges.arrays(),
+            (bool(plan.variability), float(plan.break_fraction), bool(plan.grid)))
+    return prep["compiled_plan"]
+
+
+def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, baseline_service,
+                        cancel=None) -> tuple:
+    """:func:`run_batch` of a plain sample range in compiled code (:mod:`cascade._ensemble`):
+    per block of ``BLOCK`` samples, the samples' salts and normals (and correlated residuals)
+    in numpy, then one nogil call that draws, cascades and tallies every sample of the block.
+    Bit for bit the results of the Python path (tests/test_ensemble_compiled.py)."""
+    from . import _ensemble
+    from .hazards import Draws
+
+    ws = _workspace(compiled)
+    c = compiled
+    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
+    layer_count, _, layer_demand = totals
+    L = len(c.layer_names)
+    _hplan, n_part, e_part, (variability, bf, grid) = plan
+    bufs = getattr(ws, "_ensemble_buffers", None)
+    if bufs is None:
+        k = max(len(n_part[1]), len(e_part[1]), 1)
+        bufs = ws._ensemble_buffers = (np.zeros(c.n_nodes, c.index_dtype), np.zeros(c.n_edges, c.index_dtype),
+                                       np.zeros(k), np.zeros(k), np.zeros(L), np.zeros(L, np.int64))
+    if len(bufs[2]) < max(len(n_part[1]), len(e_part[1])):
+        k = max(len(n_part[1]), len(e_part[1]))
+        bufs = ws._ensemble_buffers = bufs[:2] + (np.zeros(k), np.zeros(k)) + bufs[4:]
+    base8 = np.ascontiguousarray(baseline, np.uint8)
+    demand = np.ascontiguousarray(c.demand, np.float64)
+    service = np.empty((stop - start, L))
+    no_eps = np.zeros((0, 0))
+    ws.edge_failed[:] = 0
+    hazard, prep = scenario.hazard, scenario._prepared(compiled)
+    for s in range(start, stop, BLOCK):
+        if cancel is not None and cancel.is_set():
+            return None
+        e = min(s + BLOCK, stop)
+        draws = [Draws.of(seed, i) for i in range(s, e)]
+        salts = np.ascontiguousarray(np.stack([d.salts for d in draws]), np.uint64)
+        normal, n_eps, e_eps = hazard.plan_inputs(prep, draws, salts)
+        a, b = s - start, e - start
+        ws.n_changed = _ensemble.run_block(
+            *n_part, *e_part, variability, bf, grid, salts, np.ascontiguousarray(normal, np.float64),
+            n_eps is not None, no_eps if n_eps is None else np.ascontiguousarray(n_eps, np.float64),
+            e_eps is not None, no_eps if e_eps is None else np.ascontiguousarray(e_eps, np.float64),
+            c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes, c.node_layer,
+            c.layer_rule, c.is_source, c.grp_ptr, c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner,
+            ws.group_held, c.edge_src, ws.edge_failed, ws.working, ws.fail_round, ws.cause,
+            ws.via_group, ws.alive, ws.changed, ws.queue, ws.comp, ws.layer_dirty,
+            *bufs, demand, layer_demand, layer_count, base8,
+            service[a:b], failed, direct, n_direct[a:b])
+    # Loss = intact service - service, the overall column from the plain mean (as _service_lost).
+    loss[:, :L] = baseline_service[:L] - service
+    loss[:, L] = baseline_service[L] - (service.mean(axis=1) if L else np.nan)
     return start, loss, failed, direct, n_direct
 
 
