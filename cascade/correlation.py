@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 
 import numpy as np
 
@@ -230,10 +231,13 @@ class GridField:
         salts = np.asarray(salts, np.uint64).reshape(-1)
         mx, my = self.shape
         z = np.empty((len(salts), mx, my), complex)
+        g = _philox()
         for k, salt in enumerate(salts):
             # Philox keyed by (salt, tag): a counter-based stream, cheap to start per sample.
-            g = np.random.Generator(np.random.Philox(key=int(salt) ^ self._tag))
-            z[k] = g.standard_normal(2 * mx * my).view(complex).reshape(mx, my)
+            # Re-keying one generator per thread gives the stream of Philox(key=...) without
+            # that constructor's OS entropy read for a seed it then ignores.
+            _rekey(g, int(salt) ^ self._tag)
+            g.standard_normal(2 * mx * my, out=z[k].view(np.float64).reshape(-1))
         # Re(FFT(sqrt(λ/M) (z1 + i z2))) has exactly the embedded covariance.
         field = np.fft.fft2(self._sqrt_lam * z, axes=(-2, -1)).real.reshape(len(salts), -1)
         out = np.einsum("bsk,sk->bs", field[:, self._idx], self._w)
@@ -254,6 +258,26 @@ class GridField:
         a, b = node_xy(self._idx[i]), node_xy(self._idx[j])
         d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
         return float(self._w[i] @ correlation(d / 1000.0, self.range_km) @ self._w[j])
+
+
+_local = threading.local()
+
+
+def _philox() -> np.random.Generator:
+    """This thread's Philox generator (re-keyed per field by :func:`_rekey`)."""
+    g = getattr(_local, "philox", None)
+    if g is None:
+        g = _local.philox = np.random.Generator(np.random.Philox(key=0))
+    return g
+
+
+def _rekey(g: np.random.Generator, key: int) -> None:
+    """Put ``g`` at the start of the stream of ``Philox(key=key)`` (counter 0, empty buffer)."""
+    g.bit_generator.state = {
+        "bit_generator": "Philox",
+        "state": {"counter": np.zeros(4, np.uint64),
+                  "key": np.array([key & 0xFFFFFFFFFFFFFFFF, key >> 64], np.uint64)},
+        "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
 
 
 def _fast_len(n: int) -> int:
