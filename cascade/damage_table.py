@@ -320,13 +320,12 @@ class FragilityTableHazard(EarthquakeHazard):
                  for p, s_fail, s_gm in ((prep["n"], 0, 2), (prep["e"], 1, 3))]
         return SamplingPlan(parts[0], parts[1], variability=bool(self.variability))
 
-    def plan_inputs(self, prep, draws, salts):
+    def plan_inputs(self, prep, salts, normal):
         if not self.variability:
-            return np.zeros(len(draws)), None, None
-        event = np.array([d.rng.standard_normal() for d in draws], float)
+            return np.zeros(len(salts)), None, None
         eps = [None if p["fields"] is None else self._eps_of(p, salts[:, s:s + 1], True)
                for p, s in ((prep["n"], 2), (prep["e"], 3))]
-        return event, eps[0], eps[1]
+        return normal, eps[0], eps[1]
 
     def ground_motion(self, prep, draws):
         raise NotImplementedError("ground_motion of a fragility table: use an earthquake scenario")

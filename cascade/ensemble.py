@@ -219,7 +219,7 @@ def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, b
     per block of ``BLOCK`` samples, the samples' salts and normals (and correlated residuals)
     in numpy, then one nogil call that draws, cascades and tallies every sample of the block.
     Bit for bit the results of the Python path (tests/test_ensemble_compiled.py)."""
-    from . import _ensemble
+    from . import _draws, _ensemble
     from .hazards import Draws
 
     ws = _workspace(compiled)
@@ -246,9 +246,14 @@ def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, b
         if cancel is not None and cancel.is_set():
             return None
         e = min(s + BLOCK, stop)
-        draws = [Draws.of(seed, i) for i in range(s, e)]
-        salts = np.ascontiguousarray(np.stack([d.salts for d in draws]), np.uint64)
-        normal, n_eps, e_eps = hazard.plan_inputs(prep, draws, salts)
+        salts, first = np.empty((e - s, 4), np.uint64), np.empty(e - s)
+        if 0 <= seed < 2**64 and 0 <= s and e < 2**63:
+            _draws.sample_draws(seed, s, e, salts, first)       # Draws.of in C, bit for bit
+        else:
+            draws = [Draws.of(seed, i) for i in range(s, e)]
+            salts[:] = [d.salts for d in draws]
+            first[:] = [d.rng.standard_normal() for d in draws]
+        normal, n_eps, e_eps = hazard.plan_inputs(prep, salts, first)
         a, b = s - start, e - start
         ws.n_changed = _ensemble.run_block(
             *n_part, *e_part, variability, bf, grid, salts, np.ascontiguousarray(normal, np.float64),

@@ -451,10 +451,11 @@ class Hazard:
         or None: this hazard samples in Python only."""
         return None
 
-    def plan_inputs(self, prep: dict, draws: list, salts: np.ndarray) -> tuple:
-        """Per block: (normal (B,), node residuals (B, k) or None, edge residuals or None),
-        consuming each sample's generator exactly as :meth:`draw_block` does."""
-        return np.zeros(len(draws)), None, None
+    def plan_inputs(self, prep: dict, salts: np.ndarray, normal: np.ndarray) -> tuple:
+        """Per block of B samples, from their salts (B, 4) and the first standard normal of
+        each sample's generator (B,), what :meth:`draw_block` uses of them: (per-sample value
+        (B,), node residuals (B, k) or None, edge residuals (B, k) or None)."""
+        return np.zeros(len(salts)), None, None
 
     def describe(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -830,11 +831,9 @@ class FloodHazard(Hazard):
         return SamplingPlan(PlanPart(3, idx, prep["elements"].node_keys[idx], depth[idx], thr[idx]),
                             _empty_part(1), grid=self._grid is not None)
 
-    def plan_inputs(self, prep, draws, salts):
-        # The offset of each sample, drawn as draw() draws it.
-        offset = np.array([self.level_sd * d.rng.standard_normal() if self.level_sd > 0 else 0.0
-                           for d in draws], float)
-        return offset, None, None
+    def plan_inputs(self, prep, salts, normal):
+        # The offset of each sample, as draw() draws it.
+        return (self.level_sd * normal if self.level_sd > 0 else np.zeros(len(salts))), None, None
 
     def describe(self):
         d = super().describe()
@@ -1137,14 +1136,13 @@ class EarthquakeHazard(Hazard):
                      prep["pe_len"], s_fail=1, s_gm=3),
             variability=bool(self.variability), break_fraction=float(self.break_fraction))
 
-    def plan_inputs(self, prep, draws, salts):
+    def plan_inputs(self, prep, salts, normal):
         if not self.variability:
-            return np.zeros(len(draws)), None, None
-        event = np.array([d.rng.standard_normal() for d in draws], float)
+            return np.zeros(len(salts)), None, None
         if prep["fields"] is None:
-            return event, None, None                  # keyed residuals, drawn in compiled code
+            return normal, None, None                 # keyed residuals, drawn in compiled code
         eps_n, eps_e = self._eps(prep, salts[:, 2:3], salts[:, 3:4], batch=True)
-        return event, eps_n, eps_e
+        return normal, eps_n, eps_e
 
     def describe(self):
         d = super().describe()

@@ -173,3 +173,19 @@ def test_grid_field_rekeyed_generator_matches_fresh_philox():
     expected = np.einsum("bsk,sk->bs", grid[:, field._idx], field._w)
     expected += field._nugget * ndtri(keyed_uniform(keys[None, :], salts[:, None]))
     np.testing.assert_array_equal(field.draw(salts), expected)
+
+
+@pytest.mark.parametrize("seed, start", [(7, 0), (0, 0), (2**32 + 5, 2**32 - 3), (2**64 - 1, 2**40),
+                                         (123456789, 10**6)])
+def test_compiled_draws_match_numpy_default_rng(seed, start):
+    """cascade._draws.sample_draws recomputes Draws.of (SeedSequence, PCG64, the ziggurat
+    normal) in C: the same salts and first normal, for seeds and indices of 1 and 2 words."""
+    from cascade import _draws
+    from cascade.hazards import Draws
+
+    n = 40
+    salts, normal = np.empty((n, 4), np.uint64), np.empty(n)
+    _draws.sample_draws(seed, start, start + n, salts, normal)
+    ref = [Draws.of(seed, i) for i in range(start, start + n)]
+    np.testing.assert_array_equal(salts, np.stack([d.salts for d in ref]))
+    np.testing.assert_array_equal(normal, [d.rng.standard_normal() for d in ref])
