@@ -9,7 +9,10 @@ range) and its first normal is numpy's ziggurat ``random_standard_normal`` on th
 sample: SeedSequence's hash mixing (O'Neill's seed_seq_fe, as numpy implements it), PCG64's
 128-bit LCG with the XSL-RR output, and numpy's own normal sampler (libnpyrandom).
 """
+from libc.math cimport ldexp
 from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+from scipy.special.cython_special cimport ndtri
 
 from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_normal
@@ -129,3 +132,23 @@ def sample_draws(uint64_t seed, int64_t start, int64_t stop, uint64_t[:, ::1] sa
             for j in range(4):
                 salts[k, j] = cascade_pcg_next(&rng)
             normal[k] = random_standard_normal(&bg)
+
+
+cdef uint64_t _M1 = 0xBF58476D1CE4E5B9
+cdef uint64_t _M2 = 0x94D049BB133111EB
+cdef double _TWO_M53 = ldexp(1.0, -53)
+
+
+def keyed_normal(const uint64_t[::1] keys, const uint64_t[::1] salts, double[:, ::1] out):
+    """``out[b, j] = ndtri(keyed_uniform(keys[j], salts[b]))`` (:func:`cascade.hazards.keyed_uniform`
+    and scipy's Φ⁻¹, the same values as numpy's), without the (B, k) temporaries."""
+    cdef Py_ssize_t b, j
+    cdef uint64_t z
+    with nogil:
+        for b in range(salts.shape[0]):
+            for j in range(keys.shape[0]):
+                z = keys[j] ^ salts[b]
+                z = (z ^ (z >> 30)) * _M1
+                z = (z ^ (z >> 27)) * _M2
+                z = z ^ (z >> 31)
+                out[b, j] = ndtri((<double>(z >> 11) + 0.5) * _TWO_M53)

@@ -137,12 +137,7 @@ class ExactField:
     def draw(self, salts) -> np.ndarray:
         """Residuals at the sites, shape (B, n_sites), one field per salt (uint64, shape (B,)):
         normals keyed by site (the hazards' keyed uniforms), then ``L z``."""
-        from scipy.special import ndtri
-
-        from .hazards import keyed_uniform
-
-        salts = np.asarray(salts, np.uint64).reshape(-1, 1)
-        return self.apply(ndtri(keyed_uniform(self.keys[None, :], salts)))
+        return self.apply(_keyed_normal(self.keys, np.asarray(salts, np.uint64).reshape(-1)))
 
     def implied_correlation(self, i: int, j: int) -> float:
         a, b = self._lt[:, self.inverse[i]], self._lt[:, self.inverse[j]]
@@ -224,10 +219,6 @@ class GridField:
         The grid's normals come from a Philox generator keyed by ``salt ^ tag`` (the grid
         depends only on the sites' bounding box, so the same salt gives the same grid on a
         system with more sites inside it); the nugget's from keyed uniforms of the sites."""
-        from scipy.special import ndtri
-
-        from .hazards import keyed_uniform
-
         salts = np.asarray(salts, np.uint64).reshape(-1)
         mx, my = self.shape
         z = np.empty((len(salts), mx, my), complex)
@@ -242,7 +233,7 @@ class GridField:
         field = np.fft.fft2(self._sqrt_lam * z, axes=(-2, -1)).real.reshape(len(salts), -1)
         out = np.einsum("bsk,sk->bs", field[:, self._idx], self._w)
         if self.keys.size:
-            out += self._nugget * ndtri(keyed_uniform(self.keys[None, :], salts[:, None]))
+            out += self._nugget * _keyed_normal(self.keys, salts)
         return out
 
     def implied_correlation(self, i: int, j: int) -> float:
@@ -261,6 +252,16 @@ class GridField:
 
 
 _local = threading.local()
+
+
+def _keyed_normal(keys: np.ndarray, salts: np.ndarray) -> np.ndarray:
+    """``ndtri(keyed_uniform(keys[None, :], salts[:, None]))``, shape (B, k), computed in C
+    (:func:`cascade._draws.keyed_normal`: the same values without the temporaries)."""
+    from ._draws import keyed_normal
+
+    out = np.empty((len(salts), len(keys)))
+    keyed_normal(np.ascontiguousarray(keys, np.uint64), np.ascontiguousarray(salts, np.uint64), out)
+    return out
 
 
 def _philox() -> np.random.Generator:

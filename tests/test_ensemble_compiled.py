@@ -189,3 +189,16 @@ def test_compiled_draws_match_numpy_default_rng(seed, start):
     ref = [Draws.of(seed, i) for i in range(start, start + n)]
     np.testing.assert_array_equal(salts, np.stack([d.salts for d in ref]))
     np.testing.assert_array_equal(normal, [d.rng.standard_normal() for d in ref])
+
+
+def test_compiled_keyed_normal_matches_numpy():
+    from scipy.special import ndtri
+
+    from cascade import _draws
+
+    rng = np.random.default_rng(4)
+    keys = rng.integers(0, 2**64, 700, dtype=np.uint64)
+    salts = np.array([0, 1, 2**64 - 1, 987654321], np.uint64)
+    out = np.empty((len(salts), len(keys)))
+    _draws.keyed_normal(keys, salts, out)
+    np.testing.assert_array_equal(out, ndtri(keyed_uniform(keys[None, :], salts[:, None])))
