@@ -206,11 +206,25 @@ def _plan(compiled: CompiledSystem, scenario: Scenario):
     with the prepared scenario), or None when its hazard samples in Python only."""
     prep = scenario._prepared(compiled)
     if "compiled_plan" not in prep:
-        plan = scenario.hazard.compiled_plan(prep, compiled)
+        plan = scenario.hazard.compiled_plan(prep, compiled) if _plan_is_current(scenario.hazard) else None
         prep["compiled_plan"] = None if plan is None else (
             plan, plan.nodes.arrays(), plan.edges.arrays(),
             (bool(plan.variability), float(plan.break_fraction), bool(plan.grid)))
     return prep["compiled_plan"]
+
+
+def _owner(cls, name: str):
+    """The class of ``cls``'s MRO that defines attribute ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))
+
+
+def _plan_is_current(hazard) -> bool:
+    """A hazard's compiled plan stands for its draws only where it is defined at or below the
+    class that defines ``draw`` and ``draw_block``: a subclass that changes how it draws but
+    inherits its parent's plan samples in Python."""
+    cls = type(hazard)
+    plan = _owner(cls, "compiled_plan")
+    return all(issubclass(plan, _owner(cls, name)) for name in ("draw", "draw_block", "plan_inputs"))
 
 
 def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, baseline_service,

@@ -202,3 +202,24 @@ def test_compiled_keyed_normal_matches_numpy():
     out = np.empty((len(salts), len(keys)))
     _draws.keyed_normal(keys, salts, out)
     np.testing.assert_array_equal(out, ndtri(keyed_uniform(keys[None, :], salts[:, None])))
+
+
+def test_subclass_that_draws_differently_falls_back_to_python(demo):
+    """A hazard subclass overriding draw (not compiled_plan) must not use its parent's plan."""
+    from cascade.hazards import RandomHazard
+
+    class Doubled(RandomHazard):
+        def draw(self, prep, draws, compiled, scale_nodes, scale_edges):
+            nodes, edges = super().draw(prep, draws, compiled, scale_nodes, scale_edges)
+            return nodes | np.roll(nodes, 1), edges
+
+    system, compiled = demo
+    scenario = load_scenario(SCEN / "random_failures.toml")
+    scenario.hazard = Doubled(**{k: v for k, v in vars(scenario.hazard).items()})
+    scenario.prepare(system, compiled)
+    assert ensemble._plan(compiled, scenario) is None
+    result = run_ensemble(system, scenario, 40, threads=1, compiled=compiled)
+    plain = load_scenario(SCEN / "random_failures.toml")
+    base = run_ensemble(system, plain, 40, threads=1, compiled=compiled)
+    assert (result.n_direct[:, 0] >= base.n_direct[:, 0]).all()
+    assert (result.n_direct[:, 0] > base.n_direct[:, 0]).any()
