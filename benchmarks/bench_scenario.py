@@ -21,8 +21,16 @@ Implementations (``extra_info["impl"]``):
     Two local threads (one Workspace each; the kernel releases the GIL, the numpy sampling
     partly does not).
 ``dask``
-    A ``distributed.LocalCluster`` of two single-threaded worker processes, started outside
-    the timing; the compiled system and prepared scenario are scattered once per run.
+    ``--workers 2``: the local cluster of :func:`cascade.ensemble._local_cluster` (two
+    single-threaded worker processes, without the nanny's ``MALLOC_TRIM_THRESHOLD_``),
+    started outside the timing; the compiled system and prepared scenario are scattered once
+    per run, the batch sizes come from timing the first samples.
+``python``
+    One local thread through the Python sampling path (``ensemble.COMPILED_SAMPLING = False``:
+    numpy keyed draws per block, ``Workspace.run`` and the numpy loss tally per sample), the
+    path the compiled sampler of ``cascade/_ensemble.pyx`` replaced; same results.
+``uncorrelated_python``
+    ``uncorrelated`` through the Python sampling path.
 ``reference``
     The same samples through the networkx reference engine (:func:`cascade.simulate` with
     ``engine="reference"``), measured on ``REFERENCE_SAMPLES`` samples and scaled to ``N``
@@ -90,10 +98,21 @@ def quake_uncorrelated(demo_system, tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_cluster():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=40)
+    from cascade.ensemble import _local_cluster, close_local_cluster
+
+    cluster = _local_cluster(distributed, 2)
     yield cluster.scheduler_address
-    cluster.close()
+    close_local_cluster(cluster)
+
+
+def _python_path(fn):
+    from cascade import ensemble
+
+    ensemble.COMPILED_SAMPLING = False
+    try:
+        return fn()
+    finally:
+        ensemble.COMPILED_SAMPLING = True
 
 
 def _threads(benchmark, quake, n, threads, impl):
@@ -118,6 +137,23 @@ def test_scenario_uncorrelated(benchmark, quake_uncorrelated, n):
                                 kwargs={"threads": 1, "compiled": compiled},
                                 rounds=ROUNDS[n], iterations=1)
     assert result.loss.shape == (n, len(compiled.layer_names) + 1)
+
+
+@pytest.mark.parametrize("n", SAMPLES, ids=SIZES)
+def test_scenario_python(benchmark, quake, n):
+    system, compiled, scenario = quake
+    _tag(benchmark, f"demo{n}", "python", n)
+    result = benchmark.pedantic(lambda: _python_path(lambda: run_ensemble(
+        system, scenario, n, threads=1, compiled=compiled)), rounds=ROUNDS[n], iterations=1)
+    assert np.array_equal(result.loss, _expected_loss(system, compiled, scenario, n))
+
+
+@pytest.mark.parametrize("n", SAMPLES, ids=SIZES)
+def test_scenario_uncorrelated_python(benchmark, quake_uncorrelated, n):
+    system, compiled, scenario = quake_uncorrelated
+    _tag(benchmark, f"demo{n}", "uncorrelated_python", n)
+    benchmark.pedantic(lambda: _python_path(lambda: run_ensemble(
+        system, scenario, n, threads=1, compiled=compiled)), rounds=ROUNDS[n], iterations=1)
 
 
 @pytest.mark.parametrize("n", SAMPLES, ids=SIZES)

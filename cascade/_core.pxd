@@ -17,3 +17,17 @@ cdef enum:
     CAUSE_INITIAL = 1
     CAUSE_DEPENDENCY = 2
     CAUSE_DISCONNECTED = 3
+
+# The static cascade of _core.pyx, for other kernels that run it per sample inside their own
+# nogil loop (cascade/_ensemble.pyx).
+cdef index_t _cascade(
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
+        const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+        const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
+        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const uint8_t[::1] group_held,
+        const index_t[::1] edge_src, const index_t[::1] init_nodes, const index_t[::1] init_edges, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+        uint8_t[::1] layer_dirty, bint incremental) noexcept nogil

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 
 import numpy as np
 
@@ -136,12 +137,7 @@ class ExactField:
     def draw(self, salts) -> np.ndarray:
         """Residuals at the sites, shape (B, n_sites), one field per salt (uint64, shape (B,)):
         normals keyed by site (the hazards' keyed uniforms), then ``L z``."""
-        from scipy.special import ndtri
-
-        from .hazards import keyed_uniform
-
-        salts = np.asarray(salts, np.uint64).reshape(-1, 1)
-        return self.apply(ndtri(keyed_uniform(self.keys[None, :], salts)))
+        return self.apply(_keyed_normal(self.keys, np.asarray(salts, np.uint64).reshape(-1)))
 
     def implied_correlation(self, i: int, j: int) -> float:
         a, b = self._lt[:, self.inverse[i]], self._lt[:, self.inverse[j]]
@@ -223,22 +219,21 @@ class GridField:
         The grid's normals come from a Philox generator keyed by ``salt ^ tag`` (the grid
         depends only on the sites' bounding box, so the same salt gives the same grid on a
         system with more sites inside it); the nugget's from keyed uniforms of the sites."""
-        from scipy.special import ndtri
-
-        from .hazards import keyed_uniform
-
         salts = np.asarray(salts, np.uint64).reshape(-1)
         mx, my = self.shape
         z = np.empty((len(salts), mx, my), complex)
+        g = _philox()
         for k, salt in enumerate(salts):
             # Philox keyed by (salt, tag): a counter-based stream, cheap to start per sample.
-            g = np.random.Generator(np.random.Philox(key=int(salt) ^ self._tag))
-            z[k] = g.standard_normal(2 * mx * my).view(complex).reshape(mx, my)
+            # Re-keying one generator per thread gives the stream of Philox(key=...) without
+            # that constructor's OS entropy read for a seed it then ignores.
+            _rekey(g, int(salt) ^ self._tag)
+            g.standard_normal(2 * mx * my, out=z[k].view(np.float64).reshape(-1))
         # Re(FFT(sqrt(λ/M) (z1 + i z2))) has exactly the embedded covariance.
         field = np.fft.fft2(self._sqrt_lam * z, axes=(-2, -1)).real.reshape(len(salts), -1)
         out = np.einsum("bsk,sk->bs", field[:, self._idx], self._w)
         if self.keys.size:
-            out += self._nugget * ndtri(keyed_uniform(self.keys[None, :], salts[:, None]))
+            out += self._nugget * _keyed_normal(self.keys, salts)
         return out
 
     def implied_correlation(self, i: int, j: int) -> float:
@@ -254,6 +249,36 @@ class GridField:
         a, b = node_xy(self._idx[i]), node_xy(self._idx[j])
         d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
         return float(self._w[i] @ correlation(d / 1000.0, self.range_km) @ self._w[j])
+
+
+_local = threading.local()
+
+
+def _keyed_normal(keys: np.ndarray, salts: np.ndarray) -> np.ndarray:
+    """``ndtri(keyed_uniform(keys[None, :], salts[:, None]))``, shape (B, k), computed in C
+    (:func:`cascade._draws.keyed_normal`: the same values without the temporaries)."""
+    from ._draws import keyed_normal
+
+    out = np.empty((len(salts), len(keys)))
+    keyed_normal(np.ascontiguousarray(keys, np.uint64), np.ascontiguousarray(salts, np.uint64), out)
+    return out
+
+
+def _philox() -> np.random.Generator:
+    """This thread's Philox generator (re-keyed per field by :func:`_rekey`)."""
+    g = getattr(_local, "philox", None)
+    if g is None:
+        g = _local.philox = np.random.Generator(np.random.Philox(key=0))
+    return g
+
+
+def _rekey(g: np.random.Generator, key: int) -> None:
+    """Put ``g`` at the start of the stream of ``Philox(key=key)`` (counter 0, empty buffer)."""
+    g.bit_generator.state = {
+        "bit_generator": "Philox",
+        "state": {"counter": np.zeros(4, np.uint64),
+                  "key": np.array([key & 0xFFFFFFFFFFFFFFFF, key >> 64], np.uint64)},
+        "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
 
 
 def _fast_len(n: int) -> int:

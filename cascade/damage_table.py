@@ -211,6 +211,7 @@ class TableHazard(Hazard):
 
     # The same keyed draw as a random hazard's: each element fails with its own probability.
     draw = RandomHazard.draw
+    compiled_plan = RandomHazard.compiled_plan
 
     def describe(self):
         return {"type": self.type, "file": self.file, "layout": self.layout,
@@ -310,6 +311,21 @@ class FragilityTableHazard(EarthquakeHazard):
             z = np.broadcast_to(z, (len(draws), len(part["idx"])))
             hits.append(keyed_uniform(part["keys"][None, :], salts[:, s_fail:s_fail + 1]) < ndtr(z))
         return [(prep["n"]["idx"][hits[0][b]], prep["e"]["idx"][hits[1][b]]) for b in range(len(draws))]
+
+    def compiled_plan(self, prep, compiled):
+        from .hazards import PlanPart, SamplingPlan
+
+        parts = [PlanPart(1, p["idx"], p["keys"], p["z0"], p["sig_e"], p["sig_r"], p["beta"],
+                          s_fail=s_fail, s_gm=s_gm)
+                 for p, s_fail, s_gm in ((prep["n"], 0, 2), (prep["e"], 1, 3))]
+        return SamplingPlan(parts[0], parts[1], variability=bool(self.variability))
+
+    def plan_inputs(self, prep, salts, normal):
+        if not self.variability:
+            return np.zeros(len(salts)), None, None
+        eps = [None if p["fields"] is None else self._eps_of(p, salts[:, s:s + 1], True)
+               for p, s in ((prep["n"], 2), (prep["e"], 3))]
+        return normal, eps[0], eps[1]
 
     def ground_motion(self, prep, draws):
         raise NotImplementedError("ground_motion of a fragility table: use an earthquake scenario")

@@ -13,7 +13,16 @@ Executors
   system and the prepared scenario are scattered once to every worker; each task runs a
   batch of consecutive samples and returns small arrays (losses of the batch, per-node
   failure counts).  A task lost with its worker is rerun elsewhere by Dask.
-* ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded processes.
+* ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded processes
+  (:func:`_local_cluster`: without the nanny's ``MALLOC_TRIM_THRESHOLD_``, which made every
+  large temporary a fresh mmap, and without leaking the nanny's variables into this process).
+
+Plain samples (no ``immune``, ``fragility_scale``, attribution or feedback) of a hazard with a
+compiled plan (every hazard but rainfall) run in :mod:`cascade._ensemble`: per block of
+``BLOCK`` samples, numpy draws the per-sample salts, normals and correlated residual fields,
+then one nogil call draws each sample's direct failures, runs its cascade and tallies its
+losses, with no Python object per sample; bit for bit the results of the Python path
+(``COMPILED_SAMPLING = False`` keeps it, as the tests' oracle).
 
 A system with flow layers runs each sample's cascade on :mod:`cascade.flowcore` (one engine
 per thread, its kernels reused across samples) and its loss counts served amounts (partial
@@ -43,6 +52,7 @@ from .units import layer_weights
 
 PERCENTILES = (5, 50, 95)
 BLOCK = 32                       # samples drawn at once
+COMPILED_SAMPLING = True         # plain samples in cascade._ensemble (False: the Python path)
 CONNECT_TIMEOUT = "10s"          # reaching a Dask scheduler
 NO_WORKERS_GRACE = 60.0          # seconds a Dask run waits for workers to come back
 _local = threading.local()
@@ -134,10 +144,15 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
     if compiled.has_flow_layers:
         return _run_flow_batch(compiled, scenario, seed, start, stop, baseline, baseline_service,
                                immune, fragility_scale, attribute, cancel)
-    ws = _workspace(compiled)
-    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
     feedback = getattr(scenario.hazard, "feedback", False)
     plain = not immune and not fragility_scale and not feedback
+    if plain and not attribute and COMPILED_SAMPLING:
+        plan = _plan(compiled, scenario)
+        if plan is not None:
+            return _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline,
+                                       baseline_service, cancel)
+    ws = _workspace(compiled)
+    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
     if attribute:
         node_share = np.zeros((compiled.n_nodes, loss.shape[1]))
         edge_share = np.zeros((compiled.n_edges, loss.shape[1]))
@@ -183,6 +198,90 @@ def run_batch(compiled: CompiledSystem, scenario: Scenario, seed: int, start: in
             share(k, i, nodes, edges)
     if attribute:
         return start, loss, failed, direct, n_direct, node_share, edge_share
+    return start, loss, failed, direct, n_direct
+
+
+def _plan(compiled: CompiledSystem, scenario: Scenario):
+    """The scenario's :class:`cascade.hazards.SamplingPlan` for ``compiled`` (built once, kept
+    with the prepared scenario), or None when its hazard samples in Python only."""
+    prep = scenario._prepared(compiled)
+    if "compiled_plan" not in prep:
+        plan = scenario.hazard.compiled_plan(prep, compiled) if _plan_is_current(scenario.hazard) else None
+        prep["compiled_plan"] = None if plan is None else (
+            plan, plan.nodes.arrays(), plan.edges.arrays(),
+            (bool(plan.variability), float(plan.break_fraction), bool(plan.grid)))
+    return prep["compiled_plan"]
+
+
+def _owner(cls, name: str):
+    """The class of ``cls``'s MRO that defines attribute ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))
+
+
+def _plan_is_current(hazard) -> bool:
+    """A hazard's compiled plan stands for its draws only where it is defined at or below the
+    class that defines ``draw`` and ``draw_block``: a subclass that changes how it draws but
+    inherits its parent's plan samples in Python."""
+    cls = type(hazard)
+    plan = _owner(cls, "compiled_plan")
+    return all(issubclass(plan, _owner(cls, name)) for name in ("draw", "draw_block", "plan_inputs"))
+
+
+def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, baseline_service,
+                        cancel=None) -> tuple:
+    """:func:`run_batch` of a plain sample range in compiled code (:mod:`cascade._ensemble`):
+    per block of ``BLOCK`` samples, the samples' salts and normals (and correlated residuals)
+    in numpy, then one nogil call that draws, cascades and tallies every sample of the block.
+    Bit for bit the results of the Python path (tests/test_ensemble_compiled.py)."""
+    from . import _draws, _ensemble
+    from .hazards import Draws
+
+    ws = _workspace(compiled)
+    c = compiled
+    totals, loss, failed, direct, n_direct = _batch_buffers(compiled, stop - start)
+    layer_count, _, layer_demand = totals
+    L = len(c.layer_names)
+    _hplan, n_part, e_part, (variability, bf, grid) = plan
+    bufs = getattr(ws, "_ensemble_buffers", None)
+    if bufs is None:
+        k = max(len(n_part[1]), len(e_part[1]), 1)
+        bufs = ws._ensemble_buffers = (np.zeros(c.n_nodes, c.index_dtype), np.zeros(c.n_edges, c.index_dtype),
+                                       np.zeros(k), np.zeros(k), np.zeros(L), np.zeros(L, np.int64))
+    if len(bufs[2]) < max(len(n_part[1]), len(e_part[1])):
+        k = max(len(n_part[1]), len(e_part[1]))
+        bufs = ws._ensemble_buffers = bufs[:2] + (np.zeros(k), np.zeros(k)) + bufs[4:]
+    base8 = np.ascontiguousarray(baseline, np.uint8)
+    demand = np.ascontiguousarray(c.demand, np.float64)
+    service = np.empty((stop - start, L))
+    no_eps = np.zeros((0, 0))
+    ws.edge_failed[:] = 0
+    hazard, prep = scenario.hazard, scenario._prepared(compiled)
+    for s in range(start, stop, BLOCK):
+        if cancel is not None and cancel.is_set():
+            return None
+        e = min(s + BLOCK, stop)
+        salts, first = np.empty((e - s, 4), np.uint64), np.empty(e - s)
+        if 0 <= seed < 2**64 and 0 <= s and e < 2**63:
+            _draws.sample_draws(seed, s, e, salts, first)       # Draws.of in C, bit for bit
+        else:
+            draws = [Draws.of(seed, i) for i in range(s, e)]
+            salts[:] = [d.salts for d in draws]
+            first[:] = [d.rng.standard_normal() for d in draws]
+        normal, n_eps, e_eps = hazard.plan_inputs(prep, salts, first)
+        a, b = s - start, e - start
+        ws.n_changed = _ensemble.run_block(
+            *n_part, *e_part, variability, bf, grid, salts, np.ascontiguousarray(normal, np.float64),
+            n_eps is not None, no_eps if n_eps is None else np.ascontiguousarray(n_eps, np.float64),
+            e_eps is not None, no_eps if e_eps is None else np.ascontiguousarray(e_eps, np.float64),
+            c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes, c.node_layer,
+            c.layer_rule, c.is_source, c.grp_ptr, c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner,
+            ws.group_held, c.edge_src, ws.edge_failed, ws.working, ws.fail_round, ws.cause,
+            ws.via_group, ws.alive, ws.changed, ws.queue, ws.comp, ws.layer_dirty,
+            *bufs, demand, layer_demand, layer_count, base8,
+            service[a:b], failed, direct, n_direct[a:b])
+    # Loss = intact service - service, the overall column from the plain mean (as _service_lost).
+    loss[:, :L] = baseline_service[:L] - service
+    loss[:, L] = baseline_service[L] - (service.mean(axis=1) if L else np.nan)
     return start, loss, failed, direct, n_direct
 
 
@@ -386,7 +485,9 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     immune, fragility_scale
         Passed to :meth:`Scenario.sample` for every sample.
     batch_size : int, optional
-        Samples per task (default: about 8 tasks per worker, at most 256).
+        Samples per task.  Default: threads take about 8 batches per thread, at most 256
+        samples each; on Dask the first ``CALIBRATION`` samples run here and time the rest
+        into tasks of about ``TASK_SECONDS`` (at least 4 per worker, see :func:`_calibrate`).
     attribute : bool or {"equal", "marginal"}
         Also accumulate ``node_share`` / ``edge_share`` (see :class:`EnsembleResult`):
         ``True``/``"equal"`` splits each sample's loss equally among its direct failures,
@@ -598,6 +699,31 @@ def _gather(client, futures, collect, bar, where: str) -> None:
                              f"{len(pending)} of {total} batches unfinished; nothing written", where)
 
 
+TASK_SECONDS = 0.5               # a Dask task's target duration (batch sizes from calibration)
+CALIBRATION = 32                 # samples run here first to time one sample
+
+
+def _calibrate(compiled, args, kw, samples, baseline, baseline_service, n_workers, collect, bar):
+    """Run the first ``CALIBRATION`` samples here (they count: they are collected) and size
+    the Dask tasks from their time: about ``TASK_SECONDS`` each, so that a task's overhead
+    (a few ms of scheduling and transfer) stays small, and at least 4 tasks per worker, so
+    that the workers finish together.  Returns (samples done, batch size)."""
+    import time
+
+    first = min(samples, CALIBRATION)
+    if first == 0:
+        return 0, 1
+    t = time.perf_counter()
+    done = collect(run_batch(compiled, *args, 0, first, baseline, baseline_service, **kw))
+    per_sample = max((time.perf_counter() - t) / first, 1e-7)
+    if bar is not None:
+        bar.update(done)
+    left = samples - first
+    size = int(TASK_SECONDS / per_sample)
+    size = max(BLOCK, min(size, math.ceil(left / (4 * n_workers)) if left else 1))
+    return first, max(1, size)
+
+
 def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
               batch_size, collect, bar) -> str:
     import logging
@@ -626,7 +752,12 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
             # Scatter once to every worker; tasks then carry only sample ranges.
             comp_f, scen_f, base_f, serv_f = client.scatter(
                 [compiled, args[0], baseline, baseline_service], broadcast=True)
-            spans = _batches(samples, n_workers * 8, batch_size or 256)
+            if batch_size is None:
+                first, size = _calibrate(compiled, args, kw, samples, baseline, baseline_service,
+                                         n_workers, collect, bar)
+                spans = [(first + a, first + b) for a, b in _batches(samples - first, 1, size)]
+            else:
+                spans = _batches(samples, n_workers * 8, batch_size)
             futures = [client.submit(run_batch, comp_f, scen_f, args[1], a, b, base_f, serv_f,
                                      pure=False, **kw) for a, b in spans]
             _gather(client, futures, collect, bar, where)
@@ -642,27 +773,77 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
     finally:
         try:
             if cluster is not None:
-                cluster.close()
-        except Exception:  # already shutting down (Ctrl-C); the run's own error matters
-            pass
+                close_local_cluster(cluster)
         finally:
             log.setLevel(level)
     return executor
 
 
-def _local_cluster(distributed, workers: int):
-    """A LocalCluster whose processes ignore SIGINT: Ctrl-C at the terminal reaches the whole
-    process group, and the command (not each worker, with its traceback) decides what stops.
+#: Variables distributed's nanny puts in ``os.environ`` of the process that starts the workers
+#: (``distributed.nanny.pre-spawn-environ``): restored after the cluster starts and stops.
+_NANNY_ENVIRON = ("MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                  "OPENBLAS_NUM_THREADS")
 
-    The worker processes inherit the ignored SIGINT from this process, which ignores it while
-    they start (a few seconds); a Ctrl-C in that window is lost (press it again)."""
+
+def _restore_environ(saved: dict) -> None:
+    """Put back the variables of :data:`_NANNY_ENVIRON` as ``saved`` had them (None: unset)."""
+    import os
+
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _local_cluster(distributed, workers: int):
+    """A LocalCluster of ``workers`` single-threaded worker processes, for ``--workers``.
+
+    * Its processes ignore SIGINT: Ctrl-C at the terminal reaches the whole process group, and
+      the command (not each worker, with its traceback) decides what stops.  The worker
+      processes inherit the ignored SIGINT from this process, which ignores it while they
+      start (a few seconds); a Ctrl-C in that window is lost (press it again).
+    * Without the allocator penalty: distributed's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``
+      in its workers, which makes glibc return every large freed block to the system at once,
+      so every large temporary array becomes a fresh ``mmap`` and its pages fault again (on the
+      demo town's ensembles, 2 workers were slower than 1 thread).  The workers start without
+      it (glibc's adaptive default; a value already in this process's environment is kept).
+    * Without leaking: the nanny writes its variables (that one, ``PYTHONHASHSEED``) into this
+      process's ``os.environ`` before it spawns a worker; they are put back as they were once
+      the workers run, and again by :func:`close_local_cluster`.
+
+    Close it with :func:`close_local_cluster` (``cluster.close()`` works too, minus the
+    second restore).  ``cascade risk`` and the sweeps' ``--workers`` share this helper.
+    """
+    import os
     import signal
 
+    import dask
+
+    saved = {key: os.environ.get(key) for key in _NANNY_ENVIRON}
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=":0", silence_logs=40)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", silence_logs=40)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        _restore_environ(saved)
+    cluster._cascade_environ = saved
+    return cluster
+
+
+def close_local_cluster(cluster) -> None:
+    """Close a cluster of :func:`_local_cluster` and restore the environment variables its
+    nanny may have set again (a worker restarted after a crash); errors while shutting down
+    (Ctrl-C) are swallowed: the run's own error matters."""
+    try:
+        cluster.close()
+    except Exception:
+        pass
+    finally:
+        saved = getattr(cluster, "_cascade_environ", None)
+        if saved is not None:
+            _restore_environ(saved)

@@ -216,6 +216,55 @@ class Draws:
         return cls(rng.integers(0, 2**64, size=4, dtype=np.uint64), rng)
 
 
+@dataclass
+class PlanPart:
+    """One part of a :class:`SamplingPlan`: the elements (node or edge indices ``idx``, in the
+    order the Python path lists failures) that a hazard can fail, with per-element constants
+    ``a``-``d`` whose meaning depends on ``mode`` (see :mod:`cascade._ensemble`)."""
+
+    mode: int                    # 0 threshold, 1 normal (fragility), 2 pipe repair rate, 3 flood
+    idx: np.ndarray              # (k,) int64
+    keys: np.ndarray             # (k,) uint64, the keyed draws' keys
+    a: np.ndarray                # (k,) float64
+    b: np.ndarray | None = None
+    c: np.ndarray | None = None
+    d: np.ndarray | None = None
+    s_fail: int = 0              # salt of the failure draw
+    s_gm: int = 2                # salt of the residual draw (modes 1 and 2)
+
+    def arrays(self):
+        z = np.zeros(len(self.idx))
+        f = lambda v: z if v is None else np.ascontiguousarray(v, np.float64)  # noqa: E731
+        return (self.mode, np.ascontiguousarray(self.idx, np.int64),
+                np.ascontiguousarray(self.keys, np.uint64), f(self.a), f(self.b), f(self.c),
+                f(self.d), self.s_fail, self.s_gm)
+
+
+@dataclass
+class SamplingPlan:
+    """What :mod:`cascade._ensemble` needs to draw a hazard's samples in compiled code: a node
+    part, an edge part, and scalars.  Built by ``Hazard.compiled_plan``; per block of samples,
+    ``Hazard.plan_inputs`` gives the per-sample normals and correlated residuals."""
+
+    nodes: PlanPart
+    edges: PlanPart
+    variability: bool = False
+    break_fraction: float = 0.0
+    grid: bool = False
+
+
+def _empty_part(s_fail: int) -> PlanPart:
+    return PlanPart(0, np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0), s_fail=s_fail)
+
+
+def _threshold_part(mask: np.ndarray, keys: np.ndarray, p, s_fail: int) -> PlanPart:
+    """Elements of ``mask`` failing when their keyed uniform is below ``p`` (scalar or per
+    element); elements outside the mask never fail."""
+    idx = np.flatnonzero(mask)
+    p = np.broadcast_to(np.asarray(p, float), mask.shape)[idx] if np.ndim(p) else np.full(len(idx), float(p))
+    return PlanPart(0, idx, keys[idx], p, s_fail=s_fail)
+
+
 # --------------------------------------------------------------------------- validation
 class _Table:
     """A TOML table being validated: typed getters that name the file and key on error."""
@@ -397,6 +446,17 @@ class Hazard:
             out.append((np.flatnonzero(nodes), np.flatnonzero(edges)))
         return out
 
+    def compiled_plan(self, prep: dict, compiled: CompiledSystem) -> "SamplingPlan | None":
+        """The hazard's draws for :mod:`cascade._ensemble` (identical to :meth:`draw_block`),
+        or None: this hazard samples in Python only."""
+        return None
+
+    def plan_inputs(self, prep: dict, salts: np.ndarray, normal: np.ndarray) -> tuple:
+        """Per block of B samples, from their salts (B, 4) and the first standard normal of
+        each sample's generator (B,), what :meth:`draw_block` uses of them: (per-sample value
+        (B,), node residuals (B, k) or None, edge residuals (B, k) or None)."""
+        return np.zeros(len(salts)), None, None
+
     def describe(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
@@ -439,6 +499,11 @@ class RandomHazard(Hazard):
         nodes = keyed_uniform(el.node_keys, draws.salts[0]) < prep["pn"]
         edges = keyed_uniform(el.edge_keys, draws.salts[1]) < prep["pe"]
         return nodes, edges
+
+    def compiled_plan(self, prep, compiled):
+        el = prep["elements"]
+        return SamplingPlan(_threshold_part(prep["pn"] > 0, el.node_keys, prep["pn"], 0),
+                            _threshold_part(prep["pe"] > 0, el.edge_keys, prep["pe"], 1))
 
 
 @dataclass
@@ -499,6 +564,11 @@ class TargetedHazard(Hazard):
         if self.success < 1.0:
             hit &= keyed_uniform(prep["elements"].node_keys, draws.salts[0]) < self.success
         return hit, np.zeros(compiled.n_edges, bool)
+
+    def compiled_plan(self, prep, compiled):
+        # success 1: every uniform is below 1, so the draw changes nothing (as in draw).
+        return SamplingPlan(_threshold_part(prep["targets"], prep["elements"].node_keys,
+                                            min(self.success, 1.0), 0), _empty_part(1))
 
 
 def _filter(el: Elements, layers, kinds, file) -> np.ndarray:
@@ -633,6 +703,10 @@ class RegionHazard(Hazard):
             hit &= keyed_uniform(prep["elements"].node_keys, draws.salts[0]) < self.probability
         return hit, np.zeros(compiled.n_edges, bool)
 
+    def compiled_plan(self, prep, compiled):
+        return SamplingPlan(_threshold_part(prep["inside"], prep["elements"].node_keys,
+                                            min(self.probability, 1.0), 0), _empty_part(1))
+
     def describe(self):
         d = super().describe()
         return {k: v for k, v in d.items() if v is not None}
@@ -750,6 +824,16 @@ class FloodHazard(Hazard):
             depth = np.where(prep["depth"] > 0, depth, prep["depth"])
         nodes = (depth > 0) & (depth > prep["threshold"] * scale_nodes)
         return nodes, np.zeros(compiled.n_edges, bool)
+
+    def compiled_plan(self, prep, compiled):
+        depth, thr = prep["depth"], prep["threshold"]
+        idx = np.flatnonzero((depth > -np.inf) & ~(thr == np.inf))   # others never flood
+        return SamplingPlan(PlanPart(3, idx, prep["elements"].node_keys[idx], depth[idx], thr[idx]),
+                            _empty_part(1), grid=self._grid is not None)
+
+    def plan_inputs(self, prep, salts, normal):
+        # The offset of each sample, as draw() draws it.
+        return (self.level_sd * normal if self.level_sd > 0 else np.zeros(len(salts))), None, None
 
     def describe(self):
         d = super().describe()
@@ -1043,6 +1127,22 @@ class EarthquakeHazard(Hazard):
         p_edge = -np.expm1(-self.break_fraction * np.exp(ln_rr) * prep["pe_len"])
         edges = keyed_uniform(prep["pe_keys"][None, :], salts[:, 1:2]) < p_edge
         return [(sn[nodes[b]], pe[edges[b]]) for b in range(len(draws))]
+
+    def compiled_plan(self, prep, compiled):
+        return SamplingPlan(
+            PlanPart(1, prep["sn"], prep["sn_keys"], prep["sn_z0"], prep["sn_sig_e"], prep["sn_sig_r"],
+                     prep["sn_beta"], s_fail=0, s_gm=2),
+            PlanPart(2, prep["pe"], prep["pe_keys"], prep["pe_ln_rr"], prep["pe_sig_e"], prep["pe_sig_r"],
+                     prep["pe_len"], s_fail=1, s_gm=3),
+            variability=bool(self.variability), break_fraction=float(self.break_fraction))
+
+    def plan_inputs(self, prep, salts, normal):
+        if not self.variability:
+            return np.zeros(len(salts)), None, None
+        if prep["fields"] is None:
+            return normal, None, None                 # keyed residuals, drawn in compiled code
+        eps_n, eps_e = self._eps(prep, salts[:, 2:3], salts[:, 3:4], batch=True)
+        return normal, eps_n, eps_e
 
     def describe(self):
         d = super().describe()

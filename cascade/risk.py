@@ -303,11 +303,9 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
 
     cluster = None
     if workers is not None:
-        from .ensemble import _dask
+        from .ensemble import _dask, _local_cluster
 
-        distributed = _dask()
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=40)
+        cluster = _local_cluster(_dask(), workers)
         scheduler = cluster.scheduler_address
     try:
         eal = np.zeros(L)
@@ -347,7 +345,9 @@ def annual_risk(system: InfrastructureSystem, scenarios: Sequence[Scenario], *,
                               "mean_score": float(score.mean())})
     finally:
         if cluster is not None:
-            cluster.close()
+            from .ensemble import close_local_cluster
+
+            close_local_cluster(cluster)
 
     score = np.concatenate(points)
     sw = np.concatenate(point_w)

@@ -1,0 +1,71 @@
+"""Ensemble speed on the demo town, executors interleaved, medians of repeats (README figures).
+
+    python benchmarks/ensemble_speed.py [SAMPLES] [REPEATS]
+
+For the shipped earthquake scenario (correlated residuals) and the same with
+``correlation = "none"``: samples/s of the compiled path on 1 thread (``core``), the numpy path
+it replaced on 1 thread (``python``), 2 threads, and ``--workers 2`` (the local cluster of
+``cascade.ensemble._local_cluster``, started outside the timing).  Each repeat runs every
+executor once, in turn, so that the machine's load hits them alike; the table gives the
+median over repeats and the ratios of the medians.  Every run is checked to give the losses
+of the first ``core`` run.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(samples: int = 2000, repeats: int = 3) -> None:
+    import distributed
+
+    from cascade import compile_system, ensemble, load_scenario, read_system, run_ensemble
+
+    system = read_system(ROOT / "networks" / "demo_town")
+    compiled = compile_system(system)
+    quake = ROOT / "scenarios" / "earthquake_m62.toml"
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "none.toml").write_text(quake.read_text().replace('system = "../networks/demo_town"', "")
+                                   .replace('mechanism = "unspecified"',
+                                            'mechanism = "unspecified"\ncorrelation = "none"'))
+    cluster = ensemble._local_cluster(distributed, 2)
+    try:
+        for label, path in (("correlated", quake), ("independent", tmp / "none.toml")):
+            scenario = load_scenario(path)
+            scenario.prepare(system, compiled)
+            expected = run_ensemble(system, scenario, samples, threads=1, compiled=compiled).loss
+            runs = {
+                "core": dict(threads=1),
+                "python": dict(threads=1),
+                "threads2": dict(threads=2),
+                "workers2": dict(scheduler=cluster.scheduler_address),
+            }
+            speed = {k: [] for k in runs}
+            for _ in range(repeats):
+                for name, kw in runs.items():
+                    ensemble.COMPILED_SAMPLING = name != "python"
+                    try:
+                        t = time.perf_counter()
+                        result = run_ensemble(system, scenario, samples, compiled=compiled, **kw)
+                        speed[name].append(samples / (time.perf_counter() - t))
+                    finally:
+                        ensemble.COMPILED_SAMPLING = True
+                    assert np.array_equal(result.loss, expected), name
+            med = {k: statistics.median(v) for k, v in speed.items()}
+            print(f"{label}: {samples} samples, median of {repeats}")
+            for name in runs:
+                print(f"  {name:9s} {med[name]:8.0f} samples/s  x{med[name] / med['core']:.2f} of core"
+                      f"   (runs: {', '.join(f'{v:.0f}' for v in speed[name])})")
+    finally:
+        ensemble.close_local_cluster(cluster)
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))

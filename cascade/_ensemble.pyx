@@ -1,0 +1,232 @@
+# cython: language_level=3
+"""Ensemble samples in one nogil loop: keyed hazard draws, the cascade, the loss tally.
+
+:func:`run_block` runs samples ``0 .. B-1`` of a block.  For each sample it draws the direct
+failures of a hazard *plan* (two parts, one over nodes and one over edges, built by the hazards
+in :mod:`cascade.hazards`: ``Hazard.compiled_plan``), runs the static cascade of
+:mod:`cascade._core` on them and adds the sample's service per layer, failure counts per node
+and direct failure counts to the outputs.  No Python object and no allocation per sample.
+
+The arithmetic is the numpy code's of each hazard's ``draw_block``, operation by operation, so
+the results are bit for bit those of the Python path (tested in tests/test_ensemble_compiled.py):
+
+* keyed uniforms: the SplitMix64 finaliser of ``key ^ salt`` (:func:`cascade.hazards.keyed_uniform`);
+* Φ and Φ⁻¹: scipy's own ``ndtr`` / ``ndtri`` (``scipy.special.cython_special``);
+* ``exp`` and ``expm1`` (pipe repair rates): numpy's own float64 inner loops, taken from the
+  ufuncs at import (numpy's SIMD versions differ from libm's in the last bit for some inputs).
+
+Part modes (``mode``), per element ``j`` of the part, ``u`` its keyed uniform of salt ``s_fail``:
+
+0 threshold: fails when ``u < a[j]`` (random, targeted, region, probability tables);
+1 normal:    ``z = a[j] + (ev·b[j] + c[j]·ε) / d[j]`` (without variability ``z = a[j]``), fails
+             when ``u < Φ(z)`` (fragility curves);
+2 repair:    ``ln RR = a[j] + 2.25 (ev·b[j] + c[j]·ε)`` (without variability ``a[j]``), fails
+             when ``u < -expm1(-bf · exp(ln RR) · d[j])`` (Hazus pipe breaks);
+3 flood:     ``depth = a[j] + offset`` (a grid: only where ``a[j] > 0``), fails when
+             ``depth > 0`` and ``depth > b[j]``.
+
+``ε`` is a per-sample residual: from ``eps[b, j]`` when given (correlated fields, drawn by
+numpy per block), else ``Φ⁻¹`` of the keyed uniform of salt ``s_gm``.  ``ev`` is the sample's
+event term (``normal[b]``) and ``offset`` the flood's (``normal[b]`` too, already scaled).
+"""
+from libc.math cimport ldexp
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+
+cimport numpy as cnp
+from scipy.special.cython_special cimport ndtr, ndtri
+
+from ._core cimport _cascade, index_t
+
+import numpy as np
+
+cnp.import_array()
+
+ctypedef void (*loop_t)(char **, cnp.npy_intp *, cnp.npy_intp *, void *) noexcept nogil
+
+cdef uint64_t _M1 = 0xBF58476D1CE4E5B9
+cdef uint64_t _M2 = 0x94D049BB133111EB
+cdef double _TWO_M53 = ldexp(1.0, -53)
+
+cdef loop_t _exp_loop = NULL
+cdef loop_t _expm1_loop = NULL
+cdef void *_exp_data = NULL
+cdef void *_expm1_data = NULL
+
+
+cdef void _find_loop(cnp.ufunc u, loop_t *fn, void **data) except *:
+    cdef int i
+    for i in range(u.ntypes):
+        if u.types[2 * i] == cnp.NPY_DOUBLE and u.types[2 * i + 1] == cnp.NPY_DOUBLE:
+            fn[0] = <loop_t>u.functions[i]
+            data[0] = u.data[i]
+            return
+    raise RuntimeError(f"numpy's {u.__name__} has no float64 loop")
+
+
+_find_loop(np.exp, &_exp_loop, &_exp_data)
+_find_loop(np.expm1, &_expm1_loop, &_expm1_data)
+
+
+cdef inline double _uniform(uint64_t key, uint64_t salt) noexcept nogil:
+    cdef uint64_t z = key ^ salt
+    z = (z ^ (z >> 30)) * _M1
+    z = (z ^ (z >> 27)) * _M2
+    z = z ^ (z >> 31)
+    return (<double>(z >> 11) + 0.5) * _TWO_M53
+
+
+cdef inline void _ufunc(loop_t fn, void *data, double *src, double *dst, Py_ssize_t k) noexcept nogil:
+    cdef char *args[2]
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.npy_intp steps[2]
+    if k == 0:
+        return
+    args[0] = <char *>src
+    args[1] = <char *>dst
+    dims[0] = k
+    steps[0] = sizeof(double)
+    steps[1] = sizeof(double)
+    fn(args, dims, steps, data)
+
+
+def numpy_loops(double[::1] x, double[::1] out_exp, double[::1] out_expm1):
+    """``np.exp(x)`` and ``np.expm1(x)`` through the loops this module calls (for tests)."""
+    with nogil:
+        _ufunc(_exp_loop, _exp_data, &x[0], &out_exp[0], x.shape[0])
+        _ufunc(_expm1_loop, _expm1_data, &x[0], &out_expm1[0], x.shape[0])
+
+
+def keyed_uniform(const uint64_t[::1] keys, uint64_t salt, double[::1] out):
+    """:func:`cascade.hazards.keyed_uniform` in C (for tests)."""
+    cdef Py_ssize_t j
+    with nogil:
+        for j in range(keys.shape[0]):
+            out[j] = _uniform(keys[j], salt)
+
+
+cdef Py_ssize_t _draw_part(
+        int mode, const int64_t[::1] idx, const uint64_t[::1] keys, const double[::1] a,
+        const double[::1] b, const double[::1] c, const double[::1] d, int s_fail, int s_gm,
+        bint variability, bint has_eps, const double[:, ::1] eps, Py_ssize_t row,
+        double ev, double bf, bint grid, const uint64_t[:, ::1] salts,
+        double[::1] tmp1, double[::1] tmp2, index_t[::1] out, Py_ssize_t n_out) noexcept nogil:
+    """Append the part's failed elements of sample ``row`` to ``out`` (ascending idx order
+    when ``idx`` ascends); return the new count."""
+    cdef Py_ssize_t j, k = idx.shape[0]
+    cdef uint64_t sf = salts[row, s_fail], sg = salts[row, s_gm]
+    cdef double u, z, e, depth
+    if mode == 0:
+        for j in range(k):
+            if _uniform(keys[j], sf) < a[j]:
+                out[n_out] = <index_t>idx[j]
+                n_out += 1
+    elif mode == 1:
+        for j in range(k):
+            z = a[j]
+            if variability:
+                e = eps[row, j] if has_eps else ndtri(_uniform(keys[j], sg))
+                z = z + (ev * b[j] + c[j] * e) / d[j]
+            if _uniform(keys[j], sf) < ndtr(z):
+                out[n_out] = <index_t>idx[j]
+                n_out += 1
+    elif mode == 2:
+        for j in range(k):
+            z = a[j]
+            if variability:
+                e = eps[row, j] if has_eps else ndtri(_uniform(keys[j], sg))
+                z = z + 2.25 * (ev * b[j] + c[j] * e)
+            tmp1[j] = z
+        if k:
+            _ufunc(_exp_loop, _exp_data, &tmp1[0], &tmp2[0], k)
+            for j in range(k):
+                tmp1[j] = (-bf * tmp2[j]) * d[j]
+            _ufunc(_expm1_loop, _expm1_data, &tmp1[0], &tmp2[0], k)
+        for j in range(k):
+            if _uniform(keys[j], sf) < -tmp2[j]:
+                out[n_out] = <index_t>idx[j]
+                n_out += 1
+    elif mode == 3:
+        for j in range(k):
+            depth = a[j] + ev
+            if grid and not (a[j] > 0):
+                depth = a[j]
+            if depth > 0 and depth > b[j]:
+                out[n_out] = <index_t>idx[j]
+                n_out += 1
+    return n_out
+
+
+def run_block(
+        # the hazard plan: a node part (n_*) and an edge part (e_*)
+        int n_mode, const int64_t[::1] n_idx, const uint64_t[::1] n_keys, const double[::1] n_a,
+        const double[::1] n_b, const double[::1] n_c, const double[::1] n_d, int n_sfail, int n_sgm,
+        int e_mode, const int64_t[::1] e_idx, const uint64_t[::1] e_keys, const double[::1] e_a,
+        const double[::1] e_b, const double[::1] e_c, const double[::1] e_d, int e_sfail, int e_sgm,
+        bint variability, double bf, bint grid,
+        # per sample of the block
+        const uint64_t[:, ::1] salts, const double[::1] normal,
+        bint n_has_eps, const double[:, ::1] n_eps, bint e_has_eps, const double[:, ::1] e_eps,
+        # the compiled system and a workspace (cascade.compiled.Workspace)
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        const int32_t[::1] node_layer, const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+        const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
+        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const uint8_t[::1] group_held,
+        const index_t[::1] edge_src, uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+        uint8_t[::1] layer_dirty,
+        # buffers: failed node and edge indices, two scratch rows, per-layer accumulators
+        index_t[::1] init_nodes, index_t[::1] init_edges, double[::1] tmp1, double[::1] tmp2,
+        double[::1] acc_demand, int64_t[::1] acc_count,
+        # the loss tally
+        const double[::1] demand, const double[::1] layer_demand, const double[::1] layer_count,
+        const uint8_t[::1] baseline,
+        double[:, ::1] service, int32_t[::1] failed, int32_t[::1] direct, int32_t[:, ::1] n_direct):
+    """Run every sample of a block (see the module docstring); return the last sample's
+    number of failed nodes (``changed[:returned]``).  ``edge_failed`` must be all 0 on entry
+    and is all 0 on return."""
+    cdef Py_ssize_t B = salts.shape[0], L = layer_demand.shape[0]
+    cdef Py_ssize_t row, i, nn, ne, l
+    cdef index_t v, n_changed = 0
+    cdef double served, count
+    with nogil:
+        for row in range(B):
+            nn = _draw_part(n_mode, n_idx, n_keys, n_a, n_b, n_c, n_d, n_sfail, n_sgm, variability,
+                            n_has_eps, n_eps, row, normal[row], bf, grid, salts, tmp1, tmp2,
+                            init_nodes, 0)
+            ne = _draw_part(e_mode, e_idx, e_keys, e_a, e_b, e_c, e_d, e_sfail, e_sgm, variability,
+                            e_has_eps, e_eps, row, normal[row], bf, grid, salts, tmp1, tmp2,
+                            init_edges, 0)
+            for i in range(ne):
+                edge_failed[init_edges[i]] = 1
+            n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                                 node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
+                                 rdep_grp, group_owner, group_held, edge_src,
+                                 init_nodes[:nn], init_edges[:ne], edge_failed,
+                                 working, fail_round, cause, via_group, alive, changed, queue,
+                                 comp, layer_dirty, False)
+            for i in range(ne):
+                edge_failed[init_edges[i]] = 0
+            # The loss tally of ensemble._service_lost: sums in the order nodes failed.
+            for l in range(L):
+                acc_demand[l] = 0.0
+                acc_count[l] = 0
+            for i in range(n_changed):
+                v = changed[i]
+                l = node_layer[v]
+                acc_demand[l] += demand[v]
+                acc_count[l] += 1
+                failed[v] += baseline[v]
+            for l in range(L):
+                served = layer_demand[l] - acc_demand[l]
+                count = layer_count[l] - <double>acc_count[l]
+                if layer_demand[l] > 0:
+                    service[row, l] = served / layer_demand[l]
+                else:
+                    service[row, l] = count / (layer_count[l] if layer_count[l] > 0 else 1.0)
+            for i in range(nn):
+                direct[init_nodes[i]] += baseline[init_nodes[i]]
+            n_direct[row, 0] = <int32_t>nn
+            n_direct[row, 1] = <int32_t>ne
+    return n_changed

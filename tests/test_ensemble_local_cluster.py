@@ -1,0 +1,125 @@
+"""``--workers``: the local Dask cluster of cascade.ensemble._local_cluster, on real workers.
+
+* the workers run without distributed's ``MALLOC_TRIM_THRESHOLD_`` (the allocator penalty);
+* the nanny's variables do not leak into this process's environment;
+* results are identical to threads (the calibrated batch sizes change nothing);
+* ``cascade risk --workers`` goes through the same helper.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cascade import compile_system, read_system
+from cascade import ensemble
+from cascade.ensemble import run_ensemble
+from cascade.hazards import load_scenario
+
+distributed = pytest.importorskip("distributed")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "networks" / "demo_town"
+QUAKE = ROOT / "scenarios" / "earthquake_m62.toml"
+WATCHED = ("MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
+
+
+def _environ():
+    return {k: os.environ.get(k) for k in WATCHED}
+
+
+def test_local_cluster_workers_without_trim_threshold_and_no_leak():
+    before = _environ()
+    cluster = ensemble._local_cluster(distributed, 2)
+    try:
+        assert _environ() == before, "the nanny's variables leaked into this process"
+        with distributed.Client(cluster, set_as_default=False) as client:
+            seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert len(seen) == 2
+        expected = before["MALLOC_TRIM_THRESHOLD_"]       # None unless this process set one
+        assert set(seen.values()) == {expected}, seen
+    finally:
+        ensemble.close_local_cluster(cluster)
+    assert _environ() == before
+
+
+def test_plain_local_cluster_would_leak(monkeypatch):
+    """The oracle of the test above: distributed's own LocalCluster does set the variables
+    (else the no-leak assertion would prove nothing)."""
+    for key in WATCHED:
+        monkeypatch.delenv(key, raising=False)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", silence_logs=40)
+    try:
+        assert os.environ.get("MALLOC_TRIM_THRESHOLD_") is not None or \
+            os.environ.get("PYTHONHASHSEED") is not None
+        with distributed.Client(cluster, set_as_default=False) as client:
+            assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {"65536"}
+    finally:
+        cluster.close()
+
+
+def test_workers_identical_to_threads_and_no_leak():
+    system = read_system(DEMO)
+    compiled = compile_system(system)
+    scenario = load_scenario(QUAKE)
+    before = _environ()
+    threads = run_ensemble(system, scenario, 300, threads=1, compiled=compiled)
+    dask = run_ensemble(system, scenario, 300, workers=2, compiled=compiled)
+    assert _environ() == before
+    assert dask.executor.startswith("dask (local cluster, 2 workers)")
+    np.testing.assert_array_equal(dask.loss, threads.loss)
+    np.testing.assert_array_equal(dask.failed, threads.failed)
+    np.testing.assert_array_equal(dask.direct, threads.direct)
+    np.testing.assert_array_equal(dask.n_direct, threads.n_direct)
+
+
+def test_calibrated_batches_cover_every_sample_once():
+    calls = []
+
+    def collect(part):
+        calls.append((part[0], len(part[1])))
+        return len(part[1])
+
+    system = read_system(DEMO)
+    compiled = compile_system(system)
+    scenario = load_scenario(QUAKE)
+    scenario.prepare(system, compiled)
+    ws = ensemble.Workspace(compiled)
+    ws.run()
+    base = ws.working.astype(bool)
+    serv = ensemble._service(compiled, base, ensemble._totals(compiled))
+    first, size = ensemble._calibrate(compiled, (scenario, 7), {"immune": (), "fragility_scale": None},
+                                      1000, base, serv, 2, collect, None)
+    assert calls == [(0, ensemble.CALIBRATION)] and first == ensemble.CALIBRATION
+    # At least 4 tasks per worker for the rest, and never below one block.
+    assert ensemble.BLOCK <= size <= -(-(1000 - first) // 8)
+    spans = ensemble._batches(1000 - first, 1, size)
+    covered = np.concatenate([np.arange(first + a, first + b) for a, b in spans])
+    np.testing.assert_array_equal(covered, np.arange(first, 1000))
+
+
+def test_risk_workers_use_the_shared_helper(monkeypatch, tmp_path):
+    from cascade.risk import annual_risk
+
+    made = []
+    real = ensemble._local_cluster
+
+    def spy(dist, workers):
+        made.append(workers)
+        return real(dist, workers)
+
+    monkeypatch.setattr(ensemble, "_local_cluster", spy)
+    system = read_system(DEMO)
+    text = QUAKE.read_text().replace('system = "../networks/demo_town"', "") \
+        .replace("samples = 1000", "samples = 40\nannual_rate = 0.01")
+    (tmp_path / "q.toml").write_text(text)
+    scenario = load_scenario(tmp_path / "q.toml")
+    before = _environ()
+    local = annual_risk(system, [scenario], samples=40, threads=1)
+    dask = annual_risk(system, [scenario], samples=40, workers=1)
+    assert made == [1]
+    assert _environ() == before
+    assert dask.eal.tolist() == pytest.approx(local.eal.tolist(), rel=1e-12)
