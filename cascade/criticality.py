@@ -351,13 +351,17 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
 
 def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
                pre_nodes=(), pre_edges=(), threads: int | None = None, engine: str = "core",
-               progress: ProgressArg = None) -> tuple[np.ndarray, ...]:
-    """:func:`core_sweep` on a system with flow layers: one full flow cascade per element.
+               progress: ProgressArg = None, plain: bool = False) -> tuple[np.ndarray, ...]:
+    """:func:`core_sweep` on a system with flow layers: one flow cascade per element.
 
-    A first version: no incremental shortcut; elements are spread over ``threads`` threads,
-    each with its own :func:`cascade.flowcore.flow_engine` (kernels and the factors of the
-    intact grids built once per thread and reused for every element), or run one by one with
-    the reference engine (``engine="reference"``, the oracle of the tests).
+    Elements are spread over ``threads`` threads, each with its own
+    :func:`cascade.flowcore.flow_engine` (kernels and the factors of the intact grids built
+    once per thread and reused for every element), or run one by one with the reference engine
+    (``engine="reference"``, the oracle of the tests).  The core first runs the base cascade
+    (the ``pre`` failures only) once, recording every round of its ``flow`` layers, and answers
+    the elements that :meth:`cascade.flowcore.FlowEngine.inert` proves unable to change it (no
+    flow through them, not on the way to any working node, no dependants) from that run
+    without a cascade; ``plain=True`` runs a full cascade for every element (for checking).
 
     Losses count partial service: a layer's demand lost is the served amount of the intact
     system minus the served amount after the cascade (``demand × served fraction`` over its
@@ -391,7 +395,31 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
     out_layer_demand = np.zeros((n_el, L), np.float64)
     bar = tracker(progress, n_el, "N-1 sweep (flow layers)", "element")
 
+    # elements that cannot change the base cascade (pre failures only): answered from it
+    quick = np.zeros(n_el, bool)
+    if engine == "core" and not plain and n_el:
+        from .flowcore import flow_engine
+
+        eng = flow_engine(c)
+        record: list = []
+        base = eng.run(np.unique(np.asarray(pre_nodes, np.int64)),
+                       np.unique(np.asarray(pre_edges, np.int64)), record=record)
+        quick = eng.inert(record, el_node, el_edge)
+
     def one(k):
+        if quick[k]:
+            run_working, run_served = base[0].copy(), base[4].copy()
+            if el_node[k] >= 0:
+                run_working[el_node[k]] = False
+                run_served[el_node[k]] = 0.0
+            lost = worked & ~run_working
+            out_nodes[k] = lost.sum()
+            out_layer[k] = np.bincount(c.node_layer[lost], minlength=L)
+            out_layer_demand[k] = np.bincount(c.node_layer, weights=served_before - c.demand * run_served,
+                                              minlength=L)
+            out_demand[k] = out_layer_demand[k].sum()
+            bar.update()
+            return
         nodes, edges = list(pre_nodes), list(pre_edges)
         if el_node[k] >= 0:
             nodes.append(int(el_node[k]))
@@ -504,7 +532,8 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
     c = compiled if compiled is not None else compile_system(system)
     el_node, el_edge = element_indices(c, elements, layer)
     if c.has_flow_layers:
-        arrays = flow_sweep(system, c, el_node, el_edge, threads=threads, engine=engine, progress=progress)
+        arrays = flow_sweep(system, c, el_node, el_edge, threads=threads, engine=engine, progress=progress,
+                            plain=plain)
     elif engine == "core":
         arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain, progress=progress)
     else:
@@ -551,7 +580,7 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
             break
         if c.has_flow_layers:
             arrays = flow_sweep(system, c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
-                                threads=threads, engine=engine)
+                                threads=threads, engine=engine, plain=plain)
         elif engine == "core":
             arrays = core_sweep(c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
                                 threads=threads, plain=plain)
