@@ -188,7 +188,7 @@ cdef class MaxMinFlow:
     def solve(self, uint8_t[::1] alive, uint8_t[::1] edge_usable, double[::1] supply,
               double[::1] demand, int32_t[::1] priority):
         """Served amounts, edge flows and working nodes (see :func:`cascade.flowkernels.maxmin_flow`)."""
-        cdef Py_ssize_t v
+        cdef Py_ssize_t v, e
         cdef double tot = 0.0
         self.supply = supply
         self.prio = priority

@@ -372,7 +372,7 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
     -------
     The four arrays of :func:`core_sweep` (``demand_lost`` is the raw sum over layers).
     """
-    from .simulation import _run_core_flow, _run_reference_flow
+    from .simulation import _run_reference_flow
 
     c = compiled
     el_node = np.asarray(el_node, np.int64)
@@ -383,7 +383,8 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
 
     def cascade(nodes, edges):
         if engine == "core":
-            return _run_core_flow(c, nodes, edges)
+            from .flowcore import flow_engine
+            return flow_engine(c).run(nodes, edges, table=False)      # no trips table: not used here
         return _run_reference_flow(system, c, nodes, edges)
 
     intact = cascade([], [])

@@ -159,12 +159,16 @@ class FlowEngine:
         s = self.sup_idx
         return working[s] & (frac[s] >= self.threshold)
 
-    def run(self, init_nodes=(), init_edges=(), record: list | None = None):
+    def run(self, init_nodes=(), init_edges=(), record: list | None = None, table: bool = True):
         """One static cascade from failed node and edge indices.
 
         ``record``, a list, receives one entry per round: ``{layer index: (members, here,
         served, edge_flow, working)}`` for the ``flow`` layers (the kernel's inputs and
-        result), as :meth:`inert` reads them.
+        result), as :meth:`inert` reads them.  ``table=False`` returns the trips as a list of
+        tuples (id index, layer, round, step, flow, capacity) instead of a DataFrame (sweeps
+        need none).  A ``flow`` layer whose members and usable edges are those of the round
+        before, but for nodes and edges that worked for nothing then, keeps that round's
+        allocation (:meth:`_same_allocation`).
 
         Returns
         -------
@@ -191,6 +195,7 @@ class FlowEngine:
         trips: list[tuple] = []
         ok_before = np.ones(len(self.sup_idx), bool)          # the state before round 1: all work
         rnd = 0
+        last = {}                                            # flow layer -> (members, here, result)
         while True:
             rnd += 1
             ok = self._counting(working, frac)
@@ -220,7 +225,12 @@ class FlowEngine:
                 members = candidates[layer.nodes]
                 here = usable[layer.edges]
                 if layer.rule == RULE_CODES["flow"]:
-                    r = layer.kernel.solve(members, here, layer.supply, layer.demand, layer.priority)
+                    prev = last.get(layer.index)
+                    if prev is not None and self._same_allocation(layer, prev, members, here):
+                        r = prev[2]
+                    else:
+                        r = layer.kernel.solve(members, here, layer.supply, layer.demand, layer.priority)
+                        last[layer.index] = (members, here, r)
                     alive = r.working
                     if record is not None:
                         record[-1][layer.index] = (members, here, r.served, r.edge_flow, r.working)
@@ -258,10 +268,27 @@ class FlowEngine:
             cause[lost] = 3
             ok_after = self._counting(survivors, new_frac)
             if (survivors == working).all() and not round_trips and (ok_after == ok).all():
-                table = pd.DataFrame([(c.edge_ids[e], *rest) for e, *rest in trips], columns=TRIP_COLUMNS)
-                return working, fail_round, cause, via_group, new_frac, flows, table, via
+                if not table:
+                    return working, fail_round, cause, via_group, new_frac, flows, trips, via
+                trips_table = pd.DataFrame([(c.edge_ids[e], *rest) for e, *rest in trips], columns=TRIP_COLUMNS)
+                return working, fail_round, cause, via_group, new_frac, flows, trips_table, via
             ok_before = ok
             working, frac = survivors, new_frac
+
+    @staticmethod
+    def _same_allocation(layer, prev, members, here) -> bool:
+        """Does the allocation ``prev = (members, here, result)`` of a flow layer hold for
+        ``members`` and ``here``?  Yes when nothing was added and what left did not work in it:
+        nodes that were not working (unreachable from every source), edges with an end that
+        was not working (no flow from a source can pass them).  Reachability and the feasible
+        flows of the working nodes are then unchanged, so is the (unique) allocation."""
+        old_members, old_here, r = prev
+        if (members & ~old_members).any() or (here & ~old_here).any():
+            return False
+        if (old_members & ~members & r.working).any():
+            return False
+        gone = old_here & ~here
+        return not (gone & r.working[layer.src] & r.working[layer.dst]).any()
 
     def inert(self, record: list, el_node, el_edge) -> np.ndarray:
         """Elements whose failure cannot change the cascade ``record`` was taken from, but
