@@ -348,15 +348,30 @@ class FlowEngine:
         k = len(layer.nodes)
         cap = layer.kernel.capacity
         active = here & members[layer.src] & members[layer.dst] & (layer.src != layer.dst) & (cap > 0)
-        # breadth-first forest from the alive sources over the active edges (as the kernel)
+        # a forest of the nodes reachable from the alive sources (the kernel's working nodes):
+        # first breadth-first along the flow (arcs in the direction they carry it), then on
+        # from everything so reached over every active edge; edges and nodes off the forest
+        # reach nobody that could not be reached without them
+        roots = np.flatnonzero(members & (layer.supply > 0))
+        fl = np.flatnonzero(active & ((flow > 0) | ((flow < 0) & ~layer.directed)))
+        fwd = flow[fl] > 0
+        fs = np.where(fwd, layer.src[fl], layer.dst[fl])
+        fd = np.where(fwd, layer.dst[fl], layer.src[fl])
+        rows = np.concatenate([fs, np.full(len(roots), k)])
+        cols = np.concatenate([fd, roots])
+        graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(k + 1, k + 1)).tocsr()
+        order, pred1 = breadth_first_order(graph, k, directed=True, return_predecessors=True)
+        along = np.zeros(k + 1, bool)
+        along[order] = True
+        along = along[:k]
         s, d = layer.src[active], layer.dst[active]
         back = ~layer.directed[active]
-        roots = np.flatnonzero(members & (layer.supply > 0))
-        rows = np.concatenate([s, d[back], np.full(len(roots), k)])
-        cols = np.concatenate([d, s[back], roots])
+        first = np.flatnonzero(along)
+        rows = np.concatenate([s, d[back], np.full(len(first), k)])
+        cols = np.concatenate([d, s[back], first])
         graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(k + 1, k + 1)).tocsr()
-        _, pred = breadth_first_order(graph, k, directed=True, return_predecessors=True)
-        pred = pred[:k]
+        _, pred2 = breadth_first_order(graph, k, directed=True, return_predecessors=True)
+        pred = np.where(along, pred1[:k], pred2[:k])
         has_child = np.zeros(k + 1, bool)
         has_child[pred[pred >= 0]] = True
         # nodes: out of the layer this round, or no supply, nothing served, no flow through
