@@ -109,6 +109,50 @@ def test_maxmin_scipy(benchmark, n):
 
 
 # ------------------------------------------------------------------------------------------------
+# flown1: N-1 sweep over every element of a flow layer
+# ------------------------------------------------------------------------------------------------
+
+SWEEP_SIZES = (300,) if QUICK else (300, 1000)
+_SWEEP_CACHE: dict = {}
+
+
+def flow_layer_system(n: int):
+    """The layer of :func:`flow_layer` (same seed, same numbers) as a system: nodes n0.., pipes p0.."""
+    if n in _SWEEP_CACHE:
+        return _SWEEP_CACHE[n]
+    import pandas as pd
+
+    from cascade import InfrastructureSystem, compile_system
+
+    kernel, _, args = flow_layer(n)
+    nodes = pd.DataFrame(dict(id=[f"n{i}" for i in range(n)], layer="water", supply=args["supply"],
+                              demand=args["demand"]))
+    edges = pd.DataFrame(dict(id=[f"p{e}" for e in range(kernel.m)], source=[f"n{i}" for i in kernel.src],
+                              target=[f"n{i}" for i in kernel.dst], capacity=kernel.capacity))
+    system = InfrastructureSystem.from_tables(nodes, edges, pd.DataFrame(columns=["dependent", "supplier"]),
+                                              rules={"water": "flow"})
+    _SWEEP_CACHE[n] = (system, compile_system(system))
+    return _SWEEP_CACHE[n]
+
+
+@pytest.mark.parametrize("impl", ["core", "plain"])
+@pytest.mark.parametrize("n", SWEEP_SIZES)
+def test_flown1(benchmark, n, impl):
+    """``critical --elements all`` on the layer, one thread: ``core`` answers the elements that
+    cannot change the base cascade from it (:meth:`cascade.flowcore.FlowEngine.inert`), ``plain``
+    runs one cascade per element (the per-element path)."""
+    from cascade.criticality import sweep
+
+    system, c = flow_layer_system(n)
+    _tag(benchmark, "flown1", f"flow{n}", impl)
+    sweep(system, "all", compiled=c, threads=1)               # kernels built before timing
+    table = benchmark.pedantic(sweep, args=(system, "all"),
+                               kwargs=dict(compiled=c, threads=1, plain=impl == "plain"),
+                               rounds=2, iterations=1)
+    benchmark.extra_info["elements"] = len(table)
+
+
+# ------------------------------------------------------------------------------------------------
 # dcn1: N-1 with overload cascades on PEGASE grids
 # ------------------------------------------------------------------------------------------------
 

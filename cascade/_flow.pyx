@@ -105,7 +105,10 @@ cdef class MaxMinFlow:
     cdef double[::1] res, cap0, bnd_val
     cdef Py_ssize_t narcs, nbnd
     cdef double eps, scale, big
-    cdef readonly Py_ssize_t n_maxflows, n_phases, n_paths, n_visits
+    cdef int32_t[::1] pr_d          # push-relabel (the warm starts' repair): labels, excess, queued
+    cdef double[::1] pr_exc
+    cdef uint8_t[::1] pr_inq
+    cdef readonly Py_ssize_t n_maxflows, n_phases, n_paths, n_visits, n_returns, n_pushes
 
     def __init__(self, Py_ssize_t n, int64_t[::1] edge_src, int64_t[::1] edge_dst,
                  uint8_t[::1] edge_directed, double[::1] edge_capacity):
@@ -178,11 +181,14 @@ cdef class MaxMinFlow:
         self.bnd_edge = np.zeros(2 * m + 1, dtype=np.int64)
         self.bnd_loc = np.zeros(2 * m + 1, dtype=np.int64)
         self.bnd_val = np.zeros(2 * m + 1, dtype=np.float64)
+        self.pr_d = np.zeros(n + 2, dtype=np.int32)
+        self.pr_exc = np.zeros(n + 2, dtype=np.float64)
+        self.pr_inq = np.zeros(n + 2, dtype=np.uint8)
 
     def solve(self, uint8_t[::1] alive, uint8_t[::1] edge_usable, double[::1] supply,
               double[::1] demand, int32_t[::1] priority):
         """Served amounts, edge flows and working nodes (see :func:`cascade.flowkernels.maxmin_flow`)."""
-        cdef Py_ssize_t v
+        cdef Py_ssize_t v, e
         cdef double tot = 0.0
         self.supply = supply
         self.prio = priority
@@ -202,6 +208,8 @@ cdef class MaxMinFlow:
         self.n_phases = 0
         self.n_paths = 0
         self.n_visits = 0
+        self.n_returns = 0
+        self.n_pushes = 0
         w = np.asarray(self.working).astype(bool)
         d = np.asarray(demand)
         classes = np.unique(np.asarray(priority)[w & (d > 0)])[::-1]
@@ -344,17 +352,17 @@ cdef class MaxMinFlow:
             for i in range(k):
                 if self.state[self.glob[i]] == ST_CURRENT:
                     self.state[self.glob[i]] = ST_PENDING
+            self._save_warm(k)
             if lam < 1.0:
                 self.stk_s[top] = s + na
                 self.stk_e[top] = t
                 self.stk_tau[top] = tau - tau_a
                 self.stk_warm[top] = 1
-                self._save_warm(k)
                 top += 1
             self.stk_s[top] = s
             self.stk_e[top] = s + na
             self.stk_tau[top] = tau_a
-            self.stk_warm[top] = 0
+            self.stk_warm[top] = 1
             top += 1
 
     cdef inline void _add_pair(self, int64_t a, int64_t b, double cab, double cba,
@@ -583,55 +591,189 @@ cdef class MaxMinFlow:
                 self.eflow[self.bnd_edge[i]] += self.bnd_val[i]
 
     cdef void _save_warm(self, Py_ssize_t k) noexcept nogil:
-        """Keep the flow of the upper part X (level >= 0) of a split region: X's levels are at
-        or above this lambda, so this flow stays feasible for X and starts its max flow."""
-        cdef Py_ssize_t p, i, a
-        for p in range(self.narcs >> 1):
-            if (self.pair_edge[p] >= 0 and self.level[self.t_tail[2 * p]] >= 0
-                    and self.level[self.t_head[2 * p]] >= 0):
-                a = self.slot[2 * p]
-                self.wflow[self.pair_edge[p]] = self.cap0[a] - self.res[a]
+        """Keep the flow of both parts of a split region for their own max flows.
+
+        Upper part X (level >= 0): its levels are at or above this lambda, so the flow inside X
+        stays feasible for X.  Lower part A (level < 0): A is the sink side of the minimum cut,
+        so every arc into A is saturated and all of A's inflow (its source arcs and the arcs
+        from X, which become source arcs of A's own graph) ends in A's sinks; the flow is
+        kept with A's source arcs taking that inflow.  :meth:`_warm_start` trims what then
+        exceeds the new sink capacities."""
+        cdef Py_ssize_t p, i, a, ta, hd
+        cdef double f
         for i in range(k):
-            if self.level[i] >= 0:
-                a = self.src_arc[i]
-                self.wsrc[self.glob[i]] = self.cap0[a] - self.res[a] if a >= 0 else 0.0
+            a = self.src_arc[i]
+            self.wsrc[self.glob[i]] = self.cap0[a] - self.res[a] if a >= 0 else 0.0
+        for p in range(self.narcs >> 1):
+            if self.pair_edge[p] < 0:
+                continue
+            ta = self.t_tail[2 * p]
+            hd = self.t_head[2 * p]
+            a = self.slot[2 * p]
+            f = self.cap0[a] - self.res[a]          # net flow tail -> head
+            if (self.level[ta] >= 0) == (self.level[hd] >= 0):
+                self.wflow[self.pair_edge[p]] = f
+            elif self.level[hd] < 0:
+                self.wsrc[self.glob[hd]] += f        # X -> A: a source arc of A's graph
+            else:
+                self.wsrc[self.glob[ta]] -= f
 
     cdef double _warm_start(self, Py_ssize_t k) noexcept nogil:
-        """Load the flow saved by _save_warm into the fresh compact graph of region X; each
-        node's sink arc takes what the node receives (conservation), within its capacity."""
-        cdef Py_ssize_t p, i, a, b
-        cdef double f, c, total = 0.0
+        """Load the flow saved by _save_warm into the fresh compact graph of a region; each
+        node's sink arc takes what the node receives (conservation), within its capacity.
+        What a node receives beyond its sink capacity (the lower part of a split, whose lambda
+        dropped) is sent back towards the source: nodes in reverse topological order of the
+        flow, each returning its surplus over its inflowing arcs.  A flow with a cycle (no
+        such order) is dropped: the max flow then starts from zero."""
+        cdef Py_ssize_t p, i, a, b, v, w, head = 0, tail = 0, cnt
+        cdef double f, c, r, total = 0.0, surplus = 0.0
+        cdef int64_t* first = &self.first[0]
+        cdef int64_t* rev = &self.rev[0]
+        cdef int64_t* outdeg = &self.it[0]
+        cdef int64_t* queue = &self.queue[0]
+        cdef int32_t* to = &self.to[0]
+        cdef double* res = &self.res[0]
+        cdef double* cap0 = &self.cap0[0]
+        cdef double* wexc = &self.wexc[0]
         for i in range(k):
-            self.wexc[i] = 0.0          # reused below as each node's net inflow
+            wexc[i] = 0.0          # each node's net inflow
         for p in range(self.narcs >> 1):
             if self.pair_edge[p] >= 0:
                 a = self.slot[2 * p]
-                b = self.rev[a]
+                b = rev[a]
                 f = self.wflow[self.pair_edge[p]]
-                self.res[a] = self.cap0[a] - f
-                self.res[b] = self.cap0[b] + f
-                self.wexc[self.t_tail[2 * p]] -= f
-                self.wexc[self.t_head[2 * p]] += f
+                res[a] = cap0[a] - f
+                res[b] = cap0[b] + f
+                wexc[self.t_tail[2 * p]] -= f
+                wexc[self.t_head[2 * p]] += f
         for i in range(k):
             a = self.src_arc[i]
             if a >= 0:
                 f = self.wsrc[self.glob[i]]
-                if f > self.cap0[a]:
-                    f = self.cap0[a]
-                self.res[a] = self.cap0[a] - f
-                self.res[self.rev[a]] = f
-                self.wexc[i] += f
+                if f > cap0[a]:
+                    f = cap0[a]
+                if f < 0:
+                    f = 0.0
+                res[a] = cap0[a] - f
+                res[rev[a]] = f
+                wexc[i] += f
             a = self.sink_arc[i]
-            c = self.cap0[a]
-            f = self.wexc[i]
+            c = cap0[a]
+            f = wexc[i]
             if f < 0:
                 f = 0.0
             if f > c:
                 f = c
-            self.res[a] = c - f
-            self.res[self.rev[a]] = f
+            res[a] = c - f
+            res[rev[a]] = f
             total += f
+            # from here on wexc[i] is the surplus node i returns over its inflowing arcs
+            wexc[i] = wexc[i] - f if wexc[i] > f else 0.0
+            surplus += wexc[i]
+        if surplus <= 0.0:
+            return total
+        # the surplus as excess of a preflow (every source arc of the region is saturated):
+        # push it on to the sink where it can go, then back to the source
+        self.n_returns += 1
+        for i in range(k):
+            self.pr_exc[i] = wexc[i]
+        self._push_relabel(k, k + 1)
+        self._push_relabel(k, k)
+        total = 0.0
+        for i in range(k):
+            a = self.sink_arc[i]
+            total += cap0[a] - res[a]
         return total
+
+    cdef void _global_label(self, Py_ssize_t k, Py_ssize_t target) noexcept nogil:
+        """pr_d[v] = residual distance from v to target (breadth-first from it); k + 2 for the
+        nodes that cannot reach it and for the other terminal."""
+        cdef Py_ssize_t n2 = k + 2, v, w, a, head = 0, tail = 1
+        cdef int64_t* first = &self.first[0]
+        cdef int64_t* rev = &self.rev[0]
+        cdef int64_t* q = &self.path[0]
+        cdef int64_t* cur = &self.it[0]
+        cdef int32_t* to = &self.to[0]
+        cdef int32_t* d = &self.pr_d[0]
+        cdef double* res = &self.res[0]
+        cdef double eps = self.eps
+        for v in range(n2):
+            d[v] = <int32_t>n2
+            cur[v] = first[v]
+        d[target] = 0
+        q[0] = target
+        while head < tail:
+            v = q[head]
+            head += 1
+            for a in range(first[v], first[v + 1]):
+                w = to[a]
+                if w < k and d[w] == n2 and res[rev[a]] > eps:
+                    d[w] = d[v] + 1
+                    q[tail] = w
+                    tail += 1
+
+    cdef void _push_relabel(self, Py_ssize_t k, Py_ssize_t target) noexcept nogil:
+        """Move the excesses pr_exc of the region's nodes to ``target`` (the sink k + 1, or the
+        source k) as far as the residual graph allows: FIFO push-relabel with global relabels.
+        Excess that cannot reach the target stays where it is."""
+        cdef Py_ssize_t n2 = k + 2, u, w, a, end, qh = 0, qn = 0, relabels = 0, dmin
+        cdef double f, ex, eps = self.eps
+        cdef int64_t* first = &self.first[0]
+        cdef int64_t* rev = &self.rev[0]
+        cdef int64_t* q = &self.queue[0]
+        cdef int64_t* cur = &self.it[0]
+        cdef int32_t* to = &self.to[0]
+        cdef int32_t* d = &self.pr_d[0]
+        cdef uint8_t* inq = &self.pr_inq[0]
+        cdef double* res = &self.res[0]
+        cdef double* exc = &self.pr_exc[0]
+        self._global_label(k, target)
+        for u in range(k):
+            inq[u] = 0
+            if exc[u] > 0.0 and d[u] < n2:
+                inq[u] = 1
+                q[(qh + qn) % n2] = u
+                qn += 1
+        while qn > 0:
+            u = q[qh]
+            qh = (qh + 1) % n2
+            qn -= 1
+            inq[u] = 0
+            end = first[u + 1]
+            while exc[u] > 0.0 and d[u] < n2:
+                a = cur[u]
+                if a == end:
+                    # relabel
+                    dmin = n2
+                    for a in range(first[u], end):
+                        if res[a] > eps and d[to[a]] + 1 < dmin:
+                            dmin = d[to[a]] + 1
+                    d[u] = <int32_t>dmin
+                    cur[u] = first[u]
+                    relabels += 1
+                    continue
+                w = to[a]
+                if res[a] > eps and d[u] == d[w] + 1:
+                    ex = exc[u]
+                    f = res[a] if res[a] < ex else ex
+                    res[a] -= f
+                    res[rev[a]] += f
+                    exc[u] = ex - f
+                    self.n_pushes += 1
+                    if w < k:
+                        exc[w] += f
+                        if not inq[w]:
+                            inq[w] = 1
+                            q[(qh + qn) % n2] = w
+                            qn += 1
+                    if exc[u] > 0.0:
+                        cur[u] = a + 1
+                else:
+                    cur[u] = a + 1
+            if relabels > k:
+                # global relabel: exact distances again, every queued node rescanned
+                relabels = 0
+                self._global_label(k, target)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -351,18 +351,25 @@ def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_n
 
 def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
                pre_nodes=(), pre_edges=(), threads: int | None = None, engine: str = "core",
-               progress: ProgressArg = None, screen: bool = True) -> tuple[np.ndarray, ...]:
+               progress: ProgressArg = None, plain: bool = False) -> tuple[np.ndarray, ...]:
     """:func:`core_sweep` on a system with flow layers: one flow cascade per element.
 
-    With the core engine and no earlier failures, ``dcflow`` branches are screened first
-    (:meth:`cascade.flowcore.FlowEngine.screen_dc`): when the intact cascade trips nothing, a
-    branch whose loss provably changes nothing but flows (first-round flows from LODF columns
-    below every limit, no island split, in every recorded round) scores zero without a
-    cascade; the others, and every node, run the full cascade.  Elements are spread over
-    ``threads`` threads, each with its own :func:`cascade.flowcore.flow_engine` (kernels and
-    the factors of the intact grids built once per thread and reused for every element), or
-    run one by one with the reference engine (``engine="reference"``, the oracle of the tests,
-    without screening).  ``screen=False`` runs every element in full (the check of the tests).
+    Elements are spread over ``threads`` threads, each with its own
+    :func:`cascade.flowcore.flow_engine` (kernels and the factors of the intact grids built
+    once per thread and reused for every element), or run one by one with the reference engine
+    (``engine="reference"``, the oracle of the tests).  The core answers two kinds of elements
+    without a cascade:
+
+    * it runs the base cascade (the ``pre`` failures only) once, recording every round of its
+      ``flow`` layers, and answers the elements that
+      :meth:`cascade.flowcore.FlowEngine.inert` proves unable to change it (no flow through
+      them, not on the way to any working node, no dependants) from that run;
+    * with no earlier failures, ``dcflow`` branches are screened
+      (:meth:`cascade.flowcore.FlowEngine.screen_dc`): when the intact cascade trips nothing,
+      a branch whose loss provably changes nothing but flows (first-round flows from LODF
+      columns below every limit, no island split, in every recorded round) scores zero.
+
+    ``plain=True`` runs a full cascade for every element (the check of the tests).
 
     Losses count partial service: a layer's demand lost is the served amount of the intact
     system minus the served amount after the cascade (``demand × served fraction`` over its
@@ -373,7 +380,7 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
     -------
     The four arrays of :func:`core_sweep` (``demand_lost`` is the raw sum over layers).
     """
-    from .simulation import _run_core_flow, _run_reference_flow
+    from .simulation import _run_reference_flow
 
     c = compiled
     el_node = np.asarray(el_node, np.int64)
@@ -384,13 +391,14 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
 
     def cascade(nodes, edges):
         if engine == "core":
-            return _run_core_flow(c, nodes, edges)
+            from .flowcore import flow_engine
+            return flow_engine(c).run(nodes, edges, table=False)      # no trips table: not used here
         return _run_reference_flow(system, c, nodes, edges)
 
-    record: list = []
+    dc_record: list = []
     if engine == "core":
         from .flowcore import flow_engine
-        intact = flow_engine(c).run([], [], record=record)
+        intact = flow_engine(c).run([], [], dc_record=dc_record)
     else:
         intact = cascade([], [])
     worked = intact[0].astype(bool)
@@ -401,7 +409,31 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
     out_layer_demand = np.zeros((n_el, L), np.float64)
     bar = tracker(progress, n_el, "N-1 sweep (flow layers)", "element")
 
+    # elements that cannot change the base cascade (pre failures only): answered from it
+    quick = np.zeros(n_el, bool)
+    if engine == "core" and not plain and n_el:
+        from .flowcore import flow_engine
+
+        eng = flow_engine(c)
+        record: list = []
+        base = eng.run(np.unique(np.asarray(pre_nodes, np.int64)),
+                       np.unique(np.asarray(pre_edges, np.int64)), record=record)
+        quick = eng.inert(record, el_node, el_edge)
+
     def one(k):
+        if quick[k]:
+            run_working, run_served = base[0].copy(), base[4].copy()
+            if el_node[k] >= 0:
+                run_working[el_node[k]] = False
+                run_served[el_node[k]] = 0.0
+            lost = worked & ~run_working
+            out_nodes[k] = lost.sum()
+            out_layer[k] = np.bincount(c.node_layer[lost], minlength=L)
+            out_layer_demand[k] = np.bincount(c.node_layer, weights=served_before - c.demand * run_served,
+                                              minlength=L)
+            out_demand[k] = out_layer_demand[k].sum()
+            bar.update()
+            return
         nodes, edges = list(pre_nodes), list(pre_edges)
         if el_node[k] >= 0:
             nodes.append(int(el_node[k]))
@@ -416,11 +448,11 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
         bar.update()
 
     todo = np.arange(n_el)
-    if (screen and engine == "core" and not pre_nodes and not pre_edges and record
+    if (not plain and engine == "core" and not pre_nodes and not pre_edges and dc_record
             and not len(intact[6]) and (el_node < 0).any()):
         # cleared branches lose nothing: their rows stay zero
         edge_rows = np.flatnonzero(el_node < 0)
-        clear = flow_engine(c).screen_dc(el_edge[edge_rows], record)
+        clear = flow_engine(c).screen_dc(el_edge[edge_rows], dc_record)
         todo = np.setdiff1d(todo, edge_rows[clear])
         bar.update(int(clear.sum()))
     n_run = len(todo)
@@ -523,7 +555,8 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
     c = compiled if compiled is not None else compile_system(system)
     el_node, el_edge = element_indices(c, elements, layer)
     if c.has_flow_layers:
-        arrays = flow_sweep(system, c, el_node, el_edge, threads=threads, engine=engine, progress=progress)
+        arrays = flow_sweep(system, c, el_node, el_edge, threads=threads, engine=engine, progress=progress,
+                            plain=plain)
     elif engine == "core":
         arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain, progress=progress)
     else:
@@ -570,7 +603,7 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
             break
         if c.has_flow_layers:
             arrays = flow_sweep(system, c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
-                                threads=threads, engine=engine)
+                                threads=threads, engine=engine, plain=plain)
         elif engine == "core":
             arrays = core_sweep(c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
                                 threads=threads, plain=plain)

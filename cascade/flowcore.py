@@ -159,14 +159,22 @@ class FlowEngine:
         s = self.sup_idx
         return working[s] & (frac[s] >= self.threshold)
 
-    def run(self, init_nodes=(), init_edges=(), held=None, record: list | None = None):
+    def run(self, init_nodes=(), init_edges=(), held=None, record: list | None = None,
+            dc_record: list | None = None, table: bool = True):
         """One static cascade from failed node and edge indices.
 
         ``held`` (bool, shape (n_groups,), optional): groups whose backup still runs
         (:mod:`cascade.recovery`); they keep their dependent working whatever their suppliers
         do, as ``Workspace.group_held`` does in the v1 core.  None (the default): no backup.
-        ``record`` (a list, optional) receives ``(layer position, members, usable)`` for every
-        call of a ``dcflow`` kernel, in order: the states :meth:`screen_dc` screens from.
+        ``record``, a list, receives one entry per round: ``{layer index: (members, here,
+        served, edge_flow, working)}`` for the ``flow`` layers (the kernel's inputs and
+        result), as :meth:`inert` reads them.  ``dc_record`` (a list, optional) receives
+        ``(layer position, members, usable)`` for every call of a ``dcflow`` kernel, in order:
+        the states :meth:`screen_dc` screens from.  ``table=False`` returns the trips as a list
+        of tuples (id index, layer, round, step, flow, capacity) instead of a DataFrame (sweeps
+        need none).  A ``flow`` layer whose members and usable edges are those of the round
+        before, but for nodes and edges that worked for nothing then, keeps that round's
+        allocation (:meth:`_same_allocation`).
 
         Returns
         -------
@@ -194,6 +202,7 @@ class FlowEngine:
         trips: list[tuple] = []
         ok_before = np.ones(len(self.sup_idx), bool)          # the state before round 1: all work
         rnd = 0
+        last = {}                                            # flow layer -> (members, here, result)
         while True:
             rnd += 1
             ok = self._counting(working, frac)
@@ -219,18 +228,27 @@ class FlowEngine:
             new_frac = np.zeros(n)
             usable = edge_ok & candidates[self.src] & candidates[self.dst]
             round_trips = []
+            if record is not None:
+                record.append({})
             for layer in self.layers:
                 members = candidates[layer.nodes]
                 here = usable[layer.edges]
                 if layer.rule == RULE_CODES["flow"]:
-                    r = layer.kernel.solve(members, here, layer.supply, layer.demand, layer.priority)
+                    prev = last.get(layer.index)
+                    if prev is not None and self._same_allocation(layer, prev, members, here):
+                        r = prev[2]
+                    else:
+                        r = layer.kernel.solve(members, here, layer.supply, layer.demand, layer.priority)
+                        last[layer.index] = (members, here, r)
                     alive = r.working
+                    if record is not None:
+                        record[-1][layer.index] = (members, here, r.served, r.edge_flow, r.working)
                     with np.errstate(invalid="ignore", divide="ignore"):
                         fractions = np.where(layer.demand > 0, r.served / np.where(layer.demand > 0,
                                                                                    layer.demand, 1), 1.0)
                 elif layer.rule == RULE_CODES["dcflow"]:
-                    if record is not None:
-                        record.append((layer.index, members.copy(), here.copy()))
+                    if dc_record is not None:
+                        dc_record.append((layer.index, members.copy(), here.copy()))
                     r = layer.kernel.cascade(members, here, layer.supply, layer.demand, layer.priority,
                                              layer.dispatch)
                     alive = r.working
@@ -261,15 +279,17 @@ class FlowEngine:
             cause[lost] = 3
             ok_after = self._counting(survivors, new_frac)
             if (survivors == working).all() and not round_trips and (ok_after == ok).all():
-                table = pd.DataFrame([(c.edge_ids[e], *rest) for e, *rest in trips], columns=TRIP_COLUMNS)
-                return working, fail_round, cause, via_group, new_frac, flows, table, via
+                if not table:
+                    return working, fail_round, cause, via_group, new_frac, flows, trips, via
+                trips_table = pd.DataFrame([(c.edge_ids[e], *rest) for e, *rest in trips], columns=TRIP_COLUMNS)
+                return working, fail_round, cause, via_group, new_frac, flows, trips_table, via
             ok_before = ok
             working, frac = survivors, new_frac
 
     def screen_dc(self, edges, record) -> np.ndarray:
         """Which edges, lost alone, provably end like the cascade ``record`` was taken from.
 
-        ``record`` is what :meth:`run` recorded on a cascade that tripped nothing.  An edge
+        ``record`` is what :meth:`run` recorded as ``dc_record`` on a cascade that tripped nothing.  An edge
         of a ``dcflow`` layer is cleared (True) when, in every recorded state of its layer, its
         loss trips nothing, splits no island and leaves every branch below its limit by the
         margin of :meth:`cascade.flowkernels.DCFlow.screen` (first-round flows from LODF
@@ -295,6 +315,124 @@ class FlowEngine:
             clear[mine] = ok
         return clear
 
+    @staticmethod
+    def _same_allocation(layer, prev, members, here) -> bool:
+        """Does the allocation ``prev = (members, here, result)`` of a flow layer hold for
+        ``members`` and ``here``?  Yes when nothing was added and what left did not work in it:
+        nodes that were not working (unreachable from every source), edges with an end that
+        was not working (no flow from a source can pass them).  Reachability and the feasible
+        flows of the working nodes are then unchanged, so is the (unique) allocation."""
+        old_members, old_here, r = prev
+        if (members & ~old_members).any() or (here & ~old_here).any():
+            return False
+        if (old_members & ~members & r.working).any():
+            return False
+        gone = old_here & ~here
+        return not (gone & r.working[layer.src] & r.working[layer.dst]).any()
+
+    def inert(self, record: list, el_node, el_edge) -> np.ndarray:
+        """Elements whose failure cannot change the cascade ``record`` was taken from, but
+        for themselves: a mask over the elements (node index >= 0, else edge index).
+
+        An element of a ``flow`` layer is inert when, in every round of the recorded run, it
+        is out of its layer already, or it carries no flow (an edge: zero flow; a node: no
+        supply, nothing served, zero flow on every edge it touches), no working node is reached
+        through it in the breadth-first forest from the sources (so reachability is unchanged
+        without it), and (a node) it supplies no dependency row.  The recorded allocation is
+        then still feasible without the element and stays max-min fair (the feasible set only
+        shrank), so each round's kernel result is the recorded one but for the element, and so
+        is the whole cascade: an edge's cascade is the recorded run, a node's is the recorded
+        run with that node lost.  Elements of other layers are never inert.
+        """
+        c = self.compiled
+        el_node = np.asarray(el_node, np.int64)
+        el_edge = np.asarray(el_edge, np.int64)
+        out = np.zeros(len(el_node), bool)
+        flow_layers = [layer for layer in self.layers if layer.rule == RULE_CODES["flow"]]
+        if not flow_layers:
+            return out
+        supplier = np.zeros(c.n_nodes, bool)
+        supplier[self.sup_idx] = True
+        is_node = el_node >= 0
+        node_layer = np.asarray(c.node_layer, np.int64)
+        el_layer = np.full(len(el_node), -1, np.int64)
+        el_layer[is_node] = node_layer[el_node[is_node]]
+        el_layer[~is_node] = node_layer[self.src[el_edge[~is_node]]]
+        for layer in flow_layers:
+            mine = np.flatnonzero(el_layer == layer.index)
+            if not len(mine):
+                continue
+            local = np.full(c.n_nodes, -1, np.int64)
+            local[layer.nodes] = np.arange(len(layer.nodes))
+            elocal = np.full(c.n_edges, -1, np.int64)
+            elocal[layer.edges] = np.arange(len(layer.edges))
+            sel = is_node[mine]
+            nodes_i = np.full(len(mine), -1, np.int64)
+            nodes_i[sel] = local[el_node[mine][sel]]
+            edges_j = np.full(len(mine), -1, np.int64)
+            edges_j[~sel] = elocal[el_edge[mine][~sel]]
+            ok = (nodes_i >= 0) | (edges_j >= 0)
+            ok[sel] &= ~supplier[el_node[mine][sel]]
+            for rounds in record:
+                if layer.index not in rounds:
+                    continue
+                members, here, served, flow, working = rounds[layer.index]
+                ok &= self._inert_round(layer, members, here, served, flow, working, nodes_i, edges_j)
+            out[mine] = ok
+        return out
+
+    @staticmethod
+    def _inert_round(layer, members, here, served, flow, working, nodes_i, edges_j):
+        """One round of :meth:`inert` for the elements ``nodes_i`` (local, -1 = an edge) and
+        ``edges_j`` (local, -1 = a node) of one flow layer."""
+        k = len(layer.nodes)
+        cap = layer.kernel.capacity
+        active = here & members[layer.src] & members[layer.dst] & (layer.src != layer.dst) & (cap > 0)
+        # a forest of the nodes reachable from the alive sources (the kernel's working nodes):
+        # first breadth-first along the flow (arcs in the direction they carry it), then on
+        # from everything so reached over every active edge; edges and nodes off the forest
+        # reach nobody that could not be reached without them
+        roots = np.flatnonzero(members & (layer.supply > 0))
+        fl = np.flatnonzero(active & ((flow > 0) | ((flow < 0) & ~layer.directed)))
+        fwd = flow[fl] > 0
+        fs = np.where(fwd, layer.src[fl], layer.dst[fl])
+        fd = np.where(fwd, layer.dst[fl], layer.src[fl])
+        rows = np.concatenate([fs, np.full(len(roots), k)])
+        cols = np.concatenate([fd, roots])
+        graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(k + 1, k + 1)).tocsr()
+        order, pred1 = breadth_first_order(graph, k, directed=True, return_predecessors=True)
+        along = np.zeros(k + 1, bool)
+        along[order] = True
+        along = along[:k]
+        s, d = layer.src[active], layer.dst[active]
+        back = ~layer.directed[active]
+        first = np.flatnonzero(along)
+        rows = np.concatenate([s, d[back], np.full(len(first), k)])
+        cols = np.concatenate([d, s[back], first])
+        graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(k + 1, k + 1)).tocsr()
+        _, pred2 = breadth_first_order(graph, k, directed=True, return_predecessors=True)
+        pred = np.where(along, pred1[:k], pred2[:k])
+        has_child = np.zeros(k + 1, bool)
+        has_child[pred[pred >= 0]] = True
+        # nodes: out of the layer this round, or no supply, nothing served, no flow through
+        # and no child in the forest
+        touch = np.zeros(k, bool)
+        live_flow = active & (flow != 0)
+        touch[layer.src[live_flow]] = True
+        touch[layer.dst[live_flow]] = True
+        out = np.zeros(len(nodes_i), bool)
+        at = np.flatnonzero(nodes_i >= 0)
+        i = nodes_i[at]
+        out[at] = (~members[i] | ((layer.supply[i] <= 0) & (served[i] == 0) & ~touch[i]
+                                  & ~has_child[i]))
+        # edges: not active, or no flow and no tree arc of the forest along them (a parallel
+        # edge along a tree arc counts as one, conservatively)
+        at = np.flatnonzero(edges_j >= 0)
+        j = edges_j[at]
+        a, b = layer.src[j], layer.dst[j]
+        tree = (pred[b] == a) | (~layer.directed[j] & (pred[a] == b))
+        out[at] = ~active[j] | ((flow[j] == 0) & ~tree)
+        return out
 
 _local = threading.local()
 

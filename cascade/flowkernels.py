@@ -131,6 +131,14 @@ class MaxMinFlow:
         """Maximum flows computed by the last :meth:`solve` (one per region of the decomposition)."""
         return self._kernel.n_maxflows
 
+    @property
+    def stats(self) -> dict:
+        """Counters of the last :meth:`solve`: max flows, Dinic phases and augmenting paths,
+        warm starts repaired by push-relabel (``repairs``) and their pushes."""
+        k = self._kernel
+        return {"maxflows": k.n_maxflows, "phases": k.n_phases, "paths": k.n_paths,
+                "repairs": k.n_returns, "pushes": k.n_pushes}
+
 
 def maxmin_flow(alive, edge_src, edge_dst, edge_directed, edge_capacity, edge_usable,
                 supply, demand, priority) -> MaxMinResult:

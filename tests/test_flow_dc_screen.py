@@ -202,7 +202,7 @@ def sweeps(system, elements="all", sample=None):
         pick = np.sort(np.random.default_rng(11).choice(len(el_node), sample, replace=False))
         el_node, el_edge = el_node[pick], el_edge[pick]
     fast = flow_sweep(system, c, el_node, el_edge, threads=1)
-    full = flow_sweep(system, c, el_node, el_edge, threads=1, screen=False)
+    full = flow_sweep(system, c, el_node, el_edge, threads=1, plain=True)
     return c, fast, full
 
 
