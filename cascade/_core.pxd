@@ -17,3 +17,9 @@ cdef enum:
     CAUSE_INITIAL = 1
     CAUSE_DEPENDENCY = 2
     CAUSE_DISCONNECTED = 3
+
+# Usability flags of an adjacency entry (one byte per arc, laid out like ``adj_nbr``).
+cdef enum:
+    ARC_FWD = 1     # usable along ``adj_fwd`` (for `source` reachability, from this node out)
+    ARC_IN = 2      # usable towards this node (an arc neighbour -> node)
+    ARC_ANY = 4     # usable at all (for `giant` components)

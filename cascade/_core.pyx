@@ -427,7 +427,7 @@ cdef index_t _mark_subtree(index_t root, const index_t[::1] child_ptr, const ind
 cdef index_t _spread_affected(
         index_t head, index_t tail, uint8_t mark, bint forward_only,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_failed, const uint8_t[::1] working,
+        const uint8_t[::1] arc, const uint8_t[::1] edge_failed, const uint8_t[::1] working,
         uint8_t[::1] aff, index_t[::1] queue) noexcept nogil:
     """Breadth-first from ``queue[head:tail]`` over usable edges (along their direction only
     with ``forward_only``) into working affected nodes (``aff == 1``), marking them ``mark``.
@@ -437,7 +437,7 @@ cdef index_t _spread_affected(
         u = queue[head]
         head += 1
         for j in range(adj_ptr[u], adj_ptr[u + 1]):
-            if (adj_fwd[j] or not forward_only) and not edge_failed[adj_edge[j]]:
+            if arc[j] & (ARC_FWD if forward_only else ARC_ANY):
                 w = adj_nbr[j]
                 if aff[w] == 1 and working[w]:
                     aff[w] = mark
@@ -449,7 +449,7 @@ cdef index_t _spread_affected(
 cdef index_t _local_source_rule(
         Py_ssize_t layer, int32_t rnd,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
+        const uint8_t[::1] arc, const uint8_t[::1] edge_directed,
         const int32_t[::1] node_layer, const uint8_t[::1] is_source, const uint8_t[::1] edge_failed,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] changed, index_t n_changed, index_t[::1] queue,
@@ -473,16 +473,15 @@ cdef index_t _local_source_rule(
             tail += 1
             continue
         for j in range(adj_ptr[v], adj_ptr[v + 1]):
-            e = adj_edge[j]
             w = adj_nbr[j]
-            if edge_failed[e] or aff[w] or not working[w]:
+            if aff[w] or not working[w]:
                 continue
-            if not adj_fwd[j] or not edge_directed[e]:  # an arc w -> v
+            if arc[j] & ARC_IN:  # a usable arc w -> v
                 aff[v] = 2
                 queue[tail] = v
                 tail += 1
                 break
-    tail = _spread_affected(head, tail, 2, True, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+    tail = _spread_affected(head, tail, 2, True, adj_ptr, adj_nbr, adj_edge, arc,
                             edge_failed, working, aff, queue)
     n_new = n_changed
     for i in range(n_aff[0]):
@@ -501,7 +500,7 @@ cdef index_t _local_source_rule(
 cdef index_t _local_giant_rule(
         Py_ssize_t layer, int32_t rnd,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        const uint8_t[::1] arc, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
         const int32_t[::1] node_layer, const uint8_t[::1] edge_failed,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
@@ -538,12 +537,12 @@ cdef index_t _local_giant_rule(
             continue
         for j in range(adj_ptr[v], adj_ptr[v + 1]):
             w = adj_nbr[j]
-            if not edge_failed[adj_edge[j]] and not aff[w] and working[w]:
+            if (arc[j] & ARC_ANY) and not aff[w] and working[w]:
                 aff[v] = 2
                 queue[tail] = v
                 tail += 1
                 break
-    tail = _spread_affected(head, tail, 2, False, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+    tail = _spread_affected(head, tail, 2, False, adj_ptr, adj_nbr, adj_edge, arc,
                             edge_failed, working, aff, queue)
     # Components of the unreached affected nodes (marked 3).
     for i in range(n_aff[0]):
@@ -555,7 +554,7 @@ cdef index_t _local_giant_rule(
         elif aff[v] == 1:
             aff[v] = 3
             queue[0] = v
-            tail = _spread_affected(0, 1, 3, False, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+            tail = _spread_affected(0, 1, 3, False, adj_ptr, adj_nbr, adj_edge, arc,
                                     edge_failed, working, aff, queue)
             n_unreached += tail
             if tail > best_other:
@@ -586,7 +585,7 @@ cdef index_t _local_giant_rule(
 
 cdef index_t _cascade_local(
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
+        const uint8_t[::1] arc, const uint8_t[::1] edge_directed,
         const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
         const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
         const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp, const index_t[::1] group_owner,
@@ -637,12 +636,12 @@ cdef index_t _cascade_local(
             layer_dirty[layer] = 0
             if layer_rule[layer] == RULE_SOURCE:
                 n_changed = _local_source_rule(
-                    layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, edge_directed, node_layer,
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, edge_directed, node_layer,
                     is_source, edge_failed, working, fail_round, cause, via_group, changed,
                     n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor)
             elif layer_rule[layer] == RULE_GIANT:
                 n_changed = _local_giant_rule(
-                    layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes, node_layer,
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, layer_ptr, layer_nodes, node_layer,
                     edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
                     comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, layer_root,
                     layer_count)
@@ -656,7 +655,7 @@ cdef index_t _cascade_local(
 
 
 cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
-                                  const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+                                  const index_t[::1] adj_edge, const uint8_t[::1] arc,
                                   const index_t[::1] rdep_ptr, uint8_t rule,
                                   const uint8_t[::1] working, const uint8_t[::1] edge_failed) noexcept nogil:
     """True when failing the working node ``x`` can stop no other node (so it loses itself only).
@@ -674,10 +673,10 @@ cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const i
         return True
     for j in range(adj_ptr[x], adj_ptr[x + 1]):
         w = adj_nbr[j]
-        if w == x or not working[w] or edge_failed[adj_edge[j]]:
+        if w == x or not working[w] or not (arc[j] & ARC_ANY):
             continue
         if rule == RULE_SOURCE:
-            if adj_fwd[j]:
+            if arc[j] & ARC_FWD:
                 return False
         elif other == -1:
             other = w
@@ -705,7 +704,8 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
           uint8_t[::1] aff, index_t[::1] aff_list, index_t[::1] cursor,
           const index_t[::1] layer_root, const index_t[::1] layer_count,
           int64_t[::1] out_nodes, double[::1] out_demand, int64_t[:, ::1] out_layer,
-          double[:, ::1] out_layer_demand, int mode, bint skip):
+          double[:, ::1] out_layer_demand, int mode, bint skip, uint8_t[::1] arc,
+          const index_t[::1] edge_arc):
     """Cascade of each element ``k`` failing on top of ``pre_nodes`` / ``pre_edges``.
 
     Element ``k`` is node ``el_node[k]`` when that is >= 0, else edge ``el_edge[k]``.  Row
@@ -730,6 +730,10 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
 
     ``skip`` (modes 1 and 2): elements that cannot change the start state, and nodes whose
     failure can stop no other node, are answered without a cascade.
+
+    ``arc`` (modes 1 and 2): the start state's per-arc flags (:func:`arc_flags`), a private
+    copy per thread; ``edge_arc[2 e]``, ``edge_arc[2 e + 1]``: the two adjacency entries of
+    edge ``e``, whose flags an edge element clears while it fails.
     """
     cdef Py_ssize_t n_el = el_node.shape[0], n = working.shape[0]
     cdef Py_ssize_t n_layers = layer_rule.shape[0]
@@ -740,6 +744,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
     cdef index_t[::1] cur_edges
     cdef int64_t lost
     cdef double lost_demand
+    cdef uint8_t arc0 = 0, arc1 = 0
     with nogil:
         for k in range(n_el):
             x = el_node[k]
@@ -753,7 +758,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                 if x >= 0:
                     if skip and not working[x]:
                         continue
-                    if skip and _isolated_effect(x, adj_ptr, adj_nbr, adj_edge, adj_fwd, rdep_ptr,
+                    if skip and _isolated_effect(x, adj_ptr, adj_nbr, adj_edge, arc, rdep_ptr,
                                                  layer_rule[node_layer[x]], working, edge_failed):
                         out_nodes[k] = 1
                         out_demand[k] = demand[x]
@@ -771,6 +776,10 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                         continue
                     init_edges[0] = e
                     edge_failed[e] = 1
+                    arc0 = arc[edge_arc[2 * e]]
+                    arc1 = arc[edge_arc[2 * e + 1]]
+                    arc[edge_arc[2 * e]] = 0
+                    arc[edge_arc[2 * e + 1]] = 0
                     cur_nodes = no_index
                     cur_edges = init_edges[:1]
                 if mode == 1:
@@ -780,7 +789,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                                          cur_edges, edge_failed, working, fail_round, cause, via_group,
                                          alive, changed, queue, comp, layer_dirty, True)
                 else:
-                    n_changed = _cascade_local(adj_ptr, adj_nbr, adj_edge, adj_fwd, edge_directed,
+                    n_changed = _cascade_local(adj_ptr, adj_nbr, adj_edge, arc, edge_directed,
                                                layer_ptr, layer_nodes, node_layer, layer_rule, is_source,
                                                rdep_ptr, rdep_grp, group_owner, group_held, edge_src,
                                                edge_dst, x, e, edge_failed, working, fail_round, cause,
@@ -799,6 +808,8 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                       n_changed)
                 if x < 0:
                     edge_failed[e] = 0
+                    arc[edge_arc[2 * e]] = arc0
+                    arc[edge_arc[2 * e + 1]] = arc1
             else:
                 for v in range(edge_failed.shape[0]):
                     edge_failed[v] = 0
@@ -849,12 +860,6 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
 #
 # Arcs carry their own usability flags (``arc``, laid out like ``adj_nbr``), so a BFS reads no
 # edge array per arc.
-
-cdef enum:
-    ARC_FWD = 1     # usable along ``adj_fwd`` (for `source` reachability, from this node out)
-    ARC_IN = 2      # usable towards this node (an arc neighbour -> node)
-    ARC_ANY = 4     # usable at all (for `giant` components)
-
 
 cdef void _arc_flags(const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
                      const uint8_t[::1] edge_failed, uint8_t[::1] edge_info,
@@ -1277,6 +1282,15 @@ cdef index_t _cascade_tree(
         if frontier_start == frontier_end:
             break
     return n_changed
+
+
+def arc_flags(const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+              const uint8_t[::1] edge_failed, uint8_t[::1] arc):
+    """Fill ``arc`` (one byte per adjacency entry: 1 usable out along ``adj_fwd``, 2 usable in,
+    4 usable at all) from ``adj_fwd`` and ``edge_failed``."""
+    cdef uint8_t[::1] edge_info = np.zeros(edge_failed.shape[0], np.uint8)
+    with nogil:
+        _arc_flags(adj_edge, adj_fwd, edge_failed, edge_info, arc)
 
 
 def plain_bfs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, uint8_t[::1] mark,

@@ -327,6 +327,11 @@ class _SweepPlan:
         self.layer_root, self.layer_count = layer_root, layer_count
         self.skip = bool(skip)
         self.token = uuid.uuid4().hex   # names this plan in the workers' buffer cache
+        c = start.compiled
+        # Per-arc usability flags of the start state, and the two arcs of each edge.
+        self.arc = np.zeros(len(c.adj_nbr), np.uint8)
+        _core.arc_flags(c.adj_edge, c.adj_fwd, start.edge_failed, self.arc)
+        self.edge_arc = np.argsort(np.asarray(c.adj_edge), kind="stable").astype(c.index_dtype)
 
     def buffers(self, c: CompiledSystem) -> dict:
         """Private buffers of one thread (docs/development.md, rule 6)."""
@@ -337,7 +342,8 @@ class _SweepPlan:
                    init_nodes=np.concatenate([self.pre_nodes, np.zeros(1, idx)]).astype(idx),
                    init_edges=np.concatenate([self.pre_edges, np.zeros(1, idx)]).astype(idx),
                    no_index=np.zeros(0, idx), aff=np.zeros(n, np.uint8), aff_list=np.zeros(n, idx),
-                   cursor=np.zeros(L, idx), held=np.zeros(c.n_groups, np.uint8))
+                   cursor=np.zeros(L, idx), held=np.zeros(c.n_groups, np.uint8),
+                   arc=self.arc.copy())
         return out
 
 
@@ -352,7 +358,8 @@ def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_no
                 b["alive"], b["changed"], b["queue"], b["comp"], b["layer_dirty"], b["init_nodes"],
                 b["init_edges"], b["no_index"], plan.child_ptr, plan.child_idx, plan.par_edge,
                 b["aff"], b["aff_list"], b["cursor"], plan.layer_root, plan.layer_count,
-                out_nodes, out_demand, out_layer, out_layer_demand, mode, plan.skip)
+                out_nodes, out_demand, out_layer, out_layer_demand, mode, plan.skip, b["arc"],
+                plan.edge_arc)
 
 
 _worker_buffers = threading.local()
