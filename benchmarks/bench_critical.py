@@ -172,3 +172,54 @@ def test_critical_igraph(benchmark, size):
                              rounds=1 if QUICK else 2, iterations=1)
     want = core_sweep(c, el_node[idx], el_edge[idx])
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[2], want[2])
+
+
+# --------------------------------------------------------------------------- one static cascade
+# Kernel ``cascade`` (issue 15): one static cascade from scratch (:meth:`Workspace.run`, 10 % of
+# the nodes failed, seeded) on ``life<n>``, against
+#
+# ``bfs``
+#     :func:`cascade._core.plain_bfs`: one plain compiled BFS over the same CSR arrays (every
+#     component, no rule, no flags).  ratio = bfs / core: the target "within 5 BFS passes" is a
+#     ratio >= 0.2;
+# ``whole-layer``
+#     the same cascade with every round re-applying each touched layer's rule over the whole
+#     layer (the v1 kernel, ``_core.LOCAL_MIN_NODES`` raised above the system's size).
+#
+# The core goes through the local re-checks of ``_core._cascade_tree`` (systems of at least
+# ``_core.LOCAL_MIN_NODES`` = 20 000 nodes).  ``extra_info["rounds"]`` records the cascade's rounds.
+CASCADE_SIZES = ["life20000"] if QUICK else ["life20000", "life100000"] + (["life1000000"] if BIG else [])
+CASCADE_ROUNDS = {"life20000": 30, "life100000": 10, "life1000000": 5}
+
+
+def _cascade_case(size):
+    system, c, el_node, el_edge = build(size)
+    rng = np.random.default_rng(SAMPLE_SEED)
+    init = np.sort(rng.choice(c.n_nodes, c.n_nodes // 10, replace=False)).astype(c.index_dtype)
+    return c, init
+
+
+@pytest.mark.parametrize("impl", ["core", "whole-layer", "bfs"])
+@pytest.mark.parametrize("size", CASCADE_SIZES)
+def test_static_cascade(benchmark, size, impl):
+    from cascade import _core
+
+    c, init = _cascade_case(size)
+    benchmark.group = f"cascade-{size}"
+    benchmark.extra_info.update(kernel="cascade", impl=impl, scale=1.0, nodes=c.n_nodes)
+    if impl == "bfs":
+        mark, queue = np.zeros(c.n_nodes, np.uint8), np.zeros(c.n_nodes, c.index_dtype)
+        benchmark.pedantic(_core.plain_bfs, args=(c.adj_ptr, c.adj_nbr, mark, queue),
+                           rounds=CASCADE_ROUNDS[size], iterations=1, warmup_rounds=1)
+        return
+    ws = Workspace(c)
+    old = _core.LOCAL_MIN_NODES
+    try:
+        _core.LOCAL_MIN_NODES = 10**12 if impl == "whole-layer" else old
+        assert c.n_nodes >= _core.LOCAL_MIN_NODES or impl == "whole-layer"
+        benchmark.pedantic(ws.run, args=(init,), rounds=CASCADE_ROUNDS[size], iterations=1,
+                           warmup_rounds=1)
+    finally:
+        _core.LOCAL_MIN_NODES = old
+    benchmark.extra_info["rounds"] = int(ws.fail_round.max())
+    benchmark.extra_info["lost"] = int(ws.n_changed)

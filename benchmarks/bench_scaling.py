@@ -21,6 +21,10 @@ Kernels:
   lost nodes is re-applied over the whole layer) and the number of rounds grows with N near the
   transition (the ``rounds`` column), hence an exponent above 1; the O(N log N) algorithm of
   Schneider, Araújo, Herrmann (PRE 87, 043302, 2013) would avoid that;
+  Each ``cascade`` row also has ``bfs_s`` (one plain compiled BFS over the same CSR,
+  :func:`cascade._core.plain_bfs`), ``bfs_passes`` (the cascade's time in such passes; issue 15's
+  target: at most 5 at 10^6 nodes) and ``whole_layer_s`` / ``whole_layer_bfs_passes`` (the v1
+  kernel that re-applies each touched layer's rule over the whole layer every round);
 * ``sweep``: :func:`cascade.criticality.core_sweep` (the kernel behind
   :func:`cascade.criticality.sweep`, without building the result table) over the nodes, one
   thread.  Where the sweep cannot run incrementally it runs a full cascade per element, O(N^2)
@@ -28,7 +32,9 @@ Kernels:
   (as many as fit in ``--sweep-budget`` seconds, judged from the previous size) and its time
   is scaled by N / sample (the ``scale`` column); the ``spread``
   column (relative standard deviation of the per-element time between four chunks of the
-  sample) shows how much the per-element cost varies.
+  sample) shows how much the per-element cost varies.  ``setup_s`` is one call's set-up (a
+  sweep of one element) and ``per_element_s`` the time per element after it (the four chunks'
+  time minus four set-ups, over the elements).
 
 Writes ``benchmarks/results/scaling-<date>-<commit>.json`` (rows, fits, machine) and
 ``benchmarks/results/report/scaling.png``.
@@ -56,23 +62,31 @@ REMOVAL_SEED = 20
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
 
-def systems(n_total: int):
-    """The ``giant``, ``source`` and ``lifelines`` systems of ``n_total`` nodes, compiled."""
+def systems(n_total: int, names=("giant", "source", "lifelines")):
+    """The ``giant``, ``source`` and ``lifelines`` systems of ``n_total`` nodes, compiled (only
+    those in ``names``)."""
     from cascade import InfrastructureSystem, compile_system
     from cascade.criticality import synthetic_lifelines
     from cascade.generators import coupled_er
 
-    giant = coupled_er(n_total // 2, 4.0, seed=SEED)
-    nodes = giant.nodes.copy()
-    nodes.loc[nodes["id"].isin(["A0", "B0"]), "kind"] = "source"
-    source = InfrastructureSystem.from_tables(nodes, giant.edges, giant.dependencies,
-                                              name=giant.name + "-source",
-                                              rules={"A": "source", "B": "source"})
-    t = time.perf_counter()
-    compiled_giant = compile_system(giant)
-    compile_s = time.perf_counter() - t
-    return {"giant": compiled_giant, "source": compile_system(source),
-            "lifelines": compile_system(synthetic_lifelines(n_total, seed=0))}, compile_s
+    out, compile_s = {}, None
+    if "giant" in names or "source" in names:
+        giant = coupled_er(n_total // 2, 4.0, seed=SEED)
+        nodes = giant.nodes.copy()
+        nodes.loc[nodes["id"].isin(["A0", "B0"]), "kind"] = "source"
+        source = InfrastructureSystem.from_tables(nodes, giant.edges, giant.dependencies,
+                                                  name=giant.name + "-source",
+                                                  rules={"A": "source", "B": "source"})
+        t = time.perf_counter()
+        compiled_giant = compile_system(giant)
+        compile_s = time.perf_counter() - t
+        if "giant" in names:
+            out["giant"] = compiled_giant
+        if "source" in names:
+            out["source"] = compile_system(source)
+    if "lifelines" in names:
+        out["lifelines"] = compile_system(synthetic_lifelines(n_total, seed=0))
+    return out, compile_s
 
 
 def time_cascade(compiled, min_total: float = 1.0, max_repeats: int = 50) -> tuple[float, int, int]:
@@ -98,6 +112,47 @@ def time_cascade(compiled, min_total: float = 1.0, max_repeats: int = 50) -> tup
         dt_ = time.perf_counter() - t
         best, total, repeats = min(best, dt_), total + dt_, repeats + 1
     return best, repeats, int(ws.fail_round.max())
+
+
+def time_bfs(compiled, repeats: int = 5) -> float:
+    """Fastest of ``repeats`` plain compiled BFS passes over the whole CSR (the yardstick)."""
+    from cascade import _core
+
+    mark = np.zeros(compiled.n_nodes, np.uint8)
+    queue = np.zeros(compiled.n_nodes, compiled.index_dtype)
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        _core.plain_bfs(compiled.adj_ptr, compiled.adj_nbr, mark, queue)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def time_cascade_whole(compiled) -> tuple[float, int, int]:
+    """:func:`time_cascade` with the whole-layer kernel of v1 (no local re-checks)."""
+    from cascade import _core
+
+    old = _core.LOCAL_MIN_NODES
+    try:
+        _core.LOCAL_MIN_NODES = 10**12
+        return time_cascade(compiled)
+    finally:
+        _core.LOCAL_MIN_NODES = old
+
+
+def time_sweep_setup(compiled, repeats: int = 3) -> float:
+    """Fastest ``core_sweep`` of a single element: its set-up (intact and start fixpoints,
+    supply forest, buffers), paid once per call."""
+    from cascade.criticality import core_sweep
+
+    one = np.zeros(1, compiled.index_dtype)
+    none = np.full(1, -1, compiled.index_dtype)
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        core_sweep(compiled, one, none, threads=1)
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, float, int, float]:
@@ -181,6 +236,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sweep-budget", type=float, default=20.0,
                         help="about how many seconds a sampled sweep may take per system")
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--systems", nargs="+", choices=["giant", "source", "lifelines"],
+                        default=["giant", "source", "lifelines"], help="which systems to run")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -189,14 +246,20 @@ def main(argv=None) -> int:
     print(f"{'kernel':<8} {'system':<9} {'nodes':>9} {'seconds':>10} {'measured':>9} "
           f"{'elements':>9} {'scale':>8} {'rounds':>6}", flush=True)
     for n_total in sorted(args.sizes):
-        compiled, compile_s = systems(n_total)
+        compiled, compile_s = systems(n_total, args.systems)
         for system, c in compiled.items():
             jobs = [("cascade",)] + ([] if args.no_sweep else [("sweep",)])
             for (kernel,) in jobs:
                 if kernel == "cascade":
                     seconds, repeats, rounds = time_cascade(c)
+                    bfs = time_bfs(c)
+                    whole, _, _ = time_cascade_whole(c)
                     row = {"measured": seconds, "elements": None, "repeats": repeats, "scale": 1.0,
-                           "spread": None, "rounds": rounds}
+                           "spread": None, "rounds": rounds, "bfs_s": bfs, "whole_layer_s": whole,
+                           "bfs_passes": seconds / bfs, "whole_layer_bfs_passes": whole / bfs}
+                    print(f"         {system:<9} {c.n_nodes:>9} one plain BFS {bfs:.4g} s: cascade = "
+                          f"{seconds / bfs:.1f} BFS passes, whole-layer kernel = {whole / bfs:.1f}",
+                          flush=True)
                 else:
                     sample = None
                     if c.n_nodes > args.full_sweep_max:
@@ -206,8 +269,14 @@ def main(argv=None) -> int:
                     seconds, measured, k, spread = time_sweep(c, sample)
                     per_element[system] = measured / k
                     per_element[(system, "n")] = c.n_nodes
+                    setup = time_sweep_setup(c)
+                    chunks = 4
+                    each = max(0.0, measured - chunks * setup) / k
                     row = {"measured": measured, "elements": k, "repeats": 1,
-                           "scale": c.n_nodes / k, "spread": spread}
+                           "scale": c.n_nodes / k, "spread": spread, "setup_s": setup,
+                           "per_element_s": each}
+                    print(f"         {system:<9} {c.n_nodes:>9} sweep set-up {setup:.4g} s per call, "
+                          f"{each * 1e6:.3g} us per element after it", flush=True)
                 row.update({"kernel": kernel, "system": system, "nodes": c.n_nodes,
                             "edges": c.n_edges, "seconds": seconds})
                 if kernel == "cascade" and system == "giant":
@@ -233,7 +302,7 @@ def main(argv=None) -> int:
         "machine": {"node": platform.node(), "machine": platform.machine(),
                     "python": platform.python_version(), "cpu": platform.processor() or None,
                     "cores": os.cpu_count()},
-        "command": "make bench-scaling",
+        "command": "python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "rows": rows,
         "fits": [{"kernel": k, "system": s, **v} for (k, s), v in fits.items()],
     }

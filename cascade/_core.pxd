@@ -31,3 +31,9 @@ cdef index_t _cascade(
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
         uint8_t[::1] layer_dirty, bint incremental) noexcept nogil
+
+# Usability flags of an adjacency entry (one byte per arc, laid out like ``adj_nbr``).
+cdef enum:
+    ARC_FWD = 1     # usable along ``adj_fwd`` (for `source` reachability, from this node out)
+    ARC_IN = 2      # usable towards this node (an arc neighbour -> node)
+    ARC_ANY = 4     # usable at all (for `giant` components)

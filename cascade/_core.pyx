@@ -18,6 +18,8 @@ objects, all inside ``nogil``.  Buffers are passed in so that callers reuse them
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
+import threading
+
 import numpy as np
 
 cimport cython
@@ -260,9 +262,27 @@ def cascade(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_
             bint incremental=False):
     """Python entry to ``_cascade``; releases the GIL for the whole fixpoint.
 
-    Callers go through :class:`cascade.compiled.Workspace`, which owns the buffers.
+    Callers go through :class:`cascade.compiled.Workspace`, which owns the buffers.  A run
+    from scratch on a system of at least ``LOCAL_MIN_NODES`` nodes goes through
+    ``_cascade_tree`` (local re-checks after round 1, the same answer in the same order), with
+    scratch buffers kept per thread and per shape (:func:`_tree_scratch`).
     """
     cdef index_t n_changed
+    cdef index_t[:, ::1] tree
+    cdef uint8_t[::1] aff, arc, edge_info
+    cdef index_t[::1] aff_list, cursor, layer_root, lcount
+    if not incremental and working.shape[0] >= LOCAL_MIN_NODES:
+        tree, aff, aff_list, arc, edge_info, cursor, layer_root, lcount = _tree_scratch(
+            working.shape[0], adj_nbr.shape[0], edge_failed.shape[0], layer_rule.shape[0],
+            np.asarray(adj_nbr).dtype)
+        with nogil:
+            _arc_flags(adj_edge, adj_fwd, edge_failed, edge_info, arc)
+            n_changed = _cascade_tree(adj_ptr, adj_nbr, arc, layer_ptr, layer_nodes, node_layer,
+                                      layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr, rdep_grp,
+                                      group_owner, group_held, init_nodes, working, fail_round,
+                                      cause, via_group, alive, changed, queue, comp, layer_dirty,
+                                      tree, aff, aff_list, cursor, layer_root, lcount)
+        return n_changed
     with nogil:
         n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
                              node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr, rdep_grp,
@@ -270,6 +290,27 @@ def cascade(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_
                              working, fail_round, cause, via_group, alive, changed, queue, comp,
                              layer_dirty, incremental)
     return n_changed
+
+
+# Runs from scratch on systems of at least this many nodes use ``_cascade_tree`` (tests set it
+# to 0 to send small systems through it as well).
+LOCAL_MIN_NODES = 20_000
+
+_scratch = threading.local()
+
+
+def _tree_scratch(Py_ssize_t n, Py_ssize_t n_arcs, Py_ssize_t m, Py_ssize_t n_layers, dtype):
+    """The scratch buffers of ``_cascade_tree``, allocated once per thread and shape (a fresh
+    allocation per run would cost page faults comparable to a BFS at 10^6 nodes)."""
+    key = (n, n_arcs, m, n_layers, np.dtype(dtype).str)
+    cached = getattr(_scratch, "buffers", None)
+    if cached is None or cached[0] != key:
+        cached = (key, (np.zeros((n, 4), dtype), np.zeros(n, np.uint8), np.zeros(n, dtype),
+                        np.zeros(n_arcs, np.uint8), np.zeros(m, np.uint8),
+                        np.zeros(n_layers, dtype), np.zeros(n_layers, dtype),
+                        np.zeros(n_layers, dtype)))
+        _scratch.buffers = cached
+    return cached[1]
 
 
 def undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
@@ -386,7 +427,7 @@ cdef index_t _mark_subtree(index_t root, const index_t[::1] child_ptr, const ind
 cdef index_t _spread_affected(
         index_t head, index_t tail, uint8_t mark, bint forward_only,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_failed, const uint8_t[::1] working,
+        const uint8_t[::1] arc, const uint8_t[::1] edge_failed, const uint8_t[::1] working,
         uint8_t[::1] aff, index_t[::1] queue) noexcept nogil:
     """Breadth-first from ``queue[head:tail]`` over usable edges (along their direction only
     with ``forward_only``) into working affected nodes (``aff == 1``), marking them ``mark``.
@@ -396,7 +437,7 @@ cdef index_t _spread_affected(
         u = queue[head]
         head += 1
         for j in range(adj_ptr[u], adj_ptr[u + 1]):
-            if (adj_fwd[j] or not forward_only) and not edge_failed[adj_edge[j]]:
+            if arc[j] & (ARC_FWD if forward_only else ARC_ANY):
                 w = adj_nbr[j]
                 if aff[w] == 1 and working[w]:
                     aff[w] = mark
@@ -408,7 +449,7 @@ cdef index_t _spread_affected(
 cdef index_t _local_source_rule(
         Py_ssize_t layer, int32_t rnd,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
+        const uint8_t[::1] arc, const uint8_t[::1] edge_directed,
         const int32_t[::1] node_layer, const uint8_t[::1] is_source, const uint8_t[::1] edge_failed,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] changed, index_t n_changed, index_t[::1] queue,
@@ -432,16 +473,15 @@ cdef index_t _local_source_rule(
             tail += 1
             continue
         for j in range(adj_ptr[v], adj_ptr[v + 1]):
-            e = adj_edge[j]
             w = adj_nbr[j]
-            if edge_failed[e] or aff[w] or not working[w]:
+            if aff[w] or not working[w]:
                 continue
-            if not adj_fwd[j] or not edge_directed[e]:  # an arc w -> v
+            if arc[j] & ARC_IN:  # a usable arc w -> v
                 aff[v] = 2
                 queue[tail] = v
                 tail += 1
                 break
-    tail = _spread_affected(head, tail, 2, True, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+    tail = _spread_affected(head, tail, 2, True, adj_ptr, adj_nbr, adj_edge, arc,
                             edge_failed, working, aff, queue)
     n_new = n_changed
     for i in range(n_aff[0]):
@@ -460,7 +500,7 @@ cdef index_t _local_source_rule(
 cdef index_t _local_giant_rule(
         Py_ssize_t layer, int32_t rnd,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        const uint8_t[::1] arc, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
         const int32_t[::1] node_layer, const uint8_t[::1] edge_failed,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
@@ -497,12 +537,12 @@ cdef index_t _local_giant_rule(
             continue
         for j in range(adj_ptr[v], adj_ptr[v + 1]):
             w = adj_nbr[j]
-            if not edge_failed[adj_edge[j]] and not aff[w] and working[w]:
+            if (arc[j] & ARC_ANY) and not aff[w] and working[w]:
                 aff[v] = 2
                 queue[tail] = v
                 tail += 1
                 break
-    tail = _spread_affected(head, tail, 2, False, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+    tail = _spread_affected(head, tail, 2, False, adj_ptr, adj_nbr, adj_edge, arc,
                             edge_failed, working, aff, queue)
     # Components of the unreached affected nodes (marked 3).
     for i in range(n_aff[0]):
@@ -514,7 +554,7 @@ cdef index_t _local_giant_rule(
         elif aff[v] == 1:
             aff[v] = 3
             queue[0] = v
-            tail = _spread_affected(0, 1, 3, False, adj_ptr, adj_nbr, adj_edge, adj_fwd,
+            tail = _spread_affected(0, 1, 3, False, adj_ptr, adj_nbr, adj_edge, arc,
                                     edge_failed, working, aff, queue)
             n_unreached += tail
             if tail > best_other:
@@ -545,7 +585,7 @@ cdef index_t _local_giant_rule(
 
 cdef index_t _cascade_local(
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
-        const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
+        const uint8_t[::1] arc, const uint8_t[::1] edge_directed,
         const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
         const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
         const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp, const index_t[::1] group_owner,
@@ -596,12 +636,12 @@ cdef index_t _cascade_local(
             layer_dirty[layer] = 0
             if layer_rule[layer] == RULE_SOURCE:
                 n_changed = _local_source_rule(
-                    layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, edge_directed, node_layer,
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, edge_directed, node_layer,
                     is_source, edge_failed, working, fail_round, cause, via_group, changed,
                     n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor)
             elif layer_rule[layer] == RULE_GIANT:
                 n_changed = _local_giant_rule(
-                    layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes, node_layer,
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, layer_ptr, layer_nodes, node_layer,
                     edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
                     comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, layer_root,
                     layer_count)
@@ -615,7 +655,7 @@ cdef index_t _cascade_local(
 
 
 cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
-                                  const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+                                  const index_t[::1] adj_edge, const uint8_t[::1] arc,
                                   const index_t[::1] rdep_ptr, uint8_t rule,
                                   const uint8_t[::1] working, const uint8_t[::1] edge_failed) noexcept nogil:
     """True when failing the working node ``x`` can stop no other node (so it loses itself only).
@@ -633,10 +673,10 @@ cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const i
         return True
     for j in range(adj_ptr[x], adj_ptr[x + 1]):
         w = adj_nbr[j]
-        if w == x or not working[w] or edge_failed[adj_edge[j]]:
+        if w == x or not working[w] or not (arc[j] & ARC_ANY):
             continue
         if rule == RULE_SOURCE:
-            if adj_fwd[j]:
+            if arc[j] & ARC_FWD:
                 return False
         elif other == -1:
             other = w
@@ -664,7 +704,8 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
           uint8_t[::1] aff, index_t[::1] aff_list, index_t[::1] cursor,
           const index_t[::1] layer_root, const index_t[::1] layer_count,
           int64_t[::1] out_nodes, double[::1] out_demand, int64_t[:, ::1] out_layer,
-          double[:, ::1] out_layer_demand, int mode, bint skip):
+          double[:, ::1] out_layer_demand, int mode, bint skip, uint8_t[::1] arc,
+          const index_t[::1] edge_arc):
     """Cascade of each element ``k`` failing on top of ``pre_nodes`` / ``pre_edges``.
 
     Element ``k`` is node ``el_node[k]`` when that is >= 0, else edge ``el_edge[k]``.  Row
@@ -689,6 +730,10 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
 
     ``skip`` (modes 1 and 2): elements that cannot change the start state, and nodes whose
     failure can stop no other node, are answered without a cascade.
+
+    ``arc`` (modes 1 and 2): the start state's per-arc flags (:func:`arc_flags`), a private
+    copy per thread; ``edge_arc[2 e]``, ``edge_arc[2 e + 1]``: the two adjacency entries of
+    edge ``e``, whose flags an edge element clears while it fails.
     """
     cdef Py_ssize_t n_el = el_node.shape[0], n = working.shape[0]
     cdef Py_ssize_t n_layers = layer_rule.shape[0]
@@ -699,6 +744,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
     cdef index_t[::1] cur_edges
     cdef int64_t lost
     cdef double lost_demand
+    cdef uint8_t arc0 = 0, arc1 = 0
     with nogil:
         for k in range(n_el):
             x = el_node[k]
@@ -712,7 +758,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                 if x >= 0:
                     if skip and not working[x]:
                         continue
-                    if skip and _isolated_effect(x, adj_ptr, adj_nbr, adj_edge, adj_fwd, rdep_ptr,
+                    if skip and _isolated_effect(x, adj_ptr, adj_nbr, adj_edge, arc, rdep_ptr,
                                                  layer_rule[node_layer[x]], working, edge_failed):
                         out_nodes[k] = 1
                         out_demand[k] = demand[x]
@@ -730,6 +776,10 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                         continue
                     init_edges[0] = e
                     edge_failed[e] = 1
+                    arc0 = arc[edge_arc[2 * e]]
+                    arc1 = arc[edge_arc[2 * e + 1]]
+                    arc[edge_arc[2 * e]] = 0
+                    arc[edge_arc[2 * e + 1]] = 0
                     cur_nodes = no_index
                     cur_edges = init_edges[:1]
                 if mode == 1:
@@ -739,7 +789,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                                          cur_edges, edge_failed, working, fail_round, cause, via_group,
                                          alive, changed, queue, comp, layer_dirty, True)
                 else:
-                    n_changed = _cascade_local(adj_ptr, adj_nbr, adj_edge, adj_fwd, edge_directed,
+                    n_changed = _cascade_local(adj_ptr, adj_nbr, adj_edge, arc, edge_directed,
                                                layer_ptr, layer_nodes, node_layer, layer_rule, is_source,
                                                rdep_ptr, rdep_grp, group_owner, group_held, edge_src,
                                                edge_dst, x, e, edge_failed, working, fail_round, cause,
@@ -758,6 +808,8 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                       n_changed)
                 if x < 0:
                     edge_failed[e] = 0
+                    arc[edge_arc[2 * e]] = arc0
+                    arc[edge_arc[2 * e + 1]] = arc1
             else:
                 for v in range(edge_failed.shape[0]):
                     edge_failed[v] = 0
@@ -787,3 +839,485 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                         out_layer_demand[k, node_layer[v]] += demand[v]
                 out_nodes[k] = lost
                 out_demand[k] = lost_demand
+
+
+# ---------------------------------------------------------------------------------------------
+# The static cascade from scratch with local re-checks (``_cascade_tree``), and a plain BFS.
+#
+# Round 1 applies every layer's rule over the whole layer, as ``_cascade`` does, but records the
+# BFS forest it walked (``tree[v] = (parent, first child, next sibling, previous sibling)``, a
+# forest that can be re-linked in O(1) per node).  After round 1 every working node of a `source`
+# layer hangs in that forest under a working source, and the working nodes of a `giant` layer
+# form one tree rooted at the layer's first working node.  Edges fail only in round 0, so from
+# round 2 on a layer loses candidates only by dependency; then only the subtrees of the nodes it
+# lost (the "region") can lose supply or connection: the rule is re-checked there alone (seeds:
+# region nodes with a usable arc from a working node outside it), the nodes it fails are listed
+# in node order (the order of the whole-layer rule), and the region's surviving nodes are
+# re-linked under the parent that reached them, so the next round starts from a valid forest
+# again.  A `giant` layer whose root failed, or where a piece of the region outgrows the root's
+# component, runs the whole-layer rule again (and rebuilds its tree).  Rounds, causes, groups,
+# final state and the order of ``changed`` are those of ``_cascade``.
+#
+# Arcs carry their own usability flags (``arc``, laid out like ``adj_nbr``), so a BFS reads no
+# edge array per arc.
+
+cdef void _arc_flags(const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+                     const uint8_t[::1] edge_failed, uint8_t[::1] edge_info,
+                     uint8_t[::1] arc) noexcept nogil:
+    """Fill ``arc`` (one byte per adjacency entry) from ``adj_fwd`` and ``edge_failed``."""
+    cdef Py_ssize_t j, e, n_arcs = arc.shape[0], m = edge_failed.shape[0]
+    cdef bint special = False
+    cdef uint8_t info
+    for e in range(m):
+        edge_info[e] = 2 if edge_failed[e] else 0
+        if edge_failed[e]:
+            special = True
+    for j in range(n_arcs):
+        if not adj_fwd[j]:
+            edge_info[adj_edge[j]] |= 1   # directed
+            special = True
+    if not special:
+        for j in range(n_arcs):
+            arc[j] = ARC_FWD | ARC_IN | ARC_ANY
+        return
+    for j in range(n_arcs):
+        info = edge_info[adj_edge[j]]
+        if info & 2:
+            arc[j] = 0
+        elif adj_fwd[j]:
+            arc[j] = ARC_FWD | ARC_ANY if info & 1 else ARC_FWD | ARC_IN | ARC_ANY
+        else:
+            arc[j] = ARC_IN | ARC_ANY
+
+
+cdef inline void _link(index_t v, index_t p, index_t[:, ::1] tree) noexcept nogil:
+    cdef index_t first = tree[p, 1]
+    tree[v, 0] = p
+    tree[v, 2] = first
+    tree[v, 3] = -1
+    if first >= 0:
+        tree[first, 3] = v
+    tree[p, 1] = v
+
+
+cdef inline void _unlink(index_t v, index_t[:, ::1] tree) noexcept nogil:
+    cdef index_t p = tree[v, 0], prv = tree[v, 3], nxt = tree[v, 2]
+    if p < 0:
+        return
+    if prv >= 0:
+        tree[prv, 2] = nxt
+    else:
+        tree[p, 1] = nxt
+    if nxt >= 0:
+        tree[nxt, 3] = prv
+    tree[v, 0] = -1
+
+
+cdef void _sort_range(index_t[::1] a, index_t lo, index_t hi) noexcept nogil:
+    """Sort ``a[lo:hi]`` ascending in place (heap sort; no allocation)."""
+    cdef index_t n = hi - lo, i, start, end, root, child, t
+    if n < 2:
+        return
+    if n <= 16:
+        for i in range(lo + 1, hi):
+            t = a[i]
+            start = i
+            while start > lo and a[start - 1] > t:
+                a[start] = a[start - 1]
+                start -= 1
+            a[start] = t
+        return
+    start = n // 2
+    end = n
+    while end > 1:
+        if start > 0:
+            start -= 1
+        else:
+            end -= 1
+            t = a[lo + end]
+            a[lo + end] = a[lo]
+            a[lo] = t
+        root = start
+        while True:
+            child = 2 * root + 1
+            if child >= end:
+                break
+            if child + 1 < end and a[lo + child] < a[lo + child + 1]:
+                child += 1
+            if a[lo + root] < a[lo + child]:
+                t = a[lo + root]
+                a[lo + root] = a[lo + child]
+                a[lo + child] = t
+                root = child
+            else:
+                break
+
+
+cdef index_t _tree_source_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const uint8_t[::1] is_source,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[:, ::1] tree,
+        uint8_t[::1] mark) noexcept nogil:
+    """``_apply_source_rule`` over the whole layer, recording its BFS forest in ``tree``."""
+    cdef index_t i, j, u, v, w, head = 0, tail = 0
+    cdef index_t start = layer_ptr[layer], stop = layer_ptr[layer + 1]
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        tree[v, 0] = -1
+        tree[v, 1] = -1
+        if working[v] and is_source[v]:
+            mark[v] = 1
+            queue[tail] = v
+            tail += 1
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(adj_ptr[u], adj_ptr[u + 1]):
+            if arc[j] & ARC_FWD:
+                w = adj_nbr[j]
+                if working[w] and not mark[w]:
+                    mark[w] = 1
+                    _link(w, u, tree)
+                    queue[tail] = w
+                    tail += 1
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if working[v] and not mark[v]:
+            n_changed = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
+                              via_group, changed, n_changed)
+        mark[v] = 0
+    return n_changed
+
+
+cdef index_t _tree_giant_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
+        index_t[:, ::1] tree, index_t[::1] layer_root) noexcept nogil:
+    """``_apply_giant_rule`` over the whole layer, recording the BFS tree of each component;
+    ``layer_root[layer]`` becomes the winner's first node (the layer's first working node)."""
+    cdef index_t i, j, u, v, w, head, tail
+    cdef index_t start = layer_ptr[layer], stop = layer_ptr[layer + 1]
+    cdef index_t label = 0, best = -1, best_size = 0
+    layer_root[layer] = -1
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        comp[v] = -1
+        tree[v, 0] = -1
+        tree[v, 1] = -1
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if not working[v] or comp[v] != -1:
+            continue
+        comp[v] = label
+        queue[0] = v
+        head = 0
+        tail = 1
+        while head < tail:
+            u = queue[head]
+            head += 1
+            for j in range(adj_ptr[u], adj_ptr[u + 1]):
+                if arc[j] & ARC_ANY:
+                    w = adj_nbr[j]
+                    if working[w] and comp[w] == -1:
+                        comp[w] = label
+                        _link(w, u, tree)
+                        queue[tail] = w
+                        tail += 1
+        if tail > best_size:
+            best_size = tail
+            best = label
+            layer_root[layer] = v
+        label += 1
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if working[v] and comp[v] != best:
+            n_changed = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
+                              via_group, changed, n_changed)
+    return n_changed
+
+
+cdef index_t _tree_mark(index_t root, index_t[:, ::1] tree, uint8_t[::1] aff,
+                        index_t[::1] aff_list, index_t n_aff, index_t[::1] stack) noexcept nogil:
+    """Add the subtree of ``root`` in ``tree`` to the region; return the region's new size."""
+    cdef index_t top, u, c
+    if aff[root]:
+        return n_aff
+    aff[root] = 1
+    aff_list[n_aff] = root
+    n_aff += 1
+    stack[0] = root
+    top = 1
+    while top > 0:
+        top -= 1
+        u = stack[top]
+        c = tree[u, 1]
+        while c >= 0:
+            if not aff[c]:
+                aff[c] = 1
+                aff_list[n_aff] = c
+                n_aff += 1
+                stack[top] = c
+                top += 1
+            c = tree[c, 2]
+    return n_aff
+
+
+cdef index_t _tree_spread(index_t head, index_t tail, uint8_t mark, uint8_t flag,
+                          const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
+                          const uint8_t[::1] arc, const uint8_t[::1] working, uint8_t[::1] aff,
+                          index_t[::1] queue, index_t[::1] newpar, bint record) noexcept nogil:
+    """BFS from ``queue[head:tail]`` over arcs with ``flag`` into working region nodes still
+    marked 1, marking them ``mark`` (and their new parent with ``record``); returns the tail."""
+    cdef index_t j, u, w
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(adj_ptr[u], adj_ptr[u + 1]):
+            if arc[j] & flag:
+                w = adj_nbr[j]
+                if aff[w] == 1 and working[w]:
+                    aff[w] = mark
+                    if record:
+                        newpar[w] = u
+                    queue[tail] = w
+                    tail += 1
+    return tail
+
+
+cdef void _tree_repair(index_t n_aff, const index_t[::1] aff_list, uint8_t[::1] aff,
+                       const uint8_t[::1] working, index_t[:, ::1] tree,
+                       const index_t[::1] newpar) noexcept nogil:
+    """Re-link the region's surviving nodes (``aff == 2``) under their new parents, drop the
+    rest from the forest, and clear the region's marks."""
+    cdef index_t i, v, p
+    for i in range(n_aff):
+        v = aff_list[i]
+        p = tree[v, 0]
+        if p >= 0 and not aff[p]:
+            _unlink(v, tree)
+    for i in range(n_aff):
+        v = aff_list[i]
+        tree[v, 0] = -1
+        tree[v, 1] = -1
+    for i in range(n_aff):
+        v = aff_list[i]
+        if aff[v] == 2 and working[v] and newpar[v] >= 0:
+            _link(v, newpar[v], tree)
+        aff[v] = 0
+
+
+cdef index_t _tree_local_rule(
+        Py_ssize_t layer, int32_t rnd, bint giant,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
+        const uint8_t[::1] is_source,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
+        index_t[:, ::1] tree, uint8_t[::1] aff, index_t[::1] aff_list, index_t[::1] cursor,
+        index_t[::1] layer_root, const index_t[::1] lcount) noexcept nogil:
+    """The layer's rule re-checked on the subtrees of the nodes it lost since its last check."""
+    cdef index_t i, j, v, w, n_aff = 0, tail = 0, n_new = n_changed, n_unreached = 0
+    cdef index_t best_other = 0, size
+    cdef index_t root = layer_root[layer]
+    cdef uint8_t seed_flag = ARC_ANY if giant else ARC_IN
+    for i in range(cursor[layer], n_changed):
+        v = changed[i]
+        if node_layer[v] == layer:
+            n_aff = _tree_mark(v, tree, aff, aff_list, n_aff, queue)
+    if n_aff == 0:
+        cursor[layer] = n_changed
+        return n_changed
+    if giant and (root < 0 or aff[root]):
+        for i in range(n_aff):
+            aff[aff_list[i]] = 0
+        n_new = _tree_giant_rule(layer, rnd, adj_ptr, adj_nbr, arc, layer_ptr, layer_nodes,
+                                 working, fail_round, cause, via_group, changed, n_changed,
+                                 queue, comp, tree, layer_root)
+        cursor[layer] = n_new
+        return n_new
+    # Seeds: region nodes with a usable arc from a working node outside the region.
+    for i in range(n_aff):
+        v = aff_list[i]
+        if not working[v]:
+            continue
+        if not giant and is_source[v]:
+            aff[v] = 2
+            comp[v] = -1
+            queue[tail] = v
+            tail += 1
+            continue
+        for j in range(adj_ptr[v], adj_ptr[v + 1]):
+            if arc[j] & seed_flag:
+                w = adj_nbr[j]
+                if working[w] and not aff[w]:
+                    aff[v] = 2
+                    comp[v] = w
+                    queue[tail] = v
+                    tail += 1
+                    break
+    _tree_spread(0, tail, 2, ARC_ANY if giant else ARC_FWD, adj_ptr, adj_nbr, arc, working, aff,
+                 queue, comp, True)
+    if giant:
+        # The other pieces (marked 3): when one outgrows the root's component, the whole layer.
+        for i in range(n_aff):
+            v = aff_list[i]
+            if aff[v] == 1 and working[v]:
+                aff[v] = 3
+                queue[0] = v
+                size = _tree_spread(0, 1, 3, ARC_ANY, adj_ptr, adj_nbr, arc, working, aff,
+                                    queue, comp, False)
+                n_unreached += size
+                if size > best_other:
+                    best_other = size
+        if best_other > lcount[layer] - n_unreached:
+            for i in range(n_aff):
+                aff[aff_list[i]] = 0
+            n_new = _tree_giant_rule(layer, rnd, adj_ptr, adj_nbr, arc, layer_ptr, layer_nodes,
+                                     working, fail_round, cause, via_group, changed, n_changed,
+                                     queue, comp, tree, layer_root)
+            cursor[layer] = n_new
+            return n_new
+    for i in range(n_aff):
+        v = aff_list[i]
+        if working[v] and aff[v] != 2:
+            changed[n_new] = v
+            n_new += 1
+    _sort_range(changed, n_changed, n_new)   # the whole-layer rule fails them in node order
+    for i in range(n_changed, n_new):
+        v = changed[i]
+        _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group, changed, i)
+    _tree_repair(n_aff, aff_list, aff, working, tree, comp)
+    cursor[layer] = n_new
+    return n_new
+
+
+cdef index_t _cascade_tree(
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
+        const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+        const index_t[::1] grp_ptr, const index_t[::1] sup_ptr, const index_t[::1] rdep_ptr,
+        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const uint8_t[::1] group_held,
+        const index_t[::1] init_nodes,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+        uint8_t[::1] layer_dirty, index_t[:, ::1] tree, uint8_t[::1] aff, index_t[::1] aff_list,
+        index_t[::1] cursor, index_t[::1] layer_root, index_t[::1] lcount) noexcept nogil:
+    """``_cascade`` from scratch (``incremental=False``) with local re-checks from round 2 on;
+    the same rounds, causes, groups, final state and ``changed`` order."""
+    cdef Py_ssize_t n = working.shape[0]
+    cdef Py_ssize_t n_groups = group_owner.shape[0]
+    cdef Py_ssize_t n_layers = layer_rule.shape[0]
+    cdef Py_ssize_t layer
+    cdef index_t i, v, g, before
+    cdef index_t n_changed = 0, frontier_start = 0, frontier_end
+    cdef int32_t rnd = 0
+
+    for v in range(n):
+        working[v] = 1
+        fail_round[v] = -1
+        cause[v] = CAUSE_NONE
+        via_group[v] = -1
+        aff[v] = 0
+    for g in range(n_groups):
+        alive[g] = sup_ptr[g + 1] - sup_ptr[g]
+    for layer in range(n_layers):
+        layer_dirty[layer] = 1
+        cursor[layer] = 0
+        lcount[layer] = layer_ptr[layer + 1] - layer_ptr[layer]
+        layer_root[layer] = -1
+    for i in range(init_nodes.shape[0]):
+        v = init_nodes[i]
+        if working[v]:
+            n_changed = _fail(v, 0, CAUSE_INITIAL, -1, working, fail_round, cause, via_group,
+                              changed, n_changed)
+            lcount[node_layer[v]] -= 1
+    frontier_end = n_changed
+
+    while True:
+        rnd += 1
+        before = n_changed
+        n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
+                                     group_owner, group_held, node_layer, working, fail_round,
+                                     cause, via_group, alive, changed, n_changed, layer_dirty)
+        for i in range(frontier_end, n_changed):
+            v = changed[i]
+            lcount[node_layer[v]] -= 1
+            for g in range(grp_ptr[v], grp_ptr[v + 1]):
+                if alive[g] == 0 and not group_held[g]:
+                    via_group[v] = g
+                    break
+        for layer in range(n_layers):
+            if not layer_dirty[layer]:
+                continue
+            layer_dirty[layer] = 0
+            before = n_changed
+            if layer_rule[layer] == RULE_NONE:
+                continue
+            if rnd == 1:
+                if layer_rule[layer] == RULE_SOURCE:
+                    n_changed = _tree_source_rule(
+                        layer, rnd, adj_ptr, adj_nbr, arc, layer_ptr, layer_nodes, is_source,
+                        working, fail_round, cause, via_group, changed, n_changed, queue, tree,
+                        aff)
+                else:
+                    n_changed = _tree_giant_rule(
+                        layer, rnd, adj_ptr, adj_nbr, arc, layer_ptr, layer_nodes, working,
+                        fail_round, cause, via_group, changed, n_changed, queue, comp, tree,
+                        layer_root)
+                cursor[layer] = n_changed
+            else:
+                n_changed = _tree_local_rule(
+                    layer, rnd, layer_rule[layer] == RULE_GIANT, adj_ptr, adj_nbr, arc,
+                    layer_ptr, layer_nodes, node_layer, is_source, working, fail_round, cause,
+                    via_group, changed, n_changed, queue, comp, tree, aff, aff_list, cursor,
+                    layer_root, lcount)
+            lcount[layer] -= n_changed - before
+        frontier_start = frontier_end
+        frontier_end = n_changed
+        if frontier_start == frontier_end:
+            break
+    return n_changed
+
+
+def arc_flags(const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+              const uint8_t[::1] edge_failed, uint8_t[::1] arc):
+    """Fill ``arc`` (one byte per adjacency entry: 1 usable out along ``adj_fwd``, 2 usable in,
+    4 usable at all) from ``adj_fwd`` and ``edge_failed``."""
+    cdef uint8_t[::1] edge_info = np.zeros(edge_failed.shape[0], np.uint8)
+    with nogil:
+        _arc_flags(adj_edge, adj_fwd, edge_failed, edge_info, arc)
+
+
+def plain_bfs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, uint8_t[::1] mark,
+              index_t[::1] queue):
+    """A plain BFS over the whole CSR (every component, arcs both ways, no rule, no flags):
+    the benchmarks' yardstick for one pass over a system.  Returns the number of components."""
+    cdef Py_ssize_t n = mark.shape[0], s
+    cdef index_t j, u, w, head, tail
+    cdef Py_ssize_t n_comp = 0
+    with nogil:
+        for s in range(n):
+            mark[s] = 0
+        for s in range(n):
+            if mark[s]:
+                continue
+            n_comp += 1
+            mark[s] = 1
+            queue[0] = <index_t>s
+            head = 0
+            tail = 1
+            while head < tail:
+                u = queue[head]
+                head += 1
+                for j in range(adj_ptr[u], adj_ptr[u + 1]):
+                    w = adj_nbr[j]
+                    if not mark[w]:
+                        mark[w] = 1
+                        queue[tail] = w
+                        tail += 1
+    return n_comp

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -135,7 +136,7 @@ def incremental_is_exact(compiled: CompiledSystem, pre_failed: bool = False,
 def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarray,
                pre_nodes=(), pre_edges=(), threads: int | None = None, plain: bool = False,
                chunk: int | None = None, method: str | None = None, skip: bool | None = None,
-               progress: ProgressArg = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               progress: ProgressArg = None, cluster=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Losses of every element failing on top of ``pre_nodes`` / ``pre_edges`` (Cython core).
 
     Parameters
@@ -160,6 +161,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         Answer elements that cannot change anything without a cascade (default: not ``plain``).
     progress : None, bool or callable
         Progress per chunk of elements (see :mod:`cascade.progress`).
+    cluster : cascade.cluster.SweepCluster, optional
+        Run the chunks on this Dask cluster instead of threads (the system and the sweep's
+        start state are scattered once; the answer is the same as on threads).
 
     Returns
     -------
@@ -209,7 +213,6 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     out_layer_demand = np.zeros((n_el, L), np.float64)
     if n_el == 0:
         return out_nodes, out_demand, out_layer, out_layer_demand
-    held = np.zeros(c.n_groups, np.uint8)
     n = c.n_nodes
     par_edge = np.full(n, -1, idx)
     child_ptr = np.zeros(n + 1, idx)
@@ -229,49 +232,41 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                             c.layer_nodes, c.layer_rule, c.is_source, start.working,
                             start.edge_failed, np.zeros(n, idx), par_edge, child_ptr, child_idx,
                             np.zeros(n, idx))
+    plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
+                      layer_root, layer_count, skip)
 
     def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand) -> None:
-        """One threaded pass of the kernel over the elements, chunk by chunk."""
+        """One pass of the kernel over the elements, chunk by chunk, on threads or Dask."""
         k = len(el_node)
-        size = int(chunk or max(8, min(4096, -(-k // (16 * threads)))))
+        workers = cluster.n_workers if cluster is not None else threads
+        size = int(chunk or max(8, min(4096, -(-k // (16 * workers)))))
         n_chunks = -(-k // size)
+        if cluster is not None:
+            def collect(part) -> int:
+                lo, rows = part
+                hi = lo + len(rows[0])
+                for out, got in zip((out_nodes, out_demand, out_layer, out_layer_demand), rows):
+                    out[lo:hi] = got
+                return hi - lo
+
+            comp_f, plan_f = cluster.scatter(c), cluster.scatter(plan)
+            cluster.run(_dask_chunk, [(comp_f, plan_f, mode, i * size, el_node[i * size:(i + 1) * size],
+                                       el_edge[i * size:(i + 1) * size]) for i in range(n_chunks)],
+                        collect, bar)
+            return
         counter = itertools.count()
         stop = threading.Event()
 
         def worker() -> None:
-            # Private buffers, copied once from the start fixpoint (docs/development.md, rule 6).
-            working = start.working.copy()
-            fail_round = start.fail_round.copy()
-            cause = start.cause.copy()
-            via_group = start.via_group.copy()
-            alive = start.alive.copy()
-            edge_failed = start.edge_failed.copy()
-            changed = np.zeros(n, idx)
-            queue = np.zeros(n, idx)
-            comp = np.zeros(n, idx)
-            layer_dirty = np.zeros(L, np.uint8)
-            init_nodes = np.concatenate([pre_nodes, np.zeros(1, idx)]).astype(idx)
-            init_edges = np.concatenate([pre_edges, np.zeros(1, idx)]).astype(idx)
-            no_index = np.zeros(0, idx)
-            aff = np.zeros(n, np.uint8)
-            aff_list = np.zeros(n, idx)
-            cursor = np.zeros(L, idx)
+            buffers = plan.buffers(c)  # private, copied once from the start fixpoint
             while True:
                 i = next(counter)  # atomic under the GIL
                 if i >= n_chunks or stop.is_set():
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
-                _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed,
-                            c.layer_ptr, c.layer_nodes,
-                            c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr, c.sup_ptr,
-                            c.rdep_ptr, c.rdep_grp, c.group_owner, held, c.edge_src, c.edge_dst,
-                            el_node[lo:hi], el_edge[lo:hi], pre_nodes, pre_edges, count_mask,
-                            edge_failed, working, fail_round, cause, via_group, alive, changed,
-                            queue, comp, layer_dirty, init_nodes, init_edges, no_index,
-                            child_ptr, child_idx, par_edge, aff, aff_list, cursor,
-                            layer_root, layer_count,
-                            out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
-                            out_layer_demand[lo:hi], mode, skip)
+                _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                              out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
+                              out_layer_demand[lo:hi])
                 bar.update(hi - lo)
 
         if threads == 1 or n_chunks == 1:
@@ -313,7 +308,76 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
         out_layer_demand[redo] = r_layer_demand
     bar.close()
+    if cluster is not None:
+        cluster.forget(plan)
     return out_nodes, out_demand, out_layer, out_layer_demand
+
+
+class _SweepPlan:
+    """What every kernel pass of one sweep shares: the start fixpoint, the intact mask, the
+    pre-failures and the supply forest (read-only; one copy per Dask worker)."""
+
+    def __init__(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
+                 par_edge, layer_root, layer_count, skip: bool):
+        self.state = {name: getattr(start, name).copy() for name in
+                      ("working", "fail_round", "cause", "via_group", "alive", "edge_failed")}
+        self.count_mask = count_mask
+        self.pre_nodes, self.pre_edges = pre_nodes, pre_edges
+        self.child_ptr, self.child_idx, self.par_edge = child_ptr, child_idx, par_edge
+        self.layer_root, self.layer_count = layer_root, layer_count
+        self.skip = bool(skip)
+        self.token = uuid.uuid4().hex   # names this plan in the workers' buffer cache
+        c = start.compiled
+        # Per-arc usability flags of the start state, and the two arcs of each edge.
+        self.arc = np.zeros(len(c.adj_nbr), np.uint8)
+        _core.arc_flags(c.adj_edge, c.adj_fwd, start.edge_failed, self.arc)
+        self.edge_arc = np.argsort(np.asarray(c.adj_edge), kind="stable").astype(c.index_dtype)
+
+    def buffers(self, c: CompiledSystem) -> dict:
+        """Private buffers of one thread (docs/development.md, rule 6)."""
+        n, L, idx = c.n_nodes, len(c.layer_names), c.index_dtype
+        out = {name: a.copy() for name, a in self.state.items()}
+        out.update(changed=np.zeros(n, idx), queue=np.zeros(n, idx), comp=np.zeros(n, idx),
+                   layer_dirty=np.zeros(L, np.uint8),
+                   init_nodes=np.concatenate([self.pre_nodes, np.zeros(1, idx)]).astype(idx),
+                   init_edges=np.concatenate([self.pre_edges, np.zeros(1, idx)]).astype(idx),
+                   no_index=np.zeros(0, idx), aff=np.zeros(n, np.uint8), aff_list=np.zeros(n, idx),
+                   cursor=np.zeros(L, idx), held=np.zeros(c.n_groups, np.uint8),
+                   arc=self.arc.copy())
+        return out
+
+
+def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_node, el_edge,
+                  out_nodes, out_demand, out_layer, out_layer_demand) -> None:
+    """:func:`cascade._core.sweep` over one chunk of elements with one thread's buffers."""
+    _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed, c.layer_ptr,
+                c.layer_nodes, c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr,
+                c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner, b["held"], c.edge_src, c.edge_dst,
+                el_node, el_edge, plan.pre_nodes, plan.pre_edges, plan.count_mask,
+                b["edge_failed"], b["working"], b["fail_round"], b["cause"], b["via_group"],
+                b["alive"], b["changed"], b["queue"], b["comp"], b["layer_dirty"], b["init_nodes"],
+                b["init_edges"], b["no_index"], plan.child_ptr, plan.child_idx, plan.par_edge,
+                b["aff"], b["aff_list"], b["cursor"], plan.layer_root, plan.layer_count,
+                out_nodes, out_demand, out_layer, out_layer_demand, mode, plan.skip, b["arc"],
+                plan.edge_arc)
+
+
+_worker_buffers = threading.local()
+
+
+def _dask_chunk(c: CompiledSystem, plan: _SweepPlan, mode: int, lo: int, el_node, el_edge):
+    """A Dask task: one chunk of the sweep; returns ``(lo, rows)``.  The worker thread keeps
+    its buffers between the chunks of one plan (the kernel restores them after each element)."""
+    cached = getattr(_worker_buffers, "entry", None)
+    if cached is None or cached[0] != (plan.token, mode):
+        cached = ((plan.token, mode), plan.buffers(c))
+        _worker_buffers.entry = cached
+    k, L = len(el_node), len(c.layer_names)
+    rows = (np.zeros(k, np.int64), np.zeros(k, np.float64), np.zeros((k, L), np.int64),
+            np.zeros((k, L), np.float64))
+    _kernel_chunk(c, plan, cached[1], mode, np.ascontiguousarray(el_node),
+                  np.ascontiguousarray(el_edge), *rows)
+    return lo, rows
 
 
 def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
@@ -509,9 +573,20 @@ def _check_engine(engine: str) -> None:
         raise InputError(f"unknown engine '{engine}' (use core or reference)")
 
 
+def _check_cluster(c: CompiledSystem, engine: str, cluster) -> None:
+    if cluster is None:
+        return
+    if engine != "core":
+        raise InputError("--workers/--scheduler run the core engine only (not --engine reference)")
+    if c.has_flow_layers:
+        raise InputError("--workers/--scheduler: the sweep of flow layers runs on threads only "
+                         "(use --threads)")
+
+
 def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | None = None,
           engine: str = "core", compiled: CompiledSystem | None = None, *,
-          layer: str | None = None, plain: bool = False, progress: ProgressArg = None) -> pd.DataFrame:
+          layer: str | None = None, plain: bool = False, progress: ProgressArg = None,
+          cluster=None) -> pd.DataFrame:
     """N-1 criticality: the cascade of every single element's failure, ranked.
 
     Parameters
@@ -529,6 +604,8 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
         Core only: a full cascade per element with no shortcut (for checking).
     progress : None, bool or callable
         Progress of the sweep, in elements (see :mod:`cascade.progress`).
+    cluster : cascade.cluster.SweepCluster, optional
+        Core engine only: run the sweep's chunks on this Dask cluster (same answer).
 
     Returns
     -------
@@ -553,12 +630,14 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
     """
     _check_engine(engine)
     c = compiled if compiled is not None else compile_system(system)
+    _check_cluster(c, engine, cluster)
     el_node, el_edge = element_indices(c, elements, layer)
     if c.has_flow_layers:
         arrays = flow_sweep(system, c, el_node, el_edge, threads=threads, engine=engine, progress=progress,
                             plain=plain)
     elif engine == "core":
-        arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain, progress=progress)
+        arrays = core_sweep(c, el_node, el_edge, threads=threads, plain=plain, progress=progress,
+                            cluster=cluster)
     else:
         arrays = reference_sweep(system, c, el_node, el_edge, progress=progress)
     return _table(system, c, el_node, el_edge, *arrays)
@@ -567,7 +646,7 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
 def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "nodes",
                      threads: int | None = None, engine: str = "core",
                      compiled: CompiledSystem | None = None, *, layer: str | None = None,
-                     plain: bool = False, progress: ProgressArg = None) -> pd.DataFrame:
+                     plain: bool = False, progress: ProgressArg = None, cluster=None) -> pd.DataFrame:
     """Greedy N-k: the set of ``k`` elements whose joint failure has the highest score, greedily.
 
     Each step sweeps every remaining element on top of the ones already chosen and adds the
@@ -590,6 +669,7 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
     if k < 0:
         raise InputError(f"k must be >= 0, got {k}")
     c = compiled if compiled is not None else compile_system(system)
+    _check_cluster(c, engine, cluster)
     el_node, el_edge = element_indices(c, elements, layer)
     chosen_nodes: list[int] = []
     chosen_edges: list[int] = []
@@ -606,7 +686,7 @@ def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "node
                                 threads=threads, engine=engine, plain=plain)
         elif engine == "core":
             arrays = core_sweep(c, el_node[cand], el_edge[cand], chosen_nodes, chosen_edges,
-                                threads=threads, plain=plain)
+                                threads=threads, plain=plain, cluster=cluster)
         else:
             arrays = reference_sweep(system, c, el_node[cand], el_edge[cand], chosen_nodes,
                                      chosen_edges)
@@ -734,7 +814,7 @@ def decoupled(system: InfrastructureSystem) -> InfrastructureSystem:
 
 def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20,
                 threads: int | None = None, engine: str = "core", *,
-                layer: str | None = None, progress: ProgressArg = None) -> pd.DataFrame:
+                layer: str | None = None, progress: ProgressArg = None, cluster=None) -> pd.DataFrame:
     """Interdependency blind spots: critical in the coupled ranking, not when each lifeline
     is analysed alone.
 
@@ -755,7 +835,7 @@ def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20
     kinds = set(table["element"])
     elements = "all" if kinds == {"node", "edge"} else ("edges" if kinds == {"edge"} else "nodes")
     alone = sweep(decoupled(system), elements, threads=threads, engine=engine, layer=layer,
-                  progress=progress)
+                  progress=progress, cluster=cluster)
     alone = alone[alone.set_index(["id", "element"]).index.isin(
         table.set_index(["id", "element"]).index)].reset_index(drop=True)
     alone_rank = {(r.id, r.element): i + 1 for i, r in enumerate(alone.itertuples(index=False))}

@@ -758,6 +758,46 @@ class Benefit:
         return cls(mean, mean - half, mean + half, int(np.count_nonzero(diff)), n, layers)
 
 
+def _served_rows(compiled: CompiledSystem, sets, layer_demand, layer_nodes, weights, stop=None):
+    """Overall and per-layer static service loss of each failed (nodes, edges) set."""
+    L = len(layer_demand)
+    demand, layer = compiled.demand, compiled.node_layer
+    loss = np.zeros(len(sets))
+    per_layer = np.zeros((len(sets), L))
+    flow = compiled.has_flow_layers
+    if flow:
+        # Flow layers: the v2 cascade (cascade.flowcore); a node counts demand x its served
+        # fraction, so partial service and overload trips count.
+        from .flowcore import flow_engine
+
+        engine = flow_engine(compiled)
+    else:
+        ws = Workspace(compiled)
+    for i, (nodes, edges) in enumerate(sets):
+        if stop is not None and stop.is_set():  # Ctrl-C in the main thread
+            break
+        if flow:
+            result = engine.run(nodes, edges, table=False)
+            w = result[0].astype(bool)
+            served = np.bincount(layer, weights=demand * result[4], minlength=L)
+        else:
+            ws.run(nodes.astype(compiled.index_dtype), edges.astype(compiled.index_dtype))
+            w = ws.working.astype(bool)
+            served = np.bincount(layer, weights=demand * w, minlength=L)
+        up = np.bincount(layer, weights=w, minlength=L)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            service = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
+                               up / np.where(layer_nodes > 0, layer_nodes, 1))
+        per_layer[i] = 1.0 - service
+        loss[i] = float((1.0 - service) @ weights)
+    return loss, per_layer
+
+
+def _served_task(compiled: CompiledSystem, lo: int, sets, layer_demand, layer_nodes, weights):
+    """A Dask task of :meth:`Evaluator._served`: rows ``lo, lo + 1, ...``."""
+    return (lo, *_served_rows(compiled, sets, layer_demand, layer_nodes, weights))
+
+
 class Evaluator:
     """Loss per hazard sample of a system with some measures, cached by measure set.
 
@@ -777,13 +817,20 @@ class Evaluator:
         for every measure set).
     threads : int, optional
         Threads over samples for the static cascade (kernels release the GIL).
+    cluster : cascade.cluster.SweepCluster, optional
+        Run the static cascades of the ``served`` metric on this Dask cluster instead (the
+        same numbers).
     """
 
     def __init__(self, system: InfrastructureSystem, sampler: FailureSampler, samples: int, *,
                  metric: str = "served", strategy: str = "greedy", crews=1, seed: int = 0,
-                 threads: int | None = None, compiled: CompiledSystem | None = None):
+                 threads: int | None = None, compiled: CompiledSystem | None = None, cluster=None):
         if metric not in METRICS:
             raise InputError(f"unknown metric '{metric}' (use served or resilience)")
+        if cluster is not None and metric != "served":
+            raise InputError("--workers/--scheduler run the served metric only (the recoveries of "
+                             "--metric resilience run locally)")
+        self.cluster = cluster
         if samples < 1:
             raise InputError("--samples must be at least 1")
         self.system = system
@@ -906,36 +953,25 @@ class Evaluator:
         per_layer = np.zeros((len(distinct), L))
 
         stop = threading.Event()
+        args = (layer_demand, layer_nodes, weights)
+        if self.cluster is not None:
+            # Dask: the system once to every worker, then chunks of failed sets (served metric).
+            def collect(part) -> int:
+                lo, chunk_loss, chunk_layer = part
+                loss[lo:lo + len(chunk_loss)] = chunk_loss
+                per_layer[lo:lo + len(chunk_loss)] = chunk_layer
+                return len(chunk_loss)
 
-        flow = compiled.has_flow_layers
+            size = max(1, -(-len(distinct) // (8 * self.cluster.n_workers)))
+            comp_f = self.cluster.scatter(compiled)
+            self.cluster.run(_served_task, [(comp_f, lo, distinct[lo:lo + size], *args)
+                                            for lo in range(0, len(distinct), size)], collect)
+            return loss[inverse], per_layer[inverse]
 
         def run(chunk):
-            if flow:
-                # Flow layers: the v2 cascade (cascade.flowcore); a node counts demand x its
-                # served fraction, so partial service and overload trips count.
-                from .flowcore import flow_engine
-
-                engine = flow_engine(compiled)
-            else:
-                ws = Workspace(compiled)
-            for i in chunk:
-                if stop.is_set():  # Ctrl-C in the main thread
-                    return
-                nodes, edges = distinct[i]
-                if flow:
-                    result = engine.run(nodes, edges)
-                    w = result[0].astype(bool)
-                    served = np.bincount(layer, weights=demand * result[4], minlength=L)
-                else:
-                    ws.run(nodes.astype(compiled.index_dtype), edges.astype(compiled.index_dtype))
-                    w = ws.working.astype(bool)
-                    served = np.bincount(layer, weights=demand * w, minlength=L)
-                up = np.bincount(layer, weights=w, minlength=L)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    service = np.where(layer_demand > 0, served / np.where(layer_demand > 0, layer_demand, 1),
-                                       up / np.where(layer_nodes > 0, layer_nodes, 1))
-                per_layer[i] = 1.0 - service
-                loss[i] = float((1.0 - service) @ weights)
+            if len(chunk):
+                loss[chunk], per_layer[chunk] = _served_rows(compiled, [distinct[i] for i in chunk],
+                                                             *args, stop=stop)
 
         chunks = np.array_split(np.arange(len(distinct)), self.threads)
         if self.threads == 1:
@@ -1243,7 +1279,8 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
             samples: int = 100, *, metric: str = "served", budget: float | None = None,
             strategy: str = "greedy", crews=1, seed: int = 0, threads: int | None = None,
             exhaustive_limit: int | None = None,
-            compiled: CompiledSystem | None = None, progress: ProgressArg = None) -> RedundancyResult:
+            compiled: CompiledSystem | None = None, progress: ProgressArg = None,
+            cluster=None) -> RedundancyResult:
     """Rank candidate measures by benefit per cost and, with a budget, plan.
 
     Parameters
@@ -1266,13 +1303,15 @@ def analyse(system: InfrastructureSystem, candidates: Sequence[Measure], sampler
     progress : None, bool or callable
         Progress of the ranking (the base system, then each measure) and of the plan, in
         evaluations over all samples (see :mod:`cascade.progress`).
+    cluster : cascade.cluster.SweepCluster, optional
+        ``served`` metric: the cascades on this Dask cluster (see :class:`Evaluator`).
 
     Returns
     -------
     RedundancyResult
     """
     ev = Evaluator(system, sampler, samples, metric=metric, strategy=strategy, crews=crews,
-                   seed=seed, threads=threads, compiled=compiled)
+                   seed=seed, threads=threads, compiled=compiled, cluster=cluster)
     bar = tracker(progress, len(candidates) + 1, "ranking measures", "evaluation")
     base_loss = float(ev.losses([])[0].mean())
     bar.update()

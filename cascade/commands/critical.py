@@ -72,8 +72,9 @@ def render_table(system, compiled, ranked, shown, worst, comparison, spots, info
     weights = {name: system.layer_weight(name) for name in names}
     weight_text = ("every layer weight 1" if all(w == 1.0 for w in weights.values()) else
                    "weights " + ", ".join(f"{n} {w:g}" for n, w in weights.items()))
+    runs_on = info.get("executor") or f"{info['threads']} thread(s)"
     out = [f"System {compiled.name}: N-1 over {info['count']:,} {info['what']} "
-           f"({info['engine']} engine, {info['threads']} thread(s); {_timing(info)}).",
+           f"({info['engine']} engine, {runs_on}; {_timing(info)}).",
            f"Demand per layer: {demand_text}.",
            f"Ranked by score, then nodes lost: {SCORE_TEXT} ({weight_text}). "
            "Losses count every lifeline, against the intact system."]
@@ -162,9 +163,14 @@ def json_data(system, compiled, records, worst) -> dict:
 @output_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Worker threads  [default: the machine's cores]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Sweep on a local Dask cluster of N worker processes (needs the 'dask' extra).")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Sweep on a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @engine_option
 @csv_safe_option
-def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, engine, csv_safe):
+def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, workers, scheduler,
+            engine, csv_safe):
     """Rank the nodes (or edges) of SYSTEM by what their failure alone takes down across
     every lifeline (N-1).
 
@@ -175,24 +181,47 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
     rank, id, element, layer, score, nodes_lost, cross_layer_lost (nodes lost in other
     lifelines), lost_<layer> (nodes) per layer in name order, then demand_lost_<layer> (in the
     layer's unit); JSON is an object with the layers' "units" and "weights", "ranking" (the
-    same records) and "worst_set" when -k is given.
+    same records) and "worst_set" when -k is given.  --workers / --scheduler run the sweeps
+    on Dask (the system is sent to each worker once); the results are those of threads.
     """
+    from ..cluster import open_cluster
+
     if k is not None and fmt == "csv":
         raise InputError("--k has no CSV form: use --format table or json")
+    if workers is not None and scheduler is not None:
+        raise InputError("give either --workers or --scheduler, not both")
+    if threads is not None and (workers is not None or scheduler is not None):
+        raise InputError("--threads runs locally; it cannot be combined with --workers or --scheduler")
+    if engine != "core" and (workers is not None or scheduler is not None):
+        raise InputError("--workers/--scheduler run the core engine only (not --engine reference)")
     system, compiled = load(system_dir)
     if layer is not None and layer not in compiled.layer_names:
         raise InputError(f"unknown layer '{layer}' (layers: {', '.join(compiled.layer_names)})", "--layer")
+    if compiled.has_flow_layers and (workers is not None or scheduler is not None):
+        raise InputError("--workers/--scheduler: the sweep of flow layers runs on threads only "
+                         "(use --threads)")
+    cluster = open_cluster(scheduler, workers)
+    try:
+        _run(system, compiled, top, elements, layer, k, compare, fmt, output, threads, engine,
+             csv_safe, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _run(system, compiled, top, elements, layer, k, compare, fmt, output, threads, engine, csv_safe,
+         cluster):
     threads = threads or default_threads()
     start = time.perf_counter()
     ranked = sweep(system, elements, threads=threads, engine=engine, compiled=compiled, layer=layer,
-                   progress=show_progress())
+                   progress=show_progress(), cluster=cluster)
     seconds = time.perf_counter() - start
     if top is None:
         top = TABLE_TOP if fmt == "table" else 0
     shown = ranked if top == 0 else ranked.iloc[:top]
     start = time.perf_counter()
     worst = (greedy_worst_set(system, k, elements, threads=threads, engine=engine, compiled=compiled,
-                              layer=layer, progress=show_progress()) if k else None)
+                              layer=layer, progress=show_progress(), cluster=cluster) if k else None)
     worst_seconds = time.perf_counter() - start if k else None
 
     if fmt == "csv":
@@ -209,6 +238,7 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
     info = {"count": len(ranked), "what": {"nodes": "nodes", "edges": "edges",
                                            "all": "nodes and edges"}[elements],
             "engine": engine, "threads": threads if engine == "core" else 1,
+            "executor": cluster.label if cluster is not None else None,
             "seconds": seconds, "worst_seconds": worst_seconds, "k": k}
     if compare and len(ranked):
         start = time.perf_counter()
@@ -218,7 +248,7 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
         info["spot_k"] = spot_k
         comparison = compare_rankings(compiled, ranked, top=spot_k, betweenness=use_btw)
         spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine, layer=layer,
-                            progress=show_progress())
+                            progress=show_progress(), cluster=cluster)
         info["compare_seconds"] = time.perf_counter() - start
     emit(render_table(system, compiled, ranked, shown, worst, comparison, spots, info,
                       _kinds(system)), output)

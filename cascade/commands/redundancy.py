@@ -179,6 +179,10 @@ def render_table(result, source: str, currency: str | None = None) -> str:
 @click.option("--seed", type=SEED, default=None, help="Seed of the hazard samples (default: the scenario's).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Threads over samples for the static cascade  [default: the machine's cores]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run the cascades (metric served) on a local Dask cluster of N worker processes.")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Run the cascades (metric served) on a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--exhaustive-limit", type=click.IntRange(min=0),
               help=f"With --budget, also search every plan within budget when there are at most this "
                    f"many candidates (default {EXHAUSTIVE_LIMIT['served']}, or "
@@ -187,7 +191,8 @@ def render_table(result, source: str, currency: str | None = None) -> str:
 @output_option
 @csv_safe_option
 def command(system_dir, candidates, scenario, failure_sets, samples, budget, metric, strategy,
-            crews, n_suggest, seed, threads, exhaustive_limit, fmt, output, csv_safe):
+            crews, n_suggest, seed, threads, workers, scheduler, exhaustive_limit, fmt, output,
+            csv_safe):
     """Rank redundancy measures of SYSTEM by the loss they avoid per unit cost.
 
     Every measure sees the same hazard samples (common random numbers).  The table shows the
@@ -200,6 +205,13 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
     if candidates is None and not n_suggest:
         raise InputError("give --candidates FILE, --suggest N, or both")
     crews_value = parse_crews(crews)
+    if workers is not None and scheduler is not None:
+        raise InputError("give either --workers or --scheduler, not both")
+    if threads is not None and (workers is not None or scheduler is not None):
+        raise InputError("--threads runs locally; it cannot be combined with --workers or --scheduler")
+    if metric != "served" and (workers is not None or scheduler is not None):
+        raise InputError("--workers/--scheduler run the served metric only (the recoveries of "
+                         "--metric resilience run locally)")
     threads = threads or default_threads()
     system, compiled = load(system_dir)
     measures = read_candidates(candidates, system) if candidates is not None else []
@@ -230,10 +242,18 @@ def command(system_dir, candidates, scenario, failure_sets, samples, budget, met
             samples = loaded.samples or DEFAULT_SAMPLES
             if metric == "resilience":
                 samples = min(samples, RESILIENCE_SAMPLES)
-    result = analyse(system, measures, sampler, samples, metric=metric, budget=budget,
-                     strategy=strategy, crews=crews_value, seed=seed or 0, threads=threads,
-                     exhaustive_limit=EXHAUSTIVE_LIMIT[metric] if exhaustive_limit is None
-                     else exhaustive_limit, compiled=compiled, progress=show_progress())
+    from ..cluster import open_cluster
+
+    cluster = open_cluster(scheduler, workers)   # checked above: at most one, served metric
+    try:
+        result = analyse(system, measures, sampler, samples, metric=metric, budget=budget,
+                         strategy=strategy, crews=crews_value, seed=seed or 0, threads=threads,
+                         exhaustive_limit=EXHAUSTIVE_LIMIT[metric] if exhaustive_limit is None
+                         else exhaustive_limit, compiled=compiled, progress=show_progress(),
+                         cluster=cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
     if fmt == "json":
         data = result.to_dict()
         data["source"] = source

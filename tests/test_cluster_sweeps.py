@@ -1,0 +1,121 @@
+"""`critical` and `redundancy` on Dask (--scheduler on a real scheduler and workers on
+127.0.0.1, --workers as a local cluster): the same answers as threads, bad options one line."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cascade import compile_system, write_system
+from cascade.cli import cli
+from cascade.cluster import SweepCluster
+from cascade.criticality import core_sweep, element_indices, synthetic_lifelines
+
+from conftest import DEMO, ROOT
+from test_ensemble import dask_cluster
+
+CASCADE = Path(sys.executable).parent / "cascade"
+QUAKE = ROOT / "scenarios" / "earthquake_m62.toml"
+CANDIDATES = ROOT / "networks" / "demo_town_candidates.csv"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with dask_cluster(2) as (address, _):
+        yield address
+
+
+@pytest.fixture(scope="module")
+def lifelines(tmp_path_factory):
+    """Five lifelines with `giant` transport and dependency groups, on disk."""
+    path = tmp_path_factory.mktemp("life") / "life"
+    write_system(synthetic_lifelines(1200, seed=4), path)
+    return path
+
+
+def test_core_sweep_on_a_scheduler_equals_threads(scheduler):
+    """Every kernel mode, nodes and edges, with pre-failures (certified or recomputed answers
+    in `giant` layers), small chunks that finish in any order."""
+    c = compile_system(synthetic_lifelines(1500, seed=6))
+    el_node, el_edge = element_indices(c, "all")
+    pre = (np.array([3, 700], c.index_dtype), np.array([5], c.index_dtype))
+    with SweepCluster(scheduler=scheduler) as cluster:
+        assert cluster.n_workers == 2
+        for method in ("full", "incremental", "local"):
+            for pre_nodes, pre_edges in (((), ()), pre):
+                local = core_sweep(c, el_node, el_edge, pre_nodes, pre_edges, threads=2, method=method)
+                remote = core_sweep(c, el_node, el_edge, pre_nodes, pre_edges, method=method,
+                                    chunk=97, cluster=cluster)
+                for a, b in zip(local, remote):
+                    assert np.array_equal(a, b)
+                assert local[0].max() > 50   # not vacuous: elements that take a lot down
+
+
+@pytest.mark.parametrize("args", [
+    ["--elements", "all", "--format", "csv", "--top", "0"],
+    ["--format", "json", "-k", "3"],
+    ["--top", "5", "--layer", "power"],
+])
+def test_critical_cli_on_a_scheduler_equals_threads(lifelines, scheduler, args):
+    local = run("critical", lifelines, *args, "--threads", "2")
+    remote = run("critical", lifelines, *args, "--scheduler", scheduler)
+    assert local.exit_code == 0 and remote.exit_code == 0, remote.stderr
+    if args[-1] in ("power",):   # the table: only the timing and the executor differ
+        strip = lambda text: [line for line in text.splitlines()[1:]]  # noqa: E731
+        assert strip(local.stdout) == strip(remote.stdout)
+        assert f"dask ({scheduler})" in remote.stdout.splitlines()[0]
+        assert "Interdependency blind spots" in remote.stdout
+    else:
+        assert local.stdout == remote.stdout
+        assert len(local.stdout) > 1000
+
+
+def test_redundancy_cli_on_a_scheduler_equals_threads(scheduler):
+    args = ["redundancy", DEMO, "--candidates", CANDIDATES, "--scenario", QUAKE, "--samples", "60",
+            "--budget", "1500", "--exhaustive-limit", "0", "--format", "json"]
+    local = run(*args, "--threads", "2")
+    remote = run(*args, "--scheduler", scheduler)
+    assert local.exit_code == 0 and remote.exit_code == 0, remote.stderr
+    a, b = json.loads(local.stdout), json.loads(remote.stdout)
+    assert a == b
+    assert any(r["benefit"] > 0 for r in a["ranking"])
+
+
+def test_critical_with_local_workers_in_a_real_process(lifelines, tmp_path):
+    out_threads, out_dask = tmp_path / "threads.csv", tmp_path / "dask.csv"
+    for extra, out in ((["--threads", "1"], out_threads), (["--workers", "2"], out_dask)):
+        proc = subprocess.run([str(CASCADE), "critical", str(lifelines), "--elements", "all",
+                               "--format", "csv", "--top", "0", "-o", str(out), *extra],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert out_threads.read_text() == out_dask.read_text()
+    assert len(out_dask.read_text().splitlines()) > 2000
+
+
+@pytest.mark.parametrize("args, words", [
+    (["critical", "SYS", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
+     "give either --workers or --scheduler, not both"),
+    (["critical", "SYS", "--workers", "2", "--threads", "2"], "--threads runs locally"),
+    (["critical", "SYS", "--workers", "2", "--engine", "reference"], "core engine only"),
+    (["critical", "SYS", "--scheduler", "tcp://127.0.0.1:notaport"], "cannot reach the Dask scheduler"),
+    (["redundancy", "SYS", "--candidates", "CANDS", "--scenario", "QUAKE", "--workers", "2",
+      "--metric", "resilience"], "served metric only"),
+    (["redundancy", "SYS", "--candidates", "CANDS", "--scenario", "QUAKE", "--workers", "2",
+      "--scheduler", "tcp://127.0.0.1:1"], "give either --workers or --scheduler, not both"),
+])
+def test_bad_dask_options_are_one_line(args, words, tmp_path):
+    swap = {"SYS": DEMO, "CANDS": CANDIDATES, "QUAKE": QUAKE}
+    out = tmp_path / "never.txt"
+    res = run(*[swap.get(a, a) for a in args], "-o", out)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], res.stderr
+    assert not out.exists()
