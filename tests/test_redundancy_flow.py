@@ -296,7 +296,7 @@ def test_bad_rows_of_flow_measures_exit_2_with_one_line(tmp_path, row, words):
     assert not out.exists()
 
 
-def test_real_process_bad_row_and_resilience_refusal(tmp_path):
+def test_real_process_bad_row_and_resilience(tmp_path):
     cands = tmp_path / "c.csv"
     cands.write_text("id,type,cost,source,target,capacity,reactance\nx,line,1,plant,north,80,0\n")
     sets = tmp_path / "sets.txt"
@@ -307,9 +307,13 @@ def test_real_process_bad_row_and_resilience_refusal(tmp_path):
     assert proc.stderr == f"error: {cands}, line 2: 'reactance' must not be 0 (negative is a series capacitor)\n"
     cands.write_text("id,type,cost,source,target,capacity,reactance\nx,line,1,plant,north,80,0.1\n")
     proc = subprocess.run([CASCADE, "redundancy", str(FLOW_TOWN), "--candidates", str(cands), "--failure-sets",
-                           str(sets), "--metric", "resilience"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
-    assert "--metric resilience does not take flow layers yet" in proc.stderr
+                           str(sets), "--metric", "resilience", "--format", "json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    # the new line keeps the north served while L1 is repaired: less lost service over time
+    assert out["metric"] == "resilience" and out["base_loss"] > 0
+    assert [r["id"] for r in out["ranking"]] == ["x"] and out["ranking"][0]["benefit"] > 0
 
 
 def test_write_candidates_adds_flow_columns_only_for_flow_measures():
