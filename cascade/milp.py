@@ -805,9 +805,11 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     highs_bound = None if math.isnan(bound) or bound == -math.inf else float(bound)
     bound, source = _combine(bound, comb_prog, objective)
     mip_gap = _gap(objective, bound)
+    if found and status != "Optimal" and mip_gap <= gap and source == "combinatorial":
+        status = "Optimal (the combinatorial bound meets the objective)"
     out = {"period": float(period), "horizon": int(T), "objective": objective,
            "bound": bound, "gap": mip_gap, "status": status,
-           "optimal": bool(found and (status == "Optimal" or mip_gap <= gap)),
+           "optimal": bool(found and status.startswith("Optimal")),
            "solve_time": float(elapsed), "variables": int(m.n), "constraints": int(m.m),
            "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0, "arcs": int(n_arcs),
            "warm_start": warm_value, "highs_bound": highs_bound, "bound_source": source,

@@ -1,4 +1,4 @@
-"""A combinatorial lower bound of the resilience loss of every repair schedule (v1 systems).
+r"""A combinatorial lower bound of the resilience loss of every repair schedule (v1 systems).
 
 Used by :mod:`cascade.milp` so that a bound, and with it a gap, is known even when HiGHS
 gives none in its time limit.  Applies to v1 systems (``source``, ``none``, and ``giant``
