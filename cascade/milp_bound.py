@@ -45,6 +45,11 @@ Write U(t) for the failed elements not yet repaired at time t in some schedule, 
    x*(F(t)) already).  The elements of U(t) \ F(t) cost at least the cheapest choice of a set that
    holds r_L(t) elements of each layer and r(t) in all: the r_L(t) cheapest of each layer, then
    the cheapest others up to r(t) (a greedy choice is optimal for these nested lower bounds).
+6. **Work.**  The elements of L repaired by time s hold at most c_L * s hours of work
+   (c_L crews, one repair at a time each; every crew for all layers together), so the
+   avoided charge is at most a fractional knapsack of capacity c_L * s (sizes p_i, values
+   a_i); the charge is at least the larger of 5.'s and this one's (per layer, summed, or
+   all layers at once).  Taken at the end of each interval (whole periods: s = t).
    So ``Q(t) <= Q*(F(t)) - that cost`` and the loss is at least
    ``∫ (Q0 - Q*(F(t)) + cost(t)) dt`` over the step function between the breakpoints
    (the p_i and the LB_k); every term is a bound of the same schedule's integrand.
@@ -98,6 +103,27 @@ def completion_bounds(times: np.ndarray, crews: int, integer: bool = False) -> n
     return np.maximum.accumulate(np.maximum(np.maximum(q, load), per_crew))
 
 
+def _work_charge(node_w: np.ndarray, times: np.ndarray, cand: np.ndarray, capacity: float) -> float:
+    """The least charge of the elements of ``cand`` left undone when the done ones hold at
+    most ``capacity`` of work: their total minus a fractional knapsack (an upper bound of what
+    the done ones can avoid)."""
+    if not math.isfinite(capacity):
+        return 0.0
+    idx = np.flatnonzero(cand)
+    a, w = node_w[idx], times[idx]
+    if not a.size or not a.sum() > 0:
+        return 0.0
+    order = np.argsort(-(a / np.maximum(w, 1e-300)), kind="stable")
+    a, w = a[order], w[order]
+    filled = np.cumsum(w)
+    full = int(np.searchsorted(filled, capacity, side="right"))
+    avoided = float(a[:full].sum())
+    if full < len(a):
+        room = capacity - (filled[full - 1] if full else 0.0)
+        avoided += float(a[full]) * max(room, 0.0) / max(float(w[full]), 1e-300)
+    return max(float(a.sum()) - avoided, 0.0)
+
+
 def loss_bound(p, times: np.ndarray, layer_crews: np.ndarray, pool: int, reference: float,
                integer: bool = False, horizon: float = math.inf) -> float | None:
     """The lower bound of the module docstring (in the units of ``times``: hours, or periods
@@ -129,11 +155,17 @@ def loss_bound(p, times: np.ndarray, layer_crews: np.ndarray, pool: int, referen
     for L in range(n_layers):
         mine = p.layer == L
         if mine.any():
-            lbs.append((mine, completion_bounds(times[mine], int(layer_crews[L]) + pool, integer)))
+            crews_l = int(layer_crews[L]) + pool
+            lbs.append((mine, completion_bounds(times[mine], crews_l, integer), crews_l))
     every = int(np.sum(layer_crews)) + pool
     all_lb = completion_bounds(times, every, integer)
-    points = np.unique(np.concatenate([[0.0], times] + [b for _, b in lbs] + [all_lb]))
+    points = np.unique(np.concatenate([[0.0], times] + [b for _, b, _ in lbs] + [all_lb]))
     points = points[np.isfinite(points) & (points < horizon)]
+    # The work bound (step 6) grows with time: more points, so that it is taken at each
+    # interval's end (whole periods: every period).
+    last = float(points[-1]) if points.size else 0.0
+    grid = np.arange(0.0, last + 1.0) if integer else np.linspace(0.0, last, 401)
+    points = np.unique(np.concatenate([points, grid[grid < horizon]]))
     from .recovery import workspace
 
     ws = workspace(_relaxed(c))
@@ -174,7 +206,13 @@ def loss_bound(p, times: np.ndarray, layer_crews: np.ndarray, pool: int, referen
             last_f = forced
         cost = 0.0
         chosen = forced.copy()           # already undone (their a_v is 0)
-        for mine, lb in lbs:
+        # Step 6: the work done by s < end is at most crews * end (whole periods: * t).
+        span = t if integer else end
+        work = 0.0
+        for mine, lb, crews_l in lbs:
+            work += _work_charge(node_w, times, mine & ~forced, crews_l * span)
+        work = max(work, _work_charge(node_w, times, ~forced, every * span))
+        for mine, lb, _ in lbs:
             r = int(mine.sum()) - int(np.searchsorted(lb, t + 1e-9, side="right"))
             extra = r - int((forced & mine).sum())
             if extra > 0:
@@ -187,7 +225,7 @@ def loss_bound(p, times: np.ndarray, layer_crews: np.ndarray, pool: int, referen
         if extra > 0:
             cand = np.flatnonzero(~chosen)
             cost += float(np.sort(node_w[cand])[:extra].sum())
-        rate = max(reference - served + cost, 0.0)
+        rate = max(reference - served + max(cost, work), 0.0)
         if not math.isfinite(end):
             if rate > 1e-9 * max(1.0, abs(reference)):
                 return math.inf

@@ -18,7 +18,7 @@ from cascade import InfrastructureSystem
 from cascade.cli import cli
 from cascade.compiled import compile_system
 from cascade.milp import _combine, _gap
-from cascade.milp_bound import applies, completion_bounds, loss_bound
+from cascade.milp_bound import _work_charge, applies, completion_bounds, loss_bound
 from cascade.recovery import _order_policy, _play, _Problem, recover
 
 from test_milp import failures, town
@@ -61,7 +61,7 @@ def variant(seed: int):
 CREWS = [{"pool": 2}, {"power": 1, "pool": 1}, 1, {"pool": 1}, {"power": 1, "water": 2}]
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", range(16))
 def test_bound_never_exceeds_the_brute_force_optimum(seed):
     s = variant(seed)
     p = problem(s, failures(s, 6, seed), CREWS[seed % len(CREWS)])
@@ -116,6 +116,22 @@ def test_kth_completion_bound_against_an_exhaustive_search(seed):
         assert lb[-1] >= times.sum() / crews - 1e-12      # the total work bound is in
         assert (completion_bounds(times, crews, integer=True) <= exact + 1e-12).all()
     assert np.isinf(completion_bounds(times, 0)).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_work_charge_against_every_subset(seed):
+    """The fractional knapsack never charges more than the cheapest undone set whose done
+    complement fits in the capacity (every subset tried)."""
+    rng = np.random.default_rng(seed)
+    n = 7
+    a, p = rng.integers(0, 6, n).astype(float), rng.integers(1, 6, n).astype(float)
+    cand = rng.random(n) < 0.8
+    for capacity in (0.0, 3.0, 7.5, 12.0, 100.0):
+        idx = np.flatnonzero(cand)
+        best = min(a[idx].sum() - a[list(done)].sum()
+                   for r in range(len(idx) + 1) for done in itertools.combinations(idx, r)
+                   if p[list(done)].sum() <= capacity)
+        assert _work_charge(a, p, cand, capacity) <= best + 1e-12
 
 
 def test_bound_is_absent_not_wrong_with_flow_layers():
