@@ -758,9 +758,21 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         if _time.perf_counter() > deadline:
             event.interrupt()
 
-    for name in ("cbSimplexInterrupt", "cbIpmInterrupt", "cbMipInterrupt"):
+    # HiGHS's dual bound as its MIP search reports it, kept for when HiGHS does not return.
+    seen_bound = [-math.inf]
+
+    def stop_mip(event) -> None:
+        try:
+            b = float(event.data_out.mip_dual_bound)
+        except (AttributeError, TypeError, ValueError):
+            b = -math.inf
+        if math.isfinite(b) and b > seen_bound[0]:
+            seen_bound[0] = b
+        stop(event)
+
+    for name, fn in (("cbSimplexInterrupt", stop), ("cbIpmInterrupt", stop), ("cbMipInterrupt", stop_mip)):
         if hasattr(h, name):
-            getattr(h, name).subscribe(stop)
+            getattr(h, name).subscribe(fn)
     # Some phases (the root LP of a program of 10^5 columns) check neither: HiGHS runs in a
     # thread of its own, and when it has not returned GRACE seconds after the deadline it is
     # left to finish in the background and the warm start is the answer (bound unknown).
@@ -772,13 +784,17 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     elapsed = _time.perf_counter() - tic
     if worker.is_alive():
         objective = warm_value if warm_value is not None else math.inf
-        bound, source = _combine(-math.inf, comb_prog, objective)
+        # The last bound HiGHS reported before the deadline (its search holds it).
+        highs_bound = seen_bound[0] if seen_bound[0] > -math.inf else None
+        if highs_bound is not None and warm_value is not None:
+            highs_bound = min(highs_bound, warm_value)
+        bound, source = _combine(highs_bound, comb_prog, objective)
         out = {"period": float(period), "horizon": int(T), "objective": objective,
                "bound": bound, "gap": _gap(objective, bound),
                "status": "Time limit reached (HiGHS did not stop; left running)", "optimal": False,
                "solve_time": float(elapsed), "variables": int(m.n), "constraints": int(m.m),
                "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0,
-               "arcs": int(n_arcs), "warm_start": warm_value, "highs_bound": None,
+               "arcs": int(n_arcs), "warm_start": warm_value, "highs_bound": highs_bound,
                "bound_source": source, **comb_info}
         return None, out
     info = h.getInfo()
