@@ -232,4 +232,4 @@ def loss_bound(p, times: np.ndarray, layer_crews: np.ndarray, pool: int, referen
             break
         loss += rate * (end - t)
     # Rounding: a bound must never exceed the exact value by a float's error.
-    return max(loss * (1 - 1e-9) - 1e-12, 0.0)
+    return float(max(loss * (1 - 1e-9) - 1e-12, 0.0))
