@@ -6,7 +6,10 @@
   replayed resilience loss and greedy's.
 * ``milp-300``: 300 random failures of the demo town (``failures(system, 300)`` of
   bench_recovery.py, the README's example), three crews per layer, 60 s: the gap reached and
-  the resilience loss of milp, greedy, critical and random (seed 1).
+  the resilience loss of milp, greedy, critical and random (seed 1).  The gap is always known:
+  the larger of HiGHS's bound and the combinatorial one (cascade/milp_bound.py,
+  ``bound_source``); ``loss_bound`` / ``loss_gap`` bound every schedule of the simulation.
+  ``milp-300-p24``: the same with ``--period 24`` (milp and greedy only).
 
 * ``milp-flow-30``: a seeded coupled town with flow layers (a ``dcflow`` grid of 40 buses, a
   ``flow`` water network of 40 nodes, pumps that need their bus at half its demand), 30 damaged
@@ -44,29 +47,38 @@ def lifeline_failures(system, count: int, seed: int = 12) -> list[str]:
             + [str(x) for x in rng.choice(edges, n_edges, replace=False)])
 
 
-CASES = [("lifelines", 20, {"pool": 6}, 10.0)] if QUICK else \
-    [("lifelines", 100, {"pool": 6}, 60.0), ("random", 300, 3, 60.0)]
+CASES = [("lifelines", 20, {"pool": 6}, 10.0, None)] if QUICK else \
+    [("lifelines", 100, {"pool": 6}, 60.0, None), ("random", 300, 3, 60.0, None),
+     ("random", 300, 3, 60.0, 24.0)]
 
 
-@pytest.mark.parametrize("case, size, crews, limit", CASES, ids=[f"{c[1]}" for c in CASES])
-def test_milp_core(benchmark, demo_system, case, size, crews, limit):
+@pytest.mark.parametrize("case, size, crews, limit, period", CASES,
+                         ids=[f"{c[1]}" + (f"-p{c[4]:g}" if c[4] else "") for c in CASES])
+def test_milp_core(benchmark, demo_system, case, size, crews, limit, period):
     system, compiled = demo_system
     fail = lifeline_failures(system, size) if case == "lifelines" else failures(system, size)
     strategies = ["milp", "greedy"] if case == "lifelines" else ["milp", "greedy", "critical", "random"]
-    benchmark.group = f"milp-{size}"
+    if period:
+        strategies = ["milp", "greedy"]
+    benchmark.group = f"milp-{size}" + (f"-p{period:g}" if period else "")
     benchmark.extra_info.update(impl="core", kernel="milp", system=system.name, failed=size,
                                 crews=str(crews), time_limit=limit)
     results = benchmark.pedantic(
         recover_many, args=(system, fail, strategies),
-        kwargs=dict(crews=crews, seed=1, compiled=compiled, time_limit=limit), rounds=1, iterations=1)
+        kwargs=dict(crews=crews, seed=1, compiled=compiled, time_limit=limit, period=period),
+        rounds=1, iterations=1)
     info = results[0].solver
     benchmark.extra_info.update(
         gap=info["gap"], solve_time=info["solve_time"], status=info["status"],
         period=info["period"], horizon=info["horizon"], binaries=info["binaries"],
-        objective=info["objective"], bound=info["bound"],
+        objective=info["objective"], bound=info["bound"], highs_bound=info["highs_bound"],
+        bound_source=info["bound_source"], combinatorial_bound=info["combinatorial_bound"],
+        loss_bound=info["loss_bound"], loss_gap=info["loss_gap"],
         **{f"loss_{r.strategy}": r.metrics["resilience_loss"] for r in results})
     assert len(results[0].schedule) == size
     assert info["bound"] <= info["objective"] + 1e-6
+    # v1 town: the combinatorial bound makes the gap always known.
+    assert info["gap"] < 1 and info["loss_gap"] < 1
 
 
 def flow_town(n_bus: int = 40, n_water: int = 40, seed: int = 4) -> InfrastructureSystem:

@@ -241,6 +241,29 @@ def _list_schedule(order, dur, elem_layer, layer_crews, pool, before, horizon):
     return start
 
 
+def _combine(highs_bound: float, comb: float | None, objective: float) -> tuple[float, str | None]:
+    """The larger of HiGHS's bound and the combinatorial one (both valid lower bounds of the
+    program), never above the objective; and which one holds ("highs", "combinatorial",
+    None when neither is known)."""
+    h = highs_bound if highs_bound is not None and not math.isnan(highs_bound) else -math.inf
+    c = comb if comb is not None else -math.inf
+    if h == -math.inf and c == -math.inf:
+        return -math.inf, None
+    bound, source = (h, "highs") if h >= c else (c, "combinatorial")
+    if objective < math.inf and bound > objective:
+        bound = objective
+    return float(bound), source
+
+
+def _gap(objective: float, bound: float) -> float:
+    """(objective - bound) / objective, 0 within rounding, infinity when either is unknown."""
+    if not (objective < math.inf and bound > -math.inf):
+        return math.inf
+    if abs(objective - bound) <= 1e-7 * max(1.0, abs(objective)):
+        return 0.0
+    return float(max((objective - bound) / max(abs(objective), 1e-9), 0.0))
+
+
 def solve(p, warm_order: np.ndarray | None, period: float | None = None,
           time_limit: float = DEFAULT_TIME_LIMIT, gap: float = 0.0, cost_weight: float = 0.0,
           threads: int | None = None):
@@ -313,6 +336,18 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     ws.run()
     w_final = ws.working.astype(bool)
     share_final = np.asarray(p.share(ws), float).copy()
+    # The combinatorial bound (cascade.milp_bound) of the program and of the simulation.
+    from .milp_bound import applies, loss_bound
+
+    comb_prog = loss_bound(p, dur, layer_crews, pool,
+                           float(p.weight @ w_final) / (p.total if p.total > 0 else 1.0),
+                           integer=True, horizon=T)
+    if comb_prog is not None:
+        comb_prog *= float(period)
+    sim_crews = np.bincount(p.crew_layer[p.crew_layer >= 0], minlength=n_layers)
+    comb_sim = loss_bound(p, p.repair_time, sim_crews, int((p.crew_layer < 0).sum()), p.q0)
+    comb_info = {"combinatorial_bound": comb_prog, "loss_bound": comb_sim,
+                 "bound_note": applies(p)}
     rule = c.layer_rule[c.node_layer]
     # Flow layers with demand: served amounts are variables (see "Flow layers" above).
     flow_layer = np.isin(c.layer_rule, FLOW_CODES)
@@ -723,9 +758,21 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
         if _time.perf_counter() > deadline:
             event.interrupt()
 
-    for name in ("cbSimplexInterrupt", "cbIpmInterrupt", "cbMipInterrupt"):
+    # HiGHS's dual bound as its MIP search reports it, kept for when HiGHS does not return.
+    seen_bound = [-math.inf]
+
+    def stop_mip(event) -> None:
+        try:
+            b = float(event.data_out.mip_dual_bound)
+        except (AttributeError, TypeError, ValueError):
+            b = -math.inf
+        if math.isfinite(b) and b > seen_bound[0]:
+            seen_bound[0] = b
+        stop(event)
+
+    for name, fn in (("cbSimplexInterrupt", stop), ("cbIpmInterrupt", stop), ("cbMipInterrupt", stop_mip)):
         if hasattr(h, name):
-            getattr(h, name).subscribe(stop)
+            getattr(h, name).subscribe(fn)
     # Some phases (the root LP of a program of 10^5 columns) check neither: HiGHS runs in a
     # thread of its own, and when it has not returned GRACE seconds after the deadline it is
     # left to finish in the background and the warm start is the answer (bound unknown).
@@ -736,12 +783,19 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     worker.join(max(deadline - _time.perf_counter(), 0.0) + GRACE)
     elapsed = _time.perf_counter() - tic
     if worker.is_alive():
-        out = {"period": float(period), "horizon": int(T), "objective": warm_value if warm_value
-               is not None else math.inf, "bound": -math.inf, "gap": math.inf,
+        objective = warm_value if warm_value is not None else math.inf
+        # The last bound HiGHS reported before the deadline (its search holds it).
+        highs_bound = seen_bound[0] if seen_bound[0] > -math.inf else None
+        if highs_bound is not None and warm_value is not None:
+            highs_bound = min(highs_bound, warm_value)
+        bound, source = _combine(highs_bound, comb_prog, objective)
+        out = {"period": float(period), "horizon": int(T), "objective": objective,
+               "bound": bound, "gap": _gap(objective, bound),
                "status": "Time limit reached (HiGHS did not stop; left running)", "optimal": False,
                "solve_time": float(elapsed), "variables": int(m.n), "constraints": int(m.m),
                "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0,
-               "arcs": int(n_arcs), "warm_start": warm_value}
+               "arcs": int(n_arcs), "warm_start": warm_value, "highs_bound": highs_bound,
+               "bound_source": source, **comb_info}
         return None, out
     info = h.getInfo()
     status = h.modelStatusToString(h.getModelStatus())
@@ -764,15 +818,18 @@ def solve(p, warm_order: np.ndarray | None, period: float | None = None,
     if objective < math.inf and bound > objective:
         bound = objective
     found = objective < math.inf
-    mip_gap = (objective - bound) / max(abs(objective), 1e-9) if found else math.inf
-    if found and abs(objective - bound) <= 1e-7 * max(1.0, abs(objective)):
-        mip_gap = 0.0
+    highs_bound = None if math.isnan(bound) or bound == -math.inf else float(bound)
+    bound, source = _combine(bound, comb_prog, objective)
+    mip_gap = _gap(objective, bound)
+    if found and status != "Optimal" and mip_gap <= gap and source == "combinatorial":
+        status = "Optimal (the combinatorial bound meets the objective)"
     out = {"period": float(period), "horizon": int(T), "objective": objective,
-           "bound": bound, "gap": float(max(mip_gap, 0.0)), "status": status,
-           "optimal": bool(found and status == "Optimal"),
+           "bound": bound, "gap": mip_gap, "status": status,
+           "optimal": bool(found and status.startswith("Optimal")),
            "solve_time": float(elapsed), "variables": int(m.n), "constraints": int(m.m),
            "binaries": int(np.concatenate(m.integer).sum()) if m.integer else 0, "arcs": int(n_arcs),
-           "warm_start": warm_value}
+           "warm_start": warm_value, "highs_bound": highs_bound, "bound_source": source,
+           **comb_info}
     if not has_sol:
         return None, out
     sol = np.asarray(h.getSolution().col_value)

@@ -1435,6 +1435,12 @@ def _recover(p: _Problem, strategy: str, seed: int, bar: Tracker | None = None,
             elif run is greedy:
                 info["schedule"] = "greedy"
         result = _result(p, run, strategy)
+        # The replayed schedule against the combinatorial bound of every schedule's loss
+        # (cascade.milp_bound; None where it does not apply).
+        lb, loss = info.get("loss_bound"), result.metrics["resilience_loss"]
+        info["loss_gap"] = (None if lb is None or not math.isfinite(loss) else
+                            0.0 if loss - lb <= 1e-9 * max(1.0, abs(loss)) else
+                            float((loss - lb) / max(abs(loss), 1e-12)))
         result.solver = info
         return result
     # optimal: the greedy schedule as incumbent, then branch and bound.

@@ -34,10 +34,16 @@ def milp_line(info: dict) -> str:
              else f"not proven optimal: gap {100 * info['gap']:.2f} %" if math.isfinite(info["gap"])
              else "no bound proven in time: the greedy schedule stands, unproven"
              if math.isfinite(info["objective"]) else "no schedule found in time (greedy's used)")
+    source = {"highs": "HiGHS's", "combinatorial": "combinatorial"}.get(info.get("bound_source"))
+    bound = f"{source} bound" if source else "bound"
+    floor = ""
+    if info.get("loss_bound") is not None and info.get("loss_gap") is not None:
+        floor = (f"; every schedule loses at least {info['loss_bound']:,.2f} h (combinatorial bound"
+                 f" of the simulation), the replay is within {100 * info['loss_gap']:.2f} % of it")
     return (f"milp: {info['status']} after {info['solve_time']:.1f} s, {proof}; program objective "
-            f"{info['objective']:,.2f} h, bound {info['bound']:,.2f} h (periods of {info['period']:g} h, "
-            f"horizon {info['horizon']} periods, {info['binaries']:,} binaries); the metrics above "
-            "are the replay's" + ("; with flow layers greedy's schedule stands (the program's "
+            f"{info['objective']:,.2f} h, {bound} {info['bound']:,.2f} h (periods of {info['period']:g} h, "
+            f"horizon {info['horizon']} periods, {info['binaries']:,} binaries){floor}; the metrics "
+            "above are the replay's" + ("; with flow layers greedy's schedule stands (the program's "
                                   "replayed no better)" if info.get("schedule") == "greedy" else ""))
 
 
