@@ -906,11 +906,13 @@ cdef class _LDL:
                     self.Lx[p2] = lki
                     lnz[i] += 1
                     top += 1
-                if not self.D[k] > 0:
+                # a series capacitor (negative reactance) makes the matrix indefinite; the
+                # factorization without pivoting only needs nonzero pivots
+                if not (fabs(self.D[k]) > 1e-300 and fabs(self.D[k]) < INFINITY):
                     bad = True
                     break
         if bad:
-            raise np.linalg.LinAlgError("matrix is not positive definite")
+            raise np.linalg.LinAlgError("matrix is singular (a zero pivot)")
 
     cdef void _solve(self, double* X) noexcept nogil:
         """X <- (L D L^T)^-1 X in place."""
@@ -956,7 +958,7 @@ cdef class DCFlow:
         Number of buses (0..n-1).
     br_from, br_to : ndarray of int64, shape (m,)
         Ends of each branch; flows are positive from ``br_from`` to ``br_to``.
-    reactance : ndarray of float64 > 0, shape (m,)
+    reactance : ndarray of float64, nonzero (negative: a series capacitor), shape (m,)
         Series reactance in per unit on ``base``.
     shift : ndarray of float64, shape (m,)
         Phase shift in radians.

@@ -196,9 +196,10 @@ class DCFlow:
         self.br_from = _index(br_from, "br_from", n=self.n)
         self.m = m = self.br_from.shape[0]
         self.br_to = _index(br_to, "br_to", m, self.n)
-        self.reactance = _floats(reactance, "reactance", m)
-        if (self.reactance <= 0).any() or np.isinf(self.reactance).any():
-            raise ValueError("reactance must be finite and > 0")
+        # negative = a series capacitor (IEEE 300, PEGASE 9241 have them); 0 has no admittance
+        self.reactance = _floats(reactance, "reactance", m, nonneg=False)
+        if (self.reactance == 0).any() or np.isinf(self.reactance).any():
+            raise ValueError("reactance must be finite and not 0")
         self.shift = (np.zeros(m) if shift is None
                       else _floats(shift, "shift", m, nonneg=False))
         self.capacity = (np.full(m, np.inf) if capacity is None

@@ -313,3 +313,26 @@ def test_notes_name_what_is_not_carried_and_islands_without_slack():
     assert nodes.loc[f"bus-{off}", "demand"] == 0.0            # pandapower ignores it too
     assert "line-3" not in set(layer.edges["id"])             # the line to the dead bus
     assert nodes.loc["bus-3", ["supply", "dispatch"]].tolist() == [1.0, 0.4]
+
+
+def test_simulate_on_ieee300_with_its_series_capacitor_equals_rundcpp(tmp_path):
+    """IEEE 300 has a branch of negative reactance (a series capacitor): the core's DC kernel
+    factorizes the indefinite matrix (nonzero pivots) and its flows are rundcpp's."""
+    net = _case("case300")
+    root, _ = import_cli(net, tmp_path)
+    assert (pd.read_csv(root / "edges.csv")["reactance"] < 0).any()
+    proc = subprocess.run([str(CASCADE), "simulate", str(root), "--format", "json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    flows = pd.Series(json.loads(proc.stdout)["flows"], dtype=float)
+    ran = rundcpp(net)
+    theirs = pd.concat([ran.res_line["p_from_mw"].rename(lambda i: f"line-{i}"),
+                        ran.res_trafo["p_hv_mw"].rename(lambda i: f"trafo-{i}")])
+    assert set(flows.index) == set(theirs.index)
+    assert (flows.reindex(theirs.index) - theirs).abs().max() <= 1e-6 * theirs.abs().max()
+    # and a branch loss runs its cascade without an error
+    victim = theirs.abs().idxmax()
+    proc = subprocess.run([str(CASCADE), "simulate", str(root), "--fail", victim], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
