@@ -427,13 +427,19 @@ def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, no
     el_node = np.asarray(el_node, np.int64)
     el_edge = np.asarray(el_edge, np.int64)
     is_node = el_node >= 0
-    ids = np.where(is_node, c.node_ids[np.where(is_node, el_node, 0)] if c.n_nodes else "",
-                   c.edge_ids[np.where(is_node, 0, el_edge)] if c.n_edges else "")
+    # Ids as the compiled system's own str objects (no copies), element as two shared strs.
+    ids = np.empty(len(el_node), object)
+    if is_node.any():
+        ids[is_node] = c.node_ids[el_node[is_node]]
+    if (~is_node).any():
+        ids[~is_node] = c.edge_ids[el_edge[~is_node]]
+    if len(ids) and not all(type(v) is str for v in (ids[0], ids[-1])):
+        ids = ids.astype(str).astype(object)
     owner = np.where(is_node, el_node, c.edge_src[np.where(is_node, 0, el_edge)] if c.n_edges else 0)
     layer_idx = c.node_layer[owner] if len(owner) else np.zeros(0, np.int64)
     own = layer_lost[np.arange(len(layer_idx)), layer_idx] if len(layer_idx) else np.zeros(0, np.int64)
-    data = {"id": ids.astype(str).astype(object),
-            "element": np.where(is_node, "node", "edge").astype(object),
+    data = {"id": ids,
+            "element": np.array(["edge", "node"], object)[is_node.astype(np.intp)],
             "layer": np.asarray(c.layer_names, dtype=object)[layer_idx] if len(layer_idx) else
             np.zeros(0, object),
             "score": loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64),
@@ -447,10 +453,45 @@ def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, no
     return sort_ranking(table)
 
 
+def ranking_order(score: np.ndarray, nodes_lost: np.ndarray, ids: np.ndarray,
+                  element: np.ndarray) -> np.ndarray:
+    """Positions of the rows by score, then nodes lost (both descending), then id, then element
+    (ids compared as text, like Python's ``<`` on str).
+
+    A numpy lexsort on integer keys: the ids' text order is computed by pyarrow (UTF-8 byte
+    order is code point order) when it is installed, by pandas' factorize otherwise.
+    """
+    ids = np.asarray(ids, dtype=object)
+    id_rank = _text_rank(ids)
+    element_rank = (np.asarray(element, dtype=object) == "node").astype(np.int8)  # 'edge' < 'node'
+    score = np.asarray(score, np.float64)
+    # -score sorts descending; NaN scores last as pandas' sort_values puts them.
+    return np.lexsort((element_rank, id_rank, -np.asarray(nodes_lost, np.int64),
+                       np.where(np.isnan(score), np.inf, -score)))
+
+
+def _text_rank(ids: np.ndarray) -> np.ndarray:
+    """Dense rank of each id in text order (equal ids, equal rank)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        order = pc.sort_indices(pa.array(ids, pa.string())).to_numpy().astype(np.intp)
+    except Exception:   # no pyarrow, or ids that are not all str
+        codes, _ = pd.factorize(ids, sort=True)
+        return codes.astype(np.int64)
+    ordered = ids[order]
+    new = np.ones(len(ids), bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    rank = np.empty(len(ids), np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank
+
+
 def sort_ranking(table: pd.DataFrame) -> pd.DataFrame:
     """Rows by score, then nodes lost (both descending), then id, then element."""
-    return table.sort_values(["score", "nodes_lost", "id", "element"],
-                             ascending=[False, False, True, True], kind="mergesort").reset_index(drop=True)
+    order = ranking_order(table["score"].to_numpy(), table["nodes_lost"].to_numpy(),
+                          table["id"].to_numpy(), table["element"].to_numpy())
+    return table.take(order).reset_index(drop=True)
 
 
 def _check_engine(engine: str) -> None:
