@@ -424,10 +424,12 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
 
 def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, nodes_lost,
            demand_lost, layer_lost, layer_demand_lost) -> pd.DataFrame:
+    """The ranking table, sorted by :func:`ranking_order`.  The order is computed on the raw
+    arrays and each column is gathered once into it (one copy of the numbers, no per-row
+    Python; ids are the compiled system's own str objects)."""
     el_node = np.asarray(el_node, np.int64)
     el_edge = np.asarray(el_edge, np.int64)
     is_node = el_node >= 0
-    # Ids as the compiled system's own str objects (no copies), element as two shared strs.
     ids = np.empty(len(el_node), object)
     if is_node.any():
         ids[is_node] = c.node_ids[el_node[is_node]]
@@ -435,22 +437,29 @@ def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, no
         ids[~is_node] = c.edge_ids[el_edge[~is_node]]
     if len(ids) and not all(type(v) is str for v in (ids[0], ids[-1])):
         ids = ids.astype(str).astype(object)
+    element = np.array(["edge", "node"], object)[is_node.astype(np.intp)]
     owner = np.where(is_node, el_node, c.edge_src[np.where(is_node, 0, el_edge)] if c.n_edges else 0)
     layer_idx = c.node_layer[owner] if len(owner) else np.zeros(0, np.int64)
-    own = layer_lost[np.arange(len(layer_idx)), layer_idx] if len(layer_idx) else np.zeros(0, np.int64)
-    data = {"id": ids,
-            "element": np.array(["edge", "node"], object)[is_node.astype(np.intp)],
+    score = loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64)
+    nodes_lost = np.asarray(nodes_lost, np.int64)
+    order = ranking_order(score, nodes_lost, ids, element)
+    layer_idx = layer_idx[order]
+    lost = np.asarray(layer_lost)[order]
+    own = lost[np.arange(len(layer_idx)), layer_idx] if len(layer_idx) else np.zeros(0, np.int64)
+    nodes_lost = nodes_lost[order]
+    data = {"id": ids[order], "element": element[order],
             "layer": np.asarray(c.layer_names, dtype=object)[layer_idx] if len(layer_idx) else
             np.zeros(0, object),
-            "score": loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64),
-            "nodes_lost": nodes_lost.astype(np.int64),
+            "score": score[order], "nodes_lost": nodes_lost,
             "cross_layer_lost": (nodes_lost - own).astype(np.int64)}
+    del score, ids, element, owner, own
     for li, name in enumerate(c.layer_names):
-        data[f"lost_{name}"] = layer_lost[:, li].astype(np.int64)
+        data[f"lost_{name}"] = lost[:, li].astype(np.int64)
+    del lost
+    demand = np.asarray(layer_demand_lost)
     for li, name in enumerate(c.layer_names):
-        data[f"demand_lost_{name}"] = layer_demand_lost[:, li].astype(np.float64)
-    table = pd.DataFrame(data)
-    return sort_ranking(table)
+        data[f"demand_lost_{name}"] = demand[order, li].astype(np.float64)
+    return pd.DataFrame(data)
 
 
 def ranking_order(score: np.ndarray, nodes_lost: np.ndarray, ids: np.ndarray,

@@ -130,6 +130,13 @@ def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
         return None
     if table.num_rows + 1 != n_lines or table.column_names != header:
         return None
+    return _arrow_frame(table, names, strip, known, keep)
+
+
+def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = None,
+                 keep: dict | None = None) -> pd.DataFrame:
+    """A pyarrow table of strings as the DataFrame of :func:`_read_csv_arrow` (column names
+    ``names``)."""
     import pyarrow.compute as pc
 
     columns = {}
@@ -249,13 +256,16 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     root = Path(path)
     if not root.is_dir():
         raise InputError("not a system directory" if root.exists() else "no such directory", str(root))
+    fmt = system_format(root)
+    ext = ".parquet" if fmt == "parquet" else ".csv"
+    reader = _read_parquet if fmt == "parquet" else _read_csv
     keep = {}
-    nodes = _read_csv(root / "nodes.csv", required=True, strip=True, keep=keep)
+    nodes = reader(root / f"nodes{ext}", required=True, strip=True, keep=keep)
     known = None
     if "id" in keep and nodes.attrs.get("stripped") and "id" in nodes.columns:
         known = (keep["id"], nodes["id"].to_numpy(dtype=object))
-    edges = _read_csv(root / "edges.csv", required=True, strip=True, known=known)
-    deps = _read_csv(root / "dependencies.csv", required=False, strip=True, known=known)
+    edges = reader(root / f"edges{ext}", required=True, strip=True, known=known)
+    deps = reader(root / f"dependencies{ext}", required=False, strip=True, known=known)
     del keep, known
     config = _read_toml(root / "system.toml")
     system = config.get("system", {})
@@ -269,14 +279,90 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     for layer, unit in settings["unit"].items():
         if not isinstance(unit, str):
             raise InputError(f"layer '{layer}': unit must be a string", str(root / "system.toml"))
+    try:
+        return _from_tables(root, ext, nodes, edges, deps, system, rules, settings)
+    except InputError as err:
+        if fmt == "parquet" and err.line is not None and str(err.file).endswith(".parquet"):
+            err.line, err.unit = err.line - 1, "row"   # rows of data, 1 = the first
+        raise
+
+
+def _from_tables(root, ext, nodes, edges, deps, system, rules, settings):
     return InfrastructureSystem.from_tables(
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
         crs=system.get("crs"), rules=rules, currency=system.get("currency"), units=settings["unit"], weights=settings["weight"],
         bases=settings["base"],
         lines={key: table.attrs.get("lines") for key, table in
                (("nodes", nodes), ("edges", edges), ("dependencies", deps)) if table is not None},
-        files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
-               "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
+        files={"nodes": str(root / f"nodes{ext}"), "edges": str(root / f"edges{ext}"),
+               "dependencies": str(root / f"dependencies{ext}"), "system": str(root / "system.toml")})
+
+
+TABLES = ("nodes", "edges", "dependencies")
+
+
+def system_format(root: Path) -> str:
+    """``"csv"`` or ``"parquet"``: the format of a system directory's tables (docs/format.md).
+
+    A directory holds its tables in one format: ``nodes.parquet`` without ``nodes.csv`` is a
+    Parquet system; both at once is an error (which one is meant?)."""
+    for name in TABLES:
+        if (root / f"{name}.csv").exists() and (root / f"{name}.parquet").exists():
+            raise InputError(f"both {name}.csv and {name}.parquet: a system keeps its tables in one "
+                             "format (remove one, or use cascade convert)", str(root))
+    if (root / "nodes.parquet").exists() and not (root / "nodes.csv").exists():
+        if any((root / f"{name}.csv").exists() for name in TABLES):
+            raise InputError("nodes.parquet with CSV tables: a system keeps its tables in one format",
+                             str(root))
+        return "parquet"
+    if any((root / f"{name}.parquet").exists() for name in TABLES):
+        raise InputError("Parquet tables without nodes.parquet: a system keeps its tables in one "
+                         "format", str(root))
+    return "csv"
+
+
+def _read_parquet(path: Path, required: bool, strip: bool = True, known: tuple | None = None,
+                  keep: dict | None = None) -> pd.DataFrame | None:
+    """A Parquet table as the strings :func:`_read_csv` gives for the same table in CSV: each
+    column cast to text by pyarrow (numbers in their shortest exact form, booleans as
+    true/false, missing cells as ``''``), so one set of checks covers both formats."""
+    if not path.exists():
+        if required:
+            raise InputError("missing file", str(path))
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise InputError("reading Parquet needs pyarrow (pip install pyarrow)", str(path)) from None
+    try:
+        with reading(path, "Parquet file"):
+            table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError)):
+            raise
+        raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", str(path)) from None
+    names = [str(n).strip() for n in table.column_names]
+    seen = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise InputError(f"column '{name}' appears twice (columns {seen[name]} and {i}); "
+                             "give every column its own name", str(path))
+        seen[name] = i
+    columns = []
+    for name, column in zip(names, table.columns):
+        try:
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                column = column.cast(pa.string())
+        except (pa.ArrowException, ValueError):
+            raise InputError(f"column '{name}' of type {column.type} cannot be read as text or "
+                             "numbers", str(path)) from None
+        columns.append(pc.fill_null(column, ""))
+    return _arrow_frame(pa.table(columns, names=[f"c{i}" for i in range(len(columns))]), names,
+                        strip, known, keep)
 
 
 def _toml_string(value: str) -> str:
@@ -297,11 +383,15 @@ def layer_toml(layer: str, rule: str | None = None, unit: str | None = None,
     return lines
 
 
-def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
+def write_system(system: InfrastructureSystem, path: str | os.PathLike, format: str = "csv") -> None:
     """Write a system directory that :func:`read_system` reads back to the same tables.
 
-    Each file is written to a temporary name and renamed, so a reader never sees half a file.
+    ``format`` is ``"csv"`` (nodes.csv, ...) or ``"parquet"`` (nodes.parquet, ...: text
+    columns as strings, numbers as float64, ``directed`` as booleans).  Each file is written to
+    a temporary name and renamed, so a reader never sees half a file.
     """
+    if format not in ("csv", "parquet"):
+        raise ValueError("format must be 'csv' or 'parquet'")
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     # Optional numeric columns that are empty everywhere are left out (the reader adds them back).
@@ -318,14 +408,29 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     for layer in sorted(set(system.rules) | set(system.units) | set(system.weights) | set(system.bases)):
         lines += [""] + layer_toml(layer, system.rules.get(layer), system.units.get(layer),
                                    system.weights.get(layer), system.bases.get(layer))
-    texts = {
-        "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
-        "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
-        "dependencies.csv": system.dependencies.to_csv(index=False, lineterminator="\n"),
-        "system.toml": "\n".join(lines) + "\n",
-    }
+    if format == "parquet":
+        edges["directed"] = system.edges["directed"].astype(bool).to_numpy()
+        texts = {f"{name}.parquet": _parquet_bytes(table) for name, table in
+                 (("nodes", nodes), ("edges", edges), ("dependencies", system.dependencies))}
+    else:
+        texts = {
+            "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
+            "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
+            "dependencies.csv": system.dependencies.to_csv(index=False, lineterminator="\n"),
+        }
+    texts["system.toml"] = "\n".join(lines) + "\n"
     for name, text in texts.items():
         write_atomic(root / name, text)
+
+
+def _parquet_bytes(table: pd.DataFrame) -> bytes:
+    """A table as the bytes of a Parquet file (zstd-compressed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
 # A cell that starts with one of these is run as a formula by spreadsheets (CSV injection).
