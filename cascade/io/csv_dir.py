@@ -70,6 +70,7 @@ PY_SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u20
             "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 # Space before a quoted field: pandas (skipinitialspace) reads it as quoted, pyarrow would not.
 _SPACE_QUOTE = re.compile(rb'(^|,) +"', re.MULTILINE)
+_BLANK_LINE = re.compile(rb'(?:\A|\n)[ \t\r\x0b\x0c]*\n|\n[ \t\r\x0b\x0c]+\Z')
 
 
 # Columns that name nodes: read as the node ids' own objects when every name is known.
@@ -109,6 +110,12 @@ def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
         return None
     n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if b'"' in data and _SPACE_QUOTE.search(data):
+        return None
+    # Blank (or all-space) lines: pandas skips them, pyarrow would read a row of empty cells.
+    body = bytes(view) if len(view) != len(data) else data
+    if body.startswith((b"\n", b"\r\n")) or b"\n\n" in body or b"\n\r\n" in body:
+        return None
+    if (b"\n " in body or b"\n\t" in body or body[:1] in (b" ", b"\t")) and _BLANK_LINE.search(body):
         return None
     try:
         header = next(csv.reader([text[:end].decode("utf-8").rstrip("\r")]))
