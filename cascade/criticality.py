@@ -443,23 +443,28 @@ def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, no
     score = loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64)
     nodes_lost = np.asarray(nodes_lost, np.int64)
     order = ranking_order(score, nodes_lost, ids, element)
+    k, L = len(order), len(c.layer_names)
     layer_idx = layer_idx[order]
-    lost = np.asarray(layer_lost)[order]
-    own = lost[np.arange(len(layer_idx)), layer_idx] if len(layer_idx) else np.zeros(0, np.int64)
-    nodes_lost = nodes_lost[order]
-    data = {"id": ids[order], "element": element[order],
-            "layer": np.asarray(c.layer_names, dtype=object)[layer_idx] if len(layer_idx) else
-            np.zeros(0, object),
-            "score": score[order], "nodes_lost": nodes_lost,
-            "cross_layer_lost": (nodes_lost - own).astype(np.int64)}
-    del score, ids, element, owner, own
-    for li, name in enumerate(c.layer_names):
-        data[f"lost_{name}"] = lost[:, li].astype(np.int64)
-    del lost
-    demand = np.asarray(layer_demand_lost)
-    for li, name in enumerate(c.layer_names):
-        data[f"demand_lost_{name}"] = demand[order, li].astype(np.float64)
-    return pd.DataFrame(data)
+    # One 2-D block per run of columns of one dtype, in the table's column order, joined
+    # without copies (pandas would otherwise stack the columns into new blocks).
+    text = np.empty((k, 3), object)
+    text[:, 0], text[:, 1] = ids[order], element[order]
+    text[:, 2] = np.asarray(c.layer_names, dtype=object)[layer_idx] if k else np.zeros(0, object)
+    del ids, element
+    counts = np.empty((k, 2 + L), np.int64)
+    counts[:, 2:] = np.asarray(layer_lost)[order]
+    counts[:, 0] = nodes_lost[order]
+    own = counts[np.arange(k), 2 + layer_idx] if k else np.zeros(0, np.int64)
+    counts[:, 1] = counts[:, 0] - own
+    del own, owner
+    blocks = [pd.DataFrame(text, columns=["id", "element", "layer"], copy=False),
+              pd.DataFrame(score[order][:, None], columns=["score"], copy=False),
+              pd.DataFrame(counts, columns=["nodes_lost", "cross_layer_lost"]
+                           + [f"lost_{name}" for name in c.layer_names], copy=False),
+              pd.DataFrame(np.asarray(layer_demand_lost, np.float64)[order],
+                           columns=[f"demand_lost_{name}" for name in c.layer_names], copy=False)]
+    del text, counts, score
+    return pd.concat(blocks, axis=1, copy=False)
 
 
 def ranking_order(score: np.ndarray, nodes_lost: np.ndarray, ids: np.ndarray,
