@@ -9,7 +9,9 @@ the command a user runs, as a real process, in three states:
 * ``cold``: ``cascade --no-cache critical DIR --no-compare`` (read, validate, compile, sweep,
   rank, print the table);
 * ``first``: the same with the cache on and no entry yet (it also writes ``.cascade-cache/``);
-* ``cached``: again, reading the compiled system from the cache.
+* ``cached``: again, reading the compiled system from the cache;
+* ``baseline`` (with ``--baseline PYTHONPATH``): the same command with an older tree's package,
+  for ratios measured under the same load.
 
 Each state runs ``--repeats`` times; it reports the wall time, the CPU time (user + sys) and
 the peak resident memory (``ru_maxrss`` of that process, from ``os.wait4``), min and median.
@@ -48,10 +50,15 @@ def make_system(path: Path, n: int) -> None:
     write_system(synthetic_lifelines(n, seed=0), path)
 
 
-def measure(args: list[str]) -> dict:
-    """One run of ``cascade ARGS``: wall and CPU seconds, peak RSS in MB, first output line."""
+def measure(args: list[str], pythonpath: str | None = None) -> dict:
+    """One run of ``cascade ARGS``: wall and CPU seconds, peak RSS in MB, first output line
+    (with ``pythonpath``, the ``cascade`` package found there: a baseline tree)."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     start = time.perf_counter()
-    proc = subprocess.Popen([str(CASCADE), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([str(CASCADE), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
     # os.wait4 gives this child's own rusage (getrusage(RUSAGE_CHILDREN) would mix runs).
     out = proc.stdout.read()
     err = proc.stderr.read()
@@ -71,6 +78,9 @@ def main(argv=None) -> int:
                         help="where the generated system is written (kept between runs)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--baseline", metavar="PYTHONPATH", default=None,
+                        help="also run a 'baseline' state with the cascade package of another tree "
+                             "(e.g. an unpacked `git archive` of an older commit with its built modules)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -78,12 +88,14 @@ def main(argv=None) -> int:
     make_system(root, args.nodes)
     command = ["critical", str(root), "--no-compare", "--threads", str(args.threads)]
     states = {"cold": ["--no-cache", *command], "first": command, "cached": command}
+    if args.baseline:
+        states = {"baseline": command, **states}
     runs: dict[str, list[dict]] = {name: [] for name in states}
     for _ in range(args.repeats):   # interleaved, so that load changes hit every state alike
         for name, cmd in states.items():
             if name == "first":
                 shutil.rmtree(root / ".cascade-cache", ignore_errors=True)
-            runs[name].append(measure(cmd))
+            runs[name].append(measure(cmd, args.baseline if name == "baseline" else None))
             r = runs[name][-1]
             print(f"{name:<7} wall {r['wall_s']:6.2f} s  cpu {r['cpu_s']:6.2f} s  "
                   f"peak {r['peak_mb']:6.0f} MB", flush=True)
