@@ -664,18 +664,19 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
     import igraph as ig
 
     c = compiled
-    g = ig.Graph(n=c.n_nodes, edges=np.column_stack([c.edge_src, c.edge_dst]).astype(np.int64).tolist(),
-                 directed=False)
-    deg = np.asarray(g.degree(), np.float64)
+    src, dst = np.asarray(c.edge_src, np.int64), np.asarray(c.edge_dst, np.int64)
+    # igraph's degree of the undirected multigraph (a self-loop counts twice), by counting.
+    deg = (np.bincount(src, minlength=c.n_nodes) + np.bincount(dst, minlength=c.n_nodes)).astype(np.float64)
     is_node = (table["element"] == "node").to_numpy()
-    node_idx = c.node_index(table.loc[is_node, "id"]) if is_node.any() else np.zeros(0, np.int64)
-    edge_idx = c.edge_index(table.loc[~is_node, "id"]) if (~is_node).any() else np.zeros(0, np.int64)
+    node_idx = _indices(c.node_ids, table.loc[is_node, "id"], c, "node")
+    edge_idx = _indices(c.edge_ids, table.loc[~is_node, "id"], c, "edge")
     out = pd.DataFrame(index=table.index)
     degree = np.zeros(len(table))
     degree[is_node] = deg[node_idx]
     degree[~is_node] = deg[c.edge_src[edge_idx]] + deg[c.edge_dst[edge_idx]] - 2
     out["degree"] = degree
     if betweenness:
+        g = ig.Graph(n=c.n_nodes, edges=np.column_stack([src, dst]).tolist(), directed=False)
         btw = np.zeros(len(table))
         if is_node.any():
             btw[is_node] = np.asarray(g.betweenness(directed=False))[node_idx]
@@ -683,6 +684,19 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
             btw[~is_node] = np.asarray(g.edge_betweenness(directed=False))[edge_idx]
         out["betweenness"] = btw
     return out
+
+
+def _indices(names: np.ndarray, ids, c: CompiledSystem, what: str) -> np.ndarray:
+    """Positions of ``ids`` among ``names`` by hashing; an unknown id raises as
+    :meth:`CompiledSystem.node_index` does."""
+    ids = np.asarray(ids, dtype=object)
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    where = pd.Index(names).get_indexer(ids)
+    if np.any(where < 0):
+        bad = ids[np.flatnonzero(where < 0)[0]]
+        return (c.node_index if what == "node" else c.edge_index)([bad])  # raises the error
+    return where.astype(np.int64)
 
 
 def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 20,
@@ -719,10 +733,13 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
         keys = np.column_stack([sub["score"].to_numpy(), sub["nodes_lost"].to_numpy(float)])
         _, dense = np.unique(keys, axis=0, return_inverse=True)
         cascade_top = set(sub["id"].iloc[:k])
+        sub_ids = sub["id"].to_numpy(dtype=object)
+        id_rank = _text_rank(sub_ids)
         for measure in sc.columns:
-            order = pd.DataFrame({"id": sub["id"].to_numpy(), "s": sc[measure].to_numpy()}).sort_values(
-                ["s", "id"], ascending=[False, True], kind="mergesort")
-            overlap = len(cascade_top & set(order["id"].iloc[:k])) / k if k else np.nan
+            values = sc[measure].to_numpy(np.float64)
+            # By the measure (descending, NaN last), then id: pandas' sort_values order.
+            order = np.lexsort((id_rank, np.where(np.isnan(values), np.inf, -values)))
+            overlap = len(cascade_top & set(sub_ids[order[:k]])) / k if k else np.nan
             x, y = np.asarray(dense, float).ravel(), sc[measure].to_numpy()
             rho = np.nan if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y)[0])
             rows.append({"measure": measure, "element": kind, "top_k": k, "overlap": overlap,
@@ -759,17 +776,24 @@ def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20
     elements = "all" if kinds == {"node", "edge"} else ("edges" if kinds == {"edge"} else "nodes")
     alone = sweep(decoupled(system), elements, threads=threads, engine=engine, layer=layer,
                   progress=progress)
-    alone = alone[alone.set_index(["id", "element"]).index.isin(
-        table.set_index(["id", "element"]).index)].reset_index(drop=True)
-    alone_rank = {(r.id, r.element): i + 1 for i, r in enumerate(alone.itertuples(index=False))}
-    alone_score = {(r.id, r.element): r.score for r in alone.itertuples(index=False)}
+    # Rank in the alone sweep among the table's elements, looked up for the top k only.
+    alone_key = pd.MultiIndex.from_arrays([alone["id"].to_numpy(object), alone["element"].to_numpy(object)])
+    table_key = pd.MultiIndex.from_arrays([table["id"].to_numpy(object), table["element"].to_numpy(object)])
+    kept = table_key.get_indexer(alone_key) >= 0
+    rank_of = np.cumsum(kept)                       # 1-based rank among the kept rows
+    top = table.iloc[:k]
+    where = alone_key.get_indexer(pd.MultiIndex.from_arrays([top["id"].to_numpy(object),
+                                                             top["element"].to_numpy(object)]))
+    alone_scores = alone["score"].to_numpy()
+    if np.any(where < 0):
+        raise ValueError("the table holds elements the sweep without dependencies does not")
     rows = []
-    for i, r in enumerate(table.iloc[:k].itertuples(index=False)):
-        a = alone_rank[(r.id, r.element)]
+    for i, r in enumerate(top.itertuples(index=False)):
+        a = int(rank_of[where[i]])
         if a > k and r.score > 0:
             rows.append({"id": r.id, "element": r.element, "layer": r.layer, "rank": i + 1,
                          "alone_rank": a, "score": r.score,
-                         "alone_score": alone_score[(r.id, r.element)],
+                         "alone_score": alone_scores[where[i]],
                          "cross_layer_lost": r.cross_layer_lost})
     return pd.DataFrame(rows, columns=["id", "element", "layer", "rank", "alone_rank",
                                        "score", "alone_score", "cross_layer_lost"])
