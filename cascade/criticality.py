@@ -661,8 +661,6 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
     pandas.DataFrame
         Aligned with ``table``: columns ``degree`` and (when asked) ``betweenness``.
     """
-    import igraph as ig
-
     c = compiled
     src, dst = np.asarray(c.edge_src, np.int64), np.asarray(c.edge_dst, np.int64)
     # igraph's degree of the undirected multigraph (a self-loop counts twice), by counting.
@@ -676,6 +674,8 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
     degree[~is_node] = deg[c.edge_src[edge_idx]] + deg[c.edge_dst[edge_idx]] - 2
     out["degree"] = degree
     if betweenness:
+        import igraph as ig
+
         g = ig.Graph(n=c.n_nodes, edges=np.column_stack([src, dst]).tolist(), directed=False)
         btw = np.zeros(len(table))
         if is_node.any():
@@ -683,6 +683,30 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
         if (~is_node).any():
             btw[~is_node] = np.asarray(g.edge_betweenness(directed=False))[edge_idx]
         out["betweenness"] = btw
+    return out
+
+
+def _dense_rank(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Dense rank of the pairs (first, second) in ascending order (equal pairs, equal rank)."""
+    order = np.lexsort((second, first))
+    a, b = first[order], second[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank
+
+
+def _pair_keys(*pairs) -> list[np.ndarray]:
+    """One int64 key per (id, element) row, consistent across the given (ids, elements) pairs."""
+    ids = np.concatenate([np.asarray(i, dtype=object) for i, _ in pairs])
+    codes, _ = pd.factorize(ids)
+    out, start = [], 0
+    for i, e in pairs:
+        n = len(i)
+        out.append(codes[start:start + n].astype(np.int64) * 2
+                   + (np.asarray(e, dtype=object) == "node"))
+        start += n
     return out
 
 
@@ -730,8 +754,7 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
         sub, sc = table[sel], scores[sel]
         k = min(top, len(sub)) if top > 0 else len(sub)
         # Cascade order as one number: dense rank of (score, nodes lost).
-        keys = np.column_stack([sub["score"].to_numpy(), sub["nodes_lost"].to_numpy(float)])
-        _, dense = np.unique(keys, axis=0, return_inverse=True)
+        dense = _dense_rank(sub["score"].to_numpy(np.float64), sub["nodes_lost"].to_numpy(float))
         cascade_top = set(sub["id"].iloc[:k])
         sub_ids = sub["id"].to_numpy(dtype=object)
         id_rank = _text_rank(sub_ids)
@@ -777,13 +800,12 @@ def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20
     alone = sweep(decoupled(system), elements, threads=threads, engine=engine, layer=layer,
                   progress=progress)
     # Rank in the alone sweep among the table's elements, looked up for the top k only.
-    alone_key = pd.MultiIndex.from_arrays([alone["id"].to_numpy(object), alone["element"].to_numpy(object)])
-    table_key = pd.MultiIndex.from_arrays([table["id"].to_numpy(object), table["element"].to_numpy(object)])
+    alone_key, table_key = _pair_keys((alone["id"], alone["element"]), (table["id"], table["element"]))
+    alone_key, table_key = pd.Index(alone_key), pd.Index(table_key)
     kept = table_key.get_indexer(alone_key) >= 0
     rank_of = np.cumsum(kept)                       # 1-based rank among the kept rows
     top = table.iloc[:k]
-    where = alone_key.get_indexer(pd.MultiIndex.from_arrays([top["id"].to_numpy(object),
-                                                             top["element"].to_numpy(object)]))
+    where = alone_key.get_indexer(table_key[:k])
     alone_scores = alone["score"].to_numpy()
     if np.any(where < 0):
         raise ValueError("the table holds elements the sweep without dependencies does not")
