@@ -55,7 +55,7 @@ browser:
 # Benchmarks (benchmarks/conftest.py explains the conventions).  `bench`: the full suite, saved as
 # benchmarks/results/<date>-<commit>.json; `bench-check`: the quick suite against
 # benchmarks/floors.toml (CI); `bench-report`: saved runs -> table + PNGs; `bench-scaling`: 10^3..10^6.
-.PHONY: bench-check bench-report bench-scaling
+.PHONY: bench-check bench-report bench-scaling bench-files
 BENCH_RAW ?= build/bench-raw.json
 bench: build
 	mkdir -p $(dir $(BENCH_RAW))
@@ -70,6 +70,9 @@ bench-report: $(STAMP)
 
 bench-scaling: build
 	$(PY) benchmarks/bench_scaling.py
+
+bench-files: build
+	$(PY) benchmarks/bench_files.py
 
 clean:
 	rm -rf build cascade/_core.c cascade/*.so *.egg-info

@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FLOORS = HERE / "floors.toml"
 RESULTS = HERE / "results"
-NOT_COLLECTED = {"bench_scaling.py"}     # a script (make bench-scaling), not a pytest module
+NOT_COLLECTED = {"bench_scaling.py", "bench_files.py"}   # scripts (make bench-scaling, bench-files), not pytest modules
 
 
 # --------------------------------------------------------------------------- extraction

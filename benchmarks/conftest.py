@@ -46,7 +46,8 @@ REMOVAL_SEED = 20
 
 
 # Scripts in the bench_ namespace that are not pytest-benchmark modules.
-NOT_COLLECTED = {"bench_scaling.py"}     # `make bench-scaling`: minutes long, fits exponents
+NOT_COLLECTED = {"bench_scaling.py",     # `make bench-scaling`: minutes long, fits exponents
+                 "bench_files.py"}       # `make bench-files`: 10^6 nodes from CSV, real processes
 
 
 def pytest_collect_file(file_path, parent):

@@ -28,6 +28,7 @@ COMMANDS = {
     "map": "map",
     "report": "report",
     "risk": "risk",
+    "convert": "convert",
 }
 
 
@@ -71,7 +72,10 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="cascade-lifelines", prog_name="cascade")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr for long runs (default: only when stderr is a terminal).")
-def cli(progress):
+@click.option("--cache/--no-cache", default=None,
+              help="Keep the compiled system in SYSTEM/.cascade-cache/ and reuse it while the files "
+                   "are unchanged (default: on, unless CASCADE_CACHE=0).")
+def cli(progress, cache):
     """Cascading failures in coupled city lifelines.
 
     A SYSTEM is a directory with nodes.csv, edges.csv, dependencies.csv and system.toml

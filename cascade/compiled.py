@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 from . import _core
 from .errors import InputError, did_you_mean
@@ -183,15 +184,15 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
         raise ValueError("index_dtype must be int32 or int64")
 
     node_ids = nodes["id"].to_numpy(dtype=object)
-    node_pos = {name: i for i, name in enumerate(node_ids)}
+    # Names to indices by hashing (pandas Index), never a Python loop per row.
+    node_pos = pd.Index(node_ids)
     rules = system.layer_rules()
     layer_names = list(rules)
-    layer_pos = {name: i for i, name in enumerate(layer_names)}
-    node_layer = nodes["layer"].map(layer_pos).to_numpy(np.int32)
+    node_layer = pd.Index(layer_names).get_indexer(nodes["layer"].to_numpy(dtype=object)).astype(np.int32)
     layer_ptr, layer_nodes = _csr(node_layer, len(layer_names), index_dtype)
 
-    src = edges["source"].map(node_pos).to_numpy(np.int64)
-    dst = edges["target"].map(node_pos).to_numpy(np.int64)
+    src = node_pos.get_indexer(edges["source"].to_numpy(dtype=object)).astype(np.int64)
+    dst = node_pos.get_indexer(edges["target"].to_numpy(dtype=object)).astype(np.int64)
     directed = edges["directed"].to_numpy(bool)
     ends = np.concatenate([src, dst])
     adj_ptr, order = _csr(ends, n, index_dtype)
@@ -200,13 +201,18 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
     fwd = np.concatenate([np.ones(m, bool), ~directed])
 
     # Dependencies: one group per (dependent, group label), or per row when the label is empty.
-    owners = deps["dependent"].map(node_pos).to_numpy(np.int64)
-    suppliers = deps["supplier"].map(node_pos).to_numpy(np.int64)
+    owners = node_pos.get_indexer(deps["dependent"].to_numpy(dtype=object)).astype(np.int64)
+    suppliers = node_pos.get_indexer(deps["supplier"].to_numpy(dtype=object)).astype(np.int64)
     labels = deps["group"].to_numpy(dtype=object)
-    key = np.array([f"{o}\x00{g}" if g != "" else f"{o}\x01{r}" for r, (o, g) in
-                    enumerate(zip(owners, labels))], dtype=object)
+    # One integer key per (owner, label), or per row when the label is empty.
+    label_code, label_names = pd.factorize(labels)
+    own_row = labels == ""
+    n_labels = max(len(label_names), 1)
+    key = np.where(own_row, n * n_labels + np.arange(len(labels), dtype=np.int64),
+                   owners * n_labels + label_code)
     _, first_row, group_of_row = np.unique(key, return_index=True, return_inverse=True) if len(key) \
         else (None, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    group_of_row = np.asarray(group_of_row).ravel()
     # Number groups by (owner, first appearance).
     group_order = np.lexsort((first_row, owners[first_row])) if len(first_row) else np.zeros(0, np.int64)
     renumber = np.empty(len(group_order), np.int64)
@@ -255,7 +261,8 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
     if "priority" in nodes.columns:
         priority = nodes["priority"].to_numpy(np.int64)
     else:
-        priority = nodes["id"].isin(set(deps["supplier"])).to_numpy().astype(np.int64)
+        priority = np.zeros(n, np.int64)
+        priority[suppliers] = 1
     capacity = column(edges, "capacity", np.nan)
     capacity = np.where(np.isnan(capacity), np.inf, capacity)
     reactance = column(edges, "reactance", np.nan)

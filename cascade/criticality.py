@@ -539,33 +539,88 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
 
 def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, nodes_lost,
            demand_lost, layer_lost, layer_demand_lost) -> pd.DataFrame:
+    """The ranking table, sorted by :func:`ranking_order`.  The order is computed on the raw
+    arrays and each column is gathered once into it (one copy of the numbers, no per-row
+    Python; ids are the compiled system's own str objects)."""
     el_node = np.asarray(el_node, np.int64)
     el_edge = np.asarray(el_edge, np.int64)
     is_node = el_node >= 0
-    ids = np.where(is_node, c.node_ids[np.where(is_node, el_node, 0)] if c.n_nodes else "",
-                   c.edge_ids[np.where(is_node, 0, el_edge)] if c.n_edges else "")
+    ids = np.empty(len(el_node), object)
+    if is_node.any():
+        ids[is_node] = c.node_ids[el_node[is_node]]
+    if (~is_node).any():
+        ids[~is_node] = c.edge_ids[el_edge[~is_node]]
+    if len(ids) and not all(type(v) is str for v in (ids[0], ids[-1])):
+        ids = ids.astype(str).astype(object)
+    element = np.array(["edge", "node"], object)[is_node.astype(np.intp)]
     owner = np.where(is_node, el_node, c.edge_src[np.where(is_node, 0, el_edge)] if c.n_edges else 0)
     layer_idx = c.node_layer[owner] if len(owner) else np.zeros(0, np.int64)
-    own = layer_lost[np.arange(len(layer_idx)), layer_idx] if len(layer_idx) else np.zeros(0, np.int64)
-    data = {"id": ids.astype(str).astype(object),
-            "element": np.where(is_node, "node", "edge").astype(object),
-            "layer": np.asarray(c.layer_names, dtype=object)[layer_idx] if len(layer_idx) else
-            np.zeros(0, object),
-            "score": loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64),
-            "nodes_lost": nodes_lost.astype(np.int64),
-            "cross_layer_lost": (nodes_lost - own).astype(np.int64)}
-    for li, name in enumerate(c.layer_names):
-        data[f"lost_{name}"] = layer_lost[:, li].astype(np.int64)
-    for li, name in enumerate(c.layer_names):
-        data[f"demand_lost_{name}"] = layer_demand_lost[:, li].astype(np.float64)
-    table = pd.DataFrame(data)
-    return sort_ranking(table)
+    score = loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64)
+    nodes_lost = np.asarray(nodes_lost, np.int64)
+    order = ranking_order(score, nodes_lost, ids, element)
+    k, L = len(order), len(c.layer_names)
+    layer_idx = layer_idx[order]
+    # One 2-D block per run of columns of one dtype, in the table's column order, joined
+    # without copies (pandas would otherwise stack the columns into new blocks).
+    text = np.empty((k, 3), object)
+    text[:, 0], text[:, 1] = ids[order], element[order]
+    text[:, 2] = np.asarray(c.layer_names, dtype=object)[layer_idx] if k else np.zeros(0, object)
+    del ids, element
+    counts = np.empty((k, 2 + L), np.int64)
+    counts[:, 2:] = np.asarray(layer_lost)[order]
+    counts[:, 0] = nodes_lost[order]
+    own = counts[np.arange(k), 2 + layer_idx] if k else np.zeros(0, np.int64)
+    counts[:, 1] = counts[:, 0] - own
+    del own, owner
+    blocks = [pd.DataFrame(text, columns=["id", "element", "layer"], copy=False),
+              pd.DataFrame(score[order][:, None], columns=["score"], copy=False),
+              pd.DataFrame(counts, columns=["nodes_lost", "cross_layer_lost"]
+                           + [f"lost_{name}" for name in c.layer_names], copy=False),
+              pd.DataFrame(np.asarray(layer_demand_lost, np.float64)[order],
+                           columns=[f"demand_lost_{name}" for name in c.layer_names], copy=False)]
+    del text, counts, score
+    return pd.concat(blocks, axis=1, copy=False)
+
+
+def ranking_order(score: np.ndarray, nodes_lost: np.ndarray, ids: np.ndarray,
+                  element: np.ndarray) -> np.ndarray:
+    """Positions of the rows by score, then nodes lost (both descending), then id, then element
+    (ids compared as text, like Python's ``<`` on str).
+
+    A numpy lexsort on integer keys: the ids' text order is computed by pyarrow (UTF-8 byte
+    order is code point order) when it is installed, by pandas' factorize otherwise.
+    """
+    ids = np.asarray(ids, dtype=object)
+    id_rank = _text_rank(ids)
+    element_rank = (np.asarray(element, dtype=object) == "node").astype(np.int8)  # 'edge' < 'node'
+    score = np.asarray(score, np.float64)
+    # -score sorts descending; NaN scores last as pandas' sort_values puts them.
+    return np.lexsort((element_rank, id_rank, -np.asarray(nodes_lost, np.int64),
+                       np.where(np.isnan(score), np.inf, -score)))
+
+
+def _text_rank(ids: np.ndarray) -> np.ndarray:
+    """Dense rank of each id in text order (equal ids, equal rank)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        order = pc.sort_indices(pa.array(ids, pa.string())).to_numpy().astype(np.intp)
+    except Exception:   # no pyarrow, or ids that are not all str
+        codes, _ = pd.factorize(ids, sort=True)
+        return codes.astype(np.int64)
+    ordered = ids[order]
+    new = np.ones(len(ids), bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    rank = np.empty(len(ids), np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank
 
 
 def sort_ranking(table: pd.DataFrame) -> pd.DataFrame:
     """Rows by score, then nodes lost (both descending), then id, then element."""
-    return table.sort_values(["score", "nodes_lost", "id", "element"],
-                             ascending=[False, False, True, True], kind="mergesort").reset_index(drop=True)
+    order = ranking_order(table["score"].to_numpy(), table["nodes_lost"].to_numpy(),
+                          table["id"].to_numpy(), table["element"].to_numpy())
+    return table.take(order).reset_index(drop=True)
 
 
 def _check_engine(engine: str) -> None:
@@ -738,21 +793,22 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
     pandas.DataFrame
         Aligned with ``table``: columns ``degree`` and (when asked) ``betweenness``.
     """
-    import igraph as ig
-
     c = compiled
-    g = ig.Graph(n=c.n_nodes, edges=np.column_stack([c.edge_src, c.edge_dst]).astype(np.int64).tolist(),
-                 directed=False)
-    deg = np.asarray(g.degree(), np.float64)
+    src, dst = np.asarray(c.edge_src, np.int64), np.asarray(c.edge_dst, np.int64)
+    # igraph's degree of the undirected multigraph (a self-loop counts twice), by counting.
+    deg = (np.bincount(src, minlength=c.n_nodes) + np.bincount(dst, minlength=c.n_nodes)).astype(np.float64)
     is_node = (table["element"] == "node").to_numpy()
-    node_idx = c.node_index(table.loc[is_node, "id"]) if is_node.any() else np.zeros(0, np.int64)
-    edge_idx = c.edge_index(table.loc[~is_node, "id"]) if (~is_node).any() else np.zeros(0, np.int64)
+    node_idx = _indices(c.node_ids, table.loc[is_node, "id"], c, "node")
+    edge_idx = _indices(c.edge_ids, table.loc[~is_node, "id"], c, "edge")
     out = pd.DataFrame(index=table.index)
     degree = np.zeros(len(table))
     degree[is_node] = deg[node_idx]
     degree[~is_node] = deg[c.edge_src[edge_idx]] + deg[c.edge_dst[edge_idx]] - 2
     out["degree"] = degree
     if betweenness:
+        import igraph as ig
+
+        g = ig.Graph(n=c.n_nodes, edges=np.column_stack([src, dst]).tolist(), directed=False)
         btw = np.zeros(len(table))
         if is_node.any():
             btw[is_node] = np.asarray(g.betweenness(directed=False))[node_idx]
@@ -760,6 +816,43 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
             btw[~is_node] = np.asarray(g.edge_betweenness(directed=False))[edge_idx]
         out["betweenness"] = btw
     return out
+
+
+def _dense_rank(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Dense rank of the pairs (first, second) in ascending order (equal pairs, equal rank)."""
+    order = np.lexsort((second, first))
+    a, b = first[order], second[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank
+
+
+def _pair_keys(*pairs) -> list[np.ndarray]:
+    """One int64 key per (id, element) row, consistent across the given (ids, elements) pairs."""
+    ids = np.concatenate([np.asarray(i, dtype=object) for i, _ in pairs])
+    codes, _ = pd.factorize(ids)
+    out, start = [], 0
+    for i, e in pairs:
+        n = len(i)
+        out.append(codes[start:start + n].astype(np.int64) * 2
+                   + (np.asarray(e, dtype=object) == "node"))
+        start += n
+    return out
+
+
+def _indices(names: np.ndarray, ids, c: CompiledSystem, what: str) -> np.ndarray:
+    """Positions of ``ids`` among ``names`` by hashing; an unknown id raises as
+    :meth:`CompiledSystem.node_index` does."""
+    ids = np.asarray(ids, dtype=object)
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    where = pd.Index(names).get_indexer(ids)
+    if np.any(where < 0):
+        bad = ids[np.flatnonzero(where < 0)[0]]
+        return (c.node_index if what == "node" else c.edge_index)([bad])  # raises the error
+    return where.astype(np.int64)
 
 
 def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 20,
@@ -793,13 +886,15 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
         sub, sc = table[sel], scores[sel]
         k = min(top, len(sub)) if top > 0 else len(sub)
         # Cascade order as one number: dense rank of (score, nodes lost).
-        keys = np.column_stack([sub["score"].to_numpy(), sub["nodes_lost"].to_numpy(float)])
-        _, dense = np.unique(keys, axis=0, return_inverse=True)
+        dense = _dense_rank(sub["score"].to_numpy(np.float64), sub["nodes_lost"].to_numpy(float))
         cascade_top = set(sub["id"].iloc[:k])
+        sub_ids = sub["id"].to_numpy(dtype=object)
+        id_rank = _text_rank(sub_ids)
         for measure in sc.columns:
-            order = pd.DataFrame({"id": sub["id"].to_numpy(), "s": sc[measure].to_numpy()}).sort_values(
-                ["s", "id"], ascending=[False, True], kind="mergesort")
-            overlap = len(cascade_top & set(order["id"].iloc[:k])) / k if k else np.nan
+            values = sc[measure].to_numpy(np.float64)
+            # By the measure (descending, NaN last), then id: pandas' sort_values order.
+            order = np.lexsort((id_rank, np.where(np.isnan(values), np.inf, -values)))
+            overlap = len(cascade_top & set(sub_ids[order[:k]])) / k if k else np.nan
             x, y = np.asarray(dense, float).ravel(), sc[measure].to_numpy()
             rho = np.nan if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y)[0])
             rows.append({"measure": measure, "element": kind, "top_k": k, "overlap": overlap,
@@ -836,17 +931,23 @@ def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20
     elements = "all" if kinds == {"node", "edge"} else ("edges" if kinds == {"edge"} else "nodes")
     alone = sweep(decoupled(system), elements, threads=threads, engine=engine, layer=layer,
                   progress=progress, cluster=cluster)
-    alone = alone[alone.set_index(["id", "element"]).index.isin(
-        table.set_index(["id", "element"]).index)].reset_index(drop=True)
-    alone_rank = {(r.id, r.element): i + 1 for i, r in enumerate(alone.itertuples(index=False))}
-    alone_score = {(r.id, r.element): r.score for r in alone.itertuples(index=False)}
+    # Rank in the alone sweep among the table's elements, looked up for the top k only.
+    alone_key, table_key = _pair_keys((alone["id"], alone["element"]), (table["id"], table["element"]))
+    alone_key, table_key = pd.Index(alone_key), pd.Index(table_key)
+    kept = table_key.get_indexer(alone_key) >= 0
+    rank_of = np.cumsum(kept)                       # 1-based rank among the kept rows
+    top = table.iloc[:k]
+    where = alone_key.get_indexer(table_key[:k])
+    alone_scores = alone["score"].to_numpy()
+    if np.any(where < 0):
+        raise ValueError("the table holds elements the sweep without dependencies does not")
     rows = []
-    for i, r in enumerate(table.iloc[:k].itertuples(index=False)):
-        a = alone_rank[(r.id, r.element)]
+    for i, r in enumerate(top.itertuples(index=False)):
+        a = int(rank_of[where[i]])
         if a > k and r.score > 0:
             rows.append({"id": r.id, "element": r.element, "layer": r.layer, "rank": i + 1,
                          "alone_rank": a, "score": r.score,
-                         "alone_score": alone_score[(r.id, r.element)],
+                         "alone_score": alone_scores[where[i]],
                          "cross_layer_lost": r.cross_layer_lost})
     return pd.DataFrame(rows, columns=["id", "element", "layer", "rank", "alone_rank",
                                        "score", "alone_score", "cross_layer_lost"])

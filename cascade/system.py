@@ -66,6 +66,11 @@ def _line(row: int, file: str | None = None) -> int:
 def _strings(table: pd.DataFrame) -> pd.DataFrame:
     """Every cell as a stripped string, missing cells as ''."""
     out = {}
+    if table.attrs.get("stripped"):
+        # Read by cascade.io.csv_dir, which already made every cell a stripped str.
+        for col in table.columns:
+            out[str(col).strip()] = table[col].to_numpy(dtype=object)
+        return pd.DataFrame(out, columns=list(out), copy=False)
     for col in table.columns:
         values = table[col]
         missing = values.isna().to_numpy()
@@ -74,6 +79,13 @@ def _strings(table: pd.DataFrame) -> pd.DataFrame:
             values = values.where(~missing, "")
         out[str(col).strip()] = values.to_numpy(dtype=object)
     return pd.DataFrame(out, columns=list(out) if out else [str(c).strip() for c in table.columns])
+
+
+def _lower(values: pd.Series) -> np.ndarray:
+    """``values.str.lower()`` of a column of str, computed once per distinct value."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    lowered = np.array([str(u).lower() for u in uniques] + [""], dtype=object)
+    return lowered[codes]
 
 
 def _require(table: pd.DataFrame, columns: Iterable[str], file: str) -> None:
@@ -93,7 +105,7 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
             table[col] = np.nan if default is None else default
             continue
         raw = table[col].to_numpy()
-        values = pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
+        values = _parse_numbers(raw)
         bad = np.flatnonzero(np.isnan(values) & (raw != "") | np.isinf(values))
         if bad.size:
             raise InputError(f"'{col}' is not a number: '{raw[bad[0]]}'", file, _line(bad[0], file))
@@ -109,6 +121,16 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
         if default is not None:
             values = np.where(np.isnan(values), default, values)
         table[col] = values
+
+
+def _parse_numbers(raw: np.ndarray) -> np.ndarray:
+    """Cells as floats (NaN for empty or not a number), parsed once per distinct text."""
+    if raw.dtype != object or len(raw) < 1000:
+        return pd.to_numeric(pd.Series(np.where(raw == "", None, raw)), errors="coerce").to_numpy(float)
+    codes, uniques = pd.factorize(raw)
+    parsed = _parse_numbers(np.asarray(uniques, dtype=object)) if len(uniques) < len(raw) \
+        else pd.to_numeric(pd.Series(np.where(uniques == "", None, uniques)), errors="coerce").to_numpy(float)
+    return np.append(parsed, np.nan)[codes]
 
 
 def _finite_sums(table: pd.DataFrame, col: str, file: str, by_layer: bool = False) -> None:
@@ -139,6 +161,8 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
 
 
 def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
+    if pd.Index(ids.to_numpy(dtype=object)).is_unique:
+        return
     dup = ids.duplicated(keep=False)
     if dup.any():
         rows = np.flatnonzero(dup.to_numpy())
@@ -352,12 +376,13 @@ class InfrastructureSystem:
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
         # 'source' is the one kind the model reads: 'Source' or 'SOURCE' mean it too.
-        nodes.loc[nodes["kind"].str.lower() == "source", "kind"] = "source"
+        nodes.loc[_lower(nodes["kind"]) == "source", "kind"] = "source"
         _numbers(nodes, NODE_NUMBERS, f)
         _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
         _finite_sums(nodes, "demand", f, by_layer=True)
         _attributes(nodes, {"id", "layer", "kind", "priority", *NODE_NUMBERS, *FLOW_NODE_NUMBERS})
-        layer_of = dict(zip(nodes["id"], nodes["layer"]))
+        node_index = pd.Index(nodes["id"].to_numpy(dtype=object))
+        node_layer = nodes["layer"].to_numpy(dtype=object)
 
         edges = _strings(edges)
         f = _File.of(files["edges"], lines.get("edges"))
@@ -366,24 +391,30 @@ class InfrastructureSystem:
             edges["id"] = ""
         blank = edges["id"] == ""
         edges.loc[blank, "id"] = edges.loc[blank, "source"] + "->" + edges.loc[blank, "target"]
+        ends = {}
         for end in ("source", "target"):
-            unknown = np.flatnonzero(~edges[end].isin(layer_of).to_numpy())
+            ends[end] = node_index.get_indexer(edges[end].to_numpy(dtype=object))
+            unknown = np.flatnonzero(ends[end] < 0)
             if unknown.size:
                 row = unknown[0]
                 raise InputError(f"edge '{edges['id'].iloc[row]}' names unknown node "
                                  f"'{edges[end].iloc[row]}'", f, _line(row, f))
-        src_layer = edges["source"].map(layer_of)
-        dst_layer = edges["target"].map(layer_of)
-        across = np.flatnonzero((src_layer != dst_layer).to_numpy())
+        layer_codes, layer_uniques = pd.factorize(node_layer)
+        across = np.flatnonzero(layer_codes[ends["source"]] != layer_codes[ends["target"]])
         if across.size:
             row = across[0]
-            raise InputError(f"edge '{edges['id'].iloc[row]}' joins layer '{src_layer.iloc[row]}' "
-                             f"to layer '{dst_layer.iloc[row]}'; edges stay inside one layer",
+            raise InputError(f"edge '{edges['id'].iloc[row]}' joins layer "
+                             f"'{node_layer[ends['source'][row]]}' to layer "
+                             f"'{node_layer[ends['target'][row]]}'; edges stay inside one layer",
                              f, _line(row, f))
+        # The ends as the node ids' own string objects (equal text, no second copy in memory).
+        node_ids = nodes["id"].to_numpy(dtype=object)
+        edges["source"] = node_ids[ends["source"]]
+        edges["target"] = node_ids[ends["target"]]
         _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
         if "directed" not in edges.columns:
             edges["directed"] = ""
-        flag = edges["directed"].str.lower()
+        flag = pd.Series(_lower(edges["directed"]), index=edges.index)
         bad = np.flatnonzero(~flag.isin(TRUE | FALSE).to_numpy())
         if bad.size:
             raise InputError(f"'directed' must be true or false, not '{edges['directed'].iloc[bad[0]]}'",
@@ -400,12 +431,15 @@ class InfrastructureSystem:
         deps = _strings(dependencies)
         f = _File.of(files["dependencies"], lines.get("dependencies"))
         _require(deps, ["dependent", "supplier"], f)
+        dep_ends = {}
         for col in ("dependent", "supplier"):
-            unknown = np.flatnonzero(~deps[col].isin(layer_of).to_numpy())
+            dep_ends[col] = node_index.get_indexer(deps[col].to_numpy(dtype=object))
+            unknown = np.flatnonzero(dep_ends[col] < 0)
             if unknown.size:
                 row = unknown[0]
                 raise InputError(f"{col} '{deps[col].iloc[row]}' is not a node", f, _line(row, f))
-        selfdep = np.flatnonzero((deps["dependent"] == deps["supplier"]).to_numpy())
+            deps[col] = node_ids[dep_ends[col]]
+        selfdep = np.flatnonzero(dep_ends["dependent"] == dep_ends["supplier"])
         if selfdep.size:
             raise InputError(f"node '{deps['dependent'].iloc[selfdep[0]]}' depends on itself",
                              f, _line(selfdep[0], f))

@@ -48,9 +48,14 @@ def format_option(*choices: str, default: str = "table"):
 
 
 def load(system_dir: Path) -> tuple[InfrastructureSystem, CompiledSystem]:
-    """Read and compile a system directory (errors become one line and exit 2)."""
-    system = read_system(system_dir)
-    return system, compile_system(system)
+    """Read and compile a system directory (errors become one line and exit 2), through the
+    compiled-system cache (:mod:`cascade.cache`) unless ``cascade --no-cache`` or
+    ``CASCADE_CACHE=0`` turns it off."""
+    from ..cache import load as cached_load
+
+    ctx = click.get_current_context(silent=True)
+    choice = ctx.find_root().params.get("cache") if ctx is not None else None
+    return cached_load(system_dir, cache=choice)
 
 
 def read_id_lines(path: Path) -> list[tuple[str, int]]:

@@ -6,6 +6,8 @@ import io
 import time
 
 import click
+import numpy as np
+import pandas as pd
 
 from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep
 from ..errors import InputError
@@ -45,13 +47,23 @@ def _demand_down(row, system, layer_names, totals) -> str:
                      for _, name, lost in sorted(parts)) or "-"
 
 
-def _kinds(system) -> dict:
-    """(id, element) -> kind, from the optional ``kind`` columns."""
+def _kinds(system, compiled=None, shown=None) -> dict:
+    """(id, element) -> kind, from the optional ``kind`` columns (of the ``shown`` rows only,
+    when given)."""
     out = {}
     for table_, element in ((system.nodes, "node"), (system.edges, "edge")):
-        if "kind" in table_.columns:
-            out.update({(str(i), element): str(k) for i, k in zip(table_["id"], table_["kind"])
-                        if isinstance(k, str) and k})
+        if "kind" not in table_.columns:
+            continue
+        kinds = table_["kind"].to_numpy(dtype=object)
+        if shown is not None and compiled is not None:
+            wanted = pd.Index(pd.unique(np.asarray(
+                [str(i) for i, e in zip(shown["id"], shown["element"]) if e == element], object)))
+            all_ids = table_["id"].to_numpy(dtype=object)
+            hits = np.flatnonzero(wanted.get_indexer(all_ids) >= 0)   # one pass, no dict of all
+            pairs = zip(all_ids[hits], kinds[hits])
+        else:
+            pairs = zip(table_["id"], kinds)
+        out.update({(str(i), element): str(k) for i, k in pairs if isinstance(k, str) and k})
     return out
 
 
@@ -251,4 +263,4 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
                             progress=show_progress(), cluster=cluster)
         info["compare_seconds"] = time.perf_counter() - start
     emit(render_table(system, compiled, ranked, shown, worst, comparison, spots, info,
-                      _kinds(system)), output)
+                      _kinds(system, compiled, shown)), output)

@@ -20,11 +20,26 @@ SYSTEM_KEYS = {"name", "crs", "currency"}
 LAYER_KEYS = {"rule", "unit", "weight", "base"}
 
 
-def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
+def _read_csv(path: Path, required: bool, strip: bool = False, known: tuple | None = None,
+              keep: dict | None = None) -> pd.DataFrame | None:
+    """A CSV file as a table of strings (``''`` for empty cells), the file line of each row in
+    ``attrs["lines"]`` when it is not simply row + 2.
+
+    Regular files (one line per row, no quoted field starting after a space) are read by
+    pyarrow's multi-threaded reader; every other file, and every file pyarrow refuses, by pandas
+    as before, so each bad input keeps its one-line message naming the file and the line.
+    With ``strip``, cells come stripped of surrounding whitespace (as
+    :meth:`InfrastructureSystem.from_tables` would do) and the table is marked so that it does
+    not strip them again.  ``known`` and ``keep`` are the fast path's (see
+    :func:`_read_csv_arrow`).
+    """
     if not path.exists():
         if required:
             raise InputError("missing file", str(path))
         return None
+    fast = _read_csv_arrow(path, strip, known, keep)
+    if fast is not None:
+        return fast
     try:
         with reading(path, "CSV file"), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -35,9 +50,10 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
             header, header_line, lines = record_lines(path)
         check_header(header, header_line, path)
         # The file line where each row starts (blank lines and multi-line quoted fields make it
-        # differ from row + 2); from_tables names these lines in its errors.
+        # differ from row + 2); from_tables names these lines in its errors.  An array, not a
+        # list: pandas deep-copies attrs on every operation.
         if len(lines) == len(table):
-            table.attrs["lines"] = lines
+            table.attrs["lines"] = np.asarray(lines, np.int64)
         return table
     except pd.errors.EmptyDataError:
         raise InputError("empty file (it needs at least a header line)", str(path)) from None
@@ -46,6 +62,115 @@ def _read_csv(path: Path, required: bool) -> pd.DataFrame | None:
         detail = str(exc).strip().splitlines()[-1]
         raise InputError(f"malformed CSV: {detail}", str(path),
                          int(match.group(1)) if match else None) from None
+
+
+# The characters Python's str.strip() removes.
+# (the list of "".join(chr(c) for c in range(0x110000) if chr(c).isspace()); a test checks it).
+PY_SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+            "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+# Space before a quoted field: pandas (skipinitialspace) reads it as quoted, pyarrow would not.
+_SPACE_QUOTE = re.compile(rb'(^|,) +"', re.MULTILINE)
+_BLANK_LINE = re.compile(rb'(?:\A|\n)[ \t\r\x0b\x0c]*\n|\n[ \t\r\x0b\x0c]+\Z')
+
+
+# Columns that name nodes: read as the node ids' own objects when every name is known.
+NODE_COLUMNS = ("source", "target", "dependent", "supplier")
+
+
+def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
+                    keep: dict | None = None) -> pd.DataFrame | None:
+    """The fast path of :func:`_read_csv`, or None when the file needs the careful one.
+
+    Each column is dictionary-encoded by pyarrow and only its distinct values become Python
+    strings (a column of a million repeated layer names costs five strings and an array of
+    pointers).  The result equals pandas' ``read_csv(dtype=str, keep_default_na=False,
+    skipinitialspace=True)`` of the same file.
+
+    ``known`` is ``(ids, objects)``: the node ids as a pyarrow array and as the object array of
+    their Python strings; columns of :data:`NODE_COLUMNS` whose every cell is one of them are
+    looked up by pyarrow and filled with those same objects (no new strings, no hashing of
+    Python strings).  ``keep``, a dict, receives the pyarrow ``id`` column.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    try:
+        with reading(path, "CSV file"):
+            data = path.read_bytes()
+    except InputError:
+        return None   # the careful path reports it
+    view = memoryview(data)
+    if data.startswith(b"\xef\xbb\xbf"):
+        view = view[3:]
+    text = bytes(view[: min(len(view), 1 << 16)])
+    end = text.find(b"\n")
+    if end <= 0 or b"\r" in data and b"\r\n" not in data:
+        return None
+    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if b'"' in data and _SPACE_QUOTE.search(data):
+        return None
+    # Blank (or all-space) lines: pandas skips them, pyarrow would read a row of empty cells.
+    body = bytes(view) if len(view) != len(data) else data
+    if body.startswith((b"\n", b"\r\n")) or b"\n\n" in body or b"\n\r\n" in body:
+        return None
+    if (b"\n " in body or b"\n\t" in body or body[:1] in (b" ", b"\t")) and _BLANK_LINE.search(body):
+        return None
+    try:
+        header = next(csv.reader([text[:end].decode("utf-8").rstrip("\r")]))
+    except (UnicodeDecodeError, StopIteration, csv.Error):
+        return None
+    names = [h.lstrip(" ") for h in header]
+    if not header or len(set(header)) != len(header) or len({n.strip() for n in names}) != len(names) \
+            or any(h.startswith('"') or not h.strip() for h in header):
+        return None
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(view),
+            read_options=pacsv.ReadOptions(use_threads=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
+    except (pa.ArrowException, ValueError):
+        return None
+    if table.num_rows + 1 != n_lines or table.column_names != header:
+        return None
+    return _arrow_frame(table, names, strip, known, keep)
+
+
+def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = None,
+                 keep: dict | None = None) -> pd.DataFrame:
+    """A pyarrow table of strings as the DataFrame of :func:`_read_csv_arrow` (column names
+    ``names``)."""
+    import pyarrow.compute as pc
+
+    columns = {}
+    for name, column in zip(names, table.columns):
+        column = column.combine_chunks()
+        # Python's str.strip() (every character for which str.isspace() holds), or pandas'
+        # skipinitialspace (the spaces that start a field).
+        column = pc.utf8_trim(column, characters=PY_SPACE) if strip else pc.utf8_ltrim(column, characters=" ")
+        if keep is not None and name == "id":
+            keep["id"] = column
+        head = column.slice(0, 4096)
+        if known is not None and name in NODE_COLUMNS:
+            codes = pc.index_in(column, value_set=known[0])
+            if codes.null_count == 0:
+                columns[name] = known[1][codes.to_numpy(zero_copy_only=False)]
+                continue
+        if len(head) and len(head.unique()) <= len(head) // 2:
+            # Few distinct values: one Python string each and an array of pointers.
+            encoded = column.dictionary_encode()
+            uniques = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+            columns[name] = uniques[encoded.indices.to_numpy(zero_copy_only=False)]
+        else:
+            columns[name] = column.to_numpy(zero_copy_only=False).astype(object, copy=False)
+    out = pd.DataFrame(columns, columns=names, copy=False)
+    if strip:
+        out.attrs["stripped"] = True
+    return out
 
 
 def record_lines(path: Path) -> tuple[list[str], int, list[int]]:
@@ -138,9 +263,17 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     root = Path(path)
     if not root.is_dir():
         raise InputError("not a system directory" if root.exists() else "no such directory", str(root))
-    nodes = _read_csv(root / "nodes.csv", required=True)
-    edges = _read_csv(root / "edges.csv", required=True)
-    deps = _read_csv(root / "dependencies.csv", required=False)
+    fmt = system_format(root)
+    ext = ".parquet" if fmt == "parquet" else ".csv"
+    reader = _read_parquet if fmt == "parquet" else _read_csv
+    keep = {}
+    nodes = reader(root / f"nodes{ext}", required=True, strip=True, keep=keep)
+    known = None
+    if "id" in keep and nodes.attrs.get("stripped") and "id" in nodes.columns:
+        known = (keep["id"], nodes["id"].to_numpy(dtype=object))
+    edges = reader(root / f"edges{ext}", required=True, strip=True, known=known)
+    deps = reader(root / f"dependencies{ext}", required=False, strip=True, known=known)
+    del keep, known
     config = _read_toml(root / "system.toml")
     system = config.get("system", {})
     rules = {layer: table.get("rule") for layer, table in config.get("layers", {}).items()
@@ -153,14 +286,90 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     for layer, unit in settings["unit"].items():
         if not isinstance(unit, str):
             raise InputError(f"layer '{layer}': unit must be a string", str(root / "system.toml"))
+    try:
+        return _from_tables(root, ext, nodes, edges, deps, system, rules, settings)
+    except InputError as err:
+        if fmt == "parquet" and err.line is not None and str(err.file).endswith(".parquet"):
+            err.line, err.unit = err.line - 1, "row"   # rows of data, 1 = the first
+        raise
+
+
+def _from_tables(root, ext, nodes, edges, deps, system, rules, settings):
     return InfrastructureSystem.from_tables(
         nodes, edges, deps, name=str(system.get("name", root.resolve().name)),
         crs=system.get("crs"), rules=rules, currency=system.get("currency"), units=settings["unit"], weights=settings["weight"],
         bases=settings["base"],
         lines={key: table.attrs.get("lines") for key, table in
                (("nodes", nodes), ("edges", edges), ("dependencies", deps)) if table is not None},
-        files={"nodes": str(root / "nodes.csv"), "edges": str(root / "edges.csv"),
-               "dependencies": str(root / "dependencies.csv"), "system": str(root / "system.toml")})
+        files={"nodes": str(root / f"nodes{ext}"), "edges": str(root / f"edges{ext}"),
+               "dependencies": str(root / f"dependencies{ext}"), "system": str(root / "system.toml")})
+
+
+TABLES = ("nodes", "edges", "dependencies")
+
+
+def system_format(root: Path) -> str:
+    """``"csv"`` or ``"parquet"``: the format of a system directory's tables (docs/format.md).
+
+    A directory holds its tables in one format: ``nodes.parquet`` without ``nodes.csv`` is a
+    Parquet system; both at once is an error (which one is meant?)."""
+    for name in TABLES:
+        if (root / f"{name}.csv").exists() and (root / f"{name}.parquet").exists():
+            raise InputError(f"both {name}.csv and {name}.parquet: a system keeps its tables in one "
+                             "format (remove one, or use cascade convert)", str(root))
+    if (root / "nodes.parquet").exists() and not (root / "nodes.csv").exists():
+        if any((root / f"{name}.csv").exists() for name in TABLES):
+            raise InputError("nodes.parquet with CSV tables: a system keeps its tables in one format",
+                             str(root))
+        return "parquet"
+    if any((root / f"{name}.parquet").exists() for name in TABLES):
+        raise InputError("Parquet tables without nodes.parquet: a system keeps its tables in one "
+                         "format", str(root))
+    return "csv"
+
+
+def _read_parquet(path: Path, required: bool, strip: bool = True, known: tuple | None = None,
+                  keep: dict | None = None) -> pd.DataFrame | None:
+    """A Parquet table as the strings :func:`_read_csv` gives for the same table in CSV: each
+    column cast to text by pyarrow (numbers in their shortest exact form, booleans as
+    true/false, missing cells as ``''``), so one set of checks covers both formats."""
+    if not path.exists():
+        if required:
+            raise InputError("missing file", str(path))
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise InputError("reading Parquet needs pyarrow (pip install pyarrow)", str(path)) from None
+    try:
+        with reading(path, "Parquet file"):
+            table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError)):
+            raise
+        raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", str(path)) from None
+    names = [str(n).strip() for n in table.column_names]
+    seen = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise InputError(f"column '{name}' appears twice (columns {seen[name]} and {i}); "
+                             "give every column its own name", str(path))
+        seen[name] = i
+    columns = []
+    for name, column in zip(names, table.columns):
+        try:
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                column = column.cast(pa.string())
+        except (pa.ArrowException, ValueError):
+            raise InputError(f"column '{name}' of type {column.type} cannot be read as text or "
+                             "numbers", str(path)) from None
+        columns.append(pc.fill_null(column, ""))
+    return _arrow_frame(pa.table(columns, names=[f"c{i}" for i in range(len(columns))]), names,
+                        strip, known, keep)
 
 
 def _toml_string(value: str) -> str:
@@ -181,11 +390,15 @@ def layer_toml(layer: str, rule: str | None = None, unit: str | None = None,
     return lines
 
 
-def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
+def write_system(system: InfrastructureSystem, path: str | os.PathLike, format: str = "csv") -> None:
     """Write a system directory that :func:`read_system` reads back to the same tables.
 
-    Each file is written to a temporary name and renamed, so a reader never sees half a file.
+    ``format`` is ``"csv"`` (nodes.csv, ...) or ``"parquet"`` (nodes.parquet, ...: text
+    columns as strings, numbers as float64, ``directed`` as booleans).  Each file is written to
+    a temporary name and renamed, so a reader never sees half a file.
     """
+    if format not in ("csv", "parquet"):
+        raise ValueError("format must be 'csv' or 'parquet'")
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     # Optional numeric columns that are empty everywhere are left out (the reader adds them back).
@@ -202,14 +415,29 @@ def write_system(system: InfrastructureSystem, path: str | os.PathLike) -> None:
     for layer in sorted(set(system.rules) | set(system.units) | set(system.weights) | set(system.bases)):
         lines += [""] + layer_toml(layer, system.rules.get(layer), system.units.get(layer),
                                    system.weights.get(layer), system.bases.get(layer))
-    texts = {
-        "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
-        "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
-        "dependencies.csv": system.dependencies.to_csv(index=False, lineterminator="\n"),
-        "system.toml": "\n".join(lines) + "\n",
-    }
+    if format == "parquet":
+        edges["directed"] = system.edges["directed"].astype(bool).to_numpy()
+        texts = {f"{name}.parquet": _parquet_bytes(table) for name, table in
+                 (("nodes", nodes), ("edges", edges), ("dependencies", system.dependencies))}
+    else:
+        texts = {
+            "nodes.csv": nodes.to_csv(index=False, lineterminator="\n"),
+            "edges.csv": edges.to_csv(index=False, lineterminator="\n"),
+            "dependencies.csv": system.dependencies.to_csv(index=False, lineterminator="\n"),
+        }
+    texts["system.toml"] = "\n".join(lines) + "\n"
     for name, text in texts.items():
         write_atomic(root / name, text)
+
+
+def _parquet_bytes(table: pd.DataFrame) -> bytes:
+    """A table as the bytes of a Parquet file (zstd-compressed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
 # A cell that starts with one of these is run as a formula by spreadsheets (CSV injection).

@@ -1,0 +1,310 @@
+"""From files to ranking at scale (issue 15, item 3): the pyarrow CSV reader against pandas,
+the numpy ranking order against pandas' sort, the compiled-system cache (hits equal misses,
+invalidated by any change, safe to delete, never fatal, no partial entries under concurrent
+runs), the Parquet system format and ``cascade convert``."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cascade import compile_system, read_system
+from cascade import cache as cache_mod
+from cascade.cli import cli
+from cascade.criticality import ranking_order, synthetic_lifelines
+from cascade.errors import InputError
+from cascade.io import csv_dir
+from cascade.io.csv_dir import PY_SPACE, _read_csv, _read_csv_arrow, write_system
+
+from conftest import DEMO, write_dir
+
+CASCADE = Path(sys.executable).parent / "cascade"
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+def pandas_read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                       encoding="utf-8-sig", index_col=False)
+
+
+def assert_same_system(a, b):
+    for t in ("nodes", "edges", "dependencies"):
+        pd.testing.assert_frame_equal(getattr(a, t), getattr(b, t))
+    assert (a.name, a.crs, a.rules, a.units, a.weights, a.bases, a.currency) == \
+           (b.name, b.crs, b.rules, b.units, b.weights, b.bases, b.currency)
+
+
+def assert_same_compiled(a, b):
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype, f.name
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+        else:
+            assert x == y, f.name
+
+
+# ------------------------------------------------------------------ the reader
+
+def test_py_space_is_what_str_strip_removes():
+    assert PY_SPACE == "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+
+
+TEXTS = {
+    "plain": "id,layer,demand\na,power,1\nb,water,2.5\n",
+    "no final newline": "id,layer,demand\na,power,1\nb,water,2",
+    "bom and crlf": "\ufeffid,layer,demand\r\na,power,1\r\nb,water,2\r\n",
+    "spaces": "id, layer ,demand\n a ,  power,1 \nb,water\u00a0,\u3000 2\n",
+    "quotes": 'id,layer,demand\n"a,1",power,1\n"b""q",water,"2"\n',
+    "NA words stay text": "id,layer,demand\nNA,null,\nnan,N/A,\n",
+    "unicode": "id,layer,demand\nß-1,Wasser,1\n水,水,2\n",
+    "empty cells": "id,layer,demand\na,,\n,b,\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_fast_reader_reads_what_pandas_reads(tmp_path, name):
+    path = tmp_path / "t.csv"
+    path.write_bytes(TEXTS[name].encode("utf-8"))
+    fast = _read_csv_arrow(path, strip=False)
+    assert fast is not None, "a regular file takes the fast path"
+    pd.testing.assert_frame_equal(fast, pandas_read(path), check_dtype=False)
+
+
+@pytest.mark.parametrize("text", [
+    "id,layer\n\na,power\n",                       # blank line: lines differ from rows + 2
+    "id,layer\n  \t\na,power\n",                  # a line of spaces
+    "id,layer\r\n\r\na,power\r\n",                 # a blank line, CRLF
+    'id,layer\n"a\nb",power\n',                   # a quoted field over two lines
+    'id,layer\na, "power, x"\n',                  # space before a quote (skipinitialspace)
+    "id,layer\na,power,extra\n",                  # a long row
+    "id,layer\na\n",                              # a short row
+    "id,id\na,b\n",                               # a column twice
+    "",                                           # empty
+    "id,layer\na,\xff\n",                         # not UTF-8
+])
+def test_irregular_files_take_the_careful_path(tmp_path, text):
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode("latin-1") if "\xff" in text else text.encode())
+    assert _read_csv_arrow(path, strip=False) is None
+
+
+def test_read_system_equals_the_pandas_path(tmp_path, monkeypatch):
+    system = synthetic_lifelines(3000, seed=4)
+    write_system(system, tmp_path / "s")
+    fast = read_system(tmp_path / "s")
+    monkeypatch.setattr(csv_dir, "_read_csv_arrow", lambda *a, **k: None)
+    slow = read_system(tmp_path / "s")
+    assert_same_system(fast, slow)
+    assert_same_compiled(compile_system(fast), compile_system(slow))
+
+
+def test_errors_after_a_blank_line_still_name_the_file_line(tmp_path):
+    root = write_dir(tmp_path / "s", "id,layer\na,power\nb,power", "source,target\na,b")
+    (root / "edges.csv").write_text("source,target\na,b\n\n\na,ghost\n")
+    with pytest.raises(InputError) as err:
+        read_system(root)
+    assert err.value.line == 5 and str(err.value.file).endswith("edges.csv")
+    assert "ghost" in str(err.value)
+    # The same row without blank lines: line 3 (fast path, row + 2).
+    (root / "edges.csv").write_text("source,target\na,b\na,ghost\n")
+    with pytest.raises(InputError) as err:
+        read_system(root)
+    assert err.value.line == 3
+
+
+def test_edge_ends_share_the_node_ids_strings(tmp_path):
+    write_system(synthetic_lifelines(2000, seed=1), tmp_path / "s")
+    system = read_system(tmp_path / "s")
+    ids = system.nodes["id"].to_numpy(dtype=object)
+    where = pd.Index(ids).get_indexer(system.edges["source"].to_numpy(dtype=object))
+    assert all(a is b for a, b in zip(system.edges["source"], ids[where]))
+
+
+# ------------------------------------------------------------------ the ranking order
+
+def test_ranking_order_is_pandas_sort_values():
+    rng = np.random.default_rng(3)
+    k = 5000
+    score = rng.choice([0.0, 0.25, 0.5, 1.0, np.nan], k)
+    lost = rng.integers(0, 4, k)
+    ids = rng.choice(["a", "b", "B", "ä", "a b", "z", "水", "10", "9"], k).astype(object)
+    ids = np.array([f"{i}{rng.integers(0, 30)}" for i in ids], object)
+    element = rng.choice(["node", "edge"], k).astype(object)
+    table = pd.DataFrame({"score": score, "nodes_lost": lost, "id": ids, "element": element})
+    expected = table.sort_values(["score", "nodes_lost", "id", "element"],
+                                 ascending=[False, False, True, True], kind="mergesort")
+    got = table.take(ranking_order(score, lost, ids, element))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+# ------------------------------------------------------------------ the cache
+
+@pytest.fixture
+def life(tmp_path):
+    root = tmp_path / "life"
+    write_system(synthetic_lifelines(3000, seed=2), root)
+    return root
+
+
+def test_a_hit_gives_what_the_files_give(life):
+    entries = lambda: sorted((life / cache_mod.CACHE_DIR).glob("*.npz"))  # noqa: E731
+    s1, c1 = cache_mod.load(life)
+    assert len(entries()) == 1
+    s2, c2 = cache_mod.load(life)
+    fresh = read_system(life)
+    assert_same_system(s2, fresh)
+    assert_same_compiled(c2, compile_system(fresh))
+    assert_same_compiled(c1, c2)
+    # Plain arrays: numpy reads the entry without pickles.
+    with np.load(entries()[0], allow_pickle=False) as npz:
+        assert all(npz[name].dtype != object for name in npz.files)
+
+
+def test_any_change_to_a_file_is_a_new_entry(life):
+    cache_mod.load(life)
+    first = sorted((life / cache_mod.CACHE_DIR).glob("*.npz"))
+    nodes = pd.read_csv(life / "nodes.csv", dtype=str, keep_default_na=False)
+    nodes.loc[5, "demand"] = "123.5"
+    nodes.to_csv(life / "nodes.csv", index=False)
+    system, compiled = cache_mod.load(life)
+    assert float(system.nodes.loc[5, "demand"]) == 123.5 and compiled.demand[5] == 123.5
+    second = sorted((life / cache_mod.CACHE_DIR).glob("*.npz"))
+    assert len(second) == 1 and second != first      # the old entry is gone
+    (life / "system.toml").write_text('[system]\nname = "renamed"\n\n[layers.transport]\nrule = "giant"\n')
+    assert cache_mod.load(life)[0].name == "renamed"
+
+
+def test_deleting_or_damaging_the_cache_is_harmless(life):
+    expected = cache_mod.load(life)
+    import shutil
+    shutil.rmtree(life / cache_mod.CACHE_DIR)
+    assert_same_compiled(cache_mod.load(life)[1], expected[1])
+    entry = next((life / cache_mod.CACHE_DIR).glob("*.npz"))
+    entry.write_bytes(entry.read_bytes()[:1000])            # truncated
+    system, compiled = cache_mod.load(life)
+    assert_same_system(system, expected[0])
+    assert_same_compiled(compiled, expected[1])
+
+
+def test_the_cache_can_be_turned_off(life, monkeypatch):
+    cache_mod.load(life, cache=False)
+    assert not (life / cache_mod.CACHE_DIR).exists()
+    monkeypatch.setenv("CASCADE_CACHE", "0")
+    cache_mod.load(life)
+    assert not (life / cache_mod.CACHE_DIR).exists()
+    monkeypatch.delenv("CASCADE_CACHE")
+    res = run("--no-cache", "info", life)
+    assert res.exit_code == 0, res.output
+    assert not (life / cache_mod.CACHE_DIR).exists()
+    res = run("info", life)
+    assert res.exit_code == 0 and (life / cache_mod.CACHE_DIR).exists()
+
+
+def test_a_read_only_directory_gets_no_cache_and_no_error(life):
+    if os.geteuid() == 0:
+        # root writes anyway: make the cache path a file instead, which mkdir cannot replace
+        (life / cache_mod.CACHE_DIR).write_text("not a directory")
+    else:
+        life.chmod(0o555)
+    try:
+        system, compiled = cache_mod.load(life)
+        assert_same_system(system, read_system(life))
+    finally:
+        life.chmod(0o755)
+
+
+def test_bad_input_is_never_cached(life):
+    (life / "edges.csv").write_text((life / "edges.csv").read_text() + "x,P-0,GHOST\n")
+    for _ in range(2):
+        res = run("critical", life, "--no-compare")
+        assert res.exit_code == 2 and "GHOST" in res.output and "edges.csv, line" in res.output
+    assert not list((life / cache_mod.CACHE_DIR).glob("*.npz")) if (life / cache_mod.CACHE_DIR).exists() else True
+
+
+def test_critical_answers_the_same_from_the_cache(life):
+    cold = run("--no-cache", "critical", life, "--format", "csv")
+    first = run("critical", life, "--format", "csv")
+    hit = run("critical", life, "--format", "csv")
+    assert cold.exit_code == first.exit_code == hit.exit_code == 0
+    assert cold.output == first.output == hit.output
+    assert len(cold.output.splitlines()) == 3001
+
+
+def test_concurrent_runs_leave_one_whole_entry(life):
+    code = ("import sys; from cascade.cache import load; s, c = load(sys.argv[1]); "
+            "print(len(s.nodes), int(c.adj_ptr[-1]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(life)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert len({o for o, _ in outs}) == 1
+    folder = life / cache_mod.CACHE_DIR
+    assert len(list(folder.glob("*.npz"))) == 1 and not list(folder.glob("*.tmp"))
+    assert_same_compiled(cache_mod.load(life)[1], compile_system(read_system(life)))
+
+
+# ------------------------------------------------------------------ Parquet and convert
+
+def test_parquet_round_trip_through_convert(tmp_path):
+    res = run("convert", DEMO, tmp_path / "pq")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "pq").iterdir()) == \
+        ["dependencies.parquet", "edges.parquet", "nodes.parquet", "system.toml"]
+    res = run("convert", tmp_path / "pq", tmp_path / "back")
+    assert res.exit_code == 0, res.output
+    original = read_system(DEMO)
+    for path in (tmp_path / "pq", tmp_path / "back"):
+        assert_same_system(read_system(path), original)
+    # Every command reads either format, with the same answers.
+    a = run("critical", DEMO, "--format", "csv", "--no-compare")
+    b = run("critical", tmp_path / "pq", "--format", "csv", "--no-compare")
+    assert a.exit_code == b.exit_code == 0 and a.output == b.output
+
+
+def test_parquet_errors_name_the_file_and_row(tmp_path):
+    system = read_system(DEMO)
+    write_system(system, tmp_path / "pq", format="parquet")
+    edges = pd.read_parquet(tmp_path / "pq" / "edges.parquet")
+    edges.loc[3, "target"] = "GHOST"
+    edges.to_parquet(tmp_path / "pq" / "edges.parquet", index=False)
+    res = run("info", tmp_path / "pq")
+    assert res.exit_code == 2
+    assert res.output.strip().endswith("edges.parquet, row 4: edge '" + edges.loc[3, "id"]
+                                       + "' names unknown node 'GHOST'")
+    (tmp_path / "pq" / "nodes.parquet").write_bytes(b"not parquet")
+    res = run("info", tmp_path / "pq")
+    assert res.exit_code == 2 and "nodes.parquet" in res.output and "Parquet" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_convert_refuses_mixed_formats_and_a_used_output(tmp_path):
+    root = tmp_path / "mixed"
+    write_system(read_system(DEMO), root)
+    write_system(read_system(DEMO), tmp_path / "pq", format="parquet")
+    (root / "nodes.parquet").write_bytes((tmp_path / "pq" / "nodes.parquet").read_bytes())
+    res = run("info", root)
+    assert res.exit_code == 2 and "both nodes.csv and nodes.parquet" in res.output
+    res = run("convert", DEMO, tmp_path / "pq")
+    assert res.exit_code == 2 and "not an empty directory" in res.output
+
+
+def test_convert_as_a_real_process(tmp_path):
+    proc = subprocess.run([str(CASCADE), "convert", str(DEMO), str(tmp_path / "pq"), "--to", "parquet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("wrote ") and "4,506 nodes" in proc.stderr
+    bad = subprocess.run([str(CASCADE), "convert", str(tmp_path / "nowhere"), str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in bad.stderr and not (tmp_path / "x").exists()
