@@ -15,7 +15,7 @@ $(PY):
 
 $(STAMP): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet "Cython>=3.0" "numpy>=1.25"
+	$(PY) -m pip install --quiet "Cython>=3.0" "numpy>=1.25" "scipy>=1.11,<1.17"
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
