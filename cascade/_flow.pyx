@@ -930,16 +930,9 @@ cdef class _LDL:
         """x with (L D L^T) x = b."""
         x = np.array(b, dtype=np.float64, copy=True)
         cdef double[::1] X = x
-        cdef Py_ssize_t j, p
-        with nogil:
-            for j in range(self.n):
-                for p in range(self.Lp[j], self.Lp[j + 1]):
-                    X[self.Li[p]] -= self.Lx[p] * X[j]
-            for j in range(self.n):
-                X[j] /= self.D[j]
-            for j in range(self.n - 1, -1, -1):
-                for p in range(self.Lp[j], self.Lp[j + 1]):
-                    X[j] -= self.Lx[p] * X[self.Li[p]]
+        if self.n:
+            with nogil:
+                self._solve(&X[0])
         return x
 
 

@@ -231,6 +231,12 @@ class DCFlow:
         dispatch : array of float, shape (n,), optional
             The operator's setpoints (NaN = none; an island uses them when all its sources have one).
         """
+        alive, usable, supply, demand, priority, dispatch = self._state(alive, usable, supply, demand,
+                                                                        priority, dispatch)
+        return DCResult(*self._kernel.cascade(alive, usable, supply, dispatch, demand, priority))
+
+    def _state(self, alive, usable, supply, demand, priority, dispatch) -> tuple:
+        """The checked arrays of a grid state (:meth:`cascade`, :meth:`screen`)."""
         n, m = self.n, self.m
         alive = _mask(alive, "alive", n)
         usable = _mask(usable, "usable", m)
@@ -244,7 +250,7 @@ class DCFlow:
             raise ValueError(f"priority: expected shape ({n},), got {priority.shape}")
         dispatch = (np.full(n, np.nan) if dispatch is None
                     else _floats(dispatch, "dispatch", n, allow_nan=True))
-        return DCResult(*self._kernel.cascade(alive, usable, supply, dispatch, demand, priority))
+        return alive, usable, supply, demand, priority, dispatch
 
     def screen(self, alive, usable, supply, demand, branches, priority=None, dispatch=None,
                rtol: float = 1e-6, flows: bool = False):
@@ -268,20 +274,9 @@ class DCFlow:
             asked (NaN where not computed: bridges, small islands, inactive branches, the lost
             branch itself), else None.
         """
-        n, m = self.n, self.m
-        alive = _mask(alive, "alive", n)
-        usable = _mask(usable, "usable", m)
-        supply = _floats(supply, "supply", n)
-        demand = _floats(demand, "demand", n)
-        if np.isinf(supply).any() or np.isinf(demand).any():
-            raise ValueError("supply and demand must be finite")
-        branches = _index(branches, "branches", n=m)
-        priority = (np.zeros(n, dtype=np.int32) if priority is None
-                    else np.ascontiguousarray(priority, dtype=np.int32))
-        if priority.shape != (n,):
-            raise ValueError(f"priority: expected shape ({n},), got {priority.shape}")
-        dispatch = (np.full(n, np.nan) if dispatch is None
-                    else _floats(dispatch, "dispatch", n, allow_nan=True))
+        alive, usable, supply, demand, priority, dispatch = self._state(alive, usable, supply, demand,
+                                                                        priority, dispatch)
+        branches = _index(branches, "branches", n=self.m)
         if not 0 <= rtol < 1:
             raise ValueError("rtol must be in [0, 1)")
         status, base, out = self._kernel.screen(alive, usable, supply, dispatch, demand, priority,

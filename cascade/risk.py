@@ -206,9 +206,9 @@ def flow_shares(compiled, scenario, samples: int, seed: int, loss: np.ndarray, h
                     avoided = np.zeros((k, L))
                     for j in range(k):
                         if j < len(nodes):
-                            run = engine.run(np.delete(nodes, j), edges)
+                            run = engine.run(np.delete(nodes, j), edges, table=False)
                         else:
-                            run = engine.run(nodes, np.delete(edges, j - len(nodes)))
+                            run = engine.run(nodes, np.delete(edges, j - len(nodes)), table=False)
                         after = baseline - _flow_service(compiled, run[0], run[4], totals)[:L]
                         avoided[j] = np.maximum(loss_k - after, 0.0)
                     cache[key] = avoided
