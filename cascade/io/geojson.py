@@ -223,6 +223,16 @@ def _simulate(data: dict, system: InfrastructureSystem, where: str) -> ResultPro
         edges["tripped"] = e["id"].isin(tripped).to_numpy()
         flows = data.get("flows") or {}
         edges["flow"] = [float(flows[i]) if i in flows else np.nan for i in e["id"]]
+    if isinstance(data.get("routing"), dict):
+        # flow layers: one routing of the served amounts (not unique; NaN off usable pipes) and
+        # the bottleneck pipes, at capacity in every routing (cascade.routing)
+        routing = data["routing"]
+        necks = set(map(str, data.get("bottlenecks") or []))
+        if (set(routing) | necks) - set(e["id"]):
+            raise InputError(f"id '{sorted((set(routing) | necks) - set(e['id']))[0]}' of the result is not "
+                             "in the system; is it a result of another system?", where)
+        edges["routing"] = [float(routing[i]) if i in routing else np.nan for i in e["id"]]
+        edges["bottleneck"] = e["id"].isin(necks).to_numpy()
     if isinstance(data.get("served"), dict):
         # served fraction of the working nodes with demand of flow layers (NaN elsewhere)
         served = data["served"]
