@@ -10,8 +10,9 @@ routings deliver the same amounts).  Two pipe quantities are reported:
 * the **bottlenecks**: pipes that run at capacity in *every* routing of the served amounts.
   Equivalently (max-flow/min-cut), the pipes of some minimum cut of the network from the
   sources (each at most its ``supply``) to the nodes (each at most its served amount), and the
-  pipes whose capacity, lowered by any ε > 0, could no longer deliver the served amounts.
-  This set is unique.  Found from the routing's residual graph: a pipe u→v at capacity is in
+  pipes whose capacity, lowered by any ε > 0, could no longer deliver the served amounts (so
+  some node would be served less: the allocation is maximal, no other deliverable vector is
+  at least as large everywhere).  This set is unique.  Found from the routing's residual graph: a pipe u→v at capacity is in
   every routing at capacity iff the residual graph has no path from u to v, i.e. iff u and v
   are in different strongly connected components (a path u⇝v and the residual arc v→u would be
   a cycle along which flow can be moved off the pipe; conversely the difference of two
