@@ -262,3 +262,69 @@ def test_map_of_flow_pipes_draws_odd_ids_as_written(tmp_path):
     assert any("m³/h" in ax.get_ylabel() for ax in fig.axes[1:])
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+# ------------------------------------------------------------------- the commands, as a user
+def test_simulate_table_lists_the_bottleneck_pipes_with_their_capacity():
+    res = run("simulate", FLOW_TOWN, "--fail", "tank")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    at = lines.index("Bottleneck pipes (3; at capacity in every routing of the served amounts, a smaller "
+                     "capacity would serve some node less):")
+    assert lines[at + 1] == "  P2 [water] 350.0 m3/h, P3 [water] 150.0 m3/h, P5 [water] 50.0 m3/h"
+    intact = run("simulate", FLOW_TOWN)
+    assert intact.exit_code == 0 and "Bottleneck pipes" not in intact.output
+
+
+def _threshold_town(tmp_path):
+    """A pump (water source) near a substation that gets 8 of its 10 MW (served fraction 0.8)."""
+    return write_dir(tmp_path / "t", """
+        id,layer,kind,demand,supply,x,y
+        gen,power,source,0,8,0,0
+        sub,power,,10,,10,0
+        pump,water,source,0,5,12,0
+        tap,water,,5,,20,0
+        """, """
+        id,source,target,capacity
+        l1,gen,sub,
+        p1,pump,tap,
+        """, None, '[system]\nname = "t"\n[layers.power]\nrule = "flow"\nunit = "MW"\n'
+                   '[layers.water]\nrule = "flow"\nunit = "m3/h"')
+
+
+def test_couple_threshold_lets_a_partly_served_supplier_count(tmp_path):
+    for threshold, pump_works in ((None, False), ("0.7", True), ("0.8", True), ("0.9", False)):
+        root = _threshold_town(tmp_path / str(threshold))
+        extra = [] if threshold is None else ["--threshold", threshold]
+        res = run("couple", root, "--dependent", "water", "--supplier", "power", "--nearest", "1", *extra)
+        assert res.exit_code == 0, res.output
+        header, row = (root / "dependencies.csv").read_text().splitlines()[:2]
+        assert ("threshold" in header.split(",")) == (threshold is not None)
+        if threshold is not None:
+            assert float(row.split(",")[header.split(",").index("threshold")]) == float(threshold)
+        data = json.loads(run("simulate", root, "--format", "json").output)
+        assert data["layers"]["water"]["service"] == (1.0 if pump_works else 0.0)
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "-0.2", "nan", "x"])
+def test_couple_bad_threshold_is_exit_2_in_one_line_and_writes_nothing(tmp_path, bad):
+    root = _threshold_town(tmp_path)
+    proc = subprocess.run([CASCADE, "couple", str(root), "--dependent", "water", "--supplier", "power",
+                           "--nearest", "1", "--threshold", bad], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "threshold" in proc.stderr
+    if bad != "x":                                          # click's own usage error for a non-number
+        assert proc.stderr.count("\n") == 1
+    assert not (root / "dependencies.csv").exists()
+
+
+def test_export_result_carries_the_routing_and_the_bottlenecks(tmp_path):
+    sim = tmp_path / "sim.json"
+    assert run("simulate", FLOW_TOWN, "--fail", "tank", "--format", "json", "-o", sim).exit_code == 0
+    out = tmp_path / "town.geojson"
+    assert run("export", FLOW_TOWN, "--result", sim, "-o", out).exit_code == 0
+    props = {f["properties"]["id"]: f["properties"] for f in json.loads(out.read_text())["features"]
+             if f["properties"].get("feature") == "edge"}
+    assert [props[p]["bottleneck"] for p in ("P1", "P2", "P3", "P4", "P5")] == [False, True, True, False, True]
+    assert props["P4"]["routing"] is None and props["P2"]["routing"] == pytest.approx(350.0)
+    assert props["L1"]["routing"] is None and props["L1"]["flow"] is not None
