@@ -201,11 +201,8 @@ def test_map_colours_the_pipes_by_the_routing_and_marks_the_bottlenecks():
     assert int(r.bottleneck.sum()) >= 1                                  # W-TP-2 lost: some pipe limits
 
 
-def test_map_result_of_a_flow_town_draws_the_same_as_fail(tmp_path):
-    """`map --result` of a simulate JSON and `map --fail` give byte-identical figures; a JSON
-    naming a pipe the system lacks is exit 2 in one line, nothing written."""
-    sim = tmp_path / "sim.json"
-    assert run("simulate", FLOW_TOWN, "--fail", "tank", "--format", "json", "-o", sim).exit_code == 0
+def _town_with_xy(tmp_path):
+    """networks/flow_town with made-up coordinates (it has none)."""
     town = tmp_path / "town"
     town.mkdir()
     for name in ("system.toml", "edges.csv", "dependencies.csv"):
@@ -213,6 +210,15 @@ def test_map_result_of_a_flow_town_draws_the_same_as_fail(tmp_path):
     rows = (FLOW_TOWN / "nodes.csv").read_text().splitlines()
     (town / "nodes.csv").write_text("\n".join([rows[0] + ",x,y"] + [f"{r},{100 * i},{(i * 37) % 200}"
                                                                      for i, r in enumerate(rows[1:])]) + "\n")
+    return town
+
+
+def test_map_result_of_a_flow_town_draws_the_same_as_fail(tmp_path):
+    """`map --result` of a simulate JSON and `map --fail` give byte-identical figures; a JSON
+    naming a pipe the system lacks is exit 2 in one line, nothing written."""
+    sim = tmp_path / "sim.json"
+    assert run("simulate", FLOW_TOWN, "--fail", "tank", "--format", "json", "-o", sim).exit_code == 0
+    town = _town_with_xy(tmp_path)
     a, b = tmp_path / "fail.png", tmp_path / "result.png"     # (an SVG holds its date)
     assert run("map", town, "--fail", "tank", "-o", a).exit_code == 0
     assert run("map", town, "--result", sim, "-o", b).exit_code == 0
@@ -328,3 +334,30 @@ def test_export_result_carries_the_routing_and_the_bottlenecks(tmp_path):
     assert [props[p]["bottleneck"] for p in ("P1", "P2", "P3", "P4", "P5")] == [False, True, True, False, True]
     assert props["P4"]["routing"] is None and props["P2"]["routing"] == pytest.approx(350.0)
     assert props["L1"]["routing"] is None and props["L1"]["flow"] is not None
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("routing", {"P2": "abc"}, "'routing' of the result: 'P2' is not a number: 'abc'"),
+    ("routing", [1], "'routing' of the result is not an object of id -> number"),
+    ("bottlenecks", 5, "'bottlenecks' of the result is not a list of edge ids"),
+    ("flows", {"L1": "x"}, "'flows' of the result: 'L1' is not a number: 'x'"),
+    ("served", {"east": [0.5]}, "'served' of the result: 'east' is not a number: [0.5]"),
+])
+def test_a_broken_simulate_result_is_exit_2_in_one_line(tmp_path, key, value, message):
+    """map and export read a simulate JSON whose numbers are not numbers: one line naming the
+    file and the key, exit 2, no file (before, a ValueError traceback)."""
+    sim = tmp_path / "sim.json"
+    assert run("simulate", FLOW_TOWN, "--fail", "tank", "--format", "json", "-o", sim).exit_code == 0
+    data = json.loads(sim.read_text())
+    data[key] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "town.geojson"
+    proc = subprocess.run([CASCADE, "export", str(FLOW_TOWN), "--result", str(bad), "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr == f"error: {bad}: {message}\n"
+    assert not out.exists()
+    proc = subprocess.run([CASCADE, "map", str(_town_with_xy(tmp_path)), "--result", str(bad), "-o",
+                           str(tmp_path / "m.png")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr == f"error: {bad}: {message}\n"
+    assert not (tmp_path / "m.png").exists()
