@@ -361,3 +361,25 @@ def test_a_broken_simulate_result_is_exit_2_in_one_line(tmp_path, key, value, me
                            str(tmp_path / "m.png")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr == f"error: {bad}: {message}\n"
     assert not (tmp_path / "m.png").exists()
+
+
+def test_info_names_the_pipes_that_keep_a_flow_layer_short(tmp_path):
+    """A water layer of 5 L/s supply behind a 2 L/s pipe serves 20 % of 10 L/s: info names the
+    pipe; a gas layer short of supply (its pipe has room) gets the warning without pipes."""
+    root = write_dir(tmp_path / "short", """
+        id,layer,kind,demand,supply
+        s,water,source,0,5
+        a,water,,10,
+        g,gas,source,0,1
+        b,gas,,4,
+        """, """
+        id,source,target,capacity
+        p,s,a,2
+        q,g,b,3
+        """, None, '[layers.water]\nrule = "flow"\nunit = "L/s"\n[layers.gas]\nrule = "flow"\nunit = "m3/h"')
+    res = run("info", root, "--format", "json")
+    assert res.exit_code == 0, res.output
+    warnings = json.loads(res.output)["warnings"]
+    assert "layer 'water' serves 20.0% of its demand with nothing failed; bottleneck pipe(s), full in every " \
+           "routing: p" in warnings
+    assert "layer 'gas' serves 25.0% of its demand with nothing failed" in warnings
