@@ -85,7 +85,9 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
         ``simulate``: failed nodes as red crosses, initial failures circled, edges that are no
         longer usable in red; a flow system's result (:func:`flow_state`, or its simulate JSON
         read back) also colours each rated ``dcflow`` branch by its loading |flow| / capacity
-        (colour bar), draws tripped branches as black dashes and partly served nodes as squares.  ``ranking``: the ``top`` most critical elements numbered.
+        (colour bar), draws tripped branches as black dashes and partly served nodes as squares,
+        and (``flow`` layers, :mod:`cascade.routing`) the bottleneck pipes in purple and the other
+        rated pipes by their loading in one routing (a second colour bar).  ``ranking``: the ``top`` most critical elements numbered.
         ``probability``: nodes coloured by ``p_fail``.
     output : path, optional
         Where to save the figure (PNG, SVG or PDF by suffix).  Without it the figure is returned.
@@ -258,8 +260,8 @@ BOTTLENECK = "#762a83"
 def _draw_loading(ax, system, result, a, b, edge_ok, has, xy, handles, fig, subtitle) -> str:
     """Flow layers on a ``simulate`` result: each rated branch of a ``dcflow`` layer coloured
     by its loading |flow| / capacity (0 to 100 %, above 100 % at the top colour), branches
-    tripped on overload as thick black dashes, nodes served only in part as pink squares.
-    Returns the subtitle with the counts."""
+    tripped on overload as thick black dashes, nodes served only in part as pink squares; the
+    pipes of ``flow`` layers by :func:`_draw_routing`.  Returns the subtitle with the counts."""
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
     from matplotlib.lines import Line2D
