@@ -41,7 +41,8 @@ def _select(system: InfrastructureSystem, layer: str, kind: str | None) -> pd.Da
 
 def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, nearest: int | None = None,
            radius: float | None = None, group: bool = False, delay: float = 0.0,
-           group_name: str | None = None, reproject: bool = False) -> tuple[pd.DataFrame, dict]:
+           group_name: str | None = None, reproject: bool = False,
+           threshold: float | None = None) -> tuple[pd.DataFrame, dict]:
     """Dependency rows that make each dependent node depend on the suppliers near it.
 
     Parameters
@@ -68,12 +69,17 @@ def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, neare
         A system in a geographic CRS is refused (distances in degrees mean nothing) unless
         this is true: then distances (and ``radius``) are metres in the UTM zone of the
         nodes' centroid (:mod:`cascade.crs`).
+    threshold : float, optional
+        0 < t ≤ 1: the rows' ``threshold`` (docs/format.md (v2)): a supplier of a flow layer
+        counts only while its served fraction is ≥ t.  None: no ``threshold`` column (the
+        format's default, 1).
 
     Returns
     -------
     rows : pandas.DataFrame
         Columns ``dependent``, ``supplier``, ``group`` (``''`` unless ``group``), ``delay``
-        (float), ``distance`` (float, coordinate units), in dependent file order then distance.
+        (float), ``threshold`` (float, only when given), ``distance`` (float, coordinate units),
+        in dependent file order then distance.
         Pairs that already have a dependency row are left out.
     stats : dict
         ``dependents``, ``suppliers``, ``rows``, ``without_coordinates`` (dependents skipped),
@@ -96,6 +102,8 @@ def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, neare
         raise InputError(f"--radius must be a distance ≥ 0, not {radius}")
     if not (np.isfinite(delay) and delay >= 0):
         raise InputError(f"--delay must be hours ≥ 0, not {delay}")
+    if threshold is not None and not (0 < threshold <= 1):
+        raise InputError(f"--threshold must be in (0, 1], not {threshold:g}")
     from .crs import metric_frame
 
     dep_layer, dep_kind = parse_selector(dependent, system, "--dependent")
@@ -177,6 +185,8 @@ def couple(system: InfrastructureSystem, dependent: str, supplier: str, *, neare
             labels.append(label)
     rows.insert(2, "group", labels)
     rows.insert(3, "delay", float(delay))
+    if threshold is not None:
+        rows.insert(4, "threshold", float(threshold))
     matched = rows["dependent"].nunique()
     stats = {"dependents": int(len(dep_ids)), "suppliers": int(len(sup_ids)), "rows": int(len(rows)),
              "matched": int(matched), "without_coordinates": without,

@@ -85,7 +85,9 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
         ``simulate``: failed nodes as red crosses, initial failures circled, edges that are no
         longer usable in red; a flow system's result (:func:`flow_state`, or its simulate JSON
         read back) also colours each rated ``dcflow`` branch by its loading |flow| / capacity
-        (colour bar), draws tripped branches as black dashes and partly served nodes as squares.  ``ranking``: the ``top`` most critical elements numbered.
+        (colour bar), draws tripped branches as black dashes and partly served nodes as squares,
+        and (``flow`` layers, :mod:`cascade.routing`) the bottleneck pipes in purple and the other
+        rated pipes by their loading in one routing (a second colour bar).  ``ranking``: the ``top`` most critical elements numbered.
         ``probability``: nodes coloured by ``p_fail``.
     output : path, optional
         Where to save the figure (PNG, SVG or PDF by suffix).  Without it the figure is returned.
@@ -177,7 +179,7 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
         subtitle = f"cascade: {int((~working).sum())} of {len(nodes)} nodes failed"
         if intact:
             subtitle = "intact state"
-        if "flow" in result.edges.columns:
+        if "flow" in result.edges.columns or "routing" in result.edges.columns:
             subtitle = _draw_loading(ax, system, result, a, b, edge_ok, has, xy, handles, fig, subtitle)
     elif result is not None and result.kind == "ranking" and top > 0:
         ranked = []
@@ -251,35 +253,41 @@ def draw_map(system: InfrastructureSystem, result=None, output: str | os.PathLik
 LOADING_CMAP = "viridis"        # perceptually uniform; readable in grey and by colour-blind readers
 TRIPPED = "#000000"
 PARTIAL = "#e7298a"
+ROUTING_CMAP = "cividis"        # flow layers' pipes: another scale than dcflow's, another quantity
+BOTTLENECK = "#762a83"
 
 
 def _draw_loading(ax, system, result, a, b, edge_ok, has, xy, handles, fig, subtitle) -> str:
     """Flow layers on a ``simulate`` result: each rated branch of a ``dcflow`` layer coloured
     by its loading |flow| / capacity (0 to 100 %, above 100 % at the top colour), branches
-    tripped on overload as thick black dashes, nodes served only in part as pink squares.
-    Returns the subtitle with the counts."""
+    tripped on overload as thick black dashes, nodes served only in part as pink squares; the
+    pipes of ``flow`` layers by :func:`_draw_routing`.  Returns the subtitle with the counts."""
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
     from matplotlib.lines import Line2D
 
     edges = system.edges
-    flow = result.edges["flow"].reindex(edges["id"]).to_numpy(float)
     capacity = (edges["capacity"].to_numpy(float) if "capacity" in edges.columns
                 else np.full(len(edges), np.nan))
-    rated = edge_ok & np.isfinite(flow) & np.isfinite(capacity) & (capacity > 0)
     parts = []
+    if "routing" in result.edges.columns:
+        parts += _draw_routing(ax, system, result, a, b, edge_ok, capacity, handles, fig)
+    flow = (result.edges["flow"].reindex(edges["id"]).to_numpy(float) if "flow" in result.edges.columns
+            else np.full(len(edges), np.nan))
+    rated = edge_ok & np.isfinite(flow) & np.isfinite(capacity) & (capacity > 0)
     if rated.any():
         loading = np.abs(flow[rated]) / capacity[rated]
         order = np.argsort(loading, kind="stable")           # the most loaded on top
         segments = np.stack([a[rated], b[rated]], axis=1)[order]
         norm = Normalize(0.0, 1.0)
         lines = LineCollection(segments, cmap=LOADING_CMAP, norm=norm, linewidths=2.6, zorder=4.5)
+        lines.set_gid("dcflow-loading")
         lines.set_array(np.minimum(loading[order], 1.0))
         ax.add_collection(lines)
         bar = fig.colorbar(lines, ax=ax, shrink=0.6, pad=0.01)
         bar.set_label("line loading |flow| / capacity (dcflow branches; yellow = at or above 100 %)")
         bar.set_ticks([0, 0.25, 0.5, 0.75, 1.0], labels=["0 %", "25 %", "50 %", "75 %", "100 %"])
-        parts.append(f"{int(rated.sum())} rated branches, the most loaded at {100 * loading.max():.0f} %")
+        parts.insert(0, f"{int(rated.sum())} rated branches, the most loaded at {100 * loading.max():.0f} %")
     if "tripped" in result.edges.columns:
         tripped = result.edges["tripped"].reindex(edges["id"]).fillna(False).to_numpy(bool) & edge_ok
         if tripped.any():
@@ -298,6 +306,47 @@ def _draw_loading(ax, system, result, a, b, edge_ok, has, xy, handles, fig, subt
                                   label=f"served in part ({int(partial.sum())})"))
             parts.append(f"{int(partial.sum())} served in part")
     return subtitle + ("\n" + ", ".join(parts) if parts else "")
+
+
+def _draw_routing(ax, system, result, a, b, edge_ok, capacity, handles, fig) -> list[str]:
+    """The pipes of ``flow`` layers (:mod:`cascade.routing`): bottleneck pipes (at capacity in
+    every routing of the served amounts: unique) as thick purple lines; every other rated pipe
+    coloured by its loading in the routing the kernel found, with its own colour bar that says
+    it is one routing of several.  Returns the title's counts."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
+    edges = system.edges
+    routing = result.edges["routing"].reindex(edges["id"]).to_numpy(float)
+    neck = (result.edges["bottleneck"].reindex(edges["id"]).fillna(False).to_numpy(bool)
+            if "bottleneck" in result.edges.columns else np.zeros(len(edges), bool))
+    rated = edge_ok & np.isfinite(routing) & np.isfinite(capacity) & (capacity > 0)
+    plain = rated & ~neck
+    parts = []
+    if plain.any():
+        loading = np.abs(routing[plain]) / capacity[plain]
+        order = np.argsort(loading, kind="stable")
+        lines = LineCollection(np.stack([a[plain], b[plain]], axis=1)[order], cmap=ROUTING_CMAP,
+                               norm=Normalize(0.0, 1.0), linewidths=2.0, zorder=4.4)
+        lines.set_gid("flow-routing")
+        lines.set_array(np.minimum(loading[order], 1.0))
+        ax.add_collection(lines)
+        layers = [name for name, rule in system.layer_rules().items() if rule == "flow"]
+        units = sorted({system.layer_unit(name) or "no unit" for name in layers})
+        bar = fig.colorbar(lines, ax=ax, shrink=0.6, pad=0.01)
+        bar.set_label(f"pipe loading |flow| / capacity ({', '.join(layers)}; flow and capacity in "
+                      f"{', '.join(units)}):\none routing of the served amounts (not unique)")
+        bar.set_ticks([0, 0.25, 0.5, 0.75, 1.0], labels=["0 %", "25 %", "50 %", "75 %", "100 %"])
+    shown = neck & edge_ok
+    if shown.any():
+        ax.add_collection(LineCollection(np.stack([a[shown], b[shown]], axis=1), colors=BOTTLENECK,
+                                         linewidths=3.6, zorder=4.6, gid="flow-bottleneck"))
+    if rated.any():
+        handles.append(Line2D([], [], color=BOTTLENECK, lw=3.0,
+                              label=f"bottleneck pipe: full in every routing ({int(neck.sum())})"))
+        parts.append(f"{int(rated.sum())} rated pipes, {int(neck.sum())} bottleneck(s)")
+    return parts
 
 
 def flow_state(system: InfrastructureSystem, fail=(), compiled=None):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .compiled import CAUSES, FLOW_CODES, CompiledSystem, Workspace, compile_system
+from .compiled import CAUSES, FLOW_CODES, RULE_CODES, CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .system import InfrastructureSystem
 
@@ -91,6 +91,7 @@ class CascadeResult:
     flows: np.ndarray | None = None
     trips: pd.DataFrame | None = None
     _via: np.ndarray | None = field(default=None, repr=False)
+    _routing: object = field(default=None, repr=False)
 
     @property
     def rounds(self) -> int:
@@ -177,13 +178,29 @@ class CascadeResult:
         usable = np.flatnonzero(~np.isnan(self.flows))
         trips = self.trips if self.trips is not None else pd.DataFrame(
             columns=["id", "layer", "round", "step", "flow", "capacity"])
-        return {
+        out = {
             "served": {str(c.node_ids[v]): float(self.served[v]) for v in shown},
             "flows": {str(c.edge_ids[e]): float(self.flows[e]) for e in usable},
             "tripped": [{"id": str(t.id), "layer": str(t.layer), "round": int(t.round), "step": int(t.step),
                          "flow": float(t.flow), "capacity": float(t.capacity)}
                         for t in trips.itertuples(index=False)],
         }
+        if (c.layer_rule == RULE_CODES["flow"]).any():
+            # flow layers: per-pipe flows are not unique (cascade.routing); one routing of the
+            # served amounts, and the pipes at capacity in every routing
+            r = self.routing()
+            out["routing"] = {str(c.edge_ids[e]): float(r.flows[e]) for e in np.flatnonzero(~np.isnan(r.flows))}
+            out["bottlenecks"] = [str(c.edge_ids[e]) for e in np.flatnonzero(r.bottleneck)]
+        return out
+
+    def routing(self):
+        """The ``flow`` layers' pipes in the final state (:func:`cascade.routing.flow_routing`):
+        one routing of the served amounts (not unique) and the bottleneck pipes (unique)."""
+        from .routing import flow_routing
+
+        if self._routing is None:
+            self._routing = flow_routing(self.compiled, self.working, self.initial_edges)
+        return self._routing
 
 
 def _run_core(compiled: CompiledSystem, nodes, edges, workspace: Workspace | None = None):

@@ -22,8 +22,8 @@ def describe(system: InfrastructureSystem, compiled: CompiledSystem | None = Non
         ``groups_with_alternatives``, ``groups_with_backup``, ``layers`` (name -> dict),
         ``couplings`` ("dependent <- supplier" -> rows) and ``warnings`` (list of str).  A
         ``flow``/``dcflow`` layer also has ``service``: its served amount / demand in the intact
-        system; the warnings name flow layers that fall short and branches that trip with
-        nothing failed.
+        system; the warnings name flow layers that fall short (with the bottleneck pipes of a
+        ``flow`` layer, :mod:`cascade.routing`) and branches that trip with nothing failed.
     """
     compiled = compiled if compiled is not None else compile_system(system)
     rules = system.layer_rules()
@@ -56,8 +56,17 @@ def describe(system: InfrastructureSystem, compiled: CompiledSystem | None = Non
             if rules[name] in ("flow", "dcflow"):
                 layers[name]["service"] = None if np.isnan(service[name]) else float(service[name])
                 if service[name] < 1 - 1e-9:
+                    why = ""
+                    if rules[name] == "flow":
+                        # the pipes that limit it (cascade.routing): full in every routing
+                        neck = np.flatnonzero(intact.routing().bottleneck
+                                              & (compiled.node_layer[compiled.edge_src] == i))
+                        if len(neck):
+                            more = f" and {len(neck) - 5} more" if len(neck) > 5 else ""
+                            why = ("; bottleneck pipe(s), full in every routing: "
+                                   + ", ".join(str(x) for x in compiled.edge_ids[neck[:5]]) + more)
                     warnings.append(f"layer '{name}' serves {100 * service[name]:.1f}% of its demand "
-                                    "with nothing failed")
+                                    f"with nothing failed{why}")
         if len(intact.trips):
             ids = ", ".join(str(x) for x in intact.trips["id"][:5])
             more = f" and {len(intact.trips) - 5} more" if len(intact.trips) > 5 else ""

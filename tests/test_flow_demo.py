@@ -118,7 +118,7 @@ def _loading_collection(fig):
     from matplotlib.collections import LineCollection
 
     found = [c for ax in fig.axes for c in ax.collections
-             if isinstance(c, LineCollection) and c.get_array() is not None]
+             if isinstance(c, LineCollection) and c.get_array() is not None and c.get_gid() == "dcflow-loading"]
     assert len(found) == 1
     return found[0]
 

@@ -24,13 +24,17 @@ from . import csv_safe_option, csv_text, system_argument
                    "without it the dependent needs all of them.")
 @click.option("--delay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="HOURS",
               help="Hours the dependent keeps working after losing its suppliers (a backup).")
+@click.option("--threshold", type=float, default=None, metavar="T",
+              help="0 < T <= 1: a supplier in a flow layer (docs/format.md (v2)) counts for the new "
+                   "rows only while its served fraction is at least T (default: the format's 1, "
+                   "fully served).")
 @click.option("--dry-run", is_flag=True, help="Print the rows instead of writing them.")
 @click.option("--reproject", is_flag=True,
               help="A system in a geographic CRS (degrees): measure distances (and --radius) in "
                    "metres in the UTM zone of its centroid.")
 @csv_safe_option
-def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_run, reproject,
-            csv_safe):
+def command(system_dir, dependent, supplier, nearest, radius, group, delay, threshold, dry_run,
+            reproject, csv_safe):
     """Append dependency rows to SYSTEM/dependencies.csv by geography: every --dependent
     node depends on its --nearest K --supplier nodes, or on those within --radius.
 
@@ -39,6 +43,8 @@ def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_
       cascade couple town --dependent water:pump --supplier power --nearest 1
       cascade couple town --dependent communication:cell --supplier power:substation \\
           --nearest 2 --group --delay 4
+      cascade couple town --dependent water:pump --supplier power:substation \\
+          --nearest 1 --threshold 0.8
     """
     from . import load
 
@@ -46,7 +52,7 @@ def command(system_dir, dependent, supplier, nearest, radius, group, delay, dry_
         raise InputError("give exactly one of --nearest K and --radius METRES")
     system, _ = load(system_dir)
     rows, stats = couple(system, dependent, supplier, nearest=nearest, radius=radius, group=group,
-                         delay=delay, reproject=reproject)
+                         delay=delay, reproject=reproject, threshold=threshold)
     if dry_run:
         click.echo(csv_text(rows, csv_safe), nl=False)
     elif len(rows):

@@ -1,5 +1,5 @@
 """``cascade map SYSTEM [--result FILE | --fail ID ...] --output map.png``: the lifelines on their
-coordinates; on a system with flow layers, the loading of its power lines."""
+coordinates; on a system with flow layers, the loading of its power lines and pipes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +20,7 @@ ALL = 2**31 - 1   # --top 0: every element
                    "`critical` ranking, or `scenario` failure probabilities.")
 @click.option("--fail", "-f", multiple=True, metavar="ID",
               help="Run the cascade from this node or edge (repeatable) and mark it, as --result "
-                   "with a simulate result would; flow layers: line loading after the cascade.")
+                   "with a simulate result would; flow layers: line and pipe loading after the cascade.")
 @click.option("--fail-file", type=click.Path(dir_okay=False, path_type=Path),
               help="A file with one node or edge id per line to fail (as --fail).")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -36,7 +36,10 @@ def command(system_dir, result, fail, fail_file, output, top, title, dpi):
     On a system with flow layers (docs/format.md (v2)) the map colours each rated branch of a
     dcflow layer by its loading |flow| / capacity, marks branches tripped on overload and nodes
     served only in part: for the intact system without --result or --fail, else for the
-    cascade of --fail (or of a simulate --format json result)."""
+    cascade of --fail (or of a simulate --format json result).  Pipes of flow layers (water,
+    gas): the bottleneck pipes, full in every routing of the served amounts (unique), in thick
+    purple; every other rated pipe coloured by its loading in one routing of the served amounts
+    (not unique: other routings serve the same), on a colour bar of its own."""
     from ..io.geojson import read_result
     from ..report import draw_map, flow_state, has_flow_layers
     from . import failure_ids, load

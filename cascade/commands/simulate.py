@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..compiled import FLOW_CODES
+from ..compiled import FLOW_CODES, RULE_CODES
 from ..simulation import simulate
 from . import (csv_safe_option, csv_text, emit, engine_option, failure_ids, format_option, load,
                output_option, pct, system_argument, table, to_json)
@@ -98,6 +98,16 @@ def _branch_lines(result, unit) -> list[str]:
             out.append(f"  {c.edge_ids[e]} [{layer}] {_amount(flows[e], unit(layer))} / "
                        f"{_amount(c.edge_capacity[e], unit(layer))} = {100 * abs(flows[e]) / c.edge_capacity[e]:.1f}%")
         out.append("")
+    if (c.layer_rule == RULE_CODES["flow"]).any():
+        neck = np.flatnonzero(result.routing().bottleneck)
+        if neck.size:
+            out.append(f"Bottleneck pipes ({neck.size}; at capacity in every routing of the served amounts, "
+                       "a smaller capacity would serve some node less):")
+            parts = [f"{c.edge_ids[e]} [{c.layer_names[c.node_layer[c.edge_src[e]]]}] "
+                     f"{_amount(c.edge_capacity[e], unit(c.layer_names[c.node_layer[c.edge_src[e]]]))}"
+                     for e in neck[:SHOWN_BRANCHES]]
+            more = f" … and {neck.size - SHOWN_BRANCHES} more" if neck.size > SHOWN_BRANCHES else ""
+            out += ["  " + ", ".join(parts) + more, ""]
     return out
 
 

@@ -221,14 +221,44 @@ def _simulate(data: dict, system: InfrastructureSystem, where: str) -> ResultPro
         # Flow layers (docs/format.md (v2)): branches tripped on overload are not usable; the
         # final flow of each usable dcflow branch (NaN elsewhere), in its layer's unit.
         edges["tripped"] = e["id"].isin(tripped).to_numpy()
-        flows = data.get("flows") or {}
-        edges["flow"] = [float(flows[i]) if i in flows else np.nan for i in e["id"]]
-    if isinstance(data.get("served"), dict):
+        flows = _numbers(data, "flows", where)
+        edges["flow"] = [flows.get(i, np.nan) for i in e["id"]]
+    if data.get("routing") is not None or data.get("bottlenecks") is not None:
+        # flow layers: one routing of the served amounts (not unique; NaN off usable pipes) and
+        # the bottleneck pipes, at capacity in every routing (cascade.routing)
+        routing = _numbers(data, "routing", where)
+        necks = data.get("bottlenecks") or []
+        if not isinstance(necks, list) or not all(isinstance(i, str) for i in necks):
+            raise InputError("'bottlenecks' of the result is not a list of edge ids", where)
+        necks = set(necks)
+        if (set(routing) | necks) - set(e["id"]):
+            raise InputError(f"id '{sorted((set(routing) | necks) - set(e['id']))[0]}' of the result is not "
+                             "in the system; is it a result of another system?", where)
+        edges["routing"] = [routing.get(i, np.nan) for i in e["id"]]
+        edges["bottleneck"] = e["id"].isin(necks).to_numpy()
+    if data.get("served") is not None:
         # served fraction of the working nodes with demand of flow layers (NaN elsewhere)
-        served = data["served"]
-        nodes["served"] = [float(served[i]) if i in served else np.nan for i in nodes.index]
+        served = _numbers(data, "served", where)
+        nodes["served"] = [served.get(i, np.nan) for i in nodes.index]
     return ResultProperties("simulate", nodes, edges, where,
                             {"rounds": data.get("rounds"), "failed": len(failed)})
+
+
+def _numbers(data: dict, key: str, where: str) -> dict:
+    """``data[key]`` of a simulate result: an object of id -> number (null = none), checked."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"'{key}' of the result is not an object of id -> number", where)
+    out = {}
+    for ident, x in value.items():
+        if x is None:
+            continue
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise InputError(f"'{key}' of the result: '{ident}' is not a number: {x!r}", where)
+        out[str(ident)] = float(x)
+    return out
 
 
 def simulate_properties(data: dict, system: InfrastructureSystem, where: str = "") -> ResultProperties:
