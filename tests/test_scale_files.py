@@ -148,6 +148,46 @@ def test_ranking_order_is_pandas_sort_values():
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
 
 
+@pytest.mark.parametrize("top", [1, 2, 7, 50, 2999, 3000, 5000])
+def test_the_head_of_a_ranking_is_the_top_of_its_whole_table(top):
+    # Many ties in score and nodes lost (the partition's threshold falls inside a tie), ids that
+    # order differently as text and as numbers, NaN scores: head(k) must be frame()[:k].
+    from cascade.criticality import Ranking
+
+    system = synthetic_lifelines(3000, seed=4)
+    c = compile_system(system)
+    rng = np.random.default_rng(top)
+    k, L = 3000, len(c.layer_names)
+    el_node = np.arange(k)
+    layer_lost = rng.integers(0, 2, (k, L))
+    layer_demand = layer_lost * rng.choice([0.0, 1.0, 2.0], (k, L))
+    layer_demand[rng.integers(0, k, 5), 0] = np.nan
+    ranking = Ranking(system, c, el_node, np.full(k, -1), layer_lost.sum(1), layer_demand.sum(1),
+                      layer_lost, layer_demand)
+    whole = ranking.frame()
+    expected = pd.DataFrame({"score": ranking.score, "nodes_lost": layer_lost.sum(1),
+                             "id": c.node_ids, "element": "node"}).sort_values(
+        ["score", "nodes_lost", "id", "element"], ascending=[False, False, True, True],
+        kind="mergesort")
+    assert whole["id"].tolist() == expected["id"].tolist()
+    pd.testing.assert_frame_equal(ranking.head(top), whole.iloc[:top])
+    assert len(ranking) == k
+
+
+def test_critical_prints_the_same_top_from_the_head_as_from_the_whole_table(life):
+    # The table's top 20 comes from Ranking.head; with --top 0 the whole table is built.
+    head = run("critical", life, "--no-compare", "--threads", 1)
+    whole = run("critical", life, "--no-compare", "--threads", 1, "--top", 0)
+    assert head.exit_code == whole.exit_code == 0
+    # (column widths follow the rows shown: compare the cells)
+    rows = lambda out: [line.split() for line in out.splitlines()[6:] if line.strip()]  # noqa: E731
+    assert rows(head.output)[:20] == rows(whole.output)[:20]
+    assert "(top 20 of 3000; --top 0 lists all)" in head.output
+    csv_top = run("critical", life, "--format", "csv", "--top", 5)
+    csv_all = run("critical", life, "--format", "csv")
+    assert csv_top.output.splitlines() == csv_all.output.splitlines()[:6]
+
+
 # ------------------------------------------------------------------ the cache
 
 @pytest.fixture
