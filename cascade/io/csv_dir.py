@@ -146,20 +146,35 @@ def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = Non
     ``names``)."""
     import pyarrow.compute as pc
 
+    import pyarrow as pa
+
     columns = {}
+    trimmed = []
     for name, column in zip(names, table.columns):
         column = column.combine_chunks()
         # Python's str.strip() (every character for which str.isspace() holds), or pandas'
         # skipinitialspace (the spaces that start a field).
         column = pc.utf8_trim(column, characters=PY_SPACE) if strip else pc.utf8_ltrim(column, characters=" ")
+        trimmed.append(column)
+    # The columns that name nodes are looked up together: one hash set of the node ids per
+    # file, not one per column.
+    found = {}
+    lookup = [name for name in names if name in NODE_COLUMNS] if known is not None else []
+    if lookup:
+        parts = [trimmed[names.index(name)] for name in lookup]
+        codes = pc.index_in(pa.chunked_array(parts, pa.string()), value_set=known[0])
+        ends = np.cumsum([0] + [len(part) for part in parts])
+        for i, name in enumerate(lookup):
+            part = codes.slice(ends[i], ends[i + 1] - ends[i])
+            if part.null_count == 0:
+                found[name] = part.to_numpy()
+    for name, column in zip(names, trimmed):
         if keep is not None and name == "id":
             keep["id"] = column
         head = column.slice(0, 4096)
-        if known is not None and name in NODE_COLUMNS:
-            codes = pc.index_in(column, value_set=known[0])
-            if codes.null_count == 0:
-                columns[name] = known[1][codes.to_numpy(zero_copy_only=False)]
-                continue
+        if name in found:
+            columns[name] = known[1][found[name]]
+            continue
         if len(head) and len(head.unique()) <= len(head) // 2:
             # Few distinct values: one Python string each and an array of pointers.
             encoded = column.dictionary_encode()
@@ -170,6 +185,9 @@ def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = Non
     out = pd.DataFrame(columns, columns=names, copy=False)
     if strip:
         out.attrs["stripped"] = True
+    if found:
+        # The node positions of those columns: from_tables checks and uses them (no new hash).
+        out.attrs["node_positions"] = found
     return out
 
 
