@@ -561,7 +561,12 @@ class Ranking:
         self.nodes_lost = np.asarray(nodes_lost, np.int64)
         self.layer_lost = np.asarray(layer_lost)
         self.layer_demand_lost = np.asarray(layer_demand_lost, np.float64)
-        self.score = loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64)
+        # The score row by row, in blocks: no (k, L) temporaries of the whole sweep.
+        k, block = len(self.el_node), 1 << 16
+        self.score = np.empty(k, np.float64)
+        for lo in range(0, k, block):
+            self.score[lo:lo + block] = loss_score(system, c, self.layer_demand_lost[lo:lo + block],
+                                                   self.layer_lost[lo:lo + block])
 
     def __len__(self) -> int:
         return len(self.el_node)

@@ -174,6 +174,22 @@ def test_the_head_of_a_ranking_is_the_top_of_its_whole_table(top):
     assert len(ranking) == k
 
 
+def test_the_ranking_scores_in_blocks_bit_for_bit_as_in_one_piece():
+    from cascade.criticality import Ranking
+    from cascade.units import score
+
+    system = synthetic_lifelines(2000, seed=1)
+    c = compile_system(system)
+    rng = np.random.default_rng(0)
+    k, L = 150_000, len(c.layer_names)   # more than two blocks of 2^16 rows
+    lost = rng.integers(0, 50, (k, L))
+    demand = rng.random((k, L)) * rng.integers(0, 3, (k, L)) * 37.3
+    ranking = Ranking(system, c, np.arange(k) % 2000, np.full(k, -1), lost.sum(1), demand.sum(1),
+                      lost, demand)
+    whole = score(system, c, demand, lost)
+    assert np.array_equal(ranking.score.view(np.int64), whole.view(np.int64))
+
+
 def test_critical_prints_the_same_top_from_the_head_as_from_the_whole_table(life):
     # The table's top 20 comes from Ranking.head; with --top 0 the whole table is built.
     head = run("critical", life, "--no-compare", "--threads", 1)

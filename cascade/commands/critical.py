@@ -13,7 +13,7 @@ from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep
 from ..errors import InputError
 from ..units import amount, layer_totals
 from . import (csv_safe_option, csv_text, default_threads, emit, engine_option, format_option, load,
-               output_option, show_progress, system_argument, table, to_json)
+               output_option, release_memory, show_progress, system_argument, table, to_json)
 
 TABLE_TOP = 20                 # rows of the table when --top is not given
 BETWEENNESS_MAX_NODES = 20_000  # betweenness is O(n m): skipped above this size
@@ -228,6 +228,7 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
     ranking = sweep_ranking(system, elements, threads=threads, engine=engine, compiled=compiled,
                             layer=layer, progress=show_progress(), cluster=cluster)
     seconds = time.perf_counter() - start
+    release_memory()   # the sweep's buffers, before the table is built
     if top is None:
         top = TABLE_TOP if fmt == "table" else 0
     # The whole table only where every row is used (all rows shown, or the comparisons); else
