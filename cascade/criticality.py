@@ -64,7 +64,7 @@ from .compiled import RULE_CODES, CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .progress import ProgressArg, tracker
 from .system import InfrastructureSystem
-from .units import score as loss_score
+from .units import layer_totals, score as loss_score
 
 ELEMENTS = ("nodes", "edges", "all")
 ENGINES = ("core", "reference")
@@ -564,9 +564,10 @@ class Ranking:
         # The score row by row, in blocks: no (k, L) temporaries of the whole sweep.
         k, block = len(self.el_node), 1 << 16
         self.score = np.empty(k, np.float64)
+        totals = layer_totals(c)
         for lo in range(0, k, block):
             self.score[lo:lo + block] = loss_score(system, c, self.layer_demand_lost[lo:lo + block],
-                                                   self.layer_lost[lo:lo + block])
+                                                   self.layer_lost[lo:lo + block], totals)
 
     def __len__(self) -> int:
         return len(self.el_node)
