@@ -70,6 +70,9 @@ PY_SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u20
             "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 # Space before a quoted field: pandas (skipinitialspace) reads it as quoted, pyarrow would not.
 _SPACE_QUOTE = re.compile(rb'(^|,) +"', re.MULTILINE)
+# Bytes that are never white space in UTF-8 text: ASCII except the characters of PY_SPACE.  A
+# file made of these and line ends alone has no cell to trim.
+_NO_SPACE = bytes(b for b in range(128) if not chr(b).isspace())
 _BLANK_LINE = re.compile(rb'(?:\A|\n)[ \t\r\x0b\x0c]*\n|\n[ \t\r\x0b\x0c]+\Z')
 
 
@@ -137,13 +140,17 @@ def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
         return None
     if table.num_rows + 1 != n_lines or table.column_names != header:
         return None
-    return _arrow_frame(table, names, strip, known, keep)
+    # Trimming is a no-op on a file without white space inside its lines (one pass of
+    # bytes.translate instead of a Unicode trim of every column).
+    rest = data.translate(None, _NO_SPACE)
+    trim = len(rest) != rest.count(b"\n")
+    return _arrow_frame(table, names, strip, known, keep, trim)
 
 
 def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = None,
-                 keep: dict | None = None) -> pd.DataFrame:
+                 keep: dict | None = None, trim: bool = True) -> pd.DataFrame:
     """A pyarrow table of strings as the DataFrame of :func:`_read_csv_arrow` (column names
-    ``names``)."""
+    ``names``; ``trim=False``: no cell has white space to trim)."""
     import pyarrow.compute as pc
 
     import pyarrow as pa
@@ -154,7 +161,9 @@ def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = Non
         column = column.combine_chunks()
         # Python's str.strip() (every character for which str.isspace() holds), or pandas'
         # skipinitialspace (the spaces that start a field).
-        column = pc.utf8_trim(column, characters=PY_SPACE) if strip else pc.utf8_ltrim(column, characters=" ")
+        if trim:
+            column = pc.utf8_trim(column, characters=PY_SPACE) if strip \
+                else pc.utf8_ltrim(column, characters=" ")
         trimmed.append(column)
     # The columns that name nodes are looked up together: one hash set of the node ids per
     # file, not one per column.
