@@ -233,6 +233,32 @@ def test_a_hit_gives_what_the_files_give(life):
     assert files and all(np.load(f, allow_pickle=False).dtype != object for f in files)
 
 
+def test_a_hit_maps_the_arrays_and_never_writes_back(life):
+    cache_mod.load(life)
+    entry = cache_entries(life)[0]
+    before = {f.name: f.read_bytes() for f in entry.glob("*.npy")}
+    system, compiled = cache_mod.load(life)
+
+    def mapped(a):
+        while a is not None:
+            if isinstance(a, np.memmap) or isinstance(getattr(a, "base", None), __import__("mmap").mmap):
+                return True
+            a = getattr(a, "base", None)
+        return False
+
+    assert mapped(compiled.adj_ptr) and mapped(compiled.demand)
+    compiled.demand[:] = -1.0                      # copy on write: the file keeps its bytes
+    assert {f.name: f.read_bytes() for f in entry.glob("*.npy")} == before
+    assert_same_compiled(cache_mod.load(life)[1], compile_system(read_system(life)))
+
+
+def test_critical_imports_neither_scipy_nor_matplotlib():
+    code = ("import sys; import cascade.commands.critical, cascade.cache; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'matplotlib', 'networkx'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_any_change_to_a_file_is_a_new_entry(life):
     cache_mod.load(life)
     first = cache_entries(life)
