@@ -2,17 +2,19 @@
 
 ``load(path)`` returns ``(InfrastructureSystem, CompiledSystem)`` like
 ``compile_system(read_system(path))``, and keeps the result in ``PATH/.cascade-cache/`` (inside
-the system directory, so that it goes where the system goes and a user sees it) as one ``.npz``
-file of plain arrays, never a pickle: numbers as they are, text as UTF-8 bytes with offsets,
-node names of edges and dependencies as node indices.  The file's name is the SHA-256 of the
-contents of the system's files (``nodes``, ``edges``, ``dependencies`` as CSV or Parquet, and
+the system directory, so that it goes where the system goes and a user sees it) as one
+directory of ``.npy`` files of plain arrays, never a pickle: numbers as they are, text as UTF-8
+bytes with offsets, node names of edges and dependencies as node indices.  A hit maps the files
+into memory (``np.load(mmap_mode="c")``: no decompression, no copy, no checksum pass; pages
+are read when used, and a column nobody reads costs nothing).  The directory's name is the
+SHA-256 of the contents of the system's files (``nodes``, ``edges``, ``dependencies`` as CSV or Parquet, and
 ``system.toml``), of the directory's name (the default system name) and of this format's
 version, so any change to a file is a different key: the old entry is never read again and is
 removed when the new one is written.
 
 * Safe to delete: a missing or unreadable entry is a miss (read the files again).
-* Concurrent runs: each writes to a temporary file in the cache directory and renames it, so a
-  reader sees a whole entry or none.
+* Concurrent runs: each writes to a temporary directory in the cache directory and renames it
+  (atomic), so a reader sees a whole entry or none; the first rename wins.
 * Bad input is never cached: only a system that passed every check is written, so errors keep
   their one-line messages naming file and line.
 * A directory that cannot be written (read-only, full disk) simply gets no cache.
@@ -33,7 +35,7 @@ from .compiled import CompiledSystem, compile_system
 from .system import InfrastructureSystem
 
 CACHE_DIR = ".cascade-cache"
-FORMAT = 1
+FORMAT = 2
 FILES = ("nodes.csv", "edges.csv", "dependencies.csv", "nodes.parquet", "edges.parquet",
          "dependencies.parquet", "system.toml")
 # Columns of edges and dependencies that hold node ids: stored as node indices.
@@ -73,7 +75,24 @@ def content_key(root: Path) -> str:
 
 
 def cache_path(root: Path, key: str) -> Path:
-    return root / CACHE_DIR / f"{key}.npz"
+    return root / CACHE_DIR / key
+
+
+def _file_name(array_name: str) -> str:
+    """The .npy file of an array of the entry ("nodes/0/data" -> "nodes.0.data.npy")."""
+    return array_name.replace("/", ".") + ".npy"
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def load(path, cache: bool | None = None) -> tuple[InfrastructureSystem, CompiledSystem]:
@@ -209,33 +228,30 @@ def _write_entry(root: Path, key: str, system: InfrastructureSystem, compiled: C
     tmp = None
     try:
         folder.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key[:16]}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, cache_path(root, key))
-        tmp = None
-        for old in folder.glob("*.npz"):   # entries of earlier contents are never read again
-            if old.name != f"{key}.npz":
-                try:
-                    old.unlink()
-                except OSError:
-                    pass
+        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{key[:16]}.", suffix=".tmp"))
+        for name, value in arrays.items():
+            np.save(tmp / _file_name(name), np.ascontiguousarray(value), allow_pickle=False)
+        try:
+            os.rename(tmp, cache_path(root, key))   # atomic; fails when another run was first
+            tmp = None
+        except OSError:
+            pass
+        for old in folder.iterdir():   # entries of earlier contents are never read again
+            if old.name != key and not old.name.startswith("."):
+                _remove(old)
     except OSError:
         pass
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        if tmp is not None:
+            _remove(tmp)
 
 
 def _read_entry(path: Path) -> tuple[InfrastructureSystem, CompiledSystem] | None:
     """The entry at ``path``, or None when it is missing or cannot be read back."""
-    if not path.is_file():
+    if not path.is_dir():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with _Entry(path) as npz:
             meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
             if meta.get("format") != FORMAT or meta.get("fields") != _array_fields():
                 return None
@@ -273,8 +289,27 @@ def _read_entry(path: Path) -> tuple[InfrastructureSystem, CompiledSystem] | Non
             layer_names=list(meta["layer_names"]), group_name=group_name, **fields)
         return system, compiled
     except Exception:   # a damaged or foreign entry is a miss, never an error
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        _remove(path)
         return None
+
+
+class _Entry:
+    """The arrays of an entry by name, memory-mapped (copy on write: the kernels may take
+    writable buffers, and nothing is ever written back to the file); never unpickles."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        file = self.path / _file_name(name)
+        try:
+            out = np.load(file, mmap_mode="c", allow_pickle=False)
+        except ValueError:   # an empty array cannot be mapped
+            out = np.load(file, allow_pickle=False)
+        return out.view(np.ndarray) if isinstance(out, np.memmap) else out

@@ -48,6 +48,27 @@ def _csr(keys: np.ndarray, n: int, index_dtype) -> tuple[np.ndarray, np.ndarray]
     return indptr, order.astype(index_dtype)
 
 
+class _NodePositions:
+    """Node names to indices (int64) for :func:`compile_system`: the positions
+    :meth:`InfrastructureSystem.from_tables` found while checking the tables, when the tables
+    still hold exactly those names (checked, one comparison per row), else a pandas hash."""
+
+    def __init__(self, system: InfrastructureSystem, node_ids: np.ndarray):
+        self.node_ids, self.index, self.found = node_ids, None, {}
+        hint = system.__dict__.pop("_node_hint", None)   # used once: its memory goes with it
+        if hint is not None and len(hint[0]) == len(node_ids) and bool(np.all(hint[0] == node_ids)):
+            self.index, self.found = hint[1], hint[2]
+
+    def get_indexer(self, values: np.ndarray, key: tuple) -> np.ndarray:
+        pos = self.found.get(key)
+        if pos is not None and len(pos) == len(values) \
+                and (len(values) == 0 or bool(np.all(self.node_ids[pos] == values))):
+            return np.asarray(pos, np.int64)
+        if self.index is None:
+            self.index = pd.Index(self.node_ids)
+        return self.index.get_indexer(values).astype(np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledSystem:
     """Immutable arrays of a system; cheap to share between threads and to ship to workers.
@@ -185,14 +206,14 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
 
     node_ids = nodes["id"].to_numpy(dtype=object)
     # Names to indices by hashing (pandas Index), never a Python loop per row.
-    node_pos = pd.Index(node_ids)
+    node_pos = _NodePositions(system, node_ids)
     rules = system.layer_rules()
     layer_names = list(rules)
     node_layer = pd.Index(layer_names).get_indexer(nodes["layer"].to_numpy(dtype=object)).astype(np.int32)
     layer_ptr, layer_nodes = _csr(node_layer, len(layer_names), index_dtype)
 
-    src = node_pos.get_indexer(edges["source"].to_numpy(dtype=object)).astype(np.int64)
-    dst = node_pos.get_indexer(edges["target"].to_numpy(dtype=object)).astype(np.int64)
+    src = node_pos.get_indexer(edges["source"].to_numpy(dtype=object), ("edges", "source"))
+    dst = node_pos.get_indexer(edges["target"].to_numpy(dtype=object), ("edges", "target"))
     directed = edges["directed"].to_numpy(bool)
     ends = np.concatenate([src, dst])
     adj_ptr, order = _csr(ends, n, index_dtype)
@@ -201,8 +222,8 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
     fwd = np.concatenate([np.ones(m, bool), ~directed])
 
     # Dependencies: one group per (dependent, group label), or per row when the label is empty.
-    owners = node_pos.get_indexer(deps["dependent"].to_numpy(dtype=object)).astype(np.int64)
-    suppliers = node_pos.get_indexer(deps["supplier"].to_numpy(dtype=object)).astype(np.int64)
+    owners = node_pos.get_indexer(deps["dependent"].to_numpy(dtype=object), ("dependencies", "dependent"))
+    suppliers = node_pos.get_indexer(deps["supplier"].to_numpy(dtype=object), ("dependencies", "supplier"))
     labels = deps["group"].to_numpy(dtype=object)
     # One integer key per (owner, label), or per row when the label is empty.
     label_code, label_names = pd.factorize(labels)

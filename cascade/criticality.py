@@ -64,7 +64,7 @@ from .compiled import RULE_CODES, CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .progress import ProgressArg, tracker
 from .system import InfrastructureSystem
-from .units import score as loss_score
+from .units import layer_totals, score as loss_score
 
 ELEMENTS = ("nodes", "edges", "all")
 ENGINES = ("core", "reference")
@@ -539,47 +539,106 @@ def flow_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, 
 
 def _table(system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, nodes_lost,
            demand_lost, layer_lost, layer_demand_lost) -> pd.DataFrame:
-    """The ranking table, sorted by :func:`ranking_order`.  The order is computed on the raw
-    arrays and each column is gathered once into it (one copy of the numbers, no per-row
-    Python; ids are the compiled system's own str objects)."""
-    el_node = np.asarray(el_node, np.int64)
-    el_edge = np.asarray(el_edge, np.int64)
-    is_node = el_node >= 0
-    ids = np.empty(len(el_node), object)
-    if is_node.any():
-        ids[is_node] = c.node_ids[el_node[is_node]]
-    if (~is_node).any():
-        ids[~is_node] = c.edge_ids[el_edge[~is_node]]
-    if len(ids) and not all(type(v) is str for v in (ids[0], ids[-1])):
-        ids = ids.astype(str).astype(object)
-    element = np.array(["edge", "node"], object)[is_node.astype(np.intp)]
-    owner = np.where(is_node, el_node, c.edge_src[np.where(is_node, 0, el_edge)] if c.n_edges else 0)
-    layer_idx = c.node_layer[owner] if len(owner) else np.zeros(0, np.int64)
-    score = loss_score(system, c, layer_demand_lost, layer_lost).astype(np.float64)
-    nodes_lost = np.asarray(nodes_lost, np.int64)
-    order = ranking_order(score, nodes_lost, ids, element)
-    k, L = len(order), len(c.layer_names)
-    layer_idx = layer_idx[order]
-    # One 2-D block per run of columns of one dtype, in the table's column order, joined
-    # without copies (pandas would otherwise stack the columns into new blocks).
-    text = np.empty((k, 3), object)
-    text[:, 0], text[:, 1] = ids[order], element[order]
-    text[:, 2] = np.asarray(c.layer_names, dtype=object)[layer_idx] if k else np.zeros(0, object)
-    del ids, element
-    counts = np.empty((k, 2 + L), np.int64)
-    counts[:, 2:] = np.asarray(layer_lost)[order]
-    counts[:, 0] = nodes_lost[order]
-    own = counts[np.arange(k), 2 + layer_idx] if k else np.zeros(0, np.int64)
-    counts[:, 1] = counts[:, 0] - own
-    del own, owner
-    blocks = [pd.DataFrame(text, columns=["id", "element", "layer"], copy=False),
-              pd.DataFrame(score[order][:, None], columns=["score"], copy=False),
-              pd.DataFrame(counts, columns=["nodes_lost", "cross_layer_lost"]
-                           + [f"lost_{name}" for name in c.layer_names], copy=False),
-              pd.DataFrame(np.asarray(layer_demand_lost, np.float64)[order],
-                           columns=[f"demand_lost_{name}" for name in c.layer_names], copy=False)]
-    del text, counts, score
-    return pd.concat(blocks, axis=1, copy=False)
+    """The ranking table, sorted by :func:`ranking_order` (all rows of a :class:`Ranking`)."""
+    return Ranking(system, c, el_node, el_edge, nodes_lost, demand_lost, layer_lost,
+                   layer_demand_lost).frame()
+
+
+class Ranking:
+    """A sweep's ranking kept as its arrays; rows become a table only when asked for.
+
+    ``frame()`` is the whole table of :func:`sweep`; ``head(k)`` its first ``k`` rows,
+    identical to ``frame().iloc[:k]`` but built from the rows that can be among them only (a
+    partition on the score, the ids' text order over those alone), so that a 10^6-element
+    sweep whose top 20 is printed never makes a million id strings or rows.
+    """
+
+    def __init__(self, system: InfrastructureSystem, c: CompiledSystem, el_node, el_edge, nodes_lost,
+                 demand_lost, layer_lost, layer_demand_lost):
+        self.system, self.compiled = system, c
+        self.el_node = np.asarray(el_node, np.int64)
+        self.el_edge = np.asarray(el_edge, np.int64)
+        self.nodes_lost = np.asarray(nodes_lost, np.int64)
+        self.layer_lost = np.asarray(layer_lost)
+        self.layer_demand_lost = np.asarray(layer_demand_lost, np.float64)
+        # The score row by row, in blocks: no (k, L) temporaries of the whole sweep.
+        k, block = len(self.el_node), 1 << 16
+        self.score = np.empty(k, np.float64)
+        totals = layer_totals(c)
+        for lo in range(0, k, block):
+            self.score[lo:lo + block] = loss_score(system, c, self.layer_demand_lost[lo:lo + block],
+                                                   self.layer_lost[lo:lo + block], totals)
+
+    def __len__(self) -> int:
+        return len(self.el_node)
+
+    def _ids(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids as str objects, element names) of the positions ``rows``."""
+        c = self.compiled
+        el_node, el_edge = self.el_node[rows], self.el_edge[rows]
+        is_node = el_node >= 0
+        ids = np.empty(len(rows), object)
+        if is_node.any():
+            ids[is_node] = np.asarray(c.node_ids[el_node[is_node]], object)
+        if (~is_node).any():
+            ids[~is_node] = np.asarray(c.edge_ids[el_edge[~is_node]], object)
+        if len(ids) and not all(type(v) is str for v in (ids[0], ids[-1])):
+            ids = ids.astype(str).astype(object)
+        element = np.array(["edge", "node"], object)[is_node.astype(np.intp)]
+        return ids, element
+
+    def order(self, top: int | None = None) -> np.ndarray:
+        """Positions of the first ``top`` rows of the ranking (all with None or 0)."""
+        k = len(self)
+        key = np.where(np.isnan(self.score), np.inf, -self.score)
+        if top and top < k:
+            # The first `top` rows have the `top` smallest keys: every row whose key is at most
+            # the top-th smallest is a candidate, and the candidates keep their relative order.
+            rows = np.flatnonzero(key <= np.partition(key, top - 1)[top - 1])
+        else:
+            rows = np.arange(k)
+        ids, element = self._ids(rows)
+        return rows[ranking_order(self.score[rows], self.nodes_lost[rows], ids, element)][:top or None]
+
+    def head(self, top: int | None = None) -> pd.DataFrame:
+        """The first ``top`` rows of :meth:`frame` (all with None or 0)."""
+        return self._frame(self.order(top))
+
+    def frame(self) -> pd.DataFrame:
+        """The whole table (see :func:`sweep`)."""
+        return self._frame(self.order())
+
+    def _frame(self, order: np.ndarray) -> pd.DataFrame:
+        """The rows at positions ``order``, in that order.  Each column is gathered once into
+        it (one copy of the numbers, no per-row Python; ids are the compiled system's own str
+        objects)."""
+        c = self.compiled
+        ids, element = self._ids(order)
+        el_node, el_edge = self.el_node[order], self.el_edge[order]
+        is_node = el_node >= 0
+        owner = np.where(is_node, el_node, c.edge_src[np.where(is_node, 0, el_edge)] if c.n_edges else 0)
+        layer_idx = c.node_layer[owner] if len(owner) else np.zeros(0, np.int64)
+        k, L = len(order), len(c.layer_names)
+        # One 2-D block per run of columns of one dtype, in the table's column order, joined
+        # without copies (pandas would otherwise stack the columns into new blocks).
+        text = np.empty((k, 3), object)
+        text[:, 0], text[:, 1] = ids, element
+        text[:, 2] = np.asarray(c.layer_names, dtype=object)[layer_idx] if k else np.zeros(0, object)
+        del ids, element
+        counts = np.empty((k, 2 + L), np.int64)
+        counts[:, 2:] = self.layer_lost[order]
+        counts[:, 0] = self.nodes_lost[order]
+        own = counts[np.arange(k), 2 + layer_idx] if k else np.zeros(0, np.int64)
+        counts[:, 1] = counts[:, 0] - own
+        del own, owner
+        blocks = [pd.DataFrame(text, columns=["id", "element", "layer"], copy=False),
+                  pd.DataFrame(self.score[order][:, None], columns=["score"], copy=False),
+                  pd.DataFrame(counts, columns=["nodes_lost", "cross_layer_lost"]
+                               + [f"lost_{name}" for name in c.layer_names], copy=False),
+                  pd.DataFrame(self.layer_demand_lost[order],
+                               columns=[f"demand_lost_{name}" for name in c.layer_names], copy=False)]
+        del text, counts
+        return pd.concat(blocks, axis=1, copy=False)
 
 
 def ranking_order(score: np.ndarray, nodes_lost: np.ndarray, ids: np.ndarray,
@@ -683,6 +742,16 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
     >>> sweep(s)[["id", "nodes_lost", "cross_layer_lost"]].values.tolist()[:2]
     [['plant', 4, 2], ['sub', 3, 2]]
     """
+    return sweep_ranking(system, elements, threads, engine, compiled, layer=layer, plain=plain,
+                         progress=progress, cluster=cluster).frame()
+
+
+def sweep_ranking(system: InfrastructureSystem, elements: str = "nodes", threads: int | None = None,
+                  engine: str = "core", compiled: CompiledSystem | None = None, *,
+                  layer: str | None = None, plain: bool = False, progress: ProgressArg = None,
+                  cluster=None) -> Ranking:
+    """:func:`sweep` as a :class:`Ranking`: ``.frame()`` is :func:`sweep`'s table,
+    ``.head(k)`` its first ``k`` rows without building the others (same parameters)."""
     _check_engine(engine)
     c = compiled if compiled is not None else compile_system(system)
     _check_cluster(c, engine, cluster)
@@ -695,7 +764,7 @@ def sweep(system: InfrastructureSystem, elements: str = "nodes", threads: int | 
                             cluster=cluster)
     else:
         arrays = reference_sweep(system, c, el_node, el_edge, progress=progress)
-    return _table(system, c, el_node, el_edge, *arrays)
+    return Ranking(system, c, el_node, el_edge, *arrays)
 
 
 def greedy_worst_set(system: InfrastructureSystem, k: int, elements: str = "nodes",

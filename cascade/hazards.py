@@ -79,12 +79,24 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from .compiled import CompiledSystem, compile_system
 from .errors import InputError, reading
 from .fragility import FACILITY_CLASSES
 from .system import InfrastructureSystem
+
+
+def ndtr(x):
+    """scipy.special.ndtr, imported on first use (commands without hazards skip its import)."""
+    from scipy.special import ndtr as f
+    return f(x)
+
+
+def ndtri(x):
+    """scipy.special.ndtri, imported on first use."""
+    from scipy.special import ndtri as f
+    return f(x)
+
 
 HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "table", "rainfall")
 SCENARIO_KEYS = {"name", "system", "seed", "samples", "description", "annual_rate", "return_period"}

@@ -160,8 +160,26 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
             table[col] = values.astype(float)
 
 
-def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "") -> None:
-    if pd.Index(ids.to_numpy(dtype=object)).is_unique:
+def _positions(table: pd.DataFrame, col: str, index: pd.Index, node_ids: np.ndarray,
+               found: dict) -> np.ndarray:
+    """Positions of the node names of ``table[col]`` in ``index`` (-1 when unknown): those the
+    CSV reader found (``found[col]``, from its ``attrs["node_positions"]``; used when they name
+    exactly these cells), else a hash lookup."""
+    values = table[col].to_numpy(dtype=object)
+    found = found.get(col)
+    if found is not None and len(found) == len(values):
+        pos = np.asarray(found, np.int64)
+        if not len(pos) or (pos.min() >= 0 and pos.max() < len(node_ids)
+                            and bool(np.all(node_ids[pos] == values))):
+            return pos
+    return index.get_indexer(values)
+
+
+def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "",
+                index: pd.Index | None = None) -> None:
+    """Name the first repeated id; ``index``: ``pd.Index`` of the same ids, whose hash table
+    is then built once for this check and for its lookups afterwards."""
+    if (index if index is not None else pd.Index(ids.to_numpy(dtype=object))).is_unique:
         return
     dup = ids.duplicated(keep=False)
     if dup.any():
@@ -372,7 +390,8 @@ class InfrastructureSystem:
         lines = lines or {}
         f = _File.of(files["nodes"], lines.get("nodes"))
         _require(nodes, ["id", "layer"], f)
-        _duplicates(nodes["id"], "node id", f)
+        node_index = pd.Index(nodes["id"].to_numpy(dtype=object))
+        _duplicates(nodes["id"], "node id", f, index=node_index)
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
         # 'source' is the one kind the model reads: 'Source' or 'SOURCE' mean it too.
@@ -381,9 +400,10 @@ class InfrastructureSystem:
         _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
         _finite_sums(nodes, "demand", f, by_layer=True)
         _attributes(nodes, {"id", "layer", "kind", "priority", *NODE_NUMBERS, *FLOW_NODE_NUMBERS})
-        node_index = pd.Index(nodes["id"].to_numpy(dtype=object))
         node_layer = nodes["layer"].to_numpy(dtype=object)
 
+        node_ids = nodes["id"].to_numpy(dtype=object)
+        edge_positions = edges.attrs.get("node_positions", {}) if edges.attrs.get("stripped") else {}
         edges = _strings(edges)
         f = _File.of(files["edges"], lines.get("edges"))
         _require(edges, ["source", "target"], f)
@@ -393,7 +413,7 @@ class InfrastructureSystem:
         edges.loc[blank, "id"] = edges.loc[blank, "source"] + "->" + edges.loc[blank, "target"]
         ends = {}
         for end in ("source", "target"):
-            ends[end] = node_index.get_indexer(edges[end].to_numpy(dtype=object))
+            ends[end] = _positions(edges, end, node_index, node_ids, edge_positions)
             unknown = np.flatnonzero(ends[end] < 0)
             if unknown.size:
                 row = unknown[0]
@@ -408,7 +428,7 @@ class InfrastructureSystem:
                              f"'{node_layer[ends['target'][row]]}'; edges stay inside one layer",
                              f, _line(row, f))
         # The ends as the node ids' own string objects (equal text, no second copy in memory).
-        node_ids = nodes["id"].to_numpy(dtype=object)
+        del edge_positions
         edges["source"] = node_ids[ends["source"]]
         edges["target"] = node_ids[ends["target"]]
         _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
@@ -428,12 +448,14 @@ class InfrastructureSystem:
         edges = edges[["id", "source", "target", "directed"]
                       + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]
 
+        dep_positions = dependencies.attrs.get("node_positions", {}) \
+            if dependencies.attrs.get("stripped") else {}
         deps = _strings(dependencies)
         f = _File.of(files["dependencies"], lines.get("dependencies"))
         _require(deps, ["dependent", "supplier"], f)
         dep_ends = {}
         for col in ("dependent", "supplier"):
-            dep_ends[col] = node_index.get_indexer(deps[col].to_numpy(dtype=object))
+            dep_ends[col] = _positions(deps, col, node_index, node_ids, dep_positions)
             unknown = np.flatnonzero(dep_ends[col] < 0)
             if unknown.size:
                 row = unknown[0]
@@ -452,9 +474,16 @@ class InfrastructureSystem:
         if "priority" in nodes.columns or flow_layers:
             _priority(nodes, set(deps["supplier"]), _File.of(files["nodes"], lines.get("nodes")))
         _check_flow(nodes, edges, deps, rules, {key: _File.of(name, lines.get(key)) for key, name in files.items()})
-        return cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
-                   crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases,
-                   currency=currency)
+        system = cls(nodes=nodes, edges=edges, dependencies=deps, name=str(name),
+                     crs=crs if crs else None, rules=rules, units=units, weights=weights, bases=bases,
+                     currency=currency)
+        # What the checks above found, for compile_system to reuse instead of hashing every
+        # name again (it checks that the tables still hold these names: a hint, not a truth).
+        system._node_hint = (node_ids, node_index,
+                             {("edges", "source"): ends["source"], ("edges", "target"): ends["target"],
+                              ("dependencies", "dependent"): dep_ends["dependent"],
+                              ("dependencies", "supplier"): dep_ends["supplier"]})
+        return system
 
     @classmethod
     def from_networkx(cls, layers: Mapping[str, "nx.Graph"], dependencies=None, *,

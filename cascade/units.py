@@ -45,9 +45,11 @@ def layer_totals(compiled: CompiledSystem) -> tuple[np.ndarray, np.ndarray]:
     return demand.astype(np.float64), nodes
 
 
-def lost_fractions(compiled: CompiledSystem, layer_demand_lost, layer_nodes_lost) -> np.ndarray:
-    """Lost fraction of each layer's demand (of its nodes where it has no demand), shape (k, L)."""
-    demand, nodes = layer_totals(compiled)
+def lost_fractions(compiled: CompiledSystem, layer_demand_lost, layer_nodes_lost,
+                   totals: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Lost fraction of each layer's demand (of its nodes where it has no demand), shape (k, L)
+    (``totals``: :func:`layer_totals` of ``compiled`` when already at hand)."""
+    demand, nodes = totals if totals is not None else layer_totals(compiled)
     dl = np.asarray(layer_demand_lost, np.float64).reshape(-1, len(demand))
     nl = np.asarray(layer_nodes_lost, np.float64).reshape(-1, len(demand))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -57,9 +59,10 @@ def lost_fractions(compiled: CompiledSystem, layer_demand_lost, layer_nodes_lost
 
 
 def score(system: InfrastructureSystem, compiled: CompiledSystem, layer_demand_lost,
-          layer_nodes_lost) -> np.ndarray:
-    """The unit-free score of each row: weighted sum of the layers' lost fractions."""
-    fractions = lost_fractions(compiled, layer_demand_lost, layer_nodes_lost)
+          layer_nodes_lost, totals: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The unit-free score of each row: weighted sum of the layers' lost fractions
+    (``totals``: :func:`layer_totals` of ``compiled`` when already at hand)."""
+    fractions = lost_fractions(compiled, layer_demand_lost, layer_nodes_lost, totals)
     return fractions @ layer_weights(system, compiled.layer_names)
 
 

@@ -9,11 +9,11 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep
+from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep_ranking
 from ..errors import InputError
 from ..units import amount, layer_totals
 from . import (csv_safe_option, csv_text, default_threads, emit, engine_option, format_option, load,
-               output_option, show_progress, system_argument, table, to_json)
+               output_option, release_memory, show_progress, system_argument, table, to_json)
 
 TABLE_TOP = 20                 # rows of the table when --top is not given
 BETWEENNESS_MAX_NODES = 20_000  # betweenness is O(n m): skipped above this size
@@ -225,12 +225,17 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
          cluster):
     threads = threads or default_threads()
     start = time.perf_counter()
-    ranked = sweep(system, elements, threads=threads, engine=engine, compiled=compiled, layer=layer,
-                   progress=show_progress(), cluster=cluster)
+    ranking = sweep_ranking(system, elements, threads=threads, engine=engine, compiled=compiled,
+                            layer=layer, progress=show_progress(), cluster=cluster)
     seconds = time.perf_counter() - start
+    release_memory()   # the sweep's buffers, before the table is built
     if top is None:
         top = TABLE_TOP if fmt == "table" else 0
-    shown = ranked if top == 0 else ranked.iloc[:top]
+    # The whole table only where every row is used (all rows shown, or the comparisons); else
+    # the shown rows alone, without a million id strings.
+    full = top == 0 or (fmt == "table" and compare and len(ranking) > 0)
+    ranked = ranking.frame() if full else None
+    shown = ranking.head(top) if ranked is None else (ranked if top == 0 else ranked.iloc[:top])
     start = time.perf_counter()
     worst = (greedy_worst_set(system, k, elements, threads=threads, engine=engine, compiled=compiled,
                               layer=layer, progress=show_progress(), cluster=cluster) if k else None)
@@ -247,14 +252,14 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
         return
 
     comparison = spots = None
-    info = {"count": len(ranked), "what": {"nodes": "nodes", "edges": "edges",
+    info = {"count": len(ranking), "what": {"nodes": "nodes", "edges": "edges",
                                            "all": "nodes and edges"}[elements],
             "engine": engine, "threads": threads if engine == "core" else 1,
             "executor": cluster.label if cluster is not None else None,
             "seconds": seconds, "worst_seconds": worst_seconds, "k": k}
-    if compare and len(ranked):
+    if compare and len(ranking):
         start = time.perf_counter()
-        spot_k = min(top or TABLE_TOP, len(ranked))
+        spot_k = min(top or TABLE_TOP, len(ranking))
         use_btw = compiled.n_nodes <= BETWEENNESS_MAX_NODES
         info["betweenness_skipped"] = not use_btw
         info["spot_k"] = spot_k
@@ -262,5 +267,5 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
         spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine, layer=layer,
                             progress=show_progress(), cluster=cluster)
         info["compare_seconds"] = time.perf_counter() - start
-    emit(render_table(system, compiled, ranked, shown, worst, comparison, spots, info,
+    emit(render_table(system, compiled, ranking, shown, worst, comparison, spots, info,
                       _kinds(system, compiled, shown)), output)

@@ -70,6 +70,9 @@ PY_SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u20
             "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 # Space before a quoted field: pandas (skipinitialspace) reads it as quoted, pyarrow would not.
 _SPACE_QUOTE = re.compile(rb'(^|,) +"', re.MULTILINE)
+# Bytes that are never white space in UTF-8 text: ASCII except the characters of PY_SPACE.  A
+# file made of these and line ends alone has no cell to trim.
+_NO_SPACE = bytes(b for b in range(128) if not chr(b).isspace())
 _BLANK_LINE = re.compile(rb'(?:\A|\n)[ \t\r\x0b\x0c]*\n|\n[ \t\r\x0b\x0c]+\Z')
 
 
@@ -137,29 +140,50 @@ def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
         return None
     if table.num_rows + 1 != n_lines or table.column_names != header:
         return None
-    return _arrow_frame(table, names, strip, known, keep)
+    # Trimming is a no-op on a file without white space inside its lines (one pass of
+    # bytes.translate instead of a Unicode trim of every column).
+    rest = data.translate(None, _NO_SPACE)
+    trim = len(rest) != rest.count(b"\n")
+    return _arrow_frame(table, names, strip, known, keep, trim)
 
 
 def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = None,
-                 keep: dict | None = None) -> pd.DataFrame:
+                 keep: dict | None = None, trim: bool = True) -> pd.DataFrame:
     """A pyarrow table of strings as the DataFrame of :func:`_read_csv_arrow` (column names
-    ``names``)."""
+    ``names``; ``trim=False``: no cell has white space to trim)."""
     import pyarrow.compute as pc
 
+    import pyarrow as pa
+
     columns = {}
+    trimmed = []
     for name, column in zip(names, table.columns):
         column = column.combine_chunks()
         # Python's str.strip() (every character for which str.isspace() holds), or pandas'
         # skipinitialspace (the spaces that start a field).
-        column = pc.utf8_trim(column, characters=PY_SPACE) if strip else pc.utf8_ltrim(column, characters=" ")
+        if trim:
+            column = pc.utf8_trim(column, characters=PY_SPACE) if strip \
+                else pc.utf8_ltrim(column, characters=" ")
+        trimmed.append(column)
+    # The columns that name nodes are looked up together: one hash set of the node ids per
+    # file, not one per column.
+    found = {}
+    lookup = [name for name in names if name in NODE_COLUMNS] if known is not None else []
+    if lookup:
+        parts = [trimmed[names.index(name)] for name in lookup]
+        codes = pc.index_in(pa.chunked_array(parts, pa.string()), value_set=known[0])
+        ends = np.cumsum([0] + [len(part) for part in parts])
+        for i, name in enumerate(lookup):
+            part = codes.slice(ends[i], ends[i + 1] - ends[i])
+            if part.null_count == 0:
+                found[name] = part.to_numpy()
+    for name, column in zip(names, trimmed):
         if keep is not None and name == "id":
             keep["id"] = column
         head = column.slice(0, 4096)
-        if known is not None and name in NODE_COLUMNS:
-            codes = pc.index_in(column, value_set=known[0])
-            if codes.null_count == 0:
-                columns[name] = known[1][codes.to_numpy(zero_copy_only=False)]
-                continue
+        if name in found:
+            columns[name] = known[1][found[name]]
+            continue
         if len(head) and len(head.unique()) <= len(head) // 2:
             # Few distinct values: one Python string each and an array of pointers.
             encoded = column.dictionary_encode()
@@ -170,6 +194,9 @@ def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = Non
     out = pd.DataFrame(columns, columns=names, copy=False)
     if strip:
         out.attrs["stripped"] = True
+    if found:
+        # The node positions of those columns: from_tables checks and uses them (no new hash).
+        out.attrs["node_positions"] = found
     return out
 
 
