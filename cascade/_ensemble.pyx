@@ -185,7 +185,7 @@ cdef Py_ssize_t _draw_part(
     when ``idx`` ascends); return the new count."""
     cdef Py_ssize_t j, k = idx.shape[0], kf, kg, m = 0, r, wr, mi
     cdef uint64_t sf = salts[row, s_fail], sg = salts[row, s_gm]
-    cdef double u, z, e, depth, zlo, zhi, t, ug
+    cdef double u, z, e, depth, zhi, t, lo, hi
     cdef int state   # 0 no, 1 fails, 2 exact arithmetic
     cdef bint fast = _fast and (ev - ev == 0)      # ev finite
     if mode == 0:
@@ -199,23 +199,26 @@ cdef Py_ssize_t _draw_part(
             state = 2
             if fast and ok[j]:
                 kf = <Py_ssize_t>(u * NQ)
-                zlo = zhi = a[j]
-                if variability:
-                    t = ev * b[j]
-                    if has_eps:
-                        zlo = zhi = a[j] + (t + c[j] * eps[row, j]) / d[j]
-                    else:
+                if kf < NQ:
+                    lo = _QL[kf] - _DELTA           # fails when z > hi, not when z < lo
+                    hi = _QH[kf + 1] + _DELTA
+                    if variability and not has_eps:
                         kg = <Py_ssize_t>(_uniform(keys[j], sg) * NQ)
                         if kg > 0 and kg < NQ - 1:
-                            zlo = a[j] + (t + c[j] * _QL[kg]) / d[j]
+                            t = ev * b[j]
                             zhi = a[j] + (t + c[j] * _QH[kg + 1]) / d[j]
-                        else:
-                            kf = NQ
-                if kf < NQ:
-                    if zlo > _QH[kf + 1] + _DELTA:
-                        state = 1
-                    elif zhi < _QL[kf] - _DELTA:
-                        state = 0
+                            if zhi < lo:
+                                state = 0
+                            elif a[j] + (t + c[j] * _QL[kg]) / d[j] > hi:
+                                state = 1
+                    else:
+                        z = a[j]
+                        if variability:
+                            z = z + (ev * b[j] + c[j] * eps[row, j]) / d[j]
+                        if z < lo:
+                            state = 0
+                        elif z > hi:
+                            state = 1
             if state == 2:
                 z = a[j]
                 if variability:
@@ -231,23 +234,26 @@ cdef Py_ssize_t _draw_part(
             state = 2
             if fast and ok[j]:
                 kf = <Py_ssize_t>(u * NQ)
-                zlo = zhi = a[j]
-                if variability:
-                    t = ev * b[j]
-                    if has_eps:
-                        zlo = zhi = a[j] + 2.25 * (t + c[j] * eps[row, j])
-                    else:
+                if kf < NQ:
+                    lo = (_TL[kf] - w[j]) - _DELTA   # breaks when ln RR > hi, not when < lo
+                    hi = (_TH[kf + 1] - w[j]) + _DELTA
+                    if variability and not has_eps:
                         kg = <Py_ssize_t>(_uniform(keys[j], sg) * NQ)
                         if kg > 0 and kg < NQ - 1:
-                            zlo = a[j] + 2.25 * (t + c[j] * _QL[kg])
+                            t = ev * b[j]
                             zhi = a[j] + 2.25 * (t + c[j] * _QH[kg + 1])
-                        else:
-                            kf = NQ
-                if kf < NQ:
-                    if zlo > (_TH[kf + 1] - w[j]) + _DELTA:
-                        state = 1
-                    elif zhi < (_TL[kf] - w[j]) - _DELTA:
-                        state = 0
+                            if zhi < lo:
+                                state = 0
+                            elif a[j] + 2.25 * (t + c[j] * _QL[kg]) > hi:
+                                state = 1
+                    else:
+                        z = a[j]
+                        if variability:
+                            z = z + 2.25 * (ev * b[j] + c[j] * eps[row, j])
+                        if z < lo:
+                            state = 0
+                        elif z > hi:
+                            state = 1
             if state == 2:
                 # The exact arithmetic, in a batch after the loop (numpy's exp / expm1 loops).
                 z = a[j]
