@@ -174,18 +174,34 @@ def part_checks(int mode, a, b, c, d, double bf):
     return np.ascontiguousarray(ok, np.uint8), np.ascontiguousarray(w, np.float64)
 
 
+cdef inline double _residual(bint has_eps, const double[:, ::1] eps, Py_ssize_t row, Py_ssize_t j,
+                            bint has_nug, const double[::1] nug, const uint64_t[::1] keys,
+                            uint64_t sg) noexcept nogil:
+    """ε of element ``j``: keyed (Φ⁻¹ of the uniform of salt ``sg``), or the field's value,
+    plus, where ``nug[j] >= 0``, its nugget times that keyed normal (GridField.draw's
+    ``out += nugget * keyed normal``)."""
+    cdef double e
+    if not has_eps:
+        return ndtri(_uniform(keys[j], sg))
+    e = eps[row, j]
+    if has_nug and nug[j] >= 0:
+        e = e + nug[j] * ndtri(_uniform(keys[j], sg))
+    return e
+
+
 cdef Py_ssize_t _draw_part(
         int mode, const int64_t[::1] idx, const uint64_t[::1] keys, const double[::1] a,
         const double[::1] b, const double[::1] c, const double[::1] d, int s_fail, int s_gm,
-        bint variability, bint has_eps, const double[:, ::1] eps, Py_ssize_t row,
-        double ev, double bf, bint grid, const uint64_t[:, ::1] salts,
+        bint variability, bint has_eps, const double[:, ::1] eps, const double[::1] nug,
+        Py_ssize_t row, double ev, double bf, bint grid, const uint64_t[:, ::1] salts,
         double[::1] tmp1, double[::1] tmp2, index_t[::1] out, Py_ssize_t n_out,
         const uint8_t[::1] ok, const double[::1] w, index_t[::1] amb_j, index_t[::1] amb_pos) noexcept nogil:
     """Append the part's failed elements of sample ``row`` to ``out`` (ascending idx order
     when ``idx`` ascends); return the new count."""
     cdef Py_ssize_t j, k = idx.shape[0], kf, kg, m = 0, r, wr, mi
     cdef uint64_t sf = salts[row, s_fail], sg = salts[row, s_gm]
-    cdef double u, z, e, depth, zhi, t, lo, hi
+    cdef double u, z, e, depth, zhi, t, lo, hi, elo, ehi
+    cdef bint has_nug = nug.shape[0] > 0
     cdef int state   # 0 no, 1 fails, 2 exact arithmetic
     cdef bint fast = _fast and (ev - ev == 0)      # ev finite
     if mode == 0:
@@ -202,14 +218,18 @@ cdef Py_ssize_t _draw_part(
                 if kf < NQ:
                     lo = _QL[kf] - _DELTA           # fails when z > hi, not when z < lo
                     hi = _QH[kf + 1] + _DELTA
-                    if variability and not has_eps:
+                    if variability and (not has_eps or (has_nug and nug[j] >= 0)):
                         kg = <Py_ssize_t>(_uniform(keys[j], sg) * NQ)
                         if kg > 0 and kg < NQ - 1:
                             t = ev * b[j]
-                            zhi = a[j] + (t + c[j] * _QH[kg + 1]) / d[j]
+                            elo, ehi = _QL[kg], _QH[kg + 1]
+                            if has_eps:             # a field plus its nugget's keyed normal
+                                elo = eps[row, j] + nug[j] * elo
+                                ehi = eps[row, j] + nug[j] * ehi
+                            zhi = a[j] + (t + c[j] * ehi) / d[j]
                             if zhi < lo:
                                 state = 0
-                            elif a[j] + (t + c[j] * _QL[kg]) / d[j] > hi:
+                            elif a[j] + (t + c[j] * elo) / d[j] > hi:
                                 state = 1
                     else:
                         z = a[j]
@@ -222,7 +242,7 @@ cdef Py_ssize_t _draw_part(
             if state == 2:
                 z = a[j]
                 if variability:
-                    e = eps[row, j] if has_eps else ndtri(_uniform(keys[j], sg))
+                    e = _residual(has_eps, eps, row, j, has_nug, nug, keys, sg)
                     z = z + (ev * b[j] + c[j] * e) / d[j]
                 state = u < ndtr(z)
             if state:
@@ -237,14 +257,18 @@ cdef Py_ssize_t _draw_part(
                 if kf < NQ:
                     lo = (_TL[kf] - w[j]) - _DELTA   # breaks when ln RR > hi, not when < lo
                     hi = (_TH[kf + 1] - w[j]) + _DELTA
-                    if variability and not has_eps:
+                    if variability and (not has_eps or (has_nug and nug[j] >= 0)):
                         kg = <Py_ssize_t>(_uniform(keys[j], sg) * NQ)
                         if kg > 0 and kg < NQ - 1:
                             t = ev * b[j]
-                            zhi = a[j] + 2.25 * (t + c[j] * _QH[kg + 1])
+                            elo, ehi = _QL[kg], _QH[kg + 1]
+                            if has_eps:             # a field plus its nugget's keyed normal
+                                elo = eps[row, j] + nug[j] * elo
+                                ehi = eps[row, j] + nug[j] * ehi
+                            zhi = a[j] + 2.25 * (t + c[j] * ehi)
                             if zhi < lo:
                                 state = 0
-                            elif a[j] + 2.25 * (t + c[j] * _QL[kg]) > hi:
+                            elif a[j] + 2.25 * (t + c[j] * elo) > hi:
                                 state = 1
                     else:
                         z = a[j]
@@ -258,7 +282,7 @@ cdef Py_ssize_t _draw_part(
                 # The exact arithmetic, in a batch after the loop (numpy's exp / expm1 loops).
                 z = a[j]
                 if variability:
-                    e = eps[row, j] if has_eps else ndtri(_uniform(keys[j], sg))
+                    e = _residual(has_eps, eps, row, j, has_nug, nug, keys, sg)
                     z = z + 2.25 * (ev * b[j] + c[j] * e)
                 tmp1[m] = z
                 amb_j[m] = <index_t>j
@@ -306,6 +330,7 @@ def run_block(
         # per sample of the block
         const uint64_t[:, ::1] salts, const double[::1] normal,
         bint n_has_eps, const double[:, ::1] n_eps, bint e_has_eps, const double[:, ::1] e_eps,
+        const double[::1] n_nug, const double[::1] e_nug,
         # the compiled system and a workspace (cascade.compiled.Workspace)
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
         const uint8_t[::1] adj_fwd, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
@@ -353,10 +378,10 @@ def run_block(
         incremental = n_changed == 0 and _fast_cascade
         for row in range(B):
             nn = _draw_part(n_mode, n_idx, n_keys, n_a, n_b, n_c, n_d, n_sfail, n_sgm, variability,
-                            n_has_eps, n_eps, row, normal[row], bf, grid, salts, tmp1, tmp2,
+                            n_has_eps, n_eps, n_nug, row, normal[row], bf, grid, salts, tmp1, tmp2,
                             init_nodes, 0, n_ok, n_w, amb_j, amb_pos)
             ne = _draw_part(e_mode, e_idx, e_keys, e_a, e_b, e_c, e_d, e_sfail, e_sgm, variability,
-                            e_has_eps, e_eps, row, normal[row], bf, grid, salts, tmp1, tmp2,
+                            e_has_eps, e_eps, e_nug, row, normal[row], bf, grid, salts, tmp1, tmp2,
                             init_edges, 0, e_ok, e_w, amb_j, amb_pos)
             for i in range(ne):
                 edge_failed[init_edges[i]] = 1
