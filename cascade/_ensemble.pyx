@@ -32,7 +32,8 @@ incrementally from the intact state (only the layers its failures touch are sear
 undone after the tally; the failures and their order are those of a run from scratch.
 
 ``ε`` is a per-sample residual: from ``eps[b, j]`` when given (correlated fields, drawn by
-numpy per block), else ``Φ⁻¹`` of the keyed uniform of salt ``s_gm``.  ``ev`` is the sample's
+numpy per block; where ``nug[j] >= 0`` plus ``nug[j]`` times ``Φ⁻¹`` of the keyed uniform of salt
+``s_gm``, the grid field's nugget term), else ``Φ⁻¹`` of the keyed uniform of salt ``s_gm``.  ``ev`` is the sample's
 event term (``normal[b]``) and ``offset`` the flood's (``normal[b]`` too, already scaled).
 """
 from libc.math cimport ldexp

@@ -454,7 +454,10 @@ class Hazard:
     def plan_inputs(self, prep: dict, salts: np.ndarray, normal: np.ndarray) -> tuple:
         """Per block of B samples, from their salts (B, 4) and the first standard normal of
         each sample's generator (B,), what :meth:`draw_block` uses of them: (per-sample value
-        (B,), node residuals (B, k) or None, edge residuals (B, k) or None)."""
+        (B,), node residuals (B, k) or None, edge residuals (B, k) or None).  A part's residuals
+        may also be a pair ((B, k) without the grid fields' nugget terms, (k,) the nuggets'
+        standard deviations, -1 where none): the compiled loop adds the nugget term itself,
+        only for the elements it needs."""
         return np.zeros(len(salts)), None, None
 
     def describe(self) -> dict:
