@@ -25,8 +25,15 @@ Part modes (``mode``), per element ``j`` of the part, ``u`` its keyed uniform of
 3 flood:     ``depth = a[j] + offset`` (a grid: only where ``a[j] > 0``), fails when
              ``depth > 0`` and ``depth > b[j]``.
 
+Modes 1 and 2 decide most elements without Φ, Φ⁻¹, exp or expm1, from two tables and a
+bracket of ``z`` (see "Fast decisions" below); only elements close to their threshold take the
+arithmetic above.  When every node works in the intact system, each sample's cascade runs
+incrementally from the intact state (only the layers its failures touch are searched) and is
+undone after the tally; the failures and their order are those of a run from scratch.
+
 ``ε`` is a per-sample residual: from ``eps[b, j]`` when given (correlated fields, drawn by
-numpy per block), else ``Φ⁻¹`` of the keyed uniform of salt ``s_gm``.  ``ev`` is the sample's
+numpy per block; where ``nug[j] >= 0`` plus ``nug[j]`` times ``Φ⁻¹`` of the keyed uniform of salt
+``s_gm``, the grid field's nugget term), else ``Φ⁻¹`` of the keyed uniform of salt ``s_gm``.  ``ev`` is the sample's
 event term (``normal[b]``) and ``offset`` the flood's (``normal[b]`` too, already scaled).
 """
 from libc.math cimport ldexp
@@ -35,7 +42,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 cimport numpy as cnp
 from scipy.special.cython_special cimport ndtr, ndtri
 
-from ._core cimport _cascade, index_t
+from ._core cimport CAUSE_NONE, _cascade, index_t
 
 import numpy as np
 
@@ -104,17 +111,100 @@ def keyed_uniform(const uint64_t[::1] keys, uint64_t salt, double[::1] out):
             out[j] = _uniform(keys[j], salt)
 
 
+# Fast decisions (exact): most elements are decided from two tables without Φ, Φ⁻¹, exp.
+#
+# ``_QL[k] <= Φ⁻¹(u) <= _QH[k + 1]`` for every u in [k/NQ, (k+1)/NQ) (scipy's ndtri at the
+# grid points, widened by 1e-9 (1 + |q|) for its rounding), and likewise ``_TL``/``_TH`` for
+# t(u) = ln(-ln(1 - u)).  In real arithmetic a normal part's element fails iff
+# ``z > Φ⁻¹(u)`` (u < Φ(z)) and a repair part's iff ``ln RR > t(u) - ln(bf · d)``
+# (u < 1 - exp(-bf · RR · d)).  z (ln RR) is bracketed without drawing ε: with c >= 0 and
+# d > 0 every floating-point step of ``a + (ev·b + c·ε) / d`` is monotone in ε, so ε's cell
+# gives [zlo, zhi] that holds the z the exact code computes.  An element is decided only when
+# the bracket clears the threshold by ``_DELTA`` = 1e-6 in z, far more than the rounding of
+# ndtr / exp / expm1 (relative errors ~1e-15; u is at least 1/NQ from 0 and 1 there);
+# anything closer, in an edge cell, or not finite goes through the exact arithmetic of the
+# numpy path.  Tested against that exact path (set_fast(False)) in tests/test_ensemble_compiled.py.
+cdef enum:
+    NQ = 2048
+cdef double _DELTA = 1e-6
+cdef double _QL[NQ + 1]
+cdef double _QH[NQ + 1]
+cdef double _TL[NQ + 1]
+cdef double _TH[NQ + 1]
+cdef bint _fast = True
+cdef bint _fast_cascade = True
+
+
+def _build_tables():
+    cdef int k
+    u = np.arange(NQ + 1) / NQ
+    q = np.empty(NQ + 1)
+    for k in range(NQ + 1):
+        q[k] = ndtri(u[k])
+    with np.errstate(divide="ignore"):
+        t = np.log(-np.log1p(-u))
+    q[0], q[NQ], t[0], t[NQ] = -np.inf, np.inf, -np.inf, np.inf
+    for k in range(NQ + 1):
+        _QL[k] = q[k] - 1e-9 * (1.0 + abs(q[k])) if np.isfinite(q[k]) else q[k]
+        _QH[k] = q[k] + 1e-9 * (1.0 + abs(q[k])) if np.isfinite(q[k]) else q[k]
+        _TL[k] = t[k] - 1e-9 * (1.0 + abs(t[k])) if np.isfinite(t[k]) else t[k]
+        _TH[k] = t[k] + 1e-9 * (1.0 + abs(t[k])) if np.isfinite(t[k]) else t[k]
+
+
+_build_tables()
+
+
+def set_fast(bint on, bint cascade=True):
+    """Use the table decisions (default) or the exact arithmetic for every element, and the
+    incremental cascades from the intact state (default) or runs from scratch (tests)."""
+    global _fast, _fast_cascade
+    _fast = on
+    _fast_cascade = cascade
+
+
+def part_checks(int mode, a, b, c, d, double bf):
+    """Per element of a part: 1 where the table decisions may be used (finite inputs, c >= 0,
+    d > 0; for repair parts bf > 0 and ln(bf · d) finite), and ln(bf · d) (repair parts)."""
+    a_, b_, c_, d_ = np.asarray(a), np.asarray(b), np.asarray(c), np.asarray(d)
+    ok = np.isfinite(a_) & np.isfinite(b_) & np.isfinite(c_) & np.isfinite(d_) & (c_ >= 0) & (d_ > 0)
+    w = np.zeros(len(a_))
+    if mode == 2:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            w = np.log(bf * d_) if len(d_) else w
+        ok &= np.isfinite(w) & (bf > 0)
+    return np.ascontiguousarray(ok, np.uint8), np.ascontiguousarray(w, np.float64)
+
+
+cdef inline double _residual(bint has_eps, const double[:, ::1] eps, Py_ssize_t row, Py_ssize_t j,
+                            bint has_nug, const double[::1] nug, const uint64_t[::1] keys,
+                            uint64_t sg) noexcept nogil:
+    """ε of element ``j``: keyed (Φ⁻¹ of the uniform of salt ``sg``), or the field's value,
+    plus, where ``nug[j] >= 0``, its nugget times that keyed normal (GridField.draw's
+    ``out += nugget * keyed normal``)."""
+    cdef double e
+    if not has_eps:
+        return ndtri(_uniform(keys[j], sg))
+    e = eps[row, j]
+    if has_nug and nug[j] >= 0:
+        e = e + nug[j] * ndtri(_uniform(keys[j], sg))
+    return e
+
+
 cdef Py_ssize_t _draw_part(
         int mode, const int64_t[::1] idx, const uint64_t[::1] keys, const double[::1] a,
         const double[::1] b, const double[::1] c, const double[::1] d, int s_fail, int s_gm,
-        bint variability, bint has_eps, const double[:, ::1] eps, Py_ssize_t row,
-        double ev, double bf, bint grid, const uint64_t[:, ::1] salts,
-        double[::1] tmp1, double[::1] tmp2, index_t[::1] out, Py_ssize_t n_out) noexcept nogil:
+        bint variability, bint has_eps, const double[:, ::1] eps, const double[::1] nug,
+        Py_ssize_t row, double ev, double bf, bint grid, const uint64_t[:, ::1] salts,
+        double[::1] tmp1, double[::1] tmp2, index_t[::1] out, Py_ssize_t n_out,
+        const uint8_t[::1] ok, const double[::1] w, index_t[::1] amb_j, index_t[::1] amb_pos) noexcept nogil:
     """Append the part's failed elements of sample ``row`` to ``out`` (ascending idx order
     when ``idx`` ascends); return the new count."""
-    cdef Py_ssize_t j, k = idx.shape[0]
+    cdef Py_ssize_t j, k = idx.shape[0], kf, kg, m = 0, r, wr, mi
     cdef uint64_t sf = salts[row, s_fail], sg = salts[row, s_gm]
-    cdef double u, z, e, depth
+    cdef double u, z, e, depth, zhi, t, lo, hi, elo, ehi
+    cdef bint has_nug = nug.shape[0] > 0
+    cdef int state   # 0 no, 1 fails, 2 exact arithmetic
+    cdef bint fast = _fast and (ev - ev == 0)      # ev finite
     if mode == 0:
         for j in range(k):
             if _uniform(keys[j], sf) < a[j]:
@@ -122,29 +212,104 @@ cdef Py_ssize_t _draw_part(
                 n_out += 1
     elif mode == 1:
         for j in range(k):
-            z = a[j]
-            if variability:
-                e = eps[row, j] if has_eps else ndtri(_uniform(keys[j], sg))
-                z = z + (ev * b[j] + c[j] * e) / d[j]
-            if _uniform(keys[j], sf) < ndtr(z):
+            u = _uniform(keys[j], sf)
+            state = 2
+            if fast and ok[j]:
+                kf = <Py_ssize_t>(u * NQ)
+                if kf < NQ:
+                    lo = _QL[kf] - _DELTA           # fails when z > hi, not when z < lo
+                    hi = _QH[kf + 1] + _DELTA
+                    if variability and (not has_eps or (has_nug and nug[j] >= 0)):
+                        kg = <Py_ssize_t>(_uniform(keys[j], sg) * NQ)
+                        if kg > 0 and kg < NQ - 1:
+                            t = ev * b[j]
+                            elo, ehi = _QL[kg], _QH[kg + 1]
+                            if has_eps:             # a field plus its nugget's keyed normal
+                                elo = eps[row, j] + nug[j] * elo
+                                ehi = eps[row, j] + nug[j] * ehi
+                            zhi = a[j] + (t + c[j] * ehi) / d[j]
+                            if zhi < lo:
+                                state = 0
+                            elif a[j] + (t + c[j] * elo) / d[j] > hi:
+                                state = 1
+                    else:
+                        z = a[j]
+                        if variability:
+                            z = z + (ev * b[j] + c[j] * eps[row, j]) / d[j]
+                        if z < lo:
+                            state = 0
+                        elif z > hi:
+                            state = 1
+            if state == 2:
+                z = a[j]
+                if variability:
+                    e = _residual(has_eps, eps, row, j, has_nug, nug, keys, sg)
+                    z = z + (ev * b[j] + c[j] * e) / d[j]
+                state = u < ndtr(z)
+            if state:
                 out[n_out] = <index_t>idx[j]
                 n_out += 1
     elif mode == 2:
         for j in range(k):
-            z = a[j]
-            if variability:
-                e = eps[row, j] if has_eps else ndtri(_uniform(keys[j], sg))
-                z = z + 2.25 * (ev * b[j] + c[j] * e)
-            tmp1[j] = z
-        if k:
-            _ufunc(_exp_loop, _exp_data, &tmp1[0], &tmp2[0], k)
-            for j in range(k):
-                tmp1[j] = (-bf * tmp2[j]) * d[j]
-            _ufunc(_expm1_loop, _expm1_data, &tmp1[0], &tmp2[0], k)
-        for j in range(k):
-            if _uniform(keys[j], sf) < -tmp2[j]:
+            u = _uniform(keys[j], sf)
+            state = 2
+            if fast and ok[j]:
+                kf = <Py_ssize_t>(u * NQ)
+                if kf < NQ:
+                    lo = (_TL[kf] - w[j]) - _DELTA   # breaks when ln RR > hi, not when < lo
+                    hi = (_TH[kf + 1] - w[j]) + _DELTA
+                    if variability and (not has_eps or (has_nug and nug[j] >= 0)):
+                        kg = <Py_ssize_t>(_uniform(keys[j], sg) * NQ)
+                        if kg > 0 and kg < NQ - 1:
+                            t = ev * b[j]
+                            elo, ehi = _QL[kg], _QH[kg + 1]
+                            if has_eps:             # a field plus its nugget's keyed normal
+                                elo = eps[row, j] + nug[j] * elo
+                                ehi = eps[row, j] + nug[j] * ehi
+                            zhi = a[j] + 2.25 * (t + c[j] * ehi)
+                            if zhi < lo:
+                                state = 0
+                            elif a[j] + 2.25 * (t + c[j] * elo) > hi:
+                                state = 1
+                    else:
+                        z = a[j]
+                        if variability:
+                            z = z + 2.25 * (ev * b[j] + c[j] * eps[row, j])
+                        if z < lo:
+                            state = 0
+                        elif z > hi:
+                            state = 1
+            if state == 2:
+                # The exact arithmetic, in a batch after the loop (numpy's exp / expm1 loops).
+                z = a[j]
+                if variability:
+                    e = _residual(has_eps, eps, row, j, has_nug, nug, keys, sg)
+                    z = z + 2.25 * (ev * b[j] + c[j] * e)
+                tmp1[m] = z
+                amb_j[m] = <index_t>j
+                amb_pos[m] = <index_t>n_out
+                m += 1
+            if state:
                 out[n_out] = <index_t>idx[j]
                 n_out += 1
+        if m:
+            _ufunc(_exp_loop, _exp_data, &tmp1[0], &tmp2[0], m)
+            for r in range(m):
+                tmp1[r] = (-bf * tmp2[r]) * d[amb_j[r]]
+            _ufunc(_expm1_loop, _expm1_data, &tmp1[0], &tmp2[0], m)
+            # Keep the undecided elements that fail; the rest of out keeps its order.
+            wr = amb_pos[0]
+            mi = 0
+            for r in range(amb_pos[0], n_out):
+                if mi < m and r == amb_pos[mi]:
+                    if _uniform(keys[amb_j[mi]], sf) < -tmp2[mi]:
+                        out[wr] = out[r]
+                        wr += 1
+                    mi += 1
+                else:
+                    out[wr] = out[r]
+                    wr += 1
+            n_out = wr
     elif mode == 3:
         for j in range(k):
             depth = a[j] + ev
@@ -166,6 +331,7 @@ def run_block(
         # per sample of the block
         const uint64_t[:, ::1] salts, const double[::1] normal,
         bint n_has_eps, const double[:, ::1] n_eps, bint e_has_eps, const double[:, ::1] e_eps,
+        const double[::1] n_nug, const double[::1] e_nug,
         # the compiled system and a workspace (cascade.compiled.Workspace)
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
         const uint8_t[::1] adj_fwd, const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
@@ -190,14 +356,34 @@ def run_block(
     cdef Py_ssize_t row, i, nn, ne, l
     cdef index_t v, n_changed = 0
     cdef double served, count
+    cdef const uint8_t[::1] n_ok, e_ok
+    cdef const double[::1] n_w, e_w
+    cdef index_t[::1] amb_j, amb_pos
+    cdef bint incremental
+    cdef index_t j
+    n_ok, n_w = part_checks(n_mode, n_a, n_b, n_c, n_d, bf)
+    e_ok, e_w = part_checks(e_mode, e_a, e_b, e_c, e_d, bf)
+    amb_j = np.empty(max(n_idx.shape[0], e_idx.shape[0], 1), np.asarray(init_nodes).dtype)
+    amb_pos = np.empty_like(amb_j)
     with nogil:
+        # The intact system from scratch: when every node works there, each sample's cascade
+        # runs incrementally from that state (only the layers its failures touch are
+        # searched; round 1 of a run from scratch finds nothing in the others, so the same
+        # failures in the same order) and is undone after its tally.
+        n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                             node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
+                             rdep_grp, group_owner, group_held, edge_src,
+                             init_nodes[:0], init_edges[:0], edge_failed,
+                             working, fail_round, cause, via_group, alive, changed, queue,
+                             comp, layer_dirty, False)
+        incremental = n_changed == 0 and _fast_cascade
         for row in range(B):
             nn = _draw_part(n_mode, n_idx, n_keys, n_a, n_b, n_c, n_d, n_sfail, n_sgm, variability,
-                            n_has_eps, n_eps, row, normal[row], bf, grid, salts, tmp1, tmp2,
-                            init_nodes, 0)
+                            n_has_eps, n_eps, n_nug, row, normal[row], bf, grid, salts, tmp1, tmp2,
+                            init_nodes, 0, n_ok, n_w, amb_j, amb_pos)
             ne = _draw_part(e_mode, e_idx, e_keys, e_a, e_b, e_c, e_d, e_sfail, e_sgm, variability,
-                            e_has_eps, e_eps, row, normal[row], bf, grid, salts, tmp1, tmp2,
-                            init_edges, 0)
+                            e_has_eps, e_eps, e_nug, row, normal[row], bf, grid, salts, tmp1, tmp2,
+                            init_edges, 0, e_ok, e_w, amb_j, amb_pos)
             for i in range(ne):
                 edge_failed[init_edges[i]] = 1
             n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
@@ -205,7 +391,7 @@ def run_block(
                                  rdep_grp, group_owner, group_held, edge_src,
                                  init_nodes[:nn], init_edges[:ne], edge_failed,
                                  working, fail_round, cause, via_group, alive, changed, queue,
-                                 comp, layer_dirty, False)
+                                 comp, layer_dirty, incremental)
             for i in range(ne):
                 edge_failed[init_edges[i]] = 0
             # The loss tally of ensemble._service_lost: sums in the order nodes failed.
@@ -229,4 +415,14 @@ def run_block(
                 direct[init_nodes[i]] += baseline[init_nodes[i]]
             n_direct[row, 0] = <int32_t>nn
             n_direct[row, 1] = <int32_t>ne
+            if incremental and row < B - 1:
+                # Back to the intact state (the last sample's stays, as a run from scratch leaves it).
+                for i in range(n_changed):
+                    v = changed[i]
+                    working[v] = 1
+                    fail_round[v] = -1
+                    cause[v] = CAUSE_NONE
+                    via_group[v] = -1
+                    for j in range(rdep_ptr[v], rdep_ptr[v + 1]):
+                        alive[rdep_grp[j]] += 1
     return n_changed

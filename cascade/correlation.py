@@ -220,6 +220,21 @@ class GridField:
         depends only on the sites' bounding box, so the same salt gives the same grid on a
         system with more sites inside it); the nugget's from keyed uniforms of the sites."""
         salts = np.asarray(salts, np.uint64).reshape(-1)
+        out = self.draw_base(salts)
+        if self.keys.size:
+            out += self._nugget * _keyed_normal(self.keys, salts)
+        return out
+
+    @property
+    def nugget(self) -> np.ndarray:
+        """Per site, the standard deviation of the nugget term (>= 0)."""
+        return self._nugget
+
+    def draw_base(self, salts) -> np.ndarray:
+        """:meth:`draw` without the nugget term: the interpolated grid field, shape (B, n_sites);
+        ``draw`` adds ``nugget * Φ⁻¹(keyed uniform of the site's key and the salt)`` to it
+        (cascade/_ensemble.pyx adds it in compiled code, drawing the normal only when needed)."""
+        salts = np.asarray(salts, np.uint64).reshape(-1)
         mx, my = self.shape
         z = np.empty((len(salts), mx, my), complex)
         g = _philox()
@@ -231,10 +246,7 @@ class GridField:
             g.standard_normal(2 * mx * my, out=z[k].view(np.float64).reshape(-1))
         # Re(FFT(sqrt(λ/M) (z1 + i z2))) has exactly the embedded covariance.
         field = np.fft.fft2(self._sqrt_lam * z, axes=(-2, -1)).real.reshape(len(salts), -1)
-        out = np.einsum("bsk,sk->bs", field[:, self._idx], self._w)
-        if self.keys.size:
-            out += self._nugget * _keyed_normal(self.keys, salts)
-        return out
+        return np.einsum("bsk,sk->bs", field[:, self._idx], self._w)
 
     def implied_correlation(self, i: int, j: int) -> float:
         """The exact correlation of the residuals at sites i and j that this method produces."""

@@ -253,7 +253,7 @@ def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, b
     base8 = np.ascontiguousarray(baseline, np.uint8)
     demand = np.ascontiguousarray(c.demand, np.float64)
     service = np.empty((stop - start, L))
-    no_eps = np.zeros((0, 0))
+    no_eps, no_nug = np.zeros((0, 0)), np.zeros(0)
     ws.edge_failed[:] = 0
     hazard, prep = scenario.hazard, scenario._prepared(compiled)
     for s in range(start, stop, BLOCK):
@@ -268,11 +268,15 @@ def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, b
             salts[:] = [d.salts for d in draws]
             first[:] = [d.rng.standard_normal() for d in draws]
         normal, n_eps, e_eps = hazard.plan_inputs(prep, salts, first)
+        # Residuals: None (keyed, drawn in compiled code), (B, k), or (B, k) without the grid
+        # fields' nuggets and the nuggets' standard deviations (k,) (-1: none).
+        (n_eps, n_nug), (e_eps, e_nug) = (r if isinstance(r, tuple) else (r, no_nug) for r in (n_eps, e_eps))
         a, b = s - start, e - start
         ws.n_changed = _ensemble.run_block(
             *n_part, *e_part, variability, bf, grid, salts, np.ascontiguousarray(normal, np.float64),
             n_eps is not None, no_eps if n_eps is None else np.ascontiguousarray(n_eps, np.float64),
             e_eps is not None, no_eps if e_eps is None else np.ascontiguousarray(e_eps, np.float64),
+            np.ascontiguousarray(n_nug, np.float64), np.ascontiguousarray(e_nug, np.float64),
             c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes, c.node_layer,
             c.layer_rule, c.is_source, c.grp_ptr, c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner,
             ws.group_held, c.edge_src, ws.edge_failed, ws.working, ws.fail_round, ws.cause,

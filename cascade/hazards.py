@@ -466,7 +466,10 @@ class Hazard:
     def plan_inputs(self, prep: dict, salts: np.ndarray, normal: np.ndarray) -> tuple:
         """Per block of B samples, from their salts (B, 4) and the first standard normal of
         each sample's generator (B,), what :meth:`draw_block` uses of them: (per-sample value
-        (B,), node residuals (B, k) or None, edge residuals (B, k) or None)."""
+        (B,), node residuals (B, k) or None, edge residuals (B, k) or None).  A part's residuals
+        may also be a pair ((B, k) without the grid fields' nugget terms, (k,) the nuggets'
+        standard deviations, -1 where none): the compiled loop adds the nugget term itself,
+        only for the elements it needs."""
         return np.zeros(len(salts)), None, None
 
     def describe(self) -> dict:
@@ -1153,8 +1156,35 @@ class EarthquakeHazard(Hazard):
             return np.zeros(len(salts)), None, None
         if prep["fields"] is None:
             return normal, None, None                 # keyed residuals, drawn in compiled code
-        eps_n, eps_e = self._eps(prep, salts[:, 2:3], salts[:, 3:4], batch=True)
-        return normal, eps_n, eps_e
+        return normal, *self._eps_parts(prep, salts[:, 2], salts[:, 3])
+
+    def _eps_parts(self, prep, s2, s3):
+        """:meth:`_eps` (batch) for the compiled path: per part (nodes, edges) the residuals
+        without the grid fields' nugget terms, (B, k), and per element the nugget's standard
+        deviation, or -1 where the residual is complete (an exact field).  The compiled loop
+        adds ``nugget · Φ⁻¹(keyed uniform of the element's key and the residual salt)``, the
+        normal GridField.draw adds, only for the elements whose draw is close to its threshold;
+        the fields' site keys are the plan's keys (checked)."""
+        fields = prep["fields"]
+        from .correlation import GridField
+
+        def split(f, keys, salts):
+            if (isinstance(f, GridField) and f.keys.size and np.array_equal(f.keys, keys)
+                    and np.isfinite(f.nugget).all()):
+                return f.draw_base(salts), f.nugget
+            return f.draw(salts), np.full(f.n_sites, -1.0)
+
+        s2 = np.asarray(s2, np.uint64).reshape(-1)
+        s3 = np.asarray(s3, np.uint64).reshape(-1)
+        eps_n = np.zeros((len(s2), len(prep["sn"])))
+        nug_n = np.full(len(prep["sn"]), -1.0)
+        for pos, f in fields["nodes"]:
+            eps_n[:, pos], nug_n[pos] = split(f, prep["sn_keys"][pos], s2)
+        if fields["edges"] is not None:
+            eps_e, nug_e = split(fields["edges"], prep["pe_keys"], s3)
+        else:
+            eps_e, nug_e = np.zeros((len(s3), 0)), np.zeros(0)
+        return (eps_n, nug_n), (eps_e, nug_e)
 
     def describe(self):
         d = super().describe()

@@ -66,12 +66,20 @@ def _scenarios(tmp_path):
     (tmp_path / "frag.csv").write_text("id,median,beta,measure\n" + "\n".join(rows) + "\n")
     table = (f'[scenario]\nname = "frag"\nsystem = "{DEMO}"\nseed = 9\n[hazard]\ntype = "table"\n'
              'file = "frag.csv"\nepicenter = [12000.0, -2000.0]\nmagnitude = 6.2\n')
+    # Strong shaking in the town: many elements near certain failure, many near the tables'
+    # decision thresholds of cascade/_ensemble.pyx.
+    strong = quake.replace("epicenter = [12000.0, -2000.0]", "epicenter = [5000.0, 4000.0]").replace(
+        "magnitude = 6.2", "magnitude = 7.2")
+    out["earthquake-strong"] = _variant(tmp_path, "eq_strong", strong)
+    out["earthquake-strong-none"] = _variant(tmp_path, "eq_strong_none", strong.replace(
+        'mechanism = "unspecified"', 'mechanism = "unspecified"\ncorrelation = "none"'))
     out["table-fragility"] = _variant(tmp_path, "frag", table)
     out["table-fragility-none"] = _variant(tmp_path, "frag_none", table + 'correlation = "none"\n')
     return out
 
 
 CASES = ["earthquake-correlated", "earthquake-none", "earthquake-no-variability", "earthquake-exact",
+         "earthquake-strong", "earthquake-strong-none",
          "shakemap", "random", "targeted", "targeted-certain", "region", "flood-level", "flood-grid",
          "table-pyincore", "table-fragility", "table-fragility-none"]
 
@@ -223,3 +231,136 @@ def test_subclass_that_draws_differently_falls_back_to_python(demo):
     base = run_ensemble(system, plain, 40, threads=1, compiled=compiled)
     assert (result.n_direct[:, 0] >= base.n_direct[:, 0]).all()
     assert (result.n_direct[:, 0] > base.n_direct[:, 0]).any()
+
+
+def _intact(compiled):
+    from cascade.compiled import Workspace
+
+    ws = Workspace(compiled)
+    ws.run()
+    baseline = ws.working.astype(bool)
+    return baseline, ensemble._service(compiled, baseline, ensemble._totals(compiled))
+
+
+def _exact_mode(on, fn):
+    """Run ``fn`` with cascade._ensemble's table decisions and incremental cascades off
+    (``on=False``: the exact arithmetic of the numpy path for every element, every cascade
+    from scratch) or on."""
+    from cascade import _ensemble
+
+    _ensemble.set_fast(not on, not on)
+    try:
+        return fn()
+    finally:
+        _ensemble.set_fast(True, True)
+
+
+def _perturbed_part(part, mode, rng, bf_ok=True):
+    """A plan part like ``part`` (same elements, keys and salts) with values that stress the
+    table decisions: wide spreads, non-finite values, c < 0, d <= 0."""
+    m, idx, keys, a, b, c, d, s_fail, s_gm = part
+    k = len(idx)
+    a = rng.normal(-1.0 if mode == 1 else -3.0, 3.0, k)
+    b = rng.normal(0.3, 0.3, k)
+    c = rng.uniform(0.0, 1.5, k)
+    d = rng.uniform(0.05, 3.0, k)
+    for arr, specials in ((a, [np.nan, np.inf, -np.inf, 40.0, -40.0, 0.0]), (b, [np.nan, np.inf, -5.0]),
+                          (c, [0.0, -0.5, np.nan, np.inf]), (d, [0.0, -1.0, np.inf, np.nan, 1e-300])):
+        pos = rng.choice(k, min(k, 3 * len(specials)), replace=False)
+        arr[pos] = np.resize(np.array(specials), len(pos))
+    return (m, idx, keys, a, b, c, d, s_fail, s_gm)
+
+
+@pytest.mark.parametrize("case", ["earthquake-correlated", "earthquake-none", "earthquake-strong-none"])
+@pytest.mark.parametrize("variant", ["plan", "perturbed", "perturbed-no-variability", "perturbed-bf0"])
+def test_table_decisions_identical_to_exact_arithmetic(demo, scenario_files, case, variant):
+    """The compiled path's table decisions and incremental cascades against its exact
+    arithmetic (every element through ndtri / ndtr / exp / expm1, every cascade from scratch:
+    the arithmetic tested against the Python path above), on the scenario's plan and on
+    plans with extreme and non-finite values, which the Python path does not produce."""
+    system, compiled = demo
+    scenario = load_scenario(scenario_files[case])
+    scenario.prepare(system, compiled)
+    hplan, n_part, e_part, (variability, bf, grid) = ensemble._plan(compiled, scenario)
+    if variant != "plan":
+        rng = np.random.default_rng(sum(map(ord, case + variant)))
+        n_part, e_part = _perturbed_part(n_part, 1, rng), _perturbed_part(e_part, 2, rng)
+        variability = variant != "perturbed-no-variability"
+        bf = 0.0 if variant == "perturbed-bf0" else bf
+    plan = (hplan, n_part, e_part, (variability, bf, grid))
+    baseline, service = _intact(compiled)
+
+    def run():
+        return ensemble._run_compiled_batch(compiled, scenario, plan, scenario.seed, 3, 200,
+                                            baseline, service)
+    fast, exact = _exact_mode(False, run), _exact_mode(True, run)
+    for name, a, b in zip(("start", "loss", "failed", "direct", "n_direct"), fast, exact):
+        np.testing.assert_array_equal(a, b, err_msg=f"{case}/{variant}: {name} differs")
+    assert 0 < exact[4][:, 0].sum() < 197 * len(n_part[1]), "no node or every node failed: a weak test"
+    if bf == 0:
+        assert exact[4][:, 1].sum() == 0                  # no break without a break fraction
+    else:
+        assert 0 < exact[4][:, 1].sum() < 197 * len(e_part[1]), "no edge or every edge failed: a weak test"
+
+
+def test_exact_arithmetic_identical_to_python(demo, scenario_files):
+    """The fallback of the table decisions is itself the Python path's arithmetic."""
+    system, compiled = demo
+    for case in ("earthquake-correlated", "earthquake-strong-none"):
+        scenario = load_scenario(scenario_files[case])
+        scenario.prepare(system, compiled)
+        baseline, service = _intact(compiled)
+        args = (compiled, scenario, scenario.seed, 0, 64, baseline, service)
+        exact = _exact_mode(True, lambda: run_batch(*args))
+        slow = _python_path(False, lambda: run_batch(*args))
+        for name, a, b in zip(("start", "loss", "failed", "direct", "n_direct"), exact, slow):
+            np.testing.assert_array_equal(a, b, err_msg=f"{case}: {name} differs")
+
+
+def test_intact_system_with_failed_nodes_runs_every_cascade_from_scratch(demo, scenario_files):
+    """A node down in the intact system (an isolated substation): the incremental cascades
+    would not list it among each sample's failures, so the compiled path must run every
+    sample from scratch there, and match the Python path."""
+    import pandas as pd
+
+    system = read_system(DEMO)
+    row = system.nodes.iloc[[2]].copy()
+    row["id"] = "P-ISOLATED"
+    system.nodes = pd.concat([system.nodes, row], ignore_index=True)
+    compiled = compile_system(system)
+    baseline, service = _intact(compiled)
+    assert not baseline.all()
+    scenario = load_scenario(scenario_files["earthquake-none"])
+    scenario.prepare(system, compiled)
+    args = (compiled, scenario, scenario.seed, 0, 70, baseline, service)
+    fast = _python_path(True, lambda: run_batch(*args))
+    slow = _python_path(False, lambda: run_batch(*args))
+    for name, a, b in zip(("start", "loss", "failed", "direct", "n_direct"), fast, slow):
+        np.testing.assert_array_equal(a, b, err_msg=f"{name} differs")
+    assert slow[4].sum() > 0
+
+
+@pytest.mark.parametrize("case", ["earthquake-correlated", "earthquake-exact", "earthquake-strong"])
+def test_residuals_without_nugget_rebuild_the_python_residuals(demo, scenario_files, case):
+    """plan_inputs hands the compiled path each grid field without its nugget term and the
+    nuggets' deviations (-1 where a residual is complete); base + nugget · Φ⁻¹(keyed uniform)
+    must give the Python path's residuals (EarthquakeHazard._eps) bit for bit."""
+    from cascade.correlation import _keyed_normal
+
+    system, compiled = demo
+    scenario = load_scenario(scenario_files[case])
+    scenario.prepare(system, compiled)
+    prep = scenario._prepared(compiled)
+    salts = np.random.default_rng(3).integers(0, 2**63, (9, 4)).astype(np.uint64)
+    _normal, (base_n, nug_n), (base_e, nug_e) = scenario.hazard.plan_inputs(prep, salts, np.zeros(9))
+    eps_n, eps_e = scenario.hazard._eps(prep, salts[:, 2:3], salts[:, 3:4], batch=True)
+    split = 0
+    for base, nug, keys, salt, ref in ((base_n, nug_n, prep["sn_keys"], salts[:, 2], eps_n),
+                                       (base_e, nug_e, prep["pe_keys"], salts[:, 3], eps_e)):
+        has = nug >= 0
+        split += has.sum()
+        out = base.copy()
+        out[:, has] += nug[has] * _keyed_normal(keys[has], salt)
+        np.testing.assert_array_equal(out, ref)
+    if case != "earthquake-exact":
+        assert split > 0, "no grid field was split: the test checks nothing"
