@@ -1710,6 +1710,15 @@ cdef class DCFlow:
             slot[e] = -1
         for v in range(n):
             dirty[v] = 1
+        if not self.have_base:
+            # the intact grid's factor, once (it uses the step workspaces: before the loop)
+            for l in range(self.base_sz.shape[0]):
+                if self.base_sz[l] > DENSE_MAX:
+                    rc = self._base_factor()
+                    if rc:
+                        ntrip[0] = 0
+                        return rc
+                    break
         while True:
             step += 1
             # islands over the active branches; each one's reference is its first (smallest) bus
@@ -1946,10 +1955,6 @@ cdef class DCFlow:
                         theta[v] = z[pos[v]] if pos[v] >= 0 else 0.0
             # islands of the intact grid missing at most kmax branches: its factor + Woodbury
             if nbase:
-                if not self.have_base:
-                    rc = self._base_factor()
-                    if rc:
-                        break
                 nrb = self.nrb
                 for i in range(nrb + 1):
                     z[i] = 0.0
