@@ -44,6 +44,14 @@ factorization is reused when branches leave an island without splitting it: the 
 come from the old factors by the Woodbury identity (the rank-k update that LODFs express),
 and an island is refactorised only when its bus set changes or more than ``kmax`` branches have
 left it since its factors were computed.
+
+The whole step loop runs in C (``DCFlow._run``, the default; ``cascade_py`` is the numpy loop it
+replaced, kept as the oracle): islands by BFS over the CSR, serving, generator shares, then per
+changed island a dense solve (at most ``DENSE_MAX`` buses), the intact grid's factor with a
+Woodbury update (an island of the intact grid missing at most ``kmax`` branches; the columns
+B^-1 a_b are kept for the rest of the cascade), or a fresh LDL^T: all the changed islands of a step
+in one block-diagonal factor, each in the intact grid's fill-reducing order (a principal
+submatrix eliminated in the inherited order), so no ordering is ever recomputed.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.math cimport INFINITY, fabs, isnan, NAN
