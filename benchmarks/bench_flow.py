@@ -451,7 +451,7 @@ def test_dcn1scale_core(benchmark, case):
     benchmark.extra_info.update(kernel="dcn1scale", impl="core", scale=1.0)
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(buses=int(a["n"]), branches=int(len(todo)), sample=int(len(sample)),
-                                negative_x_made_positive=a["n_negative_x"], **info)
+                                negative_x=a["n_negative_x"], **info)
 
 
 if QUICK:
