@@ -1150,12 +1150,11 @@ cdef class DCFlow:
     cdef public bint compiled
     # the compiled step loop (_run): workspaces sized once, the intact grid's factor kept
     cdef object _ws
-    cdef int64_t[::1] byrank, base_lab, base_sz, base_ref, bb_ptr, bb_idx, ws_i
-    cdef double[::1] ws_d
+    cdef int64_t[::1] byrank, base_lab, base_sz, base_ref, bb_ptr, bb_idx, posb
     cdef uint8_t[::1] base_act
     cdef bint have_base
-    cdef Py_ssize_t nrb
-    cdef _CLDL bf, sf
+    cdef Py_ssize_t nrb, nws_i, nws_d
+    cdef _CLDL bf
 
     def __init__(self, Py_ssize_t n, int64_t[::1] br_from, int64_t[::1] br_to,
                  double[::1] reactance, double[::1] shift, double[::1] capacity, double base,
@@ -1228,12 +1227,14 @@ cdef class DCFlow:
         ref = np.full(len(self.base_size), n, dtype=np.int64)
         np.minimum.at(ref, self.base_label, np.arange(n, dtype=np.int64))
         self.base_ref = ref
-        self.ws_i = np.zeros(24 * n + 6 * m + 8, dtype=np.int64)
-        self.ws_d = np.zeros(20 * n + 2 * m + 2 * DENSE_MAX * DENSE_MAX + 8, dtype=np.float64)
+        # workspaces of the compiled loop are per call (threads share a kernel); the intact
+        # factor and its positions are built once, with the GIL held, and only read after
+        self.nws_i = 24 * n + 6 * m + 8
+        self.nws_d = 20 * n + 2 * m + 2 * DENSE_MAX * DENSE_MAX + 8
+        self.posb = np.full(n, -1, dtype=np.int64)
         self.have_base = False
         self.nrb = 0
         self.bf = _CLDL()
-        self.sf = _CLDL()
 
     cdef Py_ssize_t _islands(self, uint8_t[::1] alive, uint8_t[::1] active) noexcept nogil:
         """label[v] = island of each alive bus over active branches (-1 if not alive)."""
@@ -1543,10 +1544,25 @@ cdef class DCFlow:
         ``DENSE_MAX`` buses is refactorised, all of them in one LDL^T (block diagonal) in the
         intact grid's fill-reducing order; smaller islands densely.  Returns None when a matrix
         is singular (the caller then runs :meth:`cascade_py`, which raises)."""
-        cdef Py_ssize_t n = self.n, m = self.m, nt = 0, e
-        cdef int rc
+        cdef Py_ssize_t n = self.n, m = self.m, nt = 0, e, l
+        cdef int rc = 0
+        cdef Py_ssize_t st[3]
         if n == 0 or m == 0:
             return None
+        ws_i = np.empty(self.nws_i, dtype=np.int64)
+        ws_d = np.empty(self.nws_d, dtype=np.float64)
+        cdef int64_t[::1] wiv = ws_i
+        cdef double[::1] wdv = ws_d
+        cdef _CLDL sf = _CLDL()
+        if not self.have_base:
+            # the intact grid's factor, once (with the GIL held: one thread builds it)
+            for l in range(self.base_sz.shape[0]):
+                if self.base_sz[l] > DENSE_MAX:
+                    rc = self._base_factor(&wiv[0], &wdv[0])
+                    break
+            if rc:
+                return None
+        st[0] = st[1] = st[2] = 0
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.full(m, np.nan)
         frac = np.zeros(n)
@@ -1566,7 +1582,10 @@ cdef class DCFlow:
                          and alive[self.to_[e]] != 0 and self.fr[e] != self.to_[e])
             rc = self._loop(&alive[0], &av[0], &supply[0], &dispatch[0], &demand[0],
                             &priority[0], &po[0], &fl[0], &fr_[0], &wk[0], &tbv[0], &tsv[0],
-                            &tfv[0], &nt)
+                            &tfv[0], &nt, &wiv[0], &wdv[0], sf, st)
+        self.n_factorizations += st[0]
+        self.n_woodbury += st[1]
+        self.n_solves += st[2]
         if rc:
             return None
         return frac, work.view(bool), flow, tb[:nt].copy(), ts[:nt].copy(), tf[:nt].copy()
@@ -1613,14 +1632,12 @@ cdef class DCFlow:
                 fill[c] = q + 1
         return nr
 
-    cdef int _base_factor(self) noexcept nogil:
+    cdef int _base_factor(self, int64_t* wi, double* wd) noexcept nogil:
         """The intact grid's LDL^T, every base island of more than DENSE_MAX buses in one
         (block diagonal) factor, positions posb (-1: a base island's reference or a small
         island)."""
         cdef Py_ssize_t n = self.n, m = self.m, t, v, bl, nr = 0, nbr = 0, e, nbig = 0
-        cdef int64_t* wi = &self.ws_i[0]
-        cdef double* wd = &self.ws_d[0]
-        cdef int64_t* posb = wi + 18 * n + 5 * m + 4
+        cdef int64_t* posb = &self.posb[0]
         cdef int64_t* brl = wi + 16 * n + 3 * m + 3
         cdef int rc
         for t in range(n):
@@ -1652,7 +1669,8 @@ cdef class DCFlow:
 
     cdef int _loop(self, uint8_t* alive, uint8_t* act, double* sup, double* disp, double* dem,
                    int32_t* prio, int64_t* porder, double* flow, double* frac, uint8_t* work,
-                   int64_t* tb, int32_t* ts, double* tf, Py_ssize_t* ntrip) noexcept nogil:
+                   int64_t* tb, int32_t* ts, double* tf, Py_ssize_t* ntrip, int64_t* wi,
+                   double* wd, _CLDL sf, Py_ssize_t* st) noexcept nogil:
         cdef Py_ssize_t n = self.n, m = self.m
         cdef Py_ssize_t v, s, e, l, ni, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
         cdef Py_ssize_t nd, nr, nbr, nrem, nfresh, nbase, nwood, ncol = 0, colcap = 0, mcap = 0
@@ -1668,11 +1686,9 @@ cdef class DCFlow:
         cdef int64_t* adj_ptr = &self.adj_ptr[0]
         cdef int64_t* adj_nbr = &self.adj_nbr[0]
         cdef int64_t* adj_edge = &self.adj_edge[0]
-        cdef int64_t* lab = &self.label[0]
-        cdef int64_t* queue = &self.queue[0]
         cdef int64_t* byrank = &self.byrank[0]
-        cdef int64_t* wi = &self.ws_i[0]
-        cdef double* wd = &self.ws_d[0]
+        cdef int64_t* lab = wi + 19 * n + 5 * m + 4
+        cdef int64_t* queue = wi + 20 * n + 5 * m + 4
         cdef int64_t* iref = wi
         cdef int64_t* isz = wi + n
         cdef int64_t* cnt = wi + 2 * n            # n + 1
@@ -1694,7 +1710,7 @@ cdef class DCFlow:
         cdef int64_t* brl = wi + 16 * n + 3 * m + 3
         cdef int64_t* colb = wi + 16 * n + 4 * m + 3
         cdef int64_t* dirty = wi + 16 * n + 5 * m + 3   # n
-        cdef int64_t* posb = wi + 18 * n + 5 * m + 4    # n (the intact factor's positions)
+        cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
         cdef double* G = wd
         cdef double* rem = wd + n
         cdef double* Srv = wd + 2 * n
@@ -1718,15 +1734,6 @@ cdef class DCFlow:
             slot[e] = -1
         for v in range(n):
             dirty[v] = 1
-        if not self.have_base:
-            # the intact grid's factor, once (it uses the step workspaces: before the loop)
-            for l in range(self.base_sz.shape[0]):
-                if self.base_sz[l] > DENSE_MAX:
-                    rc = self._base_factor()
-                    if rc:
-                        ntrip[0] = 0
-                        return rc
-                    break
         while True:
             step += 1
             # islands over the active branches; each one's reference is its first (smallest) bus
@@ -1926,7 +1933,7 @@ cdef class DCFlow:
                 if _gesv(nb, Bd, bd):
                     rc = 1
                     break
-                self.n_solves += 1
+                st[2] += 1
                 theta[bord[bcut[l]]] = 0.0
                 for i in range(nb):
                     theta[bord[bcut[l] + i + 1]] = bd[i]
@@ -1949,15 +1956,15 @@ cdef class DCFlow:
                         k += 1
                 # (each island's branches in index order, as the numpy path assembles them)
                 self._assemble(nr, pos, remb + nrem, k, Ap, Ai, Ax, diag, bfill)
-                rc = self.sf.factor(nr, Ap, Ai, Ax, parent, lnz, flag, pattern, y)
+                rc = sf.factor(nr, Ap, Ai, Ax, parent, lnz, flag, pattern, y)
                 if rc:
                     break
-                self.n_factorizations += nfresh
+                st[0] += nfresh
                 for v in range(n):
                     if pos[v] >= 0:
                         z[pos[v]] = rhs[v]
-                self.sf.solve(z)
-                self.n_solves += 1
+                sf.solve(z)
+                st[2] += 1
                 for v in range(n):
                     if lab[v] >= 0 and mode[lab[v]] == 4:
                         theta[v] = z[pos[v]] if pos[v] >= 0 else 0.0
@@ -1970,10 +1977,10 @@ cdef class DCFlow:
                     if lab[v] >= 0 and mode[lab[v]] == 3 and posb[v] >= 0:
                         z[posb[v]] = rhs[v]
                 self.bf.solve(z)
-                self.n_solves += 1
+                st[2] += 1
                 z[nrb] = 0.0
                 if nrem:
-                    self.n_woodbury += nwood
+                    st[1] += nwood
                     for j in range(nrem):
                         e = remb[j]
                         if slot[e] < 0:
@@ -1993,7 +2000,7 @@ cdef class DCFlow:
                                 col[posb[to[e]]] -= 1.0
                             self.bf.solve(col)
                             col[nrb] = 0.0
-                            self.n_solves += 1
+                            st[2] += 1
                             slot[e] = ncol
                             colb[ncol] = e
                             ncol += 1

@@ -124,3 +124,36 @@ def test_the_random_cascades_trip_split_and_use_every_solver():
     assert steps >= 3 and splits > 0
     assert fast.stats["woodbury"] > 0 and fast.stats["factorizations"] > 1
     assert fast.stats["solves"] > 0
+
+
+def test_threads_sharing_one_kernel_get_the_serial_answers():
+    """The compiled loop runs without the GIL on per-call workspaces: threads sharing one kernel
+    (as flow_sweep's do) get exactly the answers of one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    n, fr, to = grid(rng, 120, 50, 3)
+    m = len(fr)
+    x = rng.uniform(0.01, 0.3, m)
+    phi = np.zeros(m)
+    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
+    supply = np.zeros(n)
+    supply[rng.choice(n, 15, replace=False)] = demand.sum() * rng.dirichlet(np.ones(15))
+    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
+                        supply, demand).flows
+    cap = np.abs(intact) * rng.uniform(0.9, 1.4, m) + 1e-3
+    alive = np.ones(n, bool)
+
+    def one(k, b):
+        usable = np.ones(m, bool)
+        usable[b] = False
+        return k.cascade(alive, usable, supply, demand)
+
+    serial = [one(DCFlow(n, fr, to, x, phi, cap), b) for b in range(m)]
+    shared = DCFlow(n, fr, to, x, phi, cap)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda b: one(shared, b), range(m)))
+    assert sum(len(r.trip_branch) for r in serial) > 0
+    for a, b in zip(threaded, serial):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
