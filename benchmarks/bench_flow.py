@@ -266,9 +266,9 @@ def rundcpp_n1(net, a, branches) -> int:
     return trips
 
 
-def _dc_kernel(a) -> DCFlow:
+def _dc_kernel(a, compiled: bool = True) -> DCFlow:
     return DCFlow(a["n"], a["fr"], a["to"], a["x"], a["shift"], a["cap"], a["base"],
-                  base_usable=a["usable"])
+                  base_usable=a["usable"], compiled=compiled)
 
 
 def test_dcn1_core(benchmark):
@@ -319,6 +319,16 @@ def test_dcn1sample_core(benchmark):
     sample = contingencies(a)[:N1_SAMPLE]
     k = _dc_kernel(a)
     _tag(benchmark, "dcn1sample", "pegase2869", "core")
+    benchmark.pedantic(core_n1, args=(k, a, sample), rounds=3, iterations=1)
+
+
+def test_dcn1sample_numpy(benchmark):
+    """The same sweep with the numpy step loop the compiled one replaced (DCFlow(compiled=False),
+    same results): the ratio numpy / core is what compiling the cascade's step loop gained."""
+    net, a = pegase()
+    sample = contingencies(a)[:N1_SAMPLE]
+    k = _dc_kernel(a, compiled=False)
+    _tag(benchmark, "dcn1sample", "pegase2869", "numpy")
     benchmark.pedantic(core_n1, args=(k, a, sample), rounds=3, iterations=1)
 
 
@@ -441,7 +451,7 @@ def test_dcn1scale_core(benchmark, case):
     benchmark.extra_info.update(kernel="dcn1scale", impl="core", scale=1.0)
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(buses=int(a["n"]), branches=int(len(todo)), sample=int(len(sample)),
-                                negative_x_made_positive=a["n_negative_x"], **info)
+                                negative_x=a["n_negative_x"], **info)
 
 
 if QUICK:

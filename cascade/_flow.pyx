@@ -44,9 +44,18 @@ factorization is reused when branches leave an island without splitting it: the 
 come from the old factors by the Woodbury identity (the rank-k update that LODFs express),
 and an island is refactorised only when its bus set changes or more than ``kmax`` branches have
 left it since its factors were computed.
+
+The whole step loop runs in C (``DCFlow._run``, the default; ``cascade_py`` is the numpy loop it
+replaced, kept as the oracle): islands by BFS over the CSR, serving, generator shares, then per
+changed island a dense solve (at most ``DENSE_MAX`` buses), the intact grid's factor with a
+Woodbury update (an island of the intact grid missing at most ``kmax`` branches; the columns
+B^-1 a_b are kept for the rest of the cascade), or a fresh LDL^T: all the changed islands of a step
+in one block-diagonal factor, each in the intact grid's fill-reducing order (a principal
+submatrix eliminated in the inherited order), so no ordering is ever recomputed.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
-from libc.math cimport INFINITY, fabs
+from libc.math cimport INFINITY, fabs, isnan, NAN
+from libc.stdlib cimport malloc, realloc, free
 
 import numpy as np
 import scipy.sparse as sp
@@ -781,6 +790,7 @@ cdef class MaxMinFlow:
 # ----------------------------------------------------------------------------------------------
 
 cdef Py_ssize_t DENSE_MAX = 24     # islands up to this many buses are solved densely
+cdef double _DC_TRIP_RTOL = 1e-9   # = DC_TRIP_RTOL, for the compiled step loop
 
 
 def _class_fractions(double[::1] rem, int64_t[::1] gl, double[::1] dc, double[::1] fc):
@@ -936,6 +946,170 @@ cdef class _LDL:
         return x
 
 
+cdef class _CLDL:
+    """A sparse LDL^T in malloc'd arrays, refactorised in place by the compiled step loop
+    (the same up-looking algorithm as :class:`_LDL`, without Python objects per call)."""
+    cdef Py_ssize_t n, ncap, cap
+    cdef int64_t* Lp
+    cdef int64_t* Li
+    cdef double* Lx
+    cdef double* D
+
+    def __cinit__(self):
+        self.n = 0
+        self.ncap = 0
+        self.cap = 0
+        self.Lp = NULL
+        self.Li = NULL
+        self.Lx = NULL
+        self.D = NULL
+
+    def __dealloc__(self):
+        free(self.Lp)
+        free(self.Li)
+        free(self.Lx)
+        free(self.D)
+
+    cdef int factor(self, Py_ssize_t n, int64_t* Ap, int64_t* Ai, double* Ax, int64_t* parent,
+                    int64_t* lnz, int64_t* flag, int64_t* pattern, double* y) noexcept nogil:
+        """Factorise the n x n matrix (upper triangle in compressed columns, duplicates add
+        up).  0 = done, 1 = a zero pivot, 2 = out of memory."""
+        cdef Py_ssize_t k, p, i, top, ln, p2, nnz
+        cdef double yi, lki
+        cdef void* q
+        if n + 1 > self.ncap:
+            q = realloc(self.Lp, (n + 1) * sizeof(int64_t))
+            if q == NULL:
+                return 2
+            self.Lp = <int64_t*>q
+            q = realloc(self.D, (n + 1) * sizeof(double))
+            if q == NULL:
+                return 2
+            self.D = <double*>q
+            self.ncap = n + 1
+        self.n = n
+        self.Lp[0] = 0
+        for k in range(n):
+            parent[k] = -1
+            flag[k] = k
+            lnz[k] = 0
+            for p in range(Ap[k], Ap[k + 1]):
+                i = Ai[p]
+                if i < k:
+                    while flag[i] != k:
+                        if parent[i] == -1:
+                            parent[i] = k
+                        lnz[i] += 1
+                        flag[i] = k
+                        i = parent[i]
+        for k in range(n):
+            self.Lp[k + 1] = self.Lp[k] + lnz[k]
+        nnz = self.Lp[n] if self.Lp[n] > 1 else 1
+        if nnz > self.cap:
+            nnz = nnz + nnz // 4
+            q = realloc(self.Li, nnz * sizeof(int64_t))
+            if q == NULL:
+                return 2
+            self.Li = <int64_t*>q
+            q = realloc(self.Lx, nnz * sizeof(double))
+            if q == NULL:
+                return 2
+            self.Lx = <double*>q
+            self.cap = nnz
+        for k in range(n):
+            y[k] = 0.0
+            top = n
+            flag[k] = k
+            lnz[k] = 0
+            for p in range(Ap[k], Ap[k + 1]):
+                i = Ai[p]
+                if i <= k:
+                    y[i] += Ax[p]
+                    ln = 0
+                    while flag[i] != k:
+                        pattern[ln] = i
+                        ln += 1
+                        flag[i] = k
+                        i = parent[i]
+                    while ln > 0:
+                        top -= 1
+                        ln -= 1
+                        pattern[top] = pattern[ln]
+            self.D[k] = y[k]
+            y[k] = 0.0
+            while top < n:
+                i = pattern[top]
+                yi = y[i]
+                y[i] = 0.0
+                p2 = self.Lp[i] + lnz[i]
+                for p in range(self.Lp[i], p2):
+                    y[self.Li[p]] -= self.Lx[p] * yi
+                lki = yi / self.D[i]
+                self.D[k] -= lki * yi
+                self.Li[p2] = k
+                self.Lx[p2] = lki
+                lnz[i] += 1
+                top += 1
+            if not (fabs(self.D[k]) > 1e-300 and fabs(self.D[k]) < INFINITY):
+                return 1
+        return 0
+
+    cdef void solve(self, double* X) noexcept nogil:
+        """X <- (L D L^T)^-1 X in place."""
+        cdef Py_ssize_t j, p
+        cdef int64_t* Lp = self.Lp
+        cdef int64_t* Li = self.Li
+        cdef double* Lx = self.Lx
+        cdef double xj
+        for j in range(self.n):
+            xj = X[j]
+            for p in range(Lp[j], Lp[j + 1]):
+                X[Li[p]] -= Lx[p] * xj
+        for j in range(self.n):
+            X[j] /= self.D[j]
+        for j in range(self.n - 1, -1, -1):
+            xj = X[j]
+            for p in range(Lp[j], Lp[j + 1]):
+                xj -= Lx[p] * X[Li[p]]
+            X[j] = xj
+
+
+cdef int _gesv(Py_ssize_t n, double* A, double* b) noexcept nogil:
+    """b <- A^-1 b by Gaussian elimination with partial pivoting (A row-major n x n,
+    overwritten); 1 if singular (an exact zero pivot, as LAPACK's getrf)."""
+    cdef Py_ssize_t i, j, k, piv
+    cdef double mx, t, f
+    for k in range(n):
+        piv = k
+        mx = fabs(A[k * n + k])
+        for i in range(k + 1, n):
+            if fabs(A[i * n + k]) > mx:
+                mx = fabs(A[i * n + k])
+                piv = i
+        if mx == 0.0 or isnan(mx):
+            return 1
+        if piv != k:
+            for j in range(n):
+                t = A[k * n + j]
+                A[k * n + j] = A[piv * n + j]
+                A[piv * n + j] = t
+            t = b[k]
+            b[k] = b[piv]
+            b[piv] = t
+        for i in range(k + 1, n):
+            f = A[i * n + k] / A[k * n + k]
+            if f != 0.0:
+                for j in range(k + 1, n):
+                    A[i * n + j] -= f * A[k * n + j]
+                b[i] -= f * b[k]
+    for k in range(n - 1, -1, -1):
+        t = b[k]
+        for j in range(k + 1, n):
+            t -= A[k * n + j] * b[j]
+        b[k] = t / A[k * n + k]
+    return 0
+
+
 cdef class _Factor:
     """Sparse LU of one island's reduced susceptance matrix (the island's first bus as reference)."""
     cdef public object lu, pos, branches
@@ -973,10 +1147,18 @@ cdef class DCFlow:
     cdef public Py_ssize_t kmax
     cdef object base_active, base_label, base_size, base_factors, base_branches, rank
     cdef readonly Py_ssize_t n_factorizations, n_woodbury, n_solves
+    cdef public bint compiled
+    # the compiled step loop (_run): workspaces sized once, the intact grid's factor kept
+    cdef object _ws
+    cdef int64_t[::1] byrank, base_lab, base_sz, base_ref, bb_ptr, bb_idx, posb
+    cdef uint8_t[::1] base_act
+    cdef bint have_base
+    cdef Py_ssize_t nrb, nws_i, nws_d
+    cdef _CLDL bf
 
     def __init__(self, Py_ssize_t n, int64_t[::1] br_from, int64_t[::1] br_to,
                  double[::1] reactance, double[::1] shift, double[::1] capacity, double base,
-                 uint8_t[::1] base_usable, Py_ssize_t kmax=32):
+                 uint8_t[::1] base_usable, Py_ssize_t kmax=32, bint compiled=True):
         cdef Py_ssize_t m = br_from.shape[0], e, v, w
         cdef int64_t[::1] fill
         self.n = n
@@ -1033,6 +1215,26 @@ cdef class DCFlow:
         self.n_factorizations = 0
         self.n_woodbury = 0
         self.n_solves = 0
+        self.compiled = compiled
+        self.byrank = np.argsort(np.asarray(self.rank), kind="stable").astype(np.int64)
+        self.base_lab = np.ascontiguousarray(self.base_label, dtype=np.int64)
+        self.base_sz = np.ascontiguousarray(self.base_size, dtype=np.int64)
+        self.base_act = np.ascontiguousarray(self.base_active, dtype=np.uint8)
+        self.bb_ptr = np.ascontiguousarray(np.cumsum([0] + [len(b) for b in self.base_branches]),
+                                           dtype=np.int64)
+        self.bb_idx = (np.ascontiguousarray(np.concatenate(self.base_branches), dtype=np.int64)
+                       if len(self.base_branches) else np.zeros(0, dtype=np.int64))
+        ref = np.full(len(self.base_size), n, dtype=np.int64)
+        np.minimum.at(ref, self.base_label, np.arange(n, dtype=np.int64))
+        self.base_ref = ref
+        # workspaces of the compiled loop are per call (threads share a kernel); the intact
+        # factor and its positions are built once, with the GIL held, and only read after
+        self.nws_i = 24 * n + 6 * m + 8
+        self.nws_d = 20 * n + 2 * m + 2 * DENSE_MAX * DENSE_MAX + 8
+        self.posb = np.full(n, -1, dtype=np.int64)
+        self.have_base = False
+        self.nrb = 0
+        self.bf = _CLDL()
 
     cdef Py_ssize_t _islands(self, uint8_t[::1] alive, uint8_t[::1] active) noexcept nogil:
         """label[v] = island of each alive bus over active branches (-1 if not alive)."""
@@ -1197,7 +1399,19 @@ cdef class DCFlow:
 
     def cascade(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
                 double[::1] dispatch, double[::1] demand, int32_t[::1] priority):
-        """Run the DC power flow and its overload trips to the end.
+        """Run the DC power flow and its overload trips to the end: the compiled step loop
+        (:meth:`_run`) unless ``compiled`` is off, else (and when the compiled loop meets a
+        singular matrix, to raise the same error) the numpy path :meth:`cascade_py`."""
+        if self.compiled:
+            r = self._run(alive, usable, supply, dispatch, demand, priority)
+            if r is not None:
+                return r
+        return self.cascade_py(alive, usable, supply, dispatch, demand, priority)
+
+    def cascade_py(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
+                   double[::1] dispatch, double[::1] demand, int32_t[::1] priority):
+        """Run the DC power flow and its overload trips to the end (the numpy step loop, kept
+        as the oracle of the compiled one).
 
         Returns (served fraction (n,), working (n,) bool, flows (m,) with NaN on branches that
         carry nothing at the end, trip branches (k,) int64, trip steps (k,) int32 counted from
@@ -1319,6 +1533,535 @@ cdef class DCFlow:
             ts = np.zeros(0, dtype=np.int32)
             tf = np.zeros(0)
         return served, working, flow, tb, ts, tf
+
+    # ------------------------------------------------------------------ the compiled step loop
+    def _run(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
+             double[::1] dispatch, double[::1] demand, int32_t[::1] priority):
+        """:meth:`cascade_py` with the whole step loop in C (no numpy temporaries or Python per
+        step): the same islands, serving, generator shares, solves and all-at-once trips.
+        Islands of the intact grid missing at most ``kmax`` branches are solved with the
+        intact grid's factor and a Woodbury update; every other changed island of more than
+        ``DENSE_MAX`` buses is refactorised, all of them in one LDL^T (block diagonal) in the
+        intact grid's fill-reducing order; smaller islands densely.  Returns None when a matrix
+        is singular (the caller then runs :meth:`cascade_py`, which raises)."""
+        cdef Py_ssize_t n = self.n, m = self.m, nt = 0, e, l
+        cdef int rc = 0
+        cdef Py_ssize_t st[3]
+        if n == 0 or m == 0:
+            return None
+        ws_i = np.empty(self.nws_i, dtype=np.int64)
+        ws_d = np.empty(self.nws_d, dtype=np.float64)
+        cdef int64_t[::1] wiv = ws_i
+        cdef double[::1] wdv = ws_d
+        cdef _CLDL sf = _CLDL()
+        if not self.have_base:
+            # the intact grid's factor, once (with the GIL held: one thread builds it)
+            for l in range(self.base_sz.shape[0]):
+                if self.base_sz[l] > DENSE_MAX:
+                    rc = self._base_factor(&wiv[0], &wdv[0])
+                    break
+            if rc:
+                return None
+        st[0] = st[1] = st[2] = 0
+        porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
+        flow = np.full(m, np.nan)
+        frac = np.zeros(n)
+        work = np.zeros(n, dtype=np.uint8)
+        act = np.empty(m, dtype=np.uint8)
+        tb = np.empty(m, dtype=np.int64)
+        ts = np.empty(m, dtype=np.int32)
+        tf = np.empty(m, dtype=np.float64)
+        cdef int64_t[::1] po = porder
+        cdef double[::1] fl = flow, fr_ = frac, tfv = tf
+        cdef uint8_t[::1] wk = work, av = act
+        cdef int64_t[::1] tbv = tb
+        cdef int32_t[::1] tsv = ts
+        with nogil:
+            for e in range(m):
+                av[e] = (usable[e] != 0 and self.cap[e] > 0 and alive[self.fr[e]] != 0
+                         and alive[self.to_[e]] != 0 and self.fr[e] != self.to_[e])
+            rc = self._loop(&alive[0], &av[0], &supply[0], &dispatch[0], &demand[0],
+                            &priority[0], &po[0], &fl[0], &fr_[0], &wk[0], &tbv[0], &tsv[0],
+                            &tfv[0], &nt, &wiv[0], &wdv[0], sf, st)
+        self.n_factorizations += st[0]
+        self.n_woodbury += st[1]
+        self.n_solves += st[2]
+        if rc:
+            return None
+        return frac, work.view(bool), flow, tb[:nt].copy(), ts[:nt].copy(), tf[:nt].copy()
+
+    cdef Py_ssize_t _assemble(self, Py_ssize_t nr, int64_t* pos, int64_t* br, Py_ssize_t nbr,
+                              int64_t* Ap, int64_t* Ai, double* Ax, double* diag,
+                              int64_t* fill) noexcept nogil:
+        """The upper triangle of the reduced B (rows pos[bus] >= 0) over branches br, in
+        compressed columns, exactly as :meth:`_ldl` assembles it."""
+        cdef Py_ssize_t j, e, i, k, c, q
+        cdef double b
+        for c in range(nr + 1):
+            Ap[c] = 0
+        for c in range(nr):
+            diag[c] = 0.0
+        for j in range(nbr):
+            e = br[j]
+            i = pos[self.fr[e]]
+            k = pos[self.to_[e]]
+            b = 1.0 / self.x[e]
+            if i >= 0:
+                diag[i] += b
+            if k >= 0:
+                diag[k] += b
+            if i >= 0 and k >= 0 and i != k:
+                c = i if i > k else k
+                Ap[c + 1] += 1
+        for c in range(nr):
+            Ap[c + 1] += Ap[c] + 1
+        for c in range(nr):
+            fill[c] = Ap[c]
+            Ai[fill[c]] = c
+            Ax[fill[c]] = diag[c]
+            fill[c] += 1
+        for j in range(nbr):
+            e = br[j]
+            i = pos[self.fr[e]]
+            k = pos[self.to_[e]]
+            if i >= 0 and k >= 0 and i != k:
+                c = i if i > k else k
+                q = fill[c]
+                Ai[q] = k if i > k else i
+                Ax[q] = -1.0 / self.x[e]
+                fill[c] = q + 1
+        return nr
+
+    cdef int _base_factor(self, int64_t* wi, double* wd) noexcept nogil:
+        """The intact grid's LDL^T, every base island of more than DENSE_MAX buses in one
+        (block diagonal) factor, positions posb (-1: a base island's reference or a small
+        island)."""
+        cdef Py_ssize_t n = self.n, m = self.m, t, v, bl, nr = 0, nbr = 0, e, nbig = 0
+        cdef int64_t* posb = &self.posb[0]
+        cdef int64_t* brl = wi + 16 * n + 3 * m + 3
+        cdef int rc
+        for t in range(n):
+            v = self.byrank[t]
+            bl = self.base_lab[v]
+            if self.base_sz[bl] > DENSE_MAX and v != self.base_ref[bl]:
+                posb[v] = nr
+                nr += 1
+            else:
+                posb[v] = -1
+        for e in range(m):
+            if self.base_act[e] and self.base_sz[self.base_lab[self.fr[e]]] > DENSE_MAX:
+                brl[nbr] = e
+                nbr += 1
+        self._assemble(nr, posb, brl, nbr, wi + 6 * n + 1, wi + 15 * n + 3, wd + 13 * n + 1,
+                       wd + 11 * n, wi + 14 * n + 3)
+        rc = self.bf.factor(nr, wi + 6 * n + 1, wi + 15 * n + 3, wd + 13 * n + 1,
+                            wi + 7 * n + 2, wi + 8 * n + 2, wi + 9 * n + 2, wi + 10 * n + 2,
+                            wd + 10 * n)
+        if rc:
+            return rc
+        for bl in range(self.base_sz.shape[0]):
+            if self.base_sz[bl] > DENSE_MAX:
+                nbig += 1
+        self.n_factorizations += nbig
+        self.nrb = nr
+        self.have_base = True
+        return 0
+
+    cdef int _loop(self, uint8_t* alive, uint8_t* act, double* sup, double* disp, double* dem,
+                   int32_t* prio, int64_t* porder, double* flow, double* frac, uint8_t* work,
+                   int64_t* tb, int32_t* ts, double* tf, Py_ssize_t* ntrip, int64_t* wi,
+                   double* wd, _CLDL sf, Py_ssize_t* st) noexcept nogil:
+        cdef Py_ssize_t n = self.n, m = self.m
+        cdef Py_ssize_t v, s, e, l, ni, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
+        cdef Py_ssize_t nd, nr, nbr, nrem, nfresh, nbase, nwood, ncol = 0, colcap = 0, mcap = 0
+        cdef Py_ssize_t bl, nb, pf, pt, nrb
+        cdef int32_t pr
+        cdef double dc, fg, S, P, g, b, sx, acc
+        cdef int rc = 0
+        cdef int64_t* fr = &self.fr[0]
+        cdef int64_t* to = &self.to_[0]
+        cdef double* x = &self.x[0]
+        cdef double* phi = &self.shift[0]
+        cdef double* cap = &self.cap[0]
+        cdef int64_t* adj_ptr = &self.adj_ptr[0]
+        cdef int64_t* adj_nbr = &self.adj_nbr[0]
+        cdef int64_t* adj_edge = &self.adj_edge[0]
+        cdef int64_t* byrank = &self.byrank[0]
+        cdef int64_t* lab = wi + 19 * n + 5 * m + 4
+        cdef int64_t* queue = wi + 20 * n + 5 * m + 4
+        cdef int64_t* iref = wi
+        cdef int64_t* isz = wi + n
+        cdef int64_t* cnt = wi + 2 * n            # n + 1
+        cdef int64_t* didx = wi + 3 * n + 1
+        cdef int64_t* pos = wi + 4 * n + 1
+        cdef int64_t* mode = wi + 5 * n + 1
+        cdef int64_t* Ap = wi + 6 * n + 1         # n + 1
+        cdef int64_t* parent = wi + 7 * n + 2
+        cdef int64_t* lnz = wi + 8 * n + 2
+        cdef int64_t* flag = wi + 9 * n + 2
+        cdef int64_t* pattern = wi + 10 * n + 2
+        cdef int64_t* bord = wi + 11 * n + 2
+        cdef int64_t* bcut = wi + 12 * n + 2      # n + 1
+        cdef int64_t* loc = wi + 13 * n + 3
+        cdef int64_t* bfill = wi + 14 * n + 3
+        cdef int64_t* Ai = wi + 15 * n + 3        # n + m
+        cdef int64_t* slot = wi + 16 * n + m + 3  # m
+        cdef int64_t* remb = wi + 16 * n + 2 * m + 3
+        cdef int64_t* brl = wi + 16 * n + 3 * m + 3
+        cdef int64_t* colb = wi + 16 * n + 4 * m + 3
+        cdef int64_t* dirty = wi + 16 * n + 5 * m + 3   # n
+        cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
+        cdef double* G = wd
+        cdef double* rem = wd + n
+        cdef double* Srv = wd + 2 * n
+        cdef double* Psum = wd + 3 * n
+        cdef double* nanc = wd + 4 * n
+        cdef double* rhs = wd + 6 * n
+        cdef double* theta = wd + 7 * n
+        cdef double* sfr = wd + 8 * n
+        cdef double* sto = wd + 9 * n
+        cdef double* y = wd + 10 * n
+        cdef double* diag = wd + 11 * n
+        cdef double* z = wd + 12 * n              # n + 1
+        cdef double* Ax = wd + 13 * n + 1         # n + m
+        cdef double* Bd = wd + 14 * n + m + 1     # DENSE_MAX^2
+        cdef double* bd = Bd + DENSE_MAX * DENSE_MAX
+        cdef double* W = NULL
+        cdef double* M = NULL
+        cdef double* col
+        cdef void* qp
+        for e in range(m):
+            slot[e] = -1
+        for v in range(n):
+            dirty[v] = 1
+        while True:
+            step += 1
+            # islands over the active branches; each one's reference is its first (smallest) bus
+            for v in range(n):
+                lab[v] = -1
+            ni = 0
+            for s in range(n):
+                if not alive[s] or lab[s] >= 0:
+                    continue
+                lab[s] = ni
+                queue[0] = s
+                head = 0
+                tail = 1
+                while head < tail:
+                    v = queue[head]
+                    head += 1
+                    for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                        if act[adj_edge[j]]:
+                            k = adj_nbr[j]
+                            if lab[k] < 0:
+                                lab[k] = ni
+                                queue[tail] = k
+                                tail += 1
+                iref[ni] = s
+                isz[ni] = tail
+                ni += 1
+            for l in range(ni):
+                G[l] = 0.0
+                Psum[l] = 0.0
+                nanc[l] = 0.0
+            for v in range(n):
+                if lab[v] >= 0 and sup[v] > 0:
+                    G[lab[v]] += sup[v]
+            for v in range(n):
+                work[v] = lab[v] >= 0 and G[lab[v]] > 0
+                frac[v] = 1.0 if work[v] else 0.0
+            # priority classes per island (decreasing priority, buses in index order)
+            for l in range(ni + 1):
+                cnt[l] = 0
+            for v in range(n):
+                if work[v] and dem[v] > 0:
+                    cnt[lab[v] + 1] += 1
+            for l in range(ni):
+                cnt[l + 1] += cnt[l]
+            nd = cnt[ni]
+            for t in range(n):
+                v = porder[t]
+                if work[v] and dem[v] > 0:
+                    didx[cnt[lab[v]]] = v
+                    cnt[lab[v]] += 1
+            for l in range(ni):
+                rem[l] = G[l]
+            i = 0
+            while i < nd:
+                l = lab[didx[i]]
+                pr = prio[didx[i]]
+                j = i
+                dc = 0.0
+                while j < nd and lab[didx[j]] == l and prio[didx[j]] == pr:
+                    dc += dem[didx[j]]
+                    j += 1
+                fg = rem[l] / dc if rem[l] < dc else 1.0
+                for q in range(i, j):
+                    frac[didx[q]] = fg
+                rem[l] -= fg * dc
+                if rem[l] < 0:
+                    rem[l] = 0.0
+                i = j
+            for l in range(ni):
+                Srv[l] = G[l] - rem[l]
+            # generators share the served total; injections in per unit plus shift terms
+            for v in range(n):
+                if work[v] and sup[v] > 0:
+                    if isnan(disp[v]):
+                        nanc[lab[v]] += 1.0
+                    else:
+                        Psum[lab[v]] += disp[v]
+            for v in range(n):
+                g = 0.0
+                if work[v] and sup[v] > 0:
+                    l = lab[v]
+                    S = Srv[l]
+                    if nanc[l] == 0:
+                        P = disp[v]
+                        if S > Psum[l]:
+                            g = P + (S - Psum[l]) * (sup[v] - P) / (G[l] - Psum[l])
+                        elif S < Psum[l]:
+                            g = S * P / Psum[l]
+                        else:
+                            g = P
+                    else:
+                        g = S * sup[v] / G[l]
+                rhs[v] = (g - frac[v] * (dem[v] if work[v] else 0.0)) / self.base
+                sfr[v] = 0.0
+                sto[v] = 0.0
+            for e in range(m):
+                if act[e]:
+                    sx = phi[e] / x[e]
+                    sfr[fr[e]] += sx
+                    sto[to[e]] += sx
+            for v in range(n):
+                rhs[v] = rhs[v] + (sfr[v] - sto[v])
+            # which islands to solve (those with a bus at a trip's end), and how
+            for l in range(ni):
+                mode[l] = 0
+            for v in range(n):
+                if lab[v] >= 0 and dirty[v]:
+                    mode[lab[v]] = 1
+            nfresh = 0
+            nbase = 0
+            for l in range(ni):
+                if mode[l] and G[l] > 0 and isz[l] >= 2:
+                    if isz[l] <= DENSE_MAX:
+                        mode[l] = 2
+                    elif self.base_sz[self.base_lab[iref[l]]] == isz[l]:
+                        mode[l] = 3                       # the intact factor, if it fits
+                    else:
+                        mode[l] = 4
+                else:
+                    mode[l] = 0
+            for e in range(m):
+                if act[e]:
+                    if not work[fr[e]]:
+                        flow[e] = 0.0
+                    elif mode[lab[fr[e]]] == 3 and not self.base_act[e]:
+                        mode[lab[fr[e]]] = 4
+            nrem = 0
+            nwood = 0
+            for l in range(ni):
+                if mode[l] == 3:
+                    bl = self.base_lab[iref[l]]
+                    k = 0
+                    for p in range(self.bb_ptr[bl], self.bb_ptr[bl + 1]):
+                        if not act[self.bb_idx[p]]:
+                            k += 1
+                    if k > self.kmax:
+                        mode[l] = 4
+                    else:
+                        for p in range(self.bb_ptr[bl], self.bb_ptr[bl + 1]):
+                            if not act[self.bb_idx[p]]:
+                                remb[nrem] = self.bb_idx[p]
+                                nrem += 1
+                        nbase += 1
+                        if k:
+                            nwood += 1
+                if mode[l] == 4:
+                    nfresh += 1
+            # active branches of the islands to solve, by island, in index order
+            for l in range(ni + 1):
+                cnt[l] = 0
+            for e in range(m):
+                if act[e] and mode[lab[fr[e]]]:
+                    cnt[lab[fr[e]] + 1] += 1
+            for l in range(ni):
+                cnt[l + 1] += cnt[l]
+                bfill[l] = cnt[l]
+            nbr = cnt[ni]
+            for e in range(m):
+                if act[e] and mode[lab[fr[e]]]:
+                    brl[bfill[lab[fr[e]]]] = e
+                    bfill[lab[fr[e]]] += 1
+            # small islands: dense, local indices in bus order (the reference first)
+            for l in range(ni + 1):
+                bcut[l] = 0
+            for v in range(n):
+                if lab[v] >= 0 and mode[lab[v]] == 2:
+                    bcut[lab[v] + 1] += 1
+            for l in range(ni):
+                bcut[l + 1] += bcut[l]
+                bfill[l] = bcut[l]
+            for v in range(n):
+                if lab[v] >= 0 and mode[lab[v]] == 2:
+                    l = lab[v]
+                    loc[v] = bfill[l] - bcut[l]
+                    bord[bfill[l]] = v
+                    bfill[l] += 1
+            for l in range(ni):
+                if mode[l] != 2:
+                    continue
+                nb = isz[l] - 1
+                for i in range(nb * nb):
+                    Bd[i] = 0.0
+                for p in range(cnt[l], cnt[l + 1]):
+                    e = brl[p]
+                    i = loc[fr[e]] - 1
+                    k = loc[to[e]] - 1
+                    b = 1.0 / x[e]
+                    if i >= 0:
+                        Bd[i * nb + i] += b
+                    if k >= 0:
+                        Bd[k * nb + k] += b
+                    if i >= 0 and k >= 0:
+                        Bd[i * nb + k] -= b
+                        Bd[k * nb + i] -= b
+                for i in range(nb):
+                    bd[i] = rhs[bord[bcut[l] + i + 1]]
+                if _gesv(nb, Bd, bd):
+                    rc = 1
+                    break
+                st[2] += 1
+                theta[bord[bcut[l]]] = 0.0
+                for i in range(nb):
+                    theta[bord[bcut[l] + i + 1]] = bd[i]
+            if rc:
+                break
+            # large islands that changed shape: one LDL^T of all of them, in the intact order
+            if nfresh:
+                nr = 0
+                for t in range(n):
+                    v = byrank[t]
+                    pos[v] = -1
+                    if lab[v] >= 0 and mode[lab[v]] == 4 and v != iref[lab[v]]:
+                        pos[v] = nr
+                        nr += 1
+                k = 0
+                for p in range(nbr):
+                    e = brl[p]
+                    if mode[lab[fr[e]]] == 4:
+                        remb[nrem + k] = e
+                        k += 1
+                # (each island's branches in index order, as the numpy path assembles them)
+                self._assemble(nr, pos, remb + nrem, k, Ap, Ai, Ax, diag, bfill)
+                rc = sf.factor(nr, Ap, Ai, Ax, parent, lnz, flag, pattern, y)
+                if rc:
+                    break
+                st[0] += nfresh
+                for v in range(n):
+                    if pos[v] >= 0:
+                        z[pos[v]] = rhs[v]
+                sf.solve(z)
+                st[2] += 1
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 4:
+                        theta[v] = z[pos[v]] if pos[v] >= 0 else 0.0
+            # islands of the intact grid missing at most kmax branches: its factor + Woodbury
+            if nbase:
+                nrb = self.nrb
+                for i in range(nrb + 1):
+                    z[i] = 0.0
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 3 and posb[v] >= 0:
+                        z[posb[v]] = rhs[v]
+                self.bf.solve(z)
+                st[2] += 1
+                z[nrb] = 0.0
+                if nrem:
+                    st[1] += nwood
+                    for j in range(nrem):
+                        e = remb[j]
+                        if slot[e] < 0:
+                            if ncol == colcap:
+                                colcap = 2 * colcap + 8
+                                qp = realloc(W, colcap * (nrb + 1) * sizeof(double))
+                                if qp == NULL:
+                                    rc = 2
+                                    break
+                                W = <double*>qp
+                            col = W + ncol * (nrb + 1)
+                            for i in range(nrb + 1):
+                                col[i] = 0.0
+                            if posb[fr[e]] >= 0:
+                                col[posb[fr[e]]] += 1.0
+                            if posb[to[e]] >= 0:
+                                col[posb[to[e]]] -= 1.0
+                            self.bf.solve(col)
+                            col[nrb] = 0.0
+                            st[2] += 1
+                            slot[e] = ncol
+                            colb[ncol] = e
+                            ncol += 1
+                    if rc:
+                        break
+                    if nrem * (nrem + 1) > mcap:
+                        mcap = nrem * (nrem + 1)
+                        qp = realloc(M, mcap * sizeof(double))
+                        if qp == NULL:
+                            rc = 2
+                            break
+                        M = <double*>qp
+                    for i in range(nrem):
+                        e = remb[i]
+                        pf = posb[fr[e]] if posb[fr[e]] >= 0 else nrb
+                        pt = posb[to[e]] if posb[to[e]] >= 0 else nrb
+                        for j in range(nrem):
+                            col = W + slot[remb[j]] * (nrb + 1)
+                            M[i * nrem + j] = (x[e] if i == j else 0.0) - (col[pf] - col[pt])
+                        M[nrem * nrem + i] = z[pf] - z[pt]
+                    if _gesv(nrem, M, M + nrem * nrem):
+                        rc = 1
+                        break
+                    for j in range(nrem):
+                        col = W + slot[remb[j]] * (nrb + 1)
+                        acc = M[nrem * nrem + j]
+                        for i in range(nrb):
+                            z[i] += col[i] * acc
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 3:
+                        theta[v] = z[posb[v]] if posb[v] >= 0 else 0.0
+            # flows of the solved islands, then every overloaded branch trips at once
+            for p in range(nbr):
+                e = brl[p]
+                flow[e] = self.base * (theta[fr[e]] - theta[to[e]] - phi[e]) / x[e]
+            t0 = nt
+            for e in range(m):
+                if act[e] and fabs(flow[e]) > cap[e] * (1.0 + _DC_TRIP_RTOL):
+                    tb[nt] = e
+                    ts[nt] = <int32_t>step
+                    tf[nt] = flow[e]
+                    nt += 1
+            if nt == t0:
+                break
+            for v in range(n):
+                dirty[v] = 0
+            for i in range(t0, nt):
+                e = tb[i]
+                act[e] = 0
+                flow[e] = NAN
+                dirty[fr[e]] = 1
+                dirty[to[e]] = 1
+        for e in range(m):
+            if not act[e]:
+                flow[e] = NAN
+        for i in range(ncol):
+            slot[colb[i]] = -1
+        free(W)
+        free(M)
+        ntrip[0] = nt
+        return rc
 
     # ------------------------------------------------------------------ N-1 screening (LODF)
     cdef object _bridges(self, uint8_t[::1] active):

@@ -188,10 +188,14 @@ class DCFlow:
         The intact grid to factorise once (default: every branch).
     kmax : int
         Most missing branches per island handled by a Woodbury update (0 = always refactorise).
+    compiled : bool
+        Run the whole step loop in C (default).  False runs the numpy step loop it replaced
+        (same results to rounding; kept as the oracle of the tests and the benchmarks'
+        baseline).
     """
 
     def __init__(self, n: int, br_from, br_to, reactance, shift=None, capacity=None,
-                 base: float = 100.0, base_usable=None, kmax: int = 32):
+                 base: float = 100.0, base_usable=None, kmax: int = 32, compiled: bool = True):
         self.n = int(n)
         self.br_from = _index(br_from, "br_from", n=self.n)
         self.m = m = self.br_from.shape[0]
@@ -212,7 +216,8 @@ class DCFlow:
         if kmax < 0:
             raise ValueError("kmax must be >= 0")
         self._kernel = _flow.DCFlow(self.n, self.br_from, self.br_to, self.reactance,
-                                    self.shift, self.capacity, self.base, usable, int(kmax))
+                                    self.shift, self.capacity, self.base, usable, int(kmax),
+                                    bool(compiled))
 
     def cascade(self, alive, usable, supply, demand, priority=None, dispatch=None) -> DCResult:
         """Serve, flow and trip until no branch is overloaded.

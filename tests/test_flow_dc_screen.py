@@ -184,7 +184,10 @@ def coupled_from_arrays(g, water=True):
                   dict(id="w2", layer="water", demand=6.0)]
         edges += [dict(id="p0", source="w0", target="w1", capacity=8.0),
                   dict(id="p1", source="w1", target="w2", capacity=5.0)]
-        deps = [dict(dependent="w0", supplier="b1", threshold=0.9)]
+        # (bus 1, or the first alive bus when hypothesis drew bus 1 dead: a dropped bus
+        # cannot be a supplier)
+        sup = "b1" if g["alive"][1] else buses[int(np.flatnonzero(g["alive"])[0])]
+        deps = [dict(dependent="w0", supplier=sup, threshold=0.9)]
         rules["water"] = "flow"
     dead = [buses[i] for i in np.flatnonzero(~g["alive"])]
     nodes = [v for v in nodes if v["id"] not in dead]
