@@ -1293,6 +1293,23 @@ def arc_flags(const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
         _arc_flags(adj_edge, adj_fwd, edge_failed, edge_info, arc)
 
 
+def edge_arcs(const index_t[::1] adj_edge, Py_ssize_t n_edges, index_t[::1] out):
+    """Adjacency entries grouped by edge, in entry order within an edge: exactly
+    ``np.argsort(adj_edge, kind="stable")`` (so ``out[2 e]``, ``out[2 e + 1]`` are the two
+    entries of edge ``e`` when each edge has two), by one counting pass instead of a sort."""
+    cdef Py_ssize_t j, e, n_arcs = adj_edge.shape[0]
+    cdef index_t[::1] pos = np.zeros(n_edges + 1, np.asarray(out).dtype)
+    with nogil:
+        for j in range(n_arcs):
+            pos[adj_edge[j] + 1] += 1
+        for e in range(n_edges):
+            pos[e + 1] += pos[e]
+        for j in range(n_arcs):
+            e = adj_edge[j]
+            out[pos[e]] = <index_t>j
+            pos[e] += 1
+
+
 def plain_bfs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, uint8_t[::1] mark,
               index_t[::1] queue):
     """A plain BFS over the whole CSR (every component, arcs both ways, no rule, no flags):

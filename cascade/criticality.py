@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -136,7 +137,8 @@ def incremental_is_exact(compiled: CompiledSystem, pre_failed: bool = False,
 def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarray,
                pre_nodes=(), pre_edges=(), threads: int | None = None, plain: bool = False,
                chunk: int | None = None, method: str | None = None, skip: bool | None = None,
-               progress: ProgressArg = None, cluster=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               progress: ProgressArg = None, cluster=None,
+               stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Losses of every element failing on top of ``pre_nodes`` / ``pre_edges`` (Cython core).
 
     Parameters
@@ -164,6 +166,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     cluster : cascade.cluster.SweepCluster, optional
         Run the chunks on this Dask cluster instead of threads (the system and the sweep's
         start state are scattered once; the answer is the same as on threads).
+    stats : dict, optional
+        Filled with timings for benchmarks: ``kernel_s`` (seconds inside the kernel calls,
+        summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
+        rest of the call's wall time: fixpoints, supply forest, buffers, certificate) and
+        ``redone`` (elements recomputed in full after a failed certificate); ``setup_s`` only
+        on one thread (else None).
 
     Returns
     -------
@@ -190,12 +198,16 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     if np.any((pre_nodes < 0) | (pre_nodes >= c.n_nodes)) or np.any((pre_edges < 0) | (pre_edges >= c.n_edges)):
         raise ValueError("pre-failure index out of range")
 
+    t_setup = time.perf_counter()
     intact = Workspace(c)
     intact.run()
     count_mask = intact.working.copy()
-    start = Workspace(c)
-    start.run(pre_nodes, pre_edges)
     pre_failed = len(pre_nodes) + len(pre_edges) > 0
+    if pre_failed:
+        start = Workspace(c)
+        start.run(pre_nodes, pre_edges)
+    else:
+        start = intact  # the same fixpoint: a second cascade from nothing would repeat it
     proven = incremental_is_exact(c, pre_failed, count_mask)
     if method is None:
         method = "full" if plain else "local"
@@ -256,6 +268,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             return
         counter = itertools.count()
         stop = threading.Event()
+        kernel_time = kernel_times
 
         def worker() -> None:
             buffers = plan.buffers(c)  # private, copied once from the start fixpoint
@@ -264,9 +277,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                 if i >= n_chunks or stop.is_set():
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
+                t = time.perf_counter()
                 _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
                               out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
                               out_layer_demand[lo:hi])
+                kernel_time.append(time.perf_counter() - t)  # list.append is atomic
                 bar.update(hi - lo)
 
         if threads == 1 or n_chunks == 1:
@@ -280,6 +295,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     stop.set()
                     raise
 
+    kernel_times: list[float] = []
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
     run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
     redo = np.zeros(0, np.int64)
@@ -310,6 +326,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     bar.close()
     if cluster is not None:
         cluster.forget(plan)
+    if stats is not None:
+        kernel_s = float(sum(kernel_times))
+        stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
+                     setup_s=(time.perf_counter() - t_setup - kernel_s
+                              if threads == 1 and cluster is None else None))
     return out_nodes, out_demand, out_layer, out_layer_demand
 
 
@@ -331,7 +352,9 @@ class _SweepPlan:
         # Per-arc usability flags of the start state, and the two arcs of each edge.
         self.arc = np.zeros(len(c.adj_nbr), np.uint8)
         _core.arc_flags(c.adj_edge, c.adj_fwd, start.edge_failed, self.arc)
-        self.edge_arc = np.argsort(np.asarray(c.adj_edge), kind="stable").astype(c.index_dtype)
+        # np.argsort(adj_edge, kind="stable") by one counting pass (a sort took 0.5 s at 10^6).
+        self.edge_arc = np.zeros(len(c.adj_edge), c.index_dtype)
+        _core.edge_arcs(c.adj_edge, c.n_edges, self.edge_arc)
 
     def buffers(self, c: CompiledSystem) -> dict:
         """Private buffers of one thread (docs/development.md, rule 6)."""
