@@ -238,12 +238,23 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         layer_count[li] = int(alive.sum())
         if alive.any():
             layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
+    order = None
     if mode == 2:
         # The supply forest of the start state, shared read-only by the threads.
+        parent, scratch = np.zeros(n, idx), np.zeros(n, idx)
         _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
                             c.layer_nodes, c.layer_rule, c.is_source, start.working,
-                            start.edge_failed, np.zeros(n, idx), par_edge, child_ptr, child_idx,
-                            np.zeros(n, idx))
+                            start.edge_failed, parent, par_edge, child_ptr, child_idx, scratch)
+        # Node elements are swept in the forest's depth-first preorder (edges after them, in
+        # their order): an element's subtree was just walked by its parent's element, so it is
+        # still in the CPU cache.  Elements are independent (the kernel restores the start
+        # state after each), so the answers do not depend on the order; rows are put back below.
+        if n_el > 1:
+            rank = np.zeros(n, idx)
+            _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
+            key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)].astype(np.int64), n)
+            order = np.argsort(key, kind="stable")
+            el_node, el_edge = el_node[order], el_edge[order]
     plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
                       layer_root, layer_count, skip)
 
@@ -326,6 +337,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     bar.close()
     if cluster is not None:
         cluster.forget(plan)
+    if order is not None:  # rows back in the caller's order of elements
+        for out in (out_nodes, out_demand, out_layer, out_layer_demand):
+            out[order] = out.copy()
     if stats is not None:
         kernel_s = float(sum(kernel_times))
         stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
