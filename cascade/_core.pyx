@@ -1327,7 +1327,8 @@ def forest_rank(const index_t[::1] parent, const index_t[::1] child_ptr,
 
 
 def edge_arcs(const index_t[::1] adj_edge, Py_ssize_t n_edges, index_t[::1] out):
-    """Adjacency entries grouped by edge, in entry order within an edge: exactly
+    """Adjacency entries grouped by edge, in entry order within an edge (a stable counting sort
+    of keys in ``[0, n_edges)``; the sweep also orders its elements with it): exactly
     ``np.argsort(adj_edge, kind="stable")`` (so ``out[2 e]``, ``out[2 e + 1]`` are the two
     entries of edge ``e`` when each edge has two), by one counting pass instead of a sort."""
     cdef Py_ssize_t j, e, n_arcs = adj_edge.shape[0]

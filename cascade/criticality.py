@@ -252,8 +252,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         if n_el > 1:
             rank = np.zeros(n, idx)
             _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
-            key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)].astype(np.int64), n)
-            order = np.argsort(key, kind="stable")
+            key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)], n).astype(idx)
+            order = np.zeros(n_el, idx)
+            _core.edge_arcs(key, n + 1, order)  # a stable counting sort of the keys 0..n
             el_node, el_edge = el_node[order], el_edge[order]
     plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
                       layer_root, layer_count, skip)
