@@ -72,6 +72,11 @@ ENGINES = ("core", "reference")
 BASE_COLUMNS = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lost"]
 
 
+# Visit node elements in the supply forest's preorder (mode "local"); benchmarks switch it off
+# to compare with the caller's order.  Answers do not depend on it.
+FOREST_ORDER = True
+
+
 def _default_threads() -> int:
     import os
 
@@ -249,7 +254,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         # their order): an element's subtree was just walked by its parent's element, so it is
         # still in the CPU cache.  Elements are independent (the kernel restores the start
         # state after each), so the answers do not depend on the order; rows are put back below.
-        if n_el > 1:
+        if n_el > 1 and FOREST_ORDER:
             rank = np.zeros(n, idx)
             _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
             key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)], n).astype(idx)
