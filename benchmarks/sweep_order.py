@@ -4,8 +4,8 @@ For ``synthetic_lifelines(n)`` at each size, the kernel's time per element over 
 (:func:`cascade.criticality.core_sweep`, one thread, ``stats["kernel_s"]``, set-up excluded; the
 fastest of ``--repeats``), with
 
-* ``index``: elements visited in node order (``criticality.FOREST_ORDER = False``);
-* ``forest``: elements visited in the supply forest's preorder (the default);
+* ``index``: elements visited in node order (``criticality.FOREST_ORDER = False``, the default);
+* ``forest``: elements visited in the supply forest's preorder (``FOREST_ORDER = True``);
 * ``renumbered-forest``: the nodes table reordered by that preorder before compiling, so each
   subtree is a run of consecutive indices (elements in node order);
 * ``renumbered-random``: the nodes table shuffled (seed 1) before compiling.

@@ -46,10 +46,21 @@ def test_edge_arcs_of_compiled_systems(case):
 
 
 @settings(max_examples=150, deadline=None)
-@given(case=systems(), method=st.sampled_from(["incremental", "local"]))
-def test_sweep_with_and_without_prefailures_equals_the_full_sweep(case, method):
+@given(case=systems(), method=st.sampled_from(["incremental", "local"]), forest=st.booleans())
+def test_sweep_with_and_without_prefailures_equals_the_full_sweep(case, method, forest):
     """The start state is the intact fixpoint itself without pre-failures and a cascade of its
-    own with them; both give the plain sweep's answers."""
+    own with them; both give the plain sweep's answers, in the forest order or not."""
+    from cascade import criticality
+
+    old = criticality.FOREST_ORDER
+    criticality.FOREST_ORDER = forest
+    try:
+        _prefailures_case(case, method)
+    finally:
+        criticality.FOREST_ORDER = old
+
+
+def _prefailures_case(case, method):
     system, failed_nodes, failed_edges = case
     c = compile_system(system)
     el_node, el_edge = element_indices(c, "all")
@@ -139,9 +150,13 @@ def test_forest_rank_is_a_preorder(case):
         assert sorted(rank[u] for u in below) == list(range(rank[v], rank[v] + len(below)))
 
 
-def test_sweep_rows_follow_the_callers_order():
-    """The kernel visits nodes in forest order; rows come back in the order asked, duplicates
-    and edges mixed in included."""
+@pytest.mark.parametrize("forest", [True, False])
+def test_sweep_rows_follow_the_callers_order(forest, monkeypatch):
+    """With or without the forest order, rows come back in the order asked, duplicates and
+    edges mixed in included."""
+    from cascade import criticality
+
+    monkeypatch.setattr(criticality, "FOREST_ORDER", forest)
     c = compile_system(synthetic_lifelines(1500, seed=2))
     el_node, el_edge = element_indices(c, "all")
     want = core_sweep(c, el_node, el_edge, threads=1, plain=True)
