@@ -223,3 +223,61 @@ def test_static_cascade(benchmark, size, impl):
         _core.LOCAL_MIN_NODES = old
     benchmark.extra_info["rounds"] = int(ws.fail_round.max())
     benchmark.extra_info["lost"] = int(ws.n_changed)
+
+
+# ------------------------------------------------------------------ the sweep's cost per element
+# Kernel ``sweepel`` (issue 15: the N-1 sweep's per-element cost flat from 10^4 to 10^6 nodes):
+# the kernel alone (:func:`cascade._core.sweep` in local mode, one thread, one call over every
+# node in index order, as ``cascade critical`` sweeps them; set-up excluded) on ``life<n>``,
+# scaled to 10 000 elements (``scale`` = 10 000 / n), against
+#
+# ``n10000``
+#     the same on ``life10000``.  ratio = its time / the core's, per element: 1 when an element
+#     costs the same at both sizes; an O(n) step per element (a reset, a scan, an allocation)
+#     makes it about 0.1 at 10^5 nodes and 0.01 at 10^6.
+#
+# The kernel is called with the plan and buffers :func:`cascade.criticality.core_sweep` builds
+# (captured from one sweep over the same elements, whose answers it must reproduce).
+SWEEPEL_SIZES = ["life100000"] + (["life1000000"] if BIG and not QUICK else [])
+SWEEPEL_ROUNDS = {"life10000": 30, "life100000": 10, "life1000000": 3}
+
+
+def _sweep_kernel(size: str):
+    """A callable running the sweep kernel over every node of ``life<n>``, and their count."""
+    from cascade import criticality
+
+    _, c, el_node, el_edge = build(size)
+    el, none = np.ascontiguousarray(el_node), np.ascontiguousarray(el_edge)
+    seen = {}
+    real = criticality._kernel_chunk
+
+    def grab(c_, plan, buffers, mode, *rest):
+        seen.update(plan=plan, buffers=buffers, mode=mode)
+        real(c_, plan, buffers, mode, *rest)
+
+    criticality._kernel_chunk = grab
+    try:
+        want = core_sweep(c, el, none, threads=1, chunk=len(el))
+    finally:
+        criticality._kernel_chunk = real
+    assert seen["mode"] == 2
+    L = len(c.layer_names)
+    out = (np.zeros(len(el), np.int64), np.zeros(len(el)), np.zeros((len(el), L), np.int64),
+           np.zeros((len(el), L)))
+
+    def run():
+        real(c, seen["plan"], seen["buffers"], seen["mode"], el, none, *out)
+
+    run()
+    assert all(np.array_equal(a, b) for a, b in zip(out, want))
+    return run, len(el)
+
+
+@pytest.mark.parametrize("impl", ["core", "n10000"])
+@pytest.mark.parametrize("size", SWEEPEL_SIZES)
+def test_sweep_element(benchmark, size, impl):
+    run, k = _sweep_kernel("life10000" if impl == "n10000" else size)
+    benchmark.group = f"sweepel-{size}"
+    benchmark.extra_info.update(kernel="sweepel", impl=impl, scale=10_000 / k, elements=k)
+    benchmark.pedantic(run, rounds=SWEEPEL_ROUNDS[size if impl == "core" else "life10000"],
+                       iterations=1, warmup_rounds=1)

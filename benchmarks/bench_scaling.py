@@ -32,9 +32,11 @@ Kernels:
   (as many as fit in ``--sweep-budget`` seconds, judged from the previous size) and its time
   is scaled by N / sample (the ``scale`` column); the ``spread``
   column (relative standard deviation of the per-element time between four chunks of the
-  sample) shows how much the per-element cost varies.  ``setup_s`` is one call's set-up (a
-  sweep of one element) and ``per_element_s`` the time per element after it (the four chunks'
-  time minus four set-ups, over the elements).
+  sample) shows how much the per-element cost varies.  ``per_element_s`` is the time inside
+  the kernel calls over the elements and ``setup_s`` the rest of one call (fixpoints, supply
+  forest, buffers; the fastest of the four), both timed inside the same calls
+  (``core_sweep(stats=...)``), not obtained by subtracting a separately measured set-up; a
+  sampled sweep's ``seconds`` is one set-up plus ``per_element_s`` times N.
 
 Writes ``benchmarks/results/scaling-<date>-<commit>.json`` (rows, fits, machine) and
 ``benchmarks/results/report/scaling.png``.
@@ -140,22 +142,7 @@ def time_cascade_whole(compiled) -> tuple[float, int, int]:
         _core.LOCAL_MIN_NODES = old
 
 
-def time_sweep_setup(compiled, repeats: int = 3) -> float:
-    """Fastest ``core_sweep`` of a single element: its set-up (intact and start fixpoints,
-    supply forest, buffers), paid once per call."""
-    from cascade.criticality import core_sweep
-
-    one = np.zeros(1, compiled.index_dtype)
-    none = np.full(1, -1, compiled.index_dtype)
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        core_sweep(compiled, one, none, threads=1)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, float, int, float]:
+def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, float, int, float, float, float]:
     """Time of ``core_sweep`` over all nodes, or over a seeded sample scaled up.
 
     Returns
@@ -168,6 +155,10 @@ def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, fl
         Nodes swept.
     spread : float
         Relative standard deviation of the per-element time between ``chunks`` chunks.
+    per_element : float
+        Seconds inside the kernel per element.
+    setup : float
+        The fastest chunk's set-up: its wall time outside the kernel calls.
     """
     from cascade.criticality import core_sweep
 
@@ -178,18 +169,24 @@ def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, fl
         el = np.sort(np.random.default_rng(REMOVAL_SEED).choice(n, size=sample, replace=False))
     el = el.astype(compiled.index_dtype)
     per_element = []
-    measured = 0.0
+    measured = kernel = 0.0
+    setup = np.inf
     for part in np.array_split(el, chunks):
         if not len(part):
             continue
+        stats = {}
         t = time.perf_counter()
-        core_sweep(compiled, part, np.full(len(part), -1, compiled.index_dtype), threads=1)
-        dt_ = time.perf_counter() - t
-        measured += dt_
-        per_element.append(dt_ / len(part))
-    per_element = np.asarray(per_element)
-    spread = float(per_element.std() / per_element.mean()) if len(per_element) > 1 else 0.0
-    return measured * n / len(el), measured, len(el), spread
+        core_sweep(compiled, part, np.full(len(part), -1, compiled.index_dtype), threads=1,
+                   stats=stats)
+        measured += time.perf_counter() - t
+        kernel += stats["kernel_s"]
+        setup = min(setup, stats["setup_s"])
+        per_element.append(stats["kernel_s"] / len(part))
+    spread_of = np.asarray(per_element)
+    spread = float(spread_of.std() / spread_of.mean()) if len(spread_of) > 1 else 0.0
+    each = kernel / len(el)
+    seconds = measured if len(el) == n else setup + each * n
+    return seconds, measured, len(el), spread, each, setup
 
 
 def fit_exponent(sizes, seconds) -> tuple[float, float]:
@@ -266,15 +263,12 @@ def main(argv=None) -> int:
                         guess = per_element.get(system, 1e-6) * (c.n_nodes / per_element.get(
                             (system, "n"), c.n_nodes)) ** 1.0
                         sample = int(np.clip(args.sweep_budget / max(guess, 1e-9), 20, c.n_nodes))
-                    seconds, measured, k, spread = time_sweep(c, sample)
-                    per_element[system] = measured / k
+                    seconds, measured, k, spread, each, setup = time_sweep(c, sample)
+                    per_element[system] = each
                     per_element[(system, "n")] = c.n_nodes
-                    setup = time_sweep_setup(c)
-                    chunks = 4
-                    each = max(0.0, measured - chunks * setup) / k
                     row = {"measured": measured, "elements": k, "repeats": 1,
                            "scale": c.n_nodes / k, "spread": spread, "setup_s": setup,
-                           "per_element_s": each}
+                           "per_element_s": each, "per_element_method": "kernel"}
                     print(f"         {system:<9} {c.n_nodes:>9} sweep set-up {setup:.4g} s per call, "
                           f"{each * 1e6:.3g} us per element after it", flush=True)
                 row.update({"kernel": kernel, "system": system, "nodes": c.n_nodes,

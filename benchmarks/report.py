@@ -6,7 +6,10 @@ orders the runs by date, and writes into the output directory
 * ``ratios.md``: one row per ratio (``<kernel>-<size>``, baseline), one column per run
   (the last ``--last`` runs, date and commit), the floor from ``benchmarks/floors.toml``;
 * ``<kernel>-<baseline>.png``: that kernel's ratio baseline / core over the runs, one line per
-  size, log scale, the floor dashed, so that a regression shows as a drop.
+  size, log scale, the floor dashed, so that a regression shows as a drop;
+* ``sweep-per-element.md`` (when ``scaling-*.json`` runs of ``make bench-scaling`` are saved):
+  the N-1 sweep's set-up and cost per element at each size, one row per run and system
+  (issue 15: the per-element cost flat from 10^4 to 10^6 nodes).
 
 Usage: ``python benchmarks/report.py [--results DIR] [--out DIR] [--last N]`` (``make bench-report``).
 """
@@ -104,6 +107,39 @@ def plots(runs: list[dict], floors: dict, out: Path) -> list[Path]:
     return written
 
 
+def sweep_per_element(results: Path, last: int = 8) -> str | None:
+    """A Markdown table of the saved scaling runs' sweep rows: per run and system, the cost per
+    element and the set-up at each size.  None when no run has them."""
+    runs = []
+    for path in sorted(results.glob("scaling-*.json")):
+        run = json.loads(path.read_text())
+        rows = [r for r in run.get("rows", []) if r.get("kernel") == "sweep" and "per_element_s" in r]
+        if rows:
+            runs.append((run.get("date", ""), path.name, run, rows))
+    if not runs:
+        return None
+    runs = sorted(runs)[-last:]
+    sizes = sorted({r["nodes"] for *_, rows in runs for r in rows})
+    head = ["run", "system"] + [f"{n:,} nodes".replace(",", " ") for n in sizes]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(sizes)]
+    for _, _, run, rows in runs:
+        for system in sorted({r["system"] for r in rows}):
+            cells = [run_label(run), system]
+            for n in sizes:
+                got = [r for r in rows if r["system"] == system and r["nodes"] == n]
+                if not got:
+                    cells.append("")
+                    continue
+                r = got[0]
+                mark = "" if r.get("per_element_method") == "kernel" else " †"
+                cells.append(f"{r['per_element_s'] * 1e6:.2f} µs{mark} (set-up {r['setup_s']:.3g} s)")
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Per element: the kernel's time over the elements swept, one thread "
+              "(benchmarks/bench_scaling.py).  † older runs: the chunks' time minus four separately "
+              "measured set-ups, which load can inflate many times over."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Saved benchmark runs -> Markdown table and PNGs")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -121,6 +157,10 @@ def main(argv=None) -> int:
     (args.out / "ratios.md").write_text(md)
     pngs = plots(runs, floors, args.out)
     print(md)
+    sweep = sweep_per_element(args.results, args.last)
+    if sweep:
+        (args.out / "sweep-per-element.md").write_text(sweep)
+        print("N-1 sweep per element (make bench-scaling):\n" + sweep)
     print(f"wrote {args.out / 'ratios.md'} and {len(pngs)} PNG(s) in {args.out}")
     return 0
 

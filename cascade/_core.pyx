@@ -1293,6 +1293,57 @@ def arc_flags(const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
         _arc_flags(adj_edge, adj_fwd, edge_failed, edge_info, arc)
 
 
+def forest_rank(const index_t[::1] parent, const index_t[::1] child_ptr,
+                const index_t[::1] child_idx, index_t[::1] stack, index_t[::1] rank):
+    """Depth-first preorder of the supply forest (:func:`supply_forest`'s ``parent``, roots
+    where ``parent[v] == v``, taken in node order; children in ``child_idx`` order): ``rank[v]``
+    is ``v``'s place in it, so that each subtree is a run of consecutive ranks.  Nodes outside
+    the forest (``parent[v] == -1``) follow, in node order.  The sweep visits its node elements
+    in this order: an element's subtree was just walked by its parent's element, so its
+    memory is still in the CPU cache."""
+    cdef Py_ssize_t n = parent.shape[0], v
+    cdef index_t top, u, j, r = 0
+    with nogil:
+        for v in range(n):
+            if parent[v] != v:
+                continue
+            stack[0] = <index_t>v
+            top = 1
+            while top > 0:
+                top -= 1
+                u = stack[top]
+                rank[u] = r
+                r += 1
+                j = child_ptr[u + 1]
+                while j > child_ptr[u]:   # pushed in reverse: popped in child order
+                    j -= 1
+                    stack[top] = child_idx[j]
+                    top += 1
+        for v in range(n):
+            if parent[v] == -1:
+                rank[v] = r
+                r += 1
+    return r
+
+
+def edge_arcs(const index_t[::1] adj_edge, Py_ssize_t n_edges, index_t[::1] out):
+    """Adjacency entries grouped by edge, in entry order within an edge (a stable counting sort
+    of keys in ``[0, n_edges)``; the sweep also orders its elements with it): exactly
+    ``np.argsort(adj_edge, kind="stable")`` (so ``out[2 e]``, ``out[2 e + 1]`` are the two
+    entries of edge ``e`` when each edge has two), by one counting pass instead of a sort."""
+    cdef Py_ssize_t j, e, n_arcs = adj_edge.shape[0]
+    cdef index_t[::1] pos = np.zeros(n_edges + 1, np.asarray(out).dtype)
+    with nogil:
+        for j in range(n_arcs):
+            pos[adj_edge[j] + 1] += 1
+        for e in range(n_edges):
+            pos[e + 1] += pos[e]
+        for j in range(n_arcs):
+            e = adj_edge[j]
+            out[pos[e]] = <index_t>j
+            pos[e] += 1
+
+
 def plain_bfs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, uint8_t[::1] mark,
               index_t[::1] queue):
     """A plain BFS over the whole CSR (every component, arcs both ways, no rule, no flags):

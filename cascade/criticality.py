@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -69,6 +70,12 @@ from .units import layer_totals, score as loss_score
 ELEMENTS = ("nodes", "edges", "all")
 ENGINES = ("core", "reference")
 BASE_COLUMNS = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lost"]
+
+
+# Visit node elements in the supply forest's preorder (mode "local") instead of the caller's
+# order.  Off by default: on the 10^6-node lifelines it saved 0-20 % of the kernel's time, about
+# what putting the rows back in order costs (README, issue 15).  Answers do not depend on it.
+FOREST_ORDER = False
 
 
 def _default_threads() -> int:
@@ -136,7 +143,8 @@ def incremental_is_exact(compiled: CompiledSystem, pre_failed: bool = False,
 def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarray,
                pre_nodes=(), pre_edges=(), threads: int | None = None, plain: bool = False,
                chunk: int | None = None, method: str | None = None, skip: bool | None = None,
-               progress: ProgressArg = None, cluster=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               progress: ProgressArg = None, cluster=None,
+               stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Losses of every element failing on top of ``pre_nodes`` / ``pre_edges`` (Cython core).
 
     Parameters
@@ -164,6 +172,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     cluster : cascade.cluster.SweepCluster, optional
         Run the chunks on this Dask cluster instead of threads (the system and the sweep's
         start state are scattered once; the answer is the same as on threads).
+    stats : dict, optional
+        Filled with timings for benchmarks: ``kernel_s`` (seconds inside the kernel calls,
+        summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
+        rest of the call's wall time: fixpoints, supply forest, buffers, certificate) and
+        ``redone`` (elements recomputed in full after a failed certificate); ``setup_s`` only
+        on one thread (else None).
 
     Returns
     -------
@@ -190,12 +204,16 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     if np.any((pre_nodes < 0) | (pre_nodes >= c.n_nodes)) or np.any((pre_edges < 0) | (pre_edges >= c.n_edges)):
         raise ValueError("pre-failure index out of range")
 
+    t_setup = time.perf_counter()
     intact = Workspace(c)
     intact.run()
     count_mask = intact.working.copy()
-    start = Workspace(c)
-    start.run(pre_nodes, pre_edges)
     pre_failed = len(pre_nodes) + len(pre_edges) > 0
+    if pre_failed:
+        start = Workspace(c)
+        start.run(pre_nodes, pre_edges)
+    else:
+        start = intact  # the same fixpoint: a second cascade from nothing would repeat it
     proven = incremental_is_exact(c, pre_failed, count_mask)
     if method is None:
         method = "full" if plain else "local"
@@ -226,12 +244,24 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         layer_count[li] = int(alive.sum())
         if alive.any():
             layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
+    order = None
     if mode == 2:
         # The supply forest of the start state, shared read-only by the threads.
+        parent, scratch = np.zeros(n, idx), np.zeros(n, idx)
         _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
                             c.layer_nodes, c.layer_rule, c.is_source, start.working,
-                            start.edge_failed, np.zeros(n, idx), par_edge, child_ptr, child_idx,
-                            np.zeros(n, idx))
+                            start.edge_failed, parent, par_edge, child_ptr, child_idx, scratch)
+        # Node elements are swept in the forest's depth-first preorder (edges after them, in
+        # their order): an element's subtree was just walked by its parent's element, so it is
+        # still in the CPU cache.  Elements are independent (the kernel restores the start
+        # state after each), so the answers do not depend on the order; rows are put back below.
+        if n_el > 1 and FOREST_ORDER:
+            rank = np.zeros(n, idx)
+            _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
+            key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)], n).astype(idx)
+            order = np.zeros(n_el, idx)
+            _core.edge_arcs(key, n + 1, order)  # a stable counting sort of the keys 0..n
+            el_node, el_edge = el_node[order], el_edge[order]
     plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
                       layer_root, layer_count, skip)
 
@@ -256,6 +286,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             return
         counter = itertools.count()
         stop = threading.Event()
+        kernel_time = kernel_times
 
         def worker() -> None:
             buffers = plan.buffers(c)  # private, copied once from the start fixpoint
@@ -264,9 +295,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                 if i >= n_chunks or stop.is_set():
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
+                t = time.perf_counter()
                 _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
                               out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
                               out_layer_demand[lo:hi])
+                kernel_time.append(time.perf_counter() - t)  # list.append is atomic
                 bar.update(hi - lo)
 
         if threads == 1 or n_chunks == 1:
@@ -280,6 +313,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     stop.set()
                     raise
 
+    kernel_times: list[float] = []
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
     run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
     redo = np.zeros(0, np.int64)
@@ -310,6 +344,14 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     bar.close()
     if cluster is not None:
         cluster.forget(plan)
+    if order is not None:  # rows back in the caller's order of elements
+        for out in (out_nodes, out_demand, out_layer, out_layer_demand):
+            out[order] = out.copy()
+    if stats is not None:
+        kernel_s = float(sum(kernel_times))
+        stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
+                     setup_s=(time.perf_counter() - t_setup - kernel_s
+                              if threads == 1 and cluster is None else None))
     return out_nodes, out_demand, out_layer, out_layer_demand
 
 
@@ -331,7 +373,9 @@ class _SweepPlan:
         # Per-arc usability flags of the start state, and the two arcs of each edge.
         self.arc = np.zeros(len(c.adj_nbr), np.uint8)
         _core.arc_flags(c.adj_edge, c.adj_fwd, start.edge_failed, self.arc)
-        self.edge_arc = np.argsort(np.asarray(c.adj_edge), kind="stable").astype(c.index_dtype)
+        # np.argsort(adj_edge, kind="stable") by one counting pass (a sort took 0.5 s at 10^6).
+        self.edge_arc = np.zeros(len(c.adj_edge), c.index_dtype)
+        _core.edge_arcs(c.adj_edge, c.n_edges, self.edge_arc)
 
     def buffers(self, c: CompiledSystem) -> dict:
         """Private buffers of one thread (docs/development.md, rule 6)."""

@@ -273,3 +273,29 @@ def test_a_slowed_core_fails_the_real_check(tmp_path, monkeypatch):
     assert all(p.startswith("kernel 'simulate' (simulate-er1000): core is ") for p in slow)
     for baseline, floor in floors["simulate"]["floors"].items():
         assert any(f"faster than {baseline}, below the floor {floor:g}x" in p for p in slow)
+
+
+def test_report_tables_the_sweep_cost_per_element(tmp_path):
+    """`make bench-report` shows the saved scaling runs' sweep cost per element over commits."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "2026-11-20-aaaaaaa.json").write_text(json.dumps(check.summarize(
+        fake_run(core_t=0.001, ref_t=0.5, igraph_t=0.02), commit="aaaaaaa",
+        date="2026-11-20T10:00:00+00:00")))
+    for day, commit, each, method in (("21", "bbbbbbb", 80e-6, None), ("22", "ccccccc", 3e-6, "kernel")):
+        rows = [{"kernel": "cascade", "system": "lifelines", "nodes": 10_000, "seconds": 0.001}]
+        for n in (10_000, 1_000_000):
+            row = {"kernel": "sweep", "system": "lifelines", "nodes": n, "per_element_s": each,
+                   "setup_s": n * 1e-6}
+            if method:
+                row["per_element_method"] = method
+            rows.append(row)
+        (results / f"scaling-2026-11-{day}-{commit}.json").write_text(json.dumps(
+            {"date": f"2026-11-{day}T10:00:00+00:00", "commit": commit, "rows": rows}))
+    out = tmp_path / "out"
+    assert report.main(["--results", str(results), "--out", str(out)]) == 0
+    md = (out / "sweep-per-element.md").read_text().splitlines()
+    assert md[0] == "| run | system | 10 000 nodes | 1 000 000 nodes |"
+    assert md[2] == "| 2026-11-21 bbbbbbb | lifelines | 80.00 µs † (set-up 0.01 s) | 80.00 µs † (set-up 1 s) |"
+    assert md[3] == "| 2026-11-22 ccccccc | lifelines | 3.00 µs (set-up 0.01 s) | 3.00 µs (set-up 1 s) |"
+    assert sorted(p.name for p in out.glob("*.md")) == ["ratios.md", "sweep-per-element.md"]
