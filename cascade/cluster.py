@@ -274,6 +274,7 @@ class SweepCluster:
                         finished.append(arrived.get_nowait())
                 except queue.Empty:
                     finished = []
+                progressed = False
                 for future in finished:
                     span = busy.pop(future, None)
                     if span is None:   # cancelled by us, or reported twice
@@ -294,22 +295,24 @@ class SweepCluster:
                         except BaseException as exc:  # its reason, e.g. lost dependencies
                             raise fail(_one_line(exc)) from None
                         raise fail("cancelled")
-                    seconds, result = future.result()
+                    got = self._fetch(future)
+                    if got is None:   # its worker died since: Dask reruns it, wait again
+                        busy[future] = span
+                        future.add_done_callback(arrived.put)
+                        continue
+                    seconds, result = got
                     n = collect(result)
+                    progressed = True
                     state["done"] += n
                     state["seconds"] += seconds
                     state["timed"] += span[1] - span[0]
                     if bar is not None:
                         bar.update(n)
                 submit()
-                if finished:
+                if progressed:
                     idle_since = None
                     continue
-                try:
-                    workers = client.scheduler_info().get("workers", {})
-                except Exception:  # the scheduler itself is gone
-                    workers = {}
-                if workers:
+                if not self._no_workers():
                     idle_since = None
                 elif idle_since is None:
                     idle_since = time.monotonic()
@@ -324,6 +327,23 @@ class SweepCluster:
                 except Exception:
                     pass
             raise
+
+    def _fetch(self, future):
+        """The result of a finished task, or None when it is gone with its worker (the
+        scheduler has no workers left while we wait for it)."""
+        while future.status == "finished":
+            try:
+                return future.result(timeout=2)
+            except TimeoutError:
+                if self._no_workers():
+                    return None
+        return None
+
+    def _no_workers(self) -> bool:
+        try:
+            return not self.client.scheduler_info().get("workers", {})
+        except Exception:  # the scheduler itself is gone
+            return True
 
     def close(self) -> None:
         log = logging.getLogger("distributed")
