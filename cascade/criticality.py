@@ -163,7 +163,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         Progress per chunk of elements (see :mod:`cascade.progress`).
     cluster : cascade.cluster.SweepCluster, optional
         Run the chunks on this Dask cluster instead of threads (the system and the sweep's
-        start state are scattered once; the answer is the same as on threads).
+        start state go once to each worker's store, see :mod:`cascade.cluster`; the answer
+        is the same as on threads).
 
     Returns
     -------
