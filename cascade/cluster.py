@@ -210,11 +210,11 @@ class SweepCluster:
         ``0 .. total`` and ``collect`` each result as it arrives (``collect`` returns how many
         items it held, for ``bar``).  ``fn`` must read shared objects with :func:`stored`.
 
-        ``size``: every range holds ``size`` items (the last one the rest).  Otherwise the first ranges hold ``first``
-        items, the later ones about :data:`TASK_SECONDS` of work at the rate the finished
-        tasks measured on their workers, at most the rest over ``IN_FLIGHT`` × workers (the
-        tail shrinks), never below ``minimum``.  ``unit`` names the items in errors, ``name``
-        prefixes the tasks' keys (default: ``fn``'s name).
+        ``size``: every range holds ``size`` items (the last one the rest).  Otherwise the
+        first ranges hold ``first`` items, the later ones about :data:`TASK_SECONDS` of work
+        at the rate the finished tasks measured on their workers, at most the rest over
+        ``IN_FLIGHT`` × workers (the tail shrinks), never below ``minimum``.  ``unit`` names
+        the items in errors, ``name`` prefixes the tasks' keys (default: ``fn``'s name).
         """
         import queue
 
@@ -317,8 +317,9 @@ class SweepCluster:
                 elif idle_since is None:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since > _ens.NO_WORKERS_GRACE:
-                    raise InputError(f"the Dask cluster has had no workers for {_ens.NO_WORKERS_GRACE:g} s "
-                                     f"with {total - state['done']} of {total} {unit} unfinished; "
+                    grace = _ens.NO_WORKERS_GRACE
+                    raise InputError(f"the Dask cluster has had no workers for {grace:g} s with "
+                                     f"{total - state['done']} of {total} {unit} unfinished; "
                                      "nothing written", self.where)
         except BaseException:
             if busy:

@@ -657,7 +657,8 @@ def check_scheduler(address: str) -> str:
     return text
 
 
-def _dask_batch(compiled_token: str, state_token: str, seed: int, kw: dict, start: int, stop: int):
+def _dask_batch(compiled_token: str, state_token: str, seed: int, kw: dict, start: int,
+                stop: int):
     """A Dask task: :func:`run_batch` of samples ``start .. stop-1`` on the compiled system
     and the (scenario, baseline, baseline service) of the workers' store
     (:func:`cascade.cluster.stored`): prepared once per worker, its workspace kept between
