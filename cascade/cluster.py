@@ -1,25 +1,123 @@
-"""A Dask cluster for the sweeps of ``critical`` and ``redundancy`` (``--workers`` /
-``--scheduler``).
+"""A Dask cluster for ensembles and the sweeps of ``critical``, ``redundancy`` and ``risk``
+(``--workers`` / ``--scheduler``).
 
 One :class:`SweepCluster` serves a whole command: it starts the local cluster (the one of
 ``cascade scenario --workers``: :func:`cascade.ensemble._local_cluster`) or connects to a
-scheduler once, scatters each compiled system (and each sweep's start state) to every worker
-once, and sends tasks that carry only element or sample ranges.  Tasks return their rows with
-their position, so the gathered answer is the one of threads, bit for bit, whatever order the
-tasks finish in.  Failures end the run with one line (:func:`cascade.ensemble._gather`).
+scheduler once.  Large read-only inputs (a compiled system, a prepared scenario, a sweep's start
+state) go to the workers through a **worker-side store**: :meth:`SweepCluster.share` names an
+object by a token (a hash of its pickle, or a token the caller gives), asks the workers which
+of them already hold it, and sends it only to the others.  An object stays in the store of a
+worker after the run (the last :data:`STORE_MAX` of them), so the next run on the same cluster,
+from this process or another one (a second ``cascade critical --scheduler`` on the same files),
+sends nothing again.  Tasks carry tokens and element or sample ranges only.
+
+:meth:`SweepCluster.run_ranges` cuts ``0 .. total`` into ranges while the run goes: the first
+ranges are small (the first tasks time the work on the workers, nothing runs in this process),
+the later ones hold about :data:`TASK_SECONDS` of work at the measured rate and shrink toward
+the end so that the workers finish together; :data:`IN_FLIGHT` tasks per worker are queued so
+that no worker waits for a round trip.  Tasks return their rows with their position, so the
+gathered answer is the one of threads, bit for bit, whatever the ranges and the order they
+finish in.  A worker that joins later (a lost one replaced) gets the objects it lacks when its
+first task asks for them.  Failures end the run with one line, as before.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import pickle
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
 
-from .ensemble import CONNECT_TIMEOUT, _dask, _gather, _local_cluster, _one_line, check_scheduler
+from . import ensemble as _ens
+from .ensemble import CONNECT_TIMEOUT, _dask, _one_line, check_scheduler
 from .errors import InputError
 
-SCATTERED_MAX = 4   # objects kept on the workers at once (systems of measure sets, sweep states)
+STORE_MAX = 6        # objects a worker keeps in its store (oldest out first)
+TASK_SECONDS = 0.5   # the target duration of a task once the rate is known
+IN_FLIGHT = 2        # tasks queued per worker
+
+
+# --- The worker side ---------------------------------------------------------------------------
+
+_STORE: OrderedDict = OrderedDict()   # token -> object, in each worker process
+_STORE_LOCK = threading.Lock()
+
+
+class NotShared(LookupError):
+    """Raised by a task on a worker whose store lacks a token (a worker that joined later, or
+    an object pushed out by other runs); :meth:`SweepCluster.run_ranges` sends it and reruns."""
+
+
+def _store_has(tokens) -> list:
+    with _STORE_LOCK:
+        return [t for t in tokens if t in _STORE]
+
+
+def _store_put(token: str, obj) -> None:
+    with _STORE_LOCK:
+        _STORE[token] = obj
+        _STORE.move_to_end(token)
+        while len(_STORE) > STORE_MAX:
+            _STORE.popitem(last=False)
+
+
+def _store_drop(token: str) -> None:
+    with _STORE_LOCK:
+        _STORE.pop(token, None)
+
+
+def stored(token: str):
+    """The object of ``token`` in this worker's store (in a task)."""
+    with _STORE_LOCK:
+        try:
+            obj = _STORE[token]
+        except KeyError:
+            raise NotShared(token) from None
+        _STORE.move_to_end(token)
+        return obj
+
+
+def timed(fn, *args):
+    """Run ``fn(*args)`` in a task: ``(seconds it took on the worker, result)``."""
+    t = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t, out
+
+
+# --- Tokens ------------------------------------------------------------------------------------
+
+_TOKENS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def content_token(obj, memo: bool = False) -> str:
+    """A hash of ``obj``'s pickle (its arrays hashed in place, not copied).  ``memo``: keep it
+    per object, for objects never changed after they are built (compiled systems)."""
+    if memo:
+        try:
+            return _TOKENS[obj]
+        except (KeyError, TypeError):
+            pass
+    h = hashlib.blake2b(digest_size=16)
+    buffers: list = []
+    h.update(pickle.dumps(obj, protocol=5, buffer_callback=buffers.append))
+    for buf in buffers:
+        h.update(buf.raw())
+    token = f"{type(obj).__name__}-{h.hexdigest()}"
+    if memo:
+        try:
+            _TOKENS[obj] = token
+        except TypeError:
+            pass
+    return token
 
 
 class SweepCluster:
-    """A Dask client for sweeps; use as a context manager (closes the client and cluster).
+    """A Dask client for ensembles and sweeps; use as a context manager (closes the client and
+    the local cluster).
 
     Parameters
     ----------
@@ -34,7 +132,7 @@ class SweepCluster:
             raise InputError("give either --workers or --scheduler")
         distributed = _dask()
         self._cluster = None
-        self._scattered: dict = {}
+        self._shared: OrderedDict = OrderedDict()   # token -> object (to send to late workers)
         if scheduler is not None:
             scheduler = check_scheduler(scheduler)
             try:
@@ -45,8 +143,12 @@ class SweepCluster:
             self.label = f"dask ({scheduler})"
             self.where = scheduler
         else:
-            self._cluster = _local_cluster(distributed, workers)
-            self.client = distributed.Client(self._cluster, set_as_default=False)
+            self._cluster = _ens._local_cluster(distributed, workers)
+            try:
+                self.client = distributed.Client(self._cluster, set_as_default=False)
+            except BaseException:
+                _ens.close_local_cluster(self._cluster)
+                raise
             self.label = f"dask (local cluster, {workers} workers)"
             self.where = "local Dask cluster"
 
@@ -57,30 +159,192 @@ class SweepCluster:
         except Exception:
             return 1
 
-    def scatter(self, obj):
-        """A future of ``obj`` on every worker, sent once per object (kept alive here)."""
-        key = id(obj)
-        if key not in self._scattered:
-            while len(self._scattered) >= SCATTERED_MAX:   # oldest first (runs are sequential)
-                self._scattered.pop(next(iter(self._scattered)))[1].release()
-            self._scattered[key] = (obj, self.client.scatter(obj, broadcast=True))
-        return self._scattered[key][1]
+    # --- the store ---
 
-    def forget(self, obj) -> None:
-        """Release the workers' copy of ``obj`` (a sweep's start state, once it is done)."""
-        entry = self._scattered.pop(id(obj), None)
-        if entry is not None:
-            entry[1].release()
+    def share(self, obj, token: str | None = None, memo: bool = False) -> str:
+        """Put ``obj`` in the store of every worker that lacks it; return its token (pass it
+        to tasks, which read it with :func:`stored`).  ``token``: the caller's name for it
+        (else a hash of its content, see :func:`content_token`; ``memo``: kept per object)."""
+        return self.share_all([obj], [token], memo)[0]
 
-    def run(self, fn, tasks, collect, bar=None) -> None:
-        """Submit ``fn(*task)`` for each task and ``collect`` every result as it arrives
-        (``collect`` returns how many items the result held, for ``bar``)."""
-        futures = [self.client.submit(fn, *task, pure=False) for task in tasks]
+    def share_all(self, objs, tokens=None, memo=False) -> list:
+        """:meth:`share` of several objects in one round trip; ``tokens`` and ``memo`` are
+        lists (or one value for all)."""
+        tokens = list(tokens) if tokens is not None else [None] * len(objs)
+        memo = list(memo) if isinstance(memo, (list, tuple)) else [memo] * len(objs)
+        out = []
+        for obj, token, keep in zip(objs, tokens, memo):
+            token = token or content_token(obj, keep)
+            if token in self._shared:
+                self._shared.move_to_end(token)
+            else:
+                self._shared[token] = obj
+                while len(self._shared) > STORE_MAX:
+                    self._shared.popitem(last=False)
+            out.append(token)
+        self._send(out)
+        return out
+
+    def _send(self, tokens) -> None:
+        """Send the objects of ``tokens`` to the workers that do not hold them."""
+        have = self.client.run(_store_has, list(tokens))
+        for token in dict.fromkeys(tokens):
+            missing = [w for w, held in have.items() if token not in held]
+            if missing and token in self._shared:
+                self.client.run(_store_put, token, self._shared[token], workers=missing)
+
+    def forget(self, token: str) -> None:
+        """Drop ``token`` from the workers' stores (a sweep's start state, once it is done)."""
+        self._shared.pop(token, None)
         try:
-            _gather(self.client, futures, collect, bar, self.where)
+            self.client.run(_store_drop, token)
+        except Exception:   # a worker gone: its store is gone with it
+            pass
+
+    # --- running ---
+
+    def run_ranges(self, fn, make_args, total: int, collect, bar=None, *, first: int = 1,
+                   minimum: int = 1, size: int | None = None, unit: str = "items",
+                   name: str | None = None) -> None:
+        """Run ``fn(*make_args(lo, hi))`` on the workers for consecutive ranges covering
+        ``0 .. total`` and ``collect`` each result as it arrives (``collect`` returns how many
+        items it held, for ``bar``).  ``fn`` must read shared objects with :func:`stored`.
+
+        ``size``: every range holds ``size`` items (the last one the rest).  Otherwise the
+        first ranges hold ``first`` items, the later ones about :data:`TASK_SECONDS` of work
+        at the rate the finished tasks measured on their workers, at most the rest over
+        ``IN_FLIGHT`` × workers (the tail shrinks), never below ``minimum``.  ``unit`` names
+        the items in errors, ``name`` prefixes the tasks' keys (default: ``fn``'s name).
+        """
+        import queue
+
+        client = self.client
+        arrived: queue.Queue = queue.Queue()   # futures as they finish (their done-callbacks)
+        todo: list = []            # ranges to (re)run first
+        busy: dict = {}            # future -> (lo, hi)
+        state = dict(next=0, done=0, seconds=0.0, timed=0)
+        idle_since = None
+        name = name or getattr(fn, "__name__", "task")
+
+        def next_range(workers: int):
+            if todo:
+                return todo.pop()
+            lo = state["next"]
+            if lo >= total:
+                return None
+            if size:
+                state["next"] = hi = min(total, lo + size)
+                return lo, hi
+            if state["timed"] == 0:
+                n = first
+            else:
+                rate = state["timed"] / max(state["seconds"], 1e-9)
+                n = min(int(rate * TASK_SECONDS),
+                        math.ceil((total - lo) / (IN_FLIGHT * workers)))
+            n = max(1, minimum, n)
+            hi = min(total, lo + n)
+            if total - hi < minimum:   # no sliver at the end
+                hi = total
+            state["next"] = hi
+            return lo, hi
+
+        def submit():
+            if not todo and state["next"] >= total:
+                return
+            workers = self.n_workers   # a round trip to the scheduler: once per call
+            while len(busy) < IN_FLIGHT * workers:
+                span = next_range(workers)
+                if span is None:
+                    return
+                future = client.submit(timed, fn, *make_args(*span), pure=False,
+                                       key=f"{name}-{uuid.uuid4().hex}")
+                busy[future] = span
+                future.add_done_callback(arrived.put)
+
+        def fail(message: str):
+            return InputError(f"the Dask run failed with {state['done']} of {total} {unit} done: "
+                              f"{message}; nothing written", self.where)
+
+        try:
+            submit()
+            while busy:
+                try:
+                    finished = [arrived.get(timeout=1)]
+                    while not arrived.empty():
+                        finished.append(arrived.get_nowait())
+                except queue.Empty:
+                    finished = []
+                progressed = False
+                for future in finished:
+                    span = busy.pop(future, None)
+                    if span is None:   # cancelled by us, or reported twice
+                        continue
+                    if future.status == "error":
+                        exc = future.exception()
+                        if isinstance(exc, NotShared):   # a worker without the inputs: send, rerun
+                            try:
+                                self._send(list(self._shared))
+                            except Exception as err:
+                                raise fail(_one_line(err)) from None
+                            todo.append(span)
+                            continue
+                        raise fail(_one_line(exc))
+                    if future.status == "cancelled":
+                        try:
+                            future.result()
+                        except BaseException as exc:  # its reason, e.g. lost dependencies
+                            raise fail(_one_line(exc)) from None
+                        raise fail("cancelled")
+                    got = self._fetch(future)
+                    if got is None:   # its worker died since: Dask reruns it, wait again
+                        busy[future] = span
+                        future.add_done_callback(arrived.put)
+                        continue
+                    seconds, result = got
+                    n = collect(result)
+                    progressed = True
+                    state["done"] += n
+                    state["seconds"] += seconds
+                    state["timed"] += span[1] - span[0]
+                    if bar is not None:
+                        bar.update(n)
+                submit()
+                if progressed:
+                    idle_since = None
+                    continue
+                if not self._no_workers():
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > _ens.NO_WORKERS_GRACE:
+                    grace = _ens.NO_WORKERS_GRACE
+                    raise InputError(f"the Dask cluster has had no workers for {grace:g} s with "
+                                     f"{total - state['done']} of {total} {unit} unfinished; "
+                                     "nothing written", self.where)
         except BaseException:
-            self.client.cancel(futures)
+            if busy:
+                try:
+                    client.cancel(list(busy))
+                except Exception:
+                    pass
             raise
+
+    def _fetch(self, future):
+        """The result of a finished task, or None when it is gone with its worker (the
+        scheduler has no workers left while we wait for it)."""
+        while future.status == "finished":
+            try:
+                return future.result(timeout=2)
+            except TimeoutError:
+                if self._no_workers():
+                    return None
+        return None
+
+    def _no_workers(self) -> bool:
+        try:
+            return not self.client.scheduler_info().get("workers", {})
+        except Exception:  # the scheduler itself is gone
+            return True
 
     def close(self) -> None:
         log = logging.getLogger("distributed")
@@ -93,7 +357,7 @@ class SweepCluster:
                 self.client.close()
             finally:
                 if self._cluster is not None:
-                    self._cluster.close()
+                    _ens.close_local_cluster(self._cluster)
         except Exception:  # already shutting down (Ctrl-C); the run's own error matters
             pass
         finally:

@@ -171,7 +171,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         Progress per chunk of elements (see :mod:`cascade.progress`).
     cluster : cascade.cluster.SweepCluster, optional
         Run the chunks on this Dask cluster instead of threads (the system and the sweep's
-        start state are scattered once; the answer is the same as on threads).
+        start state go once to each worker's store, see :mod:`cascade.cluster`; the answer
+        is the same as on threads).
     stats : dict, optional
         Filled with timings for benchmarks: ``kernel_s`` (seconds inside the kernel calls,
         summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
@@ -279,10 +280,13 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     out[lo:hi] = got
                 return hi - lo
 
-            comp_f, plan_f = cluster.scatter(c), cluster.scatter(plan)
-            cluster.run(_dask_chunk, [(comp_f, plan_f, mode, i * size, el_node[i * size:(i + 1) * size],
-                                       el_edge[i * size:(i + 1) * size]) for i in range(n_chunks)],
-                        collect, bar)
+            # The system (kept in the workers' stores between sweeps) and this sweep's plan go
+            # to each worker once; tasks carry element ranges sized on the run.
+            c_token, p_token = cluster.share_all([c, plan], [None, plan.token], memo=True)
+            cluster.run_ranges(_dask_chunk, lambda lo, hi: (c_token, p_token, mode, lo, el_node[lo:hi],
+                                                            el_edge[lo:hi]),
+                               k, collect, bar, first=min(size, 256), minimum=8, size=chunk,
+                               unit="elements")
             return
         counter = itertools.count()
         stop = threading.Event()
@@ -343,7 +347,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         out_layer_demand[redo] = r_layer_demand
     bar.close()
     if cluster is not None:
-        cluster.forget(plan)
+        cluster.forget(plan.token)
     if order is not None:  # rows back in the caller's order of elements
         for out in (out_nodes, out_demand, out_layer, out_layer_demand):
             out[order] = out.copy()
@@ -409,9 +413,13 @@ def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_no
 _worker_buffers = threading.local()
 
 
-def _dask_chunk(c: CompiledSystem, plan: _SweepPlan, mode: int, lo: int, el_node, el_edge):
-    """A Dask task: one chunk of the sweep; returns ``(lo, rows)``.  The worker thread keeps
-    its buffers between the chunks of one plan (the kernel restores them after each element)."""
+def _dask_chunk(c_token: str, plan_token: str, mode: int, lo: int, el_node, el_edge):
+    """A Dask task: one chunk of the sweep on the system and plan of the worker's store
+    (:func:`cascade.cluster.stored`); returns ``(lo, rows)``.  The worker thread keeps its
+    buffers between the chunks of one plan (the kernel restores them after each element)."""
+    from .cluster import stored
+
+    c, plan = stored(c_token), stored(plan_token)
     cached = getattr(_worker_buffers, "entry", None)
     if cached is None or cached[0] != (plan.token, mode):
         cached = ((plan.token, mode), plan.buffers(c))

@@ -10,9 +10,11 @@ Executors
 ---------
 * Local threads (default): the Cython kernel releases the GIL; one Workspace per thread.
 * ``scheduler="tcp://host:port"``: an existing Dask distributed cluster.  The compiled
-  system and the prepared scenario are scattered once to every worker; each task runs a
-  batch of consecutive samples and returns small arrays (losses of the batch, per-node
-  failure counts).  A task lost with its worker is rerun elsewhere by Dask.
+  system and the prepared scenario go once to the store of every worker that lacks them
+  (:class:`cascade.cluster.SweepCluster`: they stay there for the next run); each task runs a
+  range of consecutive samples, sized on the run from the rate the first tasks measured,
+  and returns small arrays (losses of the range, per-node failure counts).  A task lost with
+  its worker is rerun elsewhere by Dask.
 * ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded processes
   (:func:`_local_cluster`: without the nanny's ``MALLOC_TRIM_THRESHOLD_``, which made every
   large temporary a fresh mmap, and without leaking the nanny's variables into this process).
@@ -490,8 +492,9 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         Passed to :meth:`Scenario.sample` for every sample.
     batch_size : int, optional
         Samples per task.  Default: threads take about 8 batches per thread, at most 256
-        samples each; on Dask the first ``CALIBRATION`` samples run here and time the rest
-        into tasks of about ``TASK_SECONDS`` (at least 4 per worker, see :func:`_calibrate`).
+        samples each; on Dask the first tasks hold 64 samples and time the work on the
+        workers, the later ones about ``cascade.cluster.TASK_SECONDS`` of samples each,
+        shrinking toward the end (:meth:`cascade.cluster.SweepCluster.run_ranges`).
     attribute : bool or {"equal", "marginal"}
         Also accumulate ``node_share`` / ``edge_share`` (see :class:`EnsembleResult`):
         ``True``/``"equal"`` splits each sample's loss equally among its direct failures,
@@ -658,129 +661,34 @@ def check_scheduler(address: str) -> str:
     return text
 
 
-def _gather(client, futures, collect, bar, where: str) -> None:
-    """Collect every batch as it finishes.  Lost workers are Dask's business (it resubmits
-    their tasks) as long as some worker comes back within ``NO_WORKERS_GRACE`` seconds; a task
-    that fails, or a cluster left without workers for longer, ends the run with one line."""
-    import asyncio
-    import time
+def _dask_batch(compiled_token: str, state_token: str, seed: int, kw: dict, start: int,
+                stop: int):
+    """A Dask task: :func:`run_batch` of samples ``start .. stop-1`` on the compiled system
+    and the (scenario, baseline, baseline service) of the workers' store
+    (:func:`cascade.cluster.stored`): prepared once per worker, its workspace kept between
+    tasks."""
+    from .cluster import stored
 
-    pending = set(futures)
-    total = len(futures)
-    idle_since = None
-    while pending:
-        done = [f for f in pending if f.done()]
-        if not done:
-            try:  # block on one unfinished batch for a while
-                next(iter(pending)).result(timeout=1)
-            except (TimeoutError, asyncio.TimeoutError):
-                pass
-            except (Exception, asyncio.CancelledError):
-                pass  # reported below, from the batch's own result
-            done = [f for f in pending if f.done()]
-        pending.difference_update(done)
-        for f in done:
-            try:
-                n = collect(f.result())
-            except (Exception, asyncio.CancelledError) as exc:
-                raise InputError(f"the Dask run failed with {total - len(pending)} of {total} batches "
-                                 f"done: {_one_line(exc)}; nothing written", where) from None
-            if bar is not None:
-                bar.update(n)
-        if done or not pending:
-            idle_since = None
-            continue
-        try:
-            workers = client.scheduler_info().get("workers", {})
-        except Exception:  # the scheduler itself is gone
-            workers = {}
-        if workers:
-            idle_since = None
-        elif idle_since is None:
-            idle_since = time.monotonic()
-        elif time.monotonic() - idle_since > NO_WORKERS_GRACE:
-            raise InputError(f"the Dask cluster has had no workers for {NO_WORKERS_GRACE:g} s with "
-                             f"{len(pending)} of {total} batches unfinished; nothing written", where)
-
-
-TASK_SECONDS = 0.5               # a Dask task's target duration (batch sizes from calibration)
-CALIBRATION = 32                 # samples run here first to time one sample
-
-
-def _calibrate(compiled, args, kw, samples, baseline, baseline_service, n_workers, collect, bar):
-    """Run the first ``CALIBRATION`` samples here (they count: they are collected) and size
-    the Dask tasks from their time: about ``TASK_SECONDS`` each, so that a task's overhead
-    (a few ms of scheduling and transfer) stays small, and at least 4 tasks per worker, so
-    that the workers finish together.  Returns (samples done, batch size)."""
-    import time
-
-    first = min(samples, CALIBRATION)
-    if first == 0:
-        return 0, 1
-    t = time.perf_counter()
-    done = collect(run_batch(compiled, *args, 0, first, baseline, baseline_service, **kw))
-    per_sample = max((time.perf_counter() - t) / first, 1e-7)
-    if bar is not None:
-        bar.update(done)
-    left = samples - first
-    size = int(TASK_SECONDS / per_sample)
-    size = max(BLOCK, min(size, math.ceil(left / (4 * n_workers)) if left else 1))
-    return first, max(1, size)
+    compiled = stored(compiled_token)
+    scenario, baseline, baseline_service = stored(state_token)
+    return run_batch(compiled, scenario, seed, start, stop, baseline, baseline_service, **kw)
 
 
 def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
               batch_size, collect, bar) -> str:
-    import logging
+    """The ensemble on Dask (:class:`cascade.cluster.SweepCluster`): the compiled system and the
+    prepared scenario go to the workers' stores (only to those that lack them: a second run
+    on the same cluster sends nothing), then tasks of sample ranges sized while the run goes
+    (:meth:`~cascade.cluster.SweepCluster.run_ranges`; ``batch_size`` fixes their size)."""
+    from .cluster import SweepCluster
 
-    distributed = _dask()
-    cluster = None
-    log = logging.getLogger("distributed")
-    level = log.level
-    try:
-        if scheduler is not None:
-            scheduler = check_scheduler(scheduler)
-            try:
-                client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)}") from None
-            executor = f"dask ({scheduler})"
-            where = scheduler
-        else:
-            cluster = _local_cluster(distributed, workers)
-            client = distributed.Client(cluster, set_as_default=False)
-            executor = f"dask (local cluster, {workers} workers)"
-            where = "local Dask cluster"
-        futures = []
-        try:
-            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-            # Scatter once to every worker; tasks then carry only sample ranges.
-            comp_f, scen_f, base_f, serv_f = client.scatter(
-                [compiled, args[0], baseline, baseline_service], broadcast=True)
-            if batch_size is None:
-                first, size = _calibrate(compiled, args, kw, samples, baseline, baseline_service,
-                                         n_workers, collect, bar)
-                spans = [(first + a, first + b) for a, b in _batches(samples - first, 1, size)]
-            else:
-                spans = _batches(samples, n_workers * 8, batch_size)
-            futures = [client.submit(run_batch, comp_f, scen_f, args[1], a, b, base_f, serv_f,
-                                     pure=False, **kw) for a, b in spans]
-            _gather(client, futures, collect, bar, where)
-        finally:
-            # The teardown's complaints about cancelled tasks and closed connections (after
-            # Ctrl-C, or a lost cluster) are noise next to the one line the user gets.
-            log.setLevel(logging.CRITICAL + 1)
-            try:
-                if futures:
-                    client.cancel(futures)
-            finally:
-                client.close()
-    finally:
-        try:
-            if cluster is not None:
-                close_local_cluster(cluster)
-        finally:
-            log.setLevel(level)
-    return executor
+    with SweepCluster(scheduler, workers) as cluster:
+        c_token, s_token = cluster.share_all([compiled, (args[0], baseline, baseline_service)],
+                                             memo=[True, False])
+        cluster.run_ranges(_dask_batch, lambda a, b: (c_token, s_token, args[1], kw, a, b), samples,
+                           collect, bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
+                           unit="samples", name="run_batch")
+        return cluster.label
 
 
 #: Variables distributed's nanny puts in ``os.environ`` of the process that starts the workers

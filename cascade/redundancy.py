@@ -793,9 +793,12 @@ def _served_rows(compiled: CompiledSystem, sets, layer_demand, layer_nodes, weig
     return loss, per_layer
 
 
-def _served_task(compiled: CompiledSystem, lo: int, sets, layer_demand, layer_nodes, weights):
-    """A Dask task of :meth:`Evaluator._served`: rows ``lo, lo + 1, ...``."""
-    return (lo, *_served_rows(compiled, sets, layer_demand, layer_nodes, weights))
+def _served_task(c_token: str, lo: int, sets, layer_demand, layer_nodes, weights):
+    """A Dask task of :meth:`Evaluator._served`: rows ``lo, lo + 1, ...`` on the compiled
+    system of the worker's store (:func:`cascade.cluster.stored`)."""
+    from .cluster import stored
+
+    return (lo, *_served_rows(stored(c_token), sets, layer_demand, layer_nodes, weights))
 
 
 class Evaluator:
@@ -962,10 +965,11 @@ class Evaluator:
                 per_layer[lo:lo + len(chunk_loss)] = chunk_layer
                 return len(chunk_loss)
 
-            size = max(1, -(-len(distinct) // (8 * self.cluster.n_workers)))
-            comp_f = self.cluster.scatter(compiled)
-            self.cluster.run(_served_task, [(comp_f, lo, distinct[lo:lo + size], *args)
-                                            for lo in range(0, len(distinct), size)], collect)
+            # The measure set's system goes to the workers' stores once; tasks carry ranges of
+            # failed sets sized on the run (cascade.cluster.SweepCluster.run_ranges).
+            c_token = self.cluster.share(compiled, memo=True)
+            self.cluster.run_ranges(_served_task, lambda lo, hi: (c_token, lo, distinct[lo:hi], *args),
+                                    len(distinct), collect, first=8, unit="failed sets")
             return loss[inverse], per_layer[inverse]
 
         def run(chunk):

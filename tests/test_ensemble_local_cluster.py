@@ -2,7 +2,8 @@
 
 * the workers run without distributed's ``MALLOC_TRIM_THRESHOLD_`` (the allocator penalty);
 * the nanny's variables do not leak into this process's environment;
-* results are identical to threads (the calibrated batch sizes change nothing);
+* results are identical to threads (the ranges sized on the run change nothing;
+  tests/test_cluster_store.py tests the ranges themselves);
 * ``cascade risk --workers`` goes through the same helper.
 """
 from __future__ import annotations
@@ -74,31 +75,6 @@ def test_workers_identical_to_threads_and_no_leak():
     np.testing.assert_array_equal(dask.failed, threads.failed)
     np.testing.assert_array_equal(dask.direct, threads.direct)
     np.testing.assert_array_equal(dask.n_direct, threads.n_direct)
-
-
-def test_calibrated_batches_cover_every_sample_once():
-    calls = []
-
-    def collect(part):
-        calls.append((part[0], len(part[1])))
-        return len(part[1])
-
-    system = read_system(DEMO)
-    compiled = compile_system(system)
-    scenario = load_scenario(QUAKE)
-    scenario.prepare(system, compiled)
-    ws = ensemble.Workspace(compiled)
-    ws.run()
-    base = ws.working.astype(bool)
-    serv = ensemble._service(compiled, base, ensemble._totals(compiled))
-    first, size = ensemble._calibrate(compiled, (scenario, 7), {"immune": (), "fragility_scale": None},
-                                      1000, base, serv, 2, collect, None)
-    assert calls == [(0, ensemble.CALIBRATION)] and first == ensemble.CALIBRATION
-    # At least 4 tasks per worker for the rest, and never below one block.
-    assert ensemble.BLOCK <= size <= -(-(1000 - first) // 8)
-    spans = ensemble._batches(1000 - first, 1, size)
-    covered = np.concatenate([np.arange(first + a, first + b) for a, b in spans])
-    np.testing.assert_array_equal(covered, np.arange(first, 1000))
 
 
 def test_risk_workers_use_the_shared_helper(monkeypatch, tmp_path):

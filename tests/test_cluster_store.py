@@ -1,0 +1,164 @@
+"""The workers' store and the ranges of cascade.cluster.SweepCluster on a real local scheduler
+with 2 worker processes: objects go to each worker once (a second client on the same cluster
+sends nothing), a worker that lacks one gets it when its task asks, ranges cover every item
+once (small first, then sized from the measured rate), failures are one line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cascade import InputError, compile_system, ensemble, read_system
+from cascade import cluster as cl
+from cascade.criticality import core_sweep, element_indices, synthetic_lifelines
+from cascade.ensemble import run_ensemble
+from cascade.hazards import load_scenario
+
+from conftest import DEMO, ROOT
+
+distributed = pytest.importorskip("distributed")
+import store_tasks  # noqa: E402  (tests/, importable on the workers)
+
+QUAKE = ROOT / "scenarios" / "earthquake_m62.toml"
+
+
+@pytest.fixture(scope="module")
+def address():
+    cluster = ensemble._local_cluster(distributed, 2)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        ensemble.close_local_cluster(cluster)
+
+
+def _puts(monkeypatch, sc):
+    """Spy on what a SweepCluster sends to the workers' stores: [(token, workers)]."""
+    sent = []
+    real = sc.client.run
+
+    def run(fn, *args, workers=None, **kw):
+        if fn is cl._store_put:
+            sent.append((args[0], tuple(workers)))
+        return real(fn, *args, workers=workers, **kw)
+
+    monkeypatch.setattr(sc.client, "run", run)
+    return sent
+
+
+def test_store_keeps_the_last_objects_and_drops_the_oldest(monkeypatch):
+    monkeypatch.setattr(cl, "_STORE", type(cl._STORE)())
+    for i in range(cl.STORE_MAX + 2):
+        cl._store_put(f"t{i}", i)
+    assert cl.stored("t2") == 2 and cl.stored(f"t{cl.STORE_MAX + 1}") == cl.STORE_MAX + 1
+    with pytest.raises(cl.NotShared):
+        cl.stored("t0")
+    assert cl._store_has(["t0", "t1", "t2"]) == ["t2"]
+    cl._store_drop("t2")
+    assert cl._store_has(["t2"]) == []
+
+
+def test_content_token_follows_content_not_identity():
+    a, b = np.arange(10), np.arange(10)
+    assert cl.content_token(a) == cl.content_token(b)
+    b[3] = 0
+    assert cl.content_token(a) != cl.content_token(b)
+
+
+def test_objects_go_to_each_worker_once_also_from_a_second_client(address, monkeypatch):
+    data = np.arange(1000) * 3
+    with cl.SweepCluster(scheduler=address) as sc:
+        sent = _puts(monkeypatch, sc)
+        token = sc.share(data)
+        assert len(sent) == 1 and len(sent[0][1]) == 2       # both workers, one message
+        assert sc.share(data) == token and len(sent) == 1    # already there
+    with cl.SweepCluster(scheduler=address) as sc:           # another client, same cluster
+        sent = _puts(monkeypatch, sc)
+        assert sc.share(data.copy()) == token and sent == []
+        rows = []
+        sc.run_ranges(store_tasks.span_sum, lambda lo, hi: (token, lo, hi), len(data),
+                      lambda r: rows.append(r) or r[1] - r[0], first=7)
+    got = np.concatenate([r[2] for r in sorted(rows, key=lambda r: r[0])])
+    np.testing.assert_array_equal(got, data)
+
+
+def test_ranges_cover_every_item_once_small_first_then_from_the_rate(address):
+    data = np.arange(5000)
+    with cl.SweepCluster(scheduler=address) as sc:
+        token = sc.share(data)
+        rows = []
+        sc.run_ranges(store_tasks.span_sum, lambda lo, hi: (token, lo, hi), len(data),
+                      lambda r: rows.append(r) or r[1] - r[0], first=10, minimum=4)
+    spans = sorted((lo, hi) for lo, hi, *_ in rows)
+    assert spans[0] == (0, 10)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[-1][1] == len(data)
+    sizes = [hi - lo for lo, hi in spans]
+    # After the first IN_FLIGHT x 2 ranges of 10, the measured rate (these tasks take
+    # microseconds) sizes them by the rest over IN_FLIGHT x workers: far above 10, then shrinking.
+    assert sizes[:cl.IN_FLIGHT * 2] == [10] * (cl.IN_FLIGHT * 2)
+    assert max(sizes) > 500 and min(sizes) >= 4
+    assert len({pid for *_, pid in rows}) >= 1
+    got = np.concatenate([r[2] for r in sorted(rows, key=lambda r: r[0])])
+    np.testing.assert_array_equal(got, data)
+
+
+def test_a_worker_without_the_object_gets_it_and_the_range_reruns(address, monkeypatch):
+    data = np.arange(400) + 1
+    with cl.SweepCluster(scheduler=address) as sc:
+        token = sc.share(data)
+        sc.client.run(cl._store_drop, token)        # both workers lose it (a restart, eviction)
+        sent = _puts(monkeypatch, sc)
+        rows = []
+        sc.run_ranges(store_tasks.span_sum, lambda lo, hi: (token, lo, hi), len(data),
+                      lambda r: rows.append(r) or r[1] - r[0], size=50)
+    assert sent and all(t == token for t, _ in sent)
+    got = np.concatenate([r[2] for r in sorted(rows, key=lambda r: r[0])])
+    np.testing.assert_array_equal(got, data)
+
+
+def test_a_failing_task_is_one_line(address):
+    with cl.SweepCluster(scheduler=address) as sc:
+        token = sc.share(np.arange(10))
+        with pytest.raises(InputError) as err:
+            sc.run_ranges(store_tasks.fails, lambda lo, hi: (token, lo, hi), 10, lambda r: 0,
+                          size=5, unit="rows")
+    message = str(err.value)
+    assert "ValueError: bad row" in message and "of 10 rows done" in message
+    assert "nothing written" in message and "\n" not in message
+
+
+def test_ensembles_twice_on_one_cluster_equal_threads_and_send_the_system_once(address, monkeypatch):
+    system = read_system(DEMO)
+    compiled = compile_system(system)
+    scenario = load_scenario(QUAKE)
+    want = run_ensemble(system, scenario, 300, threads=1, compiled=compiled)
+    puts = []
+    real = cl._store_put
+    monkeypatch.setattr(cl.SweepCluster, "_send", _counting_send(puts))
+    for _ in range(2):
+        got = run_ensemble(system, scenario, 300, scheduler=address, compiled=compiled)
+        for name in ("loss", "failed", "direct", "n_direct"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    # The first run may send (or find them from an earlier test); the second sends nothing.
+    assert puts[-1] == []
+    assert real is cl._store_put
+
+
+def _counting_send(log):
+    real = cl.SweepCluster._send
+
+    def send(self, tokens):
+        have = self.client.run(cl._store_has, list(tokens))
+        log.append([t for t in tokens for held in have.values() if t not in held])
+        return real(self, tokens)
+    return send
+
+
+def test_sweep_twice_on_one_cluster_equals_threads(address):
+    c = compile_system(synthetic_lifelines(3000, seed=2))
+    el_node, el_edge = element_indices(c, "all")
+    want = core_sweep(c, el_node, el_edge, threads=1)
+    with cl.SweepCluster(scheduler=address) as sc:
+        for _ in range(2):
+            got = core_sweep(c, el_node, el_edge, cluster=sc)
+            for a, b in zip(want, got):
+                np.testing.assert_array_equal(a, b)
+        assert want[0].max() > 50
