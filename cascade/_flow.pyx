@@ -1121,6 +1121,7 @@ cdef struct _PS:
     uint8_t* inF        # per branch: counted in the numbers
     uint8_t* uncl       # per island of the step: an active branch outside the intact grid
     bint init
+    Py_ssize_t rows     # rows recomputed
 
 
 cdef void _lsolve(Py_ssize_t n, int64_t* Lp, int64_t* Li, double* Lx, double* D,
@@ -1190,7 +1191,7 @@ cdef class DCFlow:
     # partial refactorization: the intact factor's elimination tree and rows, the bus of each
     # position (built once, after the intact factor)
     cdef public bint partial
-    cdef readonly Py_ssize_t n_partial
+    cdef readonly Py_ssize_t n_partial, n_partial_rows
     cdef bint have_rows
     cdef int64_t[::1] epar, rptr, rcol, rpos, pbus
 
@@ -1275,6 +1276,7 @@ cdef class DCFlow:
         self.bf = _CLDL()
         self.partial = True
         self.n_partial = 0
+        self.n_partial_rows = 0
         self.have_rows = False
 
     cdef Py_ssize_t _islands(self, uint8_t[::1] alive, uint8_t[::1] active) noexcept nogil:
@@ -1629,6 +1631,7 @@ cdef class DCFlow:
             ps.inF = ps.mark + self.nrb + 1
             ps.uncl = ps.inF + m + 1
             ps.init = False
+            ps.rows = 0
             psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.full(m, np.nan)
@@ -1652,6 +1655,8 @@ cdef class DCFlow:
                             &tfv[0], &nt, &wiv[0], &wdv[0], sf, st, psp)
         self.n_factorizations += st[0]
         self.n_partial += st[3]
+        if psp != NULL:
+            self.n_partial_rows += ps.rows
         self.n_woodbury += st[1]
         self.n_solves += st[2]
         if rc:
@@ -1839,6 +1844,7 @@ cdef class DCFlow:
                 lkj = yj / D[j]
                 D[k] -= lkj * yj
                 Lx[p] = lkj
+            ps.rows += 1
             if not (fabs(D[k]) > 1e-300 and fabs(D[k]) < INFINITY):
                 # leave the rest marked: the next call starts from the intact factor again
                 ps.init = False
