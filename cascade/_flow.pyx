@@ -1190,7 +1190,7 @@ cdef class DCFlow:
     cdef _CLDL bf
     # partial refactorization: the intact factor's elimination tree and rows, the bus of each
     # position (built once, after the intact factor)
-    cdef public bint partial
+    cdef public bint partial, incremental
     cdef readonly Py_ssize_t n_partial, n_partial_rows
     cdef bint have_rows
     cdef int64_t[::1] epar, rptr, rcol, rpos, pbus
@@ -1268,13 +1268,14 @@ cdef class DCFlow:
         self.base_ref = ref
         # workspaces of the compiled loop are per call (threads share a kernel); the intact
         # factor and its positions are built once, with the GIL held, and only read after
-        self.nws_i = 24 * n + 6 * m + 8
+        self.nws_i = 27 * n + 8 * m + 8
         self.nws_d = 20 * n + 2 * m + 2 * DENSE_MAX * DENSE_MAX + 8
         self.posb = np.full(n, -1, dtype=np.int64)
         self.have_base = False
         self.nrb = 0
         self.bf = _CLDL()
         self.partial = True
+        self.incremental = True
         self.n_partial = 0
         self.n_partial_rows = 0
         self.have_rows = False
@@ -1851,6 +1852,119 @@ cdef class DCFlow:
                 return 1
         return 0
 
+    cdef int _split(self, uint8_t* act, int64_t* lab, int64_t* iref, int64_t* isz,
+                    Py_ssize_t* pni, int64_t* tb, Py_ssize_t t0, Py_ssize_t nt, int64_t* vis,
+                    int64_t* qa, int64_t* qb, int64_t* seeds, int64_t* rep, Py_ssize_t* stamp,
+                    Py_ssize_t budget) noexcept nogil:
+        """The islands after the trips tb[t0:nt] from those before them, without a BFS of the
+        whole grid: the ends of the trips are seeds; each seed races the representative seed
+        of its current island (the last seed found in it; two BFS's, one vertex each in turn): meeting = still connected,
+        one search ending first = that search's vertices are a whole island, which gets a new
+        label (the reference of each island stays its smallest bus).  Every new island holds a
+        seed, so when each seed is connected to its island's representative the labels are
+        the islands.  1 = the searches visited more than ``budget`` buses (the caller then
+        runs the full BFS)."""
+        cdef Py_ssize_t n = self.n, ns = 0, i, j, sd, l, r, v, w, ha, ta, hb, tb_, res, k
+        cdef Py_ssize_t work = 0, ni = pni[0], sa, sb, mn, nx
+        cdef int64_t* adj_ptr = &self.adj_ptr[0]
+        cdef int64_t* adj_nbr = &self.adj_nbr[0]
+        cdef int64_t* adj_edge = &self.adj_edge[0]
+        cdef int64_t* X
+        for i in range(t0, nt):
+            seeds[ns] = self.fr[tb[i]]
+            seeds[ns + 1] = self.to_[tb[i]]
+            ns += 2
+        for i in range(ns):
+            rep[lab[seeds[i]]] = -1
+        for i in range(ns):
+            sd = seeds[i]
+            l = lab[sd]
+            r = rep[l]
+            if r < 0 or r == sd:
+                rep[l] = sd
+                continue
+            sa = stamp[0]
+            sb = sa + 1
+            stamp[0] = sa + 2
+            vis[r] = sa
+            qa[0] = r
+            ha = 0
+            ta = 1
+            vis[sd] = sb
+            qb[0] = sd
+            hb = 0
+            tb_ = 1
+            res = -1
+            while res < 0:
+                if ha == ta:
+                    res = 1
+                    break
+                v = qa[ha]
+                ha += 1
+                for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                    if act[adj_edge[j]]:
+                        w = adj_nbr[j]
+                        if vis[w] == sb:
+                            res = 0
+                            break
+                        if vis[w] != sa:
+                            vis[w] = sa
+                            qa[ta] = w
+                            ta += 1
+                if res >= 0:
+                    break
+                if hb == tb_:
+                    res = 2
+                    break
+                v = qb[hb]
+                hb += 1
+                for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                    if act[adj_edge[j]]:
+                        w = adj_nbr[j]
+                        if vis[w] == sa:
+                            res = 0
+                            break
+                        if vis[w] != sb:
+                            vis[w] = sb
+                            qb[tb_] = w
+                            tb_ += 1
+            work += ha + hb
+            if work > budget:
+                return 1
+            if res == 0:
+                rep[l] = sd                       # (the next seed races the nearest one)
+                continue
+            # a whole island split off: the exhausted search's buses
+            if res == 1:
+                X = qa
+                k = ta
+                rep[l] = sd
+                rep[ni] = r
+            else:
+                X = qb
+                k = tb_
+                rep[ni] = sd
+            mn = n
+            for j in range(k):
+                lab[X[j]] = ni
+                if X[j] < mn:
+                    mn = X[j]
+            iref[ni] = mn
+            isz[ni] = k
+            isz[l] -= k
+            if lab[iref[l]] == ni:
+                # the old reference left: the smallest bus of what remains
+                work += n
+                if work > budget:
+                    return 1
+                for v in range(n):
+                    if lab[v] == l:
+                        iref[l] = v
+                        break
+            ni += 1
+        pni[0] = ni
+        return 0
+
     cdef int _base_factor(self, int64_t* wi, double* wd) noexcept nogil:
         """The intact grid's LDL^T, every base island of more than DENSE_MAX buses in one
         (block diagonal) factor, positions posb (-1: a base island's reference or a small
@@ -1929,6 +2043,12 @@ cdef class DCFlow:
         cdef int64_t* brl = wi + 16 * n + 3 * m + 3
         cdef int64_t* colb = wi + 16 * n + 4 * m + 3
         cdef int64_t* dirty = wi + 16 * n + 5 * m + 3   # n
+        cdef int64_t* vis = wi + 21 * n + 5 * m + 4     # n: race stamps
+        cdef int64_t* qa = wi + 22 * n + 5 * m + 4      # n
+        cdef int64_t* qb = wi + 23 * n + 5 * m + 4      # n
+        cdef int64_t* seeds = wi + 24 * n + 5 * m + 4   # 2 m
+        cdef int64_t* rep = wi + 24 * n + 7 * m + 4     # n
+        cdef Py_ssize_t stamp = 0, tprev = 0
         cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
         cdef double* G = wd
         cdef double* rem = wd + n
@@ -1953,13 +2073,21 @@ cdef class DCFlow:
             slot[e] = -1
         for v in range(n):
             dirty[v] = 1
+            vis[v] = -1
         while True:
             step += 1
-            # islands over the active branches; each one's reference is its first (smallest) bus
-            for v in range(n):
-                lab[v] = -1
-            ni = 0
-            for s in range(n):
+            # islands over the active branches; each one's reference is its first (smallest) bus:
+            # after the first step, split from the last step's islands at the trips' ends
+            if (step > 1 and self.incremental and
+                    self._split(act, lab, iref, isz, &ni, tb, tprev, nt, vis, qa, qb, seeds,
+                                rep, &stamp, n // 8) == 0):
+                s = n
+            else:
+                for v in range(n):
+                    lab[v] = -1
+                ni = 0
+                s = 0
+            for s in range(s, n):
                 if not alive[s] or lab[s] >= 0:
                     continue
                 lab[s] = ni
@@ -2079,7 +2207,9 @@ cdef class DCFlow:
                     ps.uncl[l] = 0
             for e in range(m):
                 if act[e]:
-                    if ps != NULL and not self.base_act[e]:
+                    if ps != NULL and (not self.base_act[e] or x[e] < 0):
+                        # (a series capacitor: the matrix is indefinite and rounding is
+                        # amplified; its island is factorised afresh, in the fresh op order)
                         ps.uncl[lab[fr[e]]] = 1
                     if not work[fr[e]]:
                         flow[e] = 0.0
@@ -2286,6 +2416,7 @@ cdef class DCFlow:
                 e = brl[p]
                 flow[e] = self.base * (theta[fr[e]] - theta[to[e]] - phi[e]) / x[e]
             t0 = nt
+            tprev = nt
             for e in range(m):
                 if act[e] and fabs(flow[e]) > cap[e] * (1.0 + _DC_TRIP_RTOL):
                     tb[nt] = e

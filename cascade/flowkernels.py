@@ -196,12 +196,15 @@ class DCFlow:
         In the compiled loop, solve an island that lies inside one island of the intact grid
         with the intact grid's factor refactorised only on the elimination-tree ancestors of
         the columns that changed (default); False factorises such islands afresh (the same
-        results to rounding).
+        results to rounding).  Islands with a series capacitor are always factorised afresh.
+    incremental : bool
+        In the compiled loop, find each step's islands by splitting the last step's at the
+        ends of its trips (default) instead of a BFS of the whole grid (the same islands).
     """
 
     def __init__(self, n: int, br_from, br_to, reactance, shift=None, capacity=None,
                  base: float = 100.0, base_usable=None, kmax: int = 32, compiled: bool = True,
-                 partial: bool = True):
+                 partial: bool = True, incremental: bool = True):
         self.n = int(n)
         self.br_from = _index(br_from, "br_from", n=self.n)
         self.m = m = self.br_from.shape[0]
@@ -225,6 +228,7 @@ class DCFlow:
                                     self.shift, self.capacity, self.base, usable, int(kmax),
                                     bool(compiled))
         self._kernel.partial = bool(partial)
+        self._kernel.incremental = bool(incremental)
 
     def cascade(self, alive, usable, supply, demand, priority=None, dispatch=None) -> DCResult:
         """Serve, flow and trip until no branch is overloaded.
