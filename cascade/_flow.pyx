@@ -1110,6 +1110,39 @@ cdef int _gesv(Py_ssize_t n, double* A, double* b) noexcept nogil:
     return 0
 
 
+cdef struct _PS:
+    # per-call state of the partially refactorised factor (the intact grid's symbolic LDL^T,
+    # its numbers kept equal to the current matrix in the rows synced so far)
+    double* Lx
+    double* D
+    double* y
+    uint8_t* stat       # per position: 1 = a row of the matrix, 0 = an identity row
+    uint8_t* mark
+    uint8_t* inF        # per branch: counted in the numbers
+    uint8_t* uncl       # per island of the step: an active branch outside the intact grid
+    bint init
+    Py_ssize_t rows     # rows recomputed
+
+
+cdef void _lsolve(Py_ssize_t n, int64_t* Lp, int64_t* Li, double* Lx, double* D,
+                  double* X) noexcept nogil:
+    """X <- (L D L^T)^-1 X in place (L unit lower triangular in compressed columns)."""
+    cdef Py_ssize_t j, p
+    cdef double xj
+    for j in range(n):
+        xj = X[j]
+        if xj != 0.0:
+            for p in range(Lp[j], Lp[j + 1]):
+                X[Li[p]] -= Lx[p] * xj
+    for j in range(n):
+        X[j] /= D[j]
+    for j in range(n - 1, -1, -1):
+        xj = X[j]
+        for p in range(Lp[j], Lp[j + 1]):
+            xj -= Lx[p] * X[Li[p]]
+        X[j] = xj
+
+
 cdef class _Factor:
     """Sparse LU of one island's reduced susceptance matrix (the island's first bus as reference)."""
     cdef public object lu, pos, branches
@@ -1155,6 +1188,12 @@ cdef class DCFlow:
     cdef bint have_base
     cdef Py_ssize_t nrb, nws_i, nws_d
     cdef _CLDL bf
+    # partial refactorization: the intact factor's elimination tree and rows, the bus of each
+    # position (built once, after the intact factor)
+    cdef public bint partial, incremental
+    cdef readonly Py_ssize_t n_partial, n_partial_rows
+    cdef bint have_rows
+    cdef int64_t[::1] epar, rptr, rcol, rpos, pbus
 
     def __init__(self, Py_ssize_t n, int64_t[::1] br_from, int64_t[::1] br_to,
                  double[::1] reactance, double[::1] shift, double[::1] capacity, double base,
@@ -1229,12 +1268,17 @@ cdef class DCFlow:
         self.base_ref = ref
         # workspaces of the compiled loop are per call (threads share a kernel); the intact
         # factor and its positions are built once, with the GIL held, and only read after
-        self.nws_i = 24 * n + 6 * m + 8
+        self.nws_i = 27 * n + 8 * m + 8
         self.nws_d = 20 * n + 2 * m + 2 * DENSE_MAX * DENSE_MAX + 8
         self.posb = np.full(n, -1, dtype=np.int64)
         self.have_base = False
         self.nrb = 0
         self.bf = _CLDL()
+        self.partial = True
+        self.incremental = True
+        self.n_partial = 0
+        self.n_partial_rows = 0
+        self.have_rows = False
 
     cdef Py_ssize_t _islands(self, uint8_t[::1] alive, uint8_t[::1] active) noexcept nogil:
         """label[v] = island of each alive bus over active branches (-1 if not alive)."""
@@ -1546,7 +1590,12 @@ cdef class DCFlow:
         is singular (the caller then runs :meth:`cascade_py`, which raises)."""
         cdef Py_ssize_t n = self.n, m = self.m, nt = 0, e, l
         cdef int rc = 0
-        cdef Py_ssize_t st[3]
+        cdef Py_ssize_t st[4]
+        cdef _PS ps
+        cdef _PS* psp = NULL
+        cdef Py_ssize_t nnzl
+        cdef double[::1] v_lx, v_d, v_y
+        cdef uint8_t[::1] v_u8
         if n == 0 or m == 0:
             return None
         ws_i = np.empty(self.nws_i, dtype=np.int64)
@@ -1562,7 +1611,29 @@ cdef class DCFlow:
                     break
             if rc:
                 return None
-        st[0] = st[1] = st[2] = 0
+        if self.have_base and not self.have_rows and self.nrb > 0:
+            self._build_rows()
+        st[0] = st[1] = st[2] = st[3] = 0
+        if self.partial and self.have_rows:
+            nnzl = self.bf.Lp[self.nrb]
+            p_lx = np.empty(max(nnzl, 1), dtype=np.float64)
+            p_d = np.empty(self.nrb + 1, dtype=np.float64)
+            p_y = np.zeros(self.nrb + 1, dtype=np.float64)
+            p_u8 = np.zeros(2 * self.nrb + m + n + 4, dtype=np.uint8)
+            v_lx = p_lx
+            v_d = p_d
+            v_y = p_y
+            v_u8 = p_u8
+            ps.Lx = &v_lx[0]
+            ps.D = &v_d[0]
+            ps.y = &v_y[0]
+            ps.stat = &v_u8[0]
+            ps.mark = ps.stat + self.nrb + 1
+            ps.inF = ps.mark + self.nrb + 1
+            ps.uncl = ps.inF + m + 1
+            ps.init = False
+            ps.rows = 0
+            psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.full(m, np.nan)
         frac = np.zeros(n)
@@ -1582,8 +1653,11 @@ cdef class DCFlow:
                          and alive[self.to_[e]] != 0 and self.fr[e] != self.to_[e])
             rc = self._loop(&alive[0], &av[0], &supply[0], &dispatch[0], &demand[0],
                             &priority[0], &po[0], &fl[0], &fr_[0], &wk[0], &tbv[0], &tsv[0],
-                            &tfv[0], &nt, &wiv[0], &wdv[0], sf, st)
+                            &tfv[0], &nt, &wiv[0], &wdv[0], sf, st, psp)
         self.n_factorizations += st[0]
+        self.n_partial += st[3]
+        if psp != NULL:
+            self.n_partial_rows += ps.rows
         self.n_woodbury += st[1]
         self.n_solves += st[2]
         if rc:
@@ -1632,6 +1706,265 @@ cdef class DCFlow:
                 fill[c] = q + 1
         return nr
 
+    cdef _build_rows(self):
+        """For partial refactorization: the rows of the intact factor (row k's columns j < k in
+        increasing order, with the place of L[k, j] in column j), its elimination tree (the
+        parent of column j is its first row below the diagonal) and the bus of each position."""
+        cdef Py_ssize_t nr = self.nrb, j, p, k, q, v
+        cdef _CLDL f = self.bf
+        cdef Py_ssize_t nnz = f.Lp[nr]
+        epar = np.full(nr, -1, dtype=np.int64)
+        rptr = np.zeros(nr + 1, dtype=np.int64)
+        rcol = np.zeros(max(nnz, 1), dtype=np.int64)
+        rpos = np.zeros(max(nnz, 1), dtype=np.int64)
+        pbus = np.full(nr, -1, dtype=np.int64)
+        cdef int64_t[::1] ep = epar, rp = rptr, rc = rcol, rq = rpos, pb = pbus, fill
+        for j in range(nr):
+            if f.Lp[j + 1] > f.Lp[j]:
+                ep[j] = f.Li[f.Lp[j]]
+            for p in range(f.Lp[j], f.Lp[j + 1]):
+                if p > f.Lp[j] and f.Li[p] <= f.Li[p - 1]:
+                    raise AssertionError("the intact factor's columns are not sorted")
+                rp[f.Li[p] + 1] += 1
+        for k in range(nr):
+            rp[k + 1] += rp[k]
+        fill = np.array(rptr[:nr], dtype=np.int64)
+        for j in range(nr):
+            for p in range(f.Lp[j], f.Lp[j + 1]):
+                k = f.Li[p]
+                q = fill[k]
+                rc[q] = j
+                rq[q] = p
+                fill[k] = q + 1
+        for v in range(self.n):
+            if self.posb[v] >= 0:
+                pb[self.posb[v]] = v
+        self.epar = epar
+        self.rptr = rptr
+        self.rcol = rcol
+        self.rpos = rpos
+        self.pbus = pbus
+        self.have_rows = True
+
+    cdef int _refactor(self, _PS* ps, int64_t* lab, int64_t* isz, int64_t* iref,
+                       uint8_t* act) noexcept nogil:
+        """Bring the partial factor's numbers to the current matrix: the reduced B of every
+        island of more than DENSE_MAX buses that lies in one island of the intact grid (the
+        others, references and dead buses are identity rows), recomputing only the rows of
+        the elimination-tree ancestors of the columns that changed since the last call (the
+        up-looking LDL^T row by row in the intact grid's symbolic pattern).  1 = a zero pivot."""
+        cdef Py_ssize_t nr = self.nrb, n = self.n, m = self.m, k, v, l, j, w, pw, e, r, p, q
+        cdef uint8_t s, a
+        cdef double d, b, yj, lkj
+        cdef int64_t* posb = &self.posb[0]
+        cdef int64_t* pbus = &self.pbus[0]
+        cdef int64_t* epar = &self.epar[0]
+        cdef int64_t* rptr = &self.rptr[0]
+        cdef int64_t* rcol = &self.rcol[0]
+        cdef int64_t* rpos = &self.rpos[0]
+        cdef int64_t* Lp = self.bf.Lp
+        cdef int64_t* Li = self.bf.Li
+        cdef int64_t* adj_ptr = &self.adj_ptr[0]
+        cdef int64_t* adj_nbr = &self.adj_nbr[0]
+        cdef int64_t* adj_edge = &self.adj_edge[0]
+        cdef int64_t* fr = &self.fr[0]
+        cdef int64_t* to = &self.to_[0]
+        cdef double* x = &self.x[0]
+        cdef double* Lx = ps.Lx
+        cdef double* D = ps.D
+        cdef double* y = ps.y
+        cdef uint8_t* stat = ps.stat
+        cdef uint8_t* mark = ps.mark
+        cdef uint8_t* inF = ps.inF
+        cdef uint8_t* uncl = ps.uncl
+        if not ps.init:
+            # the intact grid's factor: every position a row, every branch of it counted
+            for p in range(Lp[nr]):
+                Lx[p] = self.bf.Lx[p]
+            for k in range(nr):
+                D[k] = self.bf.D[k]
+                stat[k] = 1
+                mark[k] = 0
+                y[k] = 0.0
+            for e in range(m):
+                inF[e] = self.base_act[e]
+            ps.init = True
+        # the columns that changed: rows that became or stopped being identity rows (and
+        # their neighbours), ends of branches lost or regained
+        for k in range(nr):
+            v = pbus[k]
+            l = lab[v]
+            s = l >= 0 and isz[l] > DENSE_MAX and v != iref[l] and not uncl[l]
+            if s != stat[k]:
+                stat[k] = s
+                mark[k] = 1
+                for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                    pw = posb[adj_nbr[j]]
+                    if pw >= 0:
+                        mark[pw] = 1
+        for e in range(m):
+            a = act[e] != 0 and self.base_act[e] != 0
+            if a != inF[e]:
+                inF[e] = a
+                if posb[fr[e]] >= 0:
+                    mark[posb[fr[e]]] = 1
+                if posb[to[e]] >= 0:
+                    mark[posb[to[e]]] = 1
+        # their elimination-tree ancestors (a parent comes after its children)
+        for k in range(nr):
+            if mark[k] and epar[k] >= 0:
+                mark[epar[k]] = 1
+        for k in range(nr):
+            if not mark[k]:
+                continue
+            mark[k] = 0
+            if not stat[k]:
+                D[k] = 1.0
+                for r in range(rptr[k], rptr[k + 1]):
+                    Lx[rpos[r]] = 0.0
+                continue
+            # column k of the upper triangle, as the fresh assembly builds it
+            v = pbus[k]
+            d = 0.0
+            for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                e = adj_edge[j]
+                if act[e] and self.base_act[e]:
+                    b = 1.0 / x[e]
+                    d += b
+                    pw = posb[adj_nbr[j]]
+                    if pw >= 0 and pw < k and stat[pw]:
+                        y[pw] += -1.0 / x[e]
+            D[k] = d
+            for r in range(rptr[k], rptr[k + 1]):
+                j = rcol[r]
+                p = rpos[r]
+                yj = y[j]
+                y[j] = 0.0
+                for q in range(Lp[j], p):
+                    y[Li[q]] -= Lx[q] * yj
+                lkj = yj / D[j]
+                D[k] -= lkj * yj
+                Lx[p] = lkj
+            ps.rows += 1
+            if not (fabs(D[k]) > 1e-300 and fabs(D[k]) < INFINITY):
+                # leave the rest marked: the next call starts from the intact factor again
+                ps.init = False
+                return 1
+        return 0
+
+    cdef int _split(self, uint8_t* act, int64_t* lab, int64_t* iref, int64_t* isz,
+                    Py_ssize_t* pni, int64_t* tb, Py_ssize_t t0, Py_ssize_t nt, int64_t* vis,
+                    int64_t* qa, int64_t* qb, int64_t* seeds, int64_t* rep, Py_ssize_t* stamp,
+                    Py_ssize_t budget) noexcept nogil:
+        """The islands after the trips tb[t0:nt] from those before them, without a BFS of the
+        whole grid: the ends of the trips are seeds; each seed races the representative seed
+        of its current island (the last seed found in it; two BFS's, one vertex each in turn): meeting = still connected,
+        one search ending first = that search's vertices are a whole island, which gets a new
+        label (the reference of each island stays its smallest bus).  Every new island holds a
+        seed, so when each seed is connected to its island's representative the labels are
+        the islands.  1 = the searches visited more than ``budget`` buses (the caller then
+        runs the full BFS)."""
+        cdef Py_ssize_t n = self.n, ns = 0, i, j, sd, l, r, v, w, ha, ta, hb, tb_, res, k
+        cdef Py_ssize_t work = 0, ni = pni[0], sa, sb, mn, nx
+        cdef int64_t* adj_ptr = &self.adj_ptr[0]
+        cdef int64_t* adj_nbr = &self.adj_nbr[0]
+        cdef int64_t* adj_edge = &self.adj_edge[0]
+        cdef int64_t* X
+        for i in range(t0, nt):
+            seeds[ns] = self.fr[tb[i]]
+            seeds[ns + 1] = self.to_[tb[i]]
+            ns += 2
+        for i in range(ns):
+            rep[lab[seeds[i]]] = -1
+        for i in range(ns):
+            sd = seeds[i]
+            l = lab[sd]
+            r = rep[l]
+            if r < 0 or r == sd:
+                rep[l] = sd
+                continue
+            sa = stamp[0]
+            sb = sa + 1
+            stamp[0] = sa + 2
+            vis[r] = sa
+            qa[0] = r
+            ha = 0
+            ta = 1
+            vis[sd] = sb
+            qb[0] = sd
+            hb = 0
+            tb_ = 1
+            res = -1
+            while res < 0:
+                if ha == ta:
+                    res = 1
+                    break
+                v = qa[ha]
+                ha += 1
+                for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                    if act[adj_edge[j]]:
+                        w = adj_nbr[j]
+                        if vis[w] == sb:
+                            res = 0
+                            break
+                        if vis[w] != sa:
+                            vis[w] = sa
+                            qa[ta] = w
+                            ta += 1
+                if res >= 0:
+                    break
+                if hb == tb_:
+                    res = 2
+                    break
+                v = qb[hb]
+                hb += 1
+                for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                    if act[adj_edge[j]]:
+                        w = adj_nbr[j]
+                        if vis[w] == sa:
+                            res = 0
+                            break
+                        if vis[w] != sb:
+                            vis[w] = sb
+                            qb[tb_] = w
+                            tb_ += 1
+            work += ha + hb
+            if work > budget:
+                return 1
+            if res == 0:
+                rep[l] = sd                       # (the next seed races the nearest one)
+                continue
+            # a whole island split off: the exhausted search's buses
+            if res == 1:
+                X = qa
+                k = ta
+                rep[l] = sd
+                rep[ni] = r
+            else:
+                X = qb
+                k = tb_
+                rep[ni] = sd
+            mn = n
+            for j in range(k):
+                lab[X[j]] = ni
+                if X[j] < mn:
+                    mn = X[j]
+            iref[ni] = mn
+            isz[ni] = k
+            isz[l] -= k
+            if lab[iref[l]] == ni:
+                # the old reference left: the smallest bus of what remains
+                work += n
+                if work > budget:
+                    return 1
+                for v in range(n):
+                    if lab[v] == l:
+                        iref[l] = v
+                        break
+            ni += 1
+        pni[0] = ni
+        return 0
+
     cdef int _base_factor(self, int64_t* wi, double* wd) noexcept nogil:
         """The intact grid's LDL^T, every base island of more than DENSE_MAX buses in one
         (block diagonal) factor, positions posb (-1: a base island's reference or a small
@@ -1670,11 +2003,11 @@ cdef class DCFlow:
     cdef int _loop(self, uint8_t* alive, uint8_t* act, double* sup, double* disp, double* dem,
                    int32_t* prio, int64_t* porder, double* flow, double* frac, uint8_t* work,
                    int64_t* tb, int32_t* ts, double* tf, Py_ssize_t* ntrip, int64_t* wi,
-                   double* wd, _CLDL sf, Py_ssize_t* st) noexcept nogil:
+                   double* wd, _CLDL sf, Py_ssize_t* st, _PS* ps) noexcept nogil:
         cdef Py_ssize_t n = self.n, m = self.m
         cdef Py_ssize_t v, s, e, l, ni, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
         cdef Py_ssize_t nd, nr, nbr, nrem, nfresh, nbase, nwood, ncol = 0, colcap = 0, mcap = 0
-        cdef Py_ssize_t bl, nb, pf, pt, nrb
+        cdef Py_ssize_t bl, nb, pf, pt, nrb, npart
         cdef int32_t pr
         cdef double dc, fg, S, P, g, b, sx, acc
         cdef int rc = 0
@@ -1710,6 +2043,12 @@ cdef class DCFlow:
         cdef int64_t* brl = wi + 16 * n + 3 * m + 3
         cdef int64_t* colb = wi + 16 * n + 4 * m + 3
         cdef int64_t* dirty = wi + 16 * n + 5 * m + 3   # n
+        cdef int64_t* vis = wi + 21 * n + 5 * m + 4     # n: race stamps
+        cdef int64_t* qa = wi + 22 * n + 5 * m + 4      # n
+        cdef int64_t* qb = wi + 23 * n + 5 * m + 4      # n
+        cdef int64_t* seeds = wi + 24 * n + 5 * m + 4   # 2 m
+        cdef int64_t* rep = wi + 24 * n + 7 * m + 4     # n
+        cdef Py_ssize_t stamp = 0, tprev = 0
         cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
         cdef double* G = wd
         cdef double* rem = wd + n
@@ -1734,13 +2073,21 @@ cdef class DCFlow:
             slot[e] = -1
         for v in range(n):
             dirty[v] = 1
+            vis[v] = -1
         while True:
             step += 1
-            # islands over the active branches; each one's reference is its first (smallest) bus
-            for v in range(n):
-                lab[v] = -1
-            ni = 0
-            for s in range(n):
+            # islands over the active branches; each one's reference is its first (smallest) bus:
+            # after the first step, split from the last step's islands at the trips' ends
+            if (step > 1 and self.incremental and
+                    self._split(act, lab, iref, isz, &ni, tb, tprev, nt, vis, qa, qb, seeds,
+                                rep, &stamp, n // 8) == 0):
+                s = n
+            else:
+                for v in range(n):
+                    lab[v] = -1
+                ni = 0
+                s = 0
+            for s in range(s, n):
                 if not alive[s] or lab[s] >= 0:
                     continue
                 lab[s] = ni
@@ -1844,6 +2191,7 @@ cdef class DCFlow:
                     mode[lab[v]] = 1
             nfresh = 0
             nbase = 0
+            npart = 0
             for l in range(ni):
                 if mode[l] and G[l] > 0 and isz[l] >= 2:
                     if isz[l] <= DENSE_MAX:
@@ -1854,8 +2202,15 @@ cdef class DCFlow:
                         mode[l] = 4
                 else:
                     mode[l] = 0
+            if ps != NULL:
+                for l in range(ni):
+                    ps.uncl[l] = 0
             for e in range(m):
                 if act[e]:
+                    if ps != NULL and (not self.base_act[e] or x[e] < 0):
+                        # (a series capacitor: the matrix is indefinite and rounding is
+                        # amplified; its island is factorised afresh, in the fresh op order)
+                        ps.uncl[lab[fr[e]]] = 1
                     if not work[fr[e]]:
                         flow[e] = 0.0
                     elif mode[lab[fr[e]]] == 3 and not self.base_act[e]:
@@ -1880,7 +2235,11 @@ cdef class DCFlow:
                         if k:
                             nwood += 1
                 if mode[l] == 4:
-                    nfresh += 1
+                    if ps != NULL and not ps.uncl[l]:
+                        mode[l] = 5               # in one island of the intact grid
+                        npart += 1
+                    else:
+                        nfresh += 1
             # active branches of the islands to solve, by island, in index order
             for l in range(ni + 1):
                 cnt[l] = 0
@@ -1968,6 +2327,26 @@ cdef class DCFlow:
                 for v in range(n):
                     if lab[v] >= 0 and mode[lab[v]] == 4:
                         theta[v] = z[pos[v]] if pos[v] >= 0 else 0.0
+            # islands inside one island of the intact grid: the partially refactorised factor
+            if npart:
+                rc = self._refactor(ps, lab, isz, iref, act)
+                if rc:
+                    break
+                st[0] += npart
+                st[3] += npart
+                nrb = self.nrb
+                for i in range(nrb + 1):
+                    z[i] = 0.0
+                for v in range(n):
+                    if (lab[v] >= 0 and mode[lab[v]] == 5 and posb[v] >= 0
+                            and v != iref[lab[v]]):
+                        z[posb[v]] = rhs[v]
+                _lsolve(nrb, self.bf.Lp, self.bf.Li, ps.Lx, ps.D, z)
+                st[2] += 1
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 5:
+                        theta[v] = (z[posb[v]] if posb[v] >= 0 and v != iref[lab[v]]
+                                    else 0.0)
             # islands of the intact grid missing at most kmax branches: its factor + Woodbury
             if nbase:
                 nrb = self.nrb
@@ -2037,6 +2416,7 @@ cdef class DCFlow:
                 e = brl[p]
                 flow[e] = self.base * (theta[fr[e]] - theta[to[e]] - phi[e]) / x[e]
             t0 = nt
+            tprev = nt
             for e in range(m):
                 if act[e] and fabs(flow[e]) > cap[e] * (1.0 + _DC_TRIP_RTOL):
                     tb[nt] = e

@@ -192,10 +192,19 @@ class DCFlow:
         Run the whole step loop in C (default).  False runs the numpy step loop it replaced
         (same results to rounding; kept as the oracle of the tests and the benchmarks'
         baseline).
+    partial : bool
+        In the compiled loop, solve an island that lies inside one island of the intact grid
+        with the intact grid's factor refactorised only on the elimination-tree ancestors of
+        the columns that changed (default); False factorises such islands afresh (the same
+        results to rounding).  Islands with a series capacitor are always factorised afresh.
+    incremental : bool
+        In the compiled loop, find each step's islands by splitting the last step's at the
+        ends of its trips (default) instead of a BFS of the whole grid (the same islands).
     """
 
     def __init__(self, n: int, br_from, br_to, reactance, shift=None, capacity=None,
-                 base: float = 100.0, base_usable=None, kmax: int = 32, compiled: bool = True):
+                 base: float = 100.0, base_usable=None, kmax: int = 32, compiled: bool = True,
+                 partial: bool = True, incremental: bool = True):
         self.n = int(n)
         self.br_from = _index(br_from, "br_from", n=self.n)
         self.m = m = self.br_from.shape[0]
@@ -218,6 +227,8 @@ class DCFlow:
         self._kernel = _flow.DCFlow(self.n, self.br_from, self.br_to, self.reactance,
                                     self.shift, self.capacity, self.base, usable, int(kmax),
                                     bool(compiled))
+        self._kernel.partial = bool(partial)
+        self._kernel.incremental = bool(incremental)
 
     def cascade(self, alive, usable, supply, demand, priority=None, dispatch=None) -> DCResult:
         """Serve, flow and trip until no branch is overloaded.
@@ -290,10 +301,12 @@ class DCFlow:
 
     @property
     def stats(self) -> dict:
-        """Counters since construction: factorizations, Woodbury updates, triangular solves."""
+        """Counters since construction: factorizations (``partial`` of them by partial
+        refactorization, ``partial_rows`` rows recomputed by those), Woodbury updates,
+        triangular solves."""
         k = self._kernel
         return {"factorizations": k.n_factorizations, "woodbury": k.n_woodbury,
-                "solves": k.n_solves}
+                "solves": k.n_solves, "partial": k.n_partial, "partial_rows": k.n_partial_rows}
 
 
 def dc_cascade(alive, br_from, br_to, reactance, shift, capacity, usable, supply, demand,

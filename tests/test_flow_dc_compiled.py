@@ -53,9 +53,10 @@ def grid(rng, n, extra, spurs):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 90), chords=st.floats(0.0, 0.6),
        spurs=st.integers(0, 4), kmax=st.sampled_from([0, 2, 32]), cap_lo=st.floats(0.5, 1.0),
-       negative=st.booleans(), dispatch=st.booleans(), classes=st.integers(1, 3))
+       negative=st.booleans(), dispatch=st.booleans(), classes=st.integers(1, 3),
+       partial=st.booleans(), incremental=st.booleans())
 def test_compiled_step_loop_equals_the_numpy_path(seed, n, chords, spurs, kmax, cap_lo, negative,
-                                                   dispatch, classes):
+                                                   dispatch, classes, partial, incremental):
     rng = np.random.default_rng(seed)
     n, fr, to = grid(rng, n, int(chords * n), spurs)
     m = len(fr)
@@ -80,7 +81,8 @@ def test_compiled_step_loop_equals_the_numpy_path(seed, n, chords, spurs, kmax, 
     # ratings near the intact flows: single losses overload others and cascades run several steps
     cap = np.abs(np.nan_to_num(intact)) * rng.uniform(cap_lo, 1.6, m) + 1e-6 * scale
     cap[rng.random(m) < 0.1] = np.inf
-    fast = DCFlow(n, fr, to, x, phi, cap, base_usable=base_usable, kmax=kmax)
+    fast = DCFlow(n, fr, to, x, phi, cap, base_usable=base_usable, kmax=kmax, partial=partial,
+                  incremental=incremental)
     slow = DCFlow(n, fr, to, x, phi, cap, base_usable=base_usable, kmax=kmax, compiled=False)
     for _ in range(6):
         alive = rng.random(n) > 0.05
@@ -124,6 +126,38 @@ def test_the_random_cascades_trip_split_and_use_every_solver():
     assert steps >= 3 and splits > 0
     assert fast.stats["woodbury"] > 0 and fast.stats["factorizations"] > 1
     assert fast.stats["solves"] > 0
+    # most refactorizations are partial, and recompute fewer rows than the factor has
+    st = fast.stats
+    assert st["partial"] > st["factorizations"] // 2
+    assert 0 < st["partial_rows"] < st["partial"] * (n - 1)
+
+
+def test_partial_refactorization_equals_fresh_factorizations():
+    """Partial refactorization and islands split incrementally (the intact factor's rows recomputed on the elimination-tree
+    ancestors of the changed columns, islands that split off as identity rows, then regained
+    branches) gives the answers of fresh factorizations and of the numpy path, over a series of
+    calls on one kernel in which whole regions die and come back."""
+    rng = np.random.default_rng(11)
+    n, fr, to = grid(rng, 150, 60, 4)
+    m = len(fr)
+    x = rng.uniform(0.01, 0.3, m)
+    phi = np.where(rng.random(m) < 0.1, rng.uniform(-0.1, 0.1, m), 0.0)
+    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
+    supply = np.zeros(n)
+    supply[rng.choice(n, 15, replace=False)] = demand.sum() * rng.dirichlet(np.ones(15))
+    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
+                        supply, demand).flows
+    cap = np.abs(intact) * rng.uniform(0.8, 1.5, m) + 1e-3
+    part = DCFlow(n, fr, to, x, phi, cap, kmax=2)
+    fresh = DCFlow(n, fr, to, x, phi, cap, kmax=2, partial=False, incremental=False)
+    slow = DCFlow(n, fr, to, x, phi, cap, compiled=False)
+    for i in range(40):
+        alive = rng.random(n) > (0.0 if i % 3 else 0.15)
+        usable = rng.random(m) > rng.uniform(0.0, 0.1)
+        a = part.cascade(alive, usable, supply, demand)
+        assert_same(a, fresh.cascade(alive, usable, supply, demand))
+        assert_same(a, slow.cascade(alive, usable, supply, demand))
+    assert part.stats["partial"] > 0 and fresh.stats["partial"] == 0
 
 
 def test_threads_sharing_one_kernel_get_the_serial_answers():
@@ -157,3 +191,36 @@ def test_threads_sharing_one_kernel_get_the_serial_answers():
     for a, b in zip(threaded, serial):
         for u, v in zip(a, b):
             np.testing.assert_array_equal(u, v)
+
+
+def test_incremental_islands_equal_a_bfs_per_step():
+    """Islands split at the trips' ends (seeds racing each other; an island whose smallest bus
+    splits off gets a new reference) give the same cascades as a BFS of the whole grid per step
+    and as the numpy path: every single-branch loss of a 120-bus grid with six pendant chains
+    (losses in a chain strand its tail; cascades split the grid into several islands, some of
+    which no later trip touches)."""
+    rng = np.random.default_rng(3)
+    n, fr, to = grid(rng, 120, 25, 6)
+    m = len(fr)
+    x = rng.uniform(0.01, 0.3, m)
+    phi = np.zeros(m)
+    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
+    supply = np.zeros(n)
+    supply[rng.choice(n, 14, replace=False)] = demand.sum() * rng.dirichlet(np.ones(14))
+    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
+                        supply, demand).flows
+    cap = np.abs(intact) * rng.uniform(0.85, 1.4, m) + 1e-3
+    inc = DCFlow(n, fr, to, x, phi, cap)
+    bfs = DCFlow(n, fr, to, x, phi, cap, incremental=False)
+    slow = DCFlow(n, fr, to, x, phi, cap, compiled=False)
+    alive = np.ones(n, bool)
+    islands = 0
+    for b in range(m):
+        usable = np.ones(m, bool)
+        usable[b] = False
+        r = inc.cascade(alive, usable, supply, demand)
+        assert_same(r, bfs.cascade(alive, usable, supply, demand))
+        assert_same(r, slow.cascade(alive, usable, supply, demand))
+        if r.trip_step.max(initial=0) >= 2:
+            islands = max(islands, int((~r.working).sum()))
+    assert islands > 0                        # some multi-step cascades strand buses
