@@ -851,78 +851,27 @@ cdef class _LDL:
 
     def __init__(self, Py_ssize_t n, int64_t[::1] Ap, int64_t[::1] Ai, double[::1] Ax):
         # A in compressed columns; only the entries on and above the diagonal are read, and
-        # duplicates add up
-        cdef Py_ssize_t k, p, i, top, ln, p2
-        cdef int64_t[::1] parent = np.empty(n, dtype=np.int64)
-        cdef int64_t[::1] lnz = np.empty(n, dtype=np.int64)
-        cdef int64_t[::1] flag = np.empty(n, dtype=np.int64)
-        cdef int64_t[::1] pattern = np.empty(n, dtype=np.int64)
-        cdef double[::1] y = np.zeros(n, dtype=np.float64)
-        cdef double yi, lki
-        cdef bint bad = False
-        self.n = n
-        self.Lp = np.zeros(n + 1, dtype=np.int64)
-        self.D = np.zeros(n, dtype=np.float64)
+        # duplicates add up.  The factorization is _CLDL's (one copy of the algorithm), its
+        # arrays copied into numpy.
+        cdef _CLDL f = _CLDL()
+        cdef int64_t[::1] work = np.empty(4 * n + 1, dtype=np.int64)
+        cdef double[::1] y = np.zeros(n + 1, dtype=np.float64)
+        cdef int code
+        cdef Py_ssize_t nnz
         with nogil:
-            for k in range(n):
-                parent[k] = -1
-                flag[k] = k
-                lnz[k] = 0
-                for p in range(Ap[k], Ap[k + 1]):
-                    i = Ai[p]
-                    if i < k:
-                        while flag[i] != k:
-                            if parent[i] == -1:
-                                parent[i] = k
-                            lnz[i] += 1
-                            flag[i] = k
-                            i = parent[i]
-            for k in range(n):
-                self.Lp[k + 1] = self.Lp[k] + lnz[k]
-        self.Li = np.empty(max(self.Lp[n], 1), dtype=np.int64)
-        self.Lx = np.empty(max(self.Lp[n], 1), dtype=np.float64)
-        with nogil:
-            for k in range(n):
-                y[k] = 0.0
-                top = n
-                flag[k] = k
-                lnz[k] = 0
-                for p in range(Ap[k], Ap[k + 1]):
-                    i = Ai[p]
-                    if i <= k:
-                        y[i] += Ax[p]
-                        ln = 0
-                        while flag[i] != k:
-                            pattern[ln] = i
-                            ln += 1
-                            flag[i] = k
-                            i = parent[i]
-                        while ln > 0:
-                            top -= 1
-                            ln -= 1
-                            pattern[top] = pattern[ln]
-                self.D[k] = y[k]
-                y[k] = 0.0
-                while top < n:
-                    i = pattern[top]
-                    yi = y[i]
-                    y[i] = 0.0
-                    p2 = self.Lp[i] + lnz[i]
-                    for p in range(self.Lp[i], p2):
-                        y[self.Li[p]] -= self.Lx[p] * yi
-                    lki = yi / self.D[i]
-                    self.D[k] -= lki * yi
-                    self.Li[p2] = k
-                    self.Lx[p2] = lki
-                    lnz[i] += 1
-                    top += 1
-                # a series capacitor (negative reactance) makes the matrix indefinite; the
-                # factorization without pivoting only needs nonzero pivots
-                if not (fabs(self.D[k]) > 1e-300 and fabs(self.D[k]) < INFINITY):
-                    bad = True
-                    break
-        if bad:
+            code = f.factor(n, &Ap[0], &Ai[0] if Ai.shape[0] else NULL,
+                            &Ax[0] if Ax.shape[0] else NULL, &work[0], &work[n], &work[2 * n],
+                            &work[3 * n], &y[0])
+        if code == 1:
             raise np.linalg.LinAlgError("matrix is singular (a zero pivot)")
+        if code == 2:
+            raise MemoryError("LDL^T factor")
+        nnz = f.Lp[n]
+        self.n = n
+        self.Lp = np.array(<int64_t[:n + 1]> f.Lp)
+        self.D = np.array(<double[:n]> f.D) if n else np.zeros(0)
+        self.Li = np.array(<int64_t[:nnz]> f.Li) if nnz else np.zeros(1, dtype=np.int64)
+        self.Lx = np.array(<double[:nnz]> f.Lx) if nnz else np.zeros(1)
 
     cdef void _solve(self, double* X) noexcept nogil:
         """X <- (L D L^T)^-1 X in place."""
@@ -1525,7 +1474,8 @@ cdef class DCFlow:
             with np.errstate(divide="ignore", invalid="ignore"):
                 g_up = P[src] + (S - Psum)[ls] * (sup[src] - P[src]) / head[ls]
                 g_dn = S[ls] * P[src] / Psum[ls]
-            g_disp = np.where(S[ls] > Psum[ls], g_up, np.where(S[ls] < Psum[ls], g_dn, P[src]))
+            g_disp = np.where((S[ls] > Psum[ls]) & (head[ls] > 0), g_up,
+                              np.where(S[ls] < Psum[ls], g_dn, P[src]))
             gen[src] = np.where(usep[ls], g_disp, g_prop)
             inj = gen - frac * np.where(work, dem, 0.0)
             rhs = inj / self.base
@@ -2165,7 +2115,7 @@ cdef class DCFlow:
                     S = Srv[l]
                     if nanc[l] == 0:
                         P = disp[v]
-                        if S > Psum[l]:
+                        if S > Psum[l] and G[l] > Psum[l]:   # (no headroom: S > ΣP by rounding only)
                             g = P + (S - Psum[l]) * (sup[v] - P) / (G[l] - Psum[l])
                         elif S < Psum[l]:
                             g = S * P / Psum[l]

@@ -434,8 +434,8 @@ def _share(gens, total, tables) -> dict[str, float]:
         capacity = sum(supply[g] for g in gens)
         return {g: total * supply[g] / capacity for g in gens}
     setpoint = sum(dispatch[g] for g in gens)
-    if total > setpoint:
-        headroom = sum(supply[g] - dispatch[g] for g in gens)
+    headroom = sum(supply[g] - dispatch[g] for g in gens)
+    if total > setpoint and headroom > 0:      # without headroom, total > setpoint is rounding
         return {g: dispatch[g] + (total - setpoint) * (supply[g] - dispatch[g]) / headroom for g in gens}
     if total < setpoint:
         return {g: dispatch[g] * total / setpoint for g in gens}
