@@ -32,6 +32,12 @@ cdef index_t _cascade(
         index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
         uint8_t[::1] layer_dirty, bint incremental) noexcept nogil
 
+# Undo of an incremental _cascade: the nodes it failed work again, counts included.
+cdef void _undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
+                uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause,
+                index_t[::1] via_group, index_t[::1] alive, const index_t[::1] changed,
+                index_t n_changed) noexcept nogil
+
 # Usability flags of an adjacency entry (one byte per arc, laid out like ``adj_nbr``).
 cdef enum:
     ARC_FWD = 1     # usable along ``adj_fwd`` (for `source` reachability, from this node out)

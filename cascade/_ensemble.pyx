@@ -42,7 +42,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 cimport numpy as cnp
 from scipy.special.cython_special cimport ndtr, ndtri
 
-from ._core cimport CAUSE_NONE, _cascade, index_t
+from ._core cimport _cascade, _undo, index_t
 
 import numpy as np
 
@@ -417,12 +417,6 @@ def run_block(
             n_direct[row, 1] = <int32_t>ne
             if incremental and row < B - 1:
                 # Back to the intact state (the last sample's stays, as a run from scratch leaves it).
-                for i in range(n_changed):
-                    v = changed[i]
-                    working[v] = 1
-                    fail_round[v] = -1
-                    cause[v] = CAUSE_NONE
-                    via_group[v] = -1
-                    for j in range(rdep_ptr[v], rdep_ptr[v + 1]):
-                        alive[rdep_grp[j]] += 1
+                _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive, changed,
+                      n_changed)
     return n_changed
