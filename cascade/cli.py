@@ -31,6 +31,25 @@ COMMANDS = {
     "convert": "convert",
 }
 
+# What `cascade --help` lists beside each command: written here so that the listing does not
+# import every command module (and pandas, numpy, scipy with them); tests/test_cli_startup.py
+# checks that every command has one.
+SUMMARIES = {
+    "convert": "Write SYSTEM to a new directory with its tables as Parquet or CSV.",
+    "couple": "Add dependency rows between two layers of SYSTEM by distance.",
+    "critical": "Rank nodes (or edges) by what their failure alone takes down (N-1).",
+    "export": "Write SYSTEM (and a result) as GeoJSON.",
+    "import": "Import a pandapower, pandapipes, EPANET, GraphML or GeoJSON network as a layer.",
+    "info": "Describe SYSTEM: layers, counts, rules, demand, couplings, warnings.",
+    "map": "Draw SYSTEM's lifelines (and a cascade) as a PNG, SVG or PDF map.",
+    "recover": "Repair the failed elements with crews and follow service back.",
+    "redundancy": "Rank redundancy measures by the loss they avoid; a budgeted plan.",
+    "report": "Write an HTML report: the system, its map, rankings, a scenario, recovery.",
+    "risk": "Expected annual loss of scenarios with annual rates, and its exceedance curve.",
+    "scenario": "Sample a hazard scenario many times and cascade each sample.",
+    "simulate": "Fail some nodes and edges of SYSTEM and show what stops working.",
+}
+
 
 class CliError(click.ClickException):
     """A user-facing error: one line on stderr, exit status 2."""
@@ -50,6 +69,12 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(f"cascade.commands.{COMMANDS[name]}")
         return getattr(module, "command")
+
+    def format_commands(self, ctx, formatter):
+        # The summaries above, not each command's docstring: listing them imports nothing.
+        rows = [(name, SUMMARIES.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -81,6 +106,9 @@ def cli(progress, cache):
     A SYSTEM is a directory with nodes.csv, edges.csv, dependencies.csv and system.toml
     (see the README).  Try:  cascade simulate networks/demo_town --fail P-SUB-T03
     """
+    from .light import hide_matplotlib_from_igraph
+
+    hide_matplotlib_from_igraph()   # igraph's drawing is never used here (cascade/light.py)
 
 
 def main():  # the console entry point

@@ -927,8 +927,9 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
     degree[~is_node] = deg[c.edge_src[edge_idx]] + deg[c.edge_dst[edge_idx]] - 2
     out["degree"] = degree
     if betweenness:
-        import igraph as ig
+        from .light import import_igraph
 
+        ig = import_igraph()
         g = ig.Graph(n=c.n_nodes, edges=np.column_stack([src, dst]).tolist(), directed=False)
         btw = np.zeros(len(table))
         if is_node.any():
@@ -995,7 +996,7 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
         in the measure's top K, ties broken by id) and ``spearman`` (rank correlation with
         the cascade's (score, nodes lost) order over all elements; NaN when constant).
     """
-    from scipy.stats import spearmanr
+    from .light import spearman
 
     table = sort_ranking(table)
     scores = structural_scores(compiled, table, betweenness)
@@ -1017,7 +1018,7 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
             order = np.lexsort((id_rank, np.where(np.isnan(values), np.inf, -values)))
             overlap = len(cascade_top & set(sub_ids[order[:k]])) / k if k else np.nan
             x, y = np.asarray(dense, float).ravel(), sc[measure].to_numpy()
-            rho = np.nan if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0 else float(spearmanr(x, y)[0])
+            rho = np.nan if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0 else spearman(x, y)
             rows.append({"measure": measure, "element": kind, "top_k": k, "overlap": overlap,
                          "spearman": rho})
     return pd.DataFrame(rows, columns=["measure", "element", "top_k", "overlap", "spearman"])

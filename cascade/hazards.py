@@ -551,9 +551,9 @@ class TargetedHazard(Hazard):
         if self.by == "degree":
             score = np.diff(compiled.adj_ptr).astype(float)
         elif self.by == "betweenness":
-            import igraph
+            from .light import import_igraph
 
-            g = igraph.Graph(n=compiled.n_nodes, edges=list(zip(compiled.edge_src.tolist(),
+            g = import_igraph().Graph(n=compiled.n_nodes, edges=list(zip(compiled.edge_src.tolist(),
                                                                 compiled.edge_dst.tolist())))
             score = np.asarray(g.betweenness(directed=False), float)
         else:

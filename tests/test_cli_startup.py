@@ -1,0 +1,135 @@
+"""Start-up of the command line: heavy libraries are imported only on the path that needs
+them (igraph and scipy.stats for the table's comparison of `critical`, matplotlib for maps,
+Dask for --workers/--scheduler, pandapower for imports), `cascade --help` imports no science
+stack at all, and `python -m cascade` runs the same command line."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cascade.cli import COMMANDS, SUMMARIES, cli
+from cascade.light import spearman
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO, FLOW = ROOT / "networks" / "demo_town", ROOT / "networks" / "flow_town"
+HEAVY = ["igraph", "matplotlib", "dask", "distributed", "pandapower", "scipy.stats", "networkx"]
+
+# Runs the console entry point in a fresh interpreter and reports the heavy modules loaded.
+PROBE = """
+import json, sys
+sys.argv = ["cascade", *json.loads(sys.argv[1])]
+from cascade.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modules),
+                  "pandas": "pandas" in sys.modules}), file=sys.stderr)
+""" % (HEAVY,)
+
+
+def probe(*args) -> tuple[dict, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CASCADE_CACHE": "0"}
+    res = subprocess.run([sys.executable, "-c", PROBE, json.dumps([str(a) for a in args])],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    report = json.loads(res.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None), res.stderr
+    return report, res.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", DEMO, "--fail", "P-SUB-T03"],
+    ["simulate", FLOW, "--fail", "plant"],
+    ["simulate", FLOW, "--fail", "plant", "--format", "csv"],
+    ["info", FLOW],
+    ["critical", FLOW, "--no-compare"],
+    ["critical", FLOW, "--format", "csv"],
+    ["critical", DEMO, "--no-compare", "--top", "3"],
+])
+def test_plain_commands_import_no_heavy_library(args):
+    report, out = probe(*args)
+    assert out.strip()                       # the command did its work
+    assert report["loaded"] == [], report
+
+
+def test_critical_comparison_imports_igraph_but_not_matplotlib():
+    """The default table of `critical` compares with degree and betweenness (igraph): igraph
+    comes without its matplotlib drawing, and Spearman's rho without scipy.stats."""
+    report, out = probe("critical", FLOW)
+    assert "Single-layer structural rankings" in out and "Spearman" in out
+    assert report["loaded"] == ["igraph"], report
+
+
+def test_help_imports_no_science_stack():
+    report, out = probe("--help")
+    assert report["loaded"] == [] and not report["pandas"], report
+    for name in COMMANDS:
+        assert f"  {name} " in out
+
+
+def test_every_command_has_a_summary_in_help():
+    assert set(SUMMARIES) == set(COMMANDS)
+    res = CliRunner().invoke(cli, ["--help"])
+    assert res.exit_code == 0
+    listed = res.output.split("Commands:")[1]
+    for name, text in SUMMARIES.items():
+        assert name in listed and text.split()[0] in listed
+    # each command's own --help still has its full docstring
+    res = CliRunner().invoke(cli, ["simulate", "--help"])
+    assert res.exit_code == 0 and "--fail" in res.output
+
+
+def test_python_dash_m_cascade_runs_the_cli():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CASCADE_CACHE": "0"}
+    res = subprocess.run([sys.executable, "-m", "cascade", "simulate", str(FLOW), "--fail", "plant"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("System flow-town: failed 1 node(s)")
+    bad = subprocess.run([sys.executable, "-m", "cascade", "simulate", str(FLOW), "--fail", "nope"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown node or edge id 'nope'" in bad.stderr
+
+
+def test_import_cascade_is_lazy_and_complete():
+    code = ("import sys, cascade; assert 'pandas' not in sys.modules; "
+            "names = [getattr(cascade, n) for n in cascade.__all__]; "
+            "from cascade import simulate, InputError; "
+            "assert set(cascade.__all__) <= set(dir(cascade)); print(len(names))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) == len(__import__("cascade").__all__)
+    with pytest.raises(AttributeError):
+        __import__("cascade").no_such_name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_spearman_matches_scipy(seed):
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    x = rng.integers(0, 5, n).astype(float)          # many ties
+    y = x * rng.choice([-1.0, 1.0]) + rng.normal(0, 2, n).round(0)
+    expected = spearmanr(x, y)[0]
+    got = spearman(x, y)
+    if np.isnan(expected):
+        assert np.isnan(got)
+    else:
+        assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_spearman_edge_cases():
+    assert np.isnan(spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))     # constant
+    assert np.isnan(spearman([1.0], [2.0]))
+    assert np.isnan(spearman([1.0, np.nan, 2.0], [1.0, 2.0, 3.0]))
+    assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
