@@ -114,10 +114,68 @@ def test_table_shows_units_shortfalls_trips_and_loading(flow_town):
     assert "    dependency [water 1]: pump (via south)" in lines
 
 
-def test_csv_lists_the_failed_nodes(flow_town):
+FLOW_CSV_HEADER = ("id,element,layer,status,round,step,cause,via,group,served_fraction,"
+                   "served (MW),demand (MW),served (m3/h),demand (m3/h),flow (MW),capacity (MW),loading")
+
+
+def test_csv_of_flow_layers_has_partial_service_and_trips(flow_town):
+    """Flow layers: stopped nodes, nodes served in part with their amounts (one column per
+    unit, named with it), the failed edge and the tripped branches with their loading."""
     res = run("simulate", flow_town, "--fail", "L1", "--engine", "reference", "--format", "csv")
-    assert res.exit_code == 0 and res.stdout.splitlines() == [
-        "id,layer,round,cause,via,group", "north,power,1,disconnected,,", "pump,water,2,dependency,south,"]
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0] == FLOW_CSV_HEADER
+    assert lines[1:6] == [
+        "north,node,power,stopped,1,,disconnected,,,0.0,0.0,60.0,,,,,",
+        "pump,node,water,stopped,2,,dependency,south,,0.0,,,0.0,0.0,,,",
+        "south,node,power,partial,,,,,,0.6,30.0,50.0,,,,,",
+        "east,node,water,partial,,,,,,0.1666666667,,,50.0,300.0,,,",
+        "west,node,water,partial,,,,,,0.25,,,50.0,200.0,,,"]
+    assert lines[6] == "L1,edge,power,failed,0,,initial,,,,,,,,,,"
+    assert lines[7:] == ["L2,edge,power,tripped,1,1,,,,,,,,,96.0,60.0,1.6",
+                         "L3,edge,power,tripped,1,1,,,,,,,,,-60.0,40.0,1.5"]
+
+
+def test_flow_csv_agrees_with_the_json(flow_town, tmp_path):
+    """Every number of the CSV is the JSON's (a separate path: CascadeResult.to_dict)."""
+    import pandas as pd
+
+    data = strict_json(run("simulate", flow_town, "--fail", "L1", "--format", "json").stdout)
+    out = tmp_path / "r.csv"
+    res = subprocess.run([str(CASCADE), "simulate", str(flow_town), "--fail", "L1", "--format", "csv",
+                          "--output", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout == "" and res.stderr.strip() == f"wrote {out}"
+    frame = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    stopped = frame[frame.status == "stopped"]
+    assert list(stopped.id) == [f["id"] for f in data["failed"]]
+    assert (stopped.served_fraction == 0).all()
+    partial = frame[frame.status == "partial"].set_index("id")
+    expected = {k: v for k, v in data["served"].items() if v < 1 - 1e-9}
+    assert sorted(partial.index) == sorted(expected)
+    demand = {"south": 50.0, "east": 300.0, "west": 200.0}
+    for node, fraction in expected.items():
+        unit = "MW" if partial.loc[node, "layer"] == "power" else "m3/h"
+        assert partial.loc[node, "served_fraction"] == pytest.approx(fraction)
+        assert partial.loc[node, f"served ({unit})"] == pytest.approx(fraction * demand[node])
+        assert partial.loc[node, f"demand ({unit})"] == demand[node]
+    trips = frame[frame.status == "tripped"]
+    assert len(trips) == len(data["tripped"])
+    for (_, row), t in zip(trips.iterrows(), data["tripped"]):
+        assert (row.id, int(row["round"]), int(row.step)) == (t["id"], t["round"], t["step"])
+        assert row["flow (MW)"] == pytest.approx(t["flow"]) and row["capacity (MW)"] == t["capacity"]
+        assert row.loading == pytest.approx(abs(t["flow"]) / t["capacity"]) and row.loading > 1
+
+
+def test_csv_of_v1_systems_is_unchanged(town):
+    """No flow layer: the CSV is the failed list as before, columns id,layer,round,cause,via,group."""
+    res = run("simulate", town, "--fail", "sub1", "--format", "csv")
+    data = strict_json(run("simulate", town, "--fail", "sub1", "--format", "json").stdout)
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0] == "id,layer,round,cause,via,group"
+    assert [line.split(",")[:4] for line in lines[1:]] == [
+        [f["id"], f["layer"], str(f["round"]), f["cause"]] for f in data["failed"]]
+    assert len(lines) > 2
 
 
 def test_default_core_engine_prints_what_the_reference_prints(flow_town, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+import pandas as pd
 
 from ..compiled import FLOW_CODES, RULE_CODES
 from ..simulation import simulate
@@ -111,6 +112,66 @@ def _branch_lines(result, unit) -> list[str]:
     return out
 
 
+def _g(x) -> float:
+    """10 significant digits: what the engines agree on, without float noise (95.99999999999996)."""
+    return float(f"{float(x):.10g}")
+
+
+def _unit_label(unit: str) -> str:
+    return f"({unit})" if unit else "(no unit)"
+
+
+def flow_csv_frame(result, system) -> pd.DataFrame:
+    """The CSV of a system with flow layers: one row per node that stopped working, per flow
+    node served below its demand, per edge failed at the start and per branch tripped on
+    overload.  Amounts are in one column per unit of the flow layers, named with it
+    (``served (MW)``, ``demand (m3/h)``; flows and capacities of the ``dcflow`` layers'
+    branches likewise), so no column mixes units; ``loading`` is |flow| / capacity at the trip.
+    Numbers have 10 significant digits (the JSON has them all)."""
+    c = result.compiled
+    is_flow = np.isin(c.layer_rule, FLOW_CODES)
+    flow_units = list(dict.fromkeys(system.layer_unit(n) for n, f in zip(c.layer_names, is_flow) if f))
+    dc_units = list(dict.fromkeys(system.layer_unit(n) for n, code in zip(c.layer_names, c.layer_rule)
+                                  if code == RULE_CODES["dcflow"]))
+    amount_cols = [f"{q} {_unit_label(u)}" for u in flow_units for q in ("served", "demand")]
+    branch_cols = [f"{q} {_unit_label(u)}" for u in dc_units for q in ("flow", "capacity")]
+    columns = (["id", "element", "layer", "status", "round", "step", "cause", "via", "group",
+                "served_fraction"] + amount_cols + branch_cols + ["loading"])
+    rows = []
+
+    def node_row(v, status, **extra):
+        layer = int(c.node_layer[v])
+        row = {"id": c.node_ids[v], "element": "node", "layer": c.layer_names[layer], "status": status,
+               "served_fraction": _g(result.served[v]), **extra}
+        if is_flow[layer]:
+            unit = _unit_label(system.layer_unit(c.layer_names[layer]))
+            row[f"served {unit}"] = _g(result.served[v] * c.demand[v])
+            row[f"demand {unit}"] = _g(c.demand[v])
+        return row
+
+    failed = result.failed()
+    where = np.flatnonzero(~result.working)             # the rows of failed(), in its order
+    where = where[np.lexsort((where, result.fail_round[where]))]
+    for v, r in zip(where, failed.itertuples(index=False)):
+        rows.append(node_row(v, "stopped", round=int(r.round), cause=r.cause, via=r.via, group=r.group))
+    short = np.flatnonzero(is_flow[c.node_layer] & result.working & (c.demand > 0)
+                           & (result.served < 1 - 1e-9))
+    short = short[np.lexsort((short, result.served[short], c.node_layer[short]))]
+    rows += [node_row(v, "partial") for v in short]
+    for e in result.initial_edges:
+        layer = c.layer_names[c.node_layer[c.edge_src[e]]]
+        rows.append({"id": c.edge_ids[e], "element": "edge", "layer": layer, "status": "failed",
+                     "round": 0, "cause": "initial"})
+    if result.trips is not None:
+        for t in result.trips.itertuples(index=False):
+            unit = _unit_label(system.layer_unit(t.layer))
+            rows.append({"id": t.id, "element": "edge", "layer": t.layer, "status": "tripped",
+                         "round": int(t.round), "step": int(t.step), f"flow {unit}": _g(t.flow),
+                         f"capacity {unit}": _g(t.capacity),
+                         "loading": _g(abs(float(t.flow)) / float(t.capacity))})
+    return pd.DataFrame(rows, columns=columns, dtype=object)
+
+
 @click.command("simulate")
 @system_argument
 @click.option("--fail", "-f", multiple=True, metavar="ID", help="A node or edge that fails (repeatable).")
@@ -125,7 +186,8 @@ def command(system_dir, fail, fail_file, fmt, output, engine, csv_safe):
 
     The table shows each layer's service before and after and the failure chain round by
     round; JSON and CSV give every failed node with its round, cause and the supplier it
-    lost ("via").
+    lost ("via").  With flow layers the CSV adds the nodes served in part and the failed and
+    tripped branches, with amounts in one column per unit ("served (MW)") and the loading.
     """
     system, compiled = load(system_dir)
     ids = failure_ids(compiled, fail, fail_file)
@@ -136,8 +198,9 @@ def command(system_dir, fail, fail_file, fmt, output, engine, csv_safe):
             layer["unit"] = system.layer_unit(name)     # of demand and demand_served
         text = to_json(data)
     elif fmt == "csv":
+        frame = result.failed() if result.served is None else flow_csv_frame(result, system)
         buf = io.StringIO()
-        buf.write(csv_text(result.failed(), csv_safe))
+        buf.write(csv_text(frame, csv_safe))
         text = buf.getvalue()
     else:
         text = render_table(result, system)
