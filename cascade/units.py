@@ -27,6 +27,16 @@ def unit_label(unit: str | None) -> str:
     return unit if unit else NO_UNIT
 
 
+def per_year(unit: str | None) -> str:
+    """A layer's unit per year, for expected annual amounts (rate x amount lost): ``MW/yr``,
+    ``people/yr``; a unit that is itself a ratio is bracketed, ``(m3/h)/yr``, never
+    ``m3/h/yr`` (which reads as m3 per hour per year, or as m3 per (h/yr))."""
+    label = unit_label(unit)
+    if unit and "/" in unit:
+        label = f"({unit})"
+    return f"{label}/yr"
+
+
 def amount(value: float, unit: str | None, digits: int = 0) -> str:
     """``1,234 MW``; ``1,234 (no unit)`` when unset."""
     return f"{value:,.{digits}f} {unit_label(unit)}"

@@ -125,7 +125,12 @@ def test_real_process_table_and_csv(scenario, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Annual risk on flow-town" in proc.stdout
-    assert "MW/yr" in proc.stdout and "m3/h/yr" in proc.stdout and "120 MW" in proc.stdout
+    assert "MW/yr" in proc.stdout and "120 MW" in proc.stdout
+    # a rate unit per year is bracketed, never m3/h/yr; the amount is the fraction x the intact
+    assert "m3/h/yr" not in proc.stdout and "(m3/h)/yr" in proc.stdout
+    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("water "))
+    fraction, amount, intact = float(row[1].rstrip("%/yr")), float(row[2]), float(row[4])
+    assert row[3] == "(m3/h)/yr" and amount == pytest.approx(fraction / 100 * intact, rel=1e-3)
     out = tmp_path / "assets.csv"
     proc = subprocess.run([CASCADE, "risk", str(FLOW_TOWN), str(scenario), "--format", "csv", "-o", str(out)],
                           capture_output=True, text=True, timeout=300)
@@ -146,3 +151,11 @@ def test_a_local_dask_cluster_gives_the_threads_numbers(scenario):
     for key in ("layers", "eal_score", "exceedance", "assets"):
         assert a[key] == b[key]
     assert a["assets"]
+
+
+def test_per_year_brackets_ratio_units():
+    from cascade.units import per_year
+
+    assert per_year("m3/h") == "(m3/h)/yr" and per_year("L/s") == "(L/s)/yr"
+    assert per_year("MW") == "MW/yr" and per_year("people") == "people/yr"
+    assert per_year("") == "(no unit)/yr" and per_year(None) == "(no unit)/yr"

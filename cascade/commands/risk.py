@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..units import per_year
 from . import (SEED, emit, format_option, load, output_option, show_progress,
                system_argument, table, to_json)
 
@@ -46,10 +47,18 @@ def render_table(result, top: int) -> str:
                      "llrrrr"))
     out.append("Expected annual service loss (EAL) per layer: lost fraction of the layer's intact "
                "service per year, and in the layer's unit per year:")
-    rows = [[name, f"{100 * f:.4f}%/yr", f"{f * total:,.4g} {unit}/yr", f"{total:,.6g} {unit}", f"{w:.3f}"]
+    rows = [[name, f"{100 * f:.4f}%/yr", f"{f * total:,.4g} {per_year(unit)}", f"{total:,.6g} {unit}", f"{w:.3f}"]
             for name, unit, total, w, f in zip(result.layers, result.units, result.totals,
                                                result.weights, result.eal)]
     out.append(table(rows, ["layer", "EAL (fraction)", "EAL (amount)", "intact", "weight"], "lrrrr"))
+    ratio = [(unit, f * total) for unit, total, f in zip(result.units, result.totals, result.eal)
+             if unit and "/" in unit]
+    if ratio:   # a rate unit per year: say once how to read it
+        unit, value = ratio[0]
+        out.append(f"({unit})/yr: demand lost in {unit}, summed over a year's events on average "
+                   f"(events per year x the loss of each); {value:,.4g} ({unit})/yr is, for example, "
+                   f"{value:,.4g} {unit} lost for one event a year.")
+        out.append("")
     out.append(f"Score (weighted mean of the layers' lost fractions): EAL {100 * result.eal_score:.4f} %/yr.")
     out.append("")
     if len(result.curve):
