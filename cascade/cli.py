@@ -60,6 +60,12 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+def _one_line(exc: click.UsageError) -> CliError:
+    """Click's usage error (usage, a hint and the error on four lines) as one line, exit 2."""
+    path = exc.ctx.command_path if exc.ctx is not None else "cascade"
+    return CliError(f"{exc.format_message()} (see '{path} --help')")
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
@@ -76,9 +82,21 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:   # plain `cascade`: the help, as click prints it
+            raise
+        except click.UsageError as exc:   # `cascade --bad` or `cascade nonsense`
+            raise _one_line(exc) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:   # a bad option of a command: one line too, exit 2
+            raise _one_line(exc) from None
         except InputError as exc:
             raise CliError(str(exc)) from None
         except KeyboardInterrupt:

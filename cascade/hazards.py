@@ -99,6 +99,7 @@ def ndtri(x):
 
 
 HAZARDS = ("random", "targeted", "region", "flood", "earthquake", "table", "rainfall")
+MAX_ANNUAL_RATE = 1e6   # [scenario] annual_rate <= this, return_period >= its inverse (years)
 SCENARIO_KEYS = {"name", "system", "seed", "samples", "description", "annual_rate", "return_period"}
 
 # --------------------------------------------------------------------------- Hazus tables
@@ -1446,8 +1447,9 @@ def load_scenario(path: "str | Path", reproject: bool = False) -> Scenario:
     seed = scen.number("seed", required=True, low=0, integer=True)
     samples = scen.number("samples", low=1, integer=True)
     description = scen.string("description", "")
-    rate = scen.number("annual_rate", low=0.0, low_open=True)
-    period = scen.number("return_period", low=0.0, low_open=True)
+    # at most 10^6 events a year (one every 32 s): more is a typo, and overflows the risk sums
+    rate = scen.number("annual_rate", low=0.0, low_open=True, high=MAX_ANNUAL_RATE)
+    period = scen.number("return_period", low=1.0 / MAX_ANNUAL_RATE)
     if rate is not None and period is not None:
         raise InputError("give one of 'scenario.annual_rate' and 'scenario.return_period', not both", file)
     scen.finish()

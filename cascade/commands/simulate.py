@@ -169,7 +169,12 @@ def flow_csv_frame(result, system) -> pd.DataFrame:
                          "round": int(t.round), "step": int(t.step), f"flow {unit}": _g(t.flow),
                          f"capacity {unit}": _g(t.capacity),
                          "loading": _g(abs(float(t.flow)) / float(t.capacity))})
-    return pd.DataFrame(rows, columns=columns, dtype=object)
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    for col in columns[4:6]:                                  # round, step: integers or empty
+        frame[col] = frame[col].astype("Int64")
+    for col in columns[9:]:                                   # the numbers
+        frame[col] = frame[col].astype(np.float64)
+    return frame
 
 
 @click.command("simulate")
