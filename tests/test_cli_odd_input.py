@@ -124,3 +124,14 @@ def test_absurd_rates_are_refused(tmp_path, what, message):
 def test_empty_files_are_one_line_errors(odd_town):
     (odd_town / "edges.csv").write_text("")
     assert "edges.csv: empty file" in one_line_error(run("simulate", odd_town))
+
+
+def test_flow_csv_layers_without_unit_never_share_a_column(odd_town):
+    (odd_town / "system.toml").write_text('[system]\nname = "nu"\n[layers.power]\nrule = "dcflow"\n'
+                                          '[layers.water]\nrule = "flow"\n')
+    res = run("simulate", odd_town, "--fail", "L$1", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    header = res.stdout.splitlines()[0].split(",")
+    assert header[10:] == ["served (power: no unit)", "demand (power: no unit)", "served (water: no unit)",
+                           "demand (water: no unit)", "flow (power: no unit)", "capacity (power: no unit)",
+                           "loading"]

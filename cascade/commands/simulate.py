@@ -117,8 +117,11 @@ def _g(x) -> float:
     return float(f"{float(x):.10g}")
 
 
-def _unit_label(unit: str) -> str:
-    return f"({unit})" if unit else "(no unit)"
+def _unit_label(system, layer: str) -> str:
+    """The unit part of a CSV header: ``(MW)``; a layer without a unit gets its own columns,
+    ``(LAYER: no unit)``, so that two such layers never share one."""
+    unit = system.layer_unit(layer)
+    return f"({unit})" if unit else f"({layer}: no unit)"
 
 
 def flow_csv_frame(result, system) -> pd.DataFrame:
@@ -130,11 +133,11 @@ def flow_csv_frame(result, system) -> pd.DataFrame:
     Numbers have 10 significant digits (the JSON has them all)."""
     c = result.compiled
     is_flow = np.isin(c.layer_rule, FLOW_CODES)
-    flow_units = list(dict.fromkeys(system.layer_unit(n) for n, f in zip(c.layer_names, is_flow) if f))
-    dc_units = list(dict.fromkeys(system.layer_unit(n) for n, code in zip(c.layer_names, c.layer_rule)
+    flow_units = list(dict.fromkeys(_unit_label(system, n) for n, f in zip(c.layer_names, is_flow) if f))
+    dc_units = list(dict.fromkeys(_unit_label(system, n) for n, code in zip(c.layer_names, c.layer_rule)
                                   if code == RULE_CODES["dcflow"]))
-    amount_cols = [f"{q} {_unit_label(u)}" for u in flow_units for q in ("served", "demand")]
-    branch_cols = [f"{q} {_unit_label(u)}" for u in dc_units for q in ("flow", "capacity")]
+    amount_cols = [f"{q} {u}" for u in flow_units for q in ("served", "demand")]
+    branch_cols = [f"{q} {u}" for u in dc_units for q in ("flow", "capacity")]
     columns = (["id", "element", "layer", "status", "round", "step", "cause", "via", "group",
                 "served_fraction"] + amount_cols + branch_cols + ["loading"])
     rows = []
@@ -144,7 +147,7 @@ def flow_csv_frame(result, system) -> pd.DataFrame:
         row = {"id": c.node_ids[v], "element": "node", "layer": c.layer_names[layer], "status": status,
                "served_fraction": _g(result.served[v]), **extra}
         if is_flow[layer]:
-            unit = _unit_label(system.layer_unit(c.layer_names[layer]))
+            unit = _unit_label(system, c.layer_names[layer])
             row[f"served {unit}"] = _g(result.served[v] * c.demand[v])
             row[f"demand {unit}"] = _g(c.demand[v])
         return row
@@ -164,7 +167,7 @@ def flow_csv_frame(result, system) -> pd.DataFrame:
                      "round": 0, "cause": "initial"})
     if result.trips is not None:
         for t in result.trips.itertuples(index=False):
-            unit = _unit_label(system.layer_unit(t.layer))
+            unit = _unit_label(system, t.layer)
             rows.append({"id": t.id, "element": "edge", "layer": t.layer, "status": "tripped",
                          "round": int(t.round), "step": int(t.step), f"flow {unit}": _g(t.flow),
                          f"capacity {unit}": _g(t.capacity),
