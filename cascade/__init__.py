@@ -10,6 +10,7 @@ not pay for pandas, numpy and the kernels until something needs them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,9 @@ __all__ = [
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
+        # `import cascade; cascade.criticality.sweep(...)`: a submodule loads on first use too
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)
         raise AttributeError(f"module 'cascade' has no attribute '{name}'")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value   # next time without this hook

@@ -103,7 +103,9 @@ def test_import_cascade_is_lazy_and_complete():
     code = ("import sys, cascade; assert 'pandas' not in sys.modules; "
             "names = [getattr(cascade, n) for n in cascade.__all__]; "
             "from cascade import simulate, InputError; "
-            "assert set(cascade.__all__) <= set(dir(cascade)); print(len(names))")
+            "assert set(cascade.__all__) <= set(dir(cascade)); "
+            "assert callable(cascade.risk.annual_risk) and callable(cascade.criticality.sweep); "
+            "print(len(names))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert res.returncode == 0, res.stderr
