@@ -220,7 +220,8 @@ class SweepCluster:
         ``IN_FLIGHT`` × workers (the tail shrinks), never below ``minimum``.  ``unit`` names
         the items in errors, ``name`` prefixes the tasks' keys (default: ``fn``'s name).
         The tail's ranges stop shrinking at about :data:`MIN_TASK_SECONDS` of work (a task
-        costs a round trip and its set-up on the worker whatever its size).
+        costs a round trip and its set-up on the worker whatever its size), or at ``total``
+        over ``IN_FLIGHT`` × workers when that is less.
 
         ``rate_key`` (hashable, e.g. the tokens of the shared inputs): the rate this run
         measures is kept in this process under that key, and the next run with the same key
@@ -262,7 +263,9 @@ class SweepCluster:
                 n = first
             else:
                 rate = state["timed"] / max(state["seconds"], 1e-9)
-                floor = max(floor, int(rate * MIN_TASK_SECONDS))
+                # Not above an even split of the whole run (a short run still uses every worker).
+                floor = max(floor, min(int(rate * MIN_TASK_SECONDS),
+                                       math.ceil(total / (IN_FLIGHT * workers))))
                 n = min(int(rate * TASK_SECONDS),
                         math.ceil((total - lo) / (IN_FLIGHT * workers)))
             n = max(floor, n)

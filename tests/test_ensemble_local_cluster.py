@@ -99,3 +99,30 @@ def test_risk_workers_use_the_shared_helper(monkeypatch, tmp_path):
     assert made == [1]
     assert _environ() == before
     assert dask.eal.tolist() == pytest.approx(local.eal.tolist(), rel=1e-12)
+
+
+def test_local_cluster_workers_start_as_forks_on_linux(monkeypatch):
+    """The workers of --workers begin as copies of this process (fork, on Linux): a value set
+    here before the start is there in them; the oracle: Dask's spawn starts fresh ones."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork is the start method on Linux only")
+    assert ensemble.LOCAL_START_METHOD == "fork"
+    seen = {}
+    for method in ("fork", "spawn"):
+        monkeypatch.setattr(ensemble, "LOCAL_START_METHOD", method)
+        monkeypatch.setattr(ensemble, "_FORK_PROBE", method, raising=False)
+        cluster = ensemble._local_cluster(distributed, 1)
+        try:
+            with distributed.Client(cluster, set_as_default=False) as client:
+                seen[method] = set(client.run(_fork_probe).values())
+        finally:
+            ensemble.close_local_cluster(cluster)
+    assert seen == {"fork": {"fork"}, "spawn": {None}}
+
+
+def _fork_probe():
+    from cascade import ensemble as ens
+
+    return getattr(ens, "_FORK_PROBE", None)
