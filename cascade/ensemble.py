@@ -12,8 +12,9 @@ Executors
 * ``scheduler="tcp://host:port"``: an existing Dask distributed cluster.  The compiled
   system and the prepared scenario go once to the store of every worker that lacks them
   (:class:`cascade.cluster.SweepCluster`: they stay there for the next run); each task runs a
-  range of consecutive samples, sized on the run from the rate the first tasks measured,
-  and returns small arrays (losses of the range, per-node failure counts).  A task lost with
+  range of consecutive samples, sized on the run from the rate the first tasks measured
+  (or the last run on the same inputs), and returns small arrays (losses of the range, the
+  per-node failure counts in the smallest type, only the nonzero ones when few are).  A task lost with
   its worker is rerun elsewhere by Dask.
 * ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded processes
   (:func:`_local_cluster`: without the nanny's ``MALLOC_TRIM_THRESHOLD_``, which made every
@@ -672,7 +673,38 @@ def _dask_batch(compiled_token: str, state_token: str, seed: int, kw: dict, star
 
     compiled = stored(compiled_token)
     scenario, baseline, baseline_service = stored(state_token)
-    return run_batch(compiled, scenario, seed, start, stop, baseline, baseline_service, **kw)
+    part = run_batch(compiled, scenario, seed, start, stop, baseline, baseline_service, **kw)
+    # The per-node counts travel compacted (they are most of a result on a large system).
+    return part[:2] + (_pack_counts(part[2], stop - start), _pack_counts(part[3], stop - start)) + part[4:]
+
+
+def _pack_counts(counts: np.ndarray, samples: int) -> tuple:
+    """Per-node counts of a range of ``samples`` samples as a task returns them: the smallest
+    unsigned type that holds ``samples``, and only the nonzero ones (positions and values)
+    when fewer than a third of the nodes have any.  :func:`_unpack_counts` reverses it."""
+    dtype = np.uint8 if samples < 2**8 else np.uint16 if samples < 2**16 else np.uint32
+    nonzero = np.flatnonzero(counts)
+    if 3 * len(nonzero) < len(counts):
+        index = nonzero.astype(np.int32 if len(counts) < 2**31 else np.int64)
+        return len(counts), index, counts[nonzero].astype(dtype)
+    return len(counts), None, counts.astype(dtype)
+
+
+def _unpack_counts(packed: tuple) -> np.ndarray:
+    """The dense int64 counts of :func:`_pack_counts`."""
+    n, index, values = packed
+    if index is None:
+        return values.astype(np.int64)
+    out = np.zeros(n, np.int64)
+    out[index] = values
+    return out
+
+
+def _unpacked(collect):
+    """``collect`` of a :func:`_dask_batch` result (its per-node counts unpacked)."""
+    def unpack(part):
+        return collect(part[:2] + (_unpack_counts(part[2]), _unpack_counts(part[3])) + part[4:])
+    return unpack
 
 
 def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
@@ -687,7 +719,7 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
         c_token, s_token = cluster.share_all([compiled, (args[0], baseline, baseline_service)],
                                              memo=[True, False])
         cluster.run_ranges(_dask_batch, lambda a, b: (c_token, s_token, args[1], kw, a, b), samples,
-                           collect, bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
+                           _unpacked(collect), bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
                            unit="samples", name="run_batch",
                            rate_key=("run_batch", c_token, s_token, repr(sorted(kw.items()))))
         return cluster.label

@@ -242,3 +242,22 @@ def test_sweep_twice_on_one_cluster_equals_threads(address):
             for a, b in zip(want, got):
                 np.testing.assert_array_equal(a, b)
         assert want[0].max() > 50
+
+
+@pytest.mark.parametrize("samples", [1, 255, 256, 70_000])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 1.0])
+def test_per_node_counts_travel_compacted_and_come_back_equal(samples, density):
+    rng = np.random.default_rng(samples)
+    n = 5000
+    counts = np.where(rng.random(n) < density, rng.integers(1, samples + 1, n), 0).astype(np.int32)
+    packed = ensemble._pack_counts(counts, samples)
+    got = ensemble._unpack_counts(packed)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, counts)
+    n_, index, values = packed
+    assert n_ == n
+    assert values.dtype == (np.uint8 if samples < 256 else np.uint16 if samples < 65536 else np.uint32)
+    sparse = 3 * np.count_nonzero(counts) < n
+    assert (index is not None) == sparse
+    if sparse:
+        assert len(values) == np.count_nonzero(counts)
