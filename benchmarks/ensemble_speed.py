@@ -6,8 +6,10 @@ For the shipped earthquake scenario (correlated residuals) and the same with
 ``correlation = "none"``: samples/s of the compiled path on 1 thread (``core``), the numpy path
 it replaced on 1 thread (``python``), 2 threads, ``--workers 2`` in steady state
 (``workers2``: a run on the running local cluster of ``cascade.ensemble._local_cluster``, the
-system and scenario already in the workers' stores, the rate of the last run remembered) and
-from cold (``workers2cold``: ``run_ensemble(workers=2)``, what ``cascade scenario --workers 2``
+system and scenario already in the workers' stores, the rate of the last run remembered;
+each run connects a client, as a command on ``--scheduler`` does), the same on a client held
+open over the runs (``workers2open``: ``run_ensemble(cluster=SweepCluster(...))``, a library
+loop) and from cold (``workers2cold``: ``run_ensemble(workers=2)``, what ``cascade scenario --workers 2``
 does: start the cluster, send, calibrate, run, stop it).  Start-up is printed apart: the
 cluster's start and the first run on it (sending the objects, the workers' first tasks).
 Each repeat runs every executor once, in turn, so that the machine's load hits them alike;
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(samples: int = 2000, repeats: int = 3) -> None:
     import distributed
 
+    from cascade import cluster as sweep_cluster
     from cascade import compile_system, ensemble, load_scenario, read_system, run_ensemble
 
     system = read_system(ROOT / "networks" / "demo_town")
@@ -46,6 +49,7 @@ def main(samples: int = 2000, repeats: int = 3) -> None:
     cluster = ensemble._local_cluster(distributed, 2)
     print(f"local cluster of 2 workers started in {time.perf_counter() - t:.2f} s "
           f"(start method {ensemble.LOCAL_START_METHOD or 'dask default'})")
+    held = sweep_cluster.SweepCluster(scheduler=cluster.scheduler_address)
     try:
         for label, path in (("correlated", quake), ("independent", tmp / "none.toml")):
             scenario = load_scenario(path)
@@ -62,12 +66,15 @@ def main(samples: int = 2000, repeats: int = 3) -> None:
                 "python": dict(threads=1),
                 "threads2": dict(threads=2),
                 "workers2": dict(scheduler=cluster.scheduler_address),
+                "workers2open": dict(cluster=held),
                 "workers2cold": dict(workers=2),
             }
             speed = {k: [] for k in runs}
             for _ in range(repeats):
                 for name, kw in runs.items():
                     ensemble.COMPILED_SAMPLING = name != "python"
+                    if name == "workers2cold":   # as a new command: no rate remembered
+                        sweep_cluster._RATES.clear()
                     try:
                         t = time.perf_counter()
                         result = run_ensemble(system, scenario, samples, compiled=compiled, **kw)
@@ -81,6 +88,7 @@ def main(samples: int = 2000, repeats: int = 3) -> None:
                 print(f"  {name:12s} {med[name]:8.0f} samples/s  x{med[name] / med['core']:.2f} of core"
                       f"   (runs: {', '.join(f'{v:.0f}' for v in speed[name])})")
     finally:
+        held.close()
         ensemble.close_local_cluster(cluster)
         print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

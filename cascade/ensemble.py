@@ -469,7 +469,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                  seed: int | None = None, threads: int | None = None, scheduler: str | None = None,
                  workers: int | None = None, compiled: CompiledSystem | None = None,
                  progress: ProgressArg = False, immune=(), fragility_scale=None,
-                 batch_size: int | None = None, attribute: bool | str = False) -> EnsembleResult:
+                 batch_size: int | None = None, attribute: bool | str = False,
+                 cluster=None) -> EnsembleResult:
     """Run ``samples`` hazard samples, each followed by the cascade.
 
     Parameters
@@ -486,6 +487,9 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
     workers : int, optional
         Start a local Dask cluster of this many single-threaded worker processes.
+    cluster : cascade.cluster.SweepCluster, optional
+        An open Dask client to run on (instead of ``scheduler``/``workers``), left open: a
+        loop of runs on one cluster connects once (see *Dask speed* in the README).
     compiled : CompiledSystem, optional
     progress : None, bool or callable
         ``True``: a tqdm bar on stderr; a callable gets ``(samples done, samples, label)``
@@ -516,6 +520,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         raise InputError(f"samples must be a non-negative integer, not {samples!r}")
     if scheduler is not None and workers is not None:
         raise InputError("give either a scheduler address or a number of workers, not both")
+    if cluster is not None and (scheduler is not None or workers is not None):
+        raise InputError("give either a cluster or a scheduler address or a number of workers")
     if workers is not None and workers < 1:
         raise InputError(f"workers must be at least 1, not {workers}")
     if threads is not None and threads < 1:
@@ -561,7 +567,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     if attribute:
         kw["attribute"] = attribute
     try:
-        if scheduler is None and workers is None:
+        if scheduler is None and workers is None and cluster is None:
             threads = threads or _default_threads()
             executor = f"threads ({threads})"
             spans = _batches(samples, threads * 8, batch_size or 256)
@@ -587,7 +593,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                 pool.shutdown(wait=True)
         else:
             executor = _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler,
-                                 workers, batch_size, collect, bar)
+                                 workers, batch_size, collect, bar, cluster)
     finally:
         bar.close()
     _weigh_overall(system, compiled, loss)
@@ -708,21 +714,31 @@ def _unpacked(collect):
 
 
 def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
-              batch_size, collect, bar) -> str:
+              batch_size, collect, bar, cluster=None) -> str:
     """The ensemble on Dask (:class:`cascade.cluster.SweepCluster`): the compiled system and the
     prepared scenario go to the workers' stores (only to those that lack them: a second run
     on the same cluster sends nothing), then tasks of sample ranges sized while the run goes
     (:meth:`~cascade.cluster.SweepCluster.run_ranges`; ``batch_size`` fixes their size)."""
     from .cluster import SweepCluster
 
+    if cluster is not None:
+        return _run_on(cluster, compiled, args, kw, samples, baseline, baseline_service,
+                       batch_size, collect, bar)
     with SweepCluster(scheduler, workers) as cluster:
-        c_token, s_token = cluster.share_all([compiled, (args[0], baseline, baseline_service)],
-                                             memo=[True, False])
-        cluster.run_ranges(_dask_batch, lambda a, b: (c_token, s_token, args[1], kw, a, b), samples,
-                           _unpacked(collect), bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
-                           unit="samples", name="run_batch",
-                           rate_key=("run_batch", c_token, s_token, repr(sorted(kw.items()))))
-        return cluster.label
+        return _run_on(cluster, compiled, args, kw, samples, baseline, baseline_service,
+                       batch_size, collect, bar)
+
+
+def _run_on(cluster, compiled, args, kw, samples, baseline, baseline_service, batch_size,
+            collect, bar) -> str:
+    """:func:`_run_dask` on an open :class:`~cascade.cluster.SweepCluster` (left open)."""
+    c_token, s_token = cluster.share_all([compiled, (args[0], baseline, baseline_service)],
+                                         memo=[True, False])
+    cluster.run_ranges(_dask_batch, lambda a, b: (c_token, s_token, args[1], kw, a, b), samples,
+                       _unpacked(collect), bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
+                       unit="samples", name="run_batch",
+                       rate_key=("run_batch", c_token, s_token, repr(sorted(kw.items()))))
+    return cluster.label
 
 
 #: How :func:`_local_cluster` starts its worker processes: ``fork`` on Linux (a copy of this

@@ -261,3 +261,19 @@ def test_per_node_counts_travel_compacted_and_come_back_equal(samples, density):
     assert (index is not None) == sparse
     if sparse:
         assert len(values) == np.count_nonzero(counts)
+
+
+def test_ensembles_on_an_open_cluster_equal_threads_and_leave_it_open(address):
+    system = read_system(DEMO)
+    compiled = compile_system(system)
+    scenario = load_scenario(QUAKE)
+    want = run_ensemble(system, scenario, 200, threads=1, compiled=compiled)
+    with cl.SweepCluster(scheduler=address) as sc:
+        for n in (200, 200):
+            got = run_ensemble(system, scenario, n, cluster=sc, compiled=compiled)
+            assert got.executor == sc.label and sc.client.status == "running"
+            for name in ("loss", "failed", "direct", "n_direct"):
+                np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+        with pytest.raises(InputError, match="either a cluster"):
+            run_ensemble(system, scenario, 5, cluster=sc, scheduler=address, compiled=compiled)
+    assert sc.client.status == "closed"
