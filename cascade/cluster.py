@@ -129,9 +129,15 @@ class SweepCluster:
         Address of a running scheduler (``tcp://host:8786``).
     workers : int, optional
         Start a local cluster of this many single-threaded worker processes instead.
+    carry : dict, optional
+        ``{token: object}`` for the stores of a local cluster's workers: when they start as
+        forks of this process (:data:`cascade.ensemble.LOCAL_START_METHOD`), the objects are
+        in this process's store at the fork, so every worker starts with them and
+        :meth:`share` of the same tokens sends nothing; otherwise they are sent as usual.
     """
 
-    def __init__(self, scheduler: str | None = None, workers: int | None = None):
+    def __init__(self, scheduler: str | None = None, workers: int | None = None,
+                 carry: dict | None = None):
         if (scheduler is None) == (workers is None):
             raise InputError("give either --workers or --scheduler")
         distributed = _dask()
@@ -147,7 +153,15 @@ class SweepCluster:
             self.label = f"dask ({scheduler})"
             self.where = scheduler
         else:
-            self._cluster = _ens._local_cluster(distributed, workers)
+            carry = dict(carry or {}) if _ens.LOCAL_START_METHOD == "fork" else {}
+            self._shared.update(carry)
+            for token, obj in carry.items():   # copied into each worker by the fork
+                _store_put(token, obj)
+            try:
+                self._cluster = _ens._local_cluster(distributed, workers)
+            finally:
+                for token in carry:
+                    _store_drop(token)
             try:
                 self.client = distributed.Client(self._cluster, set_as_default=False)
             except BaseException:

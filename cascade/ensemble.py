@@ -719,21 +719,23 @@ def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler
     prepared scenario go to the workers' stores (only to those that lack them: a second run
     on the same cluster sends nothing), then tasks of sample ranges sized while the run goes
     (:meth:`~cascade.cluster.SweepCluster.run_ranges`; ``batch_size`` fixes their size)."""
-    from .cluster import SweepCluster
+    from .cluster import SweepCluster, content_token
 
+    state = (args[0], baseline, baseline_service)
     if cluster is not None:
-        return _run_on(cluster, compiled, args, kw, samples, baseline, baseline_service,
-                       batch_size, collect, bar)
-    with SweepCluster(scheduler, workers) as cluster:
-        return _run_on(cluster, compiled, args, kw, samples, baseline, baseline_service,
-                       batch_size, collect, bar)
+        return _run_on(cluster, compiled, state, args, kw, samples, batch_size, collect, bar)
+    # A local cluster's workers start as forks of this process: with the compiled system and
+    # the prepared scenario in their stores already (nothing to send).
+    tokens = [content_token(compiled, True), content_token(state)]
+    carry = dict(zip(tokens, (compiled, state))) if workers is not None else None
+    with SweepCluster(scheduler, workers, carry=carry) as cluster:
+        return _run_on(cluster, compiled, state, args, kw, samples, batch_size, collect, bar, tokens)
 
 
-def _run_on(cluster, compiled, args, kw, samples, baseline, baseline_service, batch_size,
-            collect, bar) -> str:
+def _run_on(cluster, compiled, state, args, kw, samples, batch_size, collect, bar,
+            tokens=None) -> str:
     """:func:`_run_dask` on an open :class:`~cascade.cluster.SweepCluster` (left open)."""
-    c_token, s_token = cluster.share_all([compiled, (args[0], baseline, baseline_service)],
-                                         memo=[True, False])
+    c_token, s_token = cluster.share_all([compiled, state], tokens, memo=[True, False])
     cluster.run_ranges(_dask_batch, lambda a, b: (c_token, s_token, args[1], kw, a, b), samples,
                        _unpacked(collect), bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
                        unit="samples", name="run_batch",
