@@ -14,8 +14,11 @@ sends nothing again.  Tasks carry tokens and element or sample ranges only.
 :meth:`SweepCluster.run_ranges` cuts ``0 .. total`` into ranges while the run goes: the first
 ranges are small (the first tasks time the work on the workers, nothing runs in this process),
 the later ones hold about :data:`TASK_SECONDS` of work at the measured rate and shrink toward
-the end so that the workers finish together; :data:`IN_FLIGHT` tasks per worker are queued so
-that no worker waits for a round trip.  Tasks return their rows with their position, so the
+the end so that the workers finish together, not below :data:`MIN_TASK_SECONDS` of work;
+:data:`IN_FLIGHT` tasks per worker are queued so that no worker waits for a round trip.  A run
+given a ``rate_key`` starts from the rate the last run with that key measured here (no small
+first ranges).  A local cluster started by fork can carry objects into its workers' stores
+(``SweepCluster(workers=..., carry=...)``: nothing to send).  Tasks return their rows with their position, so the
 gathered answer is the one of threads, bit for bit, whatever the ranges and the order they
 finish in.  A worker that joins later (a lost one replaced) gets the objects it lacks when its
 first task asks for them.  Failures end the run with one line, as before.
