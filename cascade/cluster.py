@@ -14,8 +14,11 @@ sends nothing again.  Tasks carry tokens and element or sample ranges only.
 :meth:`SweepCluster.run_ranges` cuts ``0 .. total`` into ranges while the run goes: the first
 ranges are small (the first tasks time the work on the workers, nothing runs in this process),
 the later ones hold about :data:`TASK_SECONDS` of work at the measured rate and shrink toward
-the end so that the workers finish together; :data:`IN_FLIGHT` tasks per worker are queued so
-that no worker waits for a round trip.  Tasks return their rows with their position, so the
+the end so that the workers finish together, not below :data:`MIN_TASK_SECONDS` of work;
+:data:`IN_FLIGHT` tasks per worker are queued so that no worker waits for a round trip.  A run
+given a ``rate_key`` starts from the rate the last run with that key measured here (no small
+first ranges).  A local cluster started by fork can carry objects into its workers' stores
+(``SweepCluster(workers=..., carry=...)``: nothing to send).  Tasks return their rows with their position, so the
 gathered answer is the one of threads, bit for bit, whatever the ranges and the order they
 finish in.  A worker that joins later (a lost one replaced) gets the objects it lacks when its
 first task asks for them.  Failures end the run with one line, as before.
@@ -38,7 +41,11 @@ from .errors import InputError
 
 STORE_MAX = 6        # objects a worker keeps in its store (oldest out first)
 TASK_SECONDS = 0.5   # the target duration of a task once the rate is known
+MIN_TASK_SECONDS = 0.03   # the tail's ranges stop shrinking at about this much work
 IN_FLIGHT = 2        # tasks queued per worker
+WORKERS_EVERY = 1.0  # seconds between two looks at the scheduler's worker count in a run
+RATE_WEIGHT = 0.1    # a remembered rate counts as this many seconds of measured work
+_RATES: dict = {}    # rate_key -> (items, worker seconds) of the last run (this process)
 
 
 # --- The worker side ---------------------------------------------------------------------------
@@ -125,9 +132,15 @@ class SweepCluster:
         Address of a running scheduler (``tcp://host:8786``).
     workers : int, optional
         Start a local cluster of this many single-threaded worker processes instead.
+    carry : dict, optional
+        ``{token: object}`` for the stores of a local cluster's workers: when they start as
+        forks of this process (:data:`cascade.ensemble.LOCAL_START_METHOD`), the objects are
+        in this process's store at the fork, so every worker starts with them and
+        :meth:`share` of the same tokens sends nothing; otherwise they are sent as usual.
     """
 
-    def __init__(self, scheduler: str | None = None, workers: int | None = None):
+    def __init__(self, scheduler: str | None = None, workers: int | None = None,
+                 carry: dict | None = None):
         if (scheduler is None) == (workers is None):
             raise InputError("give either --workers or --scheduler")
         distributed = _dask()
@@ -143,7 +156,15 @@ class SweepCluster:
             self.label = f"dask ({scheduler})"
             self.where = scheduler
         else:
-            self._cluster = _ens._local_cluster(distributed, workers)
+            carry = dict(carry or {}) if _ens.LOCAL_START_METHOD == "fork" else {}
+            self._shared.update(carry)
+            for token, obj in carry.items():   # copied into each worker by the fork
+                _store_put(token, obj)
+            try:
+                self._cluster = _ens._local_cluster(distributed, workers)
+            finally:
+                for token in carry:
+                    _store_drop(token)
             try:
                 self.client = distributed.Client(self._cluster, set_as_default=False)
             except BaseException:
@@ -205,7 +226,7 @@ class SweepCluster:
 
     def run_ranges(self, fn, make_args, total: int, collect, bar=None, *, first: int = 1,
                    minimum: int = 1, size: int | None = None, unit: str = "items",
-                   name: str | None = None) -> None:
+                   name: str | None = None, rate_key=None) -> None:
         """Run ``fn(*make_args(lo, hi))`` on the workers for consecutive ranges covering
         ``0 .. total`` and ``collect`` each result as it arrives (``collect`` returns how many
         items it held, for ``bar``).  ``fn`` must read shared objects with :func:`stored`.
@@ -215,6 +236,14 @@ class SweepCluster:
         at the rate the finished tasks measured on their workers, at most the rest over
         ``IN_FLIGHT`` × workers (the tail shrinks), never below ``minimum``.  ``unit`` names
         the items in errors, ``name`` prefixes the tasks' keys (default: ``fn``'s name).
+        The tail's ranges stop shrinking at about :data:`MIN_TASK_SECONDS` of work (a task
+        costs a round trip and its set-up on the worker whatever its size), or at ``total``
+        over ``IN_FLIGHT`` × workers when that is less.
+
+        ``rate_key`` (hashable, e.g. the tokens of the shared inputs): the rate this run
+        measures is kept in this process under that key, and the next run with the same key
+        starts from it (weighted as :data:`RATE_WEIGHT` seconds of work, the new tasks'
+        timings take over): no small first ranges, the items split evenly from the start.
         """
         import queue
 
@@ -222,9 +251,20 @@ class SweepCluster:
         arrived: queue.Queue = queue.Queue()   # futures as they finish (their done-callbacks)
         todo: list = []            # ranges to (re)run first
         busy: dict = {}            # future -> (lo, hi)
-        state = dict(next=0, done=0, seconds=0.0, timed=0)
+        state = dict(next=0, done=0, seconds=0.0, timed=0, workers=1, looked=-math.inf)
+        if rate_key is not None and rate_key in _RATES:
+            items, seconds = _RATES[rate_key]
+            state["timed"], state["seconds"] = items * RATE_WEIGHT / seconds, RATE_WEIGHT
         idle_since = None
         name = name or getattr(fn, "__name__", "task")
+
+        def n_workers() -> int:
+            # A round trip to the scheduler: at most once per WORKERS_EVERY seconds, not after
+            # every finished task (a worker that joins or leaves is seen within that time).
+            now = time.monotonic()
+            if now - state["looked"] >= WORKERS_EVERY:
+                state["workers"], state["looked"] = self.n_workers, now
+            return state["workers"]
 
         def next_range(workers: int):
             if todo:
@@ -235,15 +275,19 @@ class SweepCluster:
             if size:
                 state["next"] = hi = min(total, lo + size)
                 return lo, hi
+            floor = max(1, minimum)
             if state["timed"] == 0:
                 n = first
             else:
                 rate = state["timed"] / max(state["seconds"], 1e-9)
+                # Not above an even split of the whole run (a short run still uses every worker).
+                floor = max(floor, min(int(rate * MIN_TASK_SECONDS),
+                                       math.ceil(total / (IN_FLIGHT * workers))))
                 n = min(int(rate * TASK_SECONDS),
                         math.ceil((total - lo) / (IN_FLIGHT * workers)))
-            n = max(1, minimum, n)
+            n = max(floor, n)
             hi = min(total, lo + n)
-            if total - hi < minimum:   # no sliver at the end
+            if total - hi < floor:   # no sliver at the end
                 hi = total
             state["next"] = hi
             return lo, hi
@@ -251,7 +295,7 @@ class SweepCluster:
         def submit():
             if not todo and state["next"] >= total:
                 return
-            workers = self.n_workers   # a round trip to the scheduler: once per call
+            workers = n_workers()
             while len(busy) < IN_FLIGHT * workers:
                 span = next_range(workers)
                 if span is None:
@@ -328,6 +372,8 @@ class SweepCluster:
                 except Exception:
                     pass
             raise
+        if rate_key is not None and state["seconds"] > 0:
+            _RATES[rate_key] = (state["timed"], state["seconds"])
 
     def _fetch(self, future):
         """The result of a finished task, or None when it is gone with its worker (the

@@ -12,8 +12,9 @@ Executors
 * ``scheduler="tcp://host:port"``: an existing Dask distributed cluster.  The compiled
   system and the prepared scenario go once to the store of every worker that lacks them
   (:class:`cascade.cluster.SweepCluster`: they stay there for the next run); each task runs a
-  range of consecutive samples, sized on the run from the rate the first tasks measured,
-  and returns small arrays (losses of the range, per-node failure counts).  A task lost with
+  range of consecutive samples, sized on the run from the rate the first tasks measured
+  (or the last run on the same inputs), and returns small arrays (losses of the range, the
+  per-node failure counts in the smallest type, only the nonzero ones when few are).  A task lost with
   its worker is rerun elsewhere by Dask.
 * ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded processes
   (:func:`_local_cluster`: without the nanny's ``MALLOC_TRIM_THRESHOLD_``, which made every
@@ -37,6 +38,7 @@ Dask is the optional extra ``cascade-lifelines[dask]``.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -467,7 +469,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                  seed: int | None = None, threads: int | None = None, scheduler: str | None = None,
                  workers: int | None = None, compiled: CompiledSystem | None = None,
                  progress: ProgressArg = False, immune=(), fragility_scale=None,
-                 batch_size: int | None = None, attribute: bool | str = False) -> EnsembleResult:
+                 batch_size: int | None = None, attribute: bool | str = False,
+                 cluster=None) -> EnsembleResult:
     """Run ``samples`` hazard samples, each followed by the cascade.
 
     Parameters
@@ -484,6 +487,9 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
     workers : int, optional
         Start a local Dask cluster of this many single-threaded worker processes.
+    cluster : cascade.cluster.SweepCluster, optional
+        An open Dask client to run on (instead of ``scheduler``/``workers``), left open: a
+        loop of runs on one cluster connects once (see *Dask speed* in the README).
     compiled : CompiledSystem, optional
     progress : None, bool or callable
         ``True``: a tqdm bar on stderr; a callable gets ``(samples done, samples, label)``
@@ -514,6 +520,8 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         raise InputError(f"samples must be a non-negative integer, not {samples!r}")
     if scheduler is not None and workers is not None:
         raise InputError("give either a scheduler address or a number of workers, not both")
+    if cluster is not None and (scheduler is not None or workers is not None):
+        raise InputError("give either a cluster or a scheduler address or a number of workers")
     if workers is not None and workers < 1:
         raise InputError(f"workers must be at least 1, not {workers}")
     if threads is not None and threads < 1:
@@ -559,7 +567,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
     if attribute:
         kw["attribute"] = attribute
     try:
-        if scheduler is None and workers is None:
+        if scheduler is None and workers is None and cluster is None:
             threads = threads or _default_threads()
             executor = f"threads ({threads})"
             spans = _batches(samples, threads * 8, batch_size or 256)
@@ -585,7 +593,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
                 pool.shutdown(wait=True)
         else:
             executor = _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler,
-                                 workers, batch_size, collect, bar)
+                                 workers, batch_size, collect, bar, cluster)
     finally:
         bar.close()
     _weigh_overall(system, compiled, loss)
@@ -671,25 +679,76 @@ def _dask_batch(compiled_token: str, state_token: str, seed: int, kw: dict, star
 
     compiled = stored(compiled_token)
     scenario, baseline, baseline_service = stored(state_token)
-    return run_batch(compiled, scenario, seed, start, stop, baseline, baseline_service, **kw)
+    part = run_batch(compiled, scenario, seed, start, stop, baseline, baseline_service, **kw)
+    # The per-node counts travel compacted (they are most of a result on a large system).
+    return part[:2] + (_pack_counts(part[2], stop - start), _pack_counts(part[3], stop - start)) + part[4:]
+
+
+def _pack_counts(counts: np.ndarray, samples: int) -> tuple:
+    """Per-node counts of a range of ``samples`` samples as a task returns them: the smallest
+    unsigned type that holds ``samples``, and only the nonzero ones (positions and values)
+    when fewer than a third of the nodes have any.  :func:`_unpack_counts` reverses it."""
+    dtype = np.uint8 if samples < 2**8 else np.uint16 if samples < 2**16 else np.uint32
+    nonzero = np.flatnonzero(counts)
+    if 3 * len(nonzero) < len(counts):
+        index = nonzero.astype(np.int32 if len(counts) < 2**31 else np.int64)
+        return len(counts), index, counts[nonzero].astype(dtype)
+    return len(counts), None, counts.astype(dtype)
+
+
+def _unpack_counts(packed: tuple) -> np.ndarray:
+    """The dense int64 counts of :func:`_pack_counts`."""
+    n, index, values = packed
+    if index is None:
+        return values.astype(np.int64)
+    out = np.zeros(n, np.int64)
+    out[index] = values
+    return out
+
+
+def _unpacked(collect):
+    """``collect`` of a :func:`_dask_batch` result (its per-node counts unpacked)."""
+    def unpack(part):
+        return collect(part[:2] + (_unpack_counts(part[2]), _unpack_counts(part[3])) + part[4:])
+    return unpack
 
 
 def _run_dask(compiled, args, kw, samples, baseline, baseline_service, scheduler, workers,
-              batch_size, collect, bar) -> str:
+              batch_size, collect, bar, cluster=None) -> str:
     """The ensemble on Dask (:class:`cascade.cluster.SweepCluster`): the compiled system and the
     prepared scenario go to the workers' stores (only to those that lack them: a second run
     on the same cluster sends nothing), then tasks of sample ranges sized while the run goes
     (:meth:`~cascade.cluster.SweepCluster.run_ranges`; ``batch_size`` fixes their size)."""
-    from .cluster import SweepCluster
+    from .cluster import SweepCluster, content_token
 
-    with SweepCluster(scheduler, workers) as cluster:
-        c_token, s_token = cluster.share_all([compiled, (args[0], baseline, baseline_service)],
-                                             memo=[True, False])
-        cluster.run_ranges(_dask_batch, lambda a, b: (c_token, s_token, args[1], kw, a, b), samples,
-                           collect, bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
-                           unit="samples", name="run_batch")
-        return cluster.label
+    state = (args[0], baseline, baseline_service)
+    if cluster is not None:
+        return _run_on(cluster, compiled, state, args, kw, samples, batch_size, collect, bar)
+    # A local cluster's workers start as forks of this process: with the compiled system and
+    # the prepared scenario in their stores already (nothing to send).
+    tokens = [content_token(compiled, True), content_token(state)]
+    carry = dict(zip(tokens, (compiled, state))) if workers is not None else None
+    with SweepCluster(scheduler, workers, carry=carry) as cluster:
+        return _run_on(cluster, compiled, state, args, kw, samples, batch_size, collect, bar, tokens)
 
+
+def _run_on(cluster, compiled, state, args, kw, samples, batch_size, collect, bar,
+            tokens=None) -> str:
+    """:func:`_run_dask` on an open :class:`~cascade.cluster.SweepCluster` (left open)."""
+    c_token, s_token = cluster.share_all([compiled, state], tokens, memo=[True, False])
+    cluster.run_ranges(_dask_batch, lambda a, b: (c_token, s_token, args[1], kw, a, b), samples,
+                       _unpacked(collect), bar, first=2 * BLOCK, minimum=BLOCK, size=batch_size,
+                       unit="samples", name="run_batch",
+                       rate_key=("run_batch", c_token, s_token, repr(sorted(kw.items()))))
+    return cluster.label
+
+
+#: How :func:`_local_cluster` starts its worker processes: ``fork`` on Linux (a copy of this
+#: process, with numpy, distributed and cascade already imported: about 0.5 s for 2 workers on
+#: 2 cores, where Dask's default ``spawn`` starts fresh interpreters that import everything
+#: again, 4 s on the quiet machine and 8-9 s under load), Dask's default elsewhere (macOS:
+#: fork is unsafe with its system libraries).  ``None``: Dask's configured method.
+LOCAL_START_METHOD = "fork" if sys.platform.startswith("linux") else None
 
 #: Variables distributed's nanny puts in ``os.environ`` of the process that starts the workers
 #: (``distributed.nanny.pre-spawn-environ``): restored after the cluster starts and stops.
@@ -720,6 +779,10 @@ def _local_cluster(distributed, workers: int):
       so every large temporary array becomes a fresh ``mmap`` and its pages fault again (on the
       demo town's ensembles, 2 workers were slower than 1 thread).  The workers start without
       it (glibc's adaptive default; a value already in this process's environment is kept).
+    * Started by ``fork`` on Linux (:data:`LOCAL_START_METHOD`): the workers begin as copies of
+      this process, its modules already imported, instead of fresh interpreters (``spawn``)
+      that import numpy, distributed and cascade again; the variables below are inherited
+      the same way.
     * Without leaking: the nanny writes its variables (that one, ``PYTHONHASHSEED``) into this
       process's ``os.environ`` before it spawns a worker; they are put back as they were once
       the workers run, and again by :func:`close_local_cluster`.
@@ -736,7 +799,10 @@ def _local_cluster(distributed, workers: int):
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        config = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+        if LOCAL_START_METHOD:
+            config["distributed.worker.multiprocessing-method"] = LOCAL_START_METHOD
+        with dask.config.set(config):
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                dashboard_address=":0", silence_logs=40)
     finally:

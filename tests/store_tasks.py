@@ -15,3 +15,11 @@ def span_sum(token, lo, hi):
 def fails(token, lo, hi):
     stored(token)
     raise ValueError(f"bad row {lo}\nsecond line")
+
+
+def slow_span(token, lo, hi, per_item):
+    """:func:`span_sum` that takes ``per_item`` seconds per row (a known rate)."""
+    import time
+
+    time.sleep(per_item * (hi - lo))
+    return span_sum(token, lo, hi)

@@ -1,7 +1,9 @@
 """The workers' store and the ranges of cascade.cluster.SweepCluster on a real local scheduler
 with 2 worker processes: objects go to each worker once (a second client on the same cluster
 sends nothing), a worker that lacks one gets it when its task asks, ranges cover every item
-once (small first, then sized from the measured rate), failures are one line."""
+once (small first, then sized from the measured rate, the tail not below MIN_TASK_SECONDS of
+work; a remembered rate skips the small first ranges), the worker count is not asked after
+every task, failures are one line."""
 from __future__ import annotations
 
 import numpy as np
@@ -100,6 +102,84 @@ def test_ranges_cover_every_item_once_small_first_then_from_the_rate(address):
     np.testing.assert_array_equal(got, data)
 
 
+def _spans(sc, task, token, total, args=(), **kw):
+    """The rows of ``task`` over ``0 .. total`` (``args`` after the range), by position."""
+    rows = []
+    sc.run_ranges(task, lambda lo, hi: (token, lo, hi, *args), total,
+                  lambda r: rows.append(r) or r[1] - r[0], **kw)
+    return sorted(rows, key=lambda r: r[0])
+
+
+def _check_cover(rows, data):
+    spans = [(lo, hi) for lo, hi, *_ in rows]
+    assert spans[0][0] == 0 and spans[-1][1] == len(data)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    np.testing.assert_array_equal(np.concatenate([r[2] for r in rows]), data)
+    return [hi - lo for lo, hi in spans]
+
+
+def test_the_tail_stops_shrinking_at_min_task_seconds_of_work(address):
+    # Each row takes 0.1 ms on a worker (a sleep: the rate holds under load), so a range of
+    # MIN_TASK_SECONDS holds about 300 rows; before, the tail shrank to `minimum` (4 rows).
+    data = np.arange(4000)
+    with cl.SweepCluster(scheduler=address) as sc:
+        token = sc.share(data)
+        rows = _spans(sc, store_tasks.slow_span, token, len(data), first=10, minimum=4,
+                      args=(1e-4,))
+    sizes = _check_cover(rows, data)
+    assert sizes[:cl.IN_FLIGHT * 2] == [10] * (cl.IN_FLIGHT * 2)
+    later = sizes[cl.IN_FLIGHT * 2:-1]            # the last range takes what is left
+    assert later and min(later) >= 100, sizes
+    # The oracle: with the floor at 0 s the same run does shrink below it.
+    old = cl.MIN_TASK_SECONDS
+    cl.MIN_TASK_SECONDS = 0.0
+    try:
+        with cl.SweepCluster(scheduler=address) as sc:
+            rows = _spans(sc, store_tasks.slow_span, token, len(data), first=10, minimum=4,
+                          args=(1e-4,))
+    finally:
+        cl.MIN_TASK_SECONDS = old
+    assert min(_check_cover(rows, data)[cl.IN_FLIGHT * 2:-1]) < 100
+
+
+def test_a_run_with_a_remembered_rate_has_no_small_first_ranges(address, monkeypatch):
+    monkeypatch.setattr(cl, "_RATES", {})
+    data = np.arange(5000)
+    key = ("test", "remembered")
+    with cl.SweepCluster(scheduler=address) as sc:
+        token = sc.share(data)
+        first = _check_cover(_spans(sc, store_tasks.span_sum, token, len(data), first=10,
+                                    rate_key=key), data)
+        assert first[:cl.IN_FLIGHT * 2] == [10] * (cl.IN_FLIGHT * 2)
+        assert key in cl._RATES
+        again = _check_cover(_spans(sc, store_tasks.span_sum, token, len(data), first=10,
+                                    rate_key=key), data)
+        other = _check_cover(_spans(sc, store_tasks.span_sum, token, len(data), first=10,
+                                    rate_key=("test", "other")), data)
+    # These tasks take microseconds: with the rate known, the rows split evenly over
+    # IN_FLIGHT x 2 workers from the first range on.
+    assert again[0] == -(-len(data) // (cl.IN_FLIGHT * 2)) and min(again[:-1]) > 10
+    assert other[:cl.IN_FLIGHT * 2] == [10] * (cl.IN_FLIGHT * 2)   # another key: calibrates
+
+
+def test_the_worker_count_is_asked_once_per_workers_every(address, monkeypatch):
+    calls = []
+    real = cl.SweepCluster.n_workers
+    monkeypatch.setattr(cl.SweepCluster, "n_workers",
+                        property(lambda self: calls.append(1) or real.fget(self)))
+    monkeypatch.setattr(cl, "WORKERS_EVERY", 1e9)
+    data = np.arange(400)
+    with cl.SweepCluster(scheduler=address) as sc:
+        token = sc.share(data)
+        sizes = _check_cover(_spans(sc, store_tasks.span_sum, token, len(data), size=10), data)
+    assert len(sizes) == 40 and len(calls) == 1
+    monkeypatch.setattr(cl, "WORKERS_EVERY", 0.0)     # the oracle: asked after every arrival
+    calls.clear()
+    with cl.SweepCluster(scheduler=address) as sc:
+        _check_cover(_spans(sc, store_tasks.span_sum, token, len(data), size=10), data)
+    assert len(calls) > 5
+
+
 def test_a_worker_without_the_object_gets_it_and_the_range_reruns(address, monkeypatch):
     data = np.arange(400) + 1
     with cl.SweepCluster(scheduler=address) as sc:
@@ -162,3 +242,38 @@ def test_sweep_twice_on_one_cluster_equals_threads(address):
             for a, b in zip(want, got):
                 np.testing.assert_array_equal(a, b)
         assert want[0].max() > 50
+
+
+@pytest.mark.parametrize("samples", [1, 255, 256, 70_000])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 1.0])
+def test_per_node_counts_travel_compacted_and_come_back_equal(samples, density):
+    rng = np.random.default_rng(samples)
+    n = 5000
+    counts = np.where(rng.random(n) < density, rng.integers(1, samples + 1, n), 0).astype(np.int32)
+    packed = ensemble._pack_counts(counts, samples)
+    got = ensemble._unpack_counts(packed)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, counts)
+    n_, index, values = packed
+    assert n_ == n
+    assert values.dtype == (np.uint8 if samples < 256 else np.uint16 if samples < 65536 else np.uint32)
+    sparse = 3 * np.count_nonzero(counts) < n
+    assert (index is not None) == sparse
+    if sparse:
+        assert len(values) == np.count_nonzero(counts)
+
+
+def test_ensembles_on_an_open_cluster_equal_threads_and_leave_it_open(address):
+    system = read_system(DEMO)
+    compiled = compile_system(system)
+    scenario = load_scenario(QUAKE)
+    want = run_ensemble(system, scenario, 200, threads=1, compiled=compiled)
+    with cl.SweepCluster(scheduler=address) as sc:
+        for n in (200, 200):
+            got = run_ensemble(system, scenario, n, cluster=sc, compiled=compiled)
+            assert got.executor == sc.label and sc.client.status == "running"
+            for name in ("loss", "failed", "direct", "n_direct"):
+                np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+        with pytest.raises(InputError, match="either a cluster"):
+            run_ensemble(system, scenario, 5, cluster=sc, scheduler=address, compiled=compiled)
+    assert sc.client.status == "closed"

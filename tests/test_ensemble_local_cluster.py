@@ -99,3 +99,65 @@ def test_risk_workers_use_the_shared_helper(monkeypatch, tmp_path):
     assert made == [1]
     assert _environ() == before
     assert dask.eal.tolist() == pytest.approx(local.eal.tolist(), rel=1e-12)
+
+
+def test_local_cluster_workers_start_as_forks_on_linux(monkeypatch):
+    """The workers of --workers begin as copies of this process (fork, on Linux): a value set
+    here before the start is there in them; the oracle: Dask's spawn starts fresh ones."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork is the start method on Linux only")
+    assert ensemble.LOCAL_START_METHOD == "fork"
+    seen = {}
+    for method in ("fork", "spawn"):
+        monkeypatch.setattr(ensemble, "LOCAL_START_METHOD", method)
+        monkeypatch.setattr(ensemble, "_FORK_PROBE", method, raising=False)
+        cluster = ensemble._local_cluster(distributed, 1)
+        try:
+            with distributed.Client(cluster, set_as_default=False) as client:
+                seen[method] = set(client.run(_fork_probe).values())
+        finally:
+            ensemble.close_local_cluster(cluster)
+    assert seen == {"fork": {"fork"}, "spawn": {None}}
+
+
+def _fork_probe():
+    from cascade import ensemble as ens
+
+    return getattr(ens, "_FORK_PROBE", None)
+
+
+def test_workers_start_with_the_system_and_scenario_in_their_stores(monkeypatch):
+    """--workers on Linux: the forked workers hold the compiled system and the prepared
+    scenario from the start, so nothing is sent; the oracle: spawned workers are sent both."""
+    import sys
+
+    from cascade import cluster as cl
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork is the start method on Linux only")
+    system = read_system(DEMO)
+    compiled = compile_system(system)
+    scenario = load_scenario(QUAKE)
+    want = run_ensemble(system, scenario, 100, threads=1, compiled=compiled)
+    real = cl.SweepCluster._send
+    missing = []
+
+    def send(self, tokens):
+        have = self.client.run(cl._store_has, list(tokens))
+        missing.append(sorted({t for t in tokens for held in have.values() if t not in held}))
+        return real(self, tokens)
+
+    monkeypatch.setattr(cl.SweepCluster, "_send", send)
+    seen = {}
+    for method in ("fork", "spawn"):
+        monkeypatch.setattr(ensemble, "LOCAL_START_METHOD", method)
+        missing.clear()
+        got = run_ensemble(system, scenario, 100, workers=2, compiled=compiled)
+        for name in ("loss", "failed", "direct", "n_direct"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+        seen[method] = list(missing)
+    assert seen["fork"] == [[]]
+    assert len(seen["spawn"]) == 1 and len(seen["spawn"][0]) == 2
+    assert cl._STORE == {} or all(not t.startswith(("CompiledSystem", "tuple")) for t in cl._STORE)
