@@ -20,16 +20,18 @@ extensions = [
     )
     for name in ("cascade._core", "cascade._flow", "cascade._ensemble")
 ] + [
-    # Per-sample seeds and normals in C, on numpy's own normal sampler (libnpyrandom).
+    # Per-sample seeds and normals in C (_draws), the correlated grid field's Philox normals
+    # and interpolation (_field), on numpy's own normal sampler (libnpyrandom).
     Extension(
-        "cascade._draws",
-        ["cascade/_draws.pyx"],
+        name,
+        [f"cascade/{name.split('.')[-1]}.pyx"],
         include_dirs=[numpy.get_include()],
         library_dirs=[os.path.join(os.path.dirname(numpy.__file__), "random", "lib")],
         libraries=["npyrandom", "m"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
+    for name in ("cascade._draws", "cascade._field")
 ]
 
 setup(

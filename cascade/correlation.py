@@ -193,7 +193,7 @@ class GridField:
         neg = lam < 0
         self.clipped = float(-lam[neg].sum() / np.abs(lam).sum()) if neg.any() else 0.0
         lam[neg] = 0.0
-        self._sqrt_lam = np.sqrt(lam / (mx * my))
+        self._sqrt_lam = np.ascontiguousarray(np.sqrt(lam / (mx * my)))
         self._tag = int.from_bytes(hashlib.blake2b(tag.encode(), digest_size=8).digest(), "little")
         # Bilinear weights of each site on the grid nodes (i, j), (i+1, j), (i, j+1), (i+1, j+1).
         fx, fy = (x - x0) / h, (y - y0) / h
@@ -207,7 +207,14 @@ class GridField:
         c1, c2 = correlation(h / 1000.0, self.range_km), correlation(math.sqrt(2) * h / 1000.0, self.range_km)
         var = (w ** 2).sum(1) + 2 * c1 * (w[:, 0] * w[:, 1] + w[:, 2] * w[:, 3] + w[:, 0] * w[:, 2]
                                           + w[:, 1] * w[:, 3]) + 2 * c2 * (w[:, 0] * w[:, 3] + w[:, 1] * w[:, 2])
-        self._w = w
+        self._w = np.ascontiguousarray(w)
+        # The columns the sites use, and the nodes' flat indices in the (mx, c1 - c0) block of them.
+        cols = np.concatenate([j, j + 1]) if len(j) else np.zeros(1, np.int64)
+        self._cols = (int(cols.min()), int(cols.max()) + 1)
+        nc = self._cols[1] - self._cols[0]
+        jj = j - self._cols[0]
+        self._idx_cols = np.ascontiguousarray(
+            np.stack([i * nc + jj, (i + 1) * nc + jj, i * nc + jj + 1, (i + 1) * nc + jj + 1], 1), np.int64)
         self._nugget = np.sqrt(np.clip(1.0 - var, 0.0, None))
         self._h = h
         self.n_grid = 2 * mx * my
@@ -233,16 +240,51 @@ class GridField:
     def draw_base(self, salts) -> np.ndarray:
         """:meth:`draw` without the nugget term: the interpolated grid field, shape (B, n_sites);
         ``draw`` adds ``nugget * Φ⁻¹(keyed uniform of the site's key and the salt)`` to it
-        (cascade/_ensemble.pyx adds it in compiled code, drawing the normal only when needed)."""
+        (cascade/_ensemble.pyx adds it in compiled code, drawing the normal only when needed).
+
+        Bit for bit ``Re(fft2(sqrt(λ/M) z))`` interpolated with ``einsum`` as in
+        :meth:`draw_reference`, computed as: the normals z (numpy's Philox and ziggurat)
+        times sqrt(λ/M) in C (:func:`cascade._field.grid_normals`, no GIL), numpy's FFT along
+        the last axis for the whole grid, then along the first axis only for the columns the
+        sites use (each column's FFT is the same numbers alone or in fft2), and the bilinear
+        interpolation of the real part in C (:func:`cascade._field.interpolate`)."""
+        from . import _field
+
+        salts = np.ascontiguousarray(np.asarray(salts, np.uint64).reshape(-1))
+        out = np.empty((len(salts), self.n_sites))
+        if not len(salts) or not self.n_sites:
+            return out
+        z, rows, spectrum = self._buffers(len(salts))
+        _field.grid_normals(salts, self._tag, self._sqrt_lam, z)
+        np.fft.fft(z.view(complex), axis=-1, out=rows)
+        np.fft.fft(rows[:, :, self._cols[0]:self._cols[1]], axis=-2, out=spectrum)
+        # (numpy's einsum sums one field's four terms pairwise, a block's in turn: the same here)
+        _field.interpolate(spectrum.view(np.float64), self._idx_cols, self._w, out, len(salts) == 1)
+        return out
+
+    def _buffers(self, n: int) -> tuple:
+        """This thread's work arrays for n fields of this grid (kept: fresh arrays of a few MB
+        per block cost page faults), the normals (n, mx, 2 my), the rows' FFT (n, mx, my)
+        and the used columns' FFT (n, mx, c1 - c0)."""
+        mx, my = self.shape
+        key = (n, mx, my, self._cols)
+        cache = _work.__dict__.setdefault("grids", {})
+        bufs = cache.get(key)
+        if bufs is None:
+            if len(cache) >= 8:
+                cache.clear()
+            bufs = cache[key] = (np.empty((n, mx, 2 * my)), np.empty((n, mx, my), complex),
+                                 np.empty((n, mx, self._cols[1] - self._cols[0]), complex))
+        return bufs
+
+    def draw_reference(self, salts) -> np.ndarray:
+        """:meth:`draw_base` as numpy computes it (one Philox generator per salt, ``fft2`` of the
+        whole grid, ``einsum``): the oracle of the compiled parts (tests)."""
         salts = np.asarray(salts, np.uint64).reshape(-1)
         mx, my = self.shape
         z = np.empty((len(salts), mx, my), complex)
-        g = _philox()
         for k, salt in enumerate(salts):
-            # Philox keyed by (salt, tag): a counter-based stream, cheap to start per sample.
-            # Re-keying one generator per thread gives the stream of Philox(key=...) without
-            # that constructor's OS entropy read for a seed it then ignores.
-            _rekey(g, int(salt) ^ self._tag)
+            g = np.random.Generator(np.random.Philox(key=int(salt) ^ self._tag))
             g.standard_normal(2 * mx * my, out=z[k].view(np.float64).reshape(-1))
         # Re(FFT(sqrt(λ/M) (z1 + i z2))) has exactly the embedded covariance.
         field = np.fft.fft2(self._sqrt_lam * z, axes=(-2, -1)).real.reshape(len(salts), -1)
@@ -263,7 +305,7 @@ class GridField:
         return float(self._w[i] @ correlation(d / 1000.0, self.range_km) @ self._w[j])
 
 
-_local = threading.local()
+_work = threading.local()          # per thread: GridField._buffers
 
 
 def _keyed_normal(keys: np.ndarray, salts: np.ndarray) -> np.ndarray:
@@ -274,23 +316,6 @@ def _keyed_normal(keys: np.ndarray, salts: np.ndarray) -> np.ndarray:
     out = np.empty((len(salts), len(keys)))
     keyed_normal(np.ascontiguousarray(keys, np.uint64), np.ascontiguousarray(salts, np.uint64), out)
     return out
-
-
-def _philox() -> np.random.Generator:
-    """This thread's Philox generator (re-keyed per field by :func:`_rekey`)."""
-    g = getattr(_local, "philox", None)
-    if g is None:
-        g = _local.philox = np.random.Generator(np.random.Philox(key=0))
-    return g
-
-
-def _rekey(g: np.random.Generator, key: int) -> None:
-    """Put ``g`` at the start of the stream of ``Philox(key=key)`` (counter 0, empty buffer)."""
-    g.bit_generator.state = {
-        "bit_generator": "Philox",
-        "state": {"counter": np.zeros(4, np.uint64),
-                  "key": np.array([key & 0xFFFFFFFFFFFFFFFF, key >> 64], np.uint64)},
-        "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
 
 
 def _fast_len(n: int) -> int:

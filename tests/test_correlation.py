@@ -196,3 +196,90 @@ def test_correlation_none_uses_the_documented_independent_draws(tmp_path):
         expected = {name for name, f in zip(["a", "b"], fail) if f}
         got = {str(c.node_ids[j]) for j in sc.sample(c, i)[0]}
         assert got == expected
+
+
+# The grid field's compiled parts (cascade/_field.pyx) against numpy, bit for bit.
+
+def test_compiled_philox_stream_and_normals_match_numpy():
+    """_field's Philox 4x64-10 gives numpy's raw words, and its inline ziggurat (tables read
+    off numpy's sampler at import) numpy's standard normals, slow paths included."""
+    from cascade import _field
+
+    for key in (0, 1, 2**63 + 11, 2**64 - 1):
+        raw = np.empty(1001, np.uint64)
+        _field.philox_uint64(key, raw)
+        np.testing.assert_array_equal(raw, np.random.Philox(key=key).random_raw(1001))
+        normals = np.empty(200_001)
+        _field.philox_normals(key, normals)
+        expected = np.random.Generator(np.random.Philox(key=key)).standard_normal(200_001)
+        np.testing.assert_array_equal(normals.view(np.uint64), expected.view(np.uint64))
+        # the tail beyond the ziggurat's base strip (|x| > 3.65) comes from the slow path
+        assert (np.abs(normals) > 3.66).sum() > 5
+    ki, wi = _field.ziggurat_tables()
+    assert ki[1] == 0 and (ki[2:] > 0).all() and (wi > 0).all() and (np.diff(wi[1:]) > 0).all()
+
+
+def test_compiled_grid_normals_round_like_numpys_complex_product():
+    """grid_normals = sqrt(λ/M) * (complex normals of Philox(salt ^ tag)), zeros of λ (whose
+    products' signs depend on the order numpy rounds in) included."""
+    from cascade import _field
+
+    rng = np.random.default_rng(8)
+    root = rng.random((7, 5))
+    root[2, 3] = root[0, 0] = 0.0
+    salts = np.array([0, 5, 2**64 - 1], np.uint64)
+    tag = 0x1234_5678_9ABC_DEF0
+    out = np.empty((3, 7, 10))
+    _field.grid_normals(salts, tag, root, out)
+    z = np.stack([np.random.Generator(np.random.Philox(key=int(s) ^ tag)).standard_normal(70)
+                  .view(complex).reshape(7, 5) for s in salts])
+    np.testing.assert_array_equal(out.view(np.uint64), (root * z).view(np.float64).view(np.uint64)
+                                  .reshape(3, 7, 10))
+    with pytest.raises(ValueError, match="shape"):
+        _field.grid_normals(salts, tag, root, np.empty((3, 7, 9)))
+
+
+@pytest.mark.parametrize("n, b_km", [(400, 8.5), (2000, 25.7), (3, 8.5), (60, 2.0)])
+def test_grid_field_draw_base_equals_numpy_fft2_and_einsum(n, b_km):
+    """draw_base (compiled normals, FFT of the used columns, compiled interpolation) gives
+    draw_reference (numpy's generator per salt, fft2 of the whole grid, einsum) bit for bit,
+    for one field (einsum sums pairwise) and for blocks (einsum sums in turn)."""
+    rng = np.random.default_rng(n)
+    x, y = rng.uniform(0, 20_000, n), rng.uniform(0, 15_000, n)
+    field = GridField(x, y, b_km, rng.integers(0, 2**64, n, dtype=np.uint64), tag="t")
+    assert field._cols[1] - field._cols[0] < field.shape[1]      # the FFT skips columns
+    for count in (1, 2, 33, 32):
+        salts = rng.integers(0, 2**64, count, dtype=np.uint64)
+        np.testing.assert_array_equal(field.draw_base(salts).view(np.uint64),
+                                      field.draw_reference(salts).view(np.uint64))
+
+
+def test_grid_field_draws_in_threads_equal_serial_draws():
+    """GridField keeps its work arrays per thread: fields drawn by two threads at once are
+    the serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(0, 20_000, 500), rng.uniform(0, 15_000, 500)
+    field = GridField(x, y, 8.5, rng.integers(0, 2**64, 500, dtype=np.uint64), tag="t")
+    salt_sets = [np.arange(k, k + 32, dtype=np.uint64) for k in range(0, 320, 32)]
+    serial = [field.draw_base(s) for s in salt_sets]
+    with ThreadPoolExecutor(2) as pool:
+        parallel = list(pool.map(field.draw_base, salt_sets))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_interpolation_refuses_bad_shapes_and_indices():
+    from cascade import _field
+
+    spectrum = np.zeros((2, 3, 8))                         # 2 fields of 3 x 4 complex
+    w = np.full((1, 4), 0.25)
+    with pytest.raises(ValueError, match="outside"):
+        _field.interpolate(spectrum, np.array([[0, 1, 2, 12]], np.int64), w, np.empty((2, 1)), False)
+    with pytest.raises(ValueError, match="shapes"):
+        _field.interpolate(spectrum, np.array([[0, 1, 2, 3]], np.int64), w, np.empty((3, 1)), False)
+    spectrum[1, 0, ::2] = [1.0, 2.0, 3.0, 4.0]             # real parts of field 1, row 0
+    out = np.empty((2, 1))
+    _field.interpolate(spectrum, np.array([[0, 1, 2, 3]], np.int64), w, out, False)
+    assert out.tolist() == [[0.0], [2.5]]

@@ -161,8 +161,9 @@ def test_hardening_and_attribution_keep_python_path(demo):
 
 
 def test_grid_field_rekeyed_generator_matches_fresh_philox():
-    """GridField.draw re-keys one Philox per thread: the same normals as a fresh
-    ``Philox(key=salt ^ tag)`` per salt (the draw before that change, rebuilt here)."""
+    """GridField.draw draws its normals in C (cascade/_field.pyx) and FFTs only the columns
+    the sites use: the same numbers as a fresh ``Philox(key=salt ^ tag)`` per salt, ``fft2``
+    and ``einsum`` (the draw before those changes, rebuilt here)."""
     from scipy.special import ndtri
 
     from cascade.correlation import GridField
