@@ -1344,6 +1344,79 @@ def edge_arcs(const index_t[::1] adj_edge, Py_ssize_t n_edges, index_t[::1] out)
             pos[e] += 1
 
 
+def gather_ranges(const index_t[::1] ptr, const index_t[::1] perm, index_t[::1] new_ptr,
+                  const index_t[::1] vals, const index_t[::1] vmap, index_t[::1] out):
+    """A CSR renumbered by ``perm`` (new row ``i`` is old row ``perm[i]``, its entries in the same
+    order): fills ``new_ptr`` (shape (len(perm)+1,)) and ``out`` (shape (ptr[-1],)) with, for each
+    new entry, ``vmap[vals[j]]`` of its old position ``j`` (``vals[j]`` when ``vmap`` is empty,
+    ``j`` itself when ``vals`` is empty too).  The sweep renumbers its system by the supply
+    forest's preorder with it (cascade.criticality._Renumbered)."""
+    cdef Py_ssize_t i, k = perm.shape[0]
+    cdef index_t j, r, pos = 0
+    cdef bint has_vals = vals.shape[0] > 0, has_map = vmap.shape[0] > 0
+    with nogil:
+        new_ptr[0] = 0
+        for i in range(k):
+            r = perm[i]
+            if has_map:
+                for j in range(ptr[r], ptr[r + 1]):
+                    out[pos] = vmap[vals[j]]
+                    pos += 1
+            elif has_vals:
+                for j in range(ptr[r], ptr[r + 1]):
+                    out[pos] = vals[j]
+                    pos += 1
+            else:
+                for j in range(ptr[r], ptr[r + 1]):
+                    out[pos] = j
+                    pos += 1
+            new_ptr[i + 1] = pos
+
+
+def renumber_arcs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
+                  const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+                  const index_t[::1] perm, const index_t[::1] rank, index_t[::1] new_ptr,
+                  index_t[::1] new_nbr, index_t[::1] new_edge, uint8_t[::1] new_fwd):
+    """The adjacency renumbered by ``perm`` / ``rank`` (new node ``i`` is old node ``perm[i]``,
+    ``rank`` the inverse), each node's arcs in the same order: :func:`gather_ranges` for the
+    three arc arrays in one pass."""
+    cdef Py_ssize_t i, k = perm.shape[0]
+    cdef index_t j, r, pos = 0
+    with nogil:
+        new_ptr[0] = 0
+        for i in range(k):
+            r = perm[i]
+            for j in range(adj_ptr[r], adj_ptr[r + 1]):
+                new_nbr[pos] = rank[adj_nbr[j]]
+                new_edge[pos] = adj_edge[j]
+                new_fwd[pos] = adj_fwd[j]
+                pos += 1
+            new_ptr[i + 1] = pos
+
+
+def map_index(const index_t[::1] vals, const index_t[::1] vmap, index_t[::1] out):
+    """``out[i] = vmap[vals[i]]``, and -1 where ``vals[i] < 0``."""
+    cdef Py_ssize_t i
+    cdef index_t v
+    with nogil:
+        for i in range(vals.shape[0]):
+            v = vals[i]
+            out[i] = vmap[v] if v >= 0 else -1
+
+
+def element_keys(const index_t[::1] el_node, const index_t[::1] el_edge,
+                 const index_t[::1] rank, const index_t[::1] edge_src, index_t[::1] out):
+    """The sweep's order of elements as keys for :func:`edge_arcs`: node ``x`` gets
+    ``rank[x]``, edge ``e`` gets ``n + rank[edge_src[e]]`` (``n = len(rank)``)."""
+    cdef Py_ssize_t k, n = rank.shape[0]
+    with nogil:
+        for k in range(el_node.shape[0]):
+            if el_node[k] >= 0:
+                out[k] = rank[el_node[k]]
+            else:
+                out[k] = <index_t>n + rank[edge_src[el_edge[k]]]
+
+
 def plain_bfs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, uint8_t[::1] mark,
               index_t[::1] queue):
     """A plain BFS over the whole CSR (every component, arcs both ways, no rule, no flags):

@@ -77,6 +77,16 @@ BASE_COLUMNS = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lo
 # what putting the rows back in order costs (README, issue 15).  Answers do not depend on it.
 FOREST_ORDER = False
 
+# Sweep (mode "local", threads) on a copy of the kernel arrays with the nodes renumbered by the
+# supply forest's depth-first preorder, elements in that order (:class:`_Renumbered`): each
+# subtree an element re-checks is then a run of consecutive indices, its arcs and groups too.
+# Only for systems of at least RENUMBER_MIN_NODES nodes and sweeps over at least
+# RENUMBER_MIN_SHARE of them (the copy costs about one pass over the arrays).  Answers are
+# identical (the kernel sees every list in the same order, see _Renumbered).
+RENUMBER = True
+RENUMBER_MIN_NODES = 50_000
+RENUMBER_MIN_SHARE = 0.25
+
 
 def _default_threads() -> int:
     import os
@@ -246,6 +256,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         if alive.any():
             layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
     order = None
+    kc = c
     if mode == 2:
         # The supply forest of the start state, shared read-only by the threads.
         parent, scratch = np.zeros(n, idx), np.zeros(n, idx)
@@ -256,17 +267,37 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         # their order): an element's subtree was just walked by its parent's element, so it is
         # still in the CPU cache.  Elements are independent (the kernel restores the start
         # state after each), so the answers do not depend on the order; rows are put back below.
-        if n_el > 1 and FOREST_ORDER:
+        renumber = (RENUMBER and cluster is None and n >= RENUMBER_MIN_NODES
+                    and n_el >= RENUMBER_MIN_SHARE * n)
+        if n_el > 1 and (FOREST_ORDER or renumber):
             rank = np.zeros(n, idx)
             _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
-            key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)], n).astype(idx)
-            order = np.zeros(n_el, idx)
-            _core.edge_arcs(key, n + 1, order)  # a stable counting sort of the keys 0..n
+            # Node elements by rank, then edges by the rank of their first end (stable).
+            wide = 2 * n >= 2**31 - 1 and idx != np.int64
+            kdt = np.int64 if wide else idx
+            key = np.zeros(n_el, kdt)
+            _core.element_keys(*(a.astype(kdt) if wide else a
+                                 for a in (el_node, el_edge, rank, c.edge_src)), key)
+            order = np.zeros(n_el, kdt)
+            _core.edge_arcs(key, 2 * n, order)  # a stable counting sort of the keys 0..2n-1
             el_node, el_edge = el_node[order], el_edge[order]
-    plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
-                      layer_root, layer_count, skip)
+            if renumber:
+                kc = _Renumbered(c, rank)
+    plan_args = (count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge, layer_root,
+                 layer_count, skip)
+    # The kernel's system and plan: the renumbered copy when there is one (element indices
+    # mapped to it; rows are per element and per layer, so nothing maps back).  The plan on
+    # the compiled system is then made only if a full cascade must redo elements.
+    if kc is c:
+        plan = kc_plan = _SweepPlan(c, start, *plan_args)
+        k_node = el_node
+    else:
+        plan = None
+        kc_plan = kc.plan(start, *plan_args)
+        k_node = kc.map(el_node, kc.rank)
 
-    def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand) -> None:
+    def run(c, plan, mode: int, el_node, el_edge, out_nodes, out_demand, out_layer,
+            out_layer_demand) -> None:
         """One pass of the kernel over the elements, chunk by chunk, on threads or Dask."""
         k = len(el_node)
         workers = cluster.n_workers if cluster is not None else threads
@@ -319,7 +350,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
 
     kernel_times: list[float] = []
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
-    run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
+    run(kc, kc_plan, mode, k_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
     redo = np.zeros(0, np.int64)
     if certify:
         # Certificate (see the module docstring): every `giant` layer keeps more than half of
@@ -341,16 +372,20 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         r_demand = np.zeros(len(redo), np.float64)
         r_layer = np.zeros((len(redo), L), np.int64)
         r_layer_demand = np.zeros((len(redo), L), np.float64)
-        run(0, np.ascontiguousarray(el_node[redo]), np.ascontiguousarray(el_edge[redo]),
+        # In the caller's numbering: the full cascade sums the demand in node order.
+        if plan is None:
+            plan = _SweepPlan(c, start, *plan_args)
+        run(c, plan, 0, np.ascontiguousarray(el_node[redo]), np.ascontiguousarray(el_edge[redo]),
             r_nodes, r_demand, r_layer, r_layer_demand)
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
         out_layer_demand[redo] = r_layer_demand
     bar.close()
     if cluster is not None:
-        cluster.forget(plan.token)
+        cluster.forget(kc_plan.token)
     if order is not None:  # rows back in the caller's order of elements
-        for out in (out_nodes, out_demand, out_layer, out_layer_demand):
-            out[order] = out.copy()
+        for out in (a for a in (out_nodes, out_demand, out_layer, out_layer_demand) if a.size):
+            rows = out.view(np.dtype((np.void, out.itemsize * out[0].size)))  # one item a row
+            rows[order] = rows.copy()
     if stats is not None:
         kernel_s = float(sum(kernel_times))
         stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
@@ -363,20 +398,21 @@ class _SweepPlan:
     """What every kernel pass of one sweep shares: the start fixpoint, the intact mask, the
     pre-failures and the supply forest (read-only; one copy per Dask worker)."""
 
-    def __init__(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
+    def __init__(self, c, start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
                  par_edge, layer_root, layer_count, skip: bool):
-        self.state = {name: getattr(start, name).copy() for name in
-                      ("working", "fail_round", "cause", "via_group", "alive", "edge_failed")}
+        # ``start``: the start fixpoint, a Workspace on ``c`` or a dict of its state arrays.
+        self.state = {name: (start[name] if isinstance(start, dict) else getattr(start, name).copy())
+                      for name in ("working", "fail_round", "cause", "via_group", "alive",
+                                   "edge_failed")}
         self.count_mask = count_mask
         self.pre_nodes, self.pre_edges = pre_nodes, pre_edges
         self.child_ptr, self.child_idx, self.par_edge = child_ptr, child_idx, par_edge
         self.layer_root, self.layer_count = layer_root, layer_count
         self.skip = bool(skip)
         self.token = uuid.uuid4().hex   # names this plan in the workers' buffer cache
-        c = start.compiled
         # Per-arc usability flags of the start state, and the two arcs of each edge.
         self.arc = np.zeros(len(c.adj_nbr), np.uint8)
-        _core.arc_flags(c.adj_edge, c.adj_fwd, start.edge_failed, self.arc)
+        _core.arc_flags(c.adj_edge, c.adj_fwd, self.state["edge_failed"], self.arc)
         # np.argsort(adj_edge, kind="stable") by one counting pass (a sort took 0.5 s at 10^6).
         self.edge_arc = np.zeros(len(c.adj_edge), c.index_dtype)
         _core.edge_arcs(c.adj_edge, c.n_edges, self.edge_arc)
@@ -393,6 +429,79 @@ class _SweepPlan:
                    cursor=np.zeros(L, idx), held=np.zeros(c.n_groups, np.uint8),
                    arc=self.arc.copy())
         return out
+
+
+class _Renumbered:
+    """The arrays the sweep kernel reads, with the nodes renumbered (issue 15): node ``v`` of
+    the compiled system is node ``rank[v]`` here, ``perm`` the inverse (``perm[rank[v]] == v``).
+
+    Made from the supply forest's preorder (:func:`cascade._core.forest_rank`), so each subtree
+    is a run of consecutive indices and its rows of every per-node array (adjacency, groups,
+    dependants, children) follow each other in memory.  Groups are renumbered with their
+    owners; edges, layers and arc order within a node are kept.  Every list the kernel walks
+    keeps its order (a layer's nodes, a node's arcs, groups and dependants; a node's children,
+    because siblings keep their relative order in a preorder), so the kernel fails the same
+    nodes in the same order and sums the same demands in the same order: the answers are
+    identical.  It lives only inside :func:`core_sweep` (``compiled.py`` stays the one
+    name-to-index boundary); the rows it gives are per element and per layer, so nothing is
+    mapped back but the elements' order.
+    """
+
+    def __init__(self, c: CompiledSystem, rank: np.ndarray):
+        idx = c.index_dtype
+        n = c.n_nodes
+        self.index_dtype, self.layer_names = idx, c.layer_names
+        self.n_nodes, self.n_edges, self.n_groups = n, c.n_edges, c.n_groups
+        self.rank = np.ascontiguousarray(rank, dtype=idx)
+        self.perm = np.zeros(n, idx)
+        self.perm[self.rank] = np.arange(n, dtype=idx)
+        perm = self.perm
+        self.layer_rule, self.layer_ptr, self.edge_directed = c.layer_rule, c.layer_ptr, c.edge_directed
+        self.layer_nodes = self.map(c.layer_nodes, self.rank)
+        self.node_layer, self.is_source, self.demand = c.node_layer[perm], c.is_source[perm], c.demand[perm]
+        self.edge_src, self.edge_dst = self.map(c.edge_src, self.rank), self.map(c.edge_dst, self.rank)
+        self.adj_ptr = np.zeros(n + 1, idx)
+        self.adj_nbr, self.adj_edge = np.zeros_like(c.adj_nbr), np.zeros_like(c.adj_edge)
+        self.adj_fwd = np.zeros_like(c.adj_fwd)
+        _core.renumber_arcs(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, perm, self.rank,
+                            self.adj_ptr, self.adj_nbr, self.adj_edge, self.adj_fwd)
+        # Groups follow their owners (a node's groups stay a run, in their order).
+        self.grp_ptr, self.gperm = self.gather(c.grp_ptr, perm)
+        self.grank = np.zeros(c.n_groups, idx)
+        self.grank[self.gperm] = np.arange(c.n_groups, dtype=idx)
+        self.group_owner = self.map(c.group_owner[self.gperm], self.rank)
+        self.sup_ptr = np.zeros(c.n_groups + 1, idx)   # the kernel reads only counts
+        np.cumsum(np.diff(c.sup_ptr)[self.gperm], out=self.sup_ptr[1:])
+        self.rdep_ptr, self.rdep_grp = self.gather(c.rdep_ptr, perm, c.rdep_grp, self.grank)
+
+    def gather(self, ptr, perm, vals=None, vmap=None):
+        """``ptr``'s CSR with row ``i`` the old row ``perm[i]``: (new ptr, for each new entry
+        ``vmap[vals[j]]`` of its old position ``j``, or ``vals[j]``, or ``j``)."""
+        empty = np.zeros(0, self.index_dtype)
+        new_ptr = np.zeros(len(perm) + 1, self.index_dtype)
+        out = np.zeros(int(ptr[len(ptr) - 1]), self.index_dtype)
+        _core.gather_ranges(ptr, perm, new_ptr, empty if vals is None else vals,
+                            empty if vmap is None else vmap, out)
+        return new_ptr, out
+
+    def map(self, vals, vmap):
+        """``vmap[vals]``, -1 kept."""
+        out = np.zeros(len(vals), self.index_dtype)
+        _core.map_index(np.ascontiguousarray(vals, dtype=self.index_dtype), vmap, out)
+        return out
+
+    def plan(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
+             par_edge, layer_root, layer_count, skip: bool) -> "_SweepPlan":
+        """The :class:`_SweepPlan` of these arguments (on the compiled system) in this numbering."""
+        p, rank = self.perm, self.rank
+        state = {name: getattr(start, name)[p] for name in ("working", "fail_round", "cause")}
+        state["via_group"] = self.map(start.via_group[p], self.grank)
+        state["alive"] = start.alive[self.gperm]
+        state["edge_failed"] = start.edge_failed.copy()
+        child_ptr, child_idx = self.gather(child_ptr, p, child_idx, rank)
+        return _SweepPlan(self, state, count_mask[p], self.map(pre_nodes, rank), pre_edges,
+                          child_ptr, child_idx, par_edge[p], self.map(layer_root, rank),
+                          layer_count, skip)
 
 
 def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_node, el_edge,
