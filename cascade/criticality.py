@@ -188,7 +188,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
         rest of the call's wall time: fixpoints, supply forest, buffers, certificate) and
         ``redone`` (elements recomputed in full after a failed certificate); ``setup_s`` only
-        on one thread (else None).
+        on one thread (else None).  Within ``setup_s``: ``order_s`` (the forest order of the
+        elements and the renumbered copy); ``renumbered`` says whether the kernel ran on the renumbered copy.
 
     Returns
     -------
@@ -216,6 +217,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         raise ValueError("pre-failure index out of range")
 
     t_setup = time.perf_counter()
+    el_node_c, el_edge_c = el_node, el_edge    # the caller's order (rows are written in it)
+    times = {"order_s": 0.0}   # for stats: the order of elements and the renumbering
     intact = Workspace(c)
     intact.run()
     count_mask = intact.working.copy()
@@ -266,10 +269,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         # Node elements are swept in the forest's depth-first preorder (edges after them, in
         # their order): an element's subtree was just walked by its parent's element, so it is
         # still in the CPU cache.  Elements are independent (the kernel restores the start
-        # state after each), so the answers do not depend on the order; rows are put back below.
+        # state after each), so the answers do not depend on the order; the kernel writes each
+        # element's row at its place in the caller's order (``el_row``).
         renumber = (RENUMBER and cluster is None and n >= RENUMBER_MIN_NODES
                     and n_el >= RENUMBER_MIN_SHARE * n)
         if n_el > 1 and (FOREST_ORDER or renumber):
+            t_order = time.perf_counter()
             rank = np.zeros(n, idx)
             _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
             # Node elements by rank, then edges by the rank of their first end (stable).
@@ -283,6 +288,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             el_node, el_edge = el_node[order], el_edge[order]
             if renumber:
                 kc = _Renumbered(c, rank)
+            times["order_s"] = time.perf_counter() - t_order
     plan_args = (count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge, layer_root,
                  layer_count, skip)
     # The kernel's system and plan: the renumbered copy when there is one (element indices
@@ -293,22 +299,26 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         k_node = el_node
     else:
         plan = None
+        t_plan = time.perf_counter()
         kc_plan = kc.plan(start, *plan_args)
+        times["order_s"] += time.perf_counter() - t_plan
         k_node = kc.map(el_node, kc.rank)
 
     def run(c, plan, mode: int, el_node, el_edge, out_nodes, out_demand, out_layer,
-            out_layer_demand) -> None:
-        """One pass of the kernel over the elements, chunk by chunk, on threads or Dask."""
+            out_layer_demand, rows=None) -> None:
+        """One pass of the kernel over the elements, chunk by chunk, on threads or Dask; the
+        row of element ``k`` is ``rows[k]`` (default ``k``)."""
         k = len(el_node)
         workers = cluster.n_workers if cluster is not None else threads
         size = int(chunk or max(8, min(4096, -(-k // (16 * workers)))))
         n_chunks = -(-k // size)
         if cluster is not None:
             def collect(part) -> int:
-                lo, rows = part
-                hi = lo + len(rows[0])
-                for out, got in zip((out_nodes, out_demand, out_layer, out_layer_demand), rows):
-                    out[lo:hi] = got
+                lo, got_rows = part
+                hi = lo + len(got_rows[0])
+                at = slice(lo, hi) if rows is None else rows[lo:hi]
+                for out, got in zip((out_nodes, out_demand, out_layer, out_layer_demand), got_rows):
+                    out[at] = got
                 return hi - lo
 
             # The system (kept in the workers' stores between sweeps) and this sweep's plan go
@@ -331,9 +341,14 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
                 t = time.perf_counter()
-                _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
-                              out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
-                              out_layer_demand[lo:hi])
+                if rows is None:
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
+                                  out_layer_demand[lo:hi])
+                else:   # rows of distinct elements are distinct: threads never share one
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  out_nodes, out_demand, out_layer, out_layer_demand,
+                                  rows[lo:hi])
                 kernel_time.append(time.perf_counter() - t)  # list.append is atomic
                 bar.update(hi - lo)
 
@@ -350,7 +365,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
 
     kernel_times: list[float] = []
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
-    run(kc, kc_plan, mode, k_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
+    run(kc, kc_plan, mode, k_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand,
+        None if order is None else order.astype(idx, copy=False))
     redo = np.zeros(0, np.int64)
     if certify:
         # Certificate (see the module docstring): every `giant` layer keeps more than half of
@@ -375,19 +391,16 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         # In the caller's numbering: the full cascade sums the demand in node order.
         if plan is None:
             plan = _SweepPlan(c, start, *plan_args)
-        run(c, plan, 0, np.ascontiguousarray(el_node[redo]), np.ascontiguousarray(el_edge[redo]),
+        run(c, plan, 0, np.ascontiguousarray(el_node_c[redo]), np.ascontiguousarray(el_edge_c[redo]),
             r_nodes, r_demand, r_layer, r_layer_demand)
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
         out_layer_demand[redo] = r_layer_demand
     bar.close()
     if cluster is not None:
         cluster.forget(kc_plan.token)
-    if order is not None:  # rows back in the caller's order of elements
-        for out in (a for a in (out_nodes, out_demand, out_layer, out_layer_demand) if a.size):
-            rows = out.view(np.dtype((np.void, out.itemsize * out[0].size)))  # one item a row
-            rows[order] = rows.copy()
     if stats is not None:
         kernel_s = float(sum(kernel_times))
+        stats.update(times, renumbered=kc is not c)
         stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
                      setup_s=(time.perf_counter() - t_setup - kernel_s
                               if threads == 1 and cluster is None else None))
@@ -433,7 +446,7 @@ class _SweepPlan:
 
 class _Renumbered:
     """The arrays the sweep kernel reads, with the nodes renumbered (issue 15): node ``v`` of
-    the compiled system is node ``rank[v]`` here, ``perm`` the inverse (``perm[rank[v]] == v``).
+    the compiled system is node ``rank[v]`` here, and group ``g`` is group ``grank[g]``.
 
     Made from the supply forest's preorder (:func:`cascade._core.forest_rank`), so each subtree
     is a run of consecutive indices and its rows of every per-node array (adjacency, groups,
@@ -452,35 +465,33 @@ class _Renumbered:
         n = c.n_nodes
         self.index_dtype, self.layer_names = idx, c.layer_names
         self.n_nodes, self.n_edges, self.n_groups = n, c.n_edges, c.n_groups
-        self.rank = np.ascontiguousarray(rank, dtype=idx)
-        self.perm = np.zeros(n, idx)
-        self.perm[self.rank] = np.arange(n, dtype=idx)
-        perm = self.perm
+        self.rank = rank = np.ascontiguousarray(rank, dtype=idx)
         self.layer_rule, self.layer_ptr, self.edge_directed = c.layer_rule, c.layer_ptr, c.edge_directed
-        self.layer_nodes = self.map(c.layer_nodes, self.rank)
-        self.node_layer, self.is_source, self.demand = c.node_layer[perm], c.is_source[perm], c.demand[perm]
-        self.edge_src, self.edge_dst = self.map(c.edge_src, self.rank), self.map(c.edge_dst, self.rank)
+        self.layer_nodes = self.map(c.layer_nodes, rank)
+        self.node_layer, self.is_source, self.demand = (self.nodes(a) for a in
+                                                        (c.node_layer, c.is_source, c.demand))
+        self.edge_src, self.edge_dst = self.map(c.edge_src, rank), self.map(c.edge_dst, rank)
         self.adj_ptr = np.zeros(n + 1, idx)
         self.adj_nbr, self.adj_edge = np.zeros_like(c.adj_nbr), np.zeros_like(c.adj_edge)
         self.adj_fwd = np.zeros_like(c.adj_fwd)
-        _core.renumber_arcs(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, perm, self.rank,
-                            self.adj_ptr, self.adj_nbr, self.adj_edge, self.adj_fwd)
+        _core.renumber_arcs(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, rank, self.adj_ptr,
+                            self.adj_nbr, self.adj_edge, self.adj_fwd)
         # Groups follow their owners (a node's groups stay a run, in their order).
-        self.grp_ptr, self.gperm = self.gather(c.grp_ptr, perm)
+        self.grp_ptr, gperm = self.gather(c.grp_ptr)
         self.grank = np.zeros(c.n_groups, idx)
-        self.grank[self.gperm] = np.arange(c.n_groups, dtype=idx)
-        self.group_owner = self.map(c.group_owner[self.gperm], self.rank)
+        self.grank[gperm] = np.arange(c.n_groups, dtype=idx)
+        self.group_owner = self.groups(self.map(c.group_owner, rank))
         self.sup_ptr = np.zeros(c.n_groups + 1, idx)   # the kernel reads only counts
-        np.cumsum(np.diff(c.sup_ptr)[self.gperm], out=self.sup_ptr[1:])
-        self.rdep_ptr, self.rdep_grp = self.gather(c.rdep_ptr, perm, c.rdep_grp, self.grank)
+        np.cumsum(self.groups(np.diff(c.sup_ptr)), out=self.sup_ptr[1:])
+        self.rdep_ptr, self.rdep_grp = self.gather(c.rdep_ptr, c.rdep_grp, self.grank)
 
-    def gather(self, ptr, perm, vals=None, vmap=None):
-        """``ptr``'s CSR with row ``i`` the old row ``perm[i]``: (new ptr, for each new entry
+    def gather(self, ptr, vals=None, vmap=None):
+        """``ptr``'s CSR with row ``v`` moved to ``rank[v]``: (new ptr, for each new entry
         ``vmap[vals[j]]`` of its old position ``j``, or ``vals[j]``, or ``j``)."""
         empty = np.zeros(0, self.index_dtype)
-        new_ptr = np.zeros(len(perm) + 1, self.index_dtype)
+        new_ptr = np.zeros(len(self.rank) + 1, self.index_dtype)
         out = np.zeros(int(ptr[len(ptr) - 1]), self.index_dtype)
-        _core.gather_ranges(ptr, perm, new_ptr, empty if vals is None else vals,
+        _core.gather_ranges(ptr, self.rank, new_ptr, empty if vals is None else vals,
                             empty if vmap is None else vmap, out)
         return new_ptr, out
 
@@ -490,23 +501,36 @@ class _Renumbered:
         _core.map_index(np.ascontiguousarray(vals, dtype=self.index_dtype), vmap, out)
         return out
 
+    def nodes(self, a):
+        """A per-node array laid out anew (a scatter: old order read, new places written)."""
+        out = np.empty_like(a)
+        out[self.rank] = a
+        return out
+
+    def groups(self, a):
+        """A per-group array laid out anew."""
+        out = np.empty_like(a)
+        out[self.grank] = a
+        return out
+
     def plan(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
              par_edge, layer_root, layer_count, skip: bool) -> "_SweepPlan":
         """The :class:`_SweepPlan` of these arguments (on the compiled system) in this numbering."""
-        p, rank = self.perm, self.rank
-        state = {name: getattr(start, name)[p] for name in ("working", "fail_round", "cause")}
-        state["via_group"] = self.map(start.via_group[p], self.grank)
-        state["alive"] = start.alive[self.gperm]
+        rank = self.rank
+        state = {name: self.nodes(getattr(start, name)) for name in ("working", "fail_round", "cause")}
+        state["via_group"] = self.nodes(self.map(start.via_group, self.grank))
+        state["alive"] = self.groups(start.alive)
         state["edge_failed"] = start.edge_failed.copy()
-        child_ptr, child_idx = self.gather(child_ptr, p, child_idx, rank)
-        return _SweepPlan(self, state, count_mask[p], self.map(pre_nodes, rank), pre_edges,
-                          child_ptr, child_idx, par_edge[p], self.map(layer_root, rank),
+        child_ptr, child_idx = self.gather(child_ptr, child_idx, rank)
+        return _SweepPlan(self, state, self.nodes(count_mask), self.map(pre_nodes, rank), pre_edges,
+                          child_ptr, child_idx, self.nodes(par_edge), self.map(layer_root, rank),
                           layer_count, skip)
 
 
 def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_node, el_edge,
-                  out_nodes, out_demand, out_layer, out_layer_demand) -> None:
-    """:func:`cascade._core.sweep` over one chunk of elements with one thread's buffers."""
+                  out_nodes, out_demand, out_layer, out_layer_demand, el_row=None) -> None:
+    """:func:`cascade._core.sweep` over one chunk of elements with one thread's buffers
+    (``el_row``: the output row of each element, default its place in the chunk)."""
     _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed, c.layer_ptr,
                 c.layer_nodes, c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr,
                 c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner, b["held"], c.edge_src, c.edge_dst,
@@ -516,7 +540,7 @@ def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_no
                 b["init_edges"], b["no_index"], plan.child_ptr, plan.child_idx, plan.par_edge,
                 b["aff"], b["aff_list"], b["cursor"], plan.layer_root, plan.layer_count,
                 out_nodes, out_demand, out_layer, out_layer_demand, mode, plan.skip, b["arc"],
-                plan.edge_arc)
+                plan.edge_arc, b["no_index"] if el_row is None else el_row)
 
 
 _worker_buffers = threading.local()
