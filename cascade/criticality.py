@@ -189,7 +189,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         rest of the call's wall time: fixpoints, supply forest, buffers, certificate) and
         ``redone`` (elements recomputed in full after a failed certificate); ``setup_s`` only
         on one thread (else None).  Within ``setup_s``: ``order_s`` (the forest order of the
-        elements and the renumbered copy); ``renumbered`` says whether the kernel ran on the renumbered copy.
+        elements and the renumbered copy); ``kernel_call_s`` (each kernel call's seconds, in
+        the order they ended); ``renumbered`` says whether the kernel ran on the renumbered copy.
 
     Returns
     -------
@@ -402,6 +403,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         kernel_s = float(sum(kernel_times))
         stats.update(times, renumbered=kc is not c)
         stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
+                     kernel_call_s=list(kernel_times),
                      setup_s=(time.perf_counter() - t_setup - kernel_s
                               if threads == 1 and cluster is None else None))
     return out_nodes, out_demand, out_layer, out_layer_demand
