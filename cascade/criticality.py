@@ -73,8 +73,9 @@ BASE_COLUMNS = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lo
 
 
 # Visit node elements in the supply forest's preorder (mode "local") instead of the caller's
-# order.  Off by default: on the 10^6-node lifelines it saved 0-20 % of the kernel's time, about
-# what putting the rows back in order costs (README, issue 15).  Answers do not depend on it.
+# order, without renumbering.  Off by default: alone it saved 0-20 % of the kernel's time on the
+# 10^6-node lifelines and its effect was mixed at 10^4-10^5 (README, issue 15); RENUMBER below
+# does it together with the renumbered layout.  Answers do not depend on it.
 FOREST_ORDER = False
 
 # Sweep (mode "local", threads) on a copy of the kernel arrays with the nodes renumbered by the
@@ -190,7 +191,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         ``redone`` (elements recomputed in full after a failed certificate); ``setup_s`` only
         on one thread (else None).  Within ``setup_s``: ``order_s`` (the forest order of the
         elements and the renumbered copy); ``kernel_call_s`` (each kernel call's seconds, in
-        the order they ended); ``renumbered`` says whether the kernel ran on the renumbered copy.
+        the order they ended); ``kernel_cpu_s`` (``kernel_s`` in CPU time of the threads
+        that ran them: what a loaded machine takes away from wall time); ``renumbered`` says whether the kernel ran on the renumbered copy.
 
     Returns
     -------
@@ -341,7 +343,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                 if i >= n_chunks or stop.is_set():
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
-                t = time.perf_counter()
+                t, t_cpu = time.perf_counter(), time.thread_time()
                 if rows is None:
                     _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
                                   out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
@@ -351,6 +353,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                                   out_nodes, out_demand, out_layer, out_layer_demand,
                                   rows[lo:hi])
                 kernel_time.append(time.perf_counter() - t)  # list.append is atomic
+                kernel_cpu.append(time.thread_time() - t_cpu)
                 bar.update(hi - lo)
 
         if threads == 1 or n_chunks == 1:
@@ -365,6 +368,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     raise
 
     kernel_times: list[float] = []
+    kernel_cpu: list[float] = []    # the same calls in CPU time of their thread
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
     run(kc, kc_plan, mode, k_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand,
         None if order is None else order.astype(idx, copy=False))
@@ -403,7 +407,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         kernel_s = float(sum(kernel_times))
         stats.update(times, renumbered=kc is not c)
         stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
-                     kernel_call_s=list(kernel_times),
+                     kernel_call_s=list(kernel_times), kernel_cpu_s=float(sum(kernel_cpu)),
                      setup_s=(time.perf_counter() - t_setup - kernel_s
                               if threads == 1 and cluster is None else None))
     return out_nodes, out_demand, out_layer, out_layer_demand
