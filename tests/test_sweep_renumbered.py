@@ -175,3 +175,20 @@ def test_gather_ranges_is_the_numpy_concatenation(lengths, seed, dtype, mapped):
     _core.gather_ranges(ptr, rank, new_ptr, np.zeros(0, dtype), np.zeros(0, dtype), positions)
     assert np.array_equal(positions, np.concatenate(
         [np.arange(ptr[i], ptr[i + 1]) for i in perm] + [np.zeros(0, int)]).astype(dtype))
+
+
+@pytest.mark.parametrize("elements", ["nodes", "all"])
+def test_ranking_and_greedy_worst_set_are_unchanged(renumber, elements):
+    """The user-facing tables (the N-1 ranking with its ties, and a greedy N-3 whose steps
+    sweep on top of pre-failures) are the same frames with and without renumbering."""
+    from cascade.criticality import greedy_worst_set, sweep
+
+    system = synthetic_lifelines(2500, seed=7)
+    got = {}
+    for on in (False, True):
+        renumber(on)
+        got[on] = (sweep(system, elements, threads=2),
+                   greedy_worst_set(system, 3, elements, threads=2))
+    for a, b in zip(got[False], got[True]):
+        assert not a.empty
+        assert a.equals(b)
