@@ -39,6 +39,10 @@ buffers allocated once per thread, threads across chunks with the GIL released):
   node works) gets a BFS spanning tree the same way: nodes outside the cut subtrees stay with
   the tree's root, the first node, which wins ties; only when another piece is strictly
   larger, or the root failed, is the whole layer searched.
+* **Memory order.**  On large systems (``RENUMBER``) the kernel runs on a copy of its arrays
+  with the nodes renumbered by the supply forest's preorder, so that each subtree an element
+  re-checks is a run of consecutive indices, and visits the elements in that order
+  (:class:`_Renumbered`); every list keeps its order, so the answers are identical.
 * ``plain=True`` turns all of this off (a full cascade per element); the tests hold the fast
   sweep equal to it and to the networkx reference engine.
 
