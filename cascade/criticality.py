@@ -193,10 +193,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
         rest of the call's wall time: fixpoints, supply forest, buffers, certificate) and
         ``redone`` (elements recomputed in full after a failed certificate); ``setup_s`` only
-        on one thread (else None).  Within ``setup_s``: ``order_s`` (the forest order of the
-        elements and the renumbered copy); ``kernel_call_s`` (each kernel call's seconds, in
-        the order they ended); ``kernel_cpu_s`` (``kernel_s`` in CPU time of the threads
-        that ran them: what a loaded machine takes away from wall time); ``renumbered`` says whether the kernel ran on the renumbered copy.
+        on one thread (else None).  Also ``order_s`` (part of ``setup_s``: the forest order of
+        the elements and the renumbered copy), ``renumbered`` (whether the kernel ran on that
+        copy), ``kernel_call_s`` (each kernel call's seconds, in the order they ended) and
+        ``kernel_cpu_s`` (``kernel_s`` in CPU time of the threads that ran the calls: a loaded
+        machine adds to wall time, much less to this).
 
     Returns
     -------
@@ -462,8 +463,8 @@ class _Renumbered:
     is a run of consecutive indices and its rows of every per-node array (adjacency, groups,
     dependants, children) follow each other in memory.  Groups are renumbered with their
     owners; edges, layers and arc order within a node are kept.  Every list the kernel walks
-    keeps its order (a layer's nodes, a node's arcs, groups and dependants; a node's children,
-    because siblings keep their relative order in a preorder), so the kernel fails the same
+    keeps its order (a layer's nodes; a node's arcs, groups, dependants and children: the
+    supply forest is carried over, not rebuilt), so the kernel fails the same
     nodes in the same order and sums the same demands in the same order: the answers are
     identical.  It lives only inside :func:`core_sweep` (``compiled.py`` stays the one
     name-to-index boundary); the rows it gives are per element and per layer, so nothing is
