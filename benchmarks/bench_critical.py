@@ -238,7 +238,7 @@ def test_static_cascade(benchmark, size, impl):
 #
 # The kernel is called with the system, plan, buffers and elements
 # :func:`cascade.criticality.core_sweep` gives it (captured from one sweep over the same
-# elements, whose answers it must reproduce): from 50 000 nodes on, the renumbered layout in
+# elements, whose answers it must reproduce): from 300 000 nodes on, the renumbered layout in
 # the supply forest's preorder (``criticality.RENUMBER``).
 SWEEPEL_SIZES = ["life100000"] + (["life1000000"] if BIG and not QUICK else [])
 SWEEPEL_ROUNDS = {"life10000": 30, "life100000": 10, "life1000000": 3}
