@@ -236,8 +236,10 @@ def test_static_cascade(benchmark, size, impl):
 #     costs the same at both sizes; an O(n) step per element (a reset, a scan, an allocation)
 #     makes it about 0.1 at 10^5 nodes and 0.01 at 10^6.
 #
-# The kernel is called with the plan and buffers :func:`cascade.criticality.core_sweep` builds
-# (captured from one sweep over the same elements, whose answers it must reproduce).
+# The kernel is called with the system, plan, buffers and elements
+# :func:`cascade.criticality.core_sweep` gives it (captured from one sweep over the same
+# elements, whose answers it must reproduce): from 300 000 nodes on, the renumbered layout in
+# the supply forest's preorder (``criticality.RENUMBER``).
 SWEEPEL_SIZES = ["life100000"] + (["life1000000"] if BIG and not QUICK else [])
 SWEEPEL_ROUNDS = {"life10000": 30, "life100000": 10, "life1000000": 3}
 
@@ -251,9 +253,10 @@ def _sweep_kernel(size: str):
     seen = {}
     real = criticality._kernel_chunk
 
-    def grab(c_, plan, buffers, mode, *rest):
-        seen.update(plan=plan, buffers=buffers, mode=mode)
-        real(c_, plan, buffers, mode, *rest)
+    def grab(c_, plan, buffers, mode, el_node, el_edge, *rest):
+        seen.update(c=c_, plan=plan, buffers=buffers, mode=mode, el_node=el_node, el_edge=el_edge,
+                    el_row=rest[4] if len(rest) > 4 else None)
+        real(c_, plan, buffers, mode, el_node, el_edge, *rest)
 
     criticality._kernel_chunk = grab
     try:
@@ -266,7 +269,8 @@ def _sweep_kernel(size: str):
            np.zeros((len(el), L)))
 
     def run():
-        real(c, seen["plan"], seen["buffers"], seen["mode"], el, none, *out)
+        real(seen["c"], seen["plan"], seen["buffers"], seen["mode"], seen["el_node"],
+             seen["el_edge"], *out, seen["el_row"])
 
     run()
     assert all(np.array_equal(a, b) for a, b in zip(out, want))

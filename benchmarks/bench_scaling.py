@@ -31,12 +31,13 @@ Kernels:
   in all, so past ``--full-sweep-max`` nodes it runs on a seeded random sample of the nodes
   (as many as fit in ``--sweep-budget`` seconds, judged from the previous size) and its time
   is scaled by N / sample (the ``scale`` column); the ``spread``
-  column (relative standard deviation of the per-element time between four chunks of the
-  sample) shows how much the per-element cost varies.  ``per_element_s`` is the time inside
-  the kernel calls over the elements and ``setup_s`` the rest of one call (fixpoints, supply
-  forest, buffers; the fastest of the four), both timed inside the same calls
-  (``core_sweep(stats=...)``), not obtained by subtracting a separately measured set-up; a
-  sampled sweep's ``seconds`` is one set-up plus ``per_element_s`` times N.
+  column (relative standard deviation of the per-element time between the four kernel calls
+  of the sample, one ``core_sweep`` call in four chunks) shows how much the per-element cost
+  varies.  ``per_element_s`` is the time inside the kernel calls over the elements and
+  ``setup_s`` the rest of the call (fixpoints, supply forest, buffers, and the renumbered
+  layout when the sweep makes one: ``renumbered``, ``order_s``), both timed inside the same
+  call (``core_sweep(stats=...)``), not obtained by subtracting a separately measured set-up;
+  a sampled sweep's ``seconds`` is one set-up plus ``per_element_s`` times N.
 
 Writes ``benchmarks/results/scaling-<date>-<commit>.json`` (rows, fits, machine) and
 ``benchmarks/results/report/scaling.png``.
@@ -142,7 +143,7 @@ def time_cascade_whole(compiled) -> tuple[float, int, int]:
         _core.LOCAL_MIN_NODES = old
 
 
-def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, float, int, float, float, float]:
+def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, float, int, float, float, float, dict]:
     """Time of ``core_sweep`` over all nodes, or over a seeded sample scaled up.
 
     Returns
@@ -158,7 +159,9 @@ def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, fl
     per_element : float
         Seconds inside the kernel per element.
     setup : float
-        The fastest chunk's set-up: its wall time outside the kernel calls.
+        The call's set-up: its wall time outside the kernel calls (renumbering included).
+    stats : dict
+        ``core_sweep``'s ``stats`` (``renumbered``, ``order_s``, ...).
     """
     from cascade.criticality import core_sweep
 
@@ -168,25 +171,29 @@ def time_sweep(compiled, sample: int | None, chunks: int = 4) -> tuple[float, fl
     else:
         el = np.sort(np.random.default_rng(REMOVAL_SEED).choice(n, size=sample, replace=False))
     el = el.astype(compiled.index_dtype)
-    per_element = []
-    measured = kernel = 0.0
-    setup = np.inf
-    for part in np.array_split(el, chunks):
-        if not len(part):
-            continue
-        stats = {}
+    # One call over the whole sample, in ``chunks`` kernel calls.  The sample stands for a sweep
+    # over every node, which runs on the renumbered layout from criticality.RENUMBER_MIN_NODES
+    # nodes on whatever its share: so the share threshold is lifted here.
+    from cascade import criticality
+
+    size = -(-len(el) // chunks)
+    stats = {}
+    old_share = criticality.RENUMBER_MIN_SHARE
+    criticality.RENUMBER_MIN_SHARE = 0.0
+    try:
         t = time.perf_counter()
-        core_sweep(compiled, part, np.full(len(part), -1, compiled.index_dtype), threads=1,
-                   stats=stats)
-        measured += time.perf_counter() - t
-        kernel += stats["kernel_s"]
-        setup = min(setup, stats["setup_s"])
-        per_element.append(stats["kernel_s"] / len(part))
-    spread_of = np.asarray(per_element)
+        core_sweep(compiled, el, np.full(len(el), -1, compiled.index_dtype), threads=1,
+                   chunk=size, stats=stats)
+        measured = time.perf_counter() - t
+    finally:
+        criticality.RENUMBER_MIN_SHARE = old_share
+    kernel, setup = stats["kernel_s"], stats["setup_s"]
+    sizes = [min(size, len(el) - lo) for lo in range(0, len(el), size)]
+    spread_of = np.asarray(stats["kernel_call_s"]) / np.asarray(sizes)   # one thread: in order
     spread = float(spread_of.std() / spread_of.mean()) if len(spread_of) > 1 else 0.0
     each = kernel / len(el)
     seconds = measured if len(el) == n else setup + each * n
-    return seconds, measured, len(el), spread, each, setup
+    return seconds, measured, len(el), spread, each, setup, stats
 
 
 def fit_exponent(sizes, seconds) -> tuple[float, float]:
@@ -263,14 +270,16 @@ def main(argv=None) -> int:
                         guess = per_element.get(system, 1e-6) * (c.n_nodes / per_element.get(
                             (system, "n"), c.n_nodes)) ** 1.0
                         sample = int(np.clip(args.sweep_budget / max(guess, 1e-9), 20, c.n_nodes))
-                    seconds, measured, k, spread, each, setup = time_sweep(c, sample)
+                    seconds, measured, k, spread, each, setup, st = time_sweep(c, sample)
                     per_element[system] = each
                     per_element[(system, "n")] = c.n_nodes
                     row = {"measured": measured, "elements": k, "repeats": 1,
                            "scale": c.n_nodes / k, "spread": spread, "setup_s": setup,
-                           "per_element_s": each, "per_element_method": "kernel"}
+                           "per_element_s": each, "per_element_method": "kernel",
+                           "renumbered": bool(st.get("renumbered")), "order_s": st.get("order_s")}
                     print(f"         {system:<9} {c.n_nodes:>9} sweep set-up {setup:.4g} s per call, "
-                          f"{each * 1e6:.3g} us per element after it", flush=True)
+                          f"{each * 1e6:.3g} us per element after it"
+                          f"{' (renumbered)' if st.get('renumbered') else ''}", flush=True)
                 row.update({"kernel": kernel, "system": system, "nodes": c.n_nodes,
                             "edges": c.n_edges, "seconds": seconds})
                 if kernel == "cascade" and system == "giant":

@@ -1,16 +1,23 @@
 """How the N-1 sweep's cost per element depends on memory order (issue 15), a script.
 
 For ``synthetic_lifelines(n)`` at each size, the kernel's time per element over every node
-(:func:`cascade.criticality.core_sweep`, one thread, ``stats["kernel_s"]``, set-up excluded; the
-fastest of ``--repeats``), with
+(:func:`cascade.criticality.core_sweep`, one thread, ``stats["kernel_s"]``) and the set-up of the
+same call (``stats["setup_s"]``), with
 
-* ``index``: elements visited in node order (``criticality.FOREST_ORDER = False``, the default);
-* ``forest``: elements visited in the supply forest's preorder (``FOREST_ORDER = True``);
-* ``renumbered-forest``: the nodes table reordered by that preorder before compiling, so each
-  subtree is a run of consecutive indices (elements in node order);
-* ``renumbered-random``: the nodes table shuffled (seed 1) before compiling.
+* ``index``: elements visited in node order, no renumbering (``criticality.RENUMBER = False``,
+  ``FOREST_ORDER = False``);
+* ``forest``: elements visited in the supply forest's preorder, no renumbering
+  (``FOREST_ORDER = True``);
+* ``renumbered``: the kernel's arrays renumbered by that preorder inside ``core_sweep``
+  (``criticality._Renumbered``, ``RENUMBER = True``, thresholds lowered to 0), elements in it;
+* ``recompiled-forest``: the nodes table reordered by that preorder before compiling, so each
+  subtree is a run of consecutive indices (elements in node order, no renumbering);
+* ``recompiled-random``: the nodes table shuffled (seed 1) before compiling.
 
-Every variant's answers are checked equal to the first's (matched by node id).  Usage:
+The variants run interleaved, ``--repeats`` rounds; the fastest of each is printed, and the
+ratios to ``index`` of the same run, in wall time and in the sweeping thread's CPU time
+(``stats["kernel_cpu_s"]``: on a loaded machine the wall time includes waiting for a core).  Every variant's answers are checked equal to the first's
+(matched by node id).  Usage:
 ``python benchmarks/sweep_order.py [--sizes 10000 100000 1000000] [--repeats 2]``.
 """
 from __future__ import annotations
@@ -37,22 +44,27 @@ def forest_preorder(c) -> np.ndarray:
     return np.argsort(rank)
 
 
-def per_element(c, forest_order: bool, repeats: int):
+VARIANTS = ("index", "forest", "renumbered", "recompiled-forest", "recompiled-random")
+
+
+def per_element(c, variant: str):
+    """One sweep over every node: (kernel seconds per element, set-up seconds, answers)."""
     from cascade import criticality
 
     el = np.arange(c.n_nodes).astype(c.index_dtype)
-    best, out = np.inf, None
-    old = criticality.FOREST_ORDER
+    saved = {k: getattr(criticality, k) for k in ("FOREST_ORDER", "RENUMBER", "RENUMBER_MIN_NODES",
+                                                  "RENUMBER_MIN_SHARE")}
     try:
-        criticality.FOREST_ORDER = forest_order
-        for _ in range(repeats):
-            stats = {}
-            out = criticality.core_sweep(c, el, np.full(len(el), -1, c.index_dtype), threads=1,
-                                         stats=stats)
-            best = min(best, stats["kernel_s"] / len(el))
+        criticality.FOREST_ORDER = variant == "forest"
+        criticality.RENUMBER = variant == "renumbered"
+        criticality.RENUMBER_MIN_NODES, criticality.RENUMBER_MIN_SHARE = 0, 0.0
+        stats = {}
+        out = criticality.core_sweep(c, el, np.full(len(el), -1, c.index_dtype), threads=1,
+                                     stats=stats)
     finally:
-        criticality.FOREST_ORDER = old
-    return best, out
+        for k, v in saved.items():
+            setattr(criticality, k, v)
+    return stats["kernel_s"] / len(el), stats["setup_s"], stats["kernel_cpu_s"] / len(el), out
 
 
 def main(argv=None) -> int:
@@ -62,30 +74,44 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args(argv)
-    print(f"{'nodes':>9} {'index':>8} {'forest':>8} {'renumbered-forest':>18} {'renumbered-random':>18}"
-          "  (us per element, kernel only, one thread)", flush=True)
+    print("us per element (kernel only, one thread, fastest of the repeats; ratio to index; the "
+          "same in the thread's CPU time) and set-up in ms", flush=True)
     for size in args.sizes:
         system = synthetic_lifelines(size, seed=0)
         c = compile_system(system)
         ids = np.asarray(c.node_ids)
-        row, want = [], None
-        variants = [(c, False), (c, True)]
-        for order in (forest_preorder(c), np.random.default_rng(1).permutation(c.n_nodes)):
-            nodes = system.nodes.set_index("id").loc[ids[order]].reset_index()
-            variants.append((compile_system(InfrastructureSystem.from_tables(
-                nodes, system.edges, system.dependencies, rules=system.rules)), False))
-        for cc, forest in variants:
-            each, out = per_element(cc, forest, args.repeats)
-            pos = {v: i for i, v in enumerate(np.asarray(cc.node_ids))}
-            back = np.array([pos[v] for v in ids])
-            got = (out[0][back], out[2][back])
-            if want is None:
-                want = got
-            assert all(np.array_equal(a, b) for a, b in zip(want, got)), "answers differ"
-            row.append(each * 1e6)
-        print(f"{c.n_nodes:>9} {row[0]:>8.2f} {row[1]:>8.2f} {row[2]:>18.2f} {row[3]:>18.2f}", flush=True)
-        del system, c, variants
+        systems = {}
+        for name in args.variants:
+            if name.startswith("recompiled"):
+                order = (forest_preorder(c) if name == "recompiled-forest"
+                         else np.random.default_rng(1).permutation(c.n_nodes))
+                nodes = system.nodes.set_index("id").loc[ids[order]].reset_index()
+                systems[name] = compile_system(InfrastructureSystem.from_tables(
+                    nodes, system.edges, system.dependencies, rules=system.rules))
+            else:
+                systems[name] = c
+        best = {name: (np.inf, np.inf, np.inf) for name in args.variants}
+        want = None
+        for _ in range(args.repeats):
+            for name in args.variants:
+                cc = systems[name]
+                each, setup, cpu, out = per_element(cc, name)
+                best[name] = (min(best[name][0], each), min(best[name][1], setup),
+                              min(best[name][2], cpu))
+                pos = {v: i for i, v in enumerate(np.asarray(cc.node_ids))} if cc is not c else None
+                back = np.array([pos[v] for v in ids]) if pos else np.arange(c.n_nodes)
+                got = (out[0][back], out[1][back], out[2][back], out[3][back])
+                if want is None:
+                    want = got
+                assert all(np.array_equal(a, b) for a, b in zip(want, got)), f"{name}: answers differ"
+        base, base_cpu = best[args.variants[0]][0], best[args.variants[0]][2]
+        cells = "  ".join(f"{name} {best[name][0] * 1e6:.2f} ({best[name][0] / base:.2f}x; CPU "
+                          f"{best[name][2] * 1e6:.2f}, {best[name][2] / base_cpu:.2f}x; "
+                          f"set-up {best[name][1] * 1e3:.0f})" for name in args.variants)
+        print(f"{c.n_nodes:>9}  {cells}", flush=True)
+        del system, c, systems
     return 0
 
 

@@ -705,7 +705,7 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
           const index_t[::1] layer_root, const index_t[::1] layer_count,
           int64_t[::1] out_nodes, double[::1] out_demand, int64_t[:, ::1] out_layer,
           double[:, ::1] out_layer_demand, int mode, bint skip, uint8_t[::1] arc,
-          const index_t[::1] edge_arc):
+          const index_t[::1] edge_arc, const index_t[::1] el_row):
     """Cascade of each element ``k`` failing on top of ``pre_nodes`` / ``pre_edges``.
 
     Element ``k`` is node ``el_node[k]`` when that is >= 0, else edge ``el_edge[k]``.  Row
@@ -734,6 +734,10 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
     ``arc`` (modes 1 and 2): the start state's per-arc flags (:func:`arc_flags`), a private
     copy per thread; ``edge_arc[2 e]``, ``edge_arc[2 e + 1]``: the two adjacency entries of
     edge ``e``, whose flags an edge element clears while it fails.
+
+    ``el_row``: empty, or the output row of each element (element ``k`` writes row
+    ``el_row[k]`` instead of ``k``): the sweep visits elements in its own order and writes
+    their rows in the caller's.
     """
     cdef Py_ssize_t n_el = el_node.shape[0], n = working.shape[0]
     cdef Py_ssize_t n_layers = layer_rule.shape[0]
@@ -745,25 +749,28 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
     cdef int64_t lost
     cdef double lost_demand
     cdef uint8_t arc0 = 0, arc1 = 0
+    cdef Py_ssize_t r
+    cdef bint has_row = el_row.shape[0] > 0
     with nogil:
         for k in range(n_el):
+            r = el_row[k] if has_row else k
             x = el_node[k]
             e = el_edge[k]
             for l in range(n_layers):
-                out_layer[k, l] = 0
-                out_layer_demand[k, l] = 0.0
-            out_nodes[k] = 0
-            out_demand[k] = 0.0
+                out_layer[r, l] = 0
+                out_layer_demand[r, l] = 0.0
+            out_nodes[r] = 0
+            out_demand[r] = 0.0
             if mode != 0:
                 if x >= 0:
                     if skip and not working[x]:
                         continue
                     if skip and _isolated_effect(x, adj_ptr, adj_nbr, adj_edge, arc, rdep_ptr,
                                                  layer_rule[node_layer[x]], working, edge_failed):
-                        out_nodes[k] = 1
-                        out_demand[k] = demand[x]
-                        out_layer[k, node_layer[x]] = 1
-                        out_layer_demand[k, node_layer[x]] = demand[x]
+                        out_nodes[r] = 1
+                        out_demand[r] = demand[x]
+                        out_layer[r, node_layer[x]] = 1
+                        out_layer_demand[r, node_layer[x]] = demand[x]
                         continue
                     init_nodes[0] = x
                     cur_nodes = init_nodes[:1]
@@ -800,10 +807,10 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                 for i in range(n_changed):
                     v = changed[i]
                     lost_demand += demand[v]
-                    out_layer[k, node_layer[v]] += 1
-                    out_layer_demand[k, node_layer[v]] += demand[v]
-                out_nodes[k] = n_changed
-                out_demand[k] = lost_demand
+                    out_layer[r, node_layer[v]] += 1
+                    out_layer_demand[r, node_layer[v]] += demand[v]
+                out_nodes[r] = n_changed
+                out_demand[r] = lost_demand
                 _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive, changed,
                       n_changed)
                 if x < 0:
@@ -835,10 +842,10 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                     if count_mask[v] and not working[v]:
                         lost += 1
                         lost_demand += demand[v]
-                        out_layer[k, node_layer[v]] += 1
-                        out_layer_demand[k, node_layer[v]] += demand[v]
-                out_nodes[k] = lost
-                out_demand[k] = lost_demand
+                        out_layer[r, node_layer[v]] += 1
+                        out_layer_demand[r, node_layer[v]] += demand[v]
+                out_nodes[r] = lost
+                out_demand[r] = lost_demand
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1342,6 +1349,85 @@ def edge_arcs(const index_t[::1] adj_edge, Py_ssize_t n_edges, index_t[::1] out)
             e = adj_edge[j]
             out[pos[e]] = <index_t>j
             pos[e] += 1
+
+
+def gather_ranges(const index_t[::1] ptr, const index_t[::1] rank, index_t[::1] new_ptr,
+                  const index_t[::1] vals, const index_t[::1] vmap, index_t[::1] out):
+    """A CSR with its rows renumbered (old row ``v`` becomes row ``rank[v]``, its entries in the
+    same order): fills ``new_ptr`` (shape (len(rank)+1,)) and ``out`` (shape (ptr[-1],)) with,
+    for each entry at old position ``j``, ``vmap[vals[j]]`` (``vals[j]`` when ``vmap`` is empty,
+    ``j`` itself when ``vals`` is empty too).  Reads the old rows in order and writes each to
+    its new place (scattered writes cost less than scattered reads).  The sweep renumbers its
+    system by the supply forest's preorder with it (cascade.criticality._Renumbered)."""
+    cdef Py_ssize_t v, k = rank.shape[0]
+    cdef index_t j, pos
+    cdef bint has_vals = vals.shape[0] > 0, has_map = vmap.shape[0] > 0
+    with nogil:
+        new_ptr[0] = 0
+        for v in range(k):
+            new_ptr[rank[v] + 1] = ptr[v + 1] - ptr[v]
+        for v in range(k):
+            new_ptr[v + 1] += new_ptr[v]
+        for v in range(k):
+            pos = new_ptr[rank[v]]
+            if has_map:
+                for j in range(ptr[v], ptr[v + 1]):
+                    out[pos] = vmap[vals[j]]
+                    pos += 1
+            elif has_vals:
+                for j in range(ptr[v], ptr[v + 1]):
+                    out[pos] = vals[j]
+                    pos += 1
+            else:
+                for j in range(ptr[v], ptr[v + 1]):
+                    out[pos] = j
+                    pos += 1
+
+
+def renumber_arcs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
+                  const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd,
+                  const index_t[::1] rank, index_t[::1] new_ptr,
+                  index_t[::1] new_nbr, index_t[::1] new_edge, uint8_t[::1] new_fwd):
+    """The adjacency renumbered by ``rank`` (old node ``v`` is node ``rank[v]``), each node's
+    arcs in the same order: :func:`gather_ranges` for the three arc arrays in one pass."""
+    cdef Py_ssize_t v, k = rank.shape[0]
+    cdef index_t j, pos
+    with nogil:
+        new_ptr[0] = 0
+        for v in range(k):
+            new_ptr[rank[v] + 1] = adj_ptr[v + 1] - adj_ptr[v]
+        for v in range(k):
+            new_ptr[v + 1] += new_ptr[v]
+        for v in range(k):
+            pos = new_ptr[rank[v]]
+            for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                new_nbr[pos] = rank[adj_nbr[j]]
+                new_edge[pos] = adj_edge[j]
+                new_fwd[pos] = adj_fwd[j]
+                pos += 1
+
+
+def map_index(const index_t[::1] vals, const index_t[::1] vmap, index_t[::1] out):
+    """``out[i] = vmap[vals[i]]``, and -1 where ``vals[i] < 0``."""
+    cdef Py_ssize_t i
+    cdef index_t v
+    with nogil:
+        for i in range(vals.shape[0]):
+            v = vals[i]
+            out[i] = vmap[v] if v >= 0 else -1
+
+
+def element_keys(const index_t[::1] el_node, const index_t[::1] el_edge,
+                 const index_t[::1] rank, const index_t[::1] edge_src, index_t[::1] out):
+    """The sweep's order of elements as keys for :func:`edge_arcs`: node ``x`` gets
+    ``rank[x]``, edge ``e`` gets ``n + rank[edge_src[e]]`` (``n = len(rank)``)."""
+    cdef Py_ssize_t k, n = rank.shape[0]
+    with nogil:
+        for k in range(el_node.shape[0]):
+            if el_node[k] >= 0:
+                out[k] = rank[el_node[k]]
+            else:
+                out[k] = <index_t>n + rank[edge_src[el_edge[k]]]
 
 
 def plain_bfs(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, uint8_t[::1] mark,

@@ -39,6 +39,10 @@ buffers allocated once per thread, threads across chunks with the GIL released):
   node works) gets a BFS spanning tree the same way: nodes outside the cut subtrees stay with
   the tree's root, the first node, which wins ties; only when another piece is strictly
   larger, or the root failed, is the whole layer searched.
+* **Memory order.**  On large systems (``RENUMBER``) the kernel runs on a copy of its arrays
+  with the nodes renumbered by the supply forest's preorder, so that each subtree an element
+  re-checks is a run of consecutive indices, and visits the elements in that order
+  (:class:`_Renumbered`); every list keeps its order, so the answers are identical.
 * ``plain=True`` turns all of this off (a full cascade per element); the tests hold the fast
   sweep equal to it and to the networkx reference engine.
 
@@ -73,9 +77,22 @@ BASE_COLUMNS = ["id", "element", "layer", "score", "nodes_lost", "cross_layer_lo
 
 
 # Visit node elements in the supply forest's preorder (mode "local") instead of the caller's
-# order.  Off by default: on the 10^6-node lifelines it saved 0-20 % of the kernel's time, about
-# what putting the rows back in order costs (README, issue 15).  Answers do not depend on it.
+# order, without renumbering.  Off by default: alone it saved 0-20 % of the kernel's time on the
+# 10^6-node lifelines and its effect was mixed at 10^4-10^5 (README, issue 15); RENUMBER below
+# does it together with the renumbered layout.  Answers do not depend on it.
 FOREST_ORDER = False
+
+# Sweep (mode "local", threads) on a copy of the kernel arrays with the nodes renumbered by the
+# supply forest's depth-first preorder, elements in that order (:class:`_Renumbered`): each
+# subtree an element re-checks is then a run of consecutive indices, its arcs and groups too.
+# Only for systems of at least RENUMBER_MIN_NODES nodes and sweeps over at least
+# RENUMBER_MIN_SHARE of them (the copy costs about one pass over the arrays): at 10^5 nodes
+# the kernel saved 5-18 % but the set-up grew by more, at 10^6 the kernel saved 40-66 %, several
+# times the set-up's growth (README, issue 15).  Answers are identical (the kernel sees every
+# list in the same order, see _Renumbered).
+RENUMBER = True
+RENUMBER_MIN_NODES = 300_000
+RENUMBER_MIN_SHARE = 0.25
 
 
 def _default_threads() -> int:
@@ -178,7 +195,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
         rest of the call's wall time: fixpoints, supply forest, buffers, certificate) and
         ``redone`` (elements recomputed in full after a failed certificate); ``setup_s`` only
-        on one thread (else None).
+        on one thread (else None).  Also ``order_s`` (part of ``setup_s``: the forest order of
+        the elements and the renumbered copy), ``renumbered`` (whether the kernel ran on that
+        copy), ``kernel_call_s`` (each kernel call's seconds, in the order they ended) and
+        ``kernel_cpu_s`` (``kernel_s`` in CPU time of the threads that ran the calls: a loaded
+        machine adds to wall time, much less to this).
 
     Returns
     -------
@@ -206,6 +227,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         raise ValueError("pre-failure index out of range")
 
     t_setup = time.perf_counter()
+    el_node_c, el_edge_c = el_node, el_edge    # the caller's order (rows are written in it)
+    times = {"order_s": 0.0}   # for stats: the order of elements and the renumbering
     intact = Workspace(c)
     intact.run()
     count_mask = intact.working.copy()
@@ -246,6 +269,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         if alive.any():
             layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
     order = None
+    kc = c
     if mode == 2:
         # The supply forest of the start state, shared read-only by the threads.
         parent, scratch = np.zeros(n, idx), np.zeros(n, idx)
@@ -255,29 +279,56 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         # Node elements are swept in the forest's depth-first preorder (edges after them, in
         # their order): an element's subtree was just walked by its parent's element, so it is
         # still in the CPU cache.  Elements are independent (the kernel restores the start
-        # state after each), so the answers do not depend on the order; rows are put back below.
-        if n_el > 1 and FOREST_ORDER:
+        # state after each), so the answers do not depend on the order; the kernel writes each
+        # element's row at its place in the caller's order (``el_row``).
+        renumber = (RENUMBER and cluster is None and n >= RENUMBER_MIN_NODES
+                    and n_el >= RENUMBER_MIN_SHARE * n)
+        if n_el > 1 and (FOREST_ORDER or renumber):
+            t_order = time.perf_counter()
             rank = np.zeros(n, idx)
             _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
-            key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)], n).astype(idx)
-            order = np.zeros(n_el, idx)
-            _core.edge_arcs(key, n + 1, order)  # a stable counting sort of the keys 0..n
+            # Node elements by rank, then edges by the rank of their first end (stable).
+            wide = 2 * n >= 2**31 - 1 and idx != np.int64
+            kdt = np.int64 if wide else idx
+            key = np.zeros(n_el, kdt)
+            _core.element_keys(*(a.astype(kdt) if wide else a
+                                 for a in (el_node, el_edge, rank, c.edge_src)), key)
+            order = np.zeros(n_el, kdt)
+            _core.edge_arcs(key, 2 * n, order)  # a stable counting sort of the keys 0..2n-1
             el_node, el_edge = el_node[order], el_edge[order]
-    plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
-                      layer_root, layer_count, skip)
+            if renumber:
+                kc = _Renumbered(c, rank)
+            times["order_s"] = time.perf_counter() - t_order
+    plan_args = (count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge, layer_root,
+                 layer_count, skip)
+    # The kernel's system and plan: the renumbered copy when there is one (element indices
+    # mapped to it; rows are per element and per layer, so nothing maps back).  The plan on
+    # the compiled system is then made only if a full cascade must redo elements.
+    if kc is c:
+        plan = kc_plan = _SweepPlan(c, start, *plan_args)
+        k_node = el_node
+    else:
+        plan = None
+        t_plan = time.perf_counter()
+        kc_plan = kc.plan(start, *plan_args)
+        times["order_s"] += time.perf_counter() - t_plan
+        k_node = kc.map(el_node, kc.rank)
 
-    def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand) -> None:
-        """One pass of the kernel over the elements, chunk by chunk, on threads or Dask."""
+    def run(c, plan, mode: int, el_node, el_edge, out_nodes, out_demand, out_layer,
+            out_layer_demand, rows=None) -> None:
+        """One pass of the kernel over the elements, chunk by chunk, on threads or Dask; the
+        row of element ``k`` is ``rows[k]`` (default ``k``)."""
         k = len(el_node)
         workers = cluster.n_workers if cluster is not None else threads
         size = int(chunk or max(8, min(4096, -(-k // (16 * workers)))))
         n_chunks = -(-k // size)
         if cluster is not None:
             def collect(part) -> int:
-                lo, rows = part
-                hi = lo + len(rows[0])
-                for out, got in zip((out_nodes, out_demand, out_layer, out_layer_demand), rows):
-                    out[lo:hi] = got
+                lo, got_rows = part
+                hi = lo + len(got_rows[0])
+                at = slice(lo, hi) if rows is None else rows[lo:hi]
+                for out, got in zip((out_nodes, out_demand, out_layer, out_layer_demand), got_rows):
+                    out[at] = got
                 return hi - lo
 
             # The system (kept in the workers' stores between sweeps) and this sweep's plan go
@@ -299,11 +350,17 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                 if i >= n_chunks or stop.is_set():
                     return
                 lo, hi = i * size, min(k, (i + 1) * size)
-                t = time.perf_counter()
-                _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
-                              out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
-                              out_layer_demand[lo:hi])
+                t, t_cpu = time.perf_counter(), time.thread_time()
+                if rows is None:
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  out_nodes[lo:hi], out_demand[lo:hi], out_layer[lo:hi],
+                                  out_layer_demand[lo:hi])
+                else:   # rows of distinct elements are distinct: threads never share one
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  out_nodes, out_demand, out_layer, out_layer_demand,
+                                  rows[lo:hi])
                 kernel_time.append(time.perf_counter() - t)  # list.append is atomic
+                kernel_cpu.append(time.thread_time() - t_cpu)
                 bar.update(hi - lo)
 
         if threads == 1 or n_chunks == 1:
@@ -318,8 +375,10 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     raise
 
     kernel_times: list[float] = []
+    kernel_cpu: list[float] = []    # the same calls in CPU time of their thread
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
-    run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
+    run(kc, kc_plan, mode, k_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand,
+        None if order is None else order.astype(idx, copy=False))
     redo = np.zeros(0, np.int64)
     if certify:
         # Certificate (see the module docstring): every `giant` layer keeps more than half of
@@ -341,19 +400,21 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         r_demand = np.zeros(len(redo), np.float64)
         r_layer = np.zeros((len(redo), L), np.int64)
         r_layer_demand = np.zeros((len(redo), L), np.float64)
-        run(0, np.ascontiguousarray(el_node[redo]), np.ascontiguousarray(el_edge[redo]),
+        # In the caller's numbering: the full cascade sums the demand in node order.
+        if plan is None:
+            plan = _SweepPlan(c, start, *plan_args)
+        run(c, plan, 0, np.ascontiguousarray(el_node_c[redo]), np.ascontiguousarray(el_edge_c[redo]),
             r_nodes, r_demand, r_layer, r_layer_demand)
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
         out_layer_demand[redo] = r_layer_demand
     bar.close()
     if cluster is not None:
-        cluster.forget(plan.token)
-    if order is not None:  # rows back in the caller's order of elements
-        for out in (out_nodes, out_demand, out_layer, out_layer_demand):
-            out[order] = out.copy()
+        cluster.forget(kc_plan.token)
     if stats is not None:
         kernel_s = float(sum(kernel_times))
+        stats.update(times, renumbered=kc is not c)
         stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
+                     kernel_call_s=list(kernel_times), kernel_cpu_s=float(sum(kernel_cpu)),
                      setup_s=(time.perf_counter() - t_setup - kernel_s
                               if threads == 1 and cluster is None else None))
     return out_nodes, out_demand, out_layer, out_layer_demand
@@ -363,20 +424,21 @@ class _SweepPlan:
     """What every kernel pass of one sweep shares: the start fixpoint, the intact mask, the
     pre-failures and the supply forest (read-only; one copy per Dask worker)."""
 
-    def __init__(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
+    def __init__(self, c, start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
                  par_edge, layer_root, layer_count, skip: bool):
-        self.state = {name: getattr(start, name).copy() for name in
-                      ("working", "fail_round", "cause", "via_group", "alive", "edge_failed")}
+        # ``start``: the start fixpoint, a Workspace on ``c`` or a dict of its state arrays.
+        self.state = {name: (start[name] if isinstance(start, dict) else getattr(start, name).copy())
+                      for name in ("working", "fail_round", "cause", "via_group", "alive",
+                                   "edge_failed")}
         self.count_mask = count_mask
         self.pre_nodes, self.pre_edges = pre_nodes, pre_edges
         self.child_ptr, self.child_idx, self.par_edge = child_ptr, child_idx, par_edge
         self.layer_root, self.layer_count = layer_root, layer_count
         self.skip = bool(skip)
         self.token = uuid.uuid4().hex   # names this plan in the workers' buffer cache
-        c = start.compiled
         # Per-arc usability flags of the start state, and the two arcs of each edge.
         self.arc = np.zeros(len(c.adj_nbr), np.uint8)
-        _core.arc_flags(c.adj_edge, c.adj_fwd, start.edge_failed, self.arc)
+        _core.arc_flags(c.adj_edge, c.adj_fwd, self.state["edge_failed"], self.arc)
         # np.argsort(adj_edge, kind="stable") by one counting pass (a sort took 0.5 s at 10^6).
         self.edge_arc = np.zeros(len(c.adj_edge), c.index_dtype)
         _core.edge_arcs(c.adj_edge, c.n_edges, self.edge_arc)
@@ -395,9 +457,93 @@ class _SweepPlan:
         return out
 
 
+class _Renumbered:
+    """The arrays the sweep kernel reads, with the nodes renumbered (issue 15): node ``v`` of
+    the compiled system is node ``rank[v]`` here, and group ``g`` is group ``grank[g]``.
+
+    Made from the supply forest's preorder (:func:`cascade._core.forest_rank`), so each subtree
+    is a run of consecutive indices and its rows of every per-node array (adjacency, groups,
+    dependants, children) follow each other in memory.  Groups are renumbered with their
+    owners; edges, layers and arc order within a node are kept.  Every list the kernel walks
+    keeps its order (a layer's nodes; a node's arcs, groups, dependants and children: the
+    supply forest is carried over, not rebuilt), so the kernel fails the same
+    nodes in the same order and sums the same demands in the same order: the answers are
+    identical.  It lives only inside :func:`core_sweep` (``compiled.py`` stays the one
+    name-to-index boundary); the rows it gives are per element and per layer, so nothing is
+    mapped back but the elements' order.
+    """
+
+    def __init__(self, c: CompiledSystem, rank: np.ndarray):
+        idx = c.index_dtype
+        n = c.n_nodes
+        self.index_dtype, self.layer_names = idx, c.layer_names
+        self.n_nodes, self.n_edges, self.n_groups = n, c.n_edges, c.n_groups
+        self.rank = rank = np.ascontiguousarray(rank, dtype=idx)
+        self.layer_rule, self.layer_ptr, self.edge_directed = c.layer_rule, c.layer_ptr, c.edge_directed
+        self.layer_nodes = self.map(c.layer_nodes, rank)
+        self.node_layer, self.is_source, self.demand = (self.nodes(a) for a in
+                                                        (c.node_layer, c.is_source, c.demand))
+        self.edge_src, self.edge_dst = self.map(c.edge_src, rank), self.map(c.edge_dst, rank)
+        self.adj_ptr = np.zeros(n + 1, idx)
+        self.adj_nbr, self.adj_edge = np.zeros_like(c.adj_nbr), np.zeros_like(c.adj_edge)
+        self.adj_fwd = np.zeros_like(c.adj_fwd)
+        _core.renumber_arcs(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, rank, self.adj_ptr,
+                            self.adj_nbr, self.adj_edge, self.adj_fwd)
+        # Groups follow their owners (a node's groups stay a run, in their order).
+        self.grp_ptr, gperm = self.gather(c.grp_ptr)
+        self.grank = np.zeros(c.n_groups, idx)
+        self.grank[gperm] = np.arange(c.n_groups, dtype=idx)
+        self.group_owner = self.groups(self.map(c.group_owner, rank))
+        self.sup_ptr = np.zeros(c.n_groups + 1, idx)   # the kernel reads only counts
+        np.cumsum(self.groups(np.diff(c.sup_ptr)), out=self.sup_ptr[1:])
+        self.rdep_ptr, self.rdep_grp = self.gather(c.rdep_ptr, c.rdep_grp, self.grank)
+
+    def gather(self, ptr, vals=None, vmap=None):
+        """``ptr``'s CSR with row ``v`` moved to ``rank[v]``: (new ptr, for each new entry
+        ``vmap[vals[j]]`` of its old position ``j``, or ``vals[j]``, or ``j``)."""
+        empty = np.zeros(0, self.index_dtype)
+        new_ptr = np.zeros(len(self.rank) + 1, self.index_dtype)
+        out = np.zeros(int(ptr[len(ptr) - 1]), self.index_dtype)
+        _core.gather_ranges(ptr, self.rank, new_ptr, empty if vals is None else vals,
+                            empty if vmap is None else vmap, out)
+        return new_ptr, out
+
+    def map(self, vals, vmap):
+        """``vmap[vals]``, -1 kept."""
+        out = np.zeros(len(vals), self.index_dtype)
+        _core.map_index(np.ascontiguousarray(vals, dtype=self.index_dtype), vmap, out)
+        return out
+
+    def nodes(self, a):
+        """A per-node array laid out anew (a scatter: old order read, new places written)."""
+        out = np.empty_like(a)
+        out[self.rank] = a
+        return out
+
+    def groups(self, a):
+        """A per-group array laid out anew."""
+        out = np.empty_like(a)
+        out[self.grank] = a
+        return out
+
+    def plan(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
+             par_edge, layer_root, layer_count, skip: bool) -> "_SweepPlan":
+        """The :class:`_SweepPlan` of these arguments (on the compiled system) in this numbering."""
+        rank = self.rank
+        state = {name: self.nodes(getattr(start, name)) for name in ("working", "fail_round", "cause")}
+        state["via_group"] = self.nodes(self.map(start.via_group, self.grank))
+        state["alive"] = self.groups(start.alive)
+        state["edge_failed"] = start.edge_failed.copy()
+        child_ptr, child_idx = self.gather(child_ptr, child_idx, rank)
+        return _SweepPlan(self, state, self.nodes(count_mask), self.map(pre_nodes, rank), pre_edges,
+                          child_ptr, child_idx, self.nodes(par_edge), self.map(layer_root, rank),
+                          layer_count, skip)
+
+
 def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_node, el_edge,
-                  out_nodes, out_demand, out_layer, out_layer_demand) -> None:
-    """:func:`cascade._core.sweep` over one chunk of elements with one thread's buffers."""
+                  out_nodes, out_demand, out_layer, out_layer_demand, el_row=None) -> None:
+    """:func:`cascade._core.sweep` over one chunk of elements with one thread's buffers
+    (``el_row``: the output row of each element, default its place in the chunk)."""
     _core.sweep(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.edge_directed, c.layer_ptr,
                 c.layer_nodes, c.node_layer, c.layer_rule, c.is_source, c.demand, c.grp_ptr,
                 c.sup_ptr, c.rdep_ptr, c.rdep_grp, c.group_owner, b["held"], c.edge_src, c.edge_dst,
@@ -407,7 +553,7 @@ def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_no
                 b["init_edges"], b["no_index"], plan.child_ptr, plan.child_idx, plan.par_edge,
                 b["aff"], b["aff_list"], b["cursor"], plan.layer_root, plan.layer_count,
                 out_nodes, out_demand, out_layer, out_layer_demand, mode, plan.skip, b["arc"],
-                plan.edge_arc)
+                plan.edge_arc, b["no_index"] if el_row is None else el_row)
 
 
 _worker_buffers = threading.local()
