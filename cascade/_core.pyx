@@ -797,6 +797,49 @@ cdef index_t _cascade_incr(
     return n_changed
 
 
+def cascade_incr(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
+                 const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd, uint8_t[::1] arc,
+                 const uint8_t[::1] arc0, const index_t[::1] edge_arc,
+                 const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+                 const int32_t[::1] node_layer, const uint8_t[::1] layer_rule,
+                 const uint8_t[::1] is_source, const index_t[::1] grp_ptr,
+                 const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
+                 const index_t[::1] group_owner, const uint8_t[::1] group_held,
+                 const index_t[::1] edge_src, const index_t[::1] edge_dst,
+                 const index_t[::1] init_nodes, const index_t[::1] init_edges,
+                 uint8_t[::1] edge_failed, uint8_t[::1] working, int32_t[::1] fail_round,
+                 uint8_t[::1] cause, index_t[::1] via_group, index_t[::1] alive,
+                 index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+                 uint8_t[::1] layer_dirty, const index_t[::1] child_ptr,
+                 const index_t[::1] child_idx, const index_t[::1] par_edge, uint8_t[::1] aff,
+                 index_t[::1] aff_list, index_t[::1] cursor, index_t[::1] reg_n,
+                 const index_t[::1] layer_root, const index_t[::1] layer_count):
+    """Python entry to ``_cascade_incr`` for tests, as ``cascade._ensemble.run_block`` calls
+    it: marks ``init_edges`` failed and clears their arcs, runs, and restores ``edge_failed``
+    and ``arc`` (the node state stays; :func:`undo` brings it back)."""
+    cdef Py_ssize_t i
+    cdef index_t e, n_changed
+    with nogil:
+        for i in range(init_edges.shape[0]):
+            e = init_edges[i]
+            edge_failed[e] = 1
+            arc[edge_arc[2 * e]] = 0
+            arc[edge_arc[2 * e + 1]] = 0
+        n_changed = _cascade_incr(adj_ptr, adj_nbr, adj_edge, adj_fwd, arc, layer_ptr,
+                                  layer_nodes, node_layer, layer_rule, is_source, grp_ptr,
+                                  rdep_ptr, rdep_grp, group_owner, group_held, edge_src, edge_dst,
+                                  init_nodes, init_edges, edge_failed, working, fail_round, cause,
+                                  via_group, alive, changed, queue, comp, layer_dirty, child_ptr,
+                                  child_idx, par_edge, aff, aff_list, cursor, reg_n, layer_root,
+                                  layer_count)
+        for i in range(init_edges.shape[0]):
+            e = init_edges[i]
+            edge_failed[e] = 0
+            arc[edge_arc[2 * e]] = arc0[edge_arc[2 * e]]
+            arc[edge_arc[2 * e + 1]] = arc0[edge_arc[2 * e + 1]]
+    return n_changed
+
+
 cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
                                   const index_t[::1] adj_edge, const uint8_t[::1] arc,
                                   const index_t[::1] rdep_ptr, uint8_t rule,
