@@ -32,6 +32,24 @@ cdef index_t _cascade(
         index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
         uint8_t[::1] layer_dirty, bint incremental) noexcept nogil
 
+# The incremental _cascade from a start state where every node works, with the local rules of
+# the N-1 sweep (re-checks only the supply-forest subtrees a sample's failures cut).
+cdef index_t _cascade_incr(
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
+        const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+        const index_t[::1] grp_ptr, const index_t[::1] rdep_ptr,
+        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const uint8_t[::1] group_held,
+        const index_t[::1] edge_src, const index_t[::1] edge_dst,
+        const index_t[::1] init_nodes, const index_t[::1] init_edges, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+        uint8_t[::1] layer_dirty, const index_t[::1] child_ptr, const index_t[::1] child_idx,
+        const index_t[::1] par_edge, uint8_t[::1] aff, index_t[::1] aff_list,
+        index_t[::1] cursor, index_t[::1] reg_n, const index_t[::1] layer_root,
+        const index_t[::1] layer_count) noexcept nogil
+
 # Undo of an incremental _cascade: the nodes it failed work again, counts included.
 cdef void _undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
                 uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause,

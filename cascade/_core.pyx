@@ -454,8 +454,11 @@ cdef index_t _local_source_rule(
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] changed, index_t n_changed, index_t[::1] queue,
         const index_t[::1] child_ptr, const index_t[::1] child_idx,
-        uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor) noexcept nogil:
-    """``_apply_source_rule`` restricted to the affected region (see the section comment)."""
+        uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor,
+        bint ordered) noexcept nogil:
+    """``_apply_source_rule`` restricted to the affected region (see the section comment).
+    With ``ordered`` the new failures are listed in node order, as the whole-layer rule lists
+    them (``layer_nodes`` ascends), else in region order."""
     cdef index_t i, j, u, v, w, e, head = 0, tail = 0, n_new
     # New failures of this layer since its last check become roots of affected subtrees.
     for i in range(cursor[layer], n_changed):
@@ -493,6 +496,8 @@ cdef index_t _local_source_rule(
         elif working[v]:
             n_new = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group,
                           changed, n_new)
+    if ordered:
+        _sort_range(changed, n_changed, n_new)
     cursor[layer] = n_new
     return n_new
 
@@ -506,7 +511,7 @@ cdef index_t _local_giant_rule(
         index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
         const index_t[::1] child_ptr, const index_t[::1] child_idx,
         uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor,
-        const index_t[::1] layer_root, const index_t[::1] layer_count) noexcept nogil:
+        const index_t[::1] layer_root, const index_t[::1] layer_count, bint ordered) noexcept nogil:
     """``_apply_giant_rule`` on a layer whose working nodes were connected at the start.
 
     Nodes outside the affected subtrees of the layer's spanning tree are connected to its root
@@ -579,6 +584,8 @@ cdef index_t _local_giant_rule(
                           changed, n_new)
         elif aff[v] == 2:
             aff[v] = 1
+    if ordered:
+        _sort_range(changed, n_changed, n_new)
     cursor[layer] = n_new
     return n_new
 
@@ -638,19 +645,198 @@ cdef index_t _cascade_local(
                 n_changed = _local_source_rule(
                     layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, edge_directed, node_layer,
                     is_source, edge_failed, working, fail_round, cause, via_group, changed,
-                    n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor)
+                    n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, False)
             elif layer_rule[layer] == RULE_GIANT:
                 n_changed = _local_giant_rule(
                     layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, layer_ptr, layer_nodes, node_layer,
                     edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
                     comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, layer_root,
-                    layer_count)
+                    layer_count, False)
         frontier_start = frontier_end
         frontier_end = n_changed
         if frontier_start == frontier_end:
             break
     for i in range(n_aff):
         aff[aff_list[i]] = 0
+    return n_changed
+
+
+cdef double _region_limit = 0.25
+
+
+def set_region_limit(double fraction):
+    """``_cascade_incr`` searches a layer whole once its region holds more than this fraction
+    of the layer (default 0.25; tests and benchmarks vary it, the answers do not change)."""
+    global _region_limit
+    _region_limit = fraction
+
+
+cdef index_t _cascade_incr(
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
+        const uint8_t[::1] adj_fwd, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const int32_t[::1] node_layer,
+        const uint8_t[::1] layer_rule, const uint8_t[::1] is_source,
+        const index_t[::1] grp_ptr, const index_t[::1] rdep_ptr,
+        const index_t[::1] rdep_grp, const index_t[::1] group_owner, const uint8_t[::1] group_held,
+        const index_t[::1] edge_src, const index_t[::1] edge_dst,
+        const index_t[::1] init_nodes, const index_t[::1] init_edges, const uint8_t[::1] edge_failed,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] alive, index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+        uint8_t[::1] layer_dirty, const index_t[::1] child_ptr, const index_t[::1] child_idx,
+        const index_t[::1] par_edge, uint8_t[::1] aff, index_t[::1] aff_list,
+        index_t[::1] cursor, index_t[::1] reg_n, const index_t[::1] layer_root,
+        const index_t[::1] layer_count) noexcept nogil:
+    """``_cascade(..., incremental=True)`` from a start state where every node works, with the
+    local rules of the sweep (:func:`_local_source_rule`, :func:`_local_giant_rule`): a layer
+    is re-checked only on the supply-forest subtrees its failures (and failed tree edges) cut.
+    The same failures, rounds, causes, groups and ``changed`` order as ``_cascade``.
+
+    Each layer keeps its own region, ``aff_list[layer_ptr[l]:layer_ptr[l] + reg_n[l]]`` (edges
+    and so subtrees stay in a layer).  Once a layer's region holds more than a quarter of the
+    layer, a local check would cost about what a whole-layer search costs, so the layer is
+    searched whole for the rest of the cascade (``reg_n[l] = -1``), as ``_cascade`` does.
+
+    ``arc`` must be the start state's flags with the arcs of ``init_edges`` cleared, and
+    ``edge_failed`` must mark ``init_edges``; ``aff`` is all 0 on entry and on return.
+    """
+    cdef Py_ssize_t n_layers = layer_rule.shape[0], layer
+    cdef index_t i, v, g, e, x, base, k
+    cdef index_t n_changed = 0, frontier_start = 0, frontier_end
+    cdef int32_t rnd = 0
+    cdef uint8_t rule
+    for layer in range(n_layers):
+        layer_dirty[layer] = 0
+        cursor[layer] = 0
+        reg_n[layer] = 0
+    for i in range(init_nodes.shape[0]):
+        v = init_nodes[i]
+        if working[v]:
+            n_changed = _fail(v, 0, CAUSE_INITIAL, -1, working, fail_round, cause, via_group,
+                              changed, n_changed)
+            layer_dirty[node_layer[v]] = 1
+    for i in range(init_edges.shape[0]):
+        e = init_edges[i]
+        layer = node_layer[edge_src[e]]
+        layer_dirty[layer] = 1
+        if layer_rule[layer] != RULE_NONE:
+            # A failed tree edge cuts its child's subtree off its tree path.
+            x = -1
+            if par_edge[edge_dst[e]] == e:
+                x = edge_dst[e]
+            elif par_edge[edge_src[e]] == e:
+                x = edge_src[e]
+            if x >= 0:
+                base = layer_ptr[layer]
+                reg_n[layer] = _mark_subtree(x, child_ptr, child_idx, aff,
+                                             aff_list[base:layer_ptr[layer + 1]],
+                                             reg_n[layer], queue)
+    frontier_end = n_changed
+    while True:
+        rnd += 1
+        n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
+                                     group_owner, group_held, node_layer, working, fail_round,
+                                     cause, via_group, alive, changed, n_changed, layer_dirty)
+        for i in range(frontier_end, n_changed):
+            v = changed[i]
+            for g in range(grp_ptr[v], grp_ptr[v + 1]):
+                if alive[g] == 0 and not group_held[g]:
+                    via_group[v] = g
+                    break
+        for layer in range(n_layers):
+            if not layer_dirty[layer]:
+                continue
+            layer_dirty[layer] = 0
+            rule = layer_rule[layer]
+            if rule == RULE_NONE:
+                continue
+            base = layer_ptr[layer]
+            if reg_n[layer] >= 0:
+                # The layer's failures since its last check become roots of its region.
+                for i in range(cursor[layer], n_changed):
+                    v = changed[i]
+                    if node_layer[v] == layer:
+                        reg_n[layer] = _mark_subtree(v, child_ptr, child_idx, aff,
+                                                     aff_list[base:layer_ptr[layer + 1]],
+                                                     reg_n[layer], queue)
+                cursor[layer] = n_changed
+                if reg_n[layer] > _region_limit * (layer_ptr[layer + 1] - base):
+                    for k in range(base, base + reg_n[layer]):
+                        aff[aff_list[k]] = 0
+                    reg_n[layer] = -1
+            if reg_n[layer] < 0:
+                if rule == RULE_SOURCE:
+                    n_changed = _apply_source_rule(
+                        layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                        is_source, edge_failed, working, fail_round, cause, via_group, changed,
+                        n_changed, queue, comp)
+                else:
+                    n_changed = _apply_giant_rule(
+                        layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes,
+                        edge_failed, working, fail_round, cause, via_group, changed, n_changed,
+                        queue, comp)
+            elif rule == RULE_SOURCE:
+                n_changed = _local_source_rule(
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, arc, node_layer,
+                    is_source, edge_failed, working, fail_round, cause, via_group, changed,
+                    n_changed, queue, child_ptr, child_idx, aff,
+                    aff_list[base:layer_ptr[layer + 1]], &reg_n[layer], cursor, True)
+            else:
+                n_changed = _local_giant_rule(
+                    layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, layer_ptr, layer_nodes, node_layer,
+                    edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
+                    comp, child_ptr, child_idx, aff, aff_list[base:layer_ptr[layer + 1]],
+                    &reg_n[layer], cursor, layer_root, layer_count, True)
+        frontier_start = frontier_end
+        frontier_end = n_changed
+        if frontier_start == frontier_end:
+            break
+    for layer in range(n_layers):
+        base = layer_ptr[layer]
+        for k in range(base, base + reg_n[layer]):
+            aff[aff_list[k]] = 0
+    return n_changed
+
+
+def cascade_incr(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr,
+                 const index_t[::1] adj_edge, const uint8_t[::1] adj_fwd, uint8_t[::1] arc,
+                 const uint8_t[::1] arc0, const index_t[::1] edge_arc,
+                 const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+                 const int32_t[::1] node_layer, const uint8_t[::1] layer_rule,
+                 const uint8_t[::1] is_source, const index_t[::1] grp_ptr,
+                 const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
+                 const index_t[::1] group_owner, const uint8_t[::1] group_held,
+                 const index_t[::1] edge_src, const index_t[::1] edge_dst,
+                 const index_t[::1] init_nodes, const index_t[::1] init_edges,
+                 uint8_t[::1] edge_failed, uint8_t[::1] working, int32_t[::1] fail_round,
+                 uint8_t[::1] cause, index_t[::1] via_group, index_t[::1] alive,
+                 index_t[::1] changed, index_t[::1] queue, index_t[::1] comp,
+                 uint8_t[::1] layer_dirty, const index_t[::1] child_ptr,
+                 const index_t[::1] child_idx, const index_t[::1] par_edge, uint8_t[::1] aff,
+                 index_t[::1] aff_list, index_t[::1] cursor, index_t[::1] reg_n,
+                 const index_t[::1] layer_root, const index_t[::1] layer_count):
+    """Python entry to ``_cascade_incr`` for tests, as ``cascade._ensemble.run_block`` calls
+    it: marks ``init_edges`` failed and clears their arcs, runs, and restores ``edge_failed``
+    and ``arc`` (the node state stays; :func:`undo` brings it back)."""
+    cdef Py_ssize_t i
+    cdef index_t e, n_changed
+    with nogil:
+        for i in range(init_edges.shape[0]):
+            e = init_edges[i]
+            edge_failed[e] = 1
+            arc[edge_arc[2 * e]] = 0
+            arc[edge_arc[2 * e + 1]] = 0
+        n_changed = _cascade_incr(adj_ptr, adj_nbr, adj_edge, adj_fwd, arc, layer_ptr,
+                                  layer_nodes, node_layer, layer_rule, is_source, grp_ptr,
+                                  rdep_ptr, rdep_grp, group_owner, group_held, edge_src, edge_dst,
+                                  init_nodes, init_edges, edge_failed, working, fail_round, cause,
+                                  via_group, alive, changed, queue, comp, layer_dirty, child_ptr,
+                                  child_idx, par_edge, aff, aff_list, cursor, reg_n, layer_root,
+                                  layer_count)
+        for i in range(init_edges.shape[0]):
+            e = init_edges[i]
+            edge_failed[e] = 0
+            arc[edge_arc[2 * e]] = arc0[edge_arc[2 * e]]
+            arc[edge_arc[2 * e + 1]] = arc0[edge_arc[2 * e + 1]]
     return n_changed
 
 

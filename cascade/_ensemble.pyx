@@ -42,7 +42,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 cimport numpy as cnp
 from scipy.special.cython_special cimport ndtr, ndtri
 
-from ._core cimport _cascade, _undo, index_t
+from ._core cimport _cascade, _cascade_incr, _undo, index_t
 
 import numpy as np
 
@@ -133,6 +133,7 @@ cdef double _TL[NQ + 1]
 cdef double _TH[NQ + 1]
 cdef bint _fast = True
 cdef bint _fast_cascade = True
+cdef bint _local_cascade = True
 
 
 def _build_tables():
@@ -154,12 +155,14 @@ def _build_tables():
 _build_tables()
 
 
-def set_fast(bint on, bint cascade=True):
-    """Use the table decisions (default) or the exact arithmetic for every element, and the
-    incremental cascades from the intact state (default) or runs from scratch (tests)."""
-    global _fast, _fast_cascade
+def set_fast(bint on, bint cascade=True, bint local=True):
+    """Use the table decisions (default) or the exact arithmetic for every element, the
+    incremental cascades from the intact state (default) or runs from scratch, and in the
+    incremental cascades the local rules (default) or whole-layer searches (tests)."""
+    global _fast, _fast_cascade, _local_cascade
     _fast = on
     _fast_cascade = cascade
+    _local_cascade = local
 
 
 def part_checks(int mode, a, b, c, d, double bf):
@@ -348,10 +351,25 @@ def run_block(
         # the loss tally
         const double[::1] demand, const double[::1] layer_demand, const double[::1] layer_count,
         const uint8_t[::1] baseline,
-        double[:, ::1] service, int32_t[::1] failed, int32_t[::1] direct, int32_t[:, ::1] n_direct):
+        double[:, ::1] service, int32_t[::1] failed, int32_t[::1] direct, int32_t[:, ::1] n_direct,
+        # the local rules (_core._cascade_incr): the intact state's supply forest and per-arc
+        # flags (shared, read-only), a private copy of the flags and the region's scratch
+        const index_t[::1] edge_dst, const uint8_t[::1] arc0, const index_t[::1] edge_arc,
+        const index_t[::1] child_ptr, const index_t[::1] child_idx, const index_t[::1] par_edge,
+        const index_t[::1] layer_root, const index_t[::1] layer_size,
+        uint8_t[::1] arc, uint8_t[::1] aff, index_t[::1] aff_list, index_t[::1] cursor,
+        index_t[::1] reg_n):
     """Run every sample of a block (see the module docstring); return the last sample's
     number of failed nodes (``changed[:returned]``).  ``edge_failed`` must be all 0 on entry
-    and is all 0 on return."""
+    and is all 0 on return; ``arc`` must equal ``arc0`` and ``aff`` be all 0 on entry, and
+    they are on return.
+
+    The incremental cascades use the local rules of ``_core._cascade_incr`` (cost of a sample
+    follows its damage, not the layer's size): ``child_ptr`` / ``child_idx`` / ``par_edge``
+    the supply forest of the intact system (``_core.supply_forest``), ``layer_root`` /
+    ``layer_size`` each layer's first node and size, ``arc0`` the intact system's per-arc
+    flags (``_core.arc_flags``) and ``edge_arc`` the two arcs of each edge (``_core.edge_arcs``).
+    """
     cdef Py_ssize_t B = salts.shape[0], L = layer_demand.shape[0]
     cdef Py_ssize_t row, i, nn, ne, l
     cdef index_t v, n_changed = 0
@@ -359,8 +377,8 @@ def run_block(
     cdef const uint8_t[::1] n_ok, e_ok
     cdef const double[::1] n_w, e_w
     cdef index_t[::1] amb_j, amb_pos
-    cdef bint incremental
-    cdef index_t j
+    cdef bint incremental, local
+    cdef index_t j, e
     n_ok, n_w = part_checks(n_mode, n_a, n_b, n_c, n_d, bf)
     e_ok, e_w = part_checks(e_mode, e_a, e_b, e_c, e_d, bf)
     amb_j = np.empty(max(n_idx.shape[0], e_idx.shape[0], 1), np.asarray(init_nodes).dtype)
@@ -377,6 +395,7 @@ def run_block(
                              working, fail_round, cause, via_group, alive, changed, queue,
                              comp, layer_dirty, False)
         incremental = n_changed == 0 and _fast_cascade
+        local = incremental and _local_cascade and arc.shape[0] == adj_nbr.shape[0]
         for row in range(B):
             nn = _draw_part(n_mode, n_idx, n_keys, n_a, n_b, n_c, n_d, n_sfail, n_sgm, variability,
                             n_has_eps, n_eps, n_nug, row, normal[row], bf, grid, salts, tmp1, tmp2,
@@ -385,15 +404,32 @@ def run_block(
                             e_has_eps, e_eps, e_nug, row, normal[row], bf, grid, salts, tmp1, tmp2,
                             init_edges, 0, e_ok, e_w, amb_j, amb_pos)
             for i in range(ne):
-                edge_failed[init_edges[i]] = 1
-            n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
-                                 node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
-                                 rdep_grp, group_owner, group_held, edge_src,
-                                 init_nodes[:nn], init_edges[:ne], edge_failed,
-                                 working, fail_round, cause, via_group, alive, changed, queue,
-                                 comp, layer_dirty, incremental)
+                e = init_edges[i]
+                edge_failed[e] = 1
+                if local:
+                    arc[edge_arc[2 * e]] = 0
+                    arc[edge_arc[2 * e + 1]] = 0
+            if local:
+                n_changed = _cascade_incr(adj_ptr, adj_nbr, adj_edge, adj_fwd, arc, layer_ptr, layer_nodes,
+                                          node_layer, layer_rule, is_source, grp_ptr, rdep_ptr,
+                                          rdep_grp, group_owner, group_held, edge_src, edge_dst,
+                                          init_nodes[:nn], init_edges[:ne], edge_failed,
+                                          working, fail_round, cause, via_group, alive, changed,
+                                          queue, comp, layer_dirty, child_ptr, child_idx, par_edge,
+                                          aff, aff_list, cursor, reg_n, layer_root, layer_size)
+            else:
+                n_changed = _cascade(adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
+                                     node_layer, layer_rule, is_source, grp_ptr, sup_ptr, rdep_ptr,
+                                     rdep_grp, group_owner, group_held, edge_src,
+                                     init_nodes[:nn], init_edges[:ne], edge_failed,
+                                     working, fail_round, cause, via_group, alive, changed, queue,
+                                     comp, layer_dirty, incremental)
             for i in range(ne):
-                edge_failed[init_edges[i]] = 0
+                e = init_edges[i]
+                edge_failed[e] = 0
+                if local:
+                    arc[edge_arc[2 * e]] = arc0[edge_arc[2 * e]]
+                    arc[edge_arc[2 * e + 1]] = arc0[edge_arc[2 * e + 1]]
             # The loss tally of ensemble._service_lost: sums in the order nodes failed.
             for l in range(L):
                 acc_demand[l] = 0.0

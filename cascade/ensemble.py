@@ -254,6 +254,9 @@ def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, b
     if len(bufs[2]) < max(len(n_part[1]), len(e_part[1])):
         k = max(len(n_part[1]), len(e_part[1]))
         bufs = ws._ensemble_buffers = bufs[:2] + (np.zeros(k), np.zeros(k)) + bufs[4:]
+    local = getattr(ws, "_ensemble_local", None)
+    if local is None:
+        local = ws._ensemble_local = _local_rule_buffers(c)
     base8 = np.ascontiguousarray(baseline, np.uint8)
     demand = np.ascontiguousarray(c.demand, np.float64)
     service = np.empty((stop - start, L))
@@ -286,11 +289,37 @@ def _run_compiled_batch(compiled, scenario, plan, seed, start, stop, baseline, b
             ws.group_held, c.edge_src, ws.edge_failed, ws.working, ws.fail_round, ws.cause,
             ws.via_group, ws.alive, ws.changed, ws.queue, ws.comp, ws.layer_dirty,
             *bufs, demand, layer_demand, layer_count, base8,
-            service[a:b], failed, direct, n_direct[a:b])
+            service[a:b], failed, direct, n_direct[a:b], *local)
     # Loss = intact service - service, the overall column from the plain mean (as _service_lost).
     loss[:, :L] = baseline_service[:L] - service
     loss[:, L] = baseline_service[L] - (service.mean(axis=1) if L else np.nan)
     return start, loss, failed, direct, n_direct
+
+
+def _local_rule_buffers(c: CompiledSystem) -> tuple:
+    """What :func:`cascade._ensemble.run_block`'s local rules need, for the intact system
+    (every node working, no edge failed; run_block uses them only when that is a fixpoint):
+    the supply forest, each layer's first node and size, the per-arc flags and each edge's two
+    arcs (read-only), then this thread's copy of the flags and the region's scratch."""
+    from . import _core
+
+    n, L, idx = c.n_nodes, len(c.layer_names), c.index_dtype
+    working, edge_failed = np.ones(n, np.uint8), np.zeros(c.n_edges, np.uint8)
+    parent, par_edge, scratch = np.zeros(n, idx), np.zeros(n, idx), np.zeros(n, idx)
+    child_ptr, child_idx = np.zeros(n + 1, idx), np.zeros(n, idx)
+    _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr, c.layer_nodes,
+                        c.layer_rule, c.is_source, working, edge_failed, parent, par_edge,
+                        child_ptr, child_idx, scratch)
+    sizes = np.diff(np.asarray(c.layer_ptr)).astype(idx)
+    first = np.asarray(c.layer_nodes)[np.minimum(np.asarray(c.layer_ptr[:-1]), max(n - 1, 0))] if n else sizes
+    layer_root = np.where(sizes > 0, first, -1).astype(idx)
+    arc0 = np.zeros(len(c.adj_nbr), np.uint8)
+    _core.arc_flags(c.adj_edge, c.adj_fwd, edge_failed, arc0)
+    edge_arc = np.zeros(len(c.adj_edge), idx)
+    _core.edge_arcs(c.adj_edge, c.n_edges, edge_arc)
+    return (np.ascontiguousarray(c.edge_dst, idx), arc0, edge_arc, child_ptr, child_idx, par_edge,
+            layer_root, sizes, arc0.copy(), np.zeros(n, np.uint8), np.zeros(n, idx), np.zeros(L, idx),
+            np.zeros(L, idx))
 
 
 def require_plain_flow_ensemble(compiled: CompiledSystem, scenario: Scenario, attribute, what: str) -> None:
