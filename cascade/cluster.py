@@ -81,6 +81,24 @@ def stored(token: str):
         return obj
 
 
+_BUILD_LOCK = threading.Lock()
+
+
+def built(token: str, make):
+    """The object of ``token`` in this worker's store, else ``make()`` put there under that
+    token (in a task; the threads of a worker build it once).  For objects a worker can build
+    from what its store holds (a sweep's start state from the compiled system) instead of
+    receiving them; ``make`` may raise :class:`NotShared`."""
+    with _BUILD_LOCK:
+        try:
+            return stored(token)
+        except NotShared:
+            pass
+        obj = make()
+        _store_put(token, obj)
+        return obj
+
+
 def timed(fn, *args):
     """Run ``fn(*args)`` in a task: ``(seconds it took on the worker, result)``."""
     t = time.perf_counter()

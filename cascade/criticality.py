@@ -50,6 +50,7 @@ ones already chosen has the highest score (then most nodes, then the smallest id
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
@@ -206,15 +207,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         raise ValueError("pre-failure index out of range")
 
     t_setup = time.perf_counter()
-    intact = Workspace(c)
-    intact.run()
-    count_mask = intact.working.copy()
+    count_mask, start = _start_state(c, pre_nodes, pre_edges)
     pre_failed = len(pre_nodes) + len(pre_edges) > 0
-    if pre_failed:
-        start = Workspace(c)
-        start.run(pre_nodes, pre_edges)
-    else:
-        start = intact  # the same fixpoint: a second cascade from nothing would repeat it
     proven = incremental_is_exact(c, pre_failed, count_mask)
     if method is None:
         method = "full" if plain else "local"
@@ -232,39 +226,34 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     out_layer_demand = np.zeros((n_el, L), np.float64)
     if n_el == 0:
         return out_nodes, out_demand, out_layer, out_layer_demand
-    n = c.n_nodes
-    par_edge = np.full(n, -1, idx)
-    child_ptr = np.zeros(n + 1, idx)
-    child_idx = np.zeros(n, idx)
-    layer_root = np.full(L, -1, idx)
-    layer_count = np.zeros(L, idx)
     start_working = start.working.astype(bool)
-    for li in range(L):
-        members = np.asarray(c.layer_nodes[c.layer_ptr[li]:c.layer_ptr[li + 1]])
-        alive = start_working[members]
-        layer_count[li] = int(alive.sum())
-        if alive.any():
-            layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
+    layer_root, layer_count = _layer_roots(c, start_working)
     order = None
-    if mode == 2:
+    forest = None
+    if mode == 2 and (cluster is None or (n_el > 1 and FOREST_ORDER)):
         # The supply forest of the start state, shared read-only by the threads.
-        parent, scratch = np.zeros(n, idx), np.zeros(n, idx)
-        _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
-                            c.layer_nodes, c.layer_rule, c.is_source, start.working,
-                            start.edge_failed, parent, par_edge, child_ptr, child_idx, scratch)
+        forest = _supply_forest(c, start)
         # Node elements are swept in the forest's depth-first preorder (edges after them, in
         # their order): an element's subtree was just walked by its parent's element, so it is
         # still in the CPU cache.  Elements are independent (the kernel restores the start
         # state after each), so the answers do not depend on the order; rows are put back below.
         if n_el > 1 and FOREST_ORDER:
+            n = c.n_nodes
+            parent, par_edge, child_ptr, child_idx, scratch = forest
             rank = np.zeros(n, idx)
             _core.forest_rank(parent, child_ptr, child_idx, scratch, rank)
             key = np.where(el_node >= 0, rank[np.maximum(el_node, 0)], n).astype(idx)
             order = np.zeros(n_el, idx)
             _core.edge_arcs(key, n + 1, order)  # a stable counting sort of the keys 0..n
             el_node, el_edge = el_node[order], el_edge[order]
-    plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
-                      layer_root, layer_count, skip)
+    if cluster is None:
+        plan = _SweepPlan(c, start, count_mask, pre_nodes, pre_edges, forest, layer_root,
+                          layer_count, skip)
+    else:
+        # On Dask, each worker builds the plan (the start state, 36 MB at 10^6 nodes) from the
+        # system in its store, the same arrays as here (deterministic); only its recipe travels.
+        c_token = cluster.share(c, memo=True)
+        plan = _PlanRecipe(c_token, pre_nodes, pre_edges, skip, mode == 2)
 
     def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand) -> None:
         """One pass of the kernel over the elements, chunk by chunk, on threads or Dask."""
@@ -280,10 +269,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     out[lo:hi] = got
                 return hi - lo
 
-            # The system (kept in the workers' stores between sweeps) and this sweep's plan go
-            # to each worker once; tasks carry element ranges sized on the run.
-            c_token, p_token = cluster.share_all([c, plan], [None, plan.token], memo=True)
-            cluster.run_ranges(_dask_chunk, lambda lo, hi: (c_token, p_token, mode, lo, el_node[lo:hi],
+            # The system is in the workers' stores (kept between sweeps), the plan is built
+            # there from it; tasks carry the recipe and element ranges sized on the run.
+            cluster.run_ranges(_dask_chunk, lambda lo, hi: (plan, mode, lo, el_node[lo:hi],
                                                             el_edge[lo:hi]),
                                k, collect, bar, first=min(size, 256), minimum=8, size=chunk,
                                unit="elements")
@@ -359,21 +347,65 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     return out_nodes, out_demand, out_layer, out_layer_demand
 
 
+def _start_state(c: CompiledSystem, pre_nodes, pre_edges) -> tuple[np.ndarray, Workspace]:
+    """The intact system's working mask and the start fixpoint (after the pre-failures)."""
+    intact = Workspace(c)
+    intact.run()
+    count_mask = intact.working.copy()
+    if len(pre_nodes) + len(pre_edges) > 0:
+        start = Workspace(c)
+        start.run(pre_nodes, pre_edges)
+    else:
+        start = intact  # the same fixpoint: a second cascade from nothing would repeat it
+    return count_mask, start
+
+
+def _layer_roots(c: CompiledSystem, start_working: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer: its first working node (the root of supply_forest) and its working nodes."""
+    L, idx = len(c.layer_names), c.index_dtype
+    layer_root = np.full(L, -1, idx)
+    layer_count = np.zeros(L, idx)
+    for li in range(L):
+        members = np.asarray(c.layer_nodes[c.layer_ptr[li]:c.layer_ptr[li + 1]])
+        alive = start_working[members]
+        layer_count[li] = int(alive.sum())
+        if alive.any():
+            layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
+    return layer_root, layer_count
+
+
+def _supply_forest(c: CompiledSystem, start: Workspace) -> tuple:
+    """``(parent, par_edge, child_ptr, child_idx, scratch)`` of the start state's supply forest."""
+    n, idx = c.n_nodes, c.index_dtype
+    parent, scratch, par_edge = np.zeros(n, idx), np.zeros(n, idx), np.full(n, -1, idx)
+    child_ptr, child_idx = np.zeros(n + 1, idx), np.zeros(n, idx)
+    _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
+                        c.layer_nodes, c.layer_rule, c.is_source, start.working,
+                        start.edge_failed, parent, par_edge, child_ptr, child_idx, scratch)
+    return parent, par_edge, child_ptr, child_idx, scratch
+
+
 class _SweepPlan:
     """What every kernel pass of one sweep shares: the start fixpoint, the intact mask, the
-    pre-failures and the supply forest (read-only; one copy per Dask worker)."""
+    pre-failures and the supply forest (``forest``: from :func:`_supply_forest`, or None where
+    the kernel mode does not use it); read-only, one copy per Dask worker, built there
+    (:class:`_PlanRecipe`)."""
 
-    def __init__(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
-                 par_edge, layer_root, layer_count, skip: bool):
+    def __init__(self, c: CompiledSystem, start: Workspace, count_mask, pre_nodes, pre_edges,
+                 forest, layer_root, layer_count, skip: bool, token: str | None = None):
+        n, idx = c.n_nodes, c.index_dtype
         self.state = {name: getattr(start, name).copy() for name in
                       ("working", "fail_round", "cause", "via_group", "alive", "edge_failed")}
         self.count_mask = count_mask
         self.pre_nodes, self.pre_edges = pre_nodes, pre_edges
-        self.child_ptr, self.child_idx, self.par_edge = child_ptr, child_idx, par_edge
+        if forest is None:   # modes 0 and 1 never read it
+            self.child_ptr, self.child_idx = np.zeros(n + 1, idx), np.zeros(n, idx)
+            self.par_edge = np.full(n, -1, idx)
+        else:
+            _, self.par_edge, self.child_ptr, self.child_idx, _ = forest
         self.layer_root, self.layer_count = layer_root, layer_count
         self.skip = bool(skip)
-        self.token = uuid.uuid4().hex   # names this plan in the workers' buffer cache
-        c = start.compiled
+        self.token = token or uuid.uuid4().hex   # names this plan in the workers' buffer cache
         # Per-arc usability flags of the start state, and the two arcs of each edge.
         self.arc = np.zeros(len(c.adj_nbr), np.uint8)
         _core.arc_flags(c.adj_edge, c.adj_fwd, start.edge_failed, self.arc)
@@ -413,13 +445,60 @@ def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_no
 _worker_buffers = threading.local()
 
 
-def _dask_chunk(c_token: str, plan_token: str, mode: int, lo: int, el_node, el_edge):
-    """A Dask task: one chunk of the sweep on the system and plan of the worker's store
-    (:func:`cascade.cluster.stored`); returns ``(lo, rows)``.  The worker thread keeps its
-    buffers between the chunks of one plan (the kernel restores them after each element)."""
-    from .cluster import stored
+class _PlanRecipe:
+    """What a Dask worker needs to build a sweep's :class:`_SweepPlan` itself: the token of the
+    compiled system in its store, the pre-failures, ``skip`` and whether the kernel needs the
+    supply forest.  A few bytes instead of the plan (36 MB at 10^6 nodes) per worker and
+    sweep; the build is deterministic, so every worker holds the plan this process would
+    build.  ``token`` names the plan in the workers' stores (the same recipe, the same plan)."""
 
-    c, plan = stored(c_token), stored(plan_token)
+    def __init__(self, c_token: str, pre_nodes, pre_edges, skip: bool, forest: bool):
+        self.c_token = c_token
+        self.pre_nodes, self.pre_edges = pre_nodes, pre_edges
+        self.skip, self.forest = bool(skip), bool(forest)
+        h = hashlib.blake2b(digest_size=16)
+        for part in (c_token, str(pre_nodes.dtype), pre_nodes.tobytes(), b"|",
+                     pre_edges.tobytes(), f"|{self.skip}|{self.forest}"):
+            h.update(part.encode() if isinstance(part, str) else part)
+        self.token = f"plan-{h.hexdigest()}"
+
+    def build(self, c: CompiledSystem) -> _SweepPlan:
+        count_mask, start = _start_state(c, self.pre_nodes, self.pre_edges)
+        layer_root, layer_count = _layer_roots(c, start.working.astype(bool))
+        forest = _supply_forest(c, start) if self.forest else None
+        return _SweepPlan(c, start, count_mask, self.pre_nodes, self.pre_edges, forest,
+                          layer_root, layer_count, self.skip, token=self.token)
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """``a`` in the smallest dtype that holds it exactly (rows sent back by Dask tasks; the
+    caller's arrays cast them back): counts as uint8/16/32, amounts as float32 when every
+    value survives the round trip."""
+    if a.size == 0:
+        return a
+    if a.dtype.kind == "i":
+        lo, hi = int(a.min()), int(a.max())
+        if lo >= 0:
+            for dtype in (np.uint8, np.uint16, np.uint32):
+                if hi <= np.iinfo(dtype).max:
+                    return a.astype(dtype)
+        return a
+    if a.dtype == np.float64:
+        small = a.astype(np.float32)
+        if np.array_equal(small.astype(np.float64), a):   # NaN never occurs in losses
+            return small
+    return a
+
+
+def _dask_chunk(recipe: _PlanRecipe, mode: int, lo: int, el_node, el_edge):
+    """A Dask task: one chunk of the sweep on the system of the worker's store and the plan
+    built there from it (:func:`cascade.cluster.stored`, :func:`cascade.cluster.built`);
+    returns ``(lo, rows)``, the rows in compact dtypes.  The worker thread keeps its buffers
+    between the chunks of one plan (the kernel restores them after each element)."""
+    from .cluster import built, stored
+
+    c = stored(recipe.c_token)
+    plan = built(recipe.token, lambda: recipe.build(stored(recipe.c_token)))
     cached = getattr(_worker_buffers, "entry", None)
     if cached is None or cached[0] != (plan.token, mode):
         cached = ((plan.token, mode), plan.buffers(c))
@@ -429,7 +508,7 @@ def _dask_chunk(c_token: str, plan_token: str, mode: int, lo: int, el_node, el_e
             np.zeros((k, L), np.float64))
     _kernel_chunk(c, plan, cached[1], mode, np.ascontiguousarray(el_node),
                   np.ascontiguousarray(el_edge), *rows)
-    return lo, rows
+    return lo, tuple(_compact(r) for r in rows)
 
 
 def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
