@@ -207,18 +207,13 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         raise ValueError("pre-failure index out of range")
 
     t_setup = time.perf_counter()
-    count_mask, start = _start_state(c, pre_nodes, pre_edges)
     pre_failed = len(pre_nodes) + len(pre_edges) > 0
-    proven = incremental_is_exact(c, pre_failed, count_mask)
     if method is None:
         method = "full" if plain else "local"
     if method not in ("full", "incremental", "local"):
         raise ValueError(f"unknown method {method!r}")
     mode = {"full": 0, "incremental": 1, "local": 2}[method]
     skip = (not plain) if skip is None else bool(skip)
-    # Where incremental cascades are not proven exact (giant layers that are not whole at the
-    # start), each element's answer is certified afterwards or recomputed in full.
-    certify = mode != 0 and not proven
 
     out_nodes = np.zeros(n_el, np.int64)
     out_demand = np.zeros(n_el, np.float64)
@@ -226,8 +221,21 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     out_layer_demand = np.zeros((n_el, L), np.float64)
     if n_el == 0:
         return out_nodes, out_demand, out_layer, out_layer_demand
-    start_working = start.working.astype(bool)
-    layer_root, layer_count = _layer_roots(c, start_working)
+
+    def local_state():
+        count_mask, start = _start_state(c, pre_nodes, pre_edges)
+        return (count_mask, start, start.working.astype(bool),
+                *_layer_roots(c, start.working.astype(bool)))
+
+    deferred = None
+    if cluster is not None and not (mode == 2 and n_el > 1 and FOREST_ORDER):
+        # On Dask the workers build their own start state; this process needs its own only
+        # after the sweep (certificates, pre-failures), so it builds it meanwhile (the
+        # cascade kernel releases the GIL).
+        deferred = ThreadPoolExecutor(1)
+        later = deferred.submit(local_state)
+    else:
+        count_mask, start, start_working, layer_root, layer_count = local_state()
     order = None
     forest = None
     if mode == 2 and (cluster is None or (n_el > 1 and FOREST_ORDER)):
@@ -307,7 +315,16 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
 
     kernel_times: list[float] = []
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
-    run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
+    try:
+        run(mode, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand)
+    finally:
+        if deferred is not None:
+            deferred.shutdown(wait=True)
+    if deferred is not None:
+        count_mask, start, start_working, layer_root, layer_count = later.result()
+    # Where incremental cascades are not proven exact (giant layers that are not whole at the
+    # start), each element's answer is certified afterwards or recomputed in full.
+    certify = mode != 0 and not incremental_is_exact(c, pre_failed, count_mask)
     redo = np.zeros(0, np.int64)
     if certify:
         # Certificate (see the module docstring): every `giant` layer keeps more than half of
