@@ -9,6 +9,9 @@ and ``--workers 2`` (a real local scheduler with 2 single-threaded worker proces
 the system to the workers' stores, the next ones find it there, so the table gives both the
 first run and the median of the others).  Each repeat runs every executor once, in turn, so
 that the machine's load hits them alike; every answer is checked against the first one.
+Besides the wall time, the CPU seconds each sweep cost in this process (with the local
+scheduler, the client and, on threads, the sweep itself) and in the two worker processes
+(idle on threads: their heartbeats); unlike wall times, these hardly depend on the load.
 """
 from __future__ import annotations
 
@@ -32,12 +35,18 @@ def main(nodes: int = 10**6, repeats: int = 3) -> None:
     with SweepCluster(workers=2) as cluster:
         runs = {"threads1": dict(threads=1), "threads2": dict(threads=2), "workers2": dict(cluster=cluster)}
         seconds = {k: [] for k in runs}
+        cpu = {k: [] for k in runs}
         want = None
         for _ in range(repeats + 1):   # the first round: the Dask run sends the system
             for name, kw in runs.items():
+                w0 = cluster.client.run(time.process_time)
+                p0 = time.process_time()
                 t = time.perf_counter()
                 got = core_sweep(c, el_node, el_edge, **kw)
                 seconds[name].append(time.perf_counter() - t)
+                p1 = time.process_time()
+                w1 = cluster.client.run(time.process_time)
+                cpu[name].append((p1 - p0, sum(w1[w] - w0[w] for w in w0 if w in w1)))
                 want = got if want is None else want
                 assert all(np.array_equal(a, b) for a, b in zip(got, want)), name
     med = {k: statistics.median(v[1:]) for k, v in seconds.items()}
@@ -46,6 +55,11 @@ def main(nodes: int = 10**6, repeats: int = 3) -> None:
     for name in runs:
         print(f"  {name:9s} {med[name]:7.2f} s  x{med['threads1'] / med[name]:.2f} of 1 thread   "
               f"(first {seconds[name][0]:.2f} s; runs: {', '.join(f'{v:.2f}' for v in seconds[name][1:])})")
+    print("CPU seconds per sweep (median after the first round): this process + the 2 workers")
+    for name in runs:
+        here = statistics.median(p for p, _ in cpu[name][1:])
+        there = statistics.median(w for _, w in cpu[name][1:])
+        print(f"  {name:9s} {here:5.2f} + {there:5.2f} = {here + there:5.2f} s")
 
 
 if __name__ == "__main__":

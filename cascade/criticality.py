@@ -54,6 +54,7 @@ ones already chosen has the highest score (then most nodes, then the smallest id
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
@@ -187,9 +188,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     progress : None, bool or callable
         Progress per chunk of elements (see :mod:`cascade.progress`).
     cluster : cascade.cluster.SweepCluster, optional
-        Run the chunks on this Dask cluster instead of threads (the system and the sweep's
-        start state go once to each worker's store, see :mod:`cascade.cluster`; the answer
-        is the same as on threads).
+        Run the chunks on this Dask cluster instead of threads (the system goes once to each
+        worker's store, see :mod:`cascade.cluster`, and each worker builds the sweep's start
+        state from it; the answer is the same as on threads).
     stats : dict, optional
         Filled with timings for benchmarks: ``kernel_s`` (seconds inside the kernel calls,
         summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
@@ -229,25 +230,13 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     t_setup = time.perf_counter()
     el_node_c, el_edge_c = el_node, el_edge    # the caller's order (rows are written in it)
     times = {"order_s": 0.0}   # for stats: the order of elements and the renumbering
-    intact = Workspace(c)
-    intact.run()
-    count_mask = intact.working.copy()
     pre_failed = len(pre_nodes) + len(pre_edges) > 0
-    if pre_failed:
-        start = Workspace(c)
-        start.run(pre_nodes, pre_edges)
-    else:
-        start = intact  # the same fixpoint: a second cascade from nothing would repeat it
-    proven = incremental_is_exact(c, pre_failed, count_mask)
     if method is None:
         method = "full" if plain else "local"
     if method not in ("full", "incremental", "local"):
         raise ValueError(f"unknown method {method!r}")
     mode = {"full": 0, "incremental": 1, "local": 2}[method]
     skip = (not plain) if skip is None else bool(skip)
-    # Where incremental cascades are not proven exact (giant layers that are not whole at the
-    # start), each element's answer is certified afterwards or recomputed in full.
-    certify = mode != 0 and not proven
 
     out_nodes = np.zeros(n_el, np.int64)
     out_demand = np.zeros(n_el, np.float64)
@@ -256,26 +245,28 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     if n_el == 0:
         return out_nodes, out_demand, out_layer, out_layer_demand
     n = c.n_nodes
-    par_edge = np.full(n, -1, idx)
-    child_ptr = np.zeros(n + 1, idx)
-    child_idx = np.zeros(n, idx)
-    layer_root = np.full(L, -1, idx)
-    layer_count = np.zeros(L, idx)
-    start_working = start.working.astype(bool)
-    for li in range(L):
-        members = np.asarray(c.layer_nodes[c.layer_ptr[li]:c.layer_ptr[li + 1]])
-        alive = start_working[members]
-        layer_count[li] = int(alive.sum())
-        if alive.any():
-            layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
+
+    def local_state():
+        count_mask, start = _start_state(c, pre_nodes, pre_edges)
+        start_working = start.working.astype(bool)
+        return (count_mask, start, start_working, *_layer_roots(c, start_working))
+
+    deferred = None
+    if cluster is not None and not (mode == 2 and n_el > 1 and FOREST_ORDER):
+        # On Dask the workers build their own start state; this process needs its own only
+        # after the sweep (certificates, pre-failures), so it builds it meanwhile (the
+        # cascade kernel releases the GIL).
+        deferred = ThreadPoolExecutor(1)
+        later = deferred.submit(local_state)
+    else:
+        count_mask, start, start_working, layer_root, layer_count = local_state()
     order = None
     kc = c
-    if mode == 2:
+    forest = None
+    if mode == 2 and deferred is None:
         # The supply forest of the start state, shared read-only by the threads.
-        parent, scratch = np.zeros(n, idx), np.zeros(n, idx)
-        _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
-                            c.layer_nodes, c.layer_rule, c.is_source, start.working,
-                            start.edge_failed, parent, par_edge, child_ptr, child_idx, scratch)
+        forest = _supply_forest(c, start)
+        parent, par_edge, child_ptr, child_idx, scratch = forest
         # Node elements are swept in the forest's depth-first preorder (edges after them, in
         # their order): an element's subtree was just walked by its parent's element, so it is
         # still in the CPU cache.  Elements are independent (the kernel restores the start
@@ -299,18 +290,29 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             if renumber:
                 kc = _Renumbered(c, rank)
             times["order_s"] = time.perf_counter() - t_order
-    plan_args = (count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge, layer_root,
-                 layer_count, skip)
+
+    def compiled_plan() -> "_SweepPlan":
+        """The plan on the compiled system (the full cascade's, which sums in node order)."""
+        return _SweepPlan(c, start, count_mask, pre_nodes, pre_edges,
+                          *(_no_forest(c) if forest is None else (forest[2], forest[3], forest[1])),
+                          layer_root, layer_count, skip)
+
     # The kernel's system and plan: the renumbered copy when there is one (element indices
     # mapped to it; rows are per element and per layer, so nothing maps back).  The plan on
-    # the compiled system is then made only if a full cascade must redo elements.
-    if kc is c:
-        plan = kc_plan = _SweepPlan(c, start, *plan_args)
-        k_node = el_node
+    # the compiled system is then made only if a full cascade must redo elements.  On Dask,
+    # each worker builds the plan (the start state, 36 MB at 10^6 nodes) from the system in
+    # its store, the same arrays as here (deterministic); only its recipe travels.
+    k_node = el_node
+    if cluster is not None:
+        plan = kc_plan = _PlanRecipe(cluster.share(c, memo=True), pre_nodes, pre_edges, skip,
+                                     mode == 2)
+    elif kc is c:
+        plan = kc_plan = compiled_plan()
     else:
         plan = None
         t_plan = time.perf_counter()
-        kc_plan = kc.plan(start, *plan_args)
+        kc_plan = kc.plan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
+                          par_edge, layer_root, layer_count, skip)
         times["order_s"] += time.perf_counter() - t_plan
         k_node = kc.map(el_node, kc.rank)
 
@@ -331,10 +333,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                     out[at] = got
                 return hi - lo
 
-            # The system (kept in the workers' stores between sweeps) and this sweep's plan go
-            # to each worker once; tasks carry element ranges sized on the run.
-            c_token, p_token = cluster.share_all([c, plan], [None, plan.token], memo=True)
-            cluster.run_ranges(_dask_chunk, lambda lo, hi: (c_token, p_token, mode, lo, el_node[lo:hi],
+            # The system is in the workers' stores (kept between sweeps), the plan is built
+            # there from it; tasks carry the recipe and element ranges sized on the run.
+            cluster.run_ranges(_dask_chunk, lambda lo, hi: (plan, mode, lo, el_node[lo:hi],
                                                             el_edge[lo:hi]),
                                k, collect, bar, first=min(size, 256), minimum=8, size=chunk,
                                unit="elements")
@@ -377,8 +378,17 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     kernel_times: list[float] = []
     kernel_cpu: list[float] = []    # the same calls in CPU time of their thread
     bar = tracker(progress, n_el, "N-1 sweep", "element")  # closed below (and by tqdm on error)
-    run(kc, kc_plan, mode, k_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand,
-        None if order is None else order.astype(idx, copy=False))
+    try:
+        run(kc, kc_plan, mode, k_node, el_edge, out_nodes, out_demand, out_layer,
+            out_layer_demand, None if order is None else order.astype(idx, copy=False))
+    finally:
+        if deferred is not None:
+            deferred.shutdown(wait=True)
+    if deferred is not None:
+        count_mask, start, start_working, layer_root, layer_count = later.result()
+    # Where incremental cascades are not proven exact (giant layers that are not whole at the
+    # start), each element's answer is certified afterwards or recomputed in full.
+    certify = mode != 0 and not incremental_is_exact(c, pre_failed, count_mask)
     redo = np.zeros(0, np.int64)
     if certify:
         # Certificate (see the module docstring): every `giant` layer keeps more than half of
@@ -402,7 +412,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         r_layer_demand = np.zeros((len(redo), L), np.float64)
         # In the caller's numbering: the full cascade sums the demand in node order.
         if plan is None:
-            plan = _SweepPlan(c, start, *plan_args)
+            plan = compiled_plan()
         run(c, plan, 0, np.ascontiguousarray(el_node_c[redo]), np.ascontiguousarray(el_edge_c[redo]),
             r_nodes, r_demand, r_layer, r_layer_demand)
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
@@ -420,12 +430,57 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     return out_nodes, out_demand, out_layer, out_layer_demand
 
 
+def _start_state(c: CompiledSystem, pre_nodes, pre_edges) -> tuple[np.ndarray, Workspace]:
+    """The intact system's working mask and the start fixpoint (after the pre-failures)."""
+    intact = Workspace(c)
+    intact.run()
+    count_mask = intact.working.copy()
+    if len(pre_nodes) + len(pre_edges) > 0:
+        start = Workspace(c)
+        start.run(pre_nodes, pre_edges)
+    else:
+        start = intact  # the same fixpoint: a second cascade from nothing would repeat it
+    return count_mask, start
+
+
+def _layer_roots(c: CompiledSystem, start_working: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer: its first working node (the root of supply_forest) and its working nodes."""
+    L, idx = len(c.layer_names), c.index_dtype
+    layer_root = np.full(L, -1, idx)
+    layer_count = np.zeros(L, idx)
+    for li in range(L):
+        members = np.asarray(c.layer_nodes[c.layer_ptr[li]:c.layer_ptr[li + 1]])
+        alive = start_working[members]
+        layer_count[li] = int(alive.sum())
+        if alive.any():
+            layer_root[li] = members[np.argmax(alive)]  # the same root as supply_forest's
+    return layer_root, layer_count
+
+
+def _supply_forest(c: CompiledSystem, start: Workspace) -> tuple:
+    """``(parent, par_edge, child_ptr, child_idx, scratch)`` of the start state's supply forest."""
+    n, idx = c.n_nodes, c.index_dtype
+    parent, scratch, par_edge = np.zeros(n, idx), np.zeros(n, idx), np.full(n, -1, idx)
+    child_ptr, child_idx = np.zeros(n + 1, idx), np.zeros(n, idx)
+    _core.supply_forest(c.adj_ptr, c.adj_nbr, c.adj_edge, c.adj_fwd, c.layer_ptr,
+                        c.layer_nodes, c.layer_rule, c.is_source, start.working,
+                        start.edge_failed, parent, par_edge, child_ptr, child_idx, scratch)
+    return parent, par_edge, child_ptr, child_idx, scratch
+
+
+def _no_forest(c: CompiledSystem) -> tuple:
+    """``(child_ptr, child_idx, par_edge)`` of an empty forest (kernel modes that never read it)."""
+    n, idx = c.n_nodes, c.index_dtype
+    return np.zeros(n + 1, idx), np.zeros(n, idx), np.full(n, -1, idx)
+
+
 class _SweepPlan:
     """What every kernel pass of one sweep shares: the start fixpoint, the intact mask, the
-    pre-failures and the supply forest (read-only; one copy per Dask worker)."""
+    pre-failures and the supply forest (read-only; one copy per Dask worker, built there from
+    a :class:`_PlanRecipe`)."""
 
     def __init__(self, c, start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
-                 par_edge, layer_root, layer_count, skip: bool):
+                 par_edge, layer_root, layer_count, skip: bool, token: str | None = None):
         # ``start``: the start fixpoint, a Workspace on ``c`` or a dict of its state arrays.
         self.state = {name: (start[name] if isinstance(start, dict) else getattr(start, name).copy())
                       for name in ("working", "fail_round", "cause", "via_group", "alive",
@@ -435,7 +490,7 @@ class _SweepPlan:
         self.child_ptr, self.child_idx, self.par_edge = child_ptr, child_idx, par_edge
         self.layer_root, self.layer_count = layer_root, layer_count
         self.skip = bool(skip)
-        self.token = uuid.uuid4().hex   # names this plan in the workers' buffer cache
+        self.token = token or uuid.uuid4().hex   # names this plan in the workers' buffer cache
         # Per-arc usability flags of the start state, and the two arcs of each edge.
         self.arc = np.zeros(len(c.adj_nbr), np.uint8)
         _core.arc_flags(c.adj_edge, c.adj_fwd, self.state["edge_failed"], self.arc)
@@ -559,13 +614,63 @@ def _kernel_chunk(c: CompiledSystem, plan: _SweepPlan, b: dict, mode: int, el_no
 _worker_buffers = threading.local()
 
 
-def _dask_chunk(c_token: str, plan_token: str, mode: int, lo: int, el_node, el_edge):
-    """A Dask task: one chunk of the sweep on the system and plan of the worker's store
-    (:func:`cascade.cluster.stored`); returns ``(lo, rows)``.  The worker thread keeps its
-    buffers between the chunks of one plan (the kernel restores them after each element)."""
-    from .cluster import stored
+class _PlanRecipe:
+    """What a Dask worker needs to build a sweep's :class:`_SweepPlan` itself: the token of the
+    compiled system in its store, the pre-failures, ``skip`` and whether the kernel needs the
+    supply forest.  A few bytes instead of the plan (36 MB at 10^6 nodes) per worker and
+    sweep; the build is deterministic, so every worker holds the plan this process would
+    build.  ``token`` names the plan in the workers' stores (the same recipe, the same plan)."""
 
-    c, plan = stored(c_token), stored(plan_token)
+    def __init__(self, c_token: str, pre_nodes, pre_edges, skip: bool, forest: bool):
+        self.c_token = c_token
+        self.pre_nodes, self.pre_edges = pre_nodes, pre_edges
+        self.skip, self.forest = bool(skip), bool(forest)
+        h = hashlib.blake2b(digest_size=16)
+        for part in (c_token, str(pre_nodes.dtype), pre_nodes.tobytes(), b"|",
+                     pre_edges.tobytes(), f"|{self.skip}|{self.forest}"):
+            h.update(part.encode() if isinstance(part, str) else part)
+        self.token = f"plan-{h.hexdigest()}"
+
+    def build(self, c: CompiledSystem) -> _SweepPlan:
+        count_mask, start = _start_state(c, self.pre_nodes, self.pre_edges)
+        layer_root, layer_count = _layer_roots(c, start.working.astype(bool))
+        if self.forest:
+            _, par_edge, child_ptr, child_idx, _ = _supply_forest(c, start)
+        else:
+            child_ptr, child_idx, par_edge = _no_forest(c)
+        return _SweepPlan(c, start, count_mask, self.pre_nodes, self.pre_edges, child_ptr,
+                          child_idx, par_edge, layer_root, layer_count, self.skip, token=self.token)
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """``a`` in the smallest dtype that holds it exactly (rows sent back by Dask tasks; the
+    caller's arrays cast them back): counts as uint8/16/32, amounts as float32 when every
+    value survives the round trip."""
+    if a.size == 0:
+        return a
+    if a.dtype.kind == "i":
+        lo, hi = int(a.min()), int(a.max())
+        if lo >= 0:
+            for dtype in (np.uint8, np.uint16, np.uint32):
+                if hi <= np.iinfo(dtype).max:
+                    return a.astype(dtype)
+        return a
+    if a.dtype == np.float64:
+        small = a.astype(np.float32)
+        if np.array_equal(small.astype(np.float64), a):   # NaN never occurs in losses
+            return small
+    return a
+
+
+def _dask_chunk(recipe: _PlanRecipe, mode: int, lo: int, el_node, el_edge):
+    """A Dask task: one chunk of the sweep on the system of the worker's store and the plan
+    built there from it (:func:`cascade.cluster.stored`, :func:`cascade.cluster.built`);
+    returns ``(lo, rows)``, the rows in compact dtypes.  The worker thread keeps its buffers
+    between the chunks of one plan (the kernel restores them after each element)."""
+    from .cluster import built, stored
+
+    c = stored(recipe.c_token)
+    plan = built(recipe.token, lambda: recipe.build(stored(recipe.c_token)))
     cached = getattr(_worker_buffers, "entry", None)
     if cached is None or cached[0] != (plan.token, mode):
         cached = ((plan.token, mode), plan.buffers(c))
@@ -575,7 +680,7 @@ def _dask_chunk(c_token: str, plan_token: str, mode: int, lo: int, el_node, el_e
             np.zeros((k, L), np.float64))
     _kernel_chunk(c, plan, cached[1], mode, np.ascontiguousarray(el_node),
                   np.ascontiguousarray(el_edge), *rows)
-    return lo, rows
+    return lo, tuple(_compact(r) for r in rows)
 
 
 def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,

@@ -793,11 +793,13 @@ def _served_rows(compiled: CompiledSystem, sets, layer_demand, layer_nodes, weig
     return loss, per_layer
 
 
-def _served_task(c_token: str, lo: int, sets, layer_demand, layer_nodes, weights):
-    """A Dask task of :meth:`Evaluator._served`: rows ``lo, lo + 1, ...`` on the compiled
-    system of the worker's store (:func:`cascade.cluster.stored`)."""
+def _served_task(c_token: str, sets_token: str, lo: int, hi: int, layer_demand, layer_nodes,
+                 weights):
+    """A Dask task of :meth:`Evaluator._served`: rows ``lo .. hi`` of the distinct failed sets,
+    on the compiled system, both from the worker's store (:func:`cascade.cluster.stored`)."""
     from .cluster import stored
 
+    sets = stored(sets_token)[lo:hi]
     return (lo, *_served_rows(stored(c_token), sets, layer_demand, layer_nodes, weights))
 
 
@@ -850,6 +852,7 @@ class Evaluator:
         self.threads = max(1, int(threads or 1))
         self.layer_names = list(self.compiled.layer_names)
         self._failures: dict = {}
+        self._distinct_sets: dict = {}   # id(failures list) -> (it, inverse, distinct)
         self._cache: dict = {}
         self._recovered: dict = {}
         self._systems: dict = {}
@@ -936,6 +939,21 @@ class Evaluator:
         self._cache[key] = result
         return result
 
+    def _distinct(self, failures) -> tuple[np.ndarray, list]:
+        """``(inverse, distinct)``: the distinct failed sets of ``failures`` (a list this
+        evaluator keeps, so one object per hazard variant) and each sample's position among
+        them; kept per list, so that measures on the same hazard share one object (and one
+        token in the Dask workers' stores)."""
+        key = id(failures)
+        got = self._distinct_sets.get(key)
+        if got is None or got[0] is not failures:
+            first: dict = {}
+            inverse = np.array([first.setdefault((n.tobytes(), e.tobytes()), len(first))
+                                for n, e in failures], dtype=np.int64)
+            distinct = [failures[i] for i in np.unique(inverse, return_index=True)[1]]
+            got = self._distinct_sets[key] = (failures, inverse, distinct)
+        return got[1], got[2]
+
     def _served(self, compiled: CompiledSystem, failures):
         L = len(self.layer_names)
         demand = compiled.demand
@@ -948,10 +966,7 @@ class Evaluator:
         weights = weights / weights.sum() if weights.sum() > 0 else np.full(L, 1.0 / max(L, 1))
         # Samples with the same failed set (frequent in floods) give the same cascade: run
         # each distinct set once and copy the result to its samples.
-        first: dict = {}
-        inverse = np.array([first.setdefault((n.tobytes(), e.tobytes()), len(first))
-                            for n, e in failures], dtype=np.int64)
-        distinct = [failures[i] for i in np.unique(inverse, return_index=True)[1]]
+        inverse, distinct = self._distinct(failures)
         loss = np.zeros(len(distinct))
         per_layer = np.zeros((len(distinct), L))
 
@@ -965,10 +980,11 @@ class Evaluator:
                 per_layer[lo:lo + len(chunk_loss)] = chunk_layer
                 return len(chunk_loss)
 
-            # The measure set's system goes to the workers' stores once; tasks carry ranges of
-            # failed sets sized on the run (cascade.cluster.SweepCluster.run_ranges).
-            c_token = self.cluster.share(compiled, memo=True)
-            self.cluster.run_ranges(_served_task, lambda lo, hi: (c_token, lo, distinct[lo:hi], *args),
+            # The measure set's system and the failed sets (the same for every measure that
+            # does not change the hazard) go to the workers' stores once; tasks carry ranges
+            # of failed sets sized on the run (cascade.cluster.SweepCluster.run_ranges).
+            c_token, sets_token = self.cluster.share_all([compiled, distinct], memo=True)
+            self.cluster.run_ranges(_served_task, lambda lo, hi: (c_token, sets_token, lo, hi, *args),
                                     len(distinct), collect, first=8, unit="failed sets")
             return loss[inverse], per_layer[inverse]
 

@@ -277,3 +277,111 @@ def test_ensembles_on_an_open_cluster_equal_threads_and_leave_it_open(address):
         with pytest.raises(InputError, match="either a cluster"):
             run_ensemble(system, scenario, 5, cluster=sc, scheduler=address, compiled=compiled)
     assert sc.client.status == "closed"
+
+
+# --- critical's sweeps: the start state is built on the workers, never sent ------------------
+
+def test_built_builds_once_per_worker_and_its_time_is_left_out_of_the_task(monkeypatch):
+    monkeypatch.setattr(cl, "_STORE", type(cl._STORE)())
+    clock = [100.0]
+    monkeypatch.setattr(cl.time, "perf_counter", lambda: clock[0])
+    made = []
+
+    def make():
+        clock[0] += 5.0   # a build of 5 s (fake clock)
+        made.append(1)
+        return "plan"
+
+    def task(extra):
+        got = cl.built("plan-1", make)
+        clock[0] += extra   # the task's own work
+        return got
+
+    assert cl.timed(task, 0.25) == (0.25, "plan")   # 5.25 s on the worker, 0.25 s of work
+    assert cl.timed(task, 0.5) == (0.5, "plan") and made == [1]   # from the store
+    cl._store_drop("plan-1")
+    assert cl.timed(task, 0.125) == (0.125, "plan") and made == [1, 1]   # rebuilt
+
+    def needs_missing():
+        return cl.stored("absent")
+    with pytest.raises(cl.NotShared):
+        cl.built("plan-2", needs_missing)
+    assert cl._store_has(["plan-2"]) == []
+
+
+def test_a_recipe_builds_the_plan_this_process_builds():
+    from cascade import criticality as cr
+
+    c = compile_system(synthetic_lifelines(2000, seed=3))
+    pre_nodes, pre_edges = np.array([5, 900], c.index_dtype), np.array([7], c.index_dtype)
+    count_mask, start = cr._start_state(c, pre_nodes, pre_edges)
+    root, count = cr._layer_roots(c, start.working.astype(bool))
+    _, par_edge, child_ptr, child_idx, _ = cr._supply_forest(c, start)
+    local = cr._SweepPlan(c, start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
+                          par_edge, root, count, True)
+    recipe = cr._PlanRecipe("token-of-c", pre_nodes, pre_edges, True, True)
+    remote = recipe.build(c)
+    assert remote.token == recipe.token and remote.token.startswith("plan-")
+    for name in ("count_mask", "pre_nodes", "pre_edges", "child_ptr", "child_idx", "par_edge",
+                 "layer_root", "layer_count", "arc", "edge_arc"):
+        np.testing.assert_array_equal(getattr(local, name), getattr(remote, name))
+    for name, a in local.state.items():
+        np.testing.assert_array_equal(a, remote.state[name])
+    assert (~local.state["working"].astype(bool)).sum() > 2   # the pre-failures took something
+    # The token follows the recipe: another pre-failure, skip or forest, another plan.
+    assert cr._PlanRecipe("token-of-c", pre_nodes, pre_edges, True, True).token == recipe.token
+    others = [cr._PlanRecipe("token-of-c", pre_nodes[:1], pre_edges, True, True),
+              cr._PlanRecipe("token-of-c", pre_nodes, pre_edges, False, True),
+              cr._PlanRecipe("token-of-c", pre_nodes, pre_edges, True, False),
+              cr._PlanRecipe("token-of-d", pre_nodes, pre_edges, True, True)]
+    assert len({o.token for o in others} | {recipe.token}) == 5
+
+
+def test_compact_rows_hold_every_value_exactly():
+    from cascade.criticality import _compact
+
+    cases = [(np.array([0, 3, 255]), np.uint8), (np.array([0, 256]), np.uint16),
+             (np.array([2**20]), np.uint32), (np.array([2**40]), np.int64),
+             (np.array([-1, 3]), np.int64), (np.array([0.0, 3.0, 1e6]), np.float32),
+             (np.array([0.0, 0.1]), np.float64), (np.array([2.0**30 + 1]), np.float64)]
+    for a, dtype in cases:
+        got = _compact(a)
+        assert got.dtype == dtype, (a, got.dtype)
+        np.testing.assert_array_equal(got.astype(a.dtype), a)
+
+
+def test_sweeps_send_the_system_once_and_never_their_start_state(address, monkeypatch):
+    c = compile_system(synthetic_lifelines(3000, seed=5))
+    el_node, el_edge = element_indices(c, "all")
+    pre = (np.array([11], c.index_dtype), np.array([4], c.index_dtype))
+    with cl.SweepCluster(scheduler=address) as sc:
+        sent = _puts(monkeypatch, sc)
+        for pre_nodes, pre_edges in (((), ()), pre, pre):
+            want = core_sweep(c, el_node, el_edge, pre_nodes, pre_edges, threads=1)
+            got = core_sweep(c, el_node, el_edge, pre_nodes, pre_edges, cluster=sc, chunk=400)
+            for a, b in zip(want, got):
+                np.testing.assert_array_equal(a, b)
+        c_token = cl.content_token(c, memo=True)
+        assert {token for token, _ in sent} <= {c_token} and len(sent) <= 1
+        # Each sweep drops its start state from the stores when it is done.
+        assert all(not any(t.startswith("plan-") for t in held)
+                   for held in sc.client.run(lambda: list(cl._STORE)).values())
+    assert want[0].max() > 50
+
+
+def test_a_worker_without_the_system_gets_it_and_builds_the_start_state(address, monkeypatch):
+    """A replaced worker: its store is empty when the sweep's tasks reach it."""
+    c = compile_system(synthetic_lifelines(2500, seed=7))
+    el_node, el_edge = element_indices(c)
+    want = core_sweep(c, el_node, el_edge, threads=1)
+    real = cl.SweepCluster.run_ranges
+    with cl.SweepCluster(scheduler=address) as sc:
+        def emptied(self, *args, **kw):   # both workers lose their stores after share
+            self.client.run(lambda: cl._STORE.clear())
+            return real(self, *args, **kw)
+        monkeypatch.setattr(cl.SweepCluster, "run_ranges", emptied)
+        sent = _puts(monkeypatch, sc)
+        got = core_sweep(c, el_node, el_edge, cluster=sc, chunk=300)
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)
+    assert [t for t, _ in sent] and {t for t, _ in sent} == {cl.content_token(c, memo=True)}

@@ -119,3 +119,40 @@ def test_bad_dask_options_are_one_line(args, words, tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], res.stderr
     assert not out.exists()
+
+
+def test_redundancy_sends_each_system_and_the_failed_sets_once(scheduler, monkeypatch):
+    """Measures that leave the hazard alone share one object of failed sets in the workers'
+    stores (sent once, not per measure); each distinct system goes once; the numbers are the
+    ones of threads."""
+    from cascade import cluster as cl
+    from cascade import read_system
+    from cascade.hazards import load_scenario
+    from cascade.redundancy import Evaluator, ScenarioSampler, read_candidates
+
+    system = read_system(DEMO)
+    compiled = compile_system(system)
+    sampler = ScenarioSampler(load_scenario(QUAKE), system, compiled)
+    measures = [m for m in read_candidates(CANDIDATES, system) if m.type != "harden"]
+    assert len(measures) >= 3
+    sets = [[], measures[:1], measures[1:2], measures[:2], measures[1:3]]
+    local = Evaluator(system, sampler, 40, compiled=compiled, threads=2)
+    with SweepCluster(scheduler=scheduler) as cluster:
+        sent = []
+        real = cluster.client.run
+
+        def spy(fn, *args, workers=None, **kw):
+            if fn is cl._store_put:
+                sent.append(args[0])
+            return real(fn, *args, workers=workers, **kw)
+        monkeypatch.setattr(cluster.client, "run", spy)
+        remote = Evaluator(system, sampler, 40, compiled=compiled, cluster=cluster)
+        for chosen in sets + sets:   # the second round: everything from the caches
+            for a, b in zip(local.losses(chosen), remote.losses(chosen)):
+                np.testing.assert_array_equal(a, b)
+    sets_tokens = [t for t in sent if t.startswith("list-")]
+    system_tokens = [t for t in sent if t.startswith("CompiledSystem-")]
+    assert len(set(sets_tokens)) == 1 and len(sets_tokens) == 1   # once for every measure
+    assert len(system_tokens) == len(set(system_tokens)) <= len(sets)
+    assert len(set(system_tokens)) >= len(sets) - 1   # the base system may be there already
+    assert any(local.losses(s)[0].mean() != local.losses([])[0].mean() for s in sets[1:])
