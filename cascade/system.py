@@ -160,11 +160,12 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
             table[col] = values.astype(float)
 
 
-def _positions(table: pd.DataFrame, col: str, index: pd.Index, node_ids: np.ndarray,
+def _positions(table: pd.DataFrame, col: str, index: pd.Index | None, node_ids: np.ndarray,
                found: dict) -> np.ndarray:
     """Positions of the node names of ``table[col]`` in ``index`` (-1 when unknown): those the
     CSV reader found (``found[col]``, from its ``attrs["node_positions"]``; used when they name
-    exactly these cells), else a hash lookup."""
+    exactly these cells), else a hash lookup (in ``pd.Index(node_ids)`` when ``index`` is
+    None: ids the reader proved unique)."""
     values = table[col].to_numpy(dtype=object)
     found = found.get(col)
     if found is not None and len(found) == len(values):
@@ -172,7 +173,7 @@ def _positions(table: pd.DataFrame, col: str, index: pd.Index, node_ids: np.ndar
         if not len(pos) or (pos.min() >= 0 and pos.max() < len(node_ids)
                             and bool(np.all(node_ids[pos] == values))):
             return pos
-    return index.get_indexer(values)
+    return (index if index is not None else pd.Index(node_ids)).get_indexer(values)
 
 
 def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "",
@@ -386,12 +387,17 @@ class InfrastructureSystem:
         units, weights, bases, currency = _layer_settings(units, weights, bases, currency,
                                                           files["system"])
 
+        # cascade.io.csv_dir's reader proves the ids unique while it looks up the node names
+        # (one pyarrow hash set); else a pandas Index's hash table checks them here and is kept
+        # for the lookups below.
+        unique_ids = bool(nodes.attrs.get("stripped") and nodes.attrs.get("unique_ids"))
         nodes = _strings(nodes)
         lines = lines or {}
         f = _File.of(files["nodes"], lines.get("nodes"))
         _require(nodes, ["id", "layer"], f)
-        node_index = pd.Index(nodes["id"].to_numpy(dtype=object))
-        _duplicates(nodes["id"], "node id", f, index=node_index)
+        node_index = None if unique_ids else pd.Index(nodes["id"].to_numpy(dtype=object))
+        if node_index is not None:
+            _duplicates(nodes["id"], "node id", f, index=node_index)
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
         # 'source' is the one kind the model reads: 'Source' or 'SOURCE' mean it too.
