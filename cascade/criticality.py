@@ -263,8 +263,13 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             order = np.zeros(n_el, idx)
             _core.edge_arcs(key, n + 1, order)  # a stable counting sort of the keys 0..n
             el_node, el_edge = el_node[order], el_edge[order]
+            del rank, key
+        del parent, scratch
     plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
                       layer_root, layer_count, skip)
+    # The plan holds copies of the start state: the workspaces' buffers (about 23 bytes a node)
+    # are not kept through the sweep, where every thread adds its own.
+    del intact, start
 
     def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand) -> None:
         """One pass of the kernel over the elements, chunk by chunk, on threads or Dask."""
@@ -350,7 +355,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         cluster.forget(plan.token)
     if order is not None:  # rows back in the caller's order of elements
         for out in (out_nodes, out_demand, out_layer, out_layer_demand):
-            out[order] = out.copy()
+            for j in range(out.shape[1] if out.ndim == 2 else 1):  # one column's copy at a time
+                column = out[:, j] if out.ndim == 2 else out
+                column[order] = column.copy()
     if stats is not None:
         kernel_s = float(sum(kernel_times))
         stats.update(kernel_s=kernel_s, kernel_calls=len(kernel_times), redone=int(len(redo)),
