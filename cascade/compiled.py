@@ -36,7 +36,7 @@ import pandas as pd
 
 from . import _core
 from .errors import InputError, did_you_mean
-from .system import InfrastructureSystem
+from .system import InfrastructureSystem, same_cells
 
 RULE_CODES = {"none": 0, "source": 1, "giant": 2, "flow": 3, "dcflow": 4}
 FLOW_CODES = (RULE_CODES["flow"], RULE_CODES["dcflow"])
@@ -54,18 +54,19 @@ def _csr(keys: np.ndarray, n: int, index_dtype) -> tuple[np.ndarray, np.ndarray]
 class _NodePositions:
     """Node names to indices (int64) for :func:`compile_system`: the positions
     :meth:`InfrastructureSystem.from_tables` found while checking the tables, when the tables
-    still hold exactly those names (checked, one comparison per row), else a pandas hash."""
+    still hold exactly those names (checked, one comparison per row: of object pointers first,
+    see :func:`cascade.system.same_cells`), else a pandas hash."""
 
     def __init__(self, system: InfrastructureSystem, node_ids: np.ndarray):
         self.node_ids, self.index, self.found = node_ids, None, {}
         hint = system.__dict__.pop("_node_hint", None)   # used once: its memory goes with it
-        if hint is not None and len(hint[0]) == len(node_ids) and bool(np.all(hint[0] == node_ids)):
+        if hint is not None and same_cells(hint[0], node_ids):
             self.index, self.found = hint[1], hint[2]
 
     def get_indexer(self, values: np.ndarray, key: tuple) -> np.ndarray:
         pos = self.found.get(key)
         if pos is not None and len(pos) == len(values) \
-                and (len(values) == 0 or bool(np.all(self.node_ids[pos] == values))):
+                and (len(values) == 0 or same_cells(self.node_ids[pos], values)):
             return np.asarray(pos, np.int64)
         if self.index is None:
             self.index = pd.Index(self.node_ids)

@@ -176,6 +176,19 @@ def test_the_reader_proves_node_ids_unique_only_when_they_are(tmp_path):
            for t in ("nodes", "edges")]
     nodes, _, _ = csv_dir._finish_tables(*raw, None)
     assert "unique_ids" not in nodes.attrs
+def test_same_cells_compares_pointers_then_text():
+    from cascade.system import same_cells
+
+    a = np.array(["ab", "c", "d"], object)
+    b = np.array(["".join(["a", "b"]), "c", "d"], object)   # equal text, another object
+    assert b[0] is not a[0] and same_cells(a, b) and same_cells(a, a.copy())
+    b[2] = "e"
+    assert not same_cells(a, b) and not same_cells(a, a[:2])
+    assert same_cells(np.zeros(0, object), np.zeros(0, object))
+    assert same_cells(a[::2], np.array(["ab", "d"], object))          # not contiguous
+    assert same_cells(np.arange(3), np.arange(3)) and not same_cells(np.arange(3), np.ones(3))
+
+
 FLOW_FIELDS = {"supply": 0.0, "dispatch": np.nan, "edge_capacity": np.inf, "edge_reactance": np.nan,
                "edge_shift": 0.0}
 
