@@ -22,8 +22,8 @@ Layout
   threshold among the rows that name the same supplier in the same group); ``layer_base`` per
   layer.  In ``flow`` and ``dcflow`` layers ``is_source`` is ``supply > 0``.  A v1 system gets
   supply 0, priority as docs/format.md's default, unlimited capacity, threshold 1.  On a system
-  without flow layers, each of ``supply``, ``dispatch``, ``edge_capacity``, ``edge_reactance``
-  and ``edge_shift`` that holds its default everywhere is a read-only view of that one value
+  without flow layers, each of ``supply``, ``dispatch``, ``edge_capacity``, ``edge_reactance``,
+  ``edge_shift`` and ``sup_threshold`` that holds its default everywhere is a read-only view of that one value
   (stride 0: no memory per node or edge; 42 MB at 10^6 nodes).
 """
 from __future__ import annotations
@@ -322,6 +322,7 @@ def compile_system(system: InfrastructureSystem, index_dtype=None) -> CompiledSy
     supply, capacity, reactance, shift = (settle(supply, 0.0), settle(capacity, np.inf),
                                           settle(reactance, np.nan), settle(shift, 0.0))
     dispatch = settle(column(nodes, "dispatch", np.nan), np.nan)
+    sup_threshold = settle(np.asarray(sup_threshold, np.float64), 1.0)
     return CompiledSystem(
         name=system.name, index_dtype=index_dtype, node_ids=node_ids,
         edge_ids=edges["id"].to_numpy(dtype=object), layer_names=layer_names,

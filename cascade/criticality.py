@@ -267,8 +267,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         del parent, scratch
     plan = _SweepPlan(start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx, par_edge,
                       layer_root, layer_count, skip)
-    # The plan holds copies of the start state: the workspaces' buffers (about 23 bytes a node)
-    # are not kept through the sweep, where every thread adds its own.
+    # The plan holds the start state's arrays: the workspaces (about 23 bytes a node) are not
+    # kept through the sweep, where every thread adds its own buffers.
     del intact, start
 
     def run(mode: int, el_node, el_edge, out_nodes, out_demand, out_layer, out_layer_demand) -> None:
@@ -368,11 +368,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
 
 class _SweepPlan:
     """What every kernel pass of one sweep shares: the start fixpoint, the intact mask, the
-    pre-failures and the supply forest (read-only; one copy per Dask worker)."""
+    pre-failures and the supply forest (read-only; one copy per Dask worker).  It takes the
+    start workspace's state arrays as they are (no copy): the caller runs nothing more on it."""
 
     def __init__(self, start: Workspace, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
                  par_edge, layer_root, layer_count, skip: bool):
-        self.state = {name: getattr(start, name).copy() for name in
+        self.state = {name: getattr(start, name) for name in
                       ("working", "fail_round", "cause", "via_group", "alive", "edge_failed")}
         self.count_mask = count_mask
         self.pre_nodes, self.pre_edges = pre_nodes, pre_edges

@@ -190,20 +190,20 @@ def test_same_cells_compares_pointers_then_text():
 
 
 FLOW_FIELDS = {"supply": 0.0, "dispatch": np.nan, "edge_capacity": np.inf, "edge_reactance": np.nan,
-               "edge_shift": 0.0}
+               "edge_shift": 0.0, "sup_threshold": 1.0}
 
 
 def test_flow_arrays_of_a_system_without_flow_layers_take_no_memory_per_element(tmp_path):
     c = compile_system(synthetic_lifelines(2000, seed=2))
     for field, value in FLOW_FIELDS.items():
         array = getattr(c, field)
-        assert array.dtype == np.float64 and len(array) == (c.n_nodes if field in ("supply", "dispatch")
-                                                            else c.n_edges)
+        size = {"supply": c.n_nodes, "dispatch": c.n_nodes, "sup_threshold": len(c.sup_idx)}
+        assert array.dtype == np.float64 and len(array) == size.get(field, c.n_edges)
         assert array.strides == (0,) and not array.flags.writeable, field
         assert np.array_equal(array, np.full(len(array), value), equal_nan=True), field
     # With a flow layer they are whole arrays (the flow kernels take contiguous buffers).
-    root = write_dir(tmp_path / "f", "id,layer,kind,supply,demand\ng,p,source,5,0\nb,p,,0,2",
-                     "source,target\ng,b", toml='[layers.p]\nrule = "flow"')
+    root = write_dir(tmp_path / "f", "id,layer,kind,supply,demand\ng,p,source,5,0\nb,p,,0,2\nx,q,,0,0",
+                     "source,target\ng,b", "dependent,supplier\nx,b", toml='[layers.p]\nrule = "flow"')
     c = compile_system(read_system(root))
     for field in FLOW_FIELDS:
         assert getattr(c, field).flags.c_contiguous and getattr(c, field).strides != (0,), field
