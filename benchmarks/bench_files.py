@@ -11,7 +11,8 @@ the command a user runs, as a real process, in three states:
 * ``first``: the same with the cache on and no entry yet (it also writes ``.cascade-cache/``);
 * ``cached``: again, reading the compiled system from the cache;
 * ``baseline`` (with ``--baseline PYTHONPATH``): the same command with an older tree's package,
-  for ratios measured under the same load.
+  for ratios measured under the same load; its cache entry is removed before it, so it is a
+  ``first`` run of the older code (compare it with ``first``).
 
 Each state runs ``--repeats`` times; it reports the wall time, the CPU time (user + sys) and
 the peak resident memory (``ru_maxrss`` of that process, from ``os.wait4``), min and median.
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     runs: dict[str, list[dict]] = {name: [] for name in states}
     for _ in range(args.repeats):   # interleaved, so that load changes hit every state alike
         for name, cmd in states.items():
-            if name == "first":
+            if name in ("first", "baseline"):   # both read, compile and write the cache
                 shutil.rmtree(root / ".cascade-cache", ignore_errors=True)
             runs[name].append(measure(cmd, args.baseline if name == "baseline" else None))
             r = runs[name][-1]

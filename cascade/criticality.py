@@ -262,11 +262,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         count_mask, start, start_working, layer_root, layer_count = local_state()
     order = None
     kc = c
-    forest = None
+    forest = None   # (child_ptr, child_idx, par_edge) of the supply forest where the kernel needs it
     if mode == 2 and deferred is None:
         # The supply forest of the start state, shared read-only by the threads.
-        forest = _supply_forest(c, start)
-        parent, par_edge, child_ptr, child_idx, scratch = forest
+        parent, par_edge, child_ptr, child_idx, scratch = _supply_forest(c, start)
+        forest = child_ptr, child_idx, par_edge
         # Node elements are swept in the forest's depth-first preorder (edges after them, in
         # their order): an element's subtree was just walked by its parent's element, so it is
         # still in the CPU cache.  Elements are independent (the kernel restores the start
@@ -290,11 +290,13 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
             if renumber:
                 kc = _Renumbered(c, rank)
             times["order_s"] = time.perf_counter() - t_order
+            del rank, key
+        del parent, scratch
 
     def compiled_plan() -> "_SweepPlan":
         """The plan on the compiled system (the full cascade's, which sums in node order)."""
         return _SweepPlan(c, start, count_mask, pre_nodes, pre_edges,
-                          *(_no_forest(c) if forest is None else (forest[2], forest[3], forest[1])),
+                          *(_no_forest(c) if forest is None else forest),
                           layer_root, layer_count, skip)
 
     # The kernel's system and plan: the renumbered copy when there is one (element indices
@@ -315,6 +317,10 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                           par_edge, layer_root, layer_count, skip)
         times["order_s"] += time.perf_counter() - t_plan
         k_node = kc.map(el_node, kc.rank)
+    if deferred is None:
+        # The plans hold the start state's arrays (no copy); the rest of the workspaces (about
+        # 23 bytes a node) is not kept through the sweep, where every thread adds its buffers.
+        start = {name: getattr(start, name) for name in _SweepPlan.STATE}
 
     def run(c, plan, mode: int, el_node, el_edge, out_nodes, out_demand, out_layer,
             out_layer_demand, rows=None) -> None:
@@ -477,14 +483,16 @@ def _no_forest(c: CompiledSystem) -> tuple:
 class _SweepPlan:
     """What every kernel pass of one sweep shares: the start fixpoint, the intact mask, the
     pre-failures and the supply forest (read-only; one copy per Dask worker, built there from
-    a :class:`_PlanRecipe`)."""
+    a :class:`_PlanRecipe`).  It takes the start state's arrays as they are (no copy): the
+    caller runs nothing more on them."""
+
+    STATE = ("working", "fail_round", "cause", "via_group", "alive", "edge_failed")
 
     def __init__(self, c, start, count_mask, pre_nodes, pre_edges, child_ptr, child_idx,
                  par_edge, layer_root, layer_count, skip: bool, token: str | None = None):
         # ``start``: the start fixpoint, a Workspace on ``c`` or a dict of its state arrays.
-        self.state = {name: (start[name] if isinstance(start, dict) else getattr(start, name).copy())
-                      for name in ("working", "fail_round", "cause", "via_group", "alive",
-                                   "edge_failed")}
+        self.state = {name: (start[name] if isinstance(start, dict) else getattr(start, name))
+                      for name in self.STATE}
         self.count_mask = count_mask
         self.pre_nodes, self.pre_edges = pre_nodes, pre_edges
         self.child_ptr, self.child_idx, self.par_edge = child_ptr, child_idx, par_edge

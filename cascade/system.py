@@ -42,6 +42,29 @@ TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f", ""}
 
 
+def _pointers(values: np.ndarray) -> np.ndarray:
+    """The object pointers of a contiguous 1-D object array, as integers (a view: valid while
+    ``values`` lives)."""
+    import ctypes
+
+    if not len(values):
+        return np.zeros(0, np.uintp)
+    return np.frombuffer((ctypes.c_size_t * len(values)).from_address(values.ctypes.data), np.uintp)
+
+
+def same_cells(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays of equal length hold equal cells (``np.all(a == b)``), comparing object
+    pointers first: cells that are the same object are equal without a comparison of text
+    (the reader fills the columns that name nodes with the node ids' own str objects)."""
+    if len(a) != len(b):
+        return False
+    if a.dtype == object and b.dtype == object and a.ndim == b.ndim == 1:
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        differ = np.flatnonzero(_pointers(a) != _pointers(b))
+        return bool(np.all(a[differ] == b[differ]))
+    return bool(np.all(a == b))
+
+
 class _File(str):
     """A file name for messages that also knows the line each table row starts on."""
 
@@ -67,7 +90,10 @@ def _strings(table: pd.DataFrame) -> pd.DataFrame:
     """Every cell as a stripped string, missing cells as ''."""
     out = {}
     if table.attrs.get("stripped"):
-        # Read by cascade.io.csv_dir, which already made every cell a stripped str.
+        # Read by cascade.io.csv_dir, which already made every cell a stripped str.  (Columns
+        # of a frame without attrs: pandas deep-copies attrs into every Series it makes.)
+        table = pd.DataFrame(table, copy=False)
+        table.attrs = {}
         for col in table.columns:
             out[str(col).strip()] = table[col].to_numpy(dtype=object)
         return pd.DataFrame(out, columns=list(out), copy=False)
@@ -160,19 +186,20 @@ def _attributes(table: pd.DataFrame, known: Iterable[str]) -> None:
             table[col] = values.astype(float)
 
 
-def _positions(table: pd.DataFrame, col: str, index: pd.Index, node_ids: np.ndarray,
+def _positions(table: pd.DataFrame, col: str, index: pd.Index | None, node_ids: np.ndarray,
                found: dict) -> np.ndarray:
     """Positions of the node names of ``table[col]`` in ``index`` (-1 when unknown): those the
     CSV reader found (``found[col]``, from its ``attrs["node_positions"]``; used when they name
-    exactly these cells), else a hash lookup."""
+    exactly these cells), else a hash lookup (in ``pd.Index(node_ids)`` when ``index`` is
+    None: ids the reader proved unique)."""
     values = table[col].to_numpy(dtype=object)
     found = found.get(col)
     if found is not None and len(found) == len(values):
         pos = np.asarray(found, np.int64)
         if not len(pos) or (pos.min() >= 0 and pos.max() < len(node_ids)
-                            and bool(np.all(node_ids[pos] == values))):
+                            and same_cells(node_ids[pos], values)):
             return pos
-    return index.get_indexer(values)
+    return (index if index is not None else pd.Index(node_ids)).get_indexer(values)
 
 
 def _duplicates(ids: pd.Series, what: str, file: str, hint: str = "",
@@ -386,16 +413,23 @@ class InfrastructureSystem:
         units, weights, bases, currency = _layer_settings(units, weights, bases, currency,
                                                           files["system"])
 
+        # cascade.io.csv_dir's reader proves the ids unique while it looks up the node names
+        # (one pyarrow hash set); else a pandas Index's hash table checks them here and is kept
+        # for the lookups below.
+        unique_ids = bool(nodes.attrs.get("stripped") and nodes.attrs.get("unique_ids"))
         nodes = _strings(nodes)
         lines = lines or {}
         f = _File.of(files["nodes"], lines.get("nodes"))
         _require(nodes, ["id", "layer"], f)
-        node_index = pd.Index(nodes["id"].to_numpy(dtype=object))
-        _duplicates(nodes["id"], "node id", f, index=node_index)
+        node_index = None if unique_ids else pd.Index(nodes["id"].to_numpy(dtype=object))
+        if node_index is not None:
+            _duplicates(nodes["id"], "node id", f, index=node_index)
         if "kind" not in nodes.columns:
             nodes["kind"] = ""
         # 'source' is the one kind the model reads: 'Source' or 'SOURCE' mean it too.
-        nodes.loc[_lower(nodes["kind"]) == "source", "kind"] = "source"
+        spelled = (_lower(nodes["kind"]) == "source") & (nodes["kind"].to_numpy() != "source")
+        if spelled.any():
+            nodes.loc[spelled, "kind"] = "source"
         _numbers(nodes, NODE_NUMBERS, f)
         _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
         _finite_sums(nodes, "demand", f, by_layer=True)
@@ -445,8 +479,10 @@ class InfrastructureSystem:
         for col in ("repair_time", "repair_cost"):  # recovery adds them up over nodes and edges
             _finite_sums(pd.concat([nodes[[col]], edges[[col]]]), col, f"{files['nodes']} and {f}")
         _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS, *FLOW_EDGE_NUMBERS})
-        edges = edges[["id", "source", "target", "directed"]
-                      + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]]
+        order = ["id", "source", "target", "directed"] \
+            + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]
+        if list(edges.columns) != order:   # (a selection copies every column)
+            edges = edges[order]
 
         dep_positions = dependencies.attrs.get("node_positions", {}) \
             if dependencies.attrs.get("stripped") else {}
@@ -558,7 +594,7 @@ class InfrastructureSystem:
     @property
     def layers(self) -> list[str]:
         """Layer names in name order (the order of every per-layer output)."""
-        return sorted(set(self.nodes["layer"]) | set(self.rules))
+        return sorted(set(pd.unique(self.nodes["layer"].to_numpy(dtype=object))) | set(self.rules))
 
     def fallback_warnings(self) -> list[str]:
         """Layers whose rule fell back to ``giant`` for lack of a source although they look
@@ -581,7 +617,8 @@ class InfrastructureSystem:
 
     def layer_rules(self) -> dict[str, str]:
         """The rule of every layer: explicit, else ``source`` when it has a source, else ``giant``."""
-        with_source = set(self.nodes.loc[self.nodes["kind"] == "source", "layer"])
+        with_source = set(pd.unique(self.nodes["layer"].to_numpy(dtype=object)[
+            self.nodes["kind"].to_numpy(dtype=object) == "source"]))
         return {layer: self.rules.get(layer, "source" if layer in with_source else "giant")
                 for layer in self.layers}
 

@@ -131,6 +131,84 @@ def test_edge_ends_share_the_node_ids_strings(tmp_path):
     assert all(a is b for a, b in zip(system.edges["source"], ids[where]))
 
 
+
+
+# Bad inputs that the fast path's one lookup of every node name meets (the ids repeated, an edge
+# end, a dependent or a supplier that is not a node, an id with spaces around it); each must
+# give the very message of the careful (pandas) path, naming the file and the line.
+BAD_NAMES = {
+    "node id twice": ("id,layer\na,power\nb,power\na,power\n", "source,target\na,b\n", None),
+    "node id twice, spaces": ("id,layer\na,power\nb,power\n a ,power\n", "source,target\na,b\n", None),
+    "unknown source": ("id,layer\na,power\nb,power\n", "id,source,target\ne1,a,b\ne2,ghost,b\n", None),
+    "unknown target": ("id,layer\na,power\nb,power\n", "source,target\na,b\nb,ghost\n", None),
+    "unknown supplier": ("id,layer\na,power\nb,water\n", "source,target\n",
+                         "dependent,supplier\nb,a\nb,ghost\n"),
+    "unknown dependent": ("id,layer\na,power\nb,water\n", "source,target\n",
+                          "dependent,supplier\nghost,a\n"),
+    "edge id twice": ("id,layer\na,power\nb,power\n", "id,source,target\ne,a,b\ne,b,a\n", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_NAMES))
+def test_one_lookup_of_every_node_name_keeps_each_error_message(tmp_path, monkeypatch, name):
+    nodes, edges, deps = BAD_NAMES[name]
+    root = write_dir(tmp_path / "s", nodes.rstrip("\n"), edges.rstrip("\n"),
+                     deps.rstrip("\n") if deps else None)
+    with pytest.raises(InputError) as fast:
+        read_system(root)
+    monkeypatch.setattr(csv_dir, "_read_csv_arrow", lambda *a, **k: None)
+    with pytest.raises(InputError) as slow:
+        read_system(root)
+    assert str(fast.value) == str(slow.value)
+    assert fast.value.line is not None and str(fast.value.file).endswith(".csv")
+
+
+def test_the_reader_proves_node_ids_unique_only_when_they_are(tmp_path):
+    root = write_dir(tmp_path / "s", "id,layer\na,power\nb,power", "source,target\na,b")
+    raw = [csv_dir._read_csv(root / f"{t}.csv", required=True, strip=True, raw=True)
+           for t in ("nodes", "edges")]
+    assert all(isinstance(r, csv_dir._Raw) for r in raw), "regular files take the fast path"
+    nodes, edges, _ = csv_dir._finish_tables(*raw, None)
+    assert nodes.attrs.get("unique_ids") is True
+    assert list(edges.attrs["node_positions"]) == ["source", "target"]
+    (root / "nodes.csv").write_text("id,layer\na,power\nb,power\na,power\n")
+    raw = [csv_dir._read_csv(root / f"{t}.csv", required=True, strip=True, raw=True)
+           for t in ("nodes", "edges")]
+    nodes, _, _ = csv_dir._finish_tables(*raw, None)
+    assert "unique_ids" not in nodes.attrs
+def test_same_cells_compares_pointers_then_text():
+    from cascade.system import same_cells
+
+    a = np.array(["ab", "c", "d"], object)
+    b = np.array(["".join(["a", "b"]), "c", "d"], object)   # equal text, another object
+    assert b[0] is not a[0] and same_cells(a, b) and same_cells(a, a.copy())
+    b[2] = "e"
+    assert not same_cells(a, b) and not same_cells(a, a[:2])
+    assert same_cells(np.zeros(0, object), np.zeros(0, object))
+    assert same_cells(a[::2], np.array(["ab", "d"], object))          # not contiguous
+    assert same_cells(np.arange(3), np.arange(3)) and not same_cells(np.arange(3), np.ones(3))
+
+
+FLOW_FIELDS = {"supply": 0.0, "dispatch": np.nan, "edge_capacity": np.inf, "edge_reactance": np.nan,
+               "edge_shift": 0.0, "sup_threshold": 1.0}
+
+
+def test_flow_arrays_of_a_system_without_flow_layers_take_no_memory_per_element(tmp_path):
+    c = compile_system(synthetic_lifelines(2000, seed=2))
+    for field, value in FLOW_FIELDS.items():
+        array = getattr(c, field)
+        size = {"supply": c.n_nodes, "dispatch": c.n_nodes, "sup_threshold": len(c.sup_idx)}
+        assert array.dtype == np.float64 and len(array) == size.get(field, c.n_edges)
+        assert array.strides == (0,) and not array.flags.writeable, field
+        assert np.array_equal(array, np.full(len(array), value), equal_nan=True), field
+    # With a flow layer they are whole arrays (the flow kernels take contiguous buffers).
+    root = write_dir(tmp_path / "f", "id,layer,kind,supply,demand\ng,p,source,5,0\nb,p,,0,2\nx,q,,0,0",
+                     "source,target\ng,b", "dependent,supplier\nx,b", toml='[layers.p]\nrule = "flow"')
+    c = compile_system(read_system(root))
+    for field in FLOW_FIELDS:
+        assert getattr(c, field).flags.c_contiguous and getattr(c, field).strides != (0,), field
+
+
 # ------------------------------------------------------------------ the ranking order
 
 def test_ranking_order_is_pandas_sort_values():

@@ -21,7 +21,7 @@ LAYER_KEYS = {"rule", "unit", "weight", "base"}
 
 
 def _read_csv(path: Path, required: bool, strip: bool = False, known: tuple | None = None,
-              keep: dict | None = None) -> pd.DataFrame | None:
+              keep: dict | None = None, raw: bool = False) -> "pd.DataFrame | _Raw | None":
     """A CSV file as a table of strings (``''`` for empty cells), the file line of each row in
     ``attrs["lines"]`` when it is not simply row + 2.
 
@@ -30,14 +30,14 @@ def _read_csv(path: Path, required: bool, strip: bool = False, known: tuple | No
     as before, so each bad input keeps its one-line message naming the file and the line.
     With ``strip``, cells come stripped of surrounding whitespace (as
     :meth:`InfrastructureSystem.from_tables` would do) and the table is marked so that it does
-    not strip them again.  ``known`` and ``keep`` are the fast path's (see
+    not strip them again.  ``known``, ``keep`` and ``raw`` are the fast path's (see
     :func:`_read_csv_arrow`).
     """
     if not path.exists():
         if required:
             raise InputError("missing file", str(path))
         return None
-    fast = _read_csv_arrow(path, strip, known, keep)
+    fast = _read_csv_arrow(path, strip, known, keep, raw)
     if fast is not None:
         return fast
     try:
@@ -81,7 +81,7 @@ NODE_COLUMNS = ("source", "target", "dependent", "supplier")
 
 
 def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
-                    keep: dict | None = None) -> pd.DataFrame | None:
+                    keep: dict | None = None, raw: bool = False) -> "pd.DataFrame | _Raw | None":
     """The fast path of :func:`_read_csv`, or None when the file needs the careful one.
 
     Each column is dictionary-encoded by pyarrow and only its distinct values become Python
@@ -92,7 +92,9 @@ def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
     ``known`` is ``(ids, objects)``: the node ids as a pyarrow array and as the object array of
     their Python strings; columns of :data:`NODE_COLUMNS` whose every cell is one of them are
     looked up by pyarrow and filled with those same objects (no new strings, no hashing of
-    Python strings).  ``keep``, a dict, receives the pyarrow ``id`` column.
+    Python strings).  ``keep``, a dict, receives the pyarrow ``id`` column.  With ``raw``, the
+    trimmed columns come back as a :class:`_Raw` (no Python strings yet), for
+    :func:`_finish_tables` to look the node names of every file up at once.
     """
     try:
         import pyarrow as pa
@@ -144,18 +146,85 @@ def _read_csv_arrow(path: Path, strip: bool, known: tuple | None = None,
     # bytes.translate instead of a Unicode trim of every column).
     rest = data.translate(None, _NO_SPACE)
     trim = len(rest) != rest.count(b"\n")
-    return _arrow_frame(table, names, strip, known, keep, trim)
+    return _arrow_frame(table, names, strip, known, keep, trim, raw)
+
+
+class _Raw:
+    """A table read by pyarrow, its cells trimmed, not yet a DataFrame: ``frame()`` makes it
+    one (see :func:`_finish_tables`)."""
+
+    def __init__(self, names: list[str], columns: list, strip: bool):
+        self.names, self.columns, self.strip = names, columns, strip
+
+    def column(self, name: str):
+        return self.columns[self.names.index(name)] if name in self.names else None
+
+    def frame(self, found: dict | None = None, objects: np.ndarray | None = None,
+              keep: dict | None = None) -> pd.DataFrame:
+        return _build_frame(self.names, self.columns, self.strip, found or {}, objects, keep)
+
+
+def _lookup(parts: list, ids) -> list:
+    """Positions of the names of each pyarrow array of ``parts`` among the node ids ``ids``
+    (one hash set of the ids for all of them): per part an int array, or None when a name is
+    not a node id (the checks of :meth:`InfrastructureSystem.from_tables` then name it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not parts:
+        return []
+    codes = pc.index_in(pa.chunked_array([p.cast(pa.string()) for p in parts], pa.string()),
+                        value_set=ids.cast(pa.string()))
+    ends = np.cumsum([0] + [len(part) for part in parts])
+    out = []
+    for i in range(len(parts)):
+        part = codes.slice(ends[i], ends[i + 1] - ends[i])
+        out.append(part.to_numpy() if part.null_count == 0 else None)
+    return out
+
+
+def _finish_tables(nodes, edges, deps) -> tuple:
+    """The tables of :func:`read_system` as DataFrames, from what the readers returned
+    (DataFrames, or :class:`_Raw` tables of the fast path).
+
+    On the fast path the node ids and every column that names nodes (of edges and
+    dependencies) are looked up in one pyarrow hash set of the ids: every node id found at its
+    own position proves the ids unique (``attrs["unique_ids"]``, so that
+    :meth:`InfrastructureSystem.from_tables` hashes them no more), and the other columns
+    become the node ids' own string objects with their positions in ``attrs["node_positions"]``
+    (checked there against the cells)."""
+    ids = nodes.column("id") if isinstance(nodes, _Raw) else None
+    wanted = [(key, table, name) for key, table in (("edges", edges), ("dependencies", deps))
+              if ids is not None and isinstance(table, _Raw)
+              for name in table.names if name in NODE_COLUMNS]
+    found: dict = {"edges": {}, "dependencies": {}}
+    unique = False
+    if ids is not None:
+        codes = _lookup([ids] + [table.column(name) for _, table, name in wanted], ids)
+        unique = codes[0] is not None and bool(np.array_equal(codes[0], np.arange(len(ids))))
+        for (key, _, name), pos in zip(wanted, codes[1:]):
+            if pos is not None:
+                found[key][name] = pos
+        del codes
+    if isinstance(nodes, _Raw):
+        nodes = nodes.frame()
+        if unique:
+            nodes.attrs["unique_ids"] = True
+    objects = nodes["id"].to_numpy(dtype=object) if ids is not None else None
+    if isinstance(edges, _Raw):
+        edges = edges.frame(found["edges"], objects)
+    if isinstance(deps, _Raw):
+        deps = deps.frame(found["dependencies"], objects)
+    return nodes, edges, deps
 
 
 def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = None,
-                 keep: dict | None = None, trim: bool = True) -> pd.DataFrame:
+                 keep: dict | None = None, trim: bool = True, raw: bool = False):
     """A pyarrow table of strings as the DataFrame of :func:`_read_csv_arrow` (column names
-    ``names``; ``trim=False``: no cell has white space to trim)."""
+    ``names``; ``trim=False``: no cell has white space to trim), or with ``raw`` a
+    :class:`_Raw` of its trimmed columns."""
     import pyarrow.compute as pc
 
-    import pyarrow as pa
-
-    columns = {}
     trimmed = []
     for name, column in zip(names, table.columns):
         column = column.combine_chunks()
@@ -165,24 +234,31 @@ def _arrow_frame(table, names: list[str], strip: bool, known: tuple | None = Non
             column = pc.utf8_trim(column, characters=PY_SPACE) if strip \
                 else pc.utf8_ltrim(column, characters=" ")
         trimmed.append(column)
+    del table
+    if raw:
+        return _Raw(names, trimmed, strip)
     # The columns that name nodes are looked up together: one hash set of the node ids per
     # file, not one per column.
     found = {}
     lookup = [name for name in names if name in NODE_COLUMNS] if known is not None else []
-    if lookup:
-        parts = [trimmed[names.index(name)] for name in lookup]
-        codes = pc.index_in(pa.chunked_array(parts, pa.string()), value_set=known[0])
-        ends = np.cumsum([0] + [len(part) for part in parts])
-        for i, name in enumerate(lookup):
-            part = codes.slice(ends[i], ends[i + 1] - ends[i])
-            if part.null_count == 0:
-                found[name] = part.to_numpy()
+    for name, pos in zip(lookup, _lookup([trimmed[names.index(name)] for name in lookup],
+                                         known[0] if known is not None else None)):
+        if pos is not None:
+            found[name] = pos
+    return _build_frame(names, trimmed, strip, found, known[1] if known is not None else None, keep)
+
+
+def _build_frame(names: list[str], trimmed: list, strip: bool, found: dict,
+                 objects: np.ndarray | None, keep: dict | None) -> pd.DataFrame:
+    """The DataFrame of trimmed pyarrow columns; the columns of ``found`` (node positions)
+    become the node ids' own objects ``objects[positions]``."""
+    columns = {}
     for name, column in zip(names, trimmed):
         if keep is not None and name == "id":
             keep["id"] = column
         head = column.slice(0, 4096)
         if name in found:
-            columns[name] = known[1][found[name]]
+            columns[name] = objects[found[name]]
             continue
         if len(head) and len(head.unique()) <= len(head) // 2:
             # Few distinct values: one Python string each and an array of pointers.
@@ -293,14 +369,12 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     fmt = system_format(root)
     ext = ".parquet" if fmt == "parquet" else ".csv"
     reader = _read_parquet if fmt == "parquet" else _read_csv
-    keep = {}
-    nodes = reader(root / f"nodes{ext}", required=True, strip=True, keep=keep)
-    known = None
-    if "id" in keep and nodes.attrs.get("stripped") and "id" in nodes.columns:
-        known = (keep["id"], nodes["id"].to_numpy(dtype=object))
-    edges = reader(root / f"edges{ext}", required=True, strip=True, known=known)
-    deps = reader(root / f"dependencies{ext}", required=False, strip=True, known=known)
-    del keep, known
+    # Read in file order (a file's reading error comes first), then the node names of every
+    # table looked up at once (_finish_tables).
+    nodes = reader(root / f"nodes{ext}", required=True, strip=True, raw=True)
+    edges = reader(root / f"edges{ext}", required=True, strip=True, raw=True)
+    deps = reader(root / f"dependencies{ext}", required=False, strip=True, raw=True)
+    nodes, edges, deps = _finish_tables(nodes, edges, deps)
     config = _read_toml(root / "system.toml")
     system = config.get("system", {})
     rules = {layer: table.get("rule") for layer, table in config.get("layers", {}).items()
@@ -356,7 +430,7 @@ def system_format(root: Path) -> str:
 
 
 def _read_parquet(path: Path, required: bool, strip: bool = True, known: tuple | None = None,
-                  keep: dict | None = None) -> pd.DataFrame | None:
+                  keep: dict | None = None, raw: bool = False) -> "pd.DataFrame | _Raw | None":
     """A Parquet table as the strings :func:`_read_csv` gives for the same table in CSV: each
     column cast to text by pyarrow (numbers in their shortest exact form, booleans as
     true/false, missing cells as ``''``), so one set of checks covers both formats."""
@@ -396,7 +470,7 @@ def _read_parquet(path: Path, required: bool, strip: bool = True, known: tuple |
                              "numbers", str(path)) from None
         columns.append(pc.fill_null(column, ""))
     return _arrow_frame(pa.table(columns, names=[f"c{i}" for i in range(len(columns))]), names,
-                        strip, known, keep)
+                        strip, known, keep, raw=raw)
 
 
 def _toml_string(value: str) -> str:
