@@ -1217,7 +1217,7 @@ cdef class DCFlow:
         self.base_ref = ref
         # workspaces of the compiled loop are per call (threads share a kernel); the intact
         # factor and its positions are built once, with the GIL held, and only read after
-        self.nws_i = 27 * n + 8 * m + 8
+        self.nws_i = 27 * n + 10 * m + 8
         self.nws_d = 20 * n + 2 * m + 2 * DENSE_MAX * DENSE_MAX + 8
         self.posb = np.full(n, -1, dtype=np.int64)
         self.have_base = False
@@ -1802,118 +1802,212 @@ cdef class DCFlow:
                 return 1
         return 0
 
-    cdef int _split(self, uint8_t* act, int64_t* lab, int64_t* iref, int64_t* isz,
-                    Py_ssize_t* pni, int64_t* tb, Py_ssize_t t0, Py_ssize_t nt, int64_t* vis,
-                    int64_t* qa, int64_t* qb, int64_t* seeds, int64_t* rep, Py_ssize_t* stamp,
-                    Py_ssize_t budget) noexcept nogil:
-        """The islands after the trips tb[t0:nt] from those before them, without a BFS of the
-        whole grid: the ends of the trips are seeds; each seed races the representative seed
-        of its current island (the last seed found in it; two BFS's, one vertex each in turn): meeting = still connected,
-        one search ending first = that search's vertices are a whole island, which gets a new
-        label (the reference of each island stays its smallest bus).  Every new island holds a
-        seed, so when each seed is connected to its island's representative the labels are
-        the islands.  1 = the searches visited more than ``budget`` buses (the caller then
-        runs the full BFS)."""
-        cdef Py_ssize_t n = self.n, ns = 0, i, j, sd, l, r, v, w, ha, ta, hb, tb_, res, k
-        cdef Py_ssize_t work = 0, ni = pni[0], sa, sb, mn, nx
+    cdef int _race(self, uint8_t* act, Py_ssize_t r, Py_ssize_t sd, int64_t* vis, int64_t* qa,
+                   int64_t* qb, Py_ssize_t* stamp, Py_ssize_t* pta, Py_ssize_t* ptb,
+                   Py_ssize_t* work) noexcept nogil:
+        """Two BFS's over the active branches, from r (into qa) and from sd (into qb), taking
+        one bus each in turn: 0 = they met (r and sd connected), 1 = the search from r ran out
+        (qa[:pta] is a whole island), 2 = the search from sd ran out (qb[:ptb])."""
+        cdef Py_ssize_t sa, sb, ha = 0, ta = 1, hb = 0, tb_ = 1, v, w, j
+        cdef int res = -1
         cdef int64_t* adj_ptr = &self.adj_ptr[0]
         cdef int64_t* adj_nbr = &self.adj_nbr[0]
         cdef int64_t* adj_edge = &self.adj_edge[0]
+        sa = stamp[0]
+        sb = sa + 1
+        stamp[0] = sa + 2
+        vis[r] = sa
+        qa[0] = r
+        vis[sd] = sb
+        qb[0] = sd
+        while res < 0:
+            if ha == ta:
+                res = 1
+                break
+            v = qa[ha]
+            ha += 1
+            for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                if act[adj_edge[j]]:
+                    w = adj_nbr[j]
+                    if vis[w] == sb:
+                        res = 0
+                        break
+                    if vis[w] != sa:
+                        vis[w] = sa
+                        qa[ta] = w
+                        ta += 1
+            if res >= 0:
+                break
+            if hb == tb_:
+                res = 2
+                break
+            v = qb[hb]
+            hb += 1
+            for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                if act[adj_edge[j]]:
+                    w = adj_nbr[j]
+                    if vis[w] == sa:
+                        res = 0
+                        break
+                    if vis[w] != sb:
+                        vis[w] = sb
+                        qb[tb_] = w
+                        tb_ += 1
+        work[0] += ha + hb
+        pta[0] = ta
+        ptb[0] = tb_
+        return res
+
+    cdef void _peel(self, int64_t* X, Py_ssize_t k, int64_t* lab, int64_t* iref, int64_t* isz,
+                    Py_ssize_t ni) noexcept nogil:
+        """The buses X[:k], a whole island, leave their label for the new label ni (its
+        reference its smallest bus); when the old label's reference left, it becomes -1 (the
+        caller finds the smallest remaining bus)."""
+        cdef Py_ssize_t j, mn = self.n
+        cdef Py_ssize_t l = lab[X[0]]
+        for j in range(k):
+            lab[X[j]] = ni
+            if X[j] < mn:
+                mn = X[j]
+        iref[ni] = mn
+        isz[ni] = k
+        isz[l] -= k
+        if iref[l] >= 0 and lab[iref[l]] == ni:
+            iref[l] = -1
+
+    cdef int _split(self, uint8_t* act, int64_t* lab, int64_t* iref, int64_t* isz,
+                    Py_ssize_t* pni, int64_t* tb, Py_ssize_t t0, Py_ssize_t nt, int64_t* vis,
+                    int64_t* qa, int64_t* qb, int64_t* seeds, int64_t* rep, int64_t* met,
+                    Py_ssize_t* stamp, Py_ssize_t budget) noexcept nogil:
+        """The islands after the trips tb[t0:nt] from those before them, without a BFS of the
+        whole grid.  First each trip's own two ends race each other (two BFS's, one bus each in
+        turn; usually short: the way around a lost branch): meeting = connected, one search
+        running out = its buses are a whole island, which gets a new label (the reference of
+        each island stays its smallest bus).  An island none of whose trips split anything off
+        is whole: had it split, some trip would join two of its parts, and that trip's ends
+        would not have met.  In an island that lost a part, every part left holds the end of a
+        trip whose ends did not meet (the trips around it), so only those ends race the
+        island's representative (the last one found in it).  1 = the searches visited more
+        than ``budget`` buses (the caller then runs the full BFS)."""
+        cdef Py_ssize_t n = self.n, ns = 0, i, sd, r, l, a, b, k, ta, tb_, v
+        cdef Py_ssize_t work = 0, ni = pni[0]
+        cdef int res
+        cdef bint lost_ref = False
         cdef int64_t* X
         for i in range(t0, nt):
             seeds[ns] = self.fr[tb[i]]
             seeds[ns + 1] = self.to_[tb[i]]
             ns += 2
+        # rep[label]: -1 nothing split off it, -2 lost a part (no representative yet), -3 a
+        # whole island split off in this call, >= 0 the representative seed (phase two)
         for i in range(ns):
             rep[lab[seeds[i]]] = -1
-        for i in range(ns):
-            sd = seeds[i]
-            l = lab[sd]
-            r = rep[l]
-            if r < 0 or r == sd:
-                rep[l] = sd
+        # phase one: each trip's ends (met[i] = 1: the ends of seed i's trip are connected)
+        for i in range(0, ns, 2):
+            a = seeds[i]
+            b = seeds[i + 1]
+            l = lab[a]
+            met[i] = 0
+            met[i + 1] = 0
+            if lab[b] != l:
+                continue                      # (already apart)
+            if rep[l] == -3:
+                met[i] = 1                    # a whole island: connected
+                met[i + 1] = 1
                 continue
-            sa = stamp[0]
-            sb = sa + 1
-            stamp[0] = sa + 2
-            vis[r] = sa
-            qa[0] = r
-            ha = 0
-            ta = 1
-            vis[sd] = sb
-            qb[0] = sd
-            hb = 0
-            tb_ = 1
-            res = -1
-            while res < 0:
-                if ha == ta:
-                    res = 1
-                    break
-                v = qa[ha]
-                ha += 1
-                for j in range(adj_ptr[v], adj_ptr[v + 1]):
-                    if act[adj_edge[j]]:
-                        w = adj_nbr[j]
-                        if vis[w] == sb:
-                            res = 0
-                            break
-                        if vis[w] != sa:
-                            vis[w] = sa
-                            qa[ta] = w
-                            ta += 1
-                if res >= 0:
-                    break
-                if hb == tb_:
-                    res = 2
-                    break
-                v = qb[hb]
-                hb += 1
-                for j in range(adj_ptr[v], adj_ptr[v + 1]):
-                    if act[adj_edge[j]]:
-                        w = adj_nbr[j]
-                        if vis[w] == sa:
-                            res = 0
-                            break
-                        if vis[w] != sb:
-                            vis[w] = sb
-                            qb[tb_] = w
-                            tb_ += 1
-            work += ha + hb
+            res = self._race(act, a, b, vis, qa, qb, stamp, &ta, &tb_, &work)
             if work > budget:
                 return 1
             if res == 0:
-                rep[l] = sd                       # (the next seed races the nearest one)
+                met[i] = 1
+                met[i + 1] = 1
                 continue
-            # a whole island split off: the exhausted search's buses
             if res == 1:
                 X = qa
                 k = ta
-                rep[l] = sd
-                rep[ni] = r
             else:
                 X = qb
                 k = tb_
-                rep[ni] = sd
-            mn = n
-            for j in range(k):
-                lab[X[j]] = ni
-                if X[j] < mn:
-                    mn = X[j]
-            iref[ni] = mn
-            isz[ni] = k
-            isz[l] -= k
-            if lab[iref[l]] == ni:
-                # the old reference left: the smallest bus of what remains
-                work += n
-                if work > budget:
-                    return 1
-                for v in range(n):
-                    if lab[v] == l:
-                        iref[l] = v
-                        break
+            self._peel(X, k, lab, iref, isz, ni)
+            if iref[l] < 0:
+                lost_ref = True
+            rep[l] = -2
+            rep[ni] = -3
             ni += 1
+        # phase two: in the islands that lost a part, the unmet ends against the rest
+        for i in range(ns):
+            if met[i]:
+                continue
+            sd = seeds[i]
+            l = lab[sd]
+            if rep[l] == -1 or rep[l] == -3:
+                continue
+            if rep[l] == -2:
+                rep[l] = i
+                continue
+            r = rep[l]
+            if seeds[r] == sd:
+                continue                      # the same bus (another trip's end)
+            res = self._race(act, seeds[r], sd, vis, qa, qb, stamp, &ta, &tb_, &work)
+            if work > budget:
+                return 1
+            if res == 0:
+                continue
+            if res == 1:
+                X = qa
+                k = ta
+                rep[l] = i
+            else:
+                X = qb
+                k = tb_
+            self._peel(X, k, lab, iref, isz, ni)
+            if iref[l] < 0:
+                lost_ref = True
+            rep[ni] = -3
+            ni += 1
+        if lost_ref:
+            # the smallest bus of each island whose reference split off
+            for v in range(n):
+                l = lab[v]
+                if l >= 0 and iref[l] < 0:
+                    iref[l] = v
         pni[0] = ni
         return 0
+
+    def _split_islands(self, uint8_t[::1] alive, uint8_t[::1] active, int64_t[::1] trips,
+                       Py_ssize_t budget=-1):
+        """For the tests: the islands (label per bus, -1 not alive) after the branches
+        ``trips`` of ``active`` are lost, found by :meth:`_split` from the islands before
+        (a BFS), or None when the searches needed more than ``budget`` buses (-1: no limit)."""
+        cdef Py_ssize_t n = self.n, m = self.m, nt = trips.shape[0], ni, i
+        cdef Py_ssize_t stamp = 0
+        act = np.array(active, dtype=np.uint8)
+        cdef uint8_t[::1] av = act
+        ni = self._islands(alive, av)
+        lab = np.array(self.label, dtype=np.int64)
+        iref = np.full(n + 1, -1, dtype=np.int64)
+        isz = np.zeros(n + 1, dtype=np.int64)
+        for i in range(n):
+            if lab[i] >= 0:
+                isz[lab[i]] += 1
+                if iref[lab[i]] < 0:
+                    iref[lab[i]] = i
+        for i in range(nt):
+            av[trips[i]] = 0
+        tb = np.ascontiguousarray(trips, dtype=np.int64)
+        vis = np.full(n + 1, -1, dtype=np.int64)
+        qa = np.zeros(n + 1, dtype=np.int64)
+        qb = np.zeros(n + 1, dtype=np.int64)
+        seeds = np.zeros(2 * nt + 2, dtype=np.int64)
+        rep = np.zeros(n + 1, dtype=np.int64)
+        uf = np.zeros(2 * nt + 2, dtype=np.int64)
+        cdef int64_t[::1] vl = lab, vr = iref, vs = isz, vt = tb, vv = vis, va = qa, vb = qb
+        cdef int64_t[::1] vd = seeds, vp = rep, vu = uf
+        if self._split(&av[0], &vl[0], &vr[0], &vs[0], &ni, &vt[0], 0, nt, &vv[0], &va[0],
+                       &vb[0], &vd[0], &vp[0], &vu[0], &stamp,
+                       budget if budget >= 0 else 4 * (n + m) * (nt + 1)):
+            return None
+        return lab, iref[:ni].copy(), isz[:ni].copy()
 
     cdef int _base_factor(self, int64_t* wi, double* wd) noexcept nogil:
         """The intact grid's LDL^T, every base island of more than DENSE_MAX buses in one
@@ -1998,6 +2092,7 @@ cdef class DCFlow:
         cdef int64_t* qb = wi + 23 * n + 5 * m + 4      # n
         cdef int64_t* seeds = wi + 24 * n + 5 * m + 4   # 2 m
         cdef int64_t* rep = wi + 24 * n + 7 * m + 4     # n
+        cdef int64_t* met = wi + 25 * n + 7 * m + 4     # 2 m: seeds whose trip's ends met
         cdef Py_ssize_t stamp = 0, tprev = 0
         cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
         cdef double* G = wd
@@ -2030,7 +2125,7 @@ cdef class DCFlow:
             # after the first step, split from the last step's islands at the trips' ends
             if (step > 1 and self.incremental and
                     self._split(act, lab, iref, isz, &ni, tb, tprev, nt, vis, qa, qb, seeds,
-                                rep, &stamp, n // 8) == 0):
+                                rep, met, &stamp, n) == 0):
                 s = n
             else:
                 for v in range(n):

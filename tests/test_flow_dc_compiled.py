@@ -8,8 +8,11 @@ LDL^T factors, small ones densely), several cascades per kernel (no state leaks 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sps
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from scipy.sparse.csgraph import connected_components
 
 from cascade.flowkernels import DCFlow, dc_cascade
 
@@ -224,3 +227,50 @@ def test_incremental_islands_equal_a_bfs_per_step():
         if r.trip_step.max(initial=0) >= 2:
             islands = max(islands, int((~r.working).sum()))
     assert islands > 0                        # some multi-step cascades strand buses
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 80), chords=st.floats(0.0, 0.8),
+       spurs=st.integers(0, 4), lost=st.integers(1, 40), dead=st.floats(0.0, 0.2))
+def test_islands_split_at_the_trips_equal_a_bfs(seed, n, chords, spurs, lost, dead):
+    """The step loop's island split (each trip's ends race each other; only an island that
+    lost a part checks its remaining seeds against one representative) gives exactly the
+    islands of a BFS after many simultaneous losses: the same partition, each island's
+    reference its smallest bus, its size; with no search budget, and with a small one it
+    either gives the same or gives up (then the loop runs the BFS)."""
+    rng = np.random.default_rng(seed)
+    n, fr, to = grid(rng, n, int(chords * n), spurs)
+    m = len(fr)
+    if rng.random() < 0.3:                    # parallel branches
+        k = int(rng.integers(1, m + 1))
+        fr, to = np.r_[fr, fr[:k]], np.r_[to, to[:k]]
+        m = len(fr)
+    k = DCFlow(n, fr, to, np.ones(m), capacity=np.full(m, np.inf))._kernel
+    alive = (rng.random(n) > dead).astype(np.uint8)
+    active = ((rng.random(m) > 0.1) & (alive[fr] > 0) & (alive[to] > 0)).astype(np.uint8)
+    ids = np.flatnonzero(active)
+    if len(ids) == 0:
+        return
+    trips = rng.choice(ids, min(lost, len(ids)), replace=False).astype(np.int64)
+    after = active.copy()
+    after[trips] = 0
+    # the oracle: a plain BFS (scipy) over the branches left
+    e = np.flatnonzero(after)
+    g = sps.coo_matrix((np.ones(len(e)), (fr[e], to[e])), shape=(n, n))
+    _, comp = connected_components(g, directed=False)
+    for budget in (-1, int(rng.integers(0, 3 * n))):
+        got = k._split_islands(alive, active, trips, budget)
+        if got is None:
+            assert budget >= 0
+            continue
+        lab, ref, size = got
+        assert ((lab >= 0) == (alive > 0)).all()
+        on = np.flatnonzero(alive)
+        # the same partition of the alive buses
+        pairs = set(zip(lab[on].tolist(), comp[on].tolist()))
+        assert len(pairs) == len(set(lab[on].tolist())) == len(set(comp[on].tolist()))
+        assert len(size) == len(set(lab[on].tolist()))            # no empty label
+        for lbl in set(lab[on].tolist()):
+            members = np.flatnonzero(lab == lbl)
+            assert ref[lbl] == members.min()
+            assert size[lbl] == len(members)
