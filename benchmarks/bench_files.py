@@ -43,12 +43,15 @@ TARGETS = {"cold_wall_s": 6.0, "cold_peak_mb": 700.0, "cached_wall_s": 3.0}
 
 
 def make_system(path: Path, n: int) -> None:
-    from cascade.criticality import synthetic_lifelines
-    from cascade.io import write_system
-
+    """Write the system once, in a child process: Linux carries a process's peak RSS through
+    fork and exec into its children's ``ru_maxrss``, so a parent grown by building 10^6 nodes
+    would raise every measured peak to its own."""
     if (path / "nodes.csv").exists():
         return
-    write_system(synthetic_lifelines(n, seed=0), path)
+    code = ("import sys; from pathlib import Path; "
+            "from cascade.criticality import synthetic_lifelines; from cascade.io import write_system; "
+            "write_system(synthetic_lifelines(int(sys.argv[1]), seed=0), Path(sys.argv[2]))")
+    subprocess.run([sys.executable, "-c", code, str(n), str(path)], check=True)
 
 
 def measure(args: list[str], pythonpath: str | None = None) -> dict:
