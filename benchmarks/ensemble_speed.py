@@ -31,6 +31,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def independent_copy(quake: Path, path: Path) -> None:
+    """Write the earthquake scenario at ``quake`` to ``path`` with ``correlation = "none"``."""
+    path.write_text(quake.read_text().replace('system = "../networks/demo_town"', "")
+                    .replace('mechanism = "unspecified"',
+                             'mechanism = "unspecified"\ncorrelation = "none"'))
+
+
 def main(samples: int = 2000, repeats: int = 3) -> None:
     import distributed
 
@@ -41,9 +48,7 @@ def main(samples: int = 2000, repeats: int = 3) -> None:
     compiled = compile_system(system)
     quake = ROOT / "scenarios" / "earthquake_m62.toml"
     tmp = Path(tempfile.mkdtemp())
-    (tmp / "none.toml").write_text(quake.read_text().replace('system = "../networks/demo_town"', "")
-                                   .replace('mechanism = "unspecified"',
-                                            'mechanism = "unspecified"\ncorrelation = "none"'))
+    independent_copy(quake, tmp / "none.toml")
     print(f"load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     t = time.perf_counter()
     cluster = ensemble._local_cluster(distributed, 2)

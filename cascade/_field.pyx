@@ -173,17 +173,22 @@ def ziggurat_tables():
             np.array([cascade_wi[i] for i in range(256)]))
 
 
+cdef inline void _bind(bitgen_t* bg, cascade_philox* p) noexcept nogil:
+    """``bg`` draws from ``p`` (numpy's sampler functions take a bitgen_t)."""
+    bg.state = p
+    bg.next_uint64 = cascade_philox_next
+    bg.next_uint32 = cascade_philox_next32
+    bg.next_double = cascade_philox_double
+    bg.next_raw = cascade_philox_next
+
+
 def philox_normals(uint64_t key, double[::1] out):
     """``out[:] = Generator(Philox(key=key)).standard_normal(len(out))`` (a check)."""
     cdef cascade_philox p
     cdef bitgen_t bg
     cdef Py_ssize_t i
     cascade_philox_key(&p, key)
-    bg.state = &p
-    bg.next_uint64 = cascade_philox_next
-    bg.next_uint32 = cascade_philox_next32
-    bg.next_double = cascade_philox_double
-    bg.next_raw = cascade_philox_next
+    _bind(&bg, &p)
     with nogil:
         for i in range(out.shape[0]):
             out[i] = cascade_philox_normal(&p, &bg)
@@ -210,11 +215,7 @@ def grid_normals(const uint64_t[::1] salts, uint64_t tag, const double[:, ::1] s
     cdef double s, re, im
     if out.shape[0] != salts.shape[0] or out.shape[1] != sqrt_lam.shape[0] or out.shape[2] != 2 * sqrt_lam.shape[1]:
         raise ValueError("grid_normals: out must have shape (len(salts), mx, 2 my)")
-    bg.state = &p
-    bg.next_uint64 = cascade_philox_next
-    bg.next_uint32 = cascade_philox_next32
-    bg.next_double = cascade_philox_double
-    bg.next_raw = cascade_philox_next
+    _bind(&bg, &p)
     with nogil:
         for b in range(salts.shape[0]):
             cascade_philox_key(&p, salts[b] ^ tag)
