@@ -142,6 +142,21 @@ cdef index_t _dependency_step(
     return n_changed
 
 
+cdef inline void _report_emptied_groups(
+        index_t lo, index_t hi, const index_t[::1] changed, const index_t[::1] grp_ptr,
+        const index_t[::1] alive, const uint8_t[::1] group_held,
+        index_t[::1] via_group) noexcept nogil:
+    """For the nodes ``changed[lo:hi]`` (one dependency step's failures): ``via_group`` = their
+    first emptied group that no backup holds (groups are numbered in table order)."""
+    cdef index_t i, v, g
+    for i in range(lo, hi):
+        v = changed[i]
+        for g in range(grp_ptr[v], grp_ptr[v + 1]):
+            if alive[g] == 0 and not group_held[g]:
+                via_group[v] = g
+                break
+
+
 cdef index_t _cascade(
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
         const uint8_t[::1] adj_fwd,
@@ -201,13 +216,9 @@ cdef index_t _cascade(
         n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
                                      group_owner, group_held, node_layer, working, fail_round,
                                      cause, via_group, alive, changed, n_changed, layer_dirty)
-        # Report the first emptied group of each (groups are numbered in table order).
-        for i in range(frontier_end, n_changed):
-            v = changed[i]
-            for g in range(grp_ptr[v], grp_ptr[v + 1]):
-                if alive[g] == 0 and not group_held[g]:
-                    via_group[v] = g
-                    break
+        # Report the first emptied group of each.
+        _report_emptied_groups(frontier_end, n_changed, changed, grp_ptr, alive, group_held,
+                               via_group)
         # Connectivity step, on the layers whose candidates changed.
         for layer in range(n_layers):
             if not layer_dirty[layer]:
@@ -736,12 +747,8 @@ cdef index_t _cascade_incr(
         n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
                                      group_owner, group_held, node_layer, working, fail_round,
                                      cause, via_group, alive, changed, n_changed, layer_dirty)
-        for i in range(frontier_end, n_changed):
-            v = changed[i]
-            for g in range(grp_ptr[v], grp_ptr[v + 1]):
-                if alive[g] == 0 and not group_held[g]:
-                    via_group[v] = g
-                    break
+        _report_emptied_groups(frontier_end, n_changed, changed, grp_ptr, alive, group_held,
+                               via_group)
         for layer in range(n_layers):
             if not layer_dirty[layer]:
                 continue
@@ -1437,13 +1444,10 @@ cdef index_t _cascade_tree(
         n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
                                      group_owner, group_held, node_layer, working, fail_round,
                                      cause, via_group, alive, changed, n_changed, layer_dirty)
+        _report_emptied_groups(frontier_end, n_changed, changed, grp_ptr, alive, group_held,
+                               via_group)
         for i in range(frontier_end, n_changed):
-            v = changed[i]
-            lcount[node_layer[v]] -= 1
-            for g in range(grp_ptr[v], grp_ptr[v + 1]):
-                if alive[g] == 0 and not group_held[g]:
-                    via_group[v] = g
-                    break
+            lcount[node_layer[changed[i]]] -= 1
         for layer in range(n_layers):
             if not layer_dirty[layer]:
                 continue
