@@ -25,11 +25,29 @@ import weakref
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from .compiled import RULE_CODES, CompiledSystem
 from .flowkernels import DCFlow, MaxMinFlow
+
+
+def _csr(rows, cols, k):
+    """The (k, k) sparse graph of the arcs ``rows[i] -> cols[i]`` (scipy.sparse, imported on
+    first use: a system whose layers are all ``flow``/``dcflow`` never needs it)."""
+    from scipy.sparse import coo_matrix
+
+    return coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(k, k)).tocsr()
+
+
+def _components(graph, **kwargs):
+    from scipy.sparse.csgraph import connected_components
+
+    return connected_components(graph, **kwargs)
+
+
+def _bfs(graph, start, **kwargs):
+    from scipy.sparse.csgraph import breadth_first_order
+
+    return breadth_first_order(graph, start, **kwargs)
 
 TOLERANCE = 1e-9          # docs/format.md: thresholds are compared with this slack
 TRIP_COLUMNS = ["id", "layer", "round", "step", "flow", "capacity"]
@@ -80,8 +98,8 @@ class _Layer:
         if len(over):
             k = len(self.nodes)
             ok = here & ~self.loop & (self.capacity > 0) & members[self.src] & members[self.dst]
-            graph = coo_matrix((np.ones(ok.sum()), (self.src[ok], self.dst[ok])), shape=(k, k)).tocsr()
-            _, labels = connected_components(graph, directed=False)
+            graph = _csr(self.src[ok], self.dst[ok], k)
+            _, labels = _components(graph, directed=False)
             supplied = np.zeros(labels.max() + 1, bool)
             supplied[labels[members & (self.supply > 0)]] = True
             over = over[supplied[labels[self.src[over]]]]
@@ -111,15 +129,15 @@ class _Layer:
                 return np.zeros(k, bool)
             s = np.concatenate([s, np.full(len(roots), k)])
             d = np.concatenate([d, roots])
-            graph = coo_matrix((np.ones(len(s)), (s, d)), shape=(k + 1, k + 1)).tocsr()
-            reached = breadth_first_order(graph, k, directed=True, return_predecessors=False)
+            graph = _csr(s, d, k + 1)
+            reached = _bfs(graph, k, directed=True, return_predecessors=False)
             alive = np.zeros(k + 1, bool)
             alive[reached] = True
             return alive[:k]
         # giant: the largest weakly connected component, the one with the first node on a tie
         s, d, k = self._graph(usable, None)
-        graph = coo_matrix((np.ones(len(s)), (s, d)), shape=(k, k)).tocsr()
-        _, labels = connected_components(graph, directed=True, connection="weak")
+        graph = _csr(s, d, k)
+        _, labels = _components(graph, directed=True, connection="weak")
         inside = np.flatnonzero(members)
         size = np.bincount(labels[inside], minlength=labels.max() + 1)
         first = np.full(len(size), k, np.int64)
@@ -399,8 +417,8 @@ class FlowEngine:
         fd = np.where(fwd, layer.dst[fl], layer.src[fl])
         rows = np.concatenate([fs, np.full(len(roots), k)])
         cols = np.concatenate([fd, roots])
-        graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(k + 1, k + 1)).tocsr()
-        order, pred1 = breadth_first_order(graph, k, directed=True, return_predecessors=True)
+        graph = _csr(rows, cols, k + 1)
+        order, pred1 = _bfs(graph, k, directed=True, return_predecessors=True)
         along = np.zeros(k + 1, bool)
         along[order] = True
         along = along[:k]
@@ -409,8 +427,8 @@ class FlowEngine:
         first = np.flatnonzero(along)
         rows = np.concatenate([s, d[back], np.full(len(first), k)])
         cols = np.concatenate([d, s[back], first])
-        graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(k + 1, k + 1)).tocsr()
-        _, pred2 = breadth_first_order(graph, k, directed=True, return_predecessors=True)
+        graph = _csr(rows, cols, k + 1)
+        _, pred2 = _bfs(graph, k, directed=True, return_predecessors=True)
         pred = np.where(along, pred1[:k], pred2[:k])
         has_child = np.zeros(k + 1, bool)
         has_child[pred[pred >= 0]] = True

@@ -135,3 +135,53 @@ def test_spearman_edge_cases():
     assert np.isnan(spearman([1.0], [2.0]))
     assert np.isnan(spearman([1.0, np.nan, 2.0], [1.0, 2.0, 3.0]))
     assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+
+
+# Loaded-module probe for scipy.sparse and the flow core (which needs it through cascade._flow).
+SPARSE_PROBE = """
+import json, sys
+sys.argv = ["cascade", *json.loads(sys.argv[1])]
+from cascade.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "sparse": "scipy.sparse" in sys.modules,
+                  "flowcore": "cascade.flowcore" in sys.modules}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", DEMO, "--fail", "P-SUB-T03"],
+    ["simulate", DEMO, "--fail", "P-SUB-T03", "--format", "csv"],
+    ["critical", DEMO, "--no-compare", "--top", "3"],
+])
+def test_v1_commands_do_not_import_scipy_sparse_or_the_flow_core(args):
+    """Commands on a v1 system pay neither for the flow core nor for scipy.sparse (which
+    cascade/flowcore.py imports only where a v1 rule inside a flow system needs it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CASCADE_CACHE": "0"}
+    res = subprocess.run([sys.executable, "-c", SPARSE_PROBE, json.dumps([str(a) for a in args])],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    report = json.loads(res.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None) and res.stdout.strip(), res.stderr
+    assert report == {"code": report["code"], "sparse": False, "flowcore": False}, report
+
+
+def test_flowcore_imports_scipy_sparse_lazily():
+    """No module-level import of scipy in cascade/flowcore.py: importing it for a system with
+    only flow/dcflow layers loads no more of scipy than the kernels need."""
+    import ast
+
+    tree = ast.parse((ROOT / "cascade" / "flowcore.py").read_text())
+    top = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names] \
+        + [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+    assert names and not [n for n in names if n.split(".")[0] == "scipy"], names
+    # and the lazy helpers still do the graph work
+    from cascade.flowcore import _bfs, _components, _csr
+
+    g = _csr(np.array([0, 1]), np.array([1, 2]), 4)
+    assert _components(g, directed=False)[0] == 2
+    assert sorted(_bfs(g, 0, directed=True, return_predecessors=False)) == [0, 1, 2]
