@@ -164,7 +164,34 @@ def pct(x) -> str:
 
 
 def default_threads() -> int:
+    """The machine's usable cores (the process's CPU affinity where the system has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# One rule for --threads and --workers in every command: at least 1 and at most this many per
+# usable core (more only queues work, and 10^5 threads or worker processes exhaust the machine).
+PER_CORE = 4
+PARALLEL_RULE = f"at most {PER_CORE}x the machine's cores"
+
+
+class Parallel(click.ParamType):
+    """``--threads N`` / ``--workers N``: an integer from 1 to :data:`PER_CORE` x the usable
+    cores; outside that, click's one-line error (exit 2) says the limit on this machine."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        n = click.INT.convert(value, param, ctx)
+        cores = default_threads()
+        if n < 1:
+            self.fail(f"{n} is not a positive number", param, ctx)
+        if n > PER_CORE * cores:
+            self.fail(f"{n} is more than {PER_CORE * cores} ({PARALLEL_RULE}: {PER_CORE} x {cores} here)",
+                      param, ctx)
+        return n
+
+
+PARALLEL = Parallel()
 
 
 def is_terminal() -> bool:

@@ -12,8 +12,8 @@ import pandas as pd
 from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep_ranking
 from ..errors import InputError
 from ..units import amount, layer_totals
-from . import (csv_safe_option, csv_text, default_threads, emit, engine_option, format_option, load,
-               output_option, release_memory, show_progress, system_argument, table, to_json)
+from . import (PARALLEL, PARALLEL_RULE, csv_safe_option, csv_text, default_threads, emit, engine_option,
+               format_option, load, output_option, release_memory, show_progress, system_argument, table, to_json)
 
 TABLE_TOP = 20                 # rows of the table when --top is not given
 BETWEENNESS_MAX_NODES = 20_000  # betweenness is O(n m): skipped above this size
@@ -173,10 +173,10 @@ def json_data(system, compiled, records, worst) -> dict:
                    "(one more sweep of the decoupled system).")
 @format_option("table", "json", "csv")
 @output_option
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Worker threads  [default: the machine's cores]")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Sweep on a local Dask cluster of N worker processes (needs the 'dask' extra).")
+@click.option("--threads", type=PARALLEL, default=None, metavar="N",
+              help=f"Worker threads, {PARALLEL_RULE}  [default: the machine's cores]")
+@click.option("--workers", type=PARALLEL, default=None,
+              help=f"Sweep on a local Dask cluster of N worker processes, {PARALLEL_RULE} (needs the 'dask' extra).")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Sweep on a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @engine_option

@@ -17,8 +17,8 @@ import click
 from ..errors import InputError, did_you_mean
 from ..redundancy import (EXHAUSTIVE_LIMIT, RANKING_COLUMNS, FixedSampler, analyse,
                           ScenarioSampler, read_candidates, suggest, write_candidates)
-from . import (SEED, csv_safe_option, csv_text, default_threads, emit, format_option, load,
-               output_option, read_id_file, read_id_lines, show_progress,
+from . import (PARALLEL, PARALLEL_RULE, SEED, csv_safe_option, csv_text, default_threads, emit, format_option,
+               load, output_option, read_id_file, read_id_lines, show_progress,
                system_argument, table, to_json)
 
 STRATEGIES = ("greedy", "critical", "random", "optimal")
@@ -177,10 +177,10 @@ def render_table(result, source: str, currency: str | None = None) -> str:
 @click.option("--suggest", "n_suggest", type=click.IntRange(min=0), default=0,
               help="Add backup and feed candidates for the N most critical nodes (default cost model).")
 @click.option("--seed", type=SEED, default=None, help="Seed of the hazard samples (default: the scenario's).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Threads over samples for the static cascade  [default: the machine's cores]")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Run the cascades (metric served) on a local Dask cluster of N worker processes.")
+@click.option("--threads", type=PARALLEL, default=None, metavar="N",
+              help=f"Threads over samples for the static cascade, {PARALLEL_RULE}  [default: the machine's cores]")
+@click.option("--workers", type=PARALLEL, default=None,
+              help=f"Run the cascades (metric served) on a local Dask cluster of N worker processes, {PARALLEL_RULE}.")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Run the cascades (metric served) on a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--exhaustive-limit", type=click.IntRange(min=0),

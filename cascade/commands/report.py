@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from . import SEED, show_progress, system_argument
+from . import PARALLEL, PARALLEL_RULE, SEED, show_progress, system_argument
 
 
 @click.command("report")
@@ -26,8 +26,8 @@ from . import SEED, show_progress, system_argument
                    "counted in every layer).")
 @click.option("--crews", default="1", show_default=True, metavar="N|LAYER=N,...",
               help="Repair crews for the recovery curves: a number per lifeline, or power=2,water=1.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads (default: all usable CPUs).")
+@click.option("--threads", type=PARALLEL, default=None,
+              help=f"Threads, {PARALLEL_RULE} (default: all usable CPUs).")
 def command(system_dir, scenario_file, output, samples, seed, top, elements, layer, crews, threads):
     """Write a report a planner can open: the system and its map, the critical elements,
     the loss distribution of a hazard SCENARIO and recovery curves of one bad sample of it.

@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from ..units import per_year
-from . import (SEED, emit, format_option, load, output_option, show_progress,
+from . import (PARALLEL, PARALLEL_RULE, SEED, emit, format_option, load, output_option, show_progress,
                system_argument, table, to_json)
 
 
@@ -97,10 +97,10 @@ def render_table(result, top: int) -> str:
 @output_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the loss-exceedance curve to this PNG, SVG or PDF file.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Local threads (default: all usable CPUs).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Start a local Dask cluster of N worker processes (needs the 'dask' extra).")
+@click.option("--threads", type=PARALLEL, default=None,
+              help=f"Local threads, {PARALLEL_RULE} (default: all usable CPUs).")
+@click.option("--workers", type=PARALLEL, default=None,
+              help=f"Start a local Dask cluster of N worker processes, {PARALLEL_RULE} (needs the 'dask' extra).")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Send the samples to a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--attribution", type=click.Choice(["equal", "marginal"]), default="equal",

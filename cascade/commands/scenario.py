@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import (SEED, csv_safe_option, csv_text, emit, format_option, load, output_option, pct,
-               show_progress, system_argument, table, to_json)
+from . import (PARALLEL, PARALLEL_RULE, SEED, csv_safe_option, csv_text, emit, format_option, load,
+               output_option, pct, show_progress, system_argument, table, to_json)
 
 
 def render_table(result, top: int, system=None) -> str:
@@ -59,10 +59,10 @@ def render_table(result, top: int, system=None) -> str:
 @click.option("--seed", type=SEED, default=None, help="Override the file's seed.")
 @format_option("table", "json", "csv")
 @output_option
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Local threads  [default: the machine's cores]")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Start a local Dask cluster of N worker processes (needs the 'dask' extra).")
+@click.option("--threads", type=PARALLEL, default=None, metavar="N",
+              help=f"Local threads, {PARALLEL_RULE}  [default: the machine's cores]")
+@click.option("--workers", type=PARALLEL, default=None,
+              help=f"Start a local Dask cluster of N worker processes, {PARALLEL_RULE} (needs the 'dask' extra).")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Send the samples to a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--top", type=click.IntRange(min=0), default=15, show_default=True,
