@@ -103,7 +103,9 @@ def test_table_shows_units_shortfalls_trips_and_loading(flow_town):
     assert res.exit_code == 0, res.output
     lines = [line.rstrip() for line in res.stdout.splitlines()]
     assert lines[0] == ("System flow-town: failed 0 node(s) and 1 edge(s); the cascade ran 2 round(s), "
-                        "2 node(s) stopped working, 2 branch(es) tripped on overload.")
+                        "2 node(s) stopped working, 2 branch(es) tripped on overload, 3 node(s) served in "
+                        "part; demand no longer served: power 80.0 of 120.0 MW (66.7%), water 400.0 of "
+                        "500.0 m3/h (80.0%).")
     assert lines[4].split() == ["power", "4/5", "40.0/120.0", "MW", "100.0%", "33.3%"]
     assert lines[5].split() == ["water", "4/5", "100.0/500.0", "m3/h", "100.0%", "20.0%"]
     assert "  power: south 30.0/50.0 MW (60.0%)" in lines
@@ -112,6 +114,34 @@ def test_table_shows_units_shortfalls_trips_and_loading(flow_town):
     assert "  round 1, step 1: L3 [power] -60.0 MW / 40.0 MW = 150.0%" in lines
     assert "  L4 [power] 40.0 MW / 50.0 MW = 80.0%" in lines
     assert "    dependency [water 1]: pump (via south)" in lines
+
+
+DEMO_FLOW = Path(__file__).resolve().parents[1] / "networks" / "demo_town_flow"
+
+
+def test_summary_says_what_partial_service_lost():
+    """A water main lost on the demo town with flows: no node stops, 86 consumers get part of
+    their demand.  The summary says so, with the water no longer served in m3/h; the oracle is
+    the JSON's served fractions times the demand of nodes.csv."""
+    import pandas as pd
+
+    res = run("simulate", DEMO_FLOW, "--fail", "W-TP-2->W-PS-05")
+    data = strict_json(run("simulate", DEMO_FLOW, "--fail", "W-TP-2->W-PS-05", "--format", "json").stdout)
+    assert res.exit_code == 0 and data["failed"] == [], res.output
+    nodes = pd.read_csv(DEMO_FLOW / "nodes.csv", keep_default_na=False)
+    water = nodes[(nodes.layer == "water") & (pd.to_numeric(nodes.demand, errors="coerce") > 0)]
+    demand = dict(zip(water.id, water.demand.astype(float)))
+    partial = [k for k in demand if data["served"][k] < 1 - 1e-9]
+    lost = sum(d * (1 - data["served"][k]) for k, d in demand.items())
+    total = sum(demand.values())
+    assert len(partial) == 86 and 400 < lost < total
+    first = res.stdout.splitlines()[0]
+    assert first == ("System demo_town_flow: failed 0 node(s) and 1 edge(s); the cascade ran 0 round(s), "
+                     f"0 node(s) stopped working, {len(partial)} node(s) served in part; demand no longer "
+                     f"served: water {lost:,.1f} of {total:,.1f} m3/h ({100 * lost / total:.1f}%).")
+    # intact: nothing lost, nothing to list
+    intact = run("simulate", DEMO_FLOW).stdout.splitlines()[0]
+    assert intact.endswith("0 node(s) stopped working, 0 node(s) served in part.")
 
 
 FLOW_CSV_HEADER = ("id,element,layer,status,round,step,cause,via,group,served_fraction,"

@@ -27,12 +27,13 @@ def render_table(result, system=None) -> str:
     data = result.to_dict()
     init = data["initial_failures"]
     tripped = f", {len(data['tripped'])} branch(es) tripped on overload" if data.get("tripped") else ""
-    out = [f"System {data['system']}: failed {len(init['nodes'])} node(s) and {len(init['edges'])} edge(s); "
-           f"the cascade ran {data['rounds']} round(s), {len(data['failed'])} node(s) stopped working"
-           f"{tripped}.", ""]
-    rows = []
     c = result.compiled
     flow_layers = {name for name, code in zip(c.layer_names, c.layer_rule) if code in FLOW_CODES}
+    lost = _service_lost(result, before, after, system, flow_layers) if flow_layers else ""
+    out = [f"System {data['system']}: failed {len(init['nodes'])} node(s) and {len(init['edges'])} edge(s); "
+           f"the cascade ran {data['rounds']} round(s), {len(data['failed'])} node(s) stopped working"
+           f"{tripped}{lost}.", ""]
+    rows = []
     unit = (system.layer_unit if system is not None else (lambda layer: "")) if flow_layers else None
     for name in after.index:
         b, a = before.loc[name], after.loc[name]
@@ -61,12 +62,36 @@ def render_table(result, system=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _served_in_part(result) -> np.ndarray:
+    """Working nodes of flow layers with demand, served below it (ascending node index)."""
+    c = result.compiled
+    return np.flatnonzero(np.isin(c.layer_rule[c.node_layer], FLOW_CODES) & result.working
+                          & (c.demand > 0) & (result.served < 1 - 1e-9))
+
+
+def _service_lost(result, before, after, system, flow_layers) -> str:
+    """The summary's clause on a system with flow layers, where nodes can keep working at part
+    of their demand: how many are served in part, and per layer the demand served before and
+    no longer served after, in the layer's unit (with the fraction of what was served)."""
+    short = _served_in_part(result)
+    parts = []
+    for name in after.index:
+        was, now = float(before.loc[name, "demand_served"]), float(after.loc[name, "demand_served"])
+        gone = was - now
+        if gone <= 1e-9 * max(was, 1.0):
+            continue
+        fmt = "{:,.1f}" if name in flow_layers else "{:,.0f}"
+        unit = (system.layer_unit(name) if system is not None else "") or "(no unit)"
+        parts.append(f"{name} {fmt.format(gone)} of {fmt.format(was)} {unit} ({100 * gone / was:.1f}%)")
+    text = f", {short.size} node(s) served in part"
+    return text + ("; demand no longer served: " + ", ".join(parts) if parts else "")
+
+
 def _branch_lines(result, unit) -> list[str]:
     """Tripped branches with their loading at the trip, then the most loaded branches left."""
     c = result.compiled
     out = []
-    short = np.flatnonzero(np.isin(c.layer_rule[c.node_layer], FLOW_CODES) & result.working
-                           & (c.demand > 0) & (result.served < 1 - 1e-9))
+    short = _served_in_part(result)
     if short.size:
         out.append("Served below demand (working nodes; served / demand):")
         for layer in sorted({int(c.node_layer[v]) for v in short}):
