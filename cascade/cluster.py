@@ -161,7 +161,7 @@ class SweepCluster:
         Start a local cluster of this many single-threaded worker processes instead.
     carry : dict, optional
         ``{token: object}`` for the stores of a local cluster's workers: when they start as
-        forks of this process (:data:`cascade.ensemble.LOCAL_START_METHOD`), the objects are
+        forks of this process (:func:`cascade.ensemble.local_start_method`), the objects are
         in this process's store at the fork, so every worker starts with them and
         :meth:`share` of the same tokens sends nothing; otherwise they are sent as usual.
     """
@@ -185,7 +185,7 @@ class SweepCluster:
         else:
             import dask
 
-            carry = dict(carry or {}) if _ens.LOCAL_START_METHOD == "fork" else {}
+            carry = dict(carry or {}) if _ens.local_start_method() == "fork" else {}
             self._shared.update(carry)
             for token, obj in carry.items():   # copied into each worker by the fork
                 _store_put(token, obj)

@@ -779,6 +779,18 @@ def _run_on(cluster, compiled, state, args, kw, samples, batch_size, collect, ba
 #: fork is unsafe with its system libraries).  ``None``: Dask's configured method.
 LOCAL_START_METHOD = "fork" if sys.platform.startswith("linux") else None
 
+
+def local_start_method() -> str | None:
+    """The start method of the local workers: the environment variable
+    ``CASCADE_START_METHOD`` (``fork``, ``spawn`` or ``forkserver``; fork with threads alive
+    here can deadlock a child) if set, else :data:`LOCAL_START_METHOD`."""
+    import os
+
+    value = os.environ.get("CASCADE_START_METHOD", "").strip()
+    if value and value not in ("fork", "spawn", "forkserver"):
+        raise InputError(f"must be fork, spawn or forkserver, not '{value}'", "CASCADE_START_METHOD")
+    return value or LOCAL_START_METHOD
+
 #: Variables distributed's nanny puts in ``os.environ`` of the process that starts the workers
 #: (``distributed.nanny.pre-spawn-environ``): restored after the cluster starts and stops.
 _NANNY_ENVIRON = ("MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -824,13 +836,14 @@ def _local_cluster(distributed, workers: int):
 
     import dask
 
+    method = local_start_method()
     saved = {key: os.environ.get(key) for key in _NANNY_ENVIRON}
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         config = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-        if LOCAL_START_METHOD:
-            config["distributed.worker.multiprocessing-method"] = LOCAL_START_METHOD
+        if method:
+            config["distributed.worker.multiprocessing-method"] = method
         with dask.config.set(config):
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                dashboard_address=":0", silence_logs=40)
