@@ -193,8 +193,11 @@ def element_keys(ids) -> np.ndarray:
     -------
     ndarray of uint64, shape (len(ids),)
     """
-    return np.fromiter((int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8).digest(),
-                                       "little") for i in ids), dtype=np.uint64, count=len(ids))
+    blake = hashlib.blake2b
+    seq = ids.tolist() if isinstance(ids, np.ndarray) else ids       # Python objects: faster
+    digests = b"".join([blake(str(i).encode(), digest_size=8).digest() for i in seq])
+    # the digests as little-endian integers, as int.from_bytes(digest, "little") reads them
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def keyed_uniform(keys: np.ndarray, salt: np.uint64) -> np.ndarray:
@@ -380,6 +383,26 @@ class Elements:
     edge_length: np.ndarray      # (m,) float64 metres: `length`, else straight-line
     crs: Any = None              # CRS of x, y (the system's, or a local UTM zone: cascade.crs)
     project: Any = None          # None, or (x, y) -> (x, y) from the system's CRS to `crs`
+    _pairs: dict = field(default_factory=dict, repr=False, compare=False)   # see groups()
+
+    def groups(self, edges: bool = False) -> tuple[list, np.ndarray]:
+        """The distinct (layer, kind) pairs of the nodes (or edges) and each element's index
+        into them, computed once: every per-layer/kind table of a hazard is looked up per
+        pair, not per element (:func:`_lookup`, :func:`_check_names`)."""
+        key = "edges" if edges else "nodes"
+        got = self._pairs.get(key)
+        if got is None:
+            got = self._pairs[key] = (_pair_index(self.edge_layer, self.edge_kind) if edges
+                                      else _pair_index(self.node_layer, self.node_kind))
+        return got
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pairs"] = {}          # recomputed on demand: not sent to Dask workers
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     @classmethod
     def of(cls, system: InfrastructureSystem, compiled: CompiledSystem, frame=None) -> "Elements":
@@ -394,7 +417,8 @@ class Elements:
         straight = np.hypot(x[src] - x[dst], y[src] - y[dst])
         length = edges["length"].to_numpy(float) if "length" in edges else np.full(len(src), np.nan)
         length = np.where(np.isnan(length), straight, length)
-        return cls(element_keys(compiled.node_ids), element_keys(compiled.edge_ids),
+        node_keys, edge_keys = _element_keys_of(compiled)      # hashed once per system
+        return cls(node_keys, edge_keys,
                    nodes["kind"].to_numpy(dtype=object), layer_names[compiled.node_layer],
                    edges["kind"].astype(str).to_numpy(dtype=object) if "kind" in edges
                    else np.full(len(src), "", dtype=object),
@@ -409,21 +433,41 @@ class Elements:
         return values
 
 
-def _lookup(table: Mapping[str, Any], layers: np.ndarray, kinds: np.ndarray, default=None):
-    """Per element: table['layer:kind'], else table[kind], else table[layer], else default."""
-    out = np.empty(len(kinds), dtype=object)
-    for i, (layer, kind) in enumerate(zip(layers, kinds)):
-        out[i] = table.get(f"{layer}:{kind}", table.get(kind, table.get(layer, default)))
-    return out
+def _lookup(table: Mapping[str, Any], layers: np.ndarray, kinds: np.ndarray, default=None,
+            groups: tuple[list, np.ndarray] | None = None):
+    """Per element: table['layer:kind'], else table[kind], else table[layer], else default.
+
+    ``groups``: the elements' (layer, kind) pairs and their index (:meth:`Elements.groups`),
+    so that the table is looked up once per pair."""
+    pairs, inverse = groups if groups is not None else _pair_index(layers, kinds)
+    values = np.empty(len(pairs), dtype=object)
+    for i, (layer, kind) in enumerate(pairs):
+        values[i] = table.get(f"{layer}:{kind}", table.get(kind, table.get(layer, default)))
+    return values[inverse] if len(inverse) else np.empty(0, dtype=object)
+
+
+def _pair_index(layers, kinds) -> tuple[list, np.ndarray]:
+    """The distinct (layer, kind) pairs and each element's index into them."""
+    def codes(values):
+        values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        index = {v: i for i, v in enumerate(dict.fromkeys(values))}
+        return list(index), np.fromiter(map(index.__getitem__, values), dtype=np.int64, count=len(values))
+
+    (layer_names, lc), (kind_names, kc) = codes(layers), codes(kinds)
+    first, inverse = np.unique(lc * max(len(kind_names), 1) + kc, return_inverse=True)
+    pairs = [(layer_names[c // max(len(kind_names), 1)], kind_names[c % max(len(kind_names), 1)])
+             for c in first.tolist()]
+    return pairs, inverse.reshape(-1)
 
 
 def _check_names(table: Mapping, elements: Elements, key: str, file: str, edges=False):
     """Every key of a per-layer/kind table must name a layer, a kind or 'layer:kind'."""
-    names = set(elements.node_layer) | set(elements.node_kind) | {
-        f"{l}:{k}" for l, k in zip(elements.node_layer, elements.node_kind)} | {"default"}
-    if edges:
-        names |= set(elements.edge_kind) | set(elements.edge_layer) | {
-            f"{l}:{k}" for l, k in zip(elements.edge_layer, elements.edge_kind)}
+    if not table:
+        return
+    names = {"default"}
+    for pairs, _ in [elements.groups()] + ([elements.groups(edges=True)] if edges else []):
+        for layer, kind in pairs:
+            names |= {layer, kind, f"{layer}:{kind}"}
     for name in table:
         if name not in names:
             raise InputError(f"key '{key}.{name}': no layer or kind '{name}' in the system", file)
@@ -499,8 +543,9 @@ class RandomHazard(Hazard):
         if isinstance(self.fraction, dict):
             _check_names(self.fraction, el, "hazard.fraction", self._file, edges=True)
             default = self.fraction.get("default", 0.0)
-            pn = _lookup(self.fraction, el.node_layer, el.node_kind, default).astype(float)
-            pe = _lookup(self.fraction, el.edge_layer, el.edge_kind, default).astype(float)
+            pn = _lookup(self.fraction, el.node_layer, el.node_kind, default, el.groups()).astype(float)
+            pe = _lookup(self.fraction, el.edge_layer, el.edge_kind, default,
+                         el.groups(edges=True)).astype(float)
         else:
             pn = np.full(compiled.n_nodes, float(self.fraction))
             pe = np.full(compiled.n_edges, float(self.fraction))
@@ -822,7 +867,7 @@ class FloodHazard(Hazard):
     def prepare(self, system, compiled, el):
         _check_names(self.threshold, el, "hazard.threshold", self._file)
         thr = _lookup(self.threshold, el.node_layer, el.node_kind,
-                      self.threshold.get("default", np.inf)).astype(float)
+                      self.threshold.get("default", np.inf), el.groups()).astype(float)
         if self.level is not None:
             elevation = el.column("elevation", "flood")
             depth = self.level - elevation
@@ -954,8 +999,9 @@ class EarthquakeHazard(Hazard):
                 or self.fragility[k] != DEFAULT_FRAGILITY[k]}
         _check_names(user, el, "hazard.fragility", self._file)
         state = DAMAGE_STATES.index(self.damage_state)
-        entries = _lookup(self.fragility, el.node_layer, el.node_kind)
-        median = np.full(len(entries), np.inf)
+        pairs, inverse = el.groups()
+        entries = _lookup(self.fragility, None, None, None, (pairs, np.arange(len(pairs))))
+        median = np.full(len(entries), np.inf)        # per (layer, kind) pair, then per node
         beta = np.ones(len(entries))
         measure = np.full(len(entries), "PGA", dtype=object)
         for i, entry in enumerate(entries):
@@ -965,7 +1011,7 @@ class EarthquakeHazard(Hazard):
             median[i], beta[i] = m, b
             if isinstance(entry, str):
                 measure[i] = CLASS_MEASURE.get(entry, "PGA")
-        return median, beta, measure
+        return median[inverse], beta[inverse], measure[inverse]
 
     def _site_motion(self, el, x, y, measure: str, where: str, vs30=None):
         """Median ln of ``measure`` at points, and σ_e (scalar) and σ_r (per point) of ln.
@@ -1006,7 +1052,8 @@ class EarthquakeHazard(Hazard):
         src, dst = compiled.edge_src.astype(np.int64), compiled.edge_dst.astype(np.int64)
         mx, my = (el.x[src] + el.x[dst]) / 2, (el.y[src] + el.y[dst]) / 2
         evs30 = (vs30[src] + vs30[dst]) / 2 if len(src) else np.zeros(0)
-        factor = _lookup(self.repair_rate, el.edge_layer, el.edge_kind, 0.0).astype(float)
+        factor = _lookup(self.repair_rate, el.edge_layer, el.edge_kind, 0.0,
+                         el.groups(edges=True)).astype(float)
         # Only shaken nodes and piped edges can fail: draw for those alone (keyed draws do
         # not depend on which other elements are drawn).
         sn = np.flatnonzero(np.isfinite(median))
@@ -1218,11 +1265,39 @@ def _parser(kind: str):
 
 # --------------------------------------------------------------------------- scenario
 def _fingerprint(compiled: CompiledSystem) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update("\0".join(map(str, compiled.node_ids)).encode())
-    h.update(b"\1")
-    h.update("\0".join(map(str, compiled.edge_ids)).encode())
-    return h.hexdigest()
+    facts = _id_facts(compiled)
+    if "fingerprint" not in facts:
+        h = hashlib.blake2b(digest_size=16)
+        h.update("\0".join(map(str, compiled.node_ids)).encode())
+        h.update(b"\1")
+        h.update("\0".join(map(str, compiled.edge_ids)).encode())
+        facts["fingerprint"] = h.hexdigest()
+    return facts["fingerprint"]
+
+
+def _element_keys_of(compiled: CompiledSystem) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`element_keys` of the nodes and edges, hashed once per compiled system."""
+    facts = _id_facts(compiled)
+    if "keys" not in facts:
+        facts["keys"] = (element_keys(compiled.node_ids), element_keys(compiled.edge_ids))
+    return facts["keys"]
+
+
+#: Per compiled system, what depends on its ids only (element keys, fingerprint), so that
+#: preparing several scenarios on one system (risk, redundancy, report) hashes its ids once.
+#: Checked against the id arrays themselves: a compiled system given new ids starts afresh.
+_ID_FACTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _id_facts(compiled: CompiledSystem) -> dict:
+    got = _ID_FACTS.get(compiled)
+    if got is None or got["ids"][0] is not compiled.node_ids or got["ids"][1] is not compiled.edge_ids:
+        got = {"ids": (compiled.node_ids, compiled.edge_ids)}
+        try:
+            _ID_FACTS[compiled] = got
+        except TypeError:           # not weakly referable: computed again next time
+            pass
+    return got
 
 
 class Scenario:

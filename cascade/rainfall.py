@@ -282,8 +282,9 @@ class RainfallHazard(Hazard):
                                       & (py >= lo[1]) & (py <= hi[1]))
                 owner[cand[points_in_polygons(px[cand], py[cand], cat.polygons)]] = c
         default = self.threshold.get("default", np.inf)
-        thr_n = _lookup(self.threshold, el.node_layer, el.node_kind, default).astype(float)
-        thr_e = _lookup(self.threshold, el.edge_layer, el.edge_kind, default).astype(float)
+        thr_n = _lookup(self.threshold, el.node_layer, el.node_kind, default, el.groups()).astype(float)
+        thr_e = _lookup(self.threshold, el.edge_layer, el.edge_kind, default,
+                        el.groups(edges=True)).astype(float)
         for table, ids, file in ((el.nodes, compiled.node_ids, "nodes.csv"),
                                  (system.edges, compiled.edge_ids, "edges.csv")):
             if "flood_threshold" not in table.columns:
