@@ -443,7 +443,7 @@ def _lookup(table: Mapping[str, Any], layers: np.ndarray, kinds: np.ndarray, def
     values = np.empty(len(pairs), dtype=object)
     for i, (layer, kind) in enumerate(pairs):
         values[i] = table.get(f"{layer}:{kind}", table.get(kind, table.get(layer, default)))
-    return values[inverse] if len(inverse) else np.empty(0, dtype=object)
+    return values[inverse]
 
 
 def _pair_index(layers, kinds) -> tuple[list, np.ndarray]:
@@ -454,10 +454,9 @@ def _pair_index(layers, kinds) -> tuple[list, np.ndarray]:
         return list(index), np.fromiter(map(index.__getitem__, values), dtype=np.int64, count=len(values))
 
     (layer_names, lc), (kind_names, kc) = codes(layers), codes(kinds)
-    first, inverse = np.unique(lc * max(len(kind_names), 1) + kc, return_inverse=True)
-    pairs = [(layer_names[c // max(len(kind_names), 1)], kind_names[c % max(len(kind_names), 1)])
-             for c in first.tolist()]
-    return pairs, inverse.reshape(-1)
+    k = max(len(kind_names), 1)
+    first, inverse = np.unique(lc * k + kc, return_inverse=True)
+    return [(layer_names[c // k], kind_names[c % k]) for c in first.tolist()], inverse.reshape(-1)
 
 
 def _check_names(table: Mapping, elements: Elements, key: str, file: str, edges=False):
