@@ -436,9 +436,9 @@ class EnsembleResult:
             q = np.percentile(self.loss, PERCENTILES, axis=0)
             mean = self.loss.mean(axis=0)
             if self.samples > 1:
-                from scipy.stats import t
+                from .light import t95
 
-                half = t.ppf(0.975, self.samples - 1) * self.loss.std(axis=0, ddof=1) \
+                half = t95(self.samples) * self.loss.std(axis=0, ddof=1) \
                     / math.sqrt(self.samples)
                 low, high = mean - half, mean + half
         return pd.DataFrame({"layer": names, "mean": mean, "p5": q[0], "p50": q[1], "p95": q[2],

@@ -55,6 +55,7 @@ import pandas as pd
 from .compiled import CompiledSystem, Workspace, compile_system
 from .errors import InputError, did_you_mean, reading
 from .io.csv_dir import check_header
+from .light import t95
 from .progress import ProgressArg, tracker
 from .resources import require_memory
 from .system import FALSE, TRUE, InfrastructureSystem
@@ -85,12 +86,6 @@ RANKING_COLUMNS = ["rank", "id", "type", "cost", "benefit", "benefit_low", "bene
 EXHAUSTIVE_LIMIT = {"served": 10, "resilience": 5}
 
 
-def t95(n: int) -> float:
-    """The two-sided 95 % Student t quantile for a mean of ``n`` samples (n - 1 degrees of
-    freedom): 12.7 for n = 2, 2.09 for n = 20, 1.98 for n = 100."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1)) if n > 1 else math.nan
 # Modified systems (with their compiled arrays) kept for reuse during one analysis.
 SYSTEM_CACHE = 64
 

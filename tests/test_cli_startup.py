@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cascade.cli import COMMANDS, SUMMARIES, cli
-from cascade.light import spearman
+from cascade.light import spearman, t95
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO, FLOW = ROOT / "networks" / "demo_town", ROOT / "networks" / "flow_town"
@@ -54,6 +54,7 @@ def probe(*args) -> tuple[dict, str]:
     ["critical", FLOW, "--no-compare"],
     ["critical", FLOW, "--format", "csv"],
     ["critical", DEMO, "--no-compare", "--top", "3"],
+    ["scenario", DEMO, ROOT / "scenarios" / "flood_heavy_rain.toml", "--samples", "50"],
 ])
 def test_plain_commands_import_no_heavy_library(args):
     report, out = probe(*args)
@@ -128,6 +129,17 @@ def test_spearman_matches_scipy(seed):
         assert np.isnan(got)
     else:
         assert got == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 3, 20, 100, 6001, 200_000])
+def test_t95_matches_scipy_stats(n):
+    from scipy.stats import t
+
+    assert t95(n) == float(t.ppf(0.975, n - 1))
+
+
+def test_t95_below_two_samples_is_nan():
+    assert np.isnan(t95(1)) and np.isnan(t95(0))
 
 
 def test_spearman_edge_cases():
