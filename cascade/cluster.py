@@ -209,6 +209,12 @@ class SweepCluster:
             self.where = "local Dask cluster"
 
     @property
+    def local(self) -> bool:
+        """Whether the workers are processes of this machine started here (``--workers``):
+        they can read this process's files in ``/dev/shm`` (:mod:`cascade.shared`)."""
+        return self._cluster is not None
+
+    @property
     def n_workers(self) -> int:
         try:
             return max(1, len(self.client.scheduler_info().get("workers", {})))

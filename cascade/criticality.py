@@ -95,6 +95,12 @@ RENUMBER = True
 RENUMBER_MIN_NODES = 300_000
 RENUMBER_MIN_SHARE = 0.25
 
+# On a local cluster (``--workers``: a SweepCluster with ``local``), the workers read the plan
+# this process built (renumbered layout included) from shared memory and write their rows there
+# (_run_shared), instead of building the start state themselves and returning rows through Dask
+# (the _PlanRecipe path, which a remote ``--scheduler`` keeps).  Answers are the same.
+SHARED_LOCAL = True
+
 
 def _default_threads() -> int:
     import os
@@ -251,8 +257,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         start_working = start.working.astype(bool)
         return (count_mask, start, start_working, *_layer_roots(c, start_working))
 
+    # A local cluster: this process builds the plan (as for threads, the renumbered layout
+    # included) and its workers read it from shared memory (_run_shared).
+    shared = cluster is not None and SHARED_LOCAL and getattr(cluster, "local", False)
     deferred = None
-    if cluster is not None and not (mode == 2 and n_el > 1 and FOREST_ORDER):
+    if cluster is not None and not shared and not (mode == 2 and n_el > 1 and FOREST_ORDER):
         # On Dask the workers build their own start state; this process needs its own only
         # after the sweep (certificates, pre-failures), so it builds it meanwhile (the
         # cascade kernel releases the GIL).
@@ -272,7 +281,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         # still in the CPU cache.  Elements are independent (the kernel restores the start
         # state after each), so the answers do not depend on the order; the kernel writes each
         # element's row at its place in the caller's order (``el_row``).
-        renumber = (RENUMBER and cluster is None and n >= RENUMBER_MIN_NODES
+        renumber = (RENUMBER and (cluster is None or shared) and n >= RENUMBER_MIN_NODES
                     and n_el >= RENUMBER_MIN_SHARE * n)
         if n_el > 1 and (FOREST_ORDER or renumber):
             t_order = time.perf_counter()
@@ -305,7 +314,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     # each worker builds the plan (the start state, 36 MB at 10^6 nodes) from the system in
     # its store, the same arrays as here (deterministic); only its recipe travels.
     k_node = el_node
-    if cluster is not None:
+    if cluster is not None and not shared:
         plan = kc_plan = _PlanRecipe(cluster.share(c, memo=True), pre_nodes, pre_edges, skip,
                                      mode == 2)
     elif kc is c:
@@ -330,6 +339,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         workers = cluster.n_workers if cluster is not None else threads
         size = int(chunk or max(8, min(4096, -(-k // (16 * workers)))))
         n_chunks = -(-k // size)
+        if shared:
+            _run_shared(cluster, c, plan, mode, el_node, el_edge,
+                        (out_nodes, out_demand, out_layer, out_layer_demand), rows, bar,
+                        min(size, 256), chunk)
+            return
         if cluster is not None:
             def collect(part) -> int:
                 lo, got_rows = part
@@ -424,7 +438,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
         out_layer_demand[redo] = r_layer_demand
     bar.close()
-    if cluster is not None:
+    if cluster is not None and not shared:
         cluster.forget(kc_plan.token)
     if stats is not None:
         kernel_s = float(sum(kernel_times))
@@ -689,6 +703,95 @@ def _dask_chunk(recipe: _PlanRecipe, mode: int, lo: int, el_node, el_edge):
     _kernel_chunk(c, plan, cached[1], mode, np.ascontiguousarray(el_node),
                   np.ascontiguousarray(el_edge), *rows)
     return lo, tuple(_compact(r) for r in rows)
+
+
+class _SharedSweep:
+    """One kernel pass of a sweep on a local cluster's workers through shared memory
+    (:class:`cascade.shared.SharedArrays`): the kernel's system (the renumbered copy where
+    this process made one), the plan's arrays, the elements and their rows go in one file, the
+    rows in another; tasks carry this object (its layout: a few KB) and element ranges; each
+    worker maps the files once (:meth:`attach`, kept by :func:`cascade.cluster.built`) and
+    writes its rows in place.  Nothing is sent through Dask or rebuilt on the workers."""
+
+    SYSTEM = ("adj_ptr", "adj_nbr", "adj_edge", "adj_fwd", "edge_directed", "layer_ptr",
+              "layer_nodes", "node_layer", "layer_rule", "is_source", "demand", "grp_ptr",
+              "sup_ptr", "rdep_ptr", "rdep_grp", "group_owner", "edge_src", "edge_dst")
+    PLAN = ("pre_nodes", "pre_edges", "count_mask", "child_ptr", "child_idx", "par_edge",
+            "layer_root", "layer_count", "arc", "edge_arc")
+    OUT = ("nodes", "demand", "layer", "layer_demand")
+
+    def __init__(self, c, plan: "_SweepPlan", mode: int, el_node, el_edge, rows, outs):
+        from .shared import SharedArrays
+
+        arrays = {f"c.{name}": getattr(c, name) for name in self.SYSTEM}
+        arrays.update({f"p.{name}": getattr(plan, name) for name in self.PLAN})
+        arrays.update({f"s.{name}": a for name, a in plan.state.items()})
+        arrays.update(el_node=el_node, el_edge=el_edge)
+        if rows is not None:
+            arrays["rows"] = rows
+        self.scalars = dict(n_nodes=c.n_nodes, n_edges=c.n_edges, n_groups=c.n_groups,
+                            index_dtype=c.index_dtype, layer_names=list(c.layer_names))
+        self.mode, self.skip, self.token = mode, plan.skip, f"shared-sweep-{uuid.uuid4().hex}"
+        self.inputs = SharedArrays(arrays)
+        try:
+            self.outputs = SharedArrays(dict(zip(self.OUT, outs)), copy=False, writable=True)
+        except BaseException:
+            self.inputs.close()
+            raise
+
+    def attach(self):
+        """On a worker: ``(system, plan, el_node, el_edge, rows, outs)`` over the mapped files."""
+        from types import SimpleNamespace
+
+        a = self.inputs.attach()
+        c = SimpleNamespace(**{name: a[f"c.{name}"] for name in self.SYSTEM}, **self.scalars)
+        plan = object.__new__(_SweepPlan)
+        plan.__dict__.update({name: a[f"p.{name}"] for name in self.PLAN})
+        plan.state = {name: a[f"s.{name}"] for name in _SweepPlan.STATE}
+        plan.skip, plan.token = self.skip, self.token
+        outs = self.outputs.attach()
+        return c, plan, a["el_node"], a["el_edge"], a.get("rows"), [outs[k] for k in self.OUT]
+
+    def close(self) -> None:
+        self.inputs.close()
+        self.outputs.close()
+
+
+def _shared_chunk(job: _SharedSweep, lo: int, hi: int) -> int:
+    """A Dask task of a local cluster: elements ``lo .. hi`` of ``job``, rows written in the
+    shared file; returns how many."""
+    from .cluster import built
+
+    c, plan, el_node, el_edge, rows, outs = built(job.token, job.attach)
+    cached = getattr(_worker_buffers, "entry", None)
+    if cached is None or cached[0] != (plan.token, job.mode):
+        _worker_buffers.entry = None   # the last sweep's buffers go before the new ones come
+        cached = ((plan.token, job.mode), plan.buffers(c))
+        _worker_buffers.entry = cached
+    if rows is None:
+        _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi],
+                      *(out[lo:hi] for out in outs))
+    else:
+        _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi], *outs,
+                      rows[lo:hi])
+    return hi - lo
+
+
+def _run_shared(cluster, c, plan: "_SweepPlan", mode: int, el_node, el_edge, outs, rows, bar,
+                first: int, chunk: int | None) -> None:
+    """:class:`_SharedSweep` of these arguments on ``cluster`` (a local one); the rows end in
+    ``outs`` (row ``rows[k]`` for element ``k``, default ``k``)."""
+    job = _SharedSweep(c, plan, mode, el_node, el_edge, rows, outs)
+    try:
+        cluster.run_ranges(_shared_chunk, lambda lo, hi: (job, lo, hi), len(el_node),
+                           lambda n: n, bar, first=first, minimum=8, size=chunk,
+                           unit="elements", name="shared-sweep")
+        got = job.outputs.arrays
+        for out, name in zip(outs, job.OUT):
+            out[...] = got[name]
+    finally:
+        job.close()
+        cluster.forget(job.token)
 
 
 def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,
