@@ -260,6 +260,15 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     # A local cluster: this process builds the plan (as for threads, the renumbered layout
     # included) and its workers read it from shared memory (_run_shared).
     shared = cluster is not None and SHARED_LOCAL and getattr(cluster, "local", False)
+    rows_file = None
+    if shared:   # the workers write the rows of the first pass straight into these arrays
+        from .shared import SharedArrays
+
+        rows_file = SharedArrays(dict(zip(_SharedSweep.OUT, (out_nodes, out_demand, out_layer,
+                                                             out_layer_demand))),
+                                 copy=False, writable=True)
+        out_nodes, out_demand, out_layer, out_layer_demand = (rows_file.arrays[name]
+                                                              for name in _SharedSweep.OUT)
     deferred = None
     if cluster is not None and not shared and not (mode == 2 and n_el > 1 and FOREST_ORDER):
         # On Dask the workers build their own start state; this process needs its own only
@@ -342,7 +351,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         if shared:
             _run_shared(cluster, c, plan, mode, el_node, el_edge,
                         (out_nodes, out_demand, out_layer, out_layer_demand), rows, bar,
-                        min(size, 256), chunk)
+                        min(size, 256), chunk,
+                        rows_file if out_nodes is rows_file.arrays["nodes"] else None)
             return
         if cluster is not None:
             def collect(part) -> int:
@@ -404,6 +414,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     finally:
         if deferred is not None:
             deferred.shutdown(wait=True)
+        if rows_file is not None:
+            rows_file.close()   # the file goes; these arrays keep its pages
     if deferred is not None:
         count_mask, start, start_working, layer_root, layer_count = later.result()
     # Where incremental cascades are not proven exact (giant layers that are not whole at the
@@ -720,7 +732,8 @@ class _SharedSweep:
             "layer_root", "layer_count", "arc", "edge_arc")
     OUT = ("nodes", "demand", "layer", "layer_demand")
 
-    def __init__(self, c, plan: "_SweepPlan", mode: int, el_node, el_edge, rows, outs):
+    def __init__(self, c, plan: "_SweepPlan", mode: int, el_node, el_edge, rows, outs,
+                 outputs=None):
         from .shared import SharedArrays
 
         arrays = {f"c.{name}": getattr(c, name) for name in self.SYSTEM}
@@ -733,8 +746,10 @@ class _SharedSweep:
                             index_dtype=c.index_dtype, layer_names=list(c.layer_names))
         self.mode, self.skip, self.token = mode, plan.skip, f"shared-sweep-{uuid.uuid4().hex}"
         self.inputs = SharedArrays(arrays)
+        self.own_outputs = outputs is None   # else the caller's file, which it closes
         try:
-            self.outputs = SharedArrays(dict(zip(self.OUT, outs)), copy=False, writable=True)
+            self.outputs = outputs or SharedArrays(dict(zip(self.OUT, outs)), copy=False,
+                                                   writable=True)
         except BaseException:
             self.inputs.close()
             raise
@@ -754,7 +769,8 @@ class _SharedSweep:
 
     def close(self) -> None:
         self.inputs.close()
-        self.outputs.close()
+        if self.own_outputs:
+            self.outputs.close()
 
 
 def _shared_chunk(job: _SharedSweep, lo: int, hi: int) -> int:
@@ -778,17 +794,19 @@ def _shared_chunk(job: _SharedSweep, lo: int, hi: int) -> int:
 
 
 def _run_shared(cluster, c, plan: "_SweepPlan", mode: int, el_node, el_edge, outs, rows, bar,
-                first: int, chunk: int | None) -> None:
+                first: int, chunk: int | None, outputs=None) -> None:
     """:class:`_SharedSweep` of these arguments on ``cluster`` (a local one); the rows end in
-    ``outs`` (row ``rows[k]`` for element ``k``, default ``k``)."""
-    job = _SharedSweep(c, plan, mode, el_node, el_edge, rows, outs)
+    ``outs`` (row ``rows[k]`` for element ``k``, default ``k``): written there by the workers
+    when ``outputs`` is their :class:`~cascade.shared.SharedArrays`, else copied."""
+    job = _SharedSweep(c, plan, mode, el_node, el_edge, rows, outs, outputs)
     try:
         cluster.run_ranges(_shared_chunk, lambda lo, hi: (job, lo, hi), len(el_node),
                            lambda n: n, bar, first=first, minimum=8, size=chunk,
                            unit="elements", name="shared-sweep")
-        got = job.outputs.arrays
-        for out, name in zip(outs, job.OUT):
-            out[...] = got[name]
+        if job.own_outputs:
+            got = job.outputs.arrays
+            for out, name in zip(outs, job.OUT):
+                out[...] = got[name]
     finally:
         job.close()
         cluster.forget(job.token)

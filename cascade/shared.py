@@ -18,10 +18,18 @@ import mmap
 import os
 import tempfile
 import uuid
+import weakref
 
 import numpy as np
 
 ALIGN = 64   # bytes: every array starts on a cache line
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _directory() -> str:
@@ -56,9 +64,11 @@ class SharedArrays:
             self._map = mmap.mmap(fd, max(end, 1))
         except BaseException:
             os.close(fd)
-            self.close()
+            _unlink(self.path)
             raise
         os.close(fd)
+        # Removed by close(), else when this object goes (an error before close) or at exit.
+        self._remove = weakref.finalize(self, _unlink, self.path)
         self._arrays = self._views(self._map)
         if copy:
             for name, a in arrays.items():
@@ -92,11 +102,11 @@ class SharedArrays:
         return self._arrays
 
     def close(self) -> None:
-        """Remove the file (this process's arrays stay valid; so do other processes' mappings)."""
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        """Remove the file, in the process that made it (its arrays stay valid; so do other
+        processes' mappings)."""
+        remove = getattr(self, "_remove", None)
+        if remove is not None:
+            remove()
 
     def __getstate__(self):
         return {"path": self.path, "layout": self.layout, "writable": self.writable}
