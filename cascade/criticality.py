@@ -350,8 +350,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         n_chunks = -(-k // size)
         if shared:
             _run_shared(cluster, c, plan, mode, el_node, el_edge,
-                        (out_nodes, out_demand, out_layer, out_layer_demand), rows, bar,
-                        min(size, 256), chunk,
+                        (out_nodes, out_demand, out_layer, out_layer_demand), rows, bar, size,
                         rows_file if out_nodes is rows_file.arrays["nodes"] else None)
             return
         if cluster is not None:
@@ -733,7 +732,7 @@ class _SharedSweep:
     OUT = ("nodes", "demand", "layer", "layer_demand")
 
     def __init__(self, c, plan: "_SweepPlan", mode: int, el_node, el_edge, rows, outs,
-                 outputs=None):
+                 outputs=None, size: int = 1, n_chunks: int = 0):
         from .shared import SharedArrays
 
         arrays = {f"c.{name}": getattr(c, name) for name in self.SYSTEM}
@@ -745,13 +744,19 @@ class _SharedSweep:
         self.scalars = dict(n_nodes=c.n_nodes, n_edges=c.n_edges, n_groups=c.n_groups,
                             index_dtype=c.index_dtype, layer_names=list(c.layer_names))
         self.mode, self.skip, self.token = mode, plan.skip, f"shared-sweep-{uuid.uuid4().hex}"
-        self.inputs = SharedArrays(arrays)
+        self.size = size
         self.own_outputs = outputs is None   # else the caller's file, which it closes
+        self.outputs = self.control = None
+        self.inputs = SharedArrays(arrays)
         try:
+            # The chunk counter (claimed under flock on this file) and each chunk's done flag.
+            self.control = SharedArrays({"claim": np.zeros(1, np.int64),
+                                         "done": np.zeros(n_chunks, np.uint8)},
+                                        copy=False, writable=True)
             self.outputs = outputs or SharedArrays(dict(zip(self.OUT, outs)), copy=False,
                                                    writable=True)
         except BaseException:
-            self.inputs.close()
+            self.close()
             raise
 
     def attach(self):
@@ -765,48 +770,138 @@ class _SharedSweep:
         plan.state = {name: a[f"s.{name}"] for name in _SweepPlan.STATE}
         plan.skip, plan.token = self.skip, self.token
         outs = self.outputs.attach()
+        self.control.attach()
         return c, plan, a["el_node"], a["el_edge"], a.get("rows"), [outs[k] for k in self.OUT]
 
     def close(self) -> None:
         self.inputs.close()
-        if self.own_outputs:
+        if self.control is not None:
+            self.control.close()
+        if self.own_outputs and self.outputs is not None:
             self.outputs.close()
 
 
-def _shared_chunk(job: _SharedSweep, lo: int, hi: int) -> int:
-    """A Dask task of a local cluster: elements ``lo .. hi`` of ``job``, rows written in the
-    shared file; returns how many."""
+def _shared_task(job: _SharedSweep) -> int:
+    """A Dask task of a local cluster, one per worker: claims chunks of ``job`` from the
+    counter in the shared rows file (under ``flock``) until none is left, sweeps each into the
+    shared rows and marks it done; returns how many chunks it swept."""
+    import fcntl
+
     from .cluster import built
 
     c, plan, el_node, el_edge, rows, outs = built(job.token, job.attach)
+    claim, done = job.control.arrays["claim"], job.control.arrays["done"]
     cached = getattr(_worker_buffers, "entry", None)
     if cached is None or cached[0] != (plan.token, job.mode):
         _worker_buffers.entry = None   # the last sweep's buffers go before the new ones come
         cached = ((plan.token, job.mode), plan.buffers(c))
         _worker_buffers.entry = cached
-    if rows is None:
-        _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi],
-                      *(out[lo:hi] for out in outs))
-    else:
-        _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi], *outs,
-                      rows[lo:hi])
-    return hi - lo
+    k, size, swept = len(el_node), job.size, 0
+    with open(job.control.path, "rb") as lock:
+        while True:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            i = int(claim[0])
+            claim[0] = i + 1
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if i >= len(done):
+                return swept
+            lo, hi = i * size, min(k, (i + 1) * size)
+            if rows is None:
+                _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi],
+                              *(out[lo:hi] for out in outs))
+            else:
+                _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi],
+                              *outs, rows[lo:hi])
+            done[i] = 1
+            swept += 1
+
+
+POLL_SECONDS = 0.1   # the progress bar of a shared sweep follows the done chunks this often
 
 
 def _run_shared(cluster, c, plan: "_SweepPlan", mode: int, el_node, el_edge, outs, rows, bar,
-                first: int, chunk: int | None, outputs=None) -> None:
-    """:class:`_SharedSweep` of these arguments on ``cluster`` (a local one); the rows end in
-    ``outs`` (row ``rows[k]`` for element ``k``, default ``k``): written there by the workers
-    when ``outputs`` is their :class:`~cascade.shared.SharedArrays`, else copied."""
-    job = _SharedSweep(c, plan, mode, el_node, el_edge, rows, outs, outputs)
+                size: int, outputs=None) -> None:
+    """:class:`_SharedSweep` of these arguments on ``cluster`` (a local one), in chunks of
+    ``size`` elements; the rows end in ``outs`` (row ``rows[k]`` for element ``k``, default
+    ``k``): written there by the workers when ``outputs`` is their
+    :class:`~cascade.shared.SharedArrays`, else copied.
+
+    One task per worker (:func:`_shared_task`); the workers claim the chunks from a counter in
+    shared memory, as threads do from theirs, so there is no range to size and no round trip
+    per chunk, and they finish within a chunk of each other.  Chunks a lost worker claimed but
+    did not finish are swept here afterwards; a Ctrl-C empties the counter (the workers stop
+    after their current chunk)."""
+    from .cluster import _ens, _one_line
+
+    k = len(el_node)
+    n_chunks = -(-k // size)
+    job = _SharedSweep(c, plan, mode, el_node, el_edge, rows, outs, outputs, size, n_chunks)
+    futures, marked = [], 0
     try:
-        cluster.run_ranges(_shared_chunk, lambda lo, hi: (job, lo, hi), len(el_node),
-                           lambda n: n, bar, first=first, minimum=8, size=chunk,
-                           unit="elements", name="shared-sweep")
+        done = job.control.arrays["done"]
+        workers = list(cluster.client.scheduler_info().get("workers", {})) or [None]
+        futures = [cluster.client.submit(_shared_task, job, pure=False,
+                                         key=f"shared-sweep-{uuid.uuid4().hex}",
+                                         workers=None if w is None else [w],
+                                         allow_other_workers=True)
+                   for w in workers[:n_chunks]]
+        ended = threading.Semaphore(0)   # released as each task ends (done, error, cancelled)
+        for future in futures:
+            future.add_done_callback(lambda _: ended.release())
+        idle_since, n_ended = None, 0
+        while True:
+            if ended.acquire(timeout=POLL_SECONDS):
+                n_ended += 1
+            complete = n_ended == len(futures)
+            now = int(done.sum())   # chunks done, for the bar (the last one may be short)
+            if bar is not None and now > marked:
+                bar.update(min(k, now * size) - min(k, marked * size))
+                marked = now
+            if complete or any(f.status in ("error", "cancelled") for f in futures):
+                break
+            if not cluster._no_workers():
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > _ens.NO_WORKERS_GRACE:
+                raise InputError(f"the Dask cluster has had no workers for "
+                                 f"{_ens.NO_WORKERS_GRACE:g} s with {k - min(k, now * size)} of "
+                                 f"{k} elements unfinished; nothing written", cluster.where)
+        for f in futures:
+            if f.status != "finished":
+                try:
+                    f.result()
+                    message = f.status
+                except BaseException as exc:
+                    message = _one_line(exc)
+                raise InputError(f"the Dask run failed with {min(k, int(done.sum()) * size)} of "
+                                 f"{k} elements done: {message}; nothing written", cluster.where)
+        lost = np.flatnonzero(done == 0)   # claimed by a worker that was lost meanwhile
+        if len(lost):
+            buffers = plan.buffers(c)
+            got = [job.outputs.arrays[name] for name in job.OUT]
+            for i in lost:
+                lo, hi = i * size, min(k, (i + 1) * size)
+                if rows is None:
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  *(out[lo:hi] for out in got))
+                else:
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  *got, rows[lo:hi])
+                if bar is not None:
+                    bar.update(hi - lo)
         if job.own_outputs:
             got = job.outputs.arrays
             for out, name in zip(outs, job.OUT):
                 out[...] = got[name]
+    except BaseException:
+        try:
+            job.control.arrays["claim"][0] = n_chunks   # the workers stop after this chunk
+            if futures:
+                cluster.client.cancel(futures)
+        except Exception:
+            pass
+        raise
     finally:
         job.close()
         cluster.forget(job.token)

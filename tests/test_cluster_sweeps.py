@@ -231,3 +231,33 @@ def test_shared_arrays_pickle_as_their_layout_and_map_the_same_values(tmp_path):
         out.close()
     assert not Path(shared.path).exists() and not Path(out.path).exists()
     assert out.arrays["rows"][3].tolist() == [7, 8]   # still mapped here after close
+
+
+def test_chunks_a_lost_worker_claimed_are_swept_here(monkeypatch):
+    """A chunk claimed by a worker that is lost before it marks it done (simulated: the tasks
+    garble its rows and clear its flag) is swept again by this process: the answer is still
+    the one of threads."""
+    import cascade.criticality as cr
+    from cascade.cluster import built
+
+    real = cr._shared_task
+
+    def lossy(job):
+        swept = real(job)
+        _, _, _, _, rows, outs = built(job.token, job.attach)
+        at = slice(0, job.size) if rows is None else rows[:job.size]
+        for out in outs:
+            out[at] = 7
+        job.control.arrays["done"][0] = 0
+        return swept
+
+    lossy.__qualname__ = lossy.__name__ = "_shared_task"
+    lossy.__module__ = real.__module__
+    monkeypatch.setattr(cr, "_shared_task", lossy)   # before the fork: the workers run it
+    c = compile_system(synthetic_lifelines(1500, seed=6))
+    el_node, el_edge = element_indices(c, "all")
+    want = core_sweep(c, el_node, el_edge, threads=2)
+    with SweepCluster(workers=2) as cluster:
+        got = core_sweep(c, el_node, el_edge, chunk=50, cluster=cluster)
+    for a, b in zip(want, got):
+        assert np.array_equal(a, b)
