@@ -194,9 +194,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     progress : None, bool or callable
         Progress per chunk of elements (see :mod:`cascade.progress`).
     cluster : cascade.cluster.SweepCluster, optional
-        Run the chunks on this Dask cluster instead of threads (the system goes once to each
-        worker's store, see :mod:`cascade.cluster`, and each worker builds the sweep's start
-        state from it; the answer is the same as on threads).
+        Run the chunks on this Dask cluster instead of threads; the answer is the same as on
+        threads.  A local cluster (``--workers``): this process builds the plan as for threads
+        (the renumbered layout included) and the workers read it from shared memory, claim
+        chunks from a shared counter and write their rows in place (:func:`_run_shared`).  A
+        remote one (``--scheduler``): the system goes once to each worker's store (see
+        :mod:`cascade.cluster`) and each worker builds the sweep's start state from it.
     stats : dict, optional
         Filled with timings for benchmarks: ``kernel_s`` (seconds inside the kernel calls,
         summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
