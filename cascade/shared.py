@@ -23,6 +23,7 @@ import weakref
 import numpy as np
 
 ALIGN = 64   # bytes: every array starts on a cache line
+POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 def _unlink(path: str) -> None:
@@ -96,8 +97,10 @@ class SharedArrays:
         """Map the file in this process (another one than the creator); ``{name: array}``."""
         with open(self.path, "r+b" if self.writable else "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            self._map = mmap.mmap(f.fileno(), size,
-                                  access=mmap.ACCESS_WRITE if self.writable else mmap.ACCESS_READ)
+            # Mapped with its pages at once (MAP_POPULATE, Linux): one call instead of a page
+            # fault per 4 KB page as the kernel first reads each.
+            prot = mmap.PROT_READ | (mmap.PROT_WRITE if self.writable else 0)
+            self._map = mmap.mmap(f.fileno(), size, flags=mmap.MAP_SHARED | POPULATE, prot=prot)
         self._arrays = self._views(self._map)
         return self._arrays
 
