@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import threading
 import time
 import uuid
@@ -98,8 +99,9 @@ RENUMBER_MIN_SHARE = 0.25
 # On a local cluster (``--workers``: a SweepCluster with ``local``), the workers read the plan
 # this process built (renumbered layout included) from shared memory and write their rows there
 # (_run_shared), instead of building the start state themselves and returning rows through Dask
-# (the _PlanRecipe path, which a remote ``--scheduler`` keeps).  Answers are the same.
-SHARED_LOCAL = True
+# (the _PlanRecipe path, which a remote ``--scheduler`` keeps).  Answers are the same.  POSIX
+# only (the workers claim chunks under ``fcntl.flock``).
+SHARED_LOCAL = os.name == "posix"
 
 
 def _default_threads() -> int:
