@@ -5,9 +5,13 @@
 :func:`cascade.criticality.core_sweep` over every node of the seeded five-lifeline system of
 :func:`cascade.criticality.synthetic_lifelines` (default 10^6 nodes): 1 thread, 2 threads,
 and ``--workers 2`` (a real local scheduler with 2 single-threaded worker processes,
-:class:`cascade.cluster.SweepCluster`, started outside the timing; the first Dask sweep sends
-the system to the workers' stores, the next ones find it there, so the table gives both the
-first run and the median of the others).  Each repeat runs every executor once, in turn, so
+:class:`cascade.cluster.SweepCluster`, started outside the timing).  ``workers2`` is what
+``--workers 2`` runs: the workers read the plan this process built (renumbered layout
+included) from shared memory and write their rows there (``criticality.SHARED_LOCAL``).
+``recipe2`` is the same cluster on the path of a remote ``--scheduler``: the first sweep sends
+the system to the workers' stores, the next ones find it there (the table gives both the first
+run and the median of the others), each worker builds the start state, rows come back through
+Dask.  Each repeat runs every executor once, in turn, so
 that the machine's load hits them alike; every answer is checked against the first one.
 Besides the wall time, the CPU seconds each sweep cost in this process (with the local
 scheduler, the client and, on threads, the sweep itself) and in the two worker processes
@@ -26,6 +30,7 @@ import numpy as np
 def main(nodes: int = 10**6, repeats: int = 3) -> None:
     from cascade import compile_system
     from cascade.cluster import SweepCluster
+    from cascade import criticality
     from cascade.criticality import core_sweep, element_indices, synthetic_lifelines
 
     c = compile_system(synthetic_lifelines(nodes, seed=0))
@@ -33,14 +38,16 @@ def main(nodes: int = 10**6, repeats: int = 3) -> None:
     print(f"{c.n_nodes:,} nodes, {c.n_edges:,} edges, sweep of {len(el_node):,} nodes; "
           f"load average at the start {os.getloadavg()[0]:.1f}")
     with SweepCluster(workers=2) as cluster:
-        runs = {"threads1": dict(threads=1), "threads2": dict(threads=2), "workers2": dict(cluster=cluster)}
+        runs = {"threads1": dict(threads=1), "threads2": dict(threads=2),
+                "workers2": dict(cluster=cluster), "recipe2": dict(cluster=cluster)}
         seconds = {k: [] for k in runs}
         cpu = {k: [] for k in runs}
         want = None
-        for _ in range(repeats + 1):   # the first round: the Dask run sends the system
+        for _ in range(repeats + 1):   # the first round: recipe2 sends the system
             for name, kw in runs.items():
                 w0 = cluster.client.run(time.process_time)
                 p0 = time.process_time()
+                criticality.SHARED_LOCAL = name != "recipe2"
                 t = time.perf_counter()
                 got = core_sweep(c, el_node, el_edge, **kw)
                 seconds[name].append(time.perf_counter() - t)

@@ -10,7 +10,9 @@ of them already hold it, and sends it only to the others.  An object stays in th
 worker after the run (the last :data:`STORE_MAX` of them), so the next run on the same cluster,
 from this process or another one (a second ``cascade critical --scheduler`` on the same files),
 sends nothing again.  Tasks carry tokens and element or sample ranges only.  A sweep's start
-state is not sent: each worker builds it from the stored system, once (:func:`built`).
+state is not sent: each worker builds it from the stored system, once (:func:`built`).  (On a
+local cluster, ``core_sweep`` passes its plan through shared memory instead:
+:mod:`cascade.shared`, :attr:`SweepCluster.local`.)
 
 :meth:`SweepCluster.run_ranges` cuts ``0 .. total`` into ranges while the run goes: the first
 ranges are small (the first tasks time the work on the workers, nothing runs in this process),
@@ -207,6 +209,12 @@ class SweepCluster:
                 raise
             self.label = f"dask (local cluster, {workers} workers)"
             self.where = "local Dask cluster"
+
+    @property
+    def local(self) -> bool:
+        """Whether the workers are processes of this machine started here (``--workers``):
+        they can read this process's files in ``/dev/shm`` (:mod:`cascade.shared`)."""
+        return self._cluster is not None
 
     @property
     def n_workers(self) -> int:

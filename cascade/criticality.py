@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import threading
 import time
 import uuid
@@ -94,6 +95,13 @@ FOREST_ORDER = False
 RENUMBER = True
 RENUMBER_MIN_NODES = 300_000
 RENUMBER_MIN_SHARE = 0.25
+
+# On a local cluster (``--workers``: a SweepCluster with ``local``), the workers read the plan
+# this process built (renumbered layout included) from shared memory and write their rows there
+# (_run_shared), instead of building the start state themselves and returning rows through Dask
+# (the _PlanRecipe path, which a remote ``--scheduler`` keeps).  Answers are the same.  POSIX
+# only (the workers claim chunks under ``fcntl.flock``).
+SHARED_LOCAL = os.name == "posix"
 
 
 def _default_threads() -> int:
@@ -188,9 +196,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     progress : None, bool or callable
         Progress per chunk of elements (see :mod:`cascade.progress`).
     cluster : cascade.cluster.SweepCluster, optional
-        Run the chunks on this Dask cluster instead of threads (the system goes once to each
-        worker's store, see :mod:`cascade.cluster`, and each worker builds the sweep's start
-        state from it; the answer is the same as on threads).
+        Run the chunks on this Dask cluster instead of threads; the answer is the same as on
+        threads.  A local cluster (``--workers``): this process builds the plan as for threads
+        (the renumbered layout included) and the workers read it from shared memory, claim
+        chunks from a shared counter and write their rows in place (:func:`_run_shared`).  A
+        remote one (``--scheduler``): the system goes once to each worker's store (see
+        :mod:`cascade.cluster`) and each worker builds the sweep's start state from it.
     stats : dict, optional
         Filled with timings for benchmarks: ``kernel_s`` (seconds inside the kernel calls,
         summed over threads; not measured on a cluster), ``kernel_calls``, ``setup_s`` (the
@@ -251,8 +262,20 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         start_working = start.working.astype(bool)
         return (count_mask, start, start_working, *_layer_roots(c, start_working))
 
+    # A local cluster: this process builds the plan (as for threads, the renumbered layout
+    # included) and its workers read it from shared memory (_run_shared).
+    shared = cluster is not None and SHARED_LOCAL and getattr(cluster, "local", False)
+    rows_file = None
+    if shared:   # the workers write the rows of the first pass straight into these arrays
+        from .shared import SharedArrays
+
+        rows_file = SharedArrays(dict(zip(_SharedSweep.OUT, (out_nodes, out_demand, out_layer,
+                                                             out_layer_demand))),
+                                 copy=False, writable=True)
+        out_nodes, out_demand, out_layer, out_layer_demand = (rows_file.arrays[name]
+                                                              for name in _SharedSweep.OUT)
     deferred = None
-    if cluster is not None and not (mode == 2 and n_el > 1 and FOREST_ORDER):
+    if cluster is not None and not shared and not (mode == 2 and n_el > 1 and FOREST_ORDER):
         # On Dask the workers build their own start state; this process needs its own only
         # after the sweep (certificates, pre-failures), so it builds it meanwhile (the
         # cascade kernel releases the GIL).
@@ -272,7 +295,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         # still in the CPU cache.  Elements are independent (the kernel restores the start
         # state after each), so the answers do not depend on the order; the kernel writes each
         # element's row at its place in the caller's order (``el_row``).
-        renumber = (RENUMBER and cluster is None and n >= RENUMBER_MIN_NODES
+        renumber = (RENUMBER and (cluster is None or shared) and n >= RENUMBER_MIN_NODES
                     and n_el >= RENUMBER_MIN_SHARE * n)
         if n_el > 1 and (FOREST_ORDER or renumber):
             t_order = time.perf_counter()
@@ -305,7 +328,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     # each worker builds the plan (the start state, 36 MB at 10^6 nodes) from the system in
     # its store, the same arrays as here (deterministic); only its recipe travels.
     k_node = el_node
-    if cluster is not None:
+    if cluster is not None and not shared:
         plan = kc_plan = _PlanRecipe(cluster.share(c, memo=True), pre_nodes, pre_edges, skip,
                                      mode == 2)
     elif kc is c:
@@ -330,6 +353,11 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         workers = cluster.n_workers if cluster is not None else threads
         size = int(chunk or max(8, min(4096, -(-k // (16 * workers)))))
         n_chunks = -(-k // size)
+        if shared:
+            _run_shared(cluster, c, plan, mode, el_node, el_edge,
+                        (out_nodes, out_demand, out_layer, out_layer_demand), rows, bar, size,
+                        rows_file if out_nodes is rows_file.arrays["nodes"] else None)
+            return
         if cluster is not None:
             def collect(part) -> int:
                 lo, got_rows = part
@@ -390,6 +418,8 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
     finally:
         if deferred is not None:
             deferred.shutdown(wait=True)
+        if rows_file is not None:
+            rows_file.close()   # the file goes; these arrays keep its pages
     if deferred is not None:
         count_mask, start, start_working, layer_root, layer_count = later.result()
     # Where incremental cascades are not proven exact (giant layers that are not whole at the
@@ -424,7 +454,7 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
         out_nodes[redo], out_demand[redo], out_layer[redo] = r_nodes, r_demand, r_layer
         out_layer_demand[redo] = r_layer_demand
     bar.close()
-    if cluster is not None:
+    if cluster is not None and not shared:
         cluster.forget(kc_plan.token)
     if stats is not None:
         kernel_s = float(sum(kernel_times))
@@ -689,6 +719,197 @@ def _dask_chunk(recipe: _PlanRecipe, mode: int, lo: int, el_node, el_edge):
     _kernel_chunk(c, plan, cached[1], mode, np.ascontiguousarray(el_node),
                   np.ascontiguousarray(el_edge), *rows)
     return lo, tuple(_compact(r) for r in rows)
+
+
+class _SharedSweep:
+    """One kernel pass of a sweep on a local cluster's workers through shared memory
+    (:class:`cascade.shared.SharedArrays`): the kernel's system (the renumbered copy where
+    this process made one), the plan's arrays, the elements and their rows go in one file, the
+    rows in another; tasks carry this object (its layout: a few KB) and element ranges; each
+    worker maps the files once (:meth:`attach`, kept by :func:`cascade.cluster.built`) and
+    writes its rows in place.  Nothing is sent through Dask or rebuilt on the workers."""
+
+    SYSTEM = ("adj_ptr", "adj_nbr", "adj_edge", "adj_fwd", "edge_directed", "layer_ptr",
+              "layer_nodes", "node_layer", "layer_rule", "is_source", "demand", "grp_ptr",
+              "sup_ptr", "rdep_ptr", "rdep_grp", "group_owner", "edge_src", "edge_dst")
+    PLAN = ("pre_nodes", "pre_edges", "count_mask", "child_ptr", "child_idx", "par_edge",
+            "layer_root", "layer_count", "arc", "edge_arc")
+    OUT = ("nodes", "demand", "layer", "layer_demand")
+
+    def __init__(self, c, plan: "_SweepPlan", mode: int, el_node, el_edge, rows, outs,
+                 outputs=None, size: int = 1, n_chunks: int = 0):
+        from .shared import SharedArrays
+
+        arrays = {f"c.{name}": getattr(c, name) for name in self.SYSTEM}
+        arrays.update({f"p.{name}": getattr(plan, name) for name in self.PLAN})
+        arrays.update({f"s.{name}": a for name, a in plan.state.items()})
+        arrays.update(el_node=el_node, el_edge=el_edge)
+        if rows is not None:
+            arrays["rows"] = rows
+        self.scalars = dict(n_nodes=c.n_nodes, n_edges=c.n_edges, n_groups=c.n_groups,
+                            index_dtype=c.index_dtype, layer_names=list(c.layer_names))
+        self.mode, self.skip, self.token = mode, plan.skip, f"shared-sweep-{uuid.uuid4().hex}"
+        self.size = size
+        self.own_outputs = outputs is None   # else the caller's file, which it closes
+        self.outputs = self.control = None
+        self.inputs = SharedArrays(arrays)
+        try:
+            # The chunk counter (claimed under flock on this file) and each chunk's done flag.
+            self.control = SharedArrays({"claim": np.zeros(1, np.int64),
+                                         "done": np.zeros(n_chunks, np.uint8)},
+                                        copy=False, writable=True)
+            self.outputs = outputs or SharedArrays(dict(zip(self.OUT, outs)), copy=False,
+                                                   writable=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def attach(self):
+        """On a worker: ``(system, plan, el_node, el_edge, rows, outs)`` over the mapped files."""
+        from types import SimpleNamespace
+
+        a = self.inputs.attach()
+        c = SimpleNamespace(**{name: a[f"c.{name}"] for name in self.SYSTEM}, **self.scalars)
+        plan = object.__new__(_SweepPlan)
+        plan.__dict__.update({name: a[f"p.{name}"] for name in self.PLAN})
+        plan.state = {name: a[f"s.{name}"] for name in _SweepPlan.STATE}
+        plan.skip, plan.token = self.skip, self.token
+        outs = self.outputs.attach()
+        self.control.attach()
+        return c, plan, a["el_node"], a["el_edge"], a.get("rows"), [outs[k] for k in self.OUT]
+
+    def close(self) -> None:
+        self.inputs.close()
+        if self.control is not None:
+            self.control.close()
+        if self.own_outputs and self.outputs is not None:
+            self.outputs.close()
+
+
+def _shared_task(job: _SharedSweep) -> int:
+    """A Dask task of a local cluster, one per worker: claims chunks of ``job`` from the
+    counter in the shared rows file (under ``flock``) until none is left, sweeps each into the
+    shared rows and marks it done; returns how many chunks it swept."""
+    import fcntl
+
+    from .cluster import built
+
+    c, plan, el_node, el_edge, rows, outs = built(job.token, job.attach)
+    claim, done = job.control.arrays["claim"], job.control.arrays["done"]
+    cached = getattr(_worker_buffers, "entry", None)
+    if cached is None or cached[0] != (plan.token, job.mode):
+        _worker_buffers.entry = None   # the last sweep's buffers go before the new ones come
+        cached = ((plan.token, job.mode), plan.buffers(c))
+        _worker_buffers.entry = cached
+    k, size, swept = len(el_node), job.size, 0
+    with open(job.control.path, "rb") as lock:
+        while True:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            i = int(claim[0])
+            claim[0] = i + 1
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if i >= len(done):
+                return swept
+            lo, hi = i * size, min(k, (i + 1) * size)
+            if rows is None:
+                _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi],
+                              *(out[lo:hi] for out in outs))
+            else:
+                _kernel_chunk(c, plan, cached[1], job.mode, el_node[lo:hi], el_edge[lo:hi],
+                              *outs, rows[lo:hi])
+            done[i] = 1
+            swept += 1
+
+
+POLL_SECONDS = 0.1   # the progress bar of a shared sweep follows the done chunks this often
+
+
+def _run_shared(cluster, c, plan: "_SweepPlan", mode: int, el_node, el_edge, outs, rows, bar,
+                size: int, outputs=None) -> None:
+    """:class:`_SharedSweep` of these arguments on ``cluster`` (a local one), in chunks of
+    ``size`` elements; the rows end in ``outs`` (row ``rows[k]`` for element ``k``, default
+    ``k``): written there by the workers when ``outputs`` is their
+    :class:`~cascade.shared.SharedArrays`, else copied.
+
+    One task per worker (:func:`_shared_task`); the workers claim the chunks from a counter in
+    shared memory, as threads do from theirs, so there is no range to size and no round trip
+    per chunk, and they finish within a chunk of each other.  Chunks a lost worker claimed but
+    did not finish are swept here afterwards; a Ctrl-C empties the counter (the workers stop
+    after their current chunk)."""
+    from .cluster import _ens, _one_line
+
+    k = len(el_node)
+    n_chunks = -(-k // size)
+    job = _SharedSweep(c, plan, mode, el_node, el_edge, rows, outs, outputs, size, n_chunks)
+    futures, marked = [], 0
+    try:
+        done = job.control.arrays["done"]
+        workers = list(cluster.client.scheduler_info().get("workers", {})) or [None]
+        futures = [cluster.client.submit(_shared_task, job, pure=False,
+                                         key=f"shared-sweep-{uuid.uuid4().hex}",
+                                         workers=None if w is None else [w],
+                                         allow_other_workers=True)
+                   for w in workers[:n_chunks]]
+        ended = threading.Semaphore(0)   # released as each task ends (done, error, cancelled)
+        for future in futures:
+            future.add_done_callback(lambda _: ended.release())
+        idle_since, n_ended = None, 0
+        while True:
+            if ended.acquire(timeout=POLL_SECONDS):
+                n_ended += 1
+            complete = n_ended == len(futures)
+            now = int(done.sum())   # chunks done, for the bar (the last one may be short)
+            if bar is not None and now > marked:
+                bar.update(min(k, now * size) - min(k, marked * size))
+                marked = now
+            if complete or any(f.status in ("error", "cancelled") for f in futures):
+                break
+            if not cluster._no_workers():
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > _ens.NO_WORKERS_GRACE:
+                raise InputError(f"the Dask cluster has had no workers for "
+                                 f"{_ens.NO_WORKERS_GRACE:g} s with {k - min(k, now * size)} of "
+                                 f"{k} elements unfinished; nothing written", cluster.where)
+        for f in futures:
+            if f.status != "finished":
+                try:
+                    f.result()
+                    message = f.status
+                except BaseException as exc:
+                    message = _one_line(exc)
+                raise InputError(f"the Dask run failed with {min(k, int(done.sum()) * size)} of "
+                                 f"{k} elements done: {message}; nothing written", cluster.where)
+        lost = np.flatnonzero(done == 0)   # claimed by a worker that was lost meanwhile
+        if len(lost):
+            buffers = plan.buffers(c)
+            got = [job.outputs.arrays[name] for name in job.OUT]
+            for i in lost:
+                lo, hi = i * size, min(k, (i + 1) * size)
+                if rows is None:
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  *(out[lo:hi] for out in got))
+                else:
+                    _kernel_chunk(c, plan, buffers, mode, el_node[lo:hi], el_edge[lo:hi],
+                                  *got, rows[lo:hi])
+                if bar is not None:
+                    bar.update(hi - lo)
+        if job.own_outputs:
+            got = job.outputs.arrays
+            for out, name in zip(outs, job.OUT):
+                out[...] = got[name]
+    except BaseException:
+        try:
+            job.control.arrays["claim"][0] = n_chunks   # the workers stop after this chunk
+            if futures:
+                cluster.client.cancel(futures)
+        except Exception:
+            pass
+        raise
+    finally:
+        job.close()
+        cluster.forget(job.token)
 
 
 def reference_sweep(system: InfrastructureSystem, compiled: CompiledSystem, el_node, el_edge,

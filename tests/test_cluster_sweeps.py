@@ -156,3 +156,108 @@ def test_redundancy_sends_each_system_and_the_failed_sets_once(scheduler, monkey
     assert len(system_tokens) == len(set(system_tokens)) <= len(sets)
     assert len(set(system_tokens)) >= len(sets) - 1   # the base system may be there already
     assert any(local.losses(s)[0].mean() != local.losses([])[0].mean() for s in sets[1:])
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    with SweepCluster(workers=2) as cluster:
+        yield cluster
+
+
+def test_core_sweep_on_local_workers_reads_shared_memory_and_equals_threads(local_cluster,
+                                                                            monkeypatch):
+    """--workers: the workers read the plan this process built (the renumbered layout too)
+    from shared memory and write their rows there; nothing goes through Dask's store, the
+    files are gone afterwards, and the answers are those of threads in every kernel mode,
+    nodes and edges, with pre-failures (certified or recomputed answers in `giant` layers)."""
+    import glob
+
+    import cascade.criticality as cr
+    from cascade.shared import _directory
+
+    monkeypatch.setattr(cr, "RENUMBER_MIN_NODES", 0)
+    monkeypatch.setattr(cr, "RENUMBER_MIN_SHARE", 0.0)
+    jobs, renumbered = [], []
+    real_job, real_renumbered = cr._SharedSweep.__init__, cr._Renumbered.__init__
+    monkeypatch.setattr(cr._SharedSweep, "__init__",
+                        lambda self, c, *a: (jobs.append(type(c).__name__), real_job(self, c, *a))[1])
+    monkeypatch.setattr(cr._Renumbered, "__init__",
+                        lambda self, *a: (renumbered.append(1), real_renumbered(self, *a))[1])
+
+    def no_share(*a, **k):
+        raise AssertionError("a local sweep sent something through the workers' store")
+
+    monkeypatch.setattr(SweepCluster, "share", no_share)
+    before = set(glob.glob(f"{_directory()}/cascade-*"))
+    c = compile_system(synthetic_lifelines(1500, seed=6))
+    el_node, el_edge = element_indices(c, "all")
+    pre = (np.array([3, 700], c.index_dtype), np.array([5], c.index_dtype))
+    assert local_cluster.local
+    for method in ("full", "incremental", "local"):
+        for pre_nodes, pre_edges in (((), ()), pre):
+            for chunk in (None, 97):
+                local = core_sweep(c, el_node, el_edge, pre_nodes, pre_edges, threads=2,
+                                   method=method)
+                shared = core_sweep(c, el_node, el_edge, pre_nodes, pre_edges, method=method,
+                                    chunk=chunk, cluster=local_cluster)
+                for a, b in zip(local, shared):
+                    assert np.array_equal(a, b)
+                assert local[0].max() > 50   # not vacuous: elements that take a lot down
+    assert "_Renumbered" in jobs and "CompiledSystem" in jobs   # the renumbered copy was used
+    assert renumbered
+    assert set(glob.glob(f"{_directory()}/cascade-*")) == before
+
+
+def test_shared_arrays_pickle_as_their_layout_and_map_the_same_values(tmp_path):
+    import pickle
+
+    from cascade.shared import SharedArrays
+
+    a = {"x": np.arange(10**5, dtype=np.int32), "e": np.zeros((0, 3)), "y": np.linspace(0, 1, 7)}
+    shared = SharedArrays(a)
+    out = SharedArrays({"rows": np.zeros((5, 2), np.int64)}, copy=False, writable=True)
+    try:
+        blob = pickle.dumps(shared)
+        assert len(blob) < 1000
+        there = pickle.loads(blob).attach()
+        for name in a:
+            assert np.array_equal(there[name], a[name]) and there[name].dtype == a[name].dtype
+        assert not there["x"].flags.writeable
+        rows = pickle.loads(pickle.dumps(out)).attach()["rows"]
+        rows[3] = [7, 8]
+        assert out.arrays["rows"].tolist() == [[0, 0]] * 3 + [[7, 8], [0, 0]]
+    finally:
+        shared.close()
+        out.close()
+    assert not Path(shared.path).exists() and not Path(out.path).exists()
+    assert out.arrays["rows"][3].tolist() == [7, 8]   # still mapped here after close
+
+
+def test_chunks_a_lost_worker_claimed_are_swept_here(monkeypatch):
+    """A chunk claimed by a worker that is lost before it marks it done (simulated: the tasks
+    garble its rows and clear its flag) is swept again by this process: the answer is still
+    the one of threads."""
+    import cascade.criticality as cr
+    from cascade.cluster import built
+
+    real = cr._shared_task
+
+    def lossy(job):
+        swept = real(job)
+        _, _, _, _, rows, outs = built(job.token, job.attach)
+        at = slice(0, job.size) if rows is None else rows[:job.size]
+        for out in outs:
+            out[at] = 7
+        job.control.arrays["done"][0] = 0
+        return swept
+
+    lossy.__qualname__ = lossy.__name__ = "_shared_task"
+    lossy.__module__ = real.__module__
+    monkeypatch.setattr(cr, "_shared_task", lossy)   # before the fork: the workers run it
+    c = compile_system(synthetic_lifelines(1500, seed=6))
+    el_node, el_edge = element_indices(c, "all")
+    want = core_sweep(c, el_node, el_edge, threads=2)
+    with SweepCluster(workers=2) as cluster:
+        got = core_sweep(c, el_node, el_edge, chunk=50, cluster=cluster)
+    for a, b in zip(want, got):
+        assert np.array_equal(a, b)
