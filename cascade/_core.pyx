@@ -118,6 +118,93 @@ cdef index_t _apply_giant_rule(
     return n_changed
 
 
+cdef index_t _arc_source_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const uint8_t[::1] is_source,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] mark) noexcept nogil:
+    """:func:`_apply_source_rule` over the per-arc flags ``arc`` (``ARC_FWD``: the arc is
+    along its edge's direction and the edge works), with the failed nodes marked up front:
+    one byte per arc and one mark per neighbour, no edge array.  The same failures in the
+    same (node) order."""
+    cdef index_t i, j, u, v, head = 0, tail = 0, n_dead = 0
+    cdef index_t start = layer_ptr[layer], stop = layer_ptr[layer + 1]
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        mark[v] = 1 - working[v]         # failed nodes count as reached: never entered
+        n_dead += 1 - working[v]
+        if working[v] and is_source[v]:
+            mark[v] = 1
+            queue[tail] = v
+            tail += 1
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(adj_ptr[u], adj_ptr[u + 1]):
+            if arc[j] & ARC_FWD:
+                v = adj_nbr[j]
+                if not mark[v]:
+                    mark[v] = 1
+                    queue[tail] = v
+                    tail += 1
+    if tail + n_dead == stop - start:    # every node reached or failed: nothing new
+        return n_changed
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if not mark[v]:
+            n_changed = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
+                              via_group, changed, n_changed)
+    return n_changed
+
+
+cdef index_t _arc_giant_rule(
+        Py_ssize_t layer, int32_t rnd,
+        const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const uint8_t[::1] arc,
+        const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
+        uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp) noexcept nogil:
+    """:func:`_apply_giant_rule` over the per-arc flags ``arc`` (``ARC_ANY``: the edge works),
+    failed nodes labelled -2 up front (never entered).  The same components, labels, winner
+    and failures."""
+    cdef index_t i, j, u, v, head, tail
+    cdef index_t start = layer_ptr[layer], stop = layer_ptr[layer + 1]
+    cdef index_t label = 0, best = -1, best_size = 0
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        comp[v] = -1 if working[v] else -2
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if comp[v] != -1:
+            continue
+        comp[v] = label
+        queue[0] = v
+        head = 0
+        tail = 1
+        while head < tail:
+            u = queue[head]
+            head += 1
+            for j in range(adj_ptr[u], adj_ptr[u + 1]):
+                if arc[j] & ARC_ANY:
+                    v = adj_nbr[j]
+                    if comp[v] == -1:
+                        comp[v] = label
+                        queue[tail] = v
+                        tail += 1
+        if tail > best_size:
+            best_size = tail
+            best = label
+        label += 1
+    if label <= 1:                       # one component (or none): nothing new
+        return n_changed
+    for i in range(start, stop):
+        v = layer_nodes[i]
+        if comp[v] >= 0 and comp[v] != best:
+            n_changed = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
+                              via_group, changed, n_changed)
+    return n_changed
+
+
 cdef index_t _dependency_step(
         index_t frontier_start, index_t frontier_end, int32_t rnd,
         const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp, const index_t[::1] group_owner,
@@ -772,15 +859,13 @@ cdef index_t _cascade_incr(
                     reg_n[layer] = -1
             if reg_n[layer] < 0:
                 if rule == RULE_SOURCE:
-                    n_changed = _apply_source_rule(
-                        layer, rnd, adj_ptr, adj_nbr, adj_edge, adj_fwd, layer_ptr, layer_nodes,
-                        is_source, edge_failed, working, fail_round, cause, via_group, changed,
-                        n_changed, queue, comp)
+                    n_changed = _arc_source_rule(
+                        layer, rnd, adj_ptr, adj_nbr, arc, layer_ptr, layer_nodes, is_source,
+                        working, fail_round, cause, via_group, changed, n_changed, queue, comp)
                 else:
-                    n_changed = _apply_giant_rule(
-                        layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes,
-                        edge_failed, working, fail_round, cause, via_group, changed, n_changed,
-                        queue, comp)
+                    n_changed = _arc_giant_rule(
+                        layer, rnd, adj_ptr, adj_nbr, arc, layer_ptr, layer_nodes,
+                        working, fail_round, cause, via_group, changed, n_changed, queue, comp)
             elif rule == RULE_SOURCE:
                 n_changed = _local_source_rule(
                     layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, arc, node_layer,

@@ -557,7 +557,7 @@ def run_ensemble(system: InfrastructureSystem, scenario: Scenario, samples: int,
         raise InputError(f"threads must be at least 1, not {threads}")
     compiled = compiled if compiled is not None else compile_system(system)
     seed = scenario.seed if seed is None else int(seed)
-    scenario.prepare(system, compiled)
+    scenario.prepared_for(system, compiled)
     if compiled.has_flow_layers:
         from .flowcore import flow_engine
 

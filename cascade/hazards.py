@@ -1362,6 +1362,7 @@ class Scenario:
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_cache")          # weak references do not pickle; `_last` travels instead
+        state.pop("_memo", None)
         return state
 
     def __setstate__(self, state):
@@ -1389,6 +1390,25 @@ class Scenario:
         prep["elements"] = elements
         self._cache[compiled] = prep
         self._last = (_fingerprint(compiled), prep)
+        return prep
+
+    def prepared_for(self, system: InfrastructureSystem, compiled: CompiledSystem) -> dict:
+        """:meth:`prepare`, unless this scenario was prepared by this method for the same
+        ``system`` object and ``compiled`` with the same hazard parameters (its ``repr``) and
+        ``reproject``: then the kept result, compiled sampling plan included (``run_ensemble``
+        calls this; a loop of runs pays the preparation once).  A system changed in place
+        after its compile is not noticed here; pass a new ``compiled`` for it."""
+        memo = self.__dict__.setdefault("_memo", weakref.WeakKeyDictionary())
+        token = (repr(self.hazard), self.reproject)
+        prep, kept = self._cache.get(compiled), memo.get(compiled)
+        if (prep is not None and kept is not None and kept[1] == token and kept[0]() is system
+                and kept[2] == id(prep)):   # and no prepare() for another system since
+            return prep
+        prep = self.prepare(system, compiled)
+        try:
+            memo[compiled] = (weakref.ref(system), token, id(prep))
+        except TypeError:              # not weakly referable: prepared again every time
+            pass
         return prep
 
     def _prepared(self, compiled: CompiledSystem) -> dict:

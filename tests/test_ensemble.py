@@ -110,6 +110,33 @@ def test_threads_batches_and_progress_give_identical_results(quake):
     assert not np.array_equal(other.loss, one.loss)
 
 
+def test_a_second_run_reuses_the_preparation_until_the_hazard_or_system_changes(quake, tmp_path):
+    """run_ensemble prepares a scenario once per (system, compiled, hazard parameters): the
+    kept preparation gives a fresh scenario's results, and a changed hazard, another system
+    object or a prepare() for another system in between prepare again."""
+    system = grid_town(10)
+    c = compile_system(system)
+    first = run_ensemble(system, quake, 40, threads=1, compiled=c)
+    kept = quake._prepared(c)
+    assert_same(first, run_ensemble(system, quake, 40, threads=1, compiled=c))
+    assert quake._prepared(c) is kept
+    quake.hazard.magnitude = 7.1                 # a changed hazard: prepared again
+    stronger = run_ensemble(system, quake, 40, threads=1, compiled=c)
+    assert quake._prepared(c) is not kept
+    fresh = load_scenario(tmp_path / "quake.toml")
+    fresh.hazard.magnitude = 7.1
+    assert_same(stronger, run_ensemble(system, fresh, 40, threads=1, compiled=c))
+    assert not np.array_equal(stronger.loss, first.loss)
+    kept = quake._prepared(c)
+    copy = InfrastructureSystem.from_tables(system.nodes, system.edges, system.dependencies)
+    run_ensemble(copy, quake, 5, threads=1, compiled=c)      # another system object
+    assert quake._prepared(c) is not kept
+    kept = quake._prepared(c)
+    quake.prepare(system, c)                     # by hand, in between: not taken for the memo's
+    assert quake._prepared(c) is not kept
+    assert_same(stronger, run_ensemble(system, quake, 40, threads=1, compiled=c))
+
+
 def test_zero_samples_and_bad_arguments(quake):
     system = grid_town(5)
     r = run_ensemble(system, quake, 0)
