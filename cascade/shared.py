@@ -33,8 +33,18 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _directory() -> str:
-    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+def _free(directory: str) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def _directory(size: int) -> str:
+    """``/dev/shm`` when it has room for ``size`` bytes, else the temporary directory (a
+    container's ``/dev/shm`` is often 64 MB; writing past a full tmpfs kills the process
+    with SIGBUS, so the space is checked here and reserved by the caller)."""
+    if os.path.isdir("/dev/shm") and _free("/dev/shm") >= size + (64 << 20):
+        return "/dev/shm"
+    return tempfile.gettempdir()
 
 
 class SharedArrays:
@@ -58,11 +68,15 @@ class SharedArrays:
             layout[name] = (end, a.dtype.str, a.shape)
             end += a.nbytes
         self.layout, self.writable = layout, writable
-        self.path = os.path.join(_directory(), f"cascade-{os.getpid()}-{uuid.uuid4().hex}")
+        size = max(end, 1)
+        self.path = os.path.join(_directory(size),
+                                 f"cascade-{os.getpid()}-{uuid.uuid4().hex}")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, max(end, 1))
-            self._map = mmap.mmap(fd, max(end, 1))
+            os.ftruncate(fd, size)
+            if hasattr(os, "posix_fallocate"):   # no room: OSError here, not SIGBUS later
+                os.posix_fallocate(fd, 0, size)
+            self._map = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)
             _unlink(self.path)

@@ -188,7 +188,7 @@ def test_core_sweep_on_local_workers_reads_shared_memory_and_equals_threads(loca
         raise AssertionError("a local sweep sent something through the workers' store")
 
     monkeypatch.setattr(SweepCluster, "share", no_share)
-    before = set(glob.glob(f"{_directory()}/cascade-*"))
+    before = set(glob.glob(f"{_directory(0)}/cascade-*"))
     c = compile_system(synthetic_lifelines(1500, seed=6))
     el_node, el_edge = element_indices(c, "all")
     pre = (np.array([3, 700], c.index_dtype), np.array([5], c.index_dtype))
@@ -205,7 +205,7 @@ def test_core_sweep_on_local_workers_reads_shared_memory_and_equals_threads(loca
                 assert local[0].max() > 50   # not vacuous: elements that take a lot down
     assert "_Renumbered" in jobs and "CompiledSystem" in jobs   # the renumbered copy was used
     assert renumbered
-    assert set(glob.glob(f"{_directory()}/cascade-*")) == before
+    assert set(glob.glob(f"{_directory(0)}/cascade-*")) == before
 
 
 def test_shared_arrays_pickle_as_their_layout_and_map_the_same_values(tmp_path):
@@ -261,3 +261,29 @@ def test_chunks_a_lost_worker_claimed_are_swept_here(monkeypatch):
         got = core_sweep(c, el_node, el_edge, chunk=50, cluster=cluster)
     for a, b in zip(want, got):
         assert np.array_equal(a, b)
+
+
+def test_shared_arrays_leave_a_full_dev_shm_for_the_temporary_directory(monkeypatch, tmp_path):
+    """A container's /dev/shm is often 64 MB: with too little room there the file goes to the
+    temporary directory (writing past a full tmpfs would end the process with SIGBUS)."""
+    import tempfile
+
+    import cascade.shared as sh
+
+    monkeypatch.setattr(sh, "_free", lambda d: 0 if d == "/dev/shm" else 1 << 40)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    a = {"x": np.arange(1000, dtype=np.int64)}
+    shared = sh.SharedArrays(a)
+    try:
+        assert Path(shared.path).parent == tmp_path
+        there = pickle_round_trip(shared).attach()
+        assert np.array_equal(there["x"], a["x"])
+    finally:
+        shared.close()
+    assert not Path(shared.path).exists()
+
+
+def pickle_round_trip(obj):
+    import pickle
+
+    return pickle.loads(pickle.dumps(obj))
