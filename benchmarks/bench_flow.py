@@ -212,11 +212,14 @@ def pegase(case: str = "case2869pegase"):
 
 def core_n1(k: DCFlow, a, branches) -> int:
     """The N-1 sweep with cascades: screen every loss by its first-round flows (LODF), then run
-    the full cascade only for the losses the screen could not clear; returns the trips."""
+    the full cascades of the losses the screen could not clear, all in one batched call
+    (``DCFlow.cascades``); returns the trips."""
     alive = np.ones(a["n"], dtype=bool)
     status, _, _ = k.screen(alive, a["usable"], a["supply"], a["demand"], branches,
                             dispatch=a["dispatch"])
-    return full_n1(k, a, np.asarray(branches)[status])
+    r = k.cascades(alive, a["usable"], a["supply"], a["demand"], np.asarray(branches)[status],
+                   dispatch=a["dispatch"])
+    return len(r.trip_branch)
 
 
 def full_n1(k: DCFlow, a, branches) -> int:

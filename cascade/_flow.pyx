@@ -1140,6 +1140,8 @@ cdef class DCFlow:
     # partial refactorization: the intact factor's elimination tree and rows, the bus of each
     # position (built once, after the intact factor)
     cdef public bint partial, incremental
+    cdef int64_t[::1] shifted                  # the branches with a phase shift
+    cdef Py_ssize_t nshift
     cdef readonly Py_ssize_t n_partial, n_partial_rows
     cdef bint have_rows
     cdef int64_t[::1] epar, rptr, rcol, rpos, pbus
@@ -1156,6 +1158,9 @@ cdef class DCFlow:
         self.x = reactance
         self.shift = shift
         self.cap = capacity
+        # (a branch without shift adds +-0.0 to the shift terms: skipping it changes no bit)
+        self.shifted = np.flatnonzero(np.asarray(shift) != 0).astype(np.int64)
+        self.nshift = self.shifted.shape[0]
         self.base = base
         self.kmax = kmax
         deg = np.zeros(n + 1, dtype=np.int64)
@@ -1614,6 +1619,159 @@ cdef class DCFlow:
             return None
         return frac, work.view(bool), flow, tb[:nt].copy(), ts[:nt].copy(), tf[:nt].copy()
 
+    def _run_many(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
+                  double[::1] dispatch, double[::1] demand, int32_t[::1] priority,
+                  int64_t[::1] losses, bint keep):
+        """:meth:`_run` for many single-branch losses on top of one state, in one call: the
+        workspace, the priority order and the partially refactorised factor are made once
+        (the factor's numbers follow each cascade's matrix through the rows that changed
+        since the last one, as within a cascade).  Returns (ptr, trip_branch, trip_step,
+        trip_flow, served, working, flows): the trips of loss c are [ptr[c], ptr[c + 1]) of the
+        trip arrays; served (k, n), working (k, n) and flows (k, m) when ``keep``, else None.
+        A loss whose matrix is singular is run by :meth:`cascade_py` (which raises)."""
+        cdef Py_ssize_t n = self.n, m = self.m, nk = losses.shape[0], nt = 0, e, l, c, b
+        cdef Py_ssize_t tot = 0, cap_t
+        cdef int rc = 0
+        cdef Py_ssize_t st[4]
+        cdef _PS ps
+        cdef _PS* psp = NULL
+        cdef Py_ssize_t nnzl
+        cdef double[::1] v_lx, v_d, v_y
+        cdef uint8_t[::1] v_u8
+        for c in range(nk):
+            if losses[c] < 0 or losses[c] >= m:
+                raise ValueError("losses: index outside 0..m-1")
+        ptr = np.zeros(nk + 1, dtype=np.int64)
+        cdef int64_t[::1] pv = ptr
+        if n == 0 or m == 0 or nk == 0:
+            served = np.zeros((nk, n)) if keep else None
+            working = np.zeros((nk, n), dtype=bool) if keep else None
+            flows = np.full((nk, m), np.nan) if keep else None
+            if n == 0 or m == 0:
+                # (nothing to cascade: each loss by the plain path)
+                for c in range(nk):
+                    u = np.array(usable, dtype=np.uint8)
+                    u[losses[c]] = 0
+                    r = self.cascade(alive, u, supply, dispatch, demand, priority)
+                    if keep:
+                        served[c] = r[0]
+                        working[c] = r[1]
+                        flows[c] = r[2]
+            return (ptr, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32),
+                    np.zeros(0), served, working, flows)
+        ws_i = np.empty(self.nws_i, dtype=np.int64)
+        ws_d = np.empty(self.nws_d, dtype=np.float64)
+        cdef int64_t[::1] wiv = ws_i
+        cdef double[::1] wdv = ws_d
+        cdef _CLDL sf = _CLDL()
+        if not self.have_base:
+            for l in range(self.base_sz.shape[0]):
+                if self.base_sz[l] > DENSE_MAX:
+                    rc = self._base_factor(&wiv[0], &wdv[0])
+                    break
+            if rc:
+                # (a singular intact matrix: each loss by the plain path, which raises)
+                for c in range(nk):
+                    u = np.array(usable, dtype=np.uint8)
+                    u[losses[c]] = 0
+                    self.cascade(alive, u, supply, dispatch, demand, priority)
+                raise AssertionError("the intact grid's factorization failed")
+        if self.have_base and not self.have_rows and self.nrb > 0:
+            self._build_rows()
+        st[0] = st[1] = st[2] = st[3] = 0
+        if self.partial and self.have_rows:
+            nnzl = self.bf.Lp[self.nrb]
+            p_lx = np.empty(max(nnzl, 1), dtype=np.float64)
+            p_d = np.empty(self.nrb + 1, dtype=np.float64)
+            p_y = np.zeros(self.nrb + 1, dtype=np.float64)
+            p_u8 = np.zeros(2 * self.nrb + m + n + 4, dtype=np.uint8)
+            v_lx = p_lx
+            v_d = p_d
+            v_y = p_y
+            v_u8 = p_u8
+            ps.Lx = &v_lx[0]
+            ps.D = &v_d[0]
+            ps.y = &v_y[0]
+            ps.stat = &v_u8[0]
+            ps.mark = ps.stat + self.nrb + 1
+            ps.inF = ps.mark + self.nrb + 1
+            ps.uncl = ps.inF + m + 1
+            ps.init = False
+            ps.rows = 0
+            psp = &ps
+        porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
+        flow = np.empty(m)
+        frac = np.zeros(n)
+        work = np.zeros(n, dtype=np.uint8)
+        act0 = np.empty(m, dtype=np.uint8)
+        act = np.empty(m, dtype=np.uint8)
+        tb = np.empty(m, dtype=np.int64)
+        ts = np.empty(m, dtype=np.int32)
+        tf = np.empty(m, dtype=np.float64)
+        cap_t = max(16, 4 * nk)
+        all_b = np.empty(cap_t, dtype=np.int64)
+        all_s = np.empty(cap_t, dtype=np.int32)
+        all_f = np.empty(cap_t, dtype=np.float64)
+        served = np.empty((nk, n)) if keep else None
+        working = np.empty((nk, n), dtype=bool) if keep else None
+        flows = np.empty((nk, m)) if keep else None
+        cdef int64_t[::1] po = porder
+        cdef double[::1] fl = flow, fr_ = frac, tfv = tf
+        cdef uint8_t[::1] wk = work, av = act, a0 = act0
+        cdef int64_t[::1] tbv = tb
+        cdef int32_t[::1] tsv = ts
+        with nogil:
+            for e in range(m):
+                a0[e] = (usable[e] != 0 and self.cap[e] > 0 and alive[self.fr[e]] != 0
+                         and alive[self.to_[e]] != 0 and self.fr[e] != self.to_[e])
+        for c in range(nk):
+            b = losses[c]
+            with nogil:
+                for e in range(m):
+                    av[e] = a0[e]
+                    fl[e] = NAN
+                av[b] = 0
+                rc = self._loop(&alive[0], &av[0], &supply[0], &dispatch[0], &demand[0],
+                                &priority[0], &po[0], &fl[0], &fr_[0], &wk[0], &tbv[0], &tsv[0],
+                                &tfv[0], &nt, &wiv[0], &wdv[0], sf, st, psp)
+            if rc:
+                # (a singular matrix: the numpy path raises; a failed refactorization
+                # restarts the partial factor from the intact one)
+                u = np.array(usable, dtype=np.uint8)
+                u[b] = 0
+                r = self.cascade_py(alive, u, supply, dispatch, demand, priority)
+                nt = r[3].shape[0]
+                tb[:nt] = r[3]
+                ts[:nt] = r[4]
+                tf[:nt] = r[5]
+                frac[:] = r[0]
+                work[:] = r[1]
+                flow[:] = r[2]
+                if psp != NULL:
+                    ps.init = False
+            if tot + nt > cap_t:
+                cap_t = max(2 * cap_t, tot + nt)
+                all_b = np.resize(all_b, cap_t)
+                all_s = np.resize(all_s, cap_t)
+                all_f = np.resize(all_f, cap_t)
+            all_b[tot:tot + nt] = tb[:nt]
+            all_s[tot:tot + nt] = ts[:nt]
+            all_f[tot:tot + nt] = tf[:nt]
+            tot += nt
+            pv[c + 1] = tot
+            if keep:
+                served[c] = frac
+                working[c] = work.view(bool)
+                flows[c] = flow
+        self.n_factorizations += st[0]
+        self.n_partial += st[3]
+        if psp != NULL:
+            self.n_partial_rows += ps.rows
+        self.n_woodbury += st[1]
+        self.n_solves += st[2]
+        return (ptr, all_b[:tot].copy(), all_s[:tot].copy(), all_f[:tot].copy(), served, working,
+                flows)
+
     cdef Py_ssize_t _assemble(self, Py_ssize_t nr, int64_t* pos, int64_t* br, Py_ssize_t nbr,
                               int64_t* Ap, int64_t* Ai, double* Ax, double* diag,
                               int64_t* fill) noexcept nogil:
@@ -2049,7 +2207,7 @@ cdef class DCFlow:
                    int64_t* tb, int32_t* ts, double* tf, Py_ssize_t* ntrip, int64_t* wi,
                    double* wd, _CLDL sf, Py_ssize_t* st, _PS* ps) noexcept nogil:
         cdef Py_ssize_t n = self.n, m = self.m
-        cdef Py_ssize_t v, s, e, l, ni, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
+        cdef Py_ssize_t v, s, e, l, ni = 0, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
         cdef Py_ssize_t nd, nr, nbr, nrem, nfresh, nbase, nwood, ncol = 0, colcap = 0, mcap = 0
         cdef Py_ssize_t bl, nb, pf, pt, nrb, npart
         cdef int32_t pr
@@ -2086,20 +2244,21 @@ cdef class DCFlow:
         cdef int64_t* remb = wi + 16 * n + 2 * m + 3
         cdef int64_t* brl = wi + 16 * n + 3 * m + 3
         cdef int64_t* colb = wi + 16 * n + 4 * m + 3
-        cdef int64_t* dirty = wi + 16 * n + 5 * m + 3   # n
         cdef int64_t* vis = wi + 21 * n + 5 * m + 4     # n: race stamps
         cdef int64_t* qa = wi + 22 * n + 5 * m + 4      # n
         cdef int64_t* qb = wi + 23 * n + 5 * m + 4      # n
         cdef int64_t* seeds = wi + 24 * n + 5 * m + 4   # 2 m
         cdef int64_t* rep = wi + 24 * n + 7 * m + 4     # n
         cdef int64_t* met = wi + 25 * n + 7 * m + 4     # 2 m: seeds whose trip's ends met
-        cdef Py_ssize_t stamp = 0, tprev = 0
+        cdef Py_ssize_t stamp = 0, tprev = 0, ni0
+        cdef bint same, oneclass = True
         cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
         cdef double* G = wd
         cdef double* rem = wd + n
         cdef double* Srv = wd + 2 * n
         cdef double* Psum = wd + 3 * n
         cdef double* nanc = wd + 4 * n
+        cdef double* rhs0 = wd + 5 * n            # the injections without the shift terms
         cdef double* rhs = wd + 6 * n
         cdef double* theta = wd + 7 * n
         cdef double* sfr = wd + 8 * n
@@ -2117,16 +2276,25 @@ cdef class DCFlow:
         for e in range(m):
             slot[e] = -1
         for v in range(n):
-            dirty[v] = 1
             vis[v] = -1
+        for v in range(1, n):
+            if prio[v] != prio[0]:
+                oneclass = False
+                break
         while True:
             step += 1
             # islands over the active branches; each one's reference is its first (smallest) bus:
             # after the first step, split from the last step's islands at the trips' ends
+            ni0 = ni
+            same = False
             if (step > 1 and self.incremental and
                     self._split(act, lab, iref, isz, &ni, tb, tprev, nt, vis, qa, qb, seeds,
                                 rep, met, &stamp, n) == 0):
                 s = n
+                # no island split off: every island keeps its buses, so its serving, shares
+                # and injections are those of the last step (the same operations on the same
+                # numbers); only the shift terms of the tripped branches change
+                same = ni == ni0
             else:
                 for v in range(n):
                     lab[v] = -1
@@ -2152,88 +2320,117 @@ cdef class DCFlow:
                 iref[ni] = s
                 isz[ni] = tail
                 ni += 1
-            for l in range(ni):
-                G[l] = 0.0
-                Psum[l] = 0.0
-                nanc[l] = 0.0
-            for v in range(n):
-                if lab[v] >= 0 and sup[v] > 0:
-                    G[lab[v]] += sup[v]
-            for v in range(n):
-                work[v] = lab[v] >= 0 and G[lab[v]] > 0
-                frac[v] = 1.0 if work[v] else 0.0
-            # priority classes per island (decreasing priority, buses in index order)
-            for l in range(ni + 1):
-                cnt[l] = 0
-            for v in range(n):
-                if work[v] and dem[v] > 0:
-                    cnt[lab[v] + 1] += 1
-            for l in range(ni):
-                cnt[l + 1] += cnt[l]
-            nd = cnt[ni]
-            for t in range(n):
-                v = porder[t]
-                if work[v] and dem[v] > 0:
-                    didx[cnt[lab[v]]] = v
-                    cnt[lab[v]] += 1
-            for l in range(ni):
-                rem[l] = G[l]
-            i = 0
-            while i < nd:
-                l = lab[didx[i]]
-                pr = prio[didx[i]]
-                j = i
-                dc = 0.0
-                while j < nd and lab[didx[j]] == l and prio[didx[j]] == pr:
-                    dc += dem[didx[j]]
-                    j += 1
-                fg = rem[l] / dc if rem[l] < dc else 1.0
-                for q in range(i, j):
-                    frac[didx[q]] = fg
-                rem[l] -= fg * dc
-                if rem[l] < 0:
-                    rem[l] = 0.0
-                i = j
-            for l in range(ni):
-                Srv[l] = G[l] - rem[l]
-            # generators share the served total; injections in per unit plus shift terms
-            for v in range(n):
-                if work[v] and sup[v] > 0:
-                    if isnan(disp[v]):
-                        nanc[lab[v]] += 1.0
-                    else:
-                        Psum[lab[v]] += disp[v]
-            for v in range(n):
-                g = 0.0
-                if work[v] and sup[v] > 0:
-                    l = lab[v]
-                    S = Srv[l]
-                    if nanc[l] == 0:
-                        P = disp[v]
-                        if S > Psum[l] and G[l] > Psum[l]:   # (no headroom: S > ΣP by rounding only)
-                            g = P + (S - Psum[l]) * (sup[v] - P) / (G[l] - Psum[l])
-                        elif S < Psum[l]:
-                            g = S * P / Psum[l]
+            if not same:
+                for l in range(ni):
+                    G[l] = 0.0
+                    Psum[l] = 0.0
+                    nanc[l] = 0.0
+                for v in range(n):
+                    if lab[v] >= 0 and sup[v] > 0:
+                        G[lab[v]] += sup[v]
+                for v in range(n):
+                    work[v] = lab[v] >= 0 and G[lab[v]] > 0
+                    frac[v] = 1.0 if work[v] else 0.0
+                if oneclass:
+                    # one priority class: each island's demand summed in bus order, as the
+                    # classes' order gives it when every priority is equal (a stable sort)
+                    for l in range(ni):
+                        rem[l] = G[l]
+                        Srv[l] = 0.0
+                    for v in range(n):
+                        if work[v] and dem[v] > 0:
+                            Srv[lab[v]] += dem[v]
+                    for l in range(ni):
+                        if Srv[l] > 0:
+                            dc = Srv[l]
+                            fg = rem[l] / dc if rem[l] < dc else 1.0
+                            Srv[l] = fg
+                            rem[l] -= fg * dc
+                            if rem[l] < 0:
+                                rem[l] = 0.0
+                    for v in range(n):
+                        if work[v] and dem[v] > 0:
+                            frac[v] = Srv[lab[v]]
+                else:
+                    # priority classes per island (decreasing priority, buses in index order)
+                    for l in range(ni + 1):
+                        cnt[l] = 0
+                    for v in range(n):
+                        if work[v] and dem[v] > 0:
+                            cnt[lab[v] + 1] += 1
+                    for l in range(ni):
+                        cnt[l + 1] += cnt[l]
+                    nd = cnt[ni]
+                    for t in range(n):
+                        v = porder[t]
+                        if work[v] and dem[v] > 0:
+                            didx[cnt[lab[v]]] = v
+                            cnt[lab[v]] += 1
+                    for l in range(ni):
+                        rem[l] = G[l]
+                    i = 0
+                    while i < nd:
+                        l = lab[didx[i]]
+                        pr = prio[didx[i]]
+                        j = i
+                        dc = 0.0
+                        while j < nd and lab[didx[j]] == l and prio[didx[j]] == pr:
+                            dc += dem[didx[j]]
+                            j += 1
+                        fg = rem[l] / dc if rem[l] < dc else 1.0
+                        for q in range(i, j):
+                            frac[didx[q]] = fg
+                        rem[l] -= fg * dc
+                        if rem[l] < 0:
+                            rem[l] = 0.0
+                        i = j
+                for l in range(ni):
+                    Srv[l] = G[l] - rem[l]
+                # generators share the served total; injections in per unit plus shift terms
+                for v in range(n):
+                    if work[v] and sup[v] > 0:
+                        if isnan(disp[v]):
+                            nanc[lab[v]] += 1.0
                         else:
-                            g = P
-                    else:
-                        g = S * sup[v] / G[l]
-                rhs[v] = (g - frac[v] * (dem[v] if work[v] else 0.0)) / self.base
+                            Psum[lab[v]] += disp[v]
+                for v in range(n):
+                    g = 0.0
+                    if work[v] and sup[v] > 0:
+                        l = lab[v]
+                        S = Srv[l]
+                        if nanc[l] == 0:
+                            P = disp[v]
+                            if S > Psum[l] and G[l] > Psum[l]:   # (no headroom: S > ΣP by rounding only)
+                                g = P + (S - Psum[l]) * (sup[v] - P) / (G[l] - Psum[l])
+                            elif S < Psum[l]:
+                                g = S * P / Psum[l]
+                            else:
+                                g = P
+                        else:
+                            g = S * sup[v] / G[l]
+                    rhs0[v] = (g - frac[v] * (dem[v] if work[v] else 0.0)) / self.base
+            for v in range(n):
                 sfr[v] = 0.0
                 sto[v] = 0.0
-            for e in range(m):
+            for j in range(self.nshift):
+                e = self.shifted[j]
                 if act[e]:
                     sx = phi[e] / x[e]
                     sfr[fr[e]] += sx
                     sto[to[e]] += sx
             for v in range(n):
-                rhs[v] = rhs[v] + (sfr[v] - sto[v])
+                rhs[v] = rhs0[v] + (sfr[v] - sto[v])
             # which islands to solve (those with a bus at a trip's end), and how
             for l in range(ni):
-                mode[l] = 0
-            for v in range(n):
-                if lab[v] >= 0 and dirty[v]:
-                    mode[lab[v]] = 1
+                mode[l] = 1 if step == 1 else 0
+            if step > 1:
+                # (the islands holding an end of the last step's trips)
+                for i in range(tprev, nt):
+                    e = tb[i]
+                    if lab[fr[e]] >= 0:
+                        mode[lab[fr[e]]] = 1
+                    if lab[to[e]] >= 0:
+                        mode[lab[to[e]]] = 1
             nfresh = 0
             nbase = 0
             npart = 0
@@ -2470,14 +2667,10 @@ cdef class DCFlow:
                     nt += 1
             if nt == t0:
                 break
-            for v in range(n):
-                dirty[v] = 0
             for i in range(t0, nt):
                 e = tb[i]
                 act[e] = 0
                 flow[e] = NAN
-                dirty[fr[e]] = 1
-                dirty[to[e]] = 1
         for e in range(m):
             if not act[e]:
                 flow[e] = NAN

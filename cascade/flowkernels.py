@@ -21,7 +21,8 @@ import numpy as np
 
 from cascade import _flow
 
-__all__ = ["MaxMinFlow", "MaxMinResult", "maxmin_flow", "DCFlow", "DCResult", "dc_cascade"]
+__all__ = ["MaxMinFlow", "MaxMinResult", "maxmin_flow", "DCFlow", "DCResult", "DCBatch",
+           "dc_cascade"]
 
 
 def _index(a, name: str, m: int | None = None, n: int | None = None) -> np.ndarray:
@@ -161,6 +162,16 @@ class DCResult(NamedTuple):
     trip_flow: np.ndarray    # (k,) float64: flow of the branch when it tripped (signed as flows)
 
 
+class DCBatch(NamedTuple):
+    ptr: np.ndarray          # (k + 1,) int64: the trips of loss c are [ptr[c], ptr[c + 1])
+    trip_branch: np.ndarray  # (ptr[k],) int64: tripped branches, loss by loss, in trip order
+    trip_step: np.ndarray    # (ptr[k],) int32: step of each trip (1, 2, ...)
+    trip_flow: np.ndarray    # (ptr[k],) float64: flow of the branch when it tripped
+    served: np.ndarray | None    # (k, n) served fractions of each cascade (``keep``), else None
+    working: np.ndarray | None   # (k, n) bool working buses (``keep``), else None
+    flows: np.ndarray | None     # (k, m) final flows (``keep``), else None
+
+
 class DCFlow:
     """DC power flow with overload trips for one ``dcflow`` layer, built once, run many times.
 
@@ -250,6 +261,49 @@ class DCFlow:
         alive, usable, supply, demand, priority, dispatch = self._state(alive, usable, supply, demand,
                                                                         priority, dispatch)
         return DCResult(*self._kernel.cascade(alive, usable, supply, dispatch, demand, priority))
+
+    def cascades(self, alive, usable, supply, demand, losses, priority=None, dispatch=None,
+                 keep: bool = False) -> "DCBatch":
+        """:meth:`cascade` for each single-branch loss of ``losses`` on top of one state, in
+        one compiled call (workspace, priority order and the partially refactorised factor
+        made once): the same answers as one :meth:`cascade` per loss with
+        ``usable[losses[c]] = False``.
+
+        Returns
+        -------
+        DCBatch
+            ``ptr`` (k + 1,): the trips of loss c are ``[ptr[c], ptr[c + 1])`` of
+            ``trip_branch``, ``trip_step``, ``trip_flow``; with ``keep``, ``served`` (k, n),
+            ``working`` (k, n) and ``flows`` (k, m) of each cascade (else None).
+        """
+        alive, usable, supply, demand, priority, dispatch = self._state(alive, usable, supply, demand,
+                                                                        priority, dispatch)
+        losses = _index(losses, "losses", n=self.m)
+        if not self._kernel.compiled:
+            return self._cascades_py(alive, usable, supply, demand, losses, priority, dispatch, keep)
+        return DCBatch(*self._kernel._run_many(alive, usable, supply, dispatch, demand, priority,
+                                               losses, bool(keep)))
+
+    def _cascades_py(self, alive, usable, supply, demand, losses, priority, dispatch, keep):
+        """:meth:`cascades` as a loop of :meth:`cascade` calls (the numpy path)."""
+        n, m, k = self.n, self.m, len(losses)
+        ptr = np.zeros(k + 1, dtype=np.int64)
+        parts = []
+        served = np.empty((k, n)) if keep else None
+        working = np.empty((k, n), dtype=bool) if keep else None
+        flows = np.empty((k, m)) if keep else None
+        for c, b in enumerate(losses):
+            u = usable.copy()
+            u[b] = 0
+            r = DCResult(*self._kernel.cascade(alive, u, supply, dispatch, demand, priority))
+            parts.append(r)
+            ptr[c + 1] = ptr[c] + len(r.trip_branch)
+            if keep:
+                served[c], working[c], flows[c] = r.served, r.working, r.flows
+        cat = (lambda f, dt: np.concatenate([getattr(r, f) for r in parts]).astype(dt)
+               if parts else np.zeros(0, dtype=dt))
+        return DCBatch(ptr, cat("trip_branch", np.int64), cat("trip_step", np.int32),
+                       cat("trip_flow", np.float64), served, working, flows)
 
     def _state(self, alive, usable, supply, demand, priority, dispatch) -> tuple:
         """The checked arrays of a grid state (:meth:`cascade`, :meth:`screen`)."""

@@ -8,6 +8,7 @@ LDL^T factors, small ones densely), several cascades per kernel (no state leaks 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sps
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -274,3 +275,109 @@ def test_islands_split_at_the_trips_equal_a_bfs(seed, n, chords, spurs, lost, de
             members = np.flatnonzero(lab == lbl)
             assert ref[lbl] == members.min()
             assert size[lbl] == len(members)
+
+
+def _batch_row(r, c):
+    """Loss c of a DCBatch as a DCResult-like record."""
+    from cascade.flowkernels import DCResult
+    s = slice(r.ptr[c], r.ptr[c + 1])
+    return DCResult(r.served[c], r.working[c], r.flows[c], r.trip_branch[s], r.trip_step[s],
+                    r.trip_flow[s])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 90), chords=st.floats(0.0, 0.6),
+       spurs=st.integers(0, 4), kmax=st.sampled_from([0, 2, 32]), cap_lo=st.floats(0.5, 1.0),
+       negative=st.booleans(), dispatch=st.booleans(), classes=st.integers(1, 3),
+       partial=st.booleans(), incremental=st.booleans())
+def test_batched_losses_equal_one_cascade_per_loss(seed, n, chords, spurs, kmax, cap_lo,
+                                                   negative, dispatch, classes, partial,
+                                                   incremental):
+    """DCFlow.cascades (every single-branch loss in one compiled call, the partial factor
+    carried from one loss's cascade to the next) gives, loss by loss, the trips, steps,
+    working buses, served fractions and flows of one DCFlow.cascade per loss and of the
+    numpy path, on a state with dead buses and lost branches, losses repeated and already
+    lost included."""
+    rng = np.random.default_rng(seed)
+    n, fr, to = grid(rng, n, int(chords * n), spurs)
+    m = len(fr)
+    x = rng.uniform(0.01, 0.3, m)
+    if negative:
+        x[rng.random(m) < 0.03] *= -0.2
+    phi = np.where(rng.random(m) < 0.1, rng.uniform(-0.1, 0.1, m), 0.0)
+    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
+    supply = np.zeros(n)
+    gens = rng.choice(n, max(1, n // 8), replace=False)
+    supply[gens] = demand.sum() * rng.uniform(0.7, 1.3) * rng.dirichlet(np.ones(len(gens)))
+    disp = (np.where(supply > 0, supply * rng.uniform(0.3, 1.0, n), np.nan) if dispatch
+            else np.full(n, np.nan))
+    prio = rng.integers(0, classes, n).astype(np.int32)
+    base_usable = rng.random(m) > 0.03
+    try:
+        intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), base_usable,
+                            supply, demand, prio, disp).flows
+    except np.linalg.LinAlgError:
+        return
+    scale = max(1.0, np.nanmax(np.abs(intact), initial=0.0))
+    cap = np.abs(np.nan_to_num(intact)) * rng.uniform(cap_lo, 1.6, m) + 1e-6 * scale
+    cap[rng.random(m) < 0.1] = np.inf
+    alive = rng.random(n) > 0.03
+    usable = base_usable & (rng.random(m) > 0.03)
+    losses = np.r_[rng.permutation(m)[: min(m, 40)], rng.integers(0, m, 3)]
+    kw = dict(base_usable=base_usable, kmax=kmax)
+    fast = DCFlow(n, fr, to, x, phi, cap, partial=partial, incremental=incremental, **kw)
+    one = DCFlow(n, fr, to, x, phi, cap, partial=partial, incremental=incremental, **kw)
+    slow = DCFlow(n, fr, to, x, phi, cap, compiled=False, **kw)
+    try:
+        ref = []
+        for b in losses:
+            u = usable.copy()
+            u[b] = False
+            ref.append(slow.cascade(alive, u, supply, demand, prio, disp))
+    except np.linalg.LinAlgError:
+        return
+    r = fast.cascades(alive, usable, supply, demand, losses, prio, disp, keep=True)
+    assert r.ptr[0] == 0 and r.ptr[-1] == len(r.trip_branch) == len(r.trip_step)
+    for c, b in enumerate(losses):
+        u = usable.copy()
+        u[b] = False
+        a = _batch_row(r, c)
+        assert_same(a, one.cascade(alive, u, supply, demand, prio, disp))
+        assert_same(a, ref[c])
+    # without keep: the same trips, no per-loss arrays; the numpy path's batch agrees
+    q = fast.cascades(alive, usable, supply, demand, losses, prio, disp)
+    assert q.served is None and q.flows is None
+    np.testing.assert_array_equal(q.ptr, r.ptr)
+    np.testing.assert_array_equal(q.trip_branch, r.trip_branch)
+    p = slow.cascades(alive, usable, supply, demand, losses, prio, disp, keep=True)
+    np.testing.assert_array_equal(p.ptr, r.ptr)
+    for c in range(len(losses)):
+        assert_same(_batch_row(r, c), _batch_row(p, c))
+
+
+def test_batched_losses_on_a_grid_that_cascades():
+    """Every single-branch loss of the 80-bus grid of the test above in one batched call: the
+    cascades run several steps and strand buses, and each equals its one-by-one run."""
+    rng = np.random.default_rng(7)
+    n, fr, to = grid(rng, 80, 30, 3)
+    m = len(fr)
+    x = rng.uniform(0.01, 0.3, m)
+    phi = np.zeros(m)
+    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
+    supply = np.zeros(n)
+    supply[rng.choice(n, 12, replace=False)] = demand.sum() * rng.dirichlet(np.ones(12))
+    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
+                        supply, demand).flows
+    cap = np.abs(intact) * rng.uniform(0.9, 1.4, m) + 1e-3
+    k = DCFlow(n, fr, to, x, phi, cap)
+    alive, usable = np.ones(n, bool), np.ones(m, bool)
+    r = k.cascades(alive, usable, supply, demand, np.arange(m), keep=True)
+    assert r.trip_step.max() >= 3 and (~r.working).any()
+    for b in range(m):
+        u = usable.copy()
+        u[b] = False
+        assert_same(_batch_row(r, b), k.cascade(alive, u, supply, demand))
+    with pytest.raises(ValueError):
+        k.cascades(alive, usable, supply, demand, [m])
+    e = k.cascades(alive, usable, supply, demand, np.zeros(0, dtype=np.int64))
+    assert list(e.ptr) == [0] and len(e.trip_branch) == 0
