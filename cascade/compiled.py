@@ -171,7 +171,9 @@ class CompiledSystem:
     def without_dependencies(self) -> "CompiledSystem":
         """The same system with no dependency rows (each lifeline alone): the arrays of
         ``compile_system(criticality.decoupled(system))`` without reading the tables again
-        (every other array is shared, not copied)."""
+        (every other array is shared, not copied), except ``priority``, kept as it is (its
+        default comes from the dependency rows; only flow layers read it, so a system with
+        flow layers is to be compiled from its decoupled tables instead)."""
         n, idx = self.n_nodes, self.index_dtype
         return replace(self, grp_ptr=np.zeros(n + 1, idx), group_owner=np.zeros(0, idx),
                        group_name=np.zeros(0, object), group_delay=np.zeros(0),
