@@ -150,8 +150,9 @@ def render_table(system, compiled, ranked, shown, worst, comparison, spots, info
         how = info.get("betweenness")
         if how is not None and not how["exact"]:
             out.append(f"  betweenness estimated from {how['sources']:,} sampled sources (seed "
-                       f"{how['seed']}) of {how['nodes']:,} nodes: n/k times their shortest-path "
-                       f"dependencies (exact up to {how['exact_max']:,} nodes)")
+                       f"{how['seed']}, drawn per layer) of {how['nodes']:,} nodes: their "
+                       f"shortest-path dependencies scaled up (exact up to {how['exact_max']:,} "
+                       "nodes)")
     if spots is not None:
         out += ["", f"Interdependency blind spots (!): in this top {info['spot_k']}, but not in the top "
                     f"{info['spot_k']} when each lifeline is analysed alone (dependencies removed):"]
@@ -281,7 +282,7 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
         spot_k = min(top or TABLE_TOP, len(ranking))
         info["betweenness"] = betweenness_method(compiled)
         info["spot_k"] = spot_k
-        comparison = compare_rankings(compiled, ranking, top=spot_k)
+        comparison = compare_rankings(compiled, ranking, top=spot_k, threads=threads)
         spots = blind_spots(system, ranking, top=spot_k, threads=threads, engine=engine, layer=layer,
                             progress=show_progress(), cluster=cluster)
         info["compare_seconds"] = time.perf_counter() - start
