@@ -227,3 +227,19 @@ def test_table_names_the_estimate(big_dir, monkeypatch):
             f"{n:,} nodes: their shortest-path dependencies scaled up (exact up to 100 nodes)"
             ) in res.stdout
     assert "Interdependency blind spots" in res.stdout
+
+
+def test_keep_layers_keeps_the_rows_that_are_shown():
+    s = synthetic_lifelines(800, seed=6)
+    r = sweep_ranking(s, "all", threads=2)
+    table = r.frame()
+    r.keep_layers(r.order(5))
+    pd.testing.assert_frame_equal(r.head(5), table.iloc[:5], check_exact=True)
+    pd.testing.assert_frame_equal(blind_spots(s, r, top=5, threads=2),
+                                  blind_spots(s, table, top=5, threads=2), check_exact=True)
+    with pytest.raises(ValueError, match="not kept"):
+        r.head(6)
+    r.keep_layers(r.order(3))   # narrows
+    pd.testing.assert_frame_equal(r.head(3), table.iloc[:3], check_exact=True)
+    with pytest.raises(ValueError, match="not kept"):
+        r.head(4)

@@ -280,6 +280,9 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
     if compare and len(ranking):
         start = time.perf_counter()
         spot_k = min(top or TABLE_TOP, len(ranking))
+        if top:   # the table's rows are built: keep the per-layer losses of the blind spots' only
+            ranking.keep_layers(ranking.order(spot_k))
+        release_memory()   # before the second sweep's buffers
         info["betweenness"] = betweenness_method(compiled)
         info["spot_k"] = spot_k
         comparison = compare_rankings(compiled, ranking, top=spot_k, threads=threads)
