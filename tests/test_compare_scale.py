@@ -243,3 +243,19 @@ def test_keep_layers_keeps_the_rows_that_are_shown():
     pd.testing.assert_frame_equal(r.head(3), table.iloc[:3], check_exact=True)
     with pytest.raises(ValueError, match="not kept"):
         r.head(4)
+
+
+def test_table_comparison_on_the_other_sweeps(big_dir):
+    """Flow layers and the reference engine take the table path of the blind spots: the
+    ranking kept whole for them (a reference run prints what the core prints)."""
+    res = CliRunner().invoke(cli, ["critical", str(ROOT / "networks" / "flow_town"), "--elements",
+                                   "all", "--top", "5"])
+    assert res.exit_code == 0, res.output
+    assert "Interdependency blind spots" in res.stdout and "(top 5 of" in res.stdout
+    outs = []
+    for engine in ("core", "reference"):
+        res = CliRunner().invoke(cli, ["critical", str(big_dir), "--top", "4", "--engine", engine])
+        assert res.exit_code == 0, res.output
+        assert "Interdependency blind spots" in res.stdout
+        outs.append(res.stdout.splitlines()[1:])   # the first line names the engine and times
+    assert outs[0] == outs[1]

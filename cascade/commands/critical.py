@@ -280,7 +280,8 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
     if compare and len(ranking):
         start = time.perf_counter()
         spot_k = min(top or TABLE_TOP, len(ranking))
-        if top:   # the table's rows are built: keep the per-layer losses of the blind spots' only
+        if top and engine == "core" and not compiled.has_flow_layers:
+            # The table's rows are built; the blind spots (on the arrays) need their own only.
             ranking.keep_layers(ranking.order(spot_k))
         release_memory()   # before the second sweep's buffers
         info["betweenness"] = betweenness_method(compiled)
