@@ -18,7 +18,7 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
-    for name in ("cascade._core", "cascade._flow", "cascade._ensemble")
+    for name in ("cascade._core", "cascade._flow", "cascade._ensemble", "cascade._btw")
 ] + [
     # Per-sample seeds and normals in C (_draws), the correlated grid field's Philox normals
     # and interpolation (_field), on numpy's own normal sampler (libnpyrandom).

@@ -28,7 +28,7 @@ Layout
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -167,6 +167,19 @@ class CompiledSystem:
             except KeyError:
                 raise InputError(f"unknown {what} id '{name}'" + did_you_mean(name, mapping)) from None
         return np.asarray(out, dtype=np.int64)
+
+    def without_dependencies(self) -> "CompiledSystem":
+        """The same system with no dependency rows (each lifeline alone): the arrays of
+        ``compile_system(criticality.decoupled(system))`` without reading the tables again
+        (every other array is shared, not copied), except ``priority``, kept as it is (its
+        default comes from the dependency rows; only flow layers read it, so a system with
+        flow layers is to be compiled from its decoupled tables instead)."""
+        n, idx = self.n_nodes, self.index_dtype
+        return replace(self, grp_ptr=np.zeros(n + 1, idx), group_owner=np.zeros(0, idx),
+                       group_name=np.zeros(0, object), group_delay=np.zeros(0),
+                       sup_ptr=np.zeros(1, idx), sup_idx=np.zeros(0, idx),
+                       rdep_ptr=np.zeros(n + 1, idx), rdep_grp=np.zeros(0, idx),
+                       sup_threshold=np.zeros(0))
 
     # Name -> index maps, built on first use and not shipped to workers (rebuilt there).
     @cached_property

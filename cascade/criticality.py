@@ -103,6 +103,17 @@ RENUMBER_MIN_SHARE = 0.25
 # only (the workers claim chunks under ``fcntl.flock``).
 SHARED_LOCAL = os.name == "posix"
 
+# The comparison's betweenness (compare_rankings): exact (igraph) up to this many nodes; above,
+# estimated from BETWEENNESS_SOURCES sources drawn with BETWEENNESS_SEED (cascade.betweenness:
+# Brandes-Pich, the dependencies of about k sources drawn in each layer in proportion to its
+# size, each weighted by its layer's nodes per source).  Exact betweenness costs a
+# search from every node (O(n m)); the estimate k searches: on synthetic_lifelines(10**6) 32
+# sources cost a fraction of the sweep, and on mid-size systems the estimate's rank correlation
+# with the exact values is high (tests/test_compare_scale.py).
+BETWEENNESS_EXACT_MAX_NODES = 20_000
+BETWEENNESS_SOURCES = 32
+BETWEENNESS_SEED = 0
+
 
 def _default_threads() -> int:
     import os
@@ -1093,6 +1104,7 @@ class Ranking:
         self.nodes_lost = np.asarray(nodes_lost, np.int64)
         self.layer_lost = np.asarray(layer_lost)
         self.layer_demand_lost = np.asarray(layer_demand_lost, np.float64)
+        self._kept = None   # positions whose per-layer losses are kept (None: all)
         # The score row by row, in blocks: no (k, L) temporaries of the whole sweep.
         k, block = len(self.el_node), 1 << 16
         self.score = np.empty(k, np.float64)
@@ -1103,6 +1115,32 @@ class Ranking:
 
     def __len__(self) -> int:
         return len(self.el_node)
+
+    def keep_layers(self, rows: np.ndarray) -> None:
+        """Keep the per-layer losses of the positions ``rows`` only (16 bytes per element and
+        layer freed: 80 MB for 10^6 nodes in five layers); :meth:`_frame` then takes these
+        rows only, every other method works as before.  ``cascade critical`` calls it once
+        its table's rows are built, before the comparison's second sweep."""
+        kept = np.unique(np.asarray(rows, np.int64))
+        if self._kept is not None:
+            kept = kept[np.isin(kept, self._kept)]
+            at = np.searchsorted(self._kept, kept)
+        else:
+            at = kept
+        self.layer_lost = self.layer_lost[at]
+        self.layer_demand_lost = self.layer_demand_lost[at]
+        self._kept = kept
+
+    def _layer_rows(self, order: np.ndarray) -> np.ndarray:
+        """Where the rows ``order`` are in the per-layer arrays (see :meth:`keep_layers`)."""
+        if self._kept is None:
+            return order
+        at = np.searchsorted(self._kept, order)
+        found = at < len(self._kept)
+        found[found] = self._kept[at[found]] == order[found]
+        if not found.all():
+            raise ValueError("Ranking: the per-layer losses of these rows were not kept")
+        return at
 
     def _ids(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ids as str objects, element names) of the positions ``rows``."""
@@ -1119,16 +1157,18 @@ class Ranking:
         element = np.array(["edge", "node"], object)[is_node.astype(np.intp)]
         return ids, element
 
-    def order(self, top: int | None = None) -> np.ndarray:
-        """Positions of the first ``top`` rows of the ranking (all with None or 0)."""
-        k = len(self)
-        key = np.where(np.isnan(self.score), np.inf, -self.score)
+    def order(self, top: int | None = None, among: np.ndarray | None = None) -> np.ndarray:
+        """Positions of the first ``top`` rows of the ranking (all with None or 0); with
+        ``among`` (positions), of the ranking of those rows alone."""
+        among = np.arange(len(self)) if among is None else np.asarray(among, np.int64)
+        k = len(among)
+        key = np.where(np.isnan(self.score[among]), np.inf, -self.score[among])
         if top and top < k:
             # The first `top` rows have the `top` smallest keys: every row whose key is at most
             # the top-th smallest is a candidate, and the candidates keep their relative order.
-            rows = np.flatnonzero(key <= np.partition(key, top - 1)[top - 1])
+            rows = among[np.flatnonzero(key <= np.partition(key, top - 1)[top - 1])]
         else:
-            rows = np.arange(k)
+            rows = among
         ids, element = self._ids(rows)
         return rows[ranking_order(self.score[rows], self.nodes_lost[rows], ids, element)][:top or None]
 
@@ -1157,8 +1197,9 @@ class Ranking:
         text[:, 0], text[:, 1] = ids, element
         text[:, 2] = np.asarray(c.layer_names, dtype=object)[layer_idx] if k else np.zeros(0, object)
         del ids, element
+        at = self._layer_rows(order)
         counts = np.empty((k, 2 + L), np.int64)
-        counts[:, 2:] = self.layer_lost[order]
+        counts[:, 2:] = self.layer_lost[at]
         counts[:, 0] = self.nodes_lost[order]
         own = counts[np.arange(k), 2 + layer_idx] if k else np.zeros(0, np.int64)
         counts[:, 1] = counts[:, 0] - own
@@ -1167,7 +1208,7 @@ class Ranking:
                   pd.DataFrame(self.score[order][:, None], columns=["score"], copy=False),
                   pd.DataFrame(counts, columns=["nodes_lost", "cross_layer_lost"]
                                + [f"lost_{name}" for name in c.layer_names], copy=False),
-                  pd.DataFrame(self.layer_demand_lost[order],
+                  pd.DataFrame(self.layer_demand_lost[at],
                                columns=[f"demand_lost_{name}" for name in c.layer_names], copy=False)]
         del text, counts
         return pd.concat(blocks, axis=1, copy=False)
@@ -1382,7 +1423,8 @@ def _position(c: CompiledSystem, el_node, el_edge, row) -> int:
 
 def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
                       betweenness: bool = True) -> pd.DataFrame:
-    """Degree and betweenness (igraph, all layers' edges undirected) of the table's elements.
+    """Degree and betweenness (all layers' edges undirected) of the table's elements:
+    betweenness exact (igraph) or estimated, by :func:`betweenness_method`.
 
     A node's degree counts its edges; an edge's degree counts the edges that share an end
     with it.  Betweenness is node betweenness for nodes and edge betweenness for edges
@@ -1407,15 +1449,12 @@ def structural_scores(compiled: CompiledSystem, table: pd.DataFrame,
     degree[~is_node] = deg[c.edge_src[edge_idx]] + deg[c.edge_dst[edge_idx]] - 2
     out["degree"] = degree
     if betweenness:
-        from .light import import_igraph
-
-        ig = import_igraph()
-        g = ig.Graph(n=c.n_nodes, edges=np.column_stack([src, dst]).tolist(), directed=False)
+        node_b, edge_b = _betweenness_arrays(c, bool(is_node.any()), bool((~is_node).any()))
         btw = np.zeros(len(table))
         if is_node.any():
-            btw[is_node] = np.asarray(g.betweenness(directed=False))[node_idx]
+            btw[is_node] = node_b[node_idx]
         if (~is_node).any():
-            btw[~is_node] = np.asarray(g.edge_betweenness(directed=False))[edge_idx]
+            btw[~is_node] = edge_b[edge_idx]
         out["betweenness"] = btw
     return out
 
@@ -1457,16 +1496,117 @@ def _indices(names: np.ndarray, ids, c: CompiledSystem, what: str) -> np.ndarray
     return where.astype(np.int64)
 
 
-def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 20,
-                     betweenness: bool = True) -> pd.DataFrame:
+def betweenness_method(compiled: CompiledSystem) -> dict:
+    """How :func:`compare_rankings` computes betweenness on this system: ``exact`` (bool),
+    ``sources`` (sampled sources, None when exact), ``seed`` (None when exact), ``nodes``,
+    ``exact_max`` (the largest system with exact betweenness)."""
+    n = compiled.n_nodes
+    if n <= BETWEENNESS_EXACT_MAX_NODES:
+        return {"exact": True, "sources": None, "seed": None, "nodes": n,
+                "exact_max": BETWEENNESS_EXACT_MAX_NODES}
+    sizes = np.diff(np.asarray(compiled.layer_ptr, np.int64))
+    sizes = sizes[sizes > 0]
+    drawn = int(np.minimum(sizes, np.maximum(1, np.round(BETWEENNESS_SOURCES * sizes / n))).sum())
+    return {"exact": False, "sources": drawn, "seed": BETWEENNESS_SEED, "nodes": n,
+            "exact_max": BETWEENNESS_EXACT_MAX_NODES}
+
+
+def _betweenness_arrays(c: CompiledSystem, nodes: bool, edges: bool, threads: int | None = None):
+    """(node betweenness (n,) or None, edge betweenness (m,) or None) by
+    :func:`betweenness_method`: igraph's exact values, or the sampled estimate."""
+    how = betweenness_method(c)
+    if not how["exact"]:
+        from .betweenness import betweenness, sample_sources
+
+        src, weight = sample_sources(c, BETWEENNESS_SOURCES, how["seed"])
+        return betweenness(c, src, weight, edges=edges, threads=threads or _default_threads())
+    from .light import import_igraph
+
+    ig = import_igraph()
+    src, dst = np.asarray(c.edge_src, np.int64), np.asarray(c.edge_dst, np.int64)
+    g = ig.Graph(n=c.n_nodes, edges=np.column_stack([src, dst]).tolist(), directed=False)
+    return (np.asarray(g.betweenness(directed=False)) if nodes else None,
+            np.asarray(g.edge_betweenness(directed=False)) if edges else None)
+
+
+def _top_by(values: np.ndarray, ids_of, top: int) -> np.ndarray:
+    """Positions (into ``values``) of the first ``top`` by value (descending, NaN last), ties
+    by id text (``ids_of(positions)`` gives the ids): the first ``top`` of a full lexsort,
+    with the text order computed for the candidates alone."""
+    key = np.where(np.isnan(values), np.inf, -values)
+    if 0 < top < len(key):
+        cand = np.flatnonzero(key <= np.partition(key, top - 1)[top - 1])
+    else:
+        cand = np.arange(len(key))
+    order = np.lexsort((_text_rank(np.asarray(ids_of(cand), dtype=object)), key[cand]))
+    return cand[order[:top]]
+
+
+def _compare_ranking(c: CompiledSystem, r: "Ranking", top: int, betweenness: bool,
+                     threads: int | None) -> pd.DataFrame:
+    """:func:`compare_rankings` from a :class:`Ranking`'s arrays: integer element codes, the
+    top K by partition, no table, no id strings but those of tied candidates."""
+    from .light import centred_ranks, spearman_ranked
+
+    is_node = r.el_node >= 0
+    src, dst = np.asarray(c.edge_src, np.int64), np.asarray(c.edge_dst, np.int64)
+    deg = (np.bincount(src, minlength=c.n_nodes) + np.bincount(dst, minlength=c.n_nodes)).astype(np.float64)
+    btw = (_betweenness_arrays(c, bool(is_node.any()), bool((~is_node).any()), threads)
+           if betweenness else (None, None))
+    rows = []
+    for kind in ("node", "edge"):
+        sel = np.flatnonzero(is_node) if kind == "node" else np.flatnonzero(~is_node)
+        if not len(sel):
+            continue
+        k = min(top, len(sel)) if top > 0 else len(sel)
+        if kind == "node":
+            idx = r.el_node[sel]
+            measures = {"degree": deg[idx]}
+            if betweenness:
+                measures["betweenness"] = btw[0][idx]
+        else:
+            idx = r.el_edge[sel]
+            measures = {"degree": deg[src[idx]] + deg[dst[idx]] - 2}
+            if betweenness:
+                measures["betweenness"] = btw[1][idx]
+        dense = np.asarray(_dense_rank(r.score[sel], r.nodes_lost[sel].astype(float)), float)
+        constant = len(dense) < 2 or np.ptp(dense) == 0
+        rx = None if constant else centred_ranks(dense)   # ranked once for every measure
+        del dense
+        cascade_top = set(r.order(k, among=sel).tolist())
+
+        def ids_of(local, sel=sel):
+            return r._ids(sel[local])[0]
+
+        for measure, values in measures.items():
+            values = np.asarray(values, np.float64)
+            overlap = len(cascade_top & set(sel[_top_by(values, ids_of, k)].tolist())) / k
+            # spearman(dense, values), x ranked once (no NaN: dense ranks, finite measures)
+            rho = (np.nan if constant or np.ptp(values) == 0 or np.isnan(values).any() else
+                   spearman_ranked(rx, centred_ranks(values)))
+            rows.append({"measure": measure, "element": kind, "top_k": k, "overlap": overlap,
+                         "spearman": rho})
+    return pd.DataFrame(rows, columns=["measure", "element", "top_k", "overlap", "spearman"])
+
+
+def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame | Ranking, top: int = 20,
+                     betweenness: bool = True, threads: int | None = None) -> pd.DataFrame:
     """How well degree and betweenness rankings agree with the cascade ranking.
+
+    Betweenness is exact up to ``BETWEENNESS_EXACT_MAX_NODES`` nodes, above an estimate from
+    a seeded sample of sources (:func:`betweenness_method` says which).
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        A :func:`sweep` result (any order; ranked by score, then nodes lost).
+    table : pandas.DataFrame or Ranking
+        A :func:`sweep` result (any order; ranked by score, then nodes lost), or the
+        :class:`Ranking` of :func:`sweep_ranking` (same answer, computed on its arrays without
+        building the table: what ``cascade critical`` uses).
     top : int
         K of the top-K overlap.
+    threads : int, optional
+        Threads of the betweenness estimate (default: the machine's cores; the answer does
+        not depend on it).
 
     Returns
     -------
@@ -1478,6 +1618,8 @@ def compare_rankings(compiled: CompiledSystem, table: pd.DataFrame, top: int = 2
     """
     from .light import spearman
 
+    if isinstance(table, Ranking):
+        return _compare_ranking(compiled, table, top, betweenness, threads)
     table = sort_ranking(table)
     scores = structural_scores(compiled, table, betweenness)
     rows = []
@@ -1527,6 +1669,10 @@ def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20
         ``id``, ``element``, ``layer``, ``rank`` (coupled), ``alone_rank``,
         ``score``, ``alone_score``, ``cross_layer_lost``; in coupled rank order.
     """
+    if isinstance(table, Ranking) and engine == "core" and not table.compiled.has_flow_layers:
+        return _blind_spots_ranking(system, table, top, threads, progress, cluster)
+    if isinstance(table, Ranking):
+        table = table.frame()
     table = sort_ranking(table)
     k = min(top, len(table)) if top > 0 else len(table)
     kinds = set(table["element"])
@@ -1551,6 +1697,47 @@ def blind_spots(system: InfrastructureSystem, table: pd.DataFrame, top: int = 20
                          "alone_rank": a, "score": r.score,
                          "alone_score": alone_scores[where[i]],
                          "cross_layer_lost": r.cross_layer_lost})
+    return pd.DataFrame(rows, columns=["id", "element", "layer", "rank", "alone_rank",
+                                       "score", "alone_score", "cross_layer_lost"])
+
+
+def _blind_spots_ranking(system: InfrastructureSystem, r: Ranking, top: int, threads, progress,
+                         cluster) -> pd.DataFrame:
+    """:func:`blind_spots` from a :class:`Ranking` (core engine): the sweep without
+    dependencies runs on the same compiled arrays (:meth:`CompiledSystem.without_dependencies`,
+    no table read or compiled again) over the same elements; each top element's rank alone is
+    counted from the arrays (elements with a better score or as good and more nodes lost, then
+    the tied ones with a smaller id), so neither sweep becomes a table."""
+    c = r.compiled
+    k = min(top, len(r)) if top > 0 else len(r)
+    head = r.order(k)
+    shown = r._frame(head)
+    alone_c = c.without_dependencies()
+    alone = Ranking(system, alone_c, r.el_node, r.el_edge,
+                    *core_sweep(alone_c, r.el_node, r.el_edge, threads=threads,
+                                progress=progress, cluster=cluster))
+    alone.layer_lost = alone.layer_demand_lost = None   # the score and nodes lost suffice
+    del alone_c
+    key = np.where(np.isnan(alone.score), np.inf, -alone.score)
+    lost = alone.nodes_lost
+    rows = []
+    for i, (p, row) in enumerate(zip(head, shown.itertuples(index=False))):
+        if not row.score > 0:
+            continue
+        same = key == key[p]
+        ahead = int(np.count_nonzero(key < key[p])) + int(np.count_nonzero(same & (lost > lost[p])))
+        tied = np.flatnonzero(same & (lost == lost[p]))
+        tied = tied[tied != p]
+        if len(tied):   # ranking_order's tie-break: id as text, then 'edge' before 'node'
+            ids, element = alone._ids(tied)
+            ids = ids.astype(str) if ids.dtype != object else ids
+            mine, my_element = str(row.id), row.element
+            ahead += int(np.count_nonzero((ids < mine) | ((ids == mine) & (element < my_element))))
+        a = ahead + 1
+        if a > k:
+            rows.append({"id": row.id, "element": row.element, "layer": row.layer, "rank": i + 1,
+                         "alone_rank": a, "score": row.score, "alone_score": alone.score[p],
+                         "cross_layer_lost": row.cross_layer_lost})
     return pd.DataFrame(rows, columns=["id", "element", "layer", "rank", "alone_rank",
                                        "score", "alone_score", "cross_layer_lost"])
 

@@ -58,9 +58,19 @@ def spearman(x, y) -> float:
         raise ValueError("spearman: samples of different lengths")
     if len(x) < 2 or np.isnan(x).any() or np.isnan(y).any():
         return float("nan")
-    rx, ry = _average_ranks(x), _average_ranks(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
+    return spearman_ranked(centred_ranks(x), centred_ranks(y))
+
+
+def centred_ranks(a: np.ndarray) -> np.ndarray:
+    """The average ranks of ``a`` minus their mean (a sample without NaN): ranked once, a
+    sample can be correlated with several others by :func:`spearman_ranked`."""
+    r = _average_ranks(np.asarray(a, np.float64).ravel())
+    r -= r.mean()
+    return r
+
+
+def spearman_ranked(rx: np.ndarray, ry: np.ndarray) -> float:
+    """:func:`spearman` of two samples given as :func:`centred_ranks` (the same value)."""
     denom = np.sqrt(np.dot(rx, rx) * np.dot(ry, ry))
     if denom == 0:
         return float("nan")

@@ -211,14 +211,16 @@ def test_comparison_sweep_honours_layer(system_dir, monkeypatch):
     import cascade.criticality as crit
 
     seen = []
-    real = crit.sweep
+    real = crit.core_sweep
 
-    def spy(system, elements="nodes", *args, **kwargs):
-        out = real(system, elements, *args, **kwargs)
-        seen.append(set(out["layer"]))
-        return out
+    def spy(compiled, el_node, el_edge, *args, **kwargs):
+        nodes = el_node[el_node >= 0]
+        seen.append((compiled.n_groups, {compiled.layer_names[i] for i in compiled.node_layer[nodes]}))
+        return real(compiled, el_node, el_edge, *args, **kwargs)
 
-    monkeypatch.setattr(crit, "sweep", spy)
+    monkeypatch.setattr(crit, "core_sweep", spy)
     res = run(system_dir, "--layer", "water")
     assert res.exit_code == 0, res.output
-    assert seen and all(layers <= {"water"} for layers in seen)
+    # the coupled sweep, then the one without dependencies, both on water's nodes alone
+    assert [groups > 0 for groups, _ in seen] == [True, False]
+    assert all(layers == {"water"} for _, layers in seen)

@@ -145,6 +145,33 @@ def emit(text: str, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def emit_chunks(pieces, output: Path | None) -> None:
+    """:func:`emit` of the text ``"".join(pieces)`` piece by piece: printed, or written to a
+    temporary file beside ``output`` renamed at the end (no partial output file)."""
+    if output is None:
+        for piece in pieces:
+            click.echo(piece, nl=False)
+        return
+    import tempfile
+
+    if not output.parent.exists():
+        raise InputError("directory does not exist", str(output.parent))
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            for piece in pieces:
+                fh.write(piece)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    click.echo(f"wrote {output}", err=True)
+
+
 def table(rows: list[list], headers: list[str], align: str | None = None) -> str:
     """A plain text table; ``align`` has one 'l' or 'r' per column."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]

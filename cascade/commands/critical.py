@@ -2,21 +2,37 @@
 the greedy worst set of K, and how single-layer rankings (degree, betweenness) compare."""
 from __future__ import annotations
 
-import io
 import time
 
 import click
 import numpy as np
 import pandas as pd
 
-from ..criticality import blind_spots, compare_rankings, greedy_worst_set, sweep_ranking
+from ..criticality import (blind_spots, betweenness_method, compare_rankings, greedy_worst_set,
+                           sweep_ranking)
 from ..errors import InputError
 from ..units import amount, layer_totals
-from . import (PARALLEL, PARALLEL_RULE, csv_safe_option, csv_text, default_threads, emit, engine_option,
-               format_option, load, output_option, release_memory, show_progress, system_argument, table, to_json)
+from . import (PARALLEL, PARALLEL_RULE, csv_safe_option, csv_text, default_threads, emit,
+               emit_chunks, engine_option, format_option, load, output_option, release_memory,
+               show_progress, system_argument, table, to_json)
 
 TABLE_TOP = 20                 # rows of the table when --top is not given
-BETWEENNESS_MAX_NODES = 20_000  # betweenness is O(n m): skipped above this size
+
+
+CSV_CHUNK = 1 << 16   # rows per piece of the whole CSV
+
+
+def csv_chunks(ranking, safe: bool):
+    """The whole ranking as CSV text, ``CSV_CHUNK`` rows at a time from its arrays (the
+    header with the first piece); the same text as one ``csv_text`` of the whole table."""
+    order = ranking.order()
+    if not len(order):
+        yield csv_text(ranking_records(ranking._frame(order)), safe)
+        return
+    for lo in range(0, len(order), CSV_CHUNK):
+        part = ranking._frame(order[lo:lo + CSV_CHUNK])
+        part.insert(0, "rank", range(lo + 1, lo + 1 + len(part)))
+        yield csv_text(part, safe, header=lo == 0)
 
 
 def ranking_records(ranked) -> list[dict]:
@@ -131,8 +147,12 @@ def render_table(system, compiled, ranked, shown, worst, comparison, spots, info
             rho = "n/a" if r.spearman != r.spearman else f"{r.spearman:+.2f}"
             out.append(f"  {r.measure:<12} ({r.element}s): top-{r.top_k} overlap {100 * r.overlap:3.0f}%, "
                        f"Spearman {rho}")
-        if info.get("betweenness_skipped"):
-            out.append(f"  betweenness skipped (more than {BETWEENNESS_MAX_NODES:,} nodes)")
+        how = info.get("betweenness")
+        if how is not None and not how["exact"]:
+            out.append(f"  betweenness estimated from {how['sources']:,} sampled sources (seed "
+                       f"{how['seed']}, drawn per layer) of {how['nodes']:,} nodes: their "
+                       f"shortest-path dependencies scaled up (exact up to {how['exact_max']:,} "
+                       "nodes)")
     if spots is not None:
         out += ["", f"Interdependency blind spots (!): in this top {info['spot_k']}, but not in the top "
                     f"{info['spot_k']} when each lifeline is analysed alone (dependencies removed):"]
@@ -231,20 +251,20 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
     release_memory()   # the sweep's buffers, before the table is built
     if top is None:
         top = TABLE_TOP if fmt == "table" else 0
-    # The whole table only where every row is used (all rows shown, or the comparisons); else
-    # the shown rows alone, without a million id strings.
-    full = top == 0 or (fmt == "table" and compare and len(ranking) > 0)
-    ranked = ranking.frame() if full else None
-    shown = ranking.head(top) if ranked is None else (ranked if top == 0 else ranked.iloc[:top])
+    # The whole table only where every row is shown; else the shown rows alone, without a
+    # million id strings (the comparisons work on the ranking's arrays).
+    shown = ranking.frame() if top == 0 and fmt != "csv" else \
+        (ranking.head(top) if top else None)
     start = time.perf_counter()
     worst = (greedy_worst_set(system, k, elements, threads=threads, engine=engine, compiled=compiled,
                               layer=layer, progress=show_progress(), cluster=cluster) if k else None)
     worst_seconds = time.perf_counter() - start if k else None
 
     if fmt == "csv":
-        buf = io.StringIO()
-        buf.write(csv_text(ranking_records(shown), csv_safe))
-        emit(buf.getvalue(), output)
+        if shown is None:   # every row: written in chunks from the ranking's arrays
+            emit_chunks(csv_chunks(ranking, csv_safe), output)
+        else:
+            emit(csv_text(ranking_records(shown), csv_safe), output)
         return
     if fmt == "json":
         records = ranking_records(shown).to_dict(orient="records")
@@ -260,11 +280,14 @@ def _run(system, compiled, top, elements, layer, k, compare, fmt, output, thread
     if compare and len(ranking):
         start = time.perf_counter()
         spot_k = min(top or TABLE_TOP, len(ranking))
-        use_btw = compiled.n_nodes <= BETWEENNESS_MAX_NODES
-        info["betweenness_skipped"] = not use_btw
+        if top and engine == "core" and not compiled.has_flow_layers:
+            # The table's rows are built; the blind spots (on the arrays) need their own only.
+            ranking.keep_layers(ranking.order(spot_k))
+        release_memory()   # before the second sweep's buffers
+        info["betweenness"] = betweenness_method(compiled)
         info["spot_k"] = spot_k
-        comparison = compare_rankings(compiled, ranked, top=spot_k, betweenness=use_btw)
-        spots = blind_spots(system, ranked, top=spot_k, threads=threads, engine=engine, layer=layer,
+        comparison = compare_rankings(compiled, ranking, top=spot_k, threads=threads)
+        spots = blind_spots(system, ranking, top=spot_k, threads=threads, engine=engine, layer=layer,
                             progress=show_progress(), cluster=cluster)
         info["compare_seconds"] = time.perf_counter() - start
     emit(render_table(system, compiled, ranking, shown, worst, comparison, spots, info,
