@@ -37,6 +37,16 @@ cdef inline index_t _fail(index_t v, int32_t rnd, uint8_t why, index_t group,
     return n_changed + 1
 
 
+cdef inline index_t _fail_quick(index_t v, uint8_t[::1] working, index_t[::1] changed,
+                                index_t n_changed) noexcept nogil:
+    """``_fail`` for the N-1 sweep's local cascades, which read only ``working`` and count the
+    failures: ``fail_round``, ``cause`` and ``via_group`` are left alone (three fewer random
+    writes per failed node, and three fewer in its undo; issue 15)."""
+    working[v] = 0
+    changed[n_changed] = v
+    return n_changed + 1
+
+
 cdef index_t _apply_source_rule(
         Py_ssize_t layer, int32_t rnd,
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
@@ -77,7 +87,8 @@ cdef index_t _apply_giant_rule(
         const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
         const index_t[::1] layer_ptr, const index_t[::1] layer_nodes, const uint8_t[::1] edge_failed,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
-        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp) noexcept nogil:
+        index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
+        bint record) noexcept nogil:
     """Fail the working nodes of ``layer`` outside its largest component (edges undirected).
 
     Components are labelled in node order, so on a tie in size the first labelled one, the
@@ -113,8 +124,9 @@ cdef index_t _apply_giant_rule(
     for i in range(start, stop):
         v = layer_nodes[i]
         if working[v] and comp[v] != best:
-            n_changed = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
-                              via_group, changed, n_changed)
+            n_changed = (_fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause,
+                               via_group, changed, n_changed) if record
+                         else _fail_quick(v, working, changed, n_changed))
     return n_changed
 
 
@@ -211,7 +223,7 @@ cdef index_t _dependency_step(
         const uint8_t[::1] group_held, const int32_t[::1] node_layer,
         uint8_t[::1] working, int32_t[::1] fail_round, uint8_t[::1] cause, index_t[::1] via_group,
         index_t[::1] alive, index_t[::1] changed, index_t n_changed,
-        uint8_t[::1] layer_dirty) noexcept nogil:
+        uint8_t[::1] layer_dirty, bint record) noexcept nogil:
     """Round ``rnd``'s dependency step: the failures of ``changed[frontier_start:frontier_end]``
     (last round's) decrement their groups' counts of working suppliers; a dependent whose group
     just emptied, and is not held by a backup, fails.  Marks the dependents' layers dirty."""
@@ -223,8 +235,9 @@ cdef index_t _dependency_step(
             alive[g] -= 1
             owner = group_owner[g]
             if alive[g] == 0 and working[owner] and not group_held[g]:
-                n_changed = _fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
-                                  cause, via_group, changed, n_changed)
+                n_changed = (_fail(owner, rnd, CAUSE_DEPENDENCY, g, working, fail_round,
+                                   cause, via_group, changed, n_changed) if record
+                             else _fail_quick(owner, working, changed, n_changed))
                 layer_dirty[node_layer[owner]] = 1
     return n_changed
 
@@ -302,7 +315,8 @@ cdef index_t _cascade(
         # Dependency step: the groups that last round's failures emptied.
         n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
                                      group_owner, group_held, node_layer, working, fail_round,
-                                     cause, via_group, alive, changed, n_changed, layer_dirty)
+                                     cause, via_group, alive, changed, n_changed, layer_dirty,
+                                     True)
         # Report the first emptied group of each.
         _report_emptied_groups(frontier_end, n_changed, changed, grp_ptr, alive, group_held,
                                via_group)
@@ -319,7 +333,8 @@ cdef index_t _cascade(
             elif layer_rule[layer] == RULE_GIANT:
                 n_changed = _apply_giant_rule(
                     layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes, edge_failed,
-                    working, fail_round, cause, via_group, changed, n_changed, queue, comp)
+                    working, fail_round, cause, via_group, changed, n_changed, queue, comp,
+                    True)
         frontier_start = frontier_end
         frontier_end = n_changed
         if frontier_start == frontier_end:
@@ -339,6 +354,18 @@ cdef void _undo(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
         fail_round[v] = -1
         cause[v] = CAUSE_NONE
         via_group[v] = -1
+        for j in range(rdep_ptr[v], rdep_ptr[v + 1]):
+            alive[rdep_grp[j]] += 1
+
+
+cdef void _undo_quick(const index_t[::1] rdep_ptr, const index_t[::1] rdep_grp,
+                      uint8_t[::1] working, index_t[::1] alive, const index_t[::1] changed,
+                      index_t n_changed) noexcept nogil:
+    """``_undo`` of ``_cascade_local``'s failures (made by ``_fail_quick``)."""
+    cdef index_t i, j, v
+    for i in range(n_changed):
+        v = changed[i]
+        working[v] = 1
         for j in range(rdep_ptr[v], rdep_ptr[v + 1]):
             alive[rdep_grp[j]] += 1
 
@@ -553,7 +580,7 @@ cdef index_t _local_source_rule(
         index_t[::1] changed, index_t n_changed, index_t[::1] queue,
         const index_t[::1] child_ptr, const index_t[::1] child_idx,
         uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor,
-        bint ordered) noexcept nogil:
+        bint ordered, bint record=True) noexcept nogil:
     """``_apply_source_rule`` restricted to the affected region (see the section comment).
     With ``ordered`` the new failures are listed in node order, as the whole-layer rule lists
     them (``layer_nodes`` ascends), else in region order."""
@@ -592,8 +619,8 @@ cdef index_t _local_source_rule(
         if aff[v] == 2:
             aff[v] = 1  # still affected: its tree path is broken for the rest of this cascade
         elif working[v]:
-            n_new = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group,
-                          changed, n_new)
+            n_new = (_fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group,
+                           changed, n_new) if record else _fail_quick(v, working, changed, n_new))
     if ordered:
         _sort_range(changed, n_changed, n_new)
     cursor[layer] = n_new
@@ -609,7 +636,8 @@ cdef index_t _local_giant_rule(
         index_t[::1] changed, index_t n_changed, index_t[::1] queue, index_t[::1] comp,
         const index_t[::1] child_ptr, const index_t[::1] child_idx,
         uint8_t[::1] aff, index_t[::1] aff_list, index_t* n_aff, index_t[::1] cursor,
-        const index_t[::1] layer_root, const index_t[::1] layer_count, bint ordered) noexcept nogil:
+        const index_t[::1] layer_root, const index_t[::1] layer_count, bint ordered,
+        bint record=True) noexcept nogil:
     """``_apply_giant_rule`` on a layer whose working nodes were connected at the start.
 
     Nodes outside the affected subtrees of the layer's spanning tree are connected to its root
@@ -633,7 +661,7 @@ cdef index_t _local_giant_rule(
     if aff[root]:
         return _apply_giant_rule(layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes,
                                  edge_failed, working, fail_round, cause, via_group, changed,
-                                 n_changed, queue, comp)
+                                 n_changed, queue, comp, record)
     for i in range(n_aff[0]):
         v = aff_list[i]
         if node_layer[v] != layer or not working[v]:
@@ -671,15 +699,15 @@ cdef index_t _local_giant_rule(
                 aff[v] = 1
         return _apply_giant_rule(layer, rnd, adj_ptr, adj_nbr, adj_edge, layer_ptr, layer_nodes,
                                  edge_failed, working, fail_round, cause, via_group, changed,
-                                 n_changed, queue, comp)
+                                 n_changed, queue, comp, record)
     for i in range(n_aff[0]):
         v = aff_list[i]
         if node_layer[v] != layer:
             continue
         if aff[v] == 3:
             aff[v] = 1
-            n_new = _fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group,
-                          changed, n_new)
+            n_new = (_fail(v, rnd, CAUSE_DISCONNECTED, -1, working, fail_round, cause, via_group,
+                           changed, n_new) if record else _fail_quick(v, working, changed, n_new))
         elif aff[v] == 2:
             aff[v] = 1
     if ordered:
@@ -717,8 +745,7 @@ cdef index_t _cascade_local(
     if x >= 0:
         if not working[x]:
             return 0
-        n_changed = _fail(x, 0, CAUSE_INITIAL, -1, working, fail_round, cause, via_group,
-                          changed, n_changed)
+        n_changed = _fail_quick(x, working, changed, n_changed)
         layer_dirty[node_layer[x]] = 1
     else:
         layer = node_layer[edge_src[e]]
@@ -734,7 +761,8 @@ cdef index_t _cascade_local(
         rnd += 1
         n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
                                      group_owner, group_held, node_layer, working, fail_round,
-                                     cause, via_group, alive, changed, n_changed, layer_dirty)
+                                     cause, via_group, alive, changed, n_changed, layer_dirty,
+                                     False)
         for layer in range(n_layers):
             if not layer_dirty[layer]:
                 continue
@@ -743,13 +771,13 @@ cdef index_t _cascade_local(
                 n_changed = _local_source_rule(
                     layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, edge_directed, node_layer,
                     is_source, edge_failed, working, fail_round, cause, via_group, changed,
-                    n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, False)
+                    n_changed, queue, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, False, False)
             elif layer_rule[layer] == RULE_GIANT:
                 n_changed = _local_giant_rule(
                     layer, rnd, adj_ptr, adj_nbr, adj_edge, arc, layer_ptr, layer_nodes, node_layer,
                     edge_failed, working, fail_round, cause, via_group, changed, n_changed, queue,
                     comp, child_ptr, child_idx, aff, aff_list, &n_aff, cursor, layer_root,
-                    layer_count, False)
+                    layer_count, False, False)
         frontier_start = frontier_end
         frontier_end = n_changed
         if frontier_start == frontier_end:
@@ -833,7 +861,8 @@ cdef index_t _cascade_incr(
         rnd += 1
         n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
                                      group_owner, group_held, node_layer, working, fail_round,
-                                     cause, via_group, alive, changed, n_changed, layer_dirty)
+                                     cause, via_group, alive, changed, n_changed, layer_dirty,
+                                     True)
         _report_emptied_groups(frontier_end, n_changed, changed, grp_ptr, alive, group_held,
                                via_group)
         for layer in range(n_layers):
@@ -963,6 +992,19 @@ cdef inline bint _isolated_effect(index_t x, const index_t[::1] adj_ptr, const i
     return True
 
 
+cdef inline void _write_row(Py_ssize_t r, int64_t lost, double lost_demand,
+                            const int64_t[::1] acc_layer, const double[::1] acc_layer_demand,
+                            int64_t[::1] out_nodes, double[::1] out_demand,
+                            int64_t[:, ::1] out_layer, double[:, ::1] out_layer_demand) noexcept nogil:
+    """Row ``r`` of the sweep's outputs, by stores only."""
+    cdef Py_ssize_t l
+    out_nodes[r] = lost
+    out_demand[r] = lost_demand
+    for l in range(acc_layer.shape[0]):
+        out_layer[r, l] = acc_layer[l]
+        out_layer_demand[r, l] = acc_layer_demand[l]
+
+
 def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[::1] adj_edge,
           const uint8_t[::1] adj_fwd, const uint8_t[::1] edge_directed,
           const index_t[::1] layer_ptr, const index_t[::1] layer_nodes,
@@ -1029,35 +1071,44 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
     cdef uint8_t arc0 = 0, arc1 = 0
     cdef Py_ssize_t r
     cdef bint has_row = el_row.shape[0] > 0
+    # One element's losses per layer, summed here and written to its row once at the end: with
+    # ``el_row`` the rows are scattered over outputs of 80 bytes a row per layer pair (96 MB at
+    # 10^6 nodes and 5 layers), where adding into the row itself stalls on a cache miss per
+    # failed node; a row written by stores alone does not (issue 15).
+    cdef int64_t[::1] acc_layer = np.zeros(n_layers, np.int64)
+    cdef double[::1] acc_layer_demand = np.zeros(n_layers, np.float64)
     with nogil:
         for k in range(n_el):
             r = el_row[k] if has_row else k
             x = el_node[k]
             e = el_edge[k]
             for l in range(n_layers):
-                out_layer[r, l] = 0
-                out_layer_demand[r, l] = 0.0
-            out_nodes[r] = 0
-            out_demand[r] = 0.0
+                acc_layer[l] = 0
+                acc_layer_demand[l] = 0.0
+            lost = 0
+            lost_demand = 0.0
             if mode != 0:
                 if x >= 0:
                     if skip and not working[x]:
+                        _write_row(r, 0, 0.0, acc_layer, acc_layer_demand, out_nodes, out_demand,
+                                   out_layer, out_layer_demand)
                         continue
                     if skip and _isolated_effect(x, adj_ptr, adj_nbr, adj_edge, arc, rdep_ptr,
                                                  layer_rule[node_layer[x]], working, edge_failed):
-                        out_nodes[r] = 1
-                        out_demand[r] = demand[x]
-                        out_layer[r, node_layer[x]] = 1
-                        out_layer_demand[r, node_layer[x]] = demand[x]
+                        acc_layer[node_layer[x]] = 1
+                        acc_layer_demand[node_layer[x]] = demand[x]
+                        _write_row(r, 1, demand[x], acc_layer, acc_layer_demand, out_nodes,
+                                   out_demand, out_layer, out_layer_demand)
                         continue
                     init_nodes[0] = x
                     cur_nodes = init_nodes[:1]
                     cur_edges = no_index
                 else:
-                    if skip and (edge_failed[e] or not working[edge_src[e]] or not working[edge_dst[e]]
-                                 or layer_rule[node_layer[edge_src[e]]] == RULE_NONE):
-                        continue
-                    if edge_failed[e]:  # already failed: nothing changes
+                    if (skip and (edge_failed[e] or not working[edge_src[e]] or not working[edge_dst[e]]
+                                  or layer_rule[node_layer[edge_src[e]]] == RULE_NONE)) \
+                            or edge_failed[e]:  # (already failed: nothing changes)
+                        _write_row(r, 0, 0.0, acc_layer, acc_layer_demand, out_nodes, out_demand,
+                                   out_layer, out_layer_demand)
                         continue
                     init_edges[0] = e
                     edge_failed[e] = 1
@@ -1081,16 +1132,18 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                                                via_group, alive, changed, queue, comp, layer_dirty,
                                                child_ptr, child_idx, par_edge, aff, aff_list, cursor,
                                                layer_root, layer_count)
-                lost_demand = 0.0
                 for i in range(n_changed):
                     v = changed[i]
                     lost_demand += demand[v]
-                    out_layer[r, node_layer[v]] += 1
-                    out_layer_demand[r, node_layer[v]] += demand[v]
-                out_nodes[r] = n_changed
-                out_demand[r] = lost_demand
-                _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive, changed,
-                      n_changed)
+                    acc_layer[node_layer[v]] += 1
+                    acc_layer_demand[node_layer[v]] += demand[v]
+                _write_row(r, n_changed, lost_demand, acc_layer, acc_layer_demand, out_nodes,
+                           out_demand, out_layer, out_layer_demand)
+                if mode == 1:
+                    _undo(rdep_ptr, rdep_grp, working, fail_round, cause, via_group, alive,
+                          changed, n_changed)
+                else:
+                    _undo_quick(rdep_ptr, rdep_grp, working, alive, changed, n_changed)
                 if x < 0:
                     edge_failed[e] = 0
                     arc[edge_arc[2 * e]] = arc0
@@ -1114,16 +1167,14 @@ def sweep(const index_t[::1] adj_ptr, const index_t[::1] adj_nbr, const index_t[
                          rdep_grp, group_owner, group_held, edge_src, cur_nodes,
                          cur_edges, edge_failed, working, fail_round, cause, via_group,
                          alive, changed, queue, comp, layer_dirty, False)
-                lost = 0
-                lost_demand = 0.0
                 for v in range(n):
                     if count_mask[v] and not working[v]:
                         lost += 1
                         lost_demand += demand[v]
-                        out_layer[r, node_layer[v]] += 1
-                        out_layer_demand[r, node_layer[v]] += demand[v]
-                out_nodes[r] = lost
-                out_demand[r] = lost_demand
+                        acc_layer[node_layer[v]] += 1
+                        acc_layer_demand[node_layer[v]] += demand[v]
+                _write_row(r, lost, lost_demand, acc_layer, acc_layer_demand, out_nodes,
+                           out_demand, out_layer, out_layer_demand)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1528,7 +1579,8 @@ cdef index_t _cascade_tree(
         before = n_changed
         n_changed = _dependency_step(frontier_start, frontier_end, rnd, rdep_ptr, rdep_grp,
                                      group_owner, group_held, node_layer, working, fail_round,
-                                     cause, via_group, alive, changed, n_changed, layer_dirty)
+                                     cause, via_group, alive, changed, n_changed, layer_dirty,
+                                     True)
         _report_emptied_groups(frontier_end, n_changed, changed, grp_ptr, alive, group_held,
                                via_group)
         for i in range(frontier_end, n_changed):
