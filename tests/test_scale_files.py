@@ -209,6 +209,64 @@ def test_flow_arrays_of_a_system_without_flow_layers_take_no_memory_per_element(
         assert getattr(c, field).flags.c_contiguous and getattr(c, field).strides != (0,), field
 
 
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd is Linux only (np.full elsewhere)")
+def test_a_column_of_nan_takes_memory_only_where_it_is_used():
+    from cascade.system import nan_column
+
+    n = 10_000_000   # 80 MB
+    before = _rss_mb()
+    a, b = nan_column(n), nan_column(n)
+    assert _rss_mb() - before < 20
+    assert a.dtype == np.float64 and a.shape == (n,) and a.flags.writeable
+    a[:1000] = 1.0     # a write is private to that column (copy on write)
+    b[-5:] = 2.0
+    assert np.isnan(a[1000:]).all() and (a[:1000] == 1.0).all()
+    assert np.isnan(b[:-5]).all() and (b[-5:] == 2.0).all()
+    assert np.isnan(nan_column(n)).all()   # a later column is NaN again
+
+
+def test_default_columns_are_nan_columns_that_behave_like_filled_ones(tmp_path, monkeypatch):
+    from cascade import system as system_mod
+
+    root = tmp_path / "s"
+    write_system(synthetic_lifelines(3000, seed=4), root)
+    monkeypatch.setattr(system_mod, "NAN_MAP_MIN_BYTES", 1 << 62)   # np.full everywhere
+    filled = read_system(root)
+    monkeypatch.setattr(system_mod, "NAN_MAP_MIN_BYTES", 0)
+    mapped = read_system(root)
+    assert_same_system(mapped, filled)
+    assert list(mapped.nodes.columns) == ["id", "layer", "kind", "demand", "x", "y", "repair_time",
+                                          "repair_cost"]
+    assert_same_compiled(compile_system(mapped), compile_system(filled))
+    # Writable, one column at a time, in place or through a copy.
+    mapped.nodes.loc[mapped.nodes.index[:2], "x"] = 5.0
+    mapped.edges.iloc[0, mapped.edges.columns.get_loc("capacity")] = 7.0
+    assert mapped.nodes["x"].iloc[:2].tolist() == [5.0, 5.0] and mapped.nodes["x"].iloc[2:].isna().all()
+    assert mapped.nodes["y"].isna().all() and mapped.edges["length"].isna().all()
+    assert mapped.edges["capacity"].iloc[0] == 7.0 and mapped.edges["capacity"].iloc[1:].isna().all()
+    again = read_system(root)
+    assert again.nodes["x"].isna().all() and again.edges["capacity"].isna().all()
+    import pickle
+
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(mapped.nodes)), mapped.nodes)
+
+
+def test_sums_of_repair_columns_are_checked_in_whichever_file_has_them(tmp_path):
+    root = write_dir(tmp_path / "e", "id,layer,kind\np,power,source\na,power,\nb,power,",
+                     "source,target,repair_time\np,a,1e308\na,b,1e308")
+    result = run("--no-cache", "info", root)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: {root / 'nodes.csv'} and {root / 'edges.csv'}: the 'repair_time' values add up "
+        "to more than the largest number (about 1.8e308); write them in a larger unit")
+
+
 # ------------------------------------------------------------------ the ranking order
 
 def test_ranking_order_is_pandas_sort_values():
