@@ -267,6 +267,22 @@ def test_sums_of_repair_columns_are_checked_in_whichever_file_has_them(tmp_path)
         "to more than the largest number (about 1.8e308); write them in a larger unit")
 
 
+
+def test_files_read_two_at_a_time_report_the_first_bad_file_in_file_order(tmp_path):
+    """read_system reads the tables on two threads; the error is still the first file's."""
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "edges.csv").write_bytes(b"source,target\np,\xfe\n")
+    (root / "dependencies.csv").write_bytes(b"dependent,supplier\n\xfd,p\n")
+    for nodes, bad in ((b"id,layer\np,power\n\xff,power\n", "nodes.csv"),
+                       (b"id,layer\np,power\n", "edges.csv")):
+        (root / "nodes.csv").write_bytes(nodes)
+        for _ in range(3):
+            result = run("--no-cache", "info", root)
+            assert result.exit_code == 2
+            assert result.output.strip().splitlines()[-1] == f"error: {root / bad}: not UTF-8 text"
+
+
 # ------------------------------------------------------------------ the ranking order
 
 def test_ranking_order_is_pandas_sort_values():

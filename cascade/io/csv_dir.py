@@ -8,6 +8,7 @@ import tempfile
 import warnings
 import tomllib
 from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -200,7 +201,12 @@ def _finish_tables(nodes, edges, deps) -> tuple:
     found: dict = {"edges": {}, "dependencies": {}}
     unique = False
     if ids is not None:
-        codes = _lookup([ids] + [table.column(name) for _, table, name in wanted], ids)
+        # pyarrow hashes the names (without the GIL) while the nodes' cells become Python strings.
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(_lookup, [ids] + [table.column(name) for _, table, name in wanted], ids)
+            if isinstance(nodes, _Raw):
+                nodes = nodes.frame()
+            codes = later.result()
         unique = codes[0] is not None and bool(np.array_equal(codes[0], np.arange(len(ids))))
         for (key, _, name), pos in zip(wanted, codes[1:]):
             if pos is not None:
@@ -208,8 +214,8 @@ def _finish_tables(nodes, edges, deps) -> tuple:
         del codes
     if isinstance(nodes, _Raw):
         nodes = nodes.frame()
-        if unique:
-            nodes.attrs["unique_ids"] = True
+    if unique:
+        nodes.attrs["unique_ids"] = True
     objects = nodes["id"].to_numpy(dtype=object) if ids is not None else None
     if isinstance(edges, _Raw):
         edges = edges.frame(found["edges"], objects)
@@ -369,11 +375,13 @@ def read_system(path: str | os.PathLike) -> InfrastructureSystem:
     fmt = system_format(root)
     ext = ".parquet" if fmt == "parquet" else ".csv"
     reader = _read_parquet if fmt == "parquet" else _read_csv
-    # Read in file order (a file's reading error comes first), then the node names of every
-    # table looked up at once (_finish_tables).
-    nodes = reader(root / f"nodes{ext}", required=True, strip=True, raw=True)
-    edges = reader(root / f"edges{ext}", required=True, strip=True, raw=True)
-    deps = reader(root / f"dependencies{ext}", required=False, strip=True, raw=True)
+    # The files are read two at a time (pyarrow parses one while Python checks the bytes of
+    # another), their errors taken in file order (a file's reading error comes first); then
+    # the node names of every table are looked up at once (_finish_tables).
+    with ThreadPoolExecutor(2) as pool:
+        tables = [pool.submit(reader, root / f"{name}{ext}", required=name != "dependencies",
+                              strip=True, raw=True) for name in ("nodes", "edges", "dependencies")]
+        nodes, edges, deps = (table.result() for table in tables)
     nodes, edges, deps = _finish_tables(nodes, edges, deps)
     config = _read_toml(root / "system.toml")
     system = config.get("system", {})
