@@ -499,13 +499,16 @@ class InfrastructureSystem:
 
         node_ids = nodes["id"].to_numpy(dtype=object)
         edge_positions = edges.attrs.get("node_positions", {}) if edges.attrs.get("stripped") else {}
+        # The reader found every edge id given and distinct (one pyarrow hash), as for the nodes.
+        edge_ids_unique = bool(edges.attrs.get("stripped") and edges.attrs.get("unique_ids"))
         edges = _strings(edges)
         f = _File.of(files["edges"], lines.get("edges"))
         _require(edges, ["source", "target"], f)
         if "id" not in edges.columns:
             edges["id"] = ""
-        blank = edges["id"] == ""
-        edges.loc[blank, "id"] = edges.loc[blank, "source"] + "->" + edges.loc[blank, "target"]
+        if not edge_ids_unique:   # (else none is blank)
+            blank = edges["id"] == ""
+            edges.loc[blank, "id"] = edges.loc[blank, "source"] + "->" + edges.loc[blank, "target"]
         ends = {}
         for end in ("source", "target"):
             ends[end] = _positions(edges, end, node_index, node_ids, edge_positions)
@@ -526,7 +529,8 @@ class InfrastructureSystem:
         del edge_positions
         edges["source"] = node_ids[ends["source"]]
         edges["target"] = node_ids[ends["target"]]
-        _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
+        if not edge_ids_unique:
+            _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
         if "directed" not in edges.columns:
             edges["directed"] = ""
         flag = pd.Series(_lower(edges["directed"]), index=edges.index)

@@ -176,6 +176,30 @@ def test_the_reader_proves_node_ids_unique_only_when_they_are(tmp_path):
            for t in ("nodes", "edges")]
     nodes, _, _ = csv_dir._finish_tables(*raw, None)
     assert "unique_ids" not in nodes.attrs
+
+
+@pytest.mark.parametrize("ids, unique", [("e1,e2,e3", True), ("e1,e2,e1", False), ("e1,,e3", False),
+                                         (",,", False), ("e1,b->c,", False)])
+def test_the_reader_proves_edge_ids_given_and_unique_only_when_they_are(tmp_path, ids, unique):
+    edge_ids = ids.split(",")
+    root = write_dir(tmp_path / "s", "id,layer\na,power\nb,power\nc,power",
+                     "id,source,target\n" + "\n".join(f"{e},{s},{t}" for e, (s, t) in
+                                                      zip(edge_ids, [("a", "b"), ("a", "c"), ("b", "c")])))
+    raw = [csv_dir._read_csv(root / f"{t}.csv", required=True, strip=True, raw=True)
+           for t in ("nodes", "edges")]
+    assert all(isinstance(r, csv_dir._Raw) for r in raw), "regular files take the fast path"
+    _, edges, _ = csv_dir._finish_tables(*raw, None)
+    assert edges.attrs.get("unique_ids", False) is unique
+    # Whichever way, read_system's answer (or error) is that of the pandas path.
+    result = run("--no-cache", "info", root)
+    if len(set(e or f"{s}->{t}" for e, (s, t) in zip(edge_ids, [("a", "b"), ("a", "c"), ("b", "c")]))) == 3:
+        assert result.exit_code == 0, result.output
+        s = read_system(root)
+        assert s.edges["id"].tolist() == [e or f"{s_}->{t}" for e, (s_, t) in
+                                          zip(edge_ids, [("a", "b"), ("a", "c"), ("b", "c")])]
+    else:
+        assert result.exit_code == 2
+        assert "duplicate edge id" in result.output.strip().splitlines()[-1]
 def test_same_cells_compares_pointers_then_text():
     from cascade.system import same_cells
 

@@ -184,6 +184,15 @@ def _lookup(parts: list, ids) -> list:
     return out
 
 
+def _distinct(ids) -> bool:
+    """Whether the pyarrow column of ids has no blank cell and no repeated one (one pyarrow
+    hash; :meth:`InfrastructureSystem.from_tables` then hashes the edge ids no more)."""
+    import pyarrow.compute as pc
+
+    return len(ids) == 0 or (not pc.any(pc.equal(ids, "")).as_py()
+                             and pc.count_distinct(ids, mode="all").as_py() == len(ids))
+
+
 def _finish_tables(nodes, edges, deps) -> tuple:
     """The tables of :func:`read_system` as DataFrames, from what the readers returned
     (DataFrames, or :class:`_Raw` tables of the fast path).
@@ -191,7 +200,8 @@ def _finish_tables(nodes, edges, deps) -> tuple:
     On the fast path the node ids and every column that names nodes (of edges and
     dependencies) are looked up in one pyarrow hash set of the ids: every node id found at its
     own position proves the ids unique (``attrs["unique_ids"]``, so that
-    :meth:`InfrastructureSystem.from_tables` hashes them no more), and the other columns
+    :meth:`InfrastructureSystem.from_tables` hashes them no more; the same attribute of the
+    edges says their ids are all given and distinct, see :func:`_distinct`), and the other columns
     become the node ids' own string objects with their positions in ``attrs["node_positions"]``
     (checked there against the cells)."""
     ids = nodes.column("id") if isinstance(nodes, _Raw) else None
@@ -200,10 +210,14 @@ def _finish_tables(nodes, edges, deps) -> tuple:
               for name in table.names if name in NODE_COLUMNS]
     found: dict = {"edges": {}, "dependencies": {}}
     unique = False
+    distinct = None
     if ids is not None:
-        # pyarrow hashes the names (without the GIL) while the nodes' cells become Python strings.
+        # pyarrow hashes the names, then the edge ids (without the GIL), while the nodes' and
+        # edges' cells become Python strings.
+        edge_ids = edges.column("id") if isinstance(edges, _Raw) else None
         with ThreadPoolExecutor(1) as pool:
             later = pool.submit(_lookup, [ids] + [table.column(name) for _, table, name in wanted], ids)
+            distinct = pool.submit(_distinct, edge_ids) if edge_ids is not None else None
             if isinstance(nodes, _Raw):
                 nodes = nodes.frame()
             codes = later.result()
@@ -219,6 +233,8 @@ def _finish_tables(nodes, edges, deps) -> tuple:
     objects = nodes["id"].to_numpy(dtype=object) if ids is not None else None
     if isinstance(edges, _Raw):
         edges = edges.frame(found["edges"], objects)
+        if distinct is not None and distinct.result():
+            edges.attrs["unique_ids"] = True
     if isinstance(deps, _Raw):
         deps = deps.frame(found["dependencies"], objects)
     return nodes, edges, deps
