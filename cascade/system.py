@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -131,6 +132,7 @@ def _require(table: pd.DataFrame, columns: Iterable[str], file: str) -> None:
 NAN_MAP_MIN_BYTES = 1 << 20
 _nan_file: list = []   # [descriptor, bytes] of the in-memory file of NaN, made on first use
 _nan_lock = threading.Lock()
+_nan_arrays: dict = {}   # id -> weak reference of each mapped column (arrays are not hashable)
 
 
 def nan_column(n: int) -> np.ndarray:
@@ -164,9 +166,24 @@ def nan_column(n: int) -> np.ndarray:
                 _nan_file[:] = [fd, size]
             view = mmap.mmap(_nan_file[0], nbytes, flags=mmap.MAP_PRIVATE,
                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        return np.frombuffer(view, np.float64, count=n)
+        out = np.frombuffer(view, np.float64, count=n)
+        key = id(out)
+        _nan_arrays[key] = weakref.ref(out, lambda _, key=key: _nan_arrays.pop(key, None))
+        return out
     except (OSError, ValueError):
         return np.full(n, np.nan)
+
+
+def made_by_nan_column(values: np.ndarray) -> bool:
+    """Whether ``values`` is (a view of) a mapped column of :func:`nan_column`.  It says how
+    the column was made, not that it is still NaN: only for code that holds the table since
+    it was read (the cache, which stores such a column as its length alone)."""
+    while isinstance(values, np.ndarray):
+        ref = _nan_arrays.get(id(values))
+        if ref is not None and ref() is values:
+            return True
+        values = values.base
+    return False
 
 
 def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -> pd.DataFrame:

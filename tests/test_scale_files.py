@@ -409,6 +409,25 @@ def test_a_hit_gives_what_the_files_give(life):
     assert files and all(np.load(f, allow_pickle=False).dtype != object for f in files)
 
 
+@pytest.mark.parametrize("mapped", [False, True])
+def test_columns_the_files_left_out_are_stored_as_their_kind_alone(life, monkeypatch, mapped):
+    from cascade import system as system_mod
+
+    # Mapped (see nan_column) from any size on, or never: the hit equals the files either way.
+    monkeypatch.setattr(system_mod, "NAN_MAP_MIN_BYTES", 0 if mapped else 1 << 62)
+    cache_mod.load(life)
+    s, c = cache_mod.load(life)
+    fresh = read_system(life)
+    assert_same_system(s, fresh)
+    assert_same_compiled(c, compile_system(fresh))
+    entry = cache_entries(life)[0]
+    stored = {f.name for f in entry.glob("nodes.*.npy")}
+    x = list(fresh.nodes.columns).index("x")
+    assert (f"nodes.{x}.npy" in stored) is not mapped
+    s.nodes.loc[s.nodes.index[:1], "x"] = 3.0   # writable, that column alone
+    assert s.nodes["x"].iloc[0] == 3.0 and s.nodes["x"].iloc[1:].isna().all() and s.nodes["y"].isna().all()
+
+
 def test_a_hit_maps_the_arrays_and_never_writes_back(life):
     cache_mod.load(life)
     entry = cache_entries(life)[0]
