@@ -292,8 +292,8 @@ def test_sums_of_repair_columns_are_checked_in_whichever_file_has_them(tmp_path)
 
 
 
-def test_files_read_two_at_a_time_report_the_first_bad_file_in_file_order(tmp_path):
-    """read_system reads the tables on two threads; the error is still the first file's."""
+def test_the_first_bad_file_in_file_order_is_named(tmp_path):
+    """Each file names its own error, the first bad file in file order."""
     root = tmp_path / "r"
     root.mkdir()
     (root / "edges.csv").write_bytes(b"source,target\np,\xfe\n")
