@@ -307,6 +307,23 @@ def test_the_first_bad_file_in_file_order_is_named(tmp_path):
             assert result.output.strip().splitlines()[-1] == f"error: {root / bad}: not UTF-8 text"
 
 
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("seed", range(4))
+def test_csr_of_the_compiler_is_a_stable_argsort(dtype, seed):
+    from cascade.compiled import _csr
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 50))
+    keys = rng.integers(0, n, int(rng.integers(0, 500)))
+    indptr, order = _csr(keys, n, dtype)
+    assert order.dtype == dtype and indptr.dtype == dtype
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    assert np.array_equal(indptr, np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=n))]))
+    with pytest.raises(ValueError):
+        _csr(np.append(keys, n), n, dtype)
+
+
 # ------------------------------------------------------------------ the ranking order
 
 def test_ranking_order_is_pandas_sort_values():
