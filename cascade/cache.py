@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from .compiled import CompiledSystem, compile_system
-from .system import InfrastructureSystem
+from .system import InfrastructureSystem, made_by_nan_column, nan_column
 
 CACHE_DIR = ".cascade-cache"
-FORMAT = 2
+FORMAT = 3   # 3: columns of NaN that the files left out are stored as their kind alone
 FILES = ("nodes.csv", "edges.csv", "dependencies.csv", "nodes.parquet", "edges.parquet",
          "dependencies.parquet", "system.toml")
 # Columns of edges and dependencies that hold node ids: stored as node indices.
@@ -199,6 +199,8 @@ def _write_entry(root: Path, key: str, system: InfrastructureSystem, compiled: C
                     return
                 arrays[name] = index
                 kind = "node"
+            elif made_by_nan_column(values):   # a default the files left out: nothing to store
+                kind = "nan"
             elif values.dtype.kind in "fiub":
                 arrays[name] = values
                 kind = values.dtype.str
@@ -270,6 +272,8 @@ def _read_entry(path: Path) -> tuple[InfrastructureSystem, CompiledSystem] | Non
                         data[col] = np.append(uniques, "")[codes] if len(codes) else np.zeros(0, object)
                         if tname == "nodes" and col == "id":
                             node_ids = data[col]
+                    elif kind == "nan":
+                        data[col] = nan_column(spec["rows"])
                     else:
                         data[col] = npz[name]
                 tables[tname] = pd.DataFrame(data, columns=[c for c, _ in spec["columns"]],

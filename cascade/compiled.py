@@ -44,11 +44,17 @@ CAUSES = ("", "initial", "dependency", "disconnected")
 
 
 def _csr(keys: np.ndarray, n: int, index_dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Stable CSR grouping of positions by ``keys`` (0 <= key < n): (indptr, order)."""
-    order = np.argsort(keys, kind="stable")
+    """Stable CSR grouping of positions by ``keys`` (0 <= key < n): (indptr, order), ``order``
+    being ``np.argsort(keys, kind="stable")`` by one counting pass (the sort took 0.4 s of a
+    10^6-node compile)."""
+    keys = np.asarray(keys)
+    if len(keys) and (keys.min() < 0 or keys.max() >= n):   # the counting pass checks nothing
+        raise ValueError("CSR key out of range")
     indptr = np.zeros(n + 1, dtype=index_dtype)
     np.cumsum(np.bincount(keys, minlength=n), out=indptr[1:])
-    return indptr, order.astype(index_dtype)
+    order = np.zeros(len(keys), index_dtype)
+    _core.edge_arcs(np.ascontiguousarray(keys, dtype=index_dtype), n, order)
+    return indptr, order
 
 
 class _NodePositions:

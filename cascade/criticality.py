@@ -70,6 +70,7 @@ from . import _core
 from .compiled import RULE_CODES, CompiledSystem, Workspace, compile_system
 from .errors import InputError
 from .progress import ProgressArg, tracker
+from .resources import release_memory
 from .system import InfrastructureSystem
 from .units import layer_totals, score as loss_score
 
@@ -329,6 +330,9 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
 
     def compiled_plan() -> "_SweepPlan":
         """The plan on the compiled system (the full cascade's, which sums in node order)."""
+        if start is None:   # freed after the renumbered plan was made: only a redo gets here
+            return _SweepPlan(c, _start_state(c, pre_nodes, pre_edges)[1], count_mask, pre_nodes,
+                              pre_edges, *_no_forest(c), layer_root, layer_count, skip)
         return _SweepPlan(c, start, count_mask, pre_nodes, pre_edges,
                           *(_no_forest(c) if forest is None else forest),
                           layer_root, layer_count, skip)
@@ -351,7 +355,12 @@ def core_sweep(compiled: CompiledSystem, el_node: np.ndarray, el_edge: np.ndarra
                           par_edge, layer_root, layer_count, skip)
         times["order_s"] += time.perf_counter() - t_plan
         k_node = kc.map(el_node, kc.rank)
-    if deferred is None:
+        # The start state and the forest in the compiled numbering (about 25 bytes a node) are
+        # not kept through the sweep: a redo, the only user left (a full cascade, which needs
+        # no forest), rebuilds the start state (deterministic, the same fixpoint).
+        start = forest = child_ptr = child_idx = par_edge = el_node = None
+        release_memory()   # what the set-up freed, before the threads' buffers come
+    if deferred is None and start is not None:
         # The plans hold the start state's arrays (no copy); the rest of the workspaces (about
         # 23 bytes a node) is not kept through the sweep, where every thread adds its buffers.
         start = {name: getattr(start, name) for name in _SweepPlan.STATE}

@@ -47,3 +47,18 @@ def require_memory(nbytes: float, what: str, option: str | None = "--samples") -
     if avail is not None and nbytes > 0.8 * avail:
         raise InputError(f"{what} would need at least {_size(nbytes)} of memory, more than the "
                          f"{_size(avail)} available: use fewer", option)
+
+
+def release_memory() -> None:
+    """Give back to the system the memory freed while reading and compiling (pyarrow's pool
+    and glibc's heap keep it), so that the sweeps' buffers do not come on top of it."""
+    import ctypes
+    import sys
+
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass

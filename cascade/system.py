@@ -7,6 +7,10 @@ one read from files.
 """
 from __future__ import annotations
 
+import mmap
+import os
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -124,11 +128,73 @@ def _require(table: pd.DataFrame, columns: Iterable[str], file: str) -> None:
             raise InputError(f"empty '{col}'", file, _line(empty[0], file))
 
 
-def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -> None:
-    """Turn the format's numeric columns into floats in place; reject bad values by line."""
+# Columns of at least this many bytes that are NaN everywhere (a default) are mapped, not filled.
+NAN_MAP_MIN_BYTES = 1 << 20
+_nan_file: list = []   # [descriptor, bytes] of the in-memory file of NaN, made on first use
+_nan_lock = threading.Lock()
+_nan_arrays: dict = {}   # id -> weak reference of each mapped column (arrays are not hashable)
+
+
+def nan_column(n: int) -> np.ndarray:
+    """``np.full(n, np.nan)`` that takes no memory of this process until it is used (issue 15).
+
+    A private (copy-on-write) mapping of one in-memory file of NaN (Linux ``memfd``) that every
+    such column shares: a normal writable float64 array, but a page is resident only once read,
+    and private once written (a write changes this column alone).  The default columns a file
+    leaves out (``x``, ``y``, ``repair_*``, ``capacity``, ``length``: 67 MB at 10^6 nodes) then
+    cost one file of the largest (8 bytes a row) until something reads them.  Elsewhere, and
+    for small columns, it is ``np.full``.
+    """
+    nbytes = 8 * int(n)
+    if nbytes < NAN_MAP_MIN_BYTES or not hasattr(os, "memfd_create"):
+        return np.full(n, np.nan)
+    try:
+        with _nan_lock:
+            if not _nan_file or _nan_file[1] < nbytes:
+                size = -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE
+                fd = os.memfd_create("cascade-nan", os.MFD_CLOEXEC)
+                try:
+                    block = np.full(min(size, 1 << 20) // 8, np.nan).tobytes()
+                    done = 0
+                    while done < size:
+                        done += os.pwrite(fd, block[:size - done], done)
+                except OSError:
+                    os.close(fd)
+                    raise
+                if _nan_file:
+                    os.close(_nan_file[0])   # its mappings keep their own reference
+                _nan_file[:] = [fd, size]
+            view = mmap.mmap(_nan_file[0], nbytes, flags=mmap.MAP_PRIVATE,
+                             prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        out = np.frombuffer(view, np.float64, count=n)
+        key = id(out)
+        _nan_arrays[key] = weakref.ref(out, lambda _, key=key: _nan_arrays.pop(key, None))
+        return out
+    except (OSError, ValueError):
+        return np.full(n, np.nan)
+
+
+def made_by_nan_column(values: np.ndarray) -> bool:
+    """Whether ``values`` is (a view of) a mapped column of :func:`nan_column`.  It says how
+    the column was made, not that it is still NaN: only for code that holds the table since
+    it was read (the cache, which stores such a column as its length alone)."""
+    while isinstance(values, np.ndarray):
+        ref = _nan_arrays.get(id(values))
+        if ref is not None and ref() is values:
+            return True
+        values = values.base
+    return False
+
+
+def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -> pd.DataFrame:
+    """Turn the format's numeric columns into floats; reject bad values by line.  Returns the
+    table: the same object, or with the missing columns (their defaults) appended in ``spec``'s
+    order as a new frame that shares every other column (a frame's ``table[col] = array``
+    copies the array, which would fill a mapped column of NaN, see :func:`nan_column`)."""
+    missing = {}
     for col, default in spec.items():
         if col not in table.columns:
-            table[col] = np.nan if default is None else default
+            missing[col] = nan_column(len(table)) if default is None else np.full(len(table), float(default))
             continue
         raw = table[col].to_numpy()
         values = _parse_numbers(raw)
@@ -147,6 +213,17 @@ def _numbers(table: pd.DataFrame, spec: Mapping[str, float | None], file: str) -
         if default is not None:
             values = np.where(np.isnan(values), default, values)
         table[col] = values
+    if not missing:
+        return table
+    if not table.columns.is_unique:
+        for col, value in missing.items():
+            table[col] = value
+        return table
+    data = {col: table[col] for col in table.columns}
+    data.update(missing)
+    out = pd.DataFrame(data, index=table.index, columns=list(data), copy=False)
+    out.attrs = dict(table.attrs)
+    return out
 
 
 def _parse_numbers(raw: np.ndarray) -> np.ndarray:
@@ -430,21 +507,25 @@ class InfrastructureSystem:
         spelled = (_lower(nodes["kind"]) == "source") & (nodes["kind"].to_numpy() != "source")
         if spelled.any():
             nodes.loc[spelled, "kind"] = "source"
-        _numbers(nodes, NODE_NUMBERS, f)
-        _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
+        given = {"nodes": set(nodes.columns)}   # columns the table has (others: defaults)
+        nodes = _numbers(nodes, NODE_NUMBERS, f)
+        nodes = _numbers(nodes, _present(FLOW_NODE_NUMBERS, nodes, flow_layers), f)
         _finite_sums(nodes, "demand", f, by_layer=True)
         _attributes(nodes, {"id", "layer", "kind", "priority", *NODE_NUMBERS, *FLOW_NODE_NUMBERS})
         node_layer = nodes["layer"].to_numpy(dtype=object)
 
         node_ids = nodes["id"].to_numpy(dtype=object)
         edge_positions = edges.attrs.get("node_positions", {}) if edges.attrs.get("stripped") else {}
+        # The reader found every edge id given and distinct (one pyarrow hash), as for the nodes.
+        edge_ids_unique = bool(edges.attrs.get("stripped") and edges.attrs.get("unique_ids"))
         edges = _strings(edges)
         f = _File.of(files["edges"], lines.get("edges"))
         _require(edges, ["source", "target"], f)
         if "id" not in edges.columns:
             edges["id"] = ""
-        blank = edges["id"] == ""
-        edges.loc[blank, "id"] = edges.loc[blank, "source"] + "->" + edges.loc[blank, "target"]
+        if not edge_ids_unique:   # (else none is blank)
+            blank = edges["id"] == ""
+            edges.loc[blank, "id"] = edges.loc[blank, "source"] + "->" + edges.loc[blank, "target"]
         ends = {}
         for end in ("source", "target"):
             ends[end] = _positions(edges, end, node_index, node_ids, edge_positions)
@@ -465,7 +546,8 @@ class InfrastructureSystem:
         del edge_positions
         edges["source"] = node_ids[ends["source"]]
         edges["target"] = node_ids[ends["target"]]
-        _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
+        if not edge_ids_unique:
+            _duplicates(edges["id"], "edge id", f, "; give parallel edges an explicit id")
         if "directed" not in edges.columns:
             edges["directed"] = ""
         flag = pd.Series(_lower(edges["directed"]), index=edges.index)
@@ -474,10 +556,14 @@ class InfrastructureSystem:
             raise InputError(f"'directed' must be true or false, not '{edges['directed'].iloc[bad[0]]}'",
                              f, _line(bad[0], f))
         edges["directed"] = flag.isin(TRUE).to_numpy()
-        _numbers(edges, EDGE_NUMBERS, f)
-        _numbers(edges, _present(FLOW_EDGE_NUMBERS, edges, flow_layers), f)
+        given["edges"] = set(edges.columns)
+        edges = _numbers(edges, EDGE_NUMBERS, f)
+        edges = _numbers(edges, _present(FLOW_EDGE_NUMBERS, edges, flow_layers), f)
         for col in ("repair_time", "repair_cost"):  # recovery adds them up over nodes and edges
-            _finite_sums(pd.concat([nodes[[col]], edges[[col]]]), col, f"{files['nodes']} and {f}")
+            # A column added as its default (NaN) adds nothing: not read (see nan_column).
+            parts = [t[[col]] for key, t in (("nodes", nodes), ("edges", edges)) if col in given[key]]
+            if parts:
+                _finite_sums(pd.concat(parts), col, f"{files['nodes']} and {f}")
         _attributes(edges, {"id", "source", "target", "directed", *EDGE_NUMBERS, *FLOW_EDGE_NUMBERS})
         order = ["id", "source", "target", "directed"] \
             + [c for c in edges.columns if c not in ("id", "source", "target", "directed")]
@@ -503,8 +589,8 @@ class InfrastructureSystem:
                              f, _line(selfdep[0], f))
         if "group" not in deps.columns:
             deps["group"] = ""
-        _numbers(deps, DEPENDENCY_NUMBERS, f)
-        _numbers(deps, _present(FLOW_DEPENDENCY_NUMBERS, deps, flow_layers), f)
+        deps = _numbers(deps, DEPENDENCY_NUMBERS, f)
+        deps = _numbers(deps, _present(FLOW_DEPENDENCY_NUMBERS, deps, flow_layers), f)
         _attributes(deps, {"dependent", "supplier", "group", *DEPENDENCY_NUMBERS,
                            *FLOW_DEPENDENCY_NUMBERS})
         if "priority" in nodes.columns or flow_layers:

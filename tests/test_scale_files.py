@@ -176,6 +176,30 @@ def test_the_reader_proves_node_ids_unique_only_when_they_are(tmp_path):
            for t in ("nodes", "edges")]
     nodes, _, _ = csv_dir._finish_tables(*raw, None)
     assert "unique_ids" not in nodes.attrs
+
+
+@pytest.mark.parametrize("ids, unique", [("e1,e2,e3", True), ("e1,e2,e1", False), ("e1,,e3", False),
+                                         (",,", False), ("e1,b->c,", False)])
+def test_the_reader_proves_edge_ids_given_and_unique_only_when_they_are(tmp_path, ids, unique):
+    edge_ids = ids.split(",")
+    root = write_dir(tmp_path / "s", "id,layer\na,power\nb,power\nc,power",
+                     "id,source,target\n" + "\n".join(f"{e},{s},{t}" for e, (s, t) in
+                                                      zip(edge_ids, [("a", "b"), ("a", "c"), ("b", "c")])))
+    raw = [csv_dir._read_csv(root / f"{t}.csv", required=True, strip=True, raw=True)
+           for t in ("nodes", "edges")]
+    assert all(isinstance(r, csv_dir._Raw) for r in raw), "regular files take the fast path"
+    _, edges, _ = csv_dir._finish_tables(*raw, None)
+    assert edges.attrs.get("unique_ids", False) is unique
+    # Whichever way, read_system's answer (or error) is that of the pandas path.
+    result = run("--no-cache", "info", root)
+    if len(set(e or f"{s}->{t}" for e, (s, t) in zip(edge_ids, [("a", "b"), ("a", "c"), ("b", "c")]))) == 3:
+        assert result.exit_code == 0, result.output
+        s = read_system(root)
+        assert s.edges["id"].tolist() == [e or f"{s_}->{t}" for e, (s_, t) in
+                                          zip(edge_ids, [("a", "b"), ("a", "c"), ("b", "c")])]
+    else:
+        assert result.exit_code == 2
+        assert "duplicate edge id" in result.output.strip().splitlines()[-1]
 def test_same_cells_compares_pointers_then_text():
     from cascade.system import same_cells
 
@@ -207,6 +231,97 @@ def test_flow_arrays_of_a_system_without_flow_layers_take_no_memory_per_element(
     c = compile_system(read_system(root))
     for field in FLOW_FIELDS:
         assert getattr(c, field).flags.c_contiguous and getattr(c, field).strides != (0,), field
+
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd is Linux only (np.full elsewhere)")
+def test_a_column_of_nan_takes_memory_only_where_it_is_used():
+    from cascade.system import nan_column
+
+    n = 10_000_000   # 80 MB
+    before = _rss_mb()
+    a, b = nan_column(n), nan_column(n)
+    assert _rss_mb() - before < 20
+    assert a.dtype == np.float64 and a.shape == (n,) and a.flags.writeable
+    a[:1000] = 1.0     # a write is private to that column (copy on write)
+    b[-5:] = 2.0
+    assert np.isnan(a[1000:]).all() and (a[:1000] == 1.0).all()
+    assert np.isnan(b[:-5]).all() and (b[-5:] == 2.0).all()
+    assert np.isnan(nan_column(n)).all()   # a later column is NaN again
+
+
+def test_default_columns_are_nan_columns_that_behave_like_filled_ones(tmp_path, monkeypatch):
+    from cascade import system as system_mod
+
+    root = tmp_path / "s"
+    write_system(synthetic_lifelines(3000, seed=4), root)
+    monkeypatch.setattr(system_mod, "NAN_MAP_MIN_BYTES", 1 << 62)   # np.full everywhere
+    filled = read_system(root)
+    monkeypatch.setattr(system_mod, "NAN_MAP_MIN_BYTES", 0)
+    mapped = read_system(root)
+    assert_same_system(mapped, filled)
+    assert list(mapped.nodes.columns) == ["id", "layer", "kind", "demand", "x", "y", "repair_time",
+                                          "repair_cost"]
+    assert_same_compiled(compile_system(mapped), compile_system(filled))
+    # Writable, one column at a time, in place or through a copy.
+    mapped.nodes.loc[mapped.nodes.index[:2], "x"] = 5.0
+    mapped.edges.iloc[0, mapped.edges.columns.get_loc("capacity")] = 7.0
+    assert mapped.nodes["x"].iloc[:2].tolist() == [5.0, 5.0] and mapped.nodes["x"].iloc[2:].isna().all()
+    assert mapped.nodes["y"].isna().all() and mapped.edges["length"].isna().all()
+    assert mapped.edges["capacity"].iloc[0] == 7.0 and mapped.edges["capacity"].iloc[1:].isna().all()
+    again = read_system(root)
+    assert again.nodes["x"].isna().all() and again.edges["capacity"].isna().all()
+    import pickle
+
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(mapped.nodes)), mapped.nodes)
+
+
+def test_sums_of_repair_columns_are_checked_in_whichever_file_has_them(tmp_path):
+    root = write_dir(tmp_path / "e", "id,layer,kind\np,power,source\na,power,\nb,power,",
+                     "source,target,repair_time\np,a,1e308\na,b,1e308")
+    result = run("--no-cache", "info", root)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: {root / 'nodes.csv'} and {root / 'edges.csv'}: the 'repair_time' values add up "
+        "to more than the largest number (about 1.8e308); write them in a larger unit")
+
+
+
+def test_the_first_bad_file_in_file_order_is_named(tmp_path):
+    """Each file names its own error, the first bad file in file order."""
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "edges.csv").write_bytes(b"source,target\np,\xfe\n")
+    (root / "dependencies.csv").write_bytes(b"dependent,supplier\n\xfd,p\n")
+    for nodes, bad in ((b"id,layer\np,power\n\xff,power\n", "nodes.csv"),
+                       (b"id,layer\np,power\n", "edges.csv")):
+        (root / "nodes.csv").write_bytes(nodes)
+        for _ in range(3):
+            result = run("--no-cache", "info", root)
+            assert result.exit_code == 2
+            assert result.output.strip().splitlines()[-1] == f"error: {root / bad}: not UTF-8 text"
+
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("seed", range(4))
+def test_csr_of_the_compiler_is_a_stable_argsort(dtype, seed):
+    from cascade.compiled import _csr
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 50))
+    keys = rng.integers(0, n, int(rng.integers(0, 500)))
+    indptr, order = _csr(keys, n, dtype)
+    assert order.dtype == dtype and indptr.dtype == dtype
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    assert np.array_equal(indptr, np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=n))]))
+    with pytest.raises(ValueError):
+        _csr(np.append(keys, n), n, dtype)
 
 
 # ------------------------------------------------------------------ the ranking order
@@ -309,6 +424,25 @@ def test_a_hit_gives_what_the_files_give(life):
     # Plain arrays: numpy reads the entry without pickles.
     files = sorted(entries()[0].glob("*.npy"))
     assert files and all(np.load(f, allow_pickle=False).dtype != object for f in files)
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_columns_the_files_left_out_are_stored_as_their_kind_alone(life, monkeypatch, mapped):
+    from cascade import system as system_mod
+
+    # Mapped (see nan_column) from any size on, or never: the hit equals the files either way.
+    monkeypatch.setattr(system_mod, "NAN_MAP_MIN_BYTES", 0 if mapped else 1 << 62)
+    cache_mod.load(life)
+    s, c = cache_mod.load(life)
+    fresh = read_system(life)
+    assert_same_system(s, fresh)
+    assert_same_compiled(c, compile_system(fresh))
+    entry = cache_entries(life)[0]
+    stored = {f.name for f in entry.glob("nodes.*.npy")}
+    x = list(fresh.nodes.columns).index("x")
+    assert (f"nodes.{x}.npy" in stored) is not mapped
+    s.nodes.loc[s.nodes.index[:1], "x"] = 3.0   # writable, that column alone
+    assert s.nodes["x"].iloc[0] == 3.0 and s.nodes["x"].iloc[1:].isna().all() and s.nodes["y"].isna().all()
 
 
 def test_a_hit_maps_the_arrays_and_never_writes_back(life):

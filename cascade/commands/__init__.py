@@ -14,6 +14,7 @@ from ..compiled import CompiledSystem, compile_system
 from ..errors import InputError, did_you_mean, reading
 from ..io import read_system, write_atomic
 from ..system import InfrastructureSystem
+from ..resources import release_memory  # noqa: F401  (used by the commands)
 
 system_argument = click.argument("system_dir", metavar="SYSTEM",
                                  type=click.Path(file_okay=False, path_type=Path))
@@ -77,19 +78,6 @@ def _arrow_pool() -> None:
         pass
 
 
-def release_memory() -> None:
-    """Give back to the system the memory freed while reading and compiling (pyarrow's pool
-    and glibc's heap keep it), so that the sweeps' buffers do not come on top of it."""
-    import ctypes
-    import sys
-
-    pa = sys.modules.get("pyarrow")
-    if pa is not None:
-        pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc
-        pass
 
 
 def read_id_lines(path: Path) -> list[tuple[str, int]]:

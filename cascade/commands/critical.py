@@ -216,8 +216,6 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
     same records) and "worst_set" when -k is given.  --workers / --scheduler run the sweeps
     on Dask (the system is sent to each worker once); the results are those of threads.
     """
-    from ..cluster import open_cluster
-
     if k is not None and fmt == "csv":
         raise InputError("--k has no CSV form: use --format table or json")
     if workers is not None and scheduler is not None:
@@ -232,7 +230,11 @@ def command(system_dir, top, elements, layer, k, compare, fmt, output, threads, 
     if compiled.has_flow_layers and (workers is not None or scheduler is not None):
         raise InputError("--workers/--scheduler: the sweep of flow layers runs on threads only "
                          "(use --threads)")
-    cluster = open_cluster(scheduler, workers)
+    cluster = None
+    if workers is not None or scheduler is not None:   # cascade.cluster imports the hazards
+        from ..cluster import open_cluster
+
+        cluster = open_cluster(scheduler, workers)
     try:
         _run(system, compiled, top, elements, layer, k, compare, fmt, output, threads, engine,
              csv_safe, cluster)
