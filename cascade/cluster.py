@@ -183,17 +183,13 @@ class SweepCluster:
             self.label = f"dask ({scheduler})"
             self.where = scheduler
         else:
-            import dask
-
             carry = dict(carry or {}) if _ens.LOCAL_START_METHOD == "fork" else {}
             self._shared.update(carry)
             for token, obj in carry.items():   # copied into each worker by the fork
                 _store_put(token, obj)
             try:
-                # Without the workers' statistical profiler (a stack sample every 10 ms, for the
-                # dashboard nobody opens here): 1.4 % of a core per idle worker on this machine.
-                with dask.config.set({"distributed.worker.profile.enabled": False}):
-                    self._cluster = _ens._local_cluster(distributed, workers)
+                # Without the workers' profiler and with quieter loops (_ens.QUIET_CONFIG).
+                self._cluster = _ens._local_cluster(distributed, workers)
             finally:
                 for token in carry:
                     _store_drop(token)
