@@ -173,6 +173,10 @@ class SweepCluster:
         distributed = _dask()
         self._cluster = None
         self._shared: OrderedDict = OrderedDict()   # token -> object (to send to late workers)
+        # Tokens this client has seen in every worker's store (sent, found or carried): a
+        # later share of them asks nothing (a worker that lost one since raises NotShared in
+        # its task, and run_ranges sends it then).
+        self._held: set = set()
         if scheduler is not None:
             scheduler = check_scheduler(scheduler)
             try:
@@ -187,6 +191,7 @@ class SweepCluster:
             self._shared.update(carry)
             for token, obj in carry.items():   # copied into each worker by the fork
                 _store_put(token, obj)
+            self._held.update(carry)
             try:
                 # Without the workers' profiler and with quieter loops (_ens.QUIET_CONFIG).
                 self._cluster = _ens._local_cluster(distributed, workers)
@@ -238,16 +243,24 @@ class SweepCluster:
         return out
 
     def _send(self, tokens) -> None:
-        """Send the objects of ``tokens`` to the workers that do not hold them."""
-        have = self.client.run(_store_has, list(tokens))
-        for token in dict.fromkeys(tokens):
+        """Send the objects of ``tokens`` to the workers that do not hold them (one round
+        trip to ask them, none for tokens this client already saw on every worker)."""
+        tokens = [t for t in dict.fromkeys(tokens) if t not in self._held]
+        if not tokens:
+            return
+        have = self.client.run(_store_has, tokens)
+        for token in tokens:
             missing = [w for w, held in have.items() if token not in held]
             if missing and token in self._shared:
                 self.client.run(_store_put, token, self._shared[token], workers=missing)
+                missing = []
+            if not missing and have:
+                self._held.add(token)
 
     def forget(self, token: str) -> None:
         """Drop ``token`` from the workers' stores (a sweep's start state, once it is done)."""
         self._shared.pop(token, None)
+        self._held.discard(token)
         try:
             self.client.run(_store_drop, token)
         except Exception:   # a worker gone: its store is gone with it
@@ -357,6 +370,7 @@ class SweepCluster:
                     if future.status == "error":
                         exc = future.exception()
                         if isinstance(exc, NotShared):   # a worker without the inputs: send, rerun
+                            self._held.clear()   # ask the workers again
                             try:
                                 self._send(list(self._shared))
                             except Exception as err:
