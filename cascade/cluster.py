@@ -9,7 +9,9 @@ object by a token (a hash of its pickle, or a token the caller gives), asks the 
 of them already hold it, and sends it only to the others.  An object stays in the store of a
 worker after the run (the last :data:`STORE_MAX` of them), so the next run on the same cluster,
 from this process or another one (a second ``cascade critical --scheduler`` on the same files),
-sends nothing again.  Tasks carry tokens and element or sample ranges only.  A sweep's start
+sends nothing again; a client that saw a token on every worker (it sent it, found it, or the
+fork carried it) does not ask again (a worker that lost it since raises :class:`NotShared` in
+its task, and gets it then).  Tasks carry tokens and element or sample ranges only.  A sweep's start
 state is not sent: each worker builds it from the stored system, once (:func:`built`).
 
 :meth:`SweepCluster.run_ranges` cuts ``0 .. total`` into ranges while the run goes: the first
