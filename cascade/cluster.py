@@ -9,9 +9,11 @@ object by a token (a hash of its pickle, or a token the caller gives), asks the 
 of them already hold it, and sends it only to the others.  An object stays in the store of a
 worker after the run (the last :data:`STORE_MAX` of them), so the next run on the same cluster,
 from this process or another one (a second ``cascade critical --scheduler`` on the same files),
-sends nothing again.  Tasks carry tokens and element or sample ranges only.  A sweep's start
-state is not sent: each worker builds it from the stored system, once (:func:`built`).  (On a
-local cluster, ``core_sweep`` passes its plan through shared memory instead:
+sends nothing again; a client that saw a token on every worker (it sent it, found it, or the
+fork carried it) does not ask again (a worker that lost it since raises :class:`NotShared` in
+its task, and gets it then).  Tasks carry tokens and element or sample ranges only.  A sweep's
+start state is not sent: each worker builds it from the stored system, once (:func:`built`).
+(On a local cluster, ``core_sweep`` passes its plan through shared memory instead:
 :mod:`cascade.shared`, :attr:`SweepCluster.local`.)
 
 :meth:`SweepCluster.run_ranges` cuts ``0 .. total`` into ranges while the run goes: the first
@@ -175,6 +177,10 @@ class SweepCluster:
         distributed = _dask()
         self._cluster = None
         self._shared: OrderedDict = OrderedDict()   # token -> object (to send to late workers)
+        # Tokens this client has seen in every worker's store (sent, found or carried): a
+        # later share of them asks nothing (a worker that lost one since raises NotShared in
+        # its task, and run_ranges sends it then).
+        self._held: set = set()
         if scheduler is not None:
             scheduler = check_scheduler(scheduler)
             try:
@@ -185,17 +191,14 @@ class SweepCluster:
             self.label = f"dask ({scheduler})"
             self.where = scheduler
         else:
-            import dask
-
             carry = dict(carry or {}) if _ens.local_start_method() == "fork" else {}
             self._shared.update(carry)
             for token, obj in carry.items():   # copied into each worker by the fork
                 _store_put(token, obj)
+            self._held.update(carry)
             try:
-                # Without the workers' statistical profiler (a stack sample every 10 ms, for the
-                # dashboard nobody opens here): 1.4 % of a core per idle worker on this machine.
-                with dask.config.set({"distributed.worker.profile.enabled": False}):
-                    self._cluster = _ens._local_cluster(distributed, workers)
+                # Without the workers' profiler and with quieter loops (_ens.QUIET_CONFIG).
+                self._cluster = _ens._local_cluster(distributed, workers)
             finally:
                 for token in carry:
                     _store_drop(token)
@@ -250,16 +253,24 @@ class SweepCluster:
         return out
 
     def _send(self, tokens) -> None:
-        """Send the objects of ``tokens`` to the workers that do not hold them."""
-        have = self.client.run(_store_has, list(tokens))
-        for token in dict.fromkeys(tokens):
+        """Send the objects of ``tokens`` to the workers that do not hold them (one round
+        trip to ask them, none for tokens this client already saw on every worker)."""
+        tokens = [t for t in dict.fromkeys(tokens) if t not in self._held]
+        if not tokens:
+            return
+        have = self.client.run(_store_has, tokens)
+        for token in tokens:
             missing = [w for w, held in have.items() if token not in held]
             if missing and token in self._shared:
                 self.client.run(_store_put, token, self._shared[token], workers=missing)
+                missing = []
+            if not missing and have:
+                self._held.add(token)
 
     def forget(self, token: str) -> None:
         """Drop ``token`` from the workers' stores (a sweep's start state, once it is done)."""
         self._shared.pop(token, None)
+        self._held.discard(token)
         try:
             self.client.run(_store_drop, token)
         except Exception:   # a worker gone: its store is gone with it
@@ -369,6 +380,7 @@ class SweepCluster:
                     if future.status == "error":
                         exc = future.exception()
                         if isinstance(exc, NotShared):   # a worker without the inputs: send, rerun
+                            self._held.clear()   # ask the workers again
                             try:
                                 self._send(list(self._shared))
                             except Exception as err:

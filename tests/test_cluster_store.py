@@ -194,6 +194,38 @@ def test_a_worker_without_the_object_gets_it_and_the_range_reruns(address, monke
     np.testing.assert_array_equal(got, data)
 
 
+def test_a_second_share_on_one_client_asks_the_workers_nothing(address, monkeypatch):
+    """A token this client saw on every worker is not asked about again (no round trip);
+    the oracle: a new token, and a new client, do ask.  That a worker which lost it since
+    still gets it is test_a_worker_without_the_object_gets_it_and_the_range_reruns."""
+    data = np.arange(300) + 7
+    with cl.SweepCluster(scheduler=address) as sc:
+        asked = []
+        real = sc.client.run
+
+        def run(fn, *args, **kw):
+            if fn is cl._store_has:
+                asked.append(list(args[0]))
+            return real(fn, *args, **kw)
+
+        monkeypatch.setattr(sc.client, "run", run)
+        token = sc.share(data)
+        assert asked == [[token]]
+        assert sc.share(data) == token and asked == [[token]]
+        other = sc.share(data + 1)
+        assert asked == [[token], [other]]
+        rows = []
+        sc.run_ranges(store_tasks.span_sum, lambda lo, hi: (token, lo, hi), len(data),
+                      lambda r: rows.append(r) or r[1] - r[0], size=100)
+        got = np.concatenate([r[2] for r in sorted(rows, key=lambda r: r[0])])
+        np.testing.assert_array_equal(got, data)
+    with cl.SweepCluster(scheduler=address) as sc:
+        held = sc.client.run(cl._store_has, [token])
+        assert all(h == [token] for h in held.values()) and len(held) == 2
+        asked = _puts(monkeypatch, sc)
+        assert sc.share(data) == token and asked == []   # nothing sent, but asked (above)
+
+
 def test_a_failing_task_is_one_line(address):
     with cl.SweepCluster(scheduler=address) as sc:
         token = sc.share(np.arange(10))

@@ -46,6 +46,44 @@ def test_local_cluster_workers_without_trim_threshold_and_no_leak():
     assert _environ() == before
 
 
+def _loop_settings(dask_worker=None, dask_scheduler=None):
+    import dask
+
+    server = dask_worker if dask_worker is not None else dask_scheduler
+    return ({k: v.callback_time for k, v in server.periodic_callbacks.items()},
+            dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_local_cluster_is_quiet():
+    """The local cluster's scheduler, nannies and workers run with QUIET_CONFIG (no profiler,
+    ticks every second, the system and memory monitors less often), and this process's own
+    Dask config is left as it was; the oracle: distributed's defaults differ on each."""
+    import dask
+
+    defaults = {k: dask.config.get(k) for k in ensemble.QUIET_CONFIG}
+    assert all(defaults[k] != v for k, v in ensemble.QUIET_CONFIG.items()), defaults
+    tick = dask.utils.parse_timedelta(ensemble.QUIET_CONFIG["distributed.admin.tick.interval"]) * 1000
+    monitor = dask.utils.parse_timedelta(
+        ensemble.QUIET_CONFIG["distributed.admin.system-monitor.interval"]) * 1000
+    memory = dask.utils.parse_timedelta(
+        ensemble.QUIET_CONFIG["distributed.worker.memory.monitor-interval"]) * 1000
+    cluster = ensemble._local_cluster(distributed, 2)
+    try:
+        assert {k: dask.config.get(k) for k in ensemble.QUIET_CONFIG} == defaults
+        with distributed.Client(cluster, set_as_default=False) as client:
+            workers = client.run(_loop_settings)
+            scheduler, _ = client.run_on_scheduler(_loop_settings)
+        nannies = [n.periodic_callbacks for n in cluster.workers.values()]
+    finally:
+        ensemble.close_local_cluster(cluster)
+    assert len(workers) == 2
+    for callbacks, profiling in workers.values():
+        assert profiling is False
+        assert (callbacks["tick"], callbacks["monitor"], callbacks["memory_monitor"]) == (tick, monitor, memory)
+    assert (scheduler["tick"], scheduler["monitor"]) == (tick, monitor)
+    assert [n["memory_monitor"].callback_time for n in nannies] == [memory, memory]
+
+
 def test_plain_local_cluster_would_leak(monkeypatch):
     """The oracle of the test above: distributed's own LocalCluster does set the variables
     (else the no-leak assertion would prove nothing)."""
