@@ -33,7 +33,8 @@ except SystemExit as exc:
 else:
     code = 0
 print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modules),
-                  "pandas": "pandas" in sys.modules}), file=sys.stderr)
+                  "pandas": "pandas" in sys.modules, "sparse": "scipy.sparse" in sys.modules,
+                  "flowcore": "cascade.flowcore" in sys.modules}), file=sys.stderr)
 """ % (HEAVY,)
 
 
@@ -149,22 +150,6 @@ def test_spearman_edge_cases():
     assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
 
 
-# Loaded-module probe for scipy.sparse and the flow core (which needs it through cascade._flow).
-SPARSE_PROBE = """
-import json, sys
-sys.argv = ["cascade", *json.loads(sys.argv[1])]
-from cascade.cli import main
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print(json.dumps({"code": code, "sparse": "scipy.sparse" in sys.modules,
-                  "flowcore": "cascade.flowcore" in sys.modules}), file=sys.stderr)
-"""
-
-
 @pytest.mark.parametrize("args", [
     ["simulate", DEMO, "--fail", "P-SUB-T03"],
     ["simulate", DEMO, "--fail", "P-SUB-T03", "--format", "csv"],
@@ -173,12 +158,9 @@ print(json.dumps({"code": code, "sparse": "scipy.sparse" in sys.modules,
 def test_v1_commands_do_not_import_scipy_sparse_or_the_flow_core(args):
     """Commands on a v1 system pay neither for the flow core nor for scipy.sparse (which
     cascade/flowcore.py imports only where a v1 rule inside a flow system needs it)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CASCADE_CACHE": "0"}
-    res = subprocess.run([sys.executable, "-c", SPARSE_PROBE, json.dumps([str(a) for a in args])],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    report = json.loads(res.stderr.strip().splitlines()[-1])
-    assert report["code"] in (0, None) and res.stdout.strip(), res.stderr
-    assert report == {"code": report["code"], "sparse": False, "flowcore": False}, report
+    report, out = probe(*args)
+    assert out.strip()                       # the command did its work
+    assert not report["sparse"] and not report["flowcore"], report
 
 
 def test_flowcore_imports_scipy_sparse_lazily():
