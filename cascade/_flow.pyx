@@ -55,7 +55,7 @@ submatrix eliminated in the inherited order), so no ordering is ever recomputed.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.math cimport INFINITY, fabs, isnan, NAN
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, realloc, free, qsort
 
 import numpy as np
 import scipy.sparse as sp
@@ -1071,6 +1071,25 @@ cdef struct _PS:
     uint8_t* uncl       # per island of the step: an active branch outside the intact grid
     bint init
     Py_ssize_t rows     # rows recomputed
+    int64_t* chg        # branches whose activity may have changed since the last refactor
+    Py_ssize_t nchg, cchg
+    bint allbr          # ... or every branch (a new factor, or chg overflowed)
+    bint dirty          # the islands (or their uncl) may have changed since the last refactor
+    int64_t* ml         # (the marked positions, nrb)
+
+
+cdef inline void _ps_note(_PS* ps, int64_t e) noexcept nogil:
+    """Branch e may have changed its activity since the last refactorization."""
+    if ps.nchg < ps.cchg:
+        ps.chg[ps.nchg] = e
+        ps.nchg += 1
+    else:
+        ps.allbr = True
+
+
+cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const int64_t*>a)[0], y = (<const int64_t*>b)[0]
+    return (x > y) - (x < y)
 
 
 cdef void _lsolve(Py_ssize_t n, int64_t* Lp, int64_t* Li, double* Lx, double* D,
@@ -1551,6 +1570,7 @@ cdef class DCFlow:
         cdef Py_ssize_t nnzl
         cdef double[::1] v_lx, v_d, v_y
         cdef uint8_t[::1] v_u8
+        cdef int64_t[::1] v_i64
         if n == 0 or m == 0:
             return None
         ws_i = np.empty(self.nws_i, dtype=np.int64)
@@ -1588,6 +1608,14 @@ cdef class DCFlow:
             ps.uncl = ps.inF + m + 1
             ps.init = False
             ps.rows = 0
+            p_i64 = np.empty(self.nrb + 2 * m + 18, dtype=np.int64)
+            v_i64 = p_i64
+            ps.ml = &v_i64[0]
+            ps.chg = ps.ml + self.nrb + 1
+            ps.cchg = 2 * m + 16
+            ps.nchg = 0
+            ps.allbr = True
+            ps.dirty = True
             psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.full(m, np.nan)
@@ -1638,6 +1666,7 @@ cdef class DCFlow:
         cdef Py_ssize_t nnzl
         cdef double[::1] v_lx, v_d, v_y
         cdef uint8_t[::1] v_u8
+        cdef int64_t[::1] v_i64
         for c in range(nk):
             if losses[c] < 0 or losses[c] >= m:
                 raise ValueError("losses: index outside 0..m-1")
@@ -1698,6 +1727,14 @@ cdef class DCFlow:
             ps.uncl = ps.inF + m + 1
             ps.init = False
             ps.rows = 0
+            p_i64 = np.empty(self.nrb + 2 * m + 18, dtype=np.int64)
+            v_i64 = p_i64
+            ps.ml = &v_i64[0]
+            ps.chg = ps.ml + self.nrb + 1
+            ps.cchg = 2 * m + 16
+            ps.nchg = 0
+            ps.allbr = True
+            ps.dirty = True
             psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.empty(m)
@@ -1727,6 +1764,13 @@ cdef class DCFlow:
         for c in range(nk):
             b = losses[c]
             with nogil:
+                if psp != NULL:
+                    # (the branches whose activity changes from the last cascade's end)
+                    if c > 0:
+                        _ps_note(psp, losses[c - 1])
+                        for e in range(nt):
+                            _ps_note(psp, tbv[e])
+                    _ps_note(psp, b)
                 for e in range(m):
                     av[e] = a0[e]
                     fl[e] = NAN
@@ -1885,6 +1929,8 @@ cdef class DCFlow:
         cdef uint8_t* mark = ps.mark
         cdef uint8_t* inF = ps.inF
         cdef uint8_t* uncl = ps.uncl
+        cdef int64_t* ml = ps.ml
+        cdef Py_ssize_t nm, ne, i
         if not ps.init:
             # the intact grid's factor: every position a row, every branch of it counted
             for p in range(Lp[nr]):
@@ -1897,34 +1943,62 @@ cdef class DCFlow:
             for e in range(m):
                 inF[e] = self.base_act[e]
             ps.init = True
+            ps.allbr = True
+            ps.dirty = True
         # the columns that changed: rows that became or stopped being identity rows (and
-        # their neighbours), ends of branches lost or regained
-        for k in range(nr):
-            v = pbus[k]
-            l = lab[v]
-            s = l >= 0 and isz[l] > DENSE_MAX and v != iref[l] and not uncl[l]
-            if s != stat[k]:
-                stat[k] = s
-                mark[k] = 1
-                for j in range(adj_ptr[v], adj_ptr[v + 1]):
-                    pw = posb[adj_nbr[j]]
-                    if pw >= 0:
-                        mark[pw] = 1
-        for e in range(m):
+        # their neighbours), ends of branches lost or regained; the positions marked are
+        # listed in ml[:nm].  Only when the islands may have changed since the last call (the
+        # status of a row depends on nothing else), and only the branches noted since.
+        nm = 0
+        if ps.dirty:
+            for k in range(nr):
+                v = pbus[k]
+                l = lab[v]
+                s = l >= 0 and isz[l] > DENSE_MAX and v != iref[l] and not uncl[l]
+                if s != stat[k]:
+                    stat[k] = s
+                    if not mark[k]:
+                        mark[k] = 1
+                        ml[nm] = k
+                        nm += 1
+                    for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                        pw = posb[adj_nbr[j]]
+                        if pw >= 0 and not mark[pw]:
+                            mark[pw] = 1
+                            ml[nm] = pw
+                            nm += 1
+        ne = m if ps.allbr else ps.nchg
+        for i in range(ne):
+            e = i if ps.allbr else ps.chg[i]
             a = act[e] != 0 and self.base_act[e] != 0
             if a != inF[e]:
                 inF[e] = a
-                if posb[fr[e]] >= 0:
-                    mark[posb[fr[e]]] = 1
-                if posb[to[e]] >= 0:
-                    mark[posb[to[e]]] = 1
-        # their elimination-tree ancestors (a parent comes after its children)
-        for k in range(nr):
-            if mark[k] and epar[k] >= 0:
-                mark[epar[k]] = 1
-        for k in range(nr):
-            if not mark[k]:
-                continue
+                pw = posb[fr[e]]
+                if pw >= 0 and not mark[pw]:
+                    mark[pw] = 1
+                    ml[nm] = pw
+                    nm += 1
+                pw = posb[to[e]]
+                if pw >= 0 and not mark[pw]:
+                    mark[pw] = 1
+                    ml[nm] = pw
+                    nm += 1
+        ps.nchg = 0
+        ps.allbr = False
+        ps.dirty = False
+        # their elimination-tree ancestors, then in increasing order (a parent comes after
+        # its children: every row recomputed after the rows it reads)
+        ne = nm
+        for i in range(ne):
+            p = epar[ml[i]]
+            while p >= 0 and not mark[p]:
+                mark[p] = 1
+                ml[nm] = p
+                nm += 1
+                p = epar[p]
+        qsort(ml, nm, sizeof(int64_t), _cmp_i64)
+        for i in range(nm):
+            k = ml[i]
             mark[k] = 0
             if not stat[k]:
                 D[k] = 1.0
@@ -2445,7 +2519,11 @@ cdef class DCFlow:
                 else:
                     mode[l] = 0
             if ps != NULL:
+                if not same:
+                    ps.dirty = True
                 for l in range(ni):
+                    if ps.uncl[l]:
+                        ps.dirty = True           # (it may go from 1 to 0)
                     ps.uncl[l] = 0
             for e in range(m):
                 if act[e]:
@@ -2671,6 +2749,8 @@ cdef class DCFlow:
                 e = tb[i]
                 act[e] = 0
                 flow[e] = NAN
+                if ps != NULL:
+                    _ps_note(ps, e)
         for e in range(m):
             if not act[e]:
                 flow[e] = NAN
