@@ -1996,7 +1996,21 @@ cdef class DCFlow:
                 ml[nm] = p
                 nm += 1
                 p = epar[p]
-        qsort(ml, nm, sizeof(int64_t), _cmp_i64)
+        if nm <= 48:
+            # (insertion sort of a short list)
+            for i in range(1, nm):
+                p = ml[i]
+                j = i
+                while j > 0 and ml[j - 1] > p:
+                    ml[j] = ml[j - 1]
+                    j -= 1
+                ml[j] = p
+        else:
+            nm = 0
+            for k in range(nr):
+                if mark[k]:
+                    ml[nm] = k
+                    nm += 1
         for i in range(nm):
             k = ml[i]
             mark[k] = 0
@@ -2283,7 +2297,7 @@ cdef class DCFlow:
         cdef Py_ssize_t n = self.n, m = self.m
         cdef Py_ssize_t v, s, e, l, ni = 0, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
         cdef Py_ssize_t nd, nr, nbr, nrem, nfresh, nbase, nwood, ncol = 0, colcap = 0, mcap = 0
-        cdef Py_ssize_t bl, nb, pf, pt, nrb, npart
+        cdef Py_ssize_t bl, nb, pf, pt, nrb, npart, nsmall
         cdef int32_t pr
         cdef double dc, fg, S, P, g, b, sx, acc
         cdef int rc = 0
@@ -2508,10 +2522,12 @@ cdef class DCFlow:
             nfresh = 0
             nbase = 0
             npart = 0
+            nsmall = 0
             for l in range(ni):
                 if mode[l] and G[l] > 0 and isz[l] >= 2:
                     if isz[l] <= DENSE_MAX:
                         mode[l] = 2
+                        nsmall += 1
                     elif self.base_sz[self.base_lab[iref[l]]] == isz[l]:
                         mode[l] = 3                       # the intact factor, if it fits
                     else:
@@ -2525,16 +2541,23 @@ cdef class DCFlow:
                     if ps.uncl[l]:
                         ps.dirty = True           # (it may go from 1 to 0)
                     ps.uncl[l] = 0
+            # (and the active branches of the islands to solve, in index order: which islands
+            # those are does not change below, only how they are solved)
+            nbr = 0
             for e in range(m):
                 if act[e]:
+                    l = lab[fr[e]]
                     if ps != NULL and (not self.base_act[e] or x[e] < 0):
                         # (a series capacitor: the matrix is indefinite and rounding is
                         # amplified; its island is factorised afresh, in the fresh op order)
-                        ps.uncl[lab[fr[e]]] = 1
+                        ps.uncl[l] = 1
                     if not work[fr[e]]:
                         flow[e] = 0.0
-                    elif mode[lab[fr[e]]] == 3 and not self.base_act[e]:
-                        mode[lab[fr[e]]] = 4
+                    elif mode[l] == 3 and not self.base_act[e]:
+                        mode[l] = 4
+                    if mode[l]:
+                        brl[nbr] = e
+                        nbr += 1
             nrem = 0
             nwood = 0
             for l in range(ni):
@@ -2560,62 +2583,64 @@ cdef class DCFlow:
                         npart += 1
                     else:
                         nfresh += 1
-            # active branches of the islands to solve, by island, in index order
-            for l in range(ni + 1):
-                cnt[l] = 0
-            for e in range(m):
-                if act[e] and mode[lab[fr[e]]]:
-                    cnt[lab[fr[e]] + 1] += 1
-            for l in range(ni):
-                cnt[l + 1] += cnt[l]
-                bfill[l] = cnt[l]
-            nbr = cnt[ni]
-            for e in range(m):
-                if act[e] and mode[lab[fr[e]]]:
-                    brl[bfill[lab[fr[e]]]] = e
-                    bfill[lab[fr[e]]] += 1
-            # small islands: dense, local indices in bus order (the reference first)
-            for l in range(ni + 1):
-                bcut[l] = 0
-            for v in range(n):
-                if lab[v] >= 0 and mode[lab[v]] == 2:
-                    bcut[lab[v] + 1] += 1
-            for l in range(ni):
-                bcut[l + 1] += bcut[l]
-                bfill[l] = bcut[l]
-            for v in range(n):
-                if lab[v] >= 0 and mode[lab[v]] == 2:
-                    l = lab[v]
-                    loc[v] = bfill[l] - bcut[l]
-                    bord[bfill[l]] = v
-                    bfill[l] += 1
-            for l in range(ni):
-                if mode[l] != 2:
-                    continue
-                nb = isz[l] - 1
-                for i in range(nb * nb):
-                    Bd[i] = 0.0
-                for p in range(cnt[l], cnt[l + 1]):
-                    e = brl[p]
-                    i = loc[fr[e]] - 1
-                    k = loc[to[e]] - 1
-                    b = 1.0 / x[e]
-                    if i >= 0:
-                        Bd[i * nb + i] += b
-                    if k >= 0:
-                        Bd[k * nb + k] += b
-                    if i >= 0 and k >= 0:
-                        Bd[i * nb + k] -= b
-                        Bd[k * nb + i] -= b
-                for i in range(nb):
-                    bd[i] = rhs[bord[bcut[l] + i + 1]]
-                if _gesv(nb, Bd, bd):
-                    rc = 1
-                    break
-                st[2] += 1
-                theta[bord[bcut[l]]] = 0.0
-                for i in range(nb):
-                    theta[bord[bcut[l] + i + 1]] = bd[i]
+            # small islands: dense, local indices in bus order (the reference first); their
+            # branches by island, in index order, in seeds[] (free after the split)
+            if nsmall:
+                for l in range(ni + 1):
+                    cnt[l] = 0
+                for p in range(nbr):
+                    l = lab[fr[brl[p]]]
+                    if mode[l] == 2:
+                        cnt[l + 1] += 1
+                for l in range(ni):
+                    cnt[l + 1] += cnt[l]
+                    bfill[l] = cnt[l]
+                for p in range(nbr):
+                    l = lab[fr[brl[p]]]
+                    if mode[l] == 2:
+                        seeds[bfill[l]] = brl[p]
+                        bfill[l] += 1
+                for l in range(ni + 1):
+                    bcut[l] = 0
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 2:
+                        bcut[lab[v] + 1] += 1
+                for l in range(ni):
+                    bcut[l + 1] += bcut[l]
+                    bfill[l] = bcut[l]
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 2:
+                        l = lab[v]
+                        loc[v] = bfill[l] - bcut[l]
+                        bord[bfill[l]] = v
+                        bfill[l] += 1
+                for l in range(ni):
+                    if mode[l] != 2:
+                        continue
+                    nb = isz[l] - 1
+                    for i in range(nb * nb):
+                        Bd[i] = 0.0
+                    for p in range(cnt[l], cnt[l + 1]):
+                        e = seeds[p]
+                        i = loc[fr[e]] - 1
+                        k = loc[to[e]] - 1
+                        b = 1.0 / x[e]
+                        if i >= 0:
+                            Bd[i * nb + i] += b
+                        if k >= 0:
+                            Bd[k * nb + k] += b
+                        if i >= 0 and k >= 0:
+                            Bd[i * nb + k] -= b
+                            Bd[k * nb + i] -= b
+                    for i in range(nb):
+                        bd[i] = rhs[bord[bcut[l] + i + 1]]
+                    if _gesv(nb, Bd, bd):
+                        rc = 1
+                        break
+                    st[2] += 1
+                    theta[bord[bcut[l]]] = 0.0
+                    for i in range(nb):
+                        theta[bord[bcut[l] + i + 1]] = bd[i]
             if rc:
                 break
             # large islands that changed shape: one LDL^T of all of them, in the intact order
@@ -2633,7 +2658,8 @@ cdef class DCFlow:
                     if mode[lab[fr[e]]] == 4:
                         remb[nrem + k] = e
                         k += 1
-                # (each island's branches in index order, as the numpy path assembles them)
+                # (each island's branches in index order, as the numpy path assembles them:
+                # the islands' buses are disjoint, so interleaving islands changes no sum)
                 self._assemble(nr, pos, remb + nrem, k, Ap, Ai, Ax, diag, bfill)
                 rc = sf.factor(nr, Ap, Ai, Ax, parent, lnz, flag, pattern, y)
                 if rc:
