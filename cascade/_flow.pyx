@@ -2341,6 +2341,7 @@ cdef class DCFlow:
         cdef Py_ssize_t stamp = 0, tprev = 0, ni0
         cdef bint same, oneclass = True
         cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
+        cdef int64_t* pbus
         cdef double* G = wd
         cdef double* rem = wd + n
         cdef double* Srv = wd + 2 * n
@@ -2416,18 +2417,26 @@ cdef class DCFlow:
                 for v in range(n):
                     if lab[v] >= 0 and sup[v] > 0:
                         G[lab[v]] += sup[v]
-                for v in range(n):
-                    work[v] = lab[v] >= 0 and G[lab[v]] > 0
-                    frac[v] = 1.0 if work[v] else 0.0
                 if oneclass:
-                    # one priority class: each island's demand summed in bus order, as the
-                    # classes' order gives it when every priority is equal (a stable sort)
                     for l in range(ni):
                         rem[l] = G[l]
                         Srv[l] = 0.0
-                    for v in range(n):
-                        if work[v] and dem[v] > 0:
+                # (in the same pass, each in bus order: the dispatch of the working generators
+                # and, with one priority class, each island's demand)
+                for v in range(n):
+                    work[v] = lab[v] >= 0 and G[lab[v]] > 0
+                    frac[v] = 1.0 if work[v] else 0.0
+                    if work[v]:
+                        if sup[v] > 0:
+                            if isnan(disp[v]):
+                                nanc[lab[v]] += 1.0
+                            else:
+                                Psum[lab[v]] += disp[v]
+                        if oneclass and dem[v] > 0:
                             Srv[lab[v]] += dem[v]
+                if oneclass:
+                    # one priority class: each island's demand summed in bus order, as the
+                    # classes' order gives it when every priority is equal (a stable sort)
                     for l in range(ni):
                         if Srv[l] > 0:
                             dc = Srv[l]
@@ -2475,12 +2484,6 @@ cdef class DCFlow:
                 for l in range(ni):
                     Srv[l] = G[l] - rem[l]
                 # generators share the served total; injections in per unit plus shift terms
-                for v in range(n):
-                    if work[v] and sup[v] > 0:
-                        if isnan(disp[v]):
-                            nanc[lab[v]] += 1.0
-                        else:
-                            Psum[lab[v]] += disp[v]
                 for v in range(n):
                     g = 0.0
                     if work[v] and sup[v] > 0:
@@ -2681,12 +2684,12 @@ cdef class DCFlow:
                 st[0] += npart
                 st[3] += npart
                 nrb = self.nrb
-                for i in range(nrb + 1):
-                    z[i] = 0.0
-                for v in range(n):
-                    if (lab[v] >= 0 and mode[lab[v]] == 5 and posb[v] >= 0
-                            and v != iref[lab[v]]):
-                        z[posb[v]] = rhs[v]
+                pbus = &self.pbus[0]                # (the bus of each position)
+                for i in range(nrb):
+                    v = pbus[i]
+                    l = lab[v]
+                    z[i] = rhs[v] if (l >= 0 and mode[l] == 5 and v != iref[l]) else 0.0
+                z[nrb] = 0.0
                 _lsolve(nrb, self.bf.Lp, self.bf.Li, ps.Lx, ps.D, z)
                 st[2] += 1
                 for v in range(n):
