@@ -55,7 +55,7 @@ submatrix eliminated in the inherited order), so no ordering is ever recomputed.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.math cimport INFINITY, fabs, isnan, NAN
-from libc.stdlib cimport malloc, realloc, free, qsort
+from libc.stdlib cimport malloc, realloc, free
 
 import numpy as np
 import scipy.sparse as sp
@@ -1086,10 +1086,6 @@ cdef inline void _ps_note(_PS* ps, int64_t e) noexcept nogil:
     else:
         ps.allbr = True
 
-
-cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:
-    cdef int64_t x = (<const int64_t*>a)[0], y = (<const int64_t*>b)[0]
-    return (x > y) - (x < y)
 
 
 cdef void _lsolve(Py_ssize_t n, int64_t* Lp, int64_t* Li, double* Lx, double* D,
