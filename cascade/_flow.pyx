@@ -1071,6 +1071,21 @@ cdef struct _PS:
     uint8_t* uncl       # per island of the step: an active branch outside the intact grid
     bint init
     Py_ssize_t rows     # rows recomputed
+    int64_t* chg        # branches whose activity may have changed since the last refactor
+    Py_ssize_t nchg, cchg
+    bint allbr          # ... or every branch (a new factor, or chg overflowed)
+    bint dirty          # the islands (or their uncl) may have changed since the last refactor
+    int64_t* ml         # (the marked positions, nrb)
+
+
+cdef inline void _ps_note(_PS* ps, int64_t e) noexcept nogil:
+    """Branch e may have changed its activity since the last refactorization."""
+    if ps.nchg < ps.cchg:
+        ps.chg[ps.nchg] = e
+        ps.nchg += 1
+    else:
+        ps.allbr = True
+
 
 
 cdef void _lsolve(Py_ssize_t n, int64_t* Lp, int64_t* Li, double* Lx, double* D,
@@ -1551,6 +1566,7 @@ cdef class DCFlow:
         cdef Py_ssize_t nnzl
         cdef double[::1] v_lx, v_d, v_y
         cdef uint8_t[::1] v_u8
+        cdef int64_t[::1] v_i64
         if n == 0 or m == 0:
             return None
         ws_i = np.empty(self.nws_i, dtype=np.int64)
@@ -1588,6 +1604,14 @@ cdef class DCFlow:
             ps.uncl = ps.inF + m + 1
             ps.init = False
             ps.rows = 0
+            p_i64 = np.empty(self.nrb + 2 * m + 18, dtype=np.int64)
+            v_i64 = p_i64
+            ps.ml = &v_i64[0]
+            ps.chg = ps.ml + self.nrb + 1
+            ps.cchg = 2 * m + 16
+            ps.nchg = 0
+            ps.allbr = True
+            ps.dirty = True
             psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.full(m, np.nan)
@@ -1638,6 +1662,7 @@ cdef class DCFlow:
         cdef Py_ssize_t nnzl
         cdef double[::1] v_lx, v_d, v_y
         cdef uint8_t[::1] v_u8
+        cdef int64_t[::1] v_i64
         for c in range(nk):
             if losses[c] < 0 or losses[c] >= m:
                 raise ValueError("losses: index outside 0..m-1")
@@ -1698,6 +1723,14 @@ cdef class DCFlow:
             ps.uncl = ps.inF + m + 1
             ps.init = False
             ps.rows = 0
+            p_i64 = np.empty(self.nrb + 2 * m + 18, dtype=np.int64)
+            v_i64 = p_i64
+            ps.ml = &v_i64[0]
+            ps.chg = ps.ml + self.nrb + 1
+            ps.cchg = 2 * m + 16
+            ps.nchg = 0
+            ps.allbr = True
+            ps.dirty = True
             psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.empty(m)
@@ -1727,6 +1760,13 @@ cdef class DCFlow:
         for c in range(nk):
             b = losses[c]
             with nogil:
+                if psp != NULL:
+                    # (the branches whose activity changes from the last cascade's end)
+                    if c > 0:
+                        _ps_note(psp, losses[c - 1])
+                        for e in range(nt):
+                            _ps_note(psp, tbv[e])
+                    _ps_note(psp, b)
                 for e in range(m):
                     av[e] = a0[e]
                     fl[e] = NAN
@@ -1885,6 +1925,8 @@ cdef class DCFlow:
         cdef uint8_t* mark = ps.mark
         cdef uint8_t* inF = ps.inF
         cdef uint8_t* uncl = ps.uncl
+        cdef int64_t* ml = ps.ml
+        cdef Py_ssize_t nm, ne, i
         if not ps.init:
             # the intact grid's factor: every position a row, every branch of it counted
             for p in range(Lp[nr]):
@@ -1897,34 +1939,76 @@ cdef class DCFlow:
             for e in range(m):
                 inF[e] = self.base_act[e]
             ps.init = True
+            ps.allbr = True
+            ps.dirty = True
         # the columns that changed: rows that became or stopped being identity rows (and
-        # their neighbours), ends of branches lost or regained
-        for k in range(nr):
-            v = pbus[k]
-            l = lab[v]
-            s = l >= 0 and isz[l] > DENSE_MAX and v != iref[l] and not uncl[l]
-            if s != stat[k]:
-                stat[k] = s
-                mark[k] = 1
-                for j in range(adj_ptr[v], adj_ptr[v + 1]):
-                    pw = posb[adj_nbr[j]]
-                    if pw >= 0:
-                        mark[pw] = 1
-        for e in range(m):
+        # their neighbours), ends of branches lost or regained; the positions marked are
+        # listed in ml[:nm].  Only when the islands may have changed since the last call (the
+        # status of a row depends on nothing else), and only the branches noted since.
+        nm = 0
+        if ps.dirty:
+            for k in range(nr):
+                v = pbus[k]
+                l = lab[v]
+                s = l >= 0 and isz[l] > DENSE_MAX and v != iref[l] and not uncl[l]
+                if s != stat[k]:
+                    stat[k] = s
+                    if not mark[k]:
+                        mark[k] = 1
+                        ml[nm] = k
+                        nm += 1
+                    for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                        pw = posb[adj_nbr[j]]
+                        if pw >= 0 and not mark[pw]:
+                            mark[pw] = 1
+                            ml[nm] = pw
+                            nm += 1
+        ne = m if ps.allbr else ps.nchg
+        for i in range(ne):
+            e = i if ps.allbr else ps.chg[i]
             a = act[e] != 0 and self.base_act[e] != 0
             if a != inF[e]:
                 inF[e] = a
-                if posb[fr[e]] >= 0:
-                    mark[posb[fr[e]]] = 1
-                if posb[to[e]] >= 0:
-                    mark[posb[to[e]]] = 1
-        # their elimination-tree ancestors (a parent comes after its children)
-        for k in range(nr):
-            if mark[k] and epar[k] >= 0:
-                mark[epar[k]] = 1
-        for k in range(nr):
-            if not mark[k]:
-                continue
+                pw = posb[fr[e]]
+                if pw >= 0 and not mark[pw]:
+                    mark[pw] = 1
+                    ml[nm] = pw
+                    nm += 1
+                pw = posb[to[e]]
+                if pw >= 0 and not mark[pw]:
+                    mark[pw] = 1
+                    ml[nm] = pw
+                    nm += 1
+        ps.nchg = 0
+        ps.allbr = False
+        ps.dirty = False
+        # their elimination-tree ancestors, then in increasing order (a parent comes after
+        # its children: every row recomputed after the rows it reads)
+        ne = nm
+        for i in range(ne):
+            p = epar[ml[i]]
+            while p >= 0 and not mark[p]:
+                mark[p] = 1
+                ml[nm] = p
+                nm += 1
+                p = epar[p]
+        if nm <= 48:
+            # (insertion sort of a short list)
+            for i in range(1, nm):
+                p = ml[i]
+                j = i
+                while j > 0 and ml[j - 1] > p:
+                    ml[j] = ml[j - 1]
+                    j -= 1
+                ml[j] = p
+        else:
+            nm = 0
+            for k in range(nr):
+                if mark[k]:
+                    ml[nm] = k
+                    nm += 1
+        for i in range(nm):
+            k = ml[i]
             mark[k] = 0
             if not stat[k]:
                 D[k] = 1.0
@@ -2209,7 +2293,7 @@ cdef class DCFlow:
         cdef Py_ssize_t n = self.n, m = self.m
         cdef Py_ssize_t v, s, e, l, ni = 0, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
         cdef Py_ssize_t nd, nr, nbr, nrem, nfresh, nbase, nwood, ncol = 0, colcap = 0, mcap = 0
-        cdef Py_ssize_t bl, nb, pf, pt, nrb, npart
+        cdef Py_ssize_t bl, nb, pf, pt, nrb, npart, nsmall
         cdef int32_t pr
         cdef double dc, fg, S, P, g, b, sx, acc
         cdef int rc = 0
@@ -2253,6 +2337,7 @@ cdef class DCFlow:
         cdef Py_ssize_t stamp = 0, tprev = 0, ni0
         cdef bint same, oneclass = True
         cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
+        cdef int64_t* pbus
         cdef double* G = wd
         cdef double* rem = wd + n
         cdef double* Srv = wd + 2 * n
@@ -2328,18 +2413,26 @@ cdef class DCFlow:
                 for v in range(n):
                     if lab[v] >= 0 and sup[v] > 0:
                         G[lab[v]] += sup[v]
-                for v in range(n):
-                    work[v] = lab[v] >= 0 and G[lab[v]] > 0
-                    frac[v] = 1.0 if work[v] else 0.0
                 if oneclass:
-                    # one priority class: each island's demand summed in bus order, as the
-                    # classes' order gives it when every priority is equal (a stable sort)
                     for l in range(ni):
                         rem[l] = G[l]
                         Srv[l] = 0.0
-                    for v in range(n):
-                        if work[v] and dem[v] > 0:
+                # (in the same pass, each in bus order: the dispatch of the working generators
+                # and, with one priority class, each island's demand)
+                for v in range(n):
+                    work[v] = lab[v] >= 0 and G[lab[v]] > 0
+                    frac[v] = 1.0 if work[v] else 0.0
+                    if work[v]:
+                        if sup[v] > 0:
+                            if isnan(disp[v]):
+                                nanc[lab[v]] += 1.0
+                            else:
+                                Psum[lab[v]] += disp[v]
+                        if oneclass and dem[v] > 0:
                             Srv[lab[v]] += dem[v]
+                if oneclass:
+                    # one priority class: each island's demand summed in bus order, as the
+                    # classes' order gives it when every priority is equal (a stable sort)
                     for l in range(ni):
                         if Srv[l] > 0:
                             dc = Srv[l]
@@ -2388,12 +2481,6 @@ cdef class DCFlow:
                     Srv[l] = G[l] - rem[l]
                 # generators share the served total; injections in per unit plus shift terms
                 for v in range(n):
-                    if work[v] and sup[v] > 0:
-                        if isnan(disp[v]):
-                            nanc[lab[v]] += 1.0
-                        else:
-                            Psum[lab[v]] += disp[v]
-                for v in range(n):
                     g = 0.0
                     if work[v] and sup[v] > 0:
                         l = lab[v]
@@ -2434,10 +2521,12 @@ cdef class DCFlow:
             nfresh = 0
             nbase = 0
             npart = 0
+            nsmall = 0
             for l in range(ni):
                 if mode[l] and G[l] > 0 and isz[l] >= 2:
                     if isz[l] <= DENSE_MAX:
                         mode[l] = 2
+                        nsmall += 1
                     elif self.base_sz[self.base_lab[iref[l]]] == isz[l]:
                         mode[l] = 3                       # the intact factor, if it fits
                     else:
@@ -2445,18 +2534,29 @@ cdef class DCFlow:
                 else:
                     mode[l] = 0
             if ps != NULL:
+                if not same:
+                    ps.dirty = True
                 for l in range(ni):
+                    if ps.uncl[l]:
+                        ps.dirty = True           # (it may go from 1 to 0)
                     ps.uncl[l] = 0
+            # (and the active branches of the islands to solve, in index order: which islands
+            # those are does not change below, only how they are solved)
+            nbr = 0
             for e in range(m):
                 if act[e]:
+                    l = lab[fr[e]]
                     if ps != NULL and (not self.base_act[e] or x[e] < 0):
                         # (a series capacitor: the matrix is indefinite and rounding is
                         # amplified; its island is factorised afresh, in the fresh op order)
-                        ps.uncl[lab[fr[e]]] = 1
+                        ps.uncl[l] = 1
                     if not work[fr[e]]:
                         flow[e] = 0.0
-                    elif mode[lab[fr[e]]] == 3 and not self.base_act[e]:
-                        mode[lab[fr[e]]] = 4
+                    elif mode[l] == 3 and not self.base_act[e]:
+                        mode[l] = 4
+                    if mode[l]:
+                        brl[nbr] = e
+                        nbr += 1
             nrem = 0
             nwood = 0
             for l in range(ni):
@@ -2482,62 +2582,64 @@ cdef class DCFlow:
                         npart += 1
                     else:
                         nfresh += 1
-            # active branches of the islands to solve, by island, in index order
-            for l in range(ni + 1):
-                cnt[l] = 0
-            for e in range(m):
-                if act[e] and mode[lab[fr[e]]]:
-                    cnt[lab[fr[e]] + 1] += 1
-            for l in range(ni):
-                cnt[l + 1] += cnt[l]
-                bfill[l] = cnt[l]
-            nbr = cnt[ni]
-            for e in range(m):
-                if act[e] and mode[lab[fr[e]]]:
-                    brl[bfill[lab[fr[e]]]] = e
-                    bfill[lab[fr[e]]] += 1
-            # small islands: dense, local indices in bus order (the reference first)
-            for l in range(ni + 1):
-                bcut[l] = 0
-            for v in range(n):
-                if lab[v] >= 0 and mode[lab[v]] == 2:
-                    bcut[lab[v] + 1] += 1
-            for l in range(ni):
-                bcut[l + 1] += bcut[l]
-                bfill[l] = bcut[l]
-            for v in range(n):
-                if lab[v] >= 0 and mode[lab[v]] == 2:
-                    l = lab[v]
-                    loc[v] = bfill[l] - bcut[l]
-                    bord[bfill[l]] = v
-                    bfill[l] += 1
-            for l in range(ni):
-                if mode[l] != 2:
-                    continue
-                nb = isz[l] - 1
-                for i in range(nb * nb):
-                    Bd[i] = 0.0
-                for p in range(cnt[l], cnt[l + 1]):
-                    e = brl[p]
-                    i = loc[fr[e]] - 1
-                    k = loc[to[e]] - 1
-                    b = 1.0 / x[e]
-                    if i >= 0:
-                        Bd[i * nb + i] += b
-                    if k >= 0:
-                        Bd[k * nb + k] += b
-                    if i >= 0 and k >= 0:
-                        Bd[i * nb + k] -= b
-                        Bd[k * nb + i] -= b
-                for i in range(nb):
-                    bd[i] = rhs[bord[bcut[l] + i + 1]]
-                if _gesv(nb, Bd, bd):
-                    rc = 1
-                    break
-                st[2] += 1
-                theta[bord[bcut[l]]] = 0.0
-                for i in range(nb):
-                    theta[bord[bcut[l] + i + 1]] = bd[i]
+            # small islands: dense, local indices in bus order (the reference first); their
+            # branches by island, in index order, in seeds[] (free after the split)
+            if nsmall:
+                for l in range(ni + 1):
+                    cnt[l] = 0
+                for p in range(nbr):
+                    l = lab[fr[brl[p]]]
+                    if mode[l] == 2:
+                        cnt[l + 1] += 1
+                for l in range(ni):
+                    cnt[l + 1] += cnt[l]
+                    bfill[l] = cnt[l]
+                for p in range(nbr):
+                    l = lab[fr[brl[p]]]
+                    if mode[l] == 2:
+                        seeds[bfill[l]] = brl[p]
+                        bfill[l] += 1
+                for l in range(ni + 1):
+                    bcut[l] = 0
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 2:
+                        bcut[lab[v] + 1] += 1
+                for l in range(ni):
+                    bcut[l + 1] += bcut[l]
+                    bfill[l] = bcut[l]
+                for v in range(n):
+                    if lab[v] >= 0 and mode[lab[v]] == 2:
+                        l = lab[v]
+                        loc[v] = bfill[l] - bcut[l]
+                        bord[bfill[l]] = v
+                        bfill[l] += 1
+                for l in range(ni):
+                    if mode[l] != 2:
+                        continue
+                    nb = isz[l] - 1
+                    for i in range(nb * nb):
+                        Bd[i] = 0.0
+                    for p in range(cnt[l], cnt[l + 1]):
+                        e = seeds[p]
+                        i = loc[fr[e]] - 1
+                        k = loc[to[e]] - 1
+                        b = 1.0 / x[e]
+                        if i >= 0:
+                            Bd[i * nb + i] += b
+                        if k >= 0:
+                            Bd[k * nb + k] += b
+                        if i >= 0 and k >= 0:
+                            Bd[i * nb + k] -= b
+                            Bd[k * nb + i] -= b
+                    for i in range(nb):
+                        bd[i] = rhs[bord[bcut[l] + i + 1]]
+                    if _gesv(nb, Bd, bd):
+                        rc = 1
+                        break
+                    st[2] += 1
+                    theta[bord[bcut[l]]] = 0.0
+                    for i in range(nb):
+                        theta[bord[bcut[l] + i + 1]] = bd[i]
             if rc:
                 break
             # large islands that changed shape: one LDL^T of all of them, in the intact order
@@ -2555,7 +2657,8 @@ cdef class DCFlow:
                     if mode[lab[fr[e]]] == 4:
                         remb[nrem + k] = e
                         k += 1
-                # (each island's branches in index order, as the numpy path assembles them)
+                # (each island's branches in index order, as the numpy path assembles them:
+                # the islands' buses are disjoint, so interleaving islands changes no sum)
                 self._assemble(nr, pos, remb + nrem, k, Ap, Ai, Ax, diag, bfill)
                 rc = sf.factor(nr, Ap, Ai, Ax, parent, lnz, flag, pattern, y)
                 if rc:
@@ -2577,12 +2680,12 @@ cdef class DCFlow:
                 st[0] += npart
                 st[3] += npart
                 nrb = self.nrb
-                for i in range(nrb + 1):
-                    z[i] = 0.0
-                for v in range(n):
-                    if (lab[v] >= 0 and mode[lab[v]] == 5 and posb[v] >= 0
-                            and v != iref[lab[v]]):
-                        z[posb[v]] = rhs[v]
+                pbus = &self.pbus[0]                # (the bus of each position)
+                for i in range(nrb):
+                    v = pbus[i]
+                    l = lab[v]
+                    z[i] = rhs[v] if (l >= 0 and mode[l] == 5 and v != iref[l]) else 0.0
+                z[nrb] = 0.0
                 _lsolve(nrb, self.bf.Lp, self.bf.Li, ps.Lx, ps.D, z)
                 st[2] += 1
                 for v in range(n):
@@ -2671,6 +2774,8 @@ cdef class DCFlow:
                 e = tb[i]
                 act[e] = 0
                 flow[e] = NAN
+                if ps != NULL:
+                    _ps_note(ps, e)
         for e in range(m):
             if not act[e]:
                 flow[e] = NAN
