@@ -54,18 +54,15 @@ def grid(rng, n, extra, spurs):
     return nb, fr, to
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 90), chords=st.floats(0.0, 0.6),
-       spurs=st.integers(0, 4), kmax=st.sampled_from([0, 2, 32]), cap_lo=st.floats(0.5, 1.0),
-       negative=st.booleans(), dispatch=st.booleans(), classes=st.integers(1, 3),
-       partial=st.booleans(), incremental=st.booleans())
-def test_compiled_step_loop_equals_the_numpy_path(seed, n, chords, spurs, kmax, cap_lo, negative,
-                                                   dispatch, classes, partial, incremental):
-    rng = np.random.default_rng(seed)
+def rated_grid(rng, n, chords, spurs, cap_lo, negative, dispatch, classes):
+    """A random grid (:func:`grid`) with reactances (a few negative: series capacitors, the
+    matrix indefinite), phase shifts, loads, generators (dispatched or not), priority classes,
+    a few branches out of the intact grid, and ratings near the intact flows so that single
+    losses overload others and cascades run several steps; None for a singular draw."""
     n, fr, to = grid(rng, n, int(chords * n), spurs)
     m = len(fr)
     x = rng.uniform(0.01, 0.3, m)
-    if negative:                              # a few series capacitors (the matrix is indefinite)
+    if negative:
         x[rng.random(m) < 0.03] *= -0.2
     phi = np.where(rng.random(m) < 0.1, rng.uniform(-0.1, 0.1, m), 0.0)
     demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
@@ -80,11 +77,26 @@ def test_compiled_step_loop_equals_the_numpy_path(seed, n, chords, spurs, kmax, 
         intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), base_usable,
                             supply, demand, prio, disp).flows
     except np.linalg.LinAlgError:
-        return                                # a singular draw (capacitors): both paths raise
+        return None
     scale = max(1.0, np.nanmax(np.abs(intact), initial=0.0))
-    # ratings near the intact flows: single losses overload others and cascades run several steps
     cap = np.abs(np.nan_to_num(intact)) * rng.uniform(cap_lo, 1.6, m) + 1e-6 * scale
     cap[rng.random(m) < 0.1] = np.inf
+    return n, fr, to, x, phi, cap, base_usable, supply, demand, prio, disp
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 90), chords=st.floats(0.0, 0.6),
+       spurs=st.integers(0, 4), kmax=st.sampled_from([0, 2, 32]), cap_lo=st.floats(0.5, 1.0),
+       negative=st.booleans(), dispatch=st.booleans(), classes=st.integers(1, 3),
+       partial=st.booleans(), incremental=st.booleans())
+def test_compiled_step_loop_equals_the_numpy_path(seed, n, chords, spurs, kmax, cap_lo, negative,
+                                                   dispatch, classes, partial, incremental):
+    rng = np.random.default_rng(seed)
+    case = rated_grid(rng, n, chords, spurs, cap_lo, negative, dispatch, classes)
+    if case is None:
+        return                                # a singular draw (capacitors): both paths raise
+    n, fr, to, x, phi, cap, base_usable, supply, demand, prio, disp = case
+    m = len(fr)
     fast = DCFlow(n, fr, to, x, phi, cap, base_usable=base_usable, kmax=kmax, partial=partial,
                   incremental=incremental)
     slow = DCFlow(n, fr, to, x, phi, cap, base_usable=base_usable, kmax=kmax, compiled=False)
@@ -299,28 +311,11 @@ def test_batched_losses_equal_one_cascade_per_loss(seed, n, chords, spurs, kmax,
     numpy path, on a state with dead buses and lost branches, losses repeated and already
     lost included."""
     rng = np.random.default_rng(seed)
-    n, fr, to = grid(rng, n, int(chords * n), spurs)
+    case = rated_grid(rng, n, chords, spurs, cap_lo, negative, dispatch, classes)
+    if case is None:
+        return                                # a singular draw (capacitors): both paths raise
+    n, fr, to, x, phi, cap, base_usable, supply, demand, prio, disp = case
     m = len(fr)
-    x = rng.uniform(0.01, 0.3, m)
-    if negative:
-        x[rng.random(m) < 0.03] *= -0.2
-    phi = np.where(rng.random(m) < 0.1, rng.uniform(-0.1, 0.1, m), 0.0)
-    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
-    supply = np.zeros(n)
-    gens = rng.choice(n, max(1, n // 8), replace=False)
-    supply[gens] = demand.sum() * rng.uniform(0.7, 1.3) * rng.dirichlet(np.ones(len(gens)))
-    disp = (np.where(supply > 0, supply * rng.uniform(0.3, 1.0, n), np.nan) if dispatch
-            else np.full(n, np.nan))
-    prio = rng.integers(0, classes, n).astype(np.int32)
-    base_usable = rng.random(m) > 0.03
-    try:
-        intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), base_usable,
-                            supply, demand, prio, disp).flows
-    except np.linalg.LinAlgError:
-        return
-    scale = max(1.0, np.nanmax(np.abs(intact), initial=0.0))
-    cap = np.abs(np.nan_to_num(intact)) * rng.uniform(cap_lo, 1.6, m) + 1e-6 * scale
-    cap[rng.random(m) < 0.1] = np.inf
     alive = rng.random(n) > 0.03
     usable = base_usable & (rng.random(m) > 0.03)
     losses = np.r_[rng.permutation(m)[: min(m, 40)], rng.integers(0, m, 3)]
