@@ -1548,6 +1548,37 @@ cdef class DCFlow:
             tf = np.zeros(0)
         return served, working, flow, tb, ts, tf
 
+    cdef object _ps_setup(self, _PS* ps):
+        """Point ps at a new workspace of the partially refactorised factor (the intact grid's
+        symbolic LDL^T; no rows synced yet) and return the arrays behind it: the caller keeps
+        them alive as long as ps is used."""
+        cdef Py_ssize_t n = self.n, m = self.m, nrb = self.nrb
+        cdef Py_ssize_t nnzl = self.bf.Lp[nrb]
+        p_lx = np.empty(max(nnzl, 1), dtype=np.float64)
+        p_d = np.empty(nrb + 1, dtype=np.float64)
+        p_y = np.zeros(nrb + 1, dtype=np.float64)
+        p_u8 = np.zeros(2 * nrb + m + n + 4, dtype=np.uint8)
+        p_i64 = np.empty(nrb + 2 * m + 18, dtype=np.int64)
+        cdef double[::1] v_lx = p_lx, v_d = p_d, v_y = p_y
+        cdef uint8_t[::1] v_u8 = p_u8
+        cdef int64_t[::1] v_i64 = p_i64
+        ps.Lx = &v_lx[0]
+        ps.D = &v_d[0]
+        ps.y = &v_y[0]
+        ps.stat = &v_u8[0]
+        ps.mark = ps.stat + nrb + 1
+        ps.inF = ps.mark + nrb + 1
+        ps.uncl = ps.inF + m + 1
+        ps.init = False
+        ps.rows = 0
+        ps.ml = &v_i64[0]
+        ps.chg = ps.ml + nrb + 1
+        ps.cchg = 2 * m + 16
+        ps.nchg = 0
+        ps.allbr = True
+        ps.dirty = True
+        return (p_lx, p_d, p_y, p_u8, p_i64)
+
     # ------------------------------------------------------------------ the compiled step loop
     def _run(self, uint8_t[::1] alive, uint8_t[::1] usable, double[::1] supply,
              double[::1] dispatch, double[::1] demand, int32_t[::1] priority):
@@ -1563,10 +1594,6 @@ cdef class DCFlow:
         cdef Py_ssize_t st[4]
         cdef _PS ps
         cdef _PS* psp = NULL
-        cdef Py_ssize_t nnzl
-        cdef double[::1] v_lx, v_d, v_y
-        cdef uint8_t[::1] v_u8
-        cdef int64_t[::1] v_i64
         if n == 0 or m == 0:
             return None
         ws_i = np.empty(self.nws_i, dtype=np.int64)
@@ -1586,32 +1613,7 @@ cdef class DCFlow:
             self._build_rows()
         st[0] = st[1] = st[2] = st[3] = 0
         if self.partial and self.have_rows:
-            nnzl = self.bf.Lp[self.nrb]
-            p_lx = np.empty(max(nnzl, 1), dtype=np.float64)
-            p_d = np.empty(self.nrb + 1, dtype=np.float64)
-            p_y = np.zeros(self.nrb + 1, dtype=np.float64)
-            p_u8 = np.zeros(2 * self.nrb + m + n + 4, dtype=np.uint8)
-            v_lx = p_lx
-            v_d = p_d
-            v_y = p_y
-            v_u8 = p_u8
-            ps.Lx = &v_lx[0]
-            ps.D = &v_d[0]
-            ps.y = &v_y[0]
-            ps.stat = &v_u8[0]
-            ps.mark = ps.stat + self.nrb + 1
-            ps.inF = ps.mark + self.nrb + 1
-            ps.uncl = ps.inF + m + 1
-            ps.init = False
-            ps.rows = 0
-            p_i64 = np.empty(self.nrb + 2 * m + 18, dtype=np.int64)
-            v_i64 = p_i64
-            ps.ml = &v_i64[0]
-            ps.chg = ps.ml + self.nrb + 1
-            ps.cchg = 2 * m + 16
-            ps.nchg = 0
-            ps.allbr = True
-            ps.dirty = True
+            ps_arrays = self._ps_setup(&ps)     # (kept alive while ps is used)
             psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.full(m, np.nan)
@@ -1659,10 +1661,6 @@ cdef class DCFlow:
         cdef Py_ssize_t st[4]
         cdef _PS ps
         cdef _PS* psp = NULL
-        cdef Py_ssize_t nnzl
-        cdef double[::1] v_lx, v_d, v_y
-        cdef uint8_t[::1] v_u8
-        cdef int64_t[::1] v_i64
         for c in range(nk):
             if losses[c] < 0 or losses[c] >= m:
                 raise ValueError("losses: index outside 0..m-1")
@@ -1705,32 +1703,7 @@ cdef class DCFlow:
             self._build_rows()
         st[0] = st[1] = st[2] = st[3] = 0
         if self.partial and self.have_rows:
-            nnzl = self.bf.Lp[self.nrb]
-            p_lx = np.empty(max(nnzl, 1), dtype=np.float64)
-            p_d = np.empty(self.nrb + 1, dtype=np.float64)
-            p_y = np.zeros(self.nrb + 1, dtype=np.float64)
-            p_u8 = np.zeros(2 * self.nrb + m + n + 4, dtype=np.uint8)
-            v_lx = p_lx
-            v_d = p_d
-            v_y = p_y
-            v_u8 = p_u8
-            ps.Lx = &v_lx[0]
-            ps.D = &v_d[0]
-            ps.y = &v_y[0]
-            ps.stat = &v_u8[0]
-            ps.mark = ps.stat + self.nrb + 1
-            ps.inF = ps.mark + self.nrb + 1
-            ps.uncl = ps.inF + m + 1
-            ps.init = False
-            ps.rows = 0
-            p_i64 = np.empty(self.nrb + 2 * m + 18, dtype=np.int64)
-            v_i64 = p_i64
-            ps.ml = &v_i64[0]
-            ps.chg = ps.ml + self.nrb + 1
-            ps.cchg = 2 * m + 16
-            ps.nchg = 0
-            ps.allbr = True
-            ps.dirty = True
+            ps_arrays = self._ps_setup(&ps)     # (kept alive while ps is used)
             psp = &ps
         porder = np.argsort(-np.asarray(priority), kind="stable").astype(np.int64)
         flow = np.empty(m)
