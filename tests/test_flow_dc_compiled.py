@@ -84,6 +84,23 @@ def rated_grid(rng, n, chords, spurs, cap_lo, negative, dispatch, classes):
     return n, fr, to, x, phi, cap, base_usable, supply, demand, prio, disp
 
 
+def cascading_grid():
+    """An 80-bus grid with spurs, 12 generators and ratings 0.9-1.4 times the intact flows:
+    single losses run cascades of several steps that strand buses."""
+    rng = np.random.default_rng(7)
+    n, fr, to = grid(rng, 80, 30, 3)
+    m = len(fr)
+    x = rng.uniform(0.01, 0.3, m)
+    phi = np.zeros(m)
+    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
+    supply = np.zeros(n)
+    supply[rng.choice(n, 12, replace=False)] = demand.sum() * rng.dirichlet(np.ones(12))
+    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
+                        supply, demand).flows
+    cap = np.abs(intact) * rng.uniform(0.9, 1.4, m) + 1e-3
+    return n, fr, to, x, phi, cap, supply, demand
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 90), chords=st.floats(0.0, 0.6),
        spurs=st.integers(0, 4), kmax=st.sampled_from([0, 2, 32]), cap_lo=st.floats(0.5, 1.0),
@@ -117,17 +134,8 @@ def test_the_random_cascades_trip_split_and_use_every_solver():
     """Grids like the property test's do what it claims: every single-branch loss of an 80-bus
     grid with spurs, cascades of at least 3 steps that strand buses, the intact factor with
     Woodbury updates and fresh factorizations both used, and the same answers as the numpy path."""
-    rng = np.random.default_rng(7)
-    n, fr, to = grid(rng, 80, 30, 3)
+    n, fr, to, x, phi, cap, supply, demand = cascading_grid()
     m = len(fr)
-    x = rng.uniform(0.01, 0.3, m)
-    phi = np.zeros(m)
-    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
-    supply = np.zeros(n)
-    supply[rng.choice(n, 12, replace=False)] = demand.sum() * rng.dirichlet(np.ones(12))
-    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
-                        supply, demand).flows
-    cap = np.abs(intact) * rng.uniform(0.9, 1.4, m) + 1e-3
     fast = DCFlow(n, fr, to, x, phi, cap)
     slow = DCFlow(n, fr, to, x, phi, cap, compiled=False)
     alive = np.ones(n, bool)
@@ -353,17 +361,8 @@ def test_batched_losses_equal_one_cascade_per_loss(seed, n, chords, spurs, kmax,
 def test_batched_losses_on_a_grid_that_cascades():
     """Every single-branch loss of the 80-bus grid of the test above in one batched call: the
     cascades run several steps and strand buses, and each equals its one-by-one run."""
-    rng = np.random.default_rng(7)
-    n, fr, to = grid(rng, 80, 30, 3)
+    n, fr, to, x, phi, cap, supply, demand = cascading_grid()
     m = len(fr)
-    x = rng.uniform(0.01, 0.3, m)
-    phi = np.zeros(m)
-    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
-    supply = np.zeros(n)
-    supply[rng.choice(n, 12, replace=False)] = demand.sum() * rng.dirichlet(np.ones(12))
-    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
-                        supply, demand).flows
-    cap = np.abs(intact) * rng.uniform(0.9, 1.4, m) + 1e-3
     k = DCFlow(n, fr, to, x, phi, cap)
     alive, usable = np.ones(n, bool), np.ones(m, bool)
     r = k.cascades(alive, usable, supply, demand, np.arange(m), keep=True)
