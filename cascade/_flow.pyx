@@ -1634,7 +1634,7 @@ cdef class DCFlow:
                          and alive[self.to_[e]] != 0 and self.fr[e] != self.to_[e])
             rc = self._loop(&alive[0], &av[0], &supply[0], &dispatch[0], &demand[0],
                             &priority[0], &po[0], &fl[0], &fr_[0], &wk[0], &tbv[0], &tsv[0],
-                            &tfv[0], &nt, &wiv[0], &wdv[0], sf, st, psp, NULL, 0, -1)
+                            &tfv[0], &nt, &wiv[0], &wdv[0], sf, st, psp)
         self.n_factorizations += st[0]
         self.n_partial += st[3]
         if psp != NULL:
@@ -1726,16 +1726,10 @@ cdef class DCFlow:
         cdef uint8_t[::1] wk = work, av = act, a0 = act0
         cdef int64_t[::1] tbv = tb
         cdef int32_t[::1] tsv = ts
-        # the islands of the state before the losses (labels, references, sizes), which each
-        # cascade's first step splits at its loss's ends
-        isl = np.full(4 * n, -1, dtype=np.int64)
-        cdef int64_t[::1] iv = isl
-        cdef Py_ssize_t nl0
         with nogil:
             for e in range(m):
                 a0[e] = (usable[e] != 0 and self.cap[e] > 0 and alive[self.fr[e]] != 0
                          and alive[self.to_[e]] != 0 and self.fr[e] != self.to_[e])
-            nl0 = self._bfs(&alive[0], &a0[0], &iv[0], &iv[n], &iv[2 * n], &iv[3 * n], 0, 0)
         for c in range(nk):
             b = losses[c]
             with nogil:
@@ -1752,8 +1746,7 @@ cdef class DCFlow:
                 av[b] = 0
                 rc = self._loop(&alive[0], &av[0], &supply[0], &dispatch[0], &demand[0],
                                 &priority[0], &po[0], &fl[0], &fr_[0], &wk[0], &tbv[0], &tsv[0],
-                                &tfv[0], &nt, &wiv[0], &wdv[0], sf, st, psp, &iv[0], nl0,
-                                b)
+                                &tfv[0], &nt, &wiv[0], &wdv[0], sf, st, psp)
             if rc:
                 # (a singular matrix: the numpy path raises; a failed refactorization
                 # restarts the partial factor from the intact one)
@@ -2266,43 +2259,10 @@ cdef class DCFlow:
         self.have_base = True
         return 0
 
-    cdef Py_ssize_t _bfs(self, uint8_t* alive, uint8_t* act, int64_t* lab, int64_t* iref,
-                         int64_t* isz, int64_t* queue, Py_ssize_t s0,
-                         Py_ssize_t ni) noexcept nogil:
-        """Label the islands (over the active branches) of the alive buses from s0 on that have
-        no label yet, from label ni on; each island's reference is its first (smallest) bus.
-        Returns the number of islands."""
-        cdef Py_ssize_t n = self.n, s, v, j, k, head, tail
-        cdef int64_t* adj_ptr = &self.adj_ptr[0]
-        cdef int64_t* adj_nbr = &self.adj_nbr[0]
-        cdef int64_t* adj_edge = &self.adj_edge[0]
-        for s in range(s0, n):
-            if not alive[s] or lab[s] >= 0:
-                continue
-            lab[s] = ni
-            queue[0] = s
-            head = 0
-            tail = 1
-            while head < tail:
-                v = queue[head]
-                head += 1
-                for j in range(adj_ptr[v], adj_ptr[v + 1]):
-                    if act[adj_edge[j]]:
-                        k = adj_nbr[j]
-                        if lab[k] < 0:
-                            lab[k] = ni
-                            queue[tail] = k
-                            tail += 1
-            iref[ni] = s
-            isz[ni] = tail
-            ni += 1
-        return ni
-
     cdef int _loop(self, uint8_t* alive, uint8_t* act, double* sup, double* disp, double* dem,
                    int32_t* prio, int64_t* porder, double* flow, double* frac, uint8_t* work,
                    int64_t* tb, int32_t* ts, double* tf, Py_ssize_t* ntrip, int64_t* wi,
-                   double* wd, _CLDL sf, Py_ssize_t* st, _PS* ps, int64_t* isl0,
-                   Py_ssize_t nl0, int64_t loss) noexcept nogil:
+                   double* wd, _CLDL sf, Py_ssize_t* st, _PS* ps) noexcept nogil:
         cdef Py_ssize_t n = self.n, m = self.m
         cdef Py_ssize_t v, s, e, l, ni = 0, t, i, j, k, q, c, p, head, tail, step = 0, nt = 0, t0
         cdef Py_ssize_t nd, nr, nbr, nrem, nfresh, nbase, nwood, ncol = 0, colcap = 0, mcap = 0
@@ -2348,7 +2308,7 @@ cdef class DCFlow:
         cdef int64_t* rep = wi + 24 * n + 7 * m + 4     # n
         cdef int64_t* met = wi + 25 * n + 7 * m + 4     # 2 m: seeds whose trip's ends met
         cdef Py_ssize_t stamp = 0, tprev = 0, ni0
-        cdef bint same, got, oneclass = True
+        cdef bint same, oneclass = True
         cdef int64_t* posb = &self.posb[0]              # the intact factor's positions
         cdef int64_t* pbus
         cdef double* G = wd
@@ -2385,32 +2345,39 @@ cdef class DCFlow:
             # after the first step, split from the last step's islands at the trips' ends
             ni0 = ni
             same = False
-            got = False
-            if step > 1 and self.incremental:
-                got = self._split(act, lab, iref, isz, &ni, tb, tprev, nt, vis, qa, qb, seeds,
-                                  rep, met, &stamp, n) == 0
+            if (step > 1 and self.incremental and
+                    self._split(act, lab, iref, isz, &ni, tb, tprev, nt, vis, qa, qb, seeds,
+                                rep, met, &stamp, n) == 0):
+                s = n
                 # no island split off: every island keeps its buses, so its serving, shares
                 # and injections are those of the last step (the same operations on the same
                 # numbers); only the shift terms of the tripped branches change
-                same = got and ni == ni0
-            elif isl0 != NULL and self.incremental:
-                # the first step: the islands of the state before the loss, split at its ends
-                ni = nl0
-                for v in range(n):
-                    lab[v] = isl0[v]
-                for l in range(ni):
-                    iref[l] = isl0[n + l]
-                    isz[l] = isl0[2 * n + l]
-                got = self._split(act, lab, iref, isz, &ni, &loss, 0, 1, vis, qa, qb, seeds,
-                                  rep, met, &stamp, n) == 0
-            if got:
-                s = n
+                same = ni == ni0
             else:
                 for v in range(n):
                     lab[v] = -1
                 ni = 0
                 s = 0
-            ni = self._bfs(alive, act, lab, iref, isz, queue, s, ni)
+            for s in range(s, n):
+                if not alive[s] or lab[s] >= 0:
+                    continue
+                lab[s] = ni
+                queue[0] = s
+                head = 0
+                tail = 1
+                while head < tail:
+                    v = queue[head]
+                    head += 1
+                    for j in range(adj_ptr[v], adj_ptr[v + 1]):
+                        if act[adj_edge[j]]:
+                            k = adj_nbr[j]
+                            if lab[k] < 0:
+                                lab[k] = ni
+                                queue[tail] = k
+                                tail += 1
+                iref[ni] = s
+                isz[ni] = tail
+                ni += 1
             if not same:
                 for l in range(ni):
                     G[l] = 0.0
