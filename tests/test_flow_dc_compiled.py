@@ -84,17 +84,17 @@ def rated_grid(rng, n, chords, spurs, cap_lo, negative, dispatch, classes):
     return n, fr, to, x, phi, cap, base_usable, supply, demand, prio, disp
 
 
-def cascading_grid():
-    """An 80-bus grid with spurs, 12 generators and ratings 0.9-1.4 times the intact flows:
-    single losses run cascades of several steps that strand buses."""
-    rng = np.random.default_rng(7)
-    n, fr, to = grid(rng, 80, 30, 3)
+def cascading_grid(seed=7, buses=80, chords=30, gens=12):
+    """A grid with 3 spurs (80 buses, 12 generators by default) and ratings 0.9-1.4 times the
+    intact flows: single losses run cascades of several steps that strand buses."""
+    rng = np.random.default_rng(seed)
+    n, fr, to = grid(rng, buses, chords, 3)
     m = len(fr)
     x = rng.uniform(0.01, 0.3, m)
     phi = np.zeros(m)
     demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
     supply = np.zeros(n)
-    supply[rng.choice(n, 12, replace=False)] = demand.sum() * rng.dirichlet(np.ones(12))
+    supply[rng.choice(n, gens, replace=False)] = demand.sum() * rng.dirichlet(np.ones(gens))
     intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
                         supply, demand).flows
     cap = np.abs(intact) * rng.uniform(0.9, 1.4, m) + 1e-3
@@ -189,17 +189,8 @@ def test_threads_sharing_one_kernel_get_the_serial_answers():
     (as flow_sweep's do) get exactly the answers of one thread."""
     from concurrent.futures import ThreadPoolExecutor
 
-    rng = np.random.default_rng(11)
-    n, fr, to = grid(rng, 120, 50, 3)
+    n, fr, to, x, phi, cap, supply, demand = cascading_grid(seed=11, buses=120, chords=50, gens=15)
     m = len(fr)
-    x = rng.uniform(0.01, 0.3, m)
-    phi = np.zeros(m)
-    demand = np.where(rng.random(n) < 0.7, rng.uniform(5, 50, n), 0.0)
-    supply = np.zeros(n)
-    supply[rng.choice(n, 15, replace=False)] = demand.sum() * rng.dirichlet(np.ones(15))
-    intact = dc_cascade(np.ones(n, bool), fr, to, x, phi, np.full(m, np.inf), np.ones(m, bool),
-                        supply, demand).flows
-    cap = np.abs(intact) * rng.uniform(0.9, 1.4, m) + 1e-3
     alive = np.ones(n, bool)
 
     def one(k, b):
